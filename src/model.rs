@@ -1,0 +1,592 @@
+//! Value types shared by every layer: checked ids, permissions, revisions,
+//! the records of the directory (subjects, scopes, groups, roles,
+//! assignments) and the changes that move it from one revision to the next.
+//!
+//! Every type here is valid by construction: ids and permissions are built
+//! only through checked `TryFrom`/`FromStr`, so code that holds one never
+//! re-validates it. This module depends on nothing but std and serde; it must
+//! not know about protobuf, redb or the compiled cache.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest id of a tenant, subject, scope, group or role, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+/// Longest resource type or verb name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Most attributes one subject may carry.
+pub const MAX_ATTRIBUTES: usize = 64;
+/// Longest attribute key, in bytes.
+pub const MAX_ATTRIBUTE_KEY_LEN: usize = 128;
+/// Longest attribute value or title, in bytes.
+pub const MAX_TEXT_LEN: usize = 1024;
+/// Most grants one role may carry.
+pub const MAX_GRANTS: usize = 256;
+
+/// A value that failed its checked construction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct InvalidValue {
+    /// Why the value was refused, in lowercase, naming the offending part.
+    pub reason: String,
+}
+
+impl InvalidValue {
+    fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
+fn check_id(what: &str, s: &str) -> Result<(), InvalidValue> {
+    if s.is_empty() {
+        return Err(InvalidValue::new(format!("{what} must not be empty")));
+    }
+    if s.len() > MAX_ID_LEN {
+        return Err(InvalidValue::new(format!(
+            "{what} is {} bytes long; the limit is {MAX_ID_LEN}",
+            s.len()
+        )));
+    }
+    if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(InvalidValue::new(format!(
+            "{what} {s:?} contains the character {c:?}; whitespace and control characters are not allowed"
+        )));
+    }
+    Ok(())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidValue;
+            fn try_from(s: String) -> Result<Self, InvalidValue> {
+                check_id($what, &s)?;
+                Ok(Self(s.into()))
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = InvalidValue;
+            fn try_from(s: &str) -> Result<Self, InvalidValue> {
+                check_id($what, s)?;
+                Ok(Self(s.into()))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidValue;
+            fn from_str(s: &str) -> Result<Self, InvalidValue> {
+                Self::try_from(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0.to_string()
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant: the isolation boundary.
+    TenantId,
+    "tenant id"
+);
+id_type!(
+    /// A subject (user or service user) within a tenant.
+    SubjectId,
+    "subject id"
+);
+id_type!(
+    /// A scope within a tenant. [`ScopeId::root`] always exists.
+    ScopeId,
+    "scope id"
+);
+id_type!(
+    /// A group within a tenant.
+    GroupId,
+    "group id"
+);
+id_type!(
+    /// A role: builtin (from the schema) or custom (per tenant).
+    RoleId,
+    "role id"
+);
+
+/// The id of every tenant's implicit root scope.
+pub const ROOT_SCOPE: &str = "root";
+
+impl ScopeId {
+    /// The tenant root scope, ancestor of every other scope.
+    pub fn root() -> Self {
+        Self(Arc::from(ROOT_SCOPE))
+    }
+
+    /// Whether this is the tenant root.
+    pub fn is_root(&self) -> bool {
+        &*self.0 == ROOT_SCOPE
+    }
+}
+
+/// A resource type or verb name: 1-64 bytes of `[A-Za-z0-9_.-]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(Arc<str>);
+
+impl Name {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Name {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        if s.is_empty() || s.len() > MAX_NAME_LEN {
+            return Err(InvalidValue::new(format!(
+                "name {s:?} must be 1 to {MAX_NAME_LEN} bytes long"
+            )));
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return Err(InvalidValue::new(format!(
+                "name {s:?} contains {c:?}; use letters, digits, '_', '-' and '.'"
+            )));
+        }
+        Ok(Self(s.into()))
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A permission as written: `type:level`, `type:action`, a derived
+/// permission's `type:name`, or `*` (every permission, for administrators).
+///
+/// Whether a permission exists is the schema's business; this type only
+/// guarantees the syntax.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Permission {
+    /// `*`: every permission of the catalog.
+    All,
+    /// `resource:verb`.
+    Specific {
+        /// The resource type.
+        resource: Name,
+        /// The level, action or derived name.
+        verb: Name,
+    },
+}
+
+impl Permission {
+    /// The resource type, or `None` for `*`.
+    pub fn resource(&self) -> Option<&Name> {
+        match self {
+            Permission::All => None,
+            Permission::Specific { resource, .. } => Some(resource),
+        }
+    }
+}
+
+impl FromStr for Permission {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        if s == "*" {
+            return Ok(Permission::All);
+        }
+        let Some((resource, verb)) = s.split_once(':') else {
+            return Err(InvalidValue::new(format!(
+                "permission {s:?} is not of the form \"type:level\", \"type:action\" or \"*\""
+            )));
+        };
+        let part = |p: &str| {
+            p.parse::<Name>()
+                .map_err(|e| InvalidValue::new(format!("permission {s:?}: {e}")))
+        };
+        Ok(Permission::Specific {
+            resource: part(resource)?,
+            verb: part(verb)?,
+        })
+    }
+}
+
+impl TryFrom<String> for Permission {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
+        s.parse()
+    }
+}
+
+impl From<Permission> for String {
+    fn from(p: Permission) -> String {
+        p.to_string()
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Permission::All => f.write_str("*"),
+            Permission::Specific { resource, verb } => write!(f, "{resource}:{verb}"),
+        }
+    }
+}
+
+/// A store-wide, strictly increasing commit number. Revision 0 is the empty
+/// store before any write.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub struct Revision(pub u64);
+
+impl Revision {
+    /// The revision after this one.
+    pub fn next(self) -> Revision {
+        Revision(self.0.saturating_add(1))
+    }
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An instant, as nanoseconds since the Unix epoch (UTC).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The current wall-clock time.
+    pub fn now() -> Timestamp {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
+    }
+}
+
+/// Whether a subject is a person or an integration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    /// A person.
+    #[default]
+    User,
+    /// An integration's service user.
+    Service,
+}
+
+/// Whether a subject may act at all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectStatus {
+    /// Holds what its roles give it.
+    #[default]
+    Active,
+    /// Denied everything; keeps its memberships.
+    Locked,
+}
+
+/// Who acts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// Unique in the tenant.
+    pub id: SubjectId,
+    /// User or service user.
+    pub kind: SubjectKind,
+    /// Active or locked.
+    pub status: SubjectStatus,
+    /// Free-form attributes; at most [`MAX_ATTRIBUTES`], checked by
+    /// [`Subject::check_attributes`].
+    pub attributes: BTreeMap<String, String>,
+    /// The scope checks targeting this subject apply at; `None` is the root.
+    pub home_scope: Option<ScopeId>,
+}
+
+impl Subject {
+    /// Checks the attribute limits.
+    pub fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), InvalidValue> {
+        if attributes.len() > MAX_ATTRIBUTES {
+            return Err(InvalidValue::new(format!(
+                "{} attributes given; the limit is {MAX_ATTRIBUTES}",
+                attributes.len()
+            )));
+        }
+        for (k, v) in attributes {
+            if k.is_empty() || k.len() > MAX_ATTRIBUTE_KEY_LEN {
+                return Err(InvalidValue::new(format!(
+                    "attribute key {k:?} must be 1 to {MAX_ATTRIBUTE_KEY_LEN} bytes long"
+                )));
+            }
+            check_text(&format!("attribute {k:?}"), v)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a free-text field (title, attribute value) against [`MAX_TEXT_LEN`].
+pub fn check_text(what: &str, s: &str) -> Result<(), InvalidValue> {
+    if s.len() > MAX_TEXT_LEN {
+        return Err(InvalidValue::new(format!(
+            "{what} is {} bytes long; the limit is {MAX_TEXT_LEN}",
+            s.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A place where grants apply. The root is implicit and never stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    /// Unique in the tenant; never [`ROOT_SCOPE`].
+    pub id: ScopeId,
+    /// Free-form kind of place ("app", "unit", ...).
+    pub scope_type: String,
+    /// The parent; the root for top-level scopes.
+    pub parent: ScopeId,
+}
+
+/// A set of subjects and nested groups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Unique in the tenant.
+    pub id: GroupId,
+    /// Human-readable name.
+    pub title: String,
+}
+
+/// One permission a role grants, optionally pinned to scopes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Grant {
+    /// What is granted.
+    pub permission: Permission,
+    /// If not empty, the grant holds at these scopes instead of the
+    /// assignment's scope.
+    pub scopes: Vec<ScopeId>,
+}
+
+/// A named set of grants with the rules for giving it out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// Unique in the tenant, across builtin and custom roles.
+    pub id: RoleId,
+    /// Human-readable name.
+    pub title: String,
+    /// What it grants; at most [`MAX_GRANTS`].
+    pub grants: Vec<Grant>,
+    /// The role class (schema roles only).
+    pub class: Option<String>,
+    /// Rank: an actor may not grant a role ranked above its own.
+    pub rank: i32,
+    /// Permissions a subject must hold to receive the role.
+    pub requires: Vec<Permission>,
+    /// Permission an actor needs to assign or remove the role.
+    pub managed_by: Option<Permission>,
+    /// Whether a holder may remove itself.
+    pub self_removable: bool,
+}
+
+/// Who receives a membership or a role.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Principal {
+    /// A subject.
+    Subject(SubjectId),
+    /// A group.
+    Group(GroupId),
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::Subject(s) => write!(f, "subject {s}"),
+            Principal::Group(g) => write!(f, "group {g}"),
+        }
+    }
+}
+
+/// Where an assignment holds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// At a scope and (for inheriting permissions) below.
+    Scope(ScopeId),
+    /// Over the subjects of a group, for checks that target a subject.
+    Population(GroupId),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Scope(s) => write!(f, "scope {s}"),
+            Target::Population(g) => write!(f, "population {g}"),
+        }
+    }
+}
+
+/// What identifies an assignment: at most one exists per key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AssignmentKey {
+    /// The role.
+    pub role: RoleId,
+    /// Who holds it.
+    pub principal: Principal,
+    /// Where.
+    pub target: Target,
+}
+
+/// A role given to a principal at a target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Role, principal and target.
+    pub key: AssignmentKey,
+    /// When it stops counting, if ever.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A group membership: `member` belongs to `group`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Membership {
+    /// The group.
+    pub group: GroupId,
+    /// The member.
+    pub member: Principal,
+}
+
+/// Per-tenant settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantSettings {
+    /// Resource types switched off: nobody holds anything on them.
+    pub disabled_resources: BTreeSet<Name>,
+}
+
+impl Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One raw change to a tenant's directory, or to the store-wide schema.
+/// A write is a list of these; the store persists them, the cache applies
+/// them, the feed streams them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// The tenant was created or its settings replaced.
+    TenantPut(TenantSettings),
+    /// A subject was created or replaced.
+    SubjectPut(Subject),
+    /// A subject was deleted; its memberships and assignments were removed by
+    /// earlier changes of the same write.
+    SubjectDeleted(SubjectId),
+    /// A scope was created or replaced.
+    ScopePut(Scope),
+    /// A scope was deleted.
+    ScopeDeleted(ScopeId),
+    /// A group was created or replaced.
+    GroupPut(Group),
+    /// A group was deleted; its memberships and assignments were removed by
+    /// earlier changes of the same write.
+    GroupDeleted(GroupId),
+    /// A custom role was created or replaced.
+    RolePut(Role),
+    /// A custom role was deleted; its assignments were removed by earlier
+    /// changes of the same write.
+    RoleDeleted(RoleId),
+    /// A member joined a group.
+    MemberAdded(Membership),
+    /// A member left a group.
+    MemberRemoved(Membership),
+    /// A role was assigned, or an assignment's expiry replaced.
+    RoleAssigned(Assignment),
+    /// A role was unassigned.
+    RoleUnassigned(AssignmentKey),
+    /// The schema was replaced by this text (store-wide).
+    SchemaWritten(String),
+}
+
+/// One committed write: the unit of the changelog and of the feed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSet {
+    /// The revision it committed as.
+    pub revision: Revision,
+    /// The tenant it changed; `None` for store-wide changes (the schema).
+    pub tenant: Option<TenantId>,
+    /// On whose behalf; `None` for a system write.
+    pub actor: Option<SubjectId>,
+    /// When it committed.
+    pub committed_at: Timestamp,
+    /// What changed, in order.
+    pub changes: Vec<Change>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_refuse_empty_long_and_whitespace() {
+        assert!(SubjectId::try_from("").is_err());
+        assert!(SubjectId::try_from("a b").is_err());
+        assert!(SubjectId::try_from("x".repeat(MAX_ID_LEN + 1)).is_err());
+        assert!(SubjectId::try_from("alice@example.com").is_ok());
+    }
+
+    #[test]
+    fn permissions_parse_and_print() {
+        for text in ["*", "product:edit", "forms:create_and_distribute"] {
+            let p: Permission = text.parse().unwrap_or(Permission::All);
+            assert_eq!(p.to_string(), text);
+        }
+        for bad in ["product", "product:", ":edit", "a:b:c", "pro duct:edit"] {
+            assert!(bad.parse::<Permission>().is_err(), "{bad} should fail");
+        }
+    }
+}
