@@ -12,5 +12,9 @@
 //!
 //! - [`model`]: checked value types shared by every layer (ids, permissions,
 //!   revisions, directory records, changes).
+//! - [`store`]: the durable redb store (the only place that names redb):
+//!   tables, record codecs, atomic commits with their changelog, the
+//!   start-up load.
 
 pub mod model;
+pub mod store;

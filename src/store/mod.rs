@@ -1,0 +1,1347 @@
+//! The durable store: the only module that names redb.
+//!
+//! It owns the database file, the transactions that apply a write's changes
+//! together with its changelog entry, the revision counter, idempotency keys
+//! and the start-up load. All calls block; the service runs them in
+//! `spawn_blocking`.
+//!
+//! It must not leak redb types upward (errors reach callers as
+//! [`StoreError`], whose sources are boxed), must not know protobuf, and must
+//! not hold rules of the model: it applies the changes it is given, in order,
+//! and trusts that the layer above validated them.
+
+mod codec;
+#[cfg(test)]
+mod fault;
+mod tables;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use redb::{
+    Builder, Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle,
+    WriteTransaction,
+};
+use serde::de::DeserializeOwned;
+
+use crate::model::{
+    Assignment, Change, ChangeSet, Group, InvalidValue, Membership, Revision, Role, Scope, Subject,
+    SubjectId, TenantId, TenantSettings, Timestamp,
+};
+
+use tables::{
+    ASSIGNMENTS, CHANGELOG, FORMAT_VERSION, GROUPS, IDEMPOTENCY, MEMBERSHIPS, META,
+    META_FORMAT_VERSION, META_REVISION, ROLES, SCHEMA, SCHEMA_CURRENT, SCOPES, SUBJECTS, TENANTS,
+};
+
+/// Name of the database file inside the store directory.
+pub const FILE_NAME: &str = "authzd.redb";
+
+/// Most memory redb may use to cache pages. The compiled cache answers reads,
+/// so redb only needs enough for a write's working set and the start-up scan;
+/// its own default (1 GiB) would double the memory footprint for nothing.
+pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// An error's underlying cause, boxed so that redb's types stay inside this
+/// module.
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store directory could not be created.
+    #[error("cannot create the store directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database file could not be opened (missing permissions, locked by
+    /// another process, not a redb file, ...).
+    #[error("cannot open the store {location}: {source}")]
+    Open {
+        /// The file, or a description of a non-file backend.
+        location: String,
+        /// Why.
+        source: Source,
+    },
+    /// The file was written in a format version this build does not read.
+    #[error(
+        "the store {location} has format version {found}; this build of authzd reads only version {supported}"
+    )]
+    UnknownFormat {
+        /// The file.
+        location: String,
+        /// The version recorded in the file.
+        found: u64,
+        /// The version this build reads and writes.
+        supported: u64,
+    },
+    /// The file is a redb database but records no authzd format version, so
+    /// it was not written by authzd.
+    #[error(
+        "the store {location} holds tables but no authzd format version; it is not an authzd store"
+    )]
+    NotAStore {
+        /// The file.
+        location: String,
+    },
+    /// redb failed to read or write. Nothing of the operation was applied.
+    #[error("store database error: {0}")]
+    Database(#[source] Source),
+    /// The final commit step failed: the write may or may not have become
+    /// durable. The store reopens its file before its next operation; read
+    /// [`Store::revision`] (or [`Store::changes_after`]) to learn whether the
+    /// write landed.
+    #[error("the commit failed and may or may not have been persisted: {0}")]
+    CommitUncertain(#[source] Source),
+    /// The write's expected revision is not the store's current revision.
+    #[error("expected revision {expected}, but the store is at revision {actual}")]
+    RevisionMismatch {
+        /// The revision the write was prepared against.
+        expected: Revision,
+        /// The store's latest committed revision.
+        actual: Revision,
+    },
+    /// A change that belongs to a tenant came in a write that names no tenant
+    /// (a bug in the caller).
+    #[error("change {index} of the write belongs to a tenant, but the write names none")]
+    MissingTenant {
+        /// Position of the change in the write.
+        index: usize,
+    },
+    /// A record could not be encoded.
+    #[error("cannot encode a {what} record: {source}")]
+    Encode {
+        /// The kind of record.
+        what: &'static str,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// A stored record could not be decoded (a corrupt or foreign file).
+    #[error("cannot decode a stored {what} record: {source}")]
+    Decode {
+        /// The kind of record.
+        what: &'static str,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// A stored key holds an id that is not valid (a corrupt or foreign file).
+    #[error("a stored {what} key is invalid: {source}")]
+    InvalidKey {
+        /// The kind of key.
+        what: &'static str,
+        /// Why.
+        source: InvalidValue,
+    },
+    /// Every revision number has been used.
+    #[error("the revision counter is exhausted")]
+    RevisionExhausted,
+}
+
+impl StoreError {
+    /// Whether redb's handle is unusable after this error: after a failed
+    /// commit or an I/O error redb refuses further writes until the file is
+    /// closed and reopened, which also repairs whatever the failure left.
+    fn needs_reopen(&self) -> bool {
+        match self {
+            StoreError::CommitUncertain(_) => true,
+            StoreError::Database(source) => matches!(
+                source.downcast_ref::<redb::Error>(),
+                Some(redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::Backend(_))
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Wraps any redb error; the concrete type stays in [`StoreError::Database`]'s
+/// boxed source so [`StoreError::needs_reopen`] can still inspect it.
+fn db_err(err: impl Into<redb::Error>) -> StoreError {
+    StoreError::Database(Box::new(err.into()))
+}
+
+/// One write, already validated, ready to commit as one revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingWrite {
+    /// The tenant it changes; `None` for store-wide changes
+    /// ([`Change::SchemaWritten`]).
+    pub tenant: Option<TenantId>,
+    /// On whose behalf; `None` for a system write.
+    pub actor: Option<SubjectId>,
+    /// The commit time recorded in the changelog.
+    pub committed_at: Timestamp,
+    /// The changes, applied in order.
+    pub changes: Vec<Change>,
+    /// If set, the write commits only if the store is at exactly this
+    /// revision.
+    pub expected_revision: Option<Revision>,
+    /// If set, a second write with the same key in the same tenant (or
+    /// store-wide, for `tenant: None`) is not applied again.
+    pub idempotency_key: Option<String>,
+}
+
+/// What [`Store::commit`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The write committed as this change set.
+    Committed(ChangeSet),
+    /// The idempotency key was seen before: nothing was written, and this is
+    /// the revision the first attempt committed as.
+    Replayed(Revision),
+}
+
+/// The whole store, as read by one transaction, for the start-up cache
+/// rebuild.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// The revision the data reflects.
+    pub revision: Revision,
+    /// The schema text, if one was ever written.
+    pub schema: Option<String>,
+    /// Every tenant, in id order.
+    pub tenants: Vec<TenantData>,
+}
+
+/// One tenant's records, each vector in key order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantData {
+    /// The tenant.
+    pub id: TenantId,
+    /// Its settings; the defaults if rows exist without a tenant row (which
+    /// only a caller that skipped `TenantPut` can cause).
+    pub settings: TenantSettings,
+    /// By subject id.
+    pub subjects: Vec<Subject>,
+    /// By scope id.
+    pub scopes: Vec<Scope>,
+    /// By group id.
+    pub groups: Vec<Group>,
+    /// Custom roles, by role id.
+    pub roles: Vec<Role>,
+    /// By group, then member.
+    pub memberships: Vec<Membership>,
+    /// By role, then principal, then target.
+    pub assignments: Vec<Assignment>,
+}
+
+impl TenantData {
+    fn empty(id: TenantId) -> Self {
+        Self {
+            id,
+            settings: TenantSettings::default(),
+            subjects: Vec::new(),
+            scopes: Vec::new(),
+            groups: Vec::new(),
+            roles: Vec::new(),
+            memberships: Vec::new(),
+            assignments: Vec::new(),
+        }
+    }
+}
+
+/// Makes a fresh redb handle on the same storage; called at open and again
+/// after a failure that left the previous handle unusable.
+type Opener = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// The durable store. `Send + Sync`: share it behind an `Arc`.
+pub struct Store {
+    /// The open database, or `None` after a failure that requires a reopen
+    /// (or a reopen that failed); the next operation reopens. A `RwLock`
+    /// because operations share the handle (redb orders writers itself) and
+    /// only swapping the handle needs it alone.
+    slot: RwLock<Option<Database>>,
+    /// Reopens the storage the store was opened on.
+    opener: Opener,
+    /// Where the data lives, for error messages.
+    location: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating the directory and the file
+    /// [`FILE_NAME`] if missing. Fails if another process has it open or the
+    /// file has an unknown format version.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let location = path.display().to_string();
+        Store::with_opener(
+            location,
+            Box::new(move || Builder::new().set_cache_size(CACHE_BYTES).create(&path)),
+        )
+    }
+
+    /// Opens a store on any redb storage, so tests can inject faults.
+    #[cfg(test)]
+    pub(crate) fn open_with_backend<B: redb::StorageBackend>(
+        location: &str,
+        backend: impl Fn() -> B + Send + Sync + 'static,
+    ) -> Result<Store, StoreError> {
+        Store::with_opener(
+            location.to_owned(),
+            Box::new(move || {
+                Builder::new()
+                    .set_cache_size(CACHE_BYTES)
+                    .create_with_backend(backend())
+            }),
+        )
+    }
+
+    fn with_opener(location: String, opener: Opener) -> Result<Store, StoreError> {
+        // Opened eagerly so that a locked file or an unknown format stops the
+        // server at start-up instead of failing its first request.
+        let db = open_db(&opener, &location)?;
+        Ok(Store {
+            slot: RwLock::new(Some(db)),
+            opener,
+            location,
+        })
+    }
+
+    /// Reads everything, in one transaction, for the start-up cache rebuild.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        self.run(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            load_all(&txn)
+        })
+    }
+
+    /// The latest committed revision; 0 for an empty store.
+    pub fn revision(&self) -> Result<Revision, StoreError> {
+        self.run(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let meta = txn.open_table(META).map_err(db_err)?;
+            read_revision(&meta)
+        })
+    }
+
+    /// Commits a write as one transaction and the next revision, durably
+    /// (fsynced before this returns). On any error nothing was written, except
+    /// for [`StoreError::CommitUncertain`], whose outcome is unknown.
+    ///
+    /// An idempotency key seen before wins over `expected_revision`: a retry
+    /// of a write that did commit is answered with its revision, not with a
+    /// mismatch caused by that very write.
+    pub fn commit(&self, write: &PendingWrite) -> Result<CommitOutcome, StoreError> {
+        self.run(|db| {
+            let mut txn = db.begin_write().map_err(db_err)?;
+            // Immediate is redb's default; stated because an acknowledged
+            // write must survive `kill -9`.
+            txn.set_durability(Durability::Immediate).map_err(db_err)?;
+            match stage(&txn, write) {
+                Ok(Staged::Commit(changeset)) => {
+                    txn.commit().map_err(|err| match err {
+                        // A poisoned transaction is rolled back: certainly
+                        // not written.
+                        redb::CommitError::TransactionPoisoned => db_err(err),
+                        other => StoreError::CommitUncertain(Box::new(redb::Error::from(other))),
+                    })?;
+                    Ok(CommitOutcome::Committed(changeset))
+                }
+                Ok(Staged::Replay(revision)) => {
+                    abort(txn);
+                    Ok(CommitOutcome::Replayed(revision))
+                }
+                Err(err) => {
+                    abort(txn);
+                    Err(err)
+                }
+            }
+        })
+    }
+
+    /// Changelog entries with a revision above `after`, ascending, at most
+    /// `limit` of them.
+    pub fn changes_after(
+        &self,
+        after: Revision,
+        limit: usize,
+    ) -> Result<Vec<ChangeSet>, StoreError> {
+        self.run(|db| {
+            let Some(first) = after.0.checked_add(1) else {
+                return Ok(Vec::new());
+            };
+            let txn = db.begin_read().map_err(db_err)?;
+            let log = txn.open_table(CHANGELOG).map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in log.range(first..).map_err(db_err)?.take(limit) {
+                let (_, value) = row.map_err(db_err)?;
+                out.push(codec::decode("change set", value.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The lowest revision still in the changelog; 0 if it is empty.
+    pub fn oldest_retained(&self) -> Result<Revision, StoreError> {
+        self.run(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let log = txn.open_table(CHANGELOG).map_err(db_err)?;
+            let first = log.first().map_err(db_err)?;
+            Ok(Revision(first.map_or(0, |(key, _)| key.value())))
+        })
+    }
+
+    /// Runs `op` on the open database, reopening it first if an earlier
+    /// failure closed it, and closing it if `op` fails in a way that leaves
+    /// redb's handle unusable.
+    fn run<T>(&self, op: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let result = {
+            let shared = self.read_slot();
+            if let Some(db) = shared.as_ref() {
+                op(db)
+            } else {
+                drop(shared);
+                let mut exclusive = self.write_slot();
+                let db = match &mut *exclusive {
+                    Some(db) => db,
+                    empty @ None => empty.insert(open_db(&self.opener, &self.location)?),
+                };
+                op(db)
+            }
+        };
+        if let Err(err) = &result {
+            if err.needs_reopen() {
+                tracing::warn!(store = %self.location, error = %err, "closing the store to reopen it");
+                // Dropping the handle closes the file; the next operation
+                // reopens it, which runs redb's recovery.
+                *self.write_slot() = None;
+            }
+        }
+        result
+    }
+
+    // A panic while the lock was held cannot leave the database half-changed
+    // (redb transactions are atomic and roll back on drop), so a poisoned lock
+    // is safe to keep using.
+    fn read_slot(&self) -> RwLockReadGuard<'_, Option<Database>> {
+        self.slot.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_slot(&self) -> RwLockWriteGuard<'_, Option<Database>> {
+        self.slot.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Opens a handle and checks (or, for a new file, records) the format
+/// version.
+fn open_db(opener: &Opener, location: &str) -> Result<Database, StoreError> {
+    let db = opener().map_err(|err| StoreError::Open {
+        location: location.to_owned(),
+        source: Box::new(redb::Error::from(err)),
+    })?;
+    let txn = db.begin_read().map_err(db_err)?;
+    let names: Vec<String> = txn
+        .list_tables()
+        .map_err(db_err)?
+        .map(|table| table.name().to_owned())
+        .collect();
+    if names.is_empty() {
+        drop(txn);
+        initialize(&db)?;
+        return Ok(db);
+    }
+    if !names.iter().any(|name| name == META.name()) {
+        return Err(StoreError::NotAStore {
+            location: location.to_owned(),
+        });
+    }
+    let meta = txn.open_table(META).map_err(db_err)?;
+    match meta.get(META_FORMAT_VERSION).map_err(db_err)? {
+        Some(found) if found.value() == FORMAT_VERSION => {}
+        Some(found) => {
+            return Err(StoreError::UnknownFormat {
+                location: location.to_owned(),
+                found: found.value(),
+                supported: FORMAT_VERSION,
+            });
+        }
+        None => {
+            return Err(StoreError::NotAStore {
+                location: location.to_owned(),
+            });
+        }
+    }
+    drop(meta);
+    drop(txn);
+    Ok(db)
+}
+
+/// Creates every table and records the format version in a new file, so that
+/// readers never meet a missing table.
+fn initialize(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    {
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        meta.insert(META_FORMAT_VERSION, FORMAT_VERSION)
+            .map_err(db_err)?;
+        txn.open_table(SCHEMA).map_err(db_err)?;
+        txn.open_table(TENANTS).map_err(db_err)?;
+        for table in [SUBJECTS, SCOPES, GROUPS, ROLES, ASSIGNMENTS] {
+            txn.open_table(table).map_err(db_err)?;
+        }
+        txn.open_table(MEMBERSHIPS).map_err(db_err)?;
+        txn.open_table(CHANGELOG).map_err(db_err)?;
+        txn.open_table(IDEMPOTENCY).map_err(db_err)?;
+    }
+    txn.commit().map_err(db_err)
+}
+
+/// Aborts explicitly so that a failing abort is logged rather than lost in
+/// `Drop`; the caller's own outcome stands either way, since nothing of an
+/// uncommitted transaction is ever visible.
+fn abort(txn: WriteTransaction) {
+    if let Err(err) = txn.abort() {
+        tracing::warn!(error = %err, "aborting a store transaction failed");
+    }
+}
+
+/// What a write transaction has prepared, before its commit.
+enum Staged {
+    /// Apply: commit the transaction, yielding this change set.
+    Commit(ChangeSet),
+    /// The idempotency key was seen at this revision: abort.
+    Replay(Revision),
+}
+
+/// Every table a write may touch, opened once per transaction.
+struct WriteTables<'txn> {
+    meta: redb::Table<'txn, &'static str, u64>,
+    schema: redb::Table<'txn, &'static str, &'static str>,
+    tenants: redb::Table<'txn, &'static str, &'static [u8]>,
+    subjects: redb::Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    scopes: redb::Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    groups: redb::Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    roles: redb::Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    memberships: redb::Table<'txn, (&'static str, &'static str, &'static str), &'static [u8]>,
+    assignments: redb::Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    changelog: redb::Table<'txn, u64, &'static [u8]>,
+    idempotency: redb::Table<'txn, (&'static str, &'static str), u64>,
+}
+
+impl<'txn> WriteTables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            meta: txn.open_table(META).map_err(db_err)?,
+            schema: txn.open_table(SCHEMA).map_err(db_err)?,
+            tenants: txn.open_table(TENANTS).map_err(db_err)?,
+            subjects: txn.open_table(SUBJECTS).map_err(db_err)?,
+            scopes: txn.open_table(SCOPES).map_err(db_err)?,
+            groups: txn.open_table(GROUPS).map_err(db_err)?,
+            roles: txn.open_table(ROLES).map_err(db_err)?,
+            memberships: txn.open_table(MEMBERSHIPS).map_err(db_err)?,
+            assignments: txn.open_table(ASSIGNMENTS).map_err(db_err)?,
+            changelog: txn.open_table(CHANGELOG).map_err(db_err)?,
+            idempotency: txn.open_table(IDEMPOTENCY).map_err(db_err)?,
+        })
+    }
+}
+
+/// Prepares a write inside `txn`: checks idempotency and the expected
+/// revision, applies the changes, appends the changelog entry and advances
+/// the revision. The tables are closed on return, ready for the commit.
+fn stage(txn: &WriteTransaction, write: &PendingWrite) -> Result<Staged, StoreError> {
+    let mut t = WriteTables::open(txn)?;
+    let tenant = write.tenant.as_ref().map(TenantId::as_str);
+    let scope = tenant.unwrap_or(codec::STORE_WIDE);
+    if let Some(key) = &write.idempotency_key {
+        if let Some(first) = t.idempotency.get((scope, key.as_str())).map_err(db_err)? {
+            return Ok(Staged::Replay(Revision(first.value())));
+        }
+    }
+    let current = read_revision(&t.meta)?;
+    match write.expected_revision {
+        Some(expected) if expected != current => {
+            return Err(StoreError::RevisionMismatch {
+                expected,
+                actual: current,
+            });
+        }
+        _ => {}
+    }
+    let revision = Revision(
+        current
+            .0
+            .checked_add(1)
+            .ok_or(StoreError::RevisionExhausted)?,
+    );
+    for (index, change) in write.changes.iter().enumerate() {
+        apply(&mut t, tenant, index, change)?;
+    }
+    let changeset = ChangeSet {
+        revision,
+        tenant: write.tenant.clone(),
+        actor: write.actor.clone(),
+        committed_at: write.committed_at,
+        changes: write.changes.clone(),
+    };
+    let entry = codec::encode("change set", &changeset)?;
+    t.changelog
+        .insert(revision.0, entry.as_slice())
+        .map_err(db_err)?;
+    if let Some(key) = &write.idempotency_key {
+        t.idempotency
+            .insert((scope, key.as_str()), revision.0)
+            .map_err(db_err)?;
+    }
+    t.meta.insert(META_REVISION, revision.0).map_err(db_err)?;
+    Ok(Staged::Commit(changeset))
+}
+
+/// Applies one change to the state tables.
+fn apply(
+    t: &mut WriteTables<'_>,
+    tenant: Option<&str>,
+    index: usize,
+    change: &Change,
+) -> Result<(), StoreError> {
+    if let Change::SchemaWritten(text) = change {
+        t.schema
+            .insert(SCHEMA_CURRENT, text.as_str())
+            .map_err(db_err)?;
+        return Ok(());
+    }
+    let tenant = tenant.ok_or(StoreError::MissingTenant { index })?;
+    match change {
+        Change::TenantPut(settings) => {
+            let value = codec::encode("tenant settings", settings)?;
+            t.tenants.insert(tenant, value.as_slice()).map_err(db_err)?;
+        }
+        Change::SubjectPut(subject) => {
+            let value = codec::encode("subject", subject)?;
+            t.subjects
+                .insert((tenant, subject.id.as_str()), value.as_slice())
+                .map_err(db_err)?;
+        }
+        Change::SubjectDeleted(id) => {
+            t.subjects.remove((tenant, id.as_str())).map_err(db_err)?;
+        }
+        Change::ScopePut(scope) => {
+            let value = codec::encode("scope", scope)?;
+            t.scopes
+                .insert((tenant, scope.id.as_str()), value.as_slice())
+                .map_err(db_err)?;
+        }
+        Change::ScopeDeleted(id) => {
+            t.scopes.remove((tenant, id.as_str())).map_err(db_err)?;
+        }
+        Change::GroupPut(group) => {
+            let value = codec::encode("group", group)?;
+            t.groups
+                .insert((tenant, group.id.as_str()), value.as_slice())
+                .map_err(db_err)?;
+        }
+        Change::GroupDeleted(id) => {
+            t.groups.remove((tenant, id.as_str())).map_err(db_err)?;
+        }
+        Change::RolePut(role) => {
+            let value = codec::encode("role", role)?;
+            t.roles
+                .insert((tenant, role.id.as_str()), value.as_slice())
+                .map_err(db_err)?;
+        }
+        Change::RoleDeleted(id) => {
+            t.roles.remove((tenant, id.as_str())).map_err(db_err)?;
+        }
+        Change::MemberAdded(membership) => {
+            let member = codec::principal_key(&membership.member);
+            let value = codec::encode("membership", membership)?;
+            t.memberships
+                .insert(
+                    (tenant, membership.group.as_str(), member.as_str()),
+                    value.as_slice(),
+                )
+                .map_err(db_err)?;
+        }
+        Change::MemberRemoved(membership) => {
+            let member = codec::principal_key(&membership.member);
+            t.memberships
+                .remove((tenant, membership.group.as_str(), member.as_str()))
+                .map_err(db_err)?;
+        }
+        Change::RoleAssigned(assignment) => {
+            let key = codec::assignment_key(&assignment.key);
+            let value = codec::encode("assignment", assignment)?;
+            t.assignments
+                .insert((tenant, key.as_str()), value.as_slice())
+                .map_err(db_err)?;
+        }
+        Change::RoleUnassigned(key) => {
+            let key = codec::assignment_key(key);
+            t.assignments
+                .remove((tenant, key.as_str()))
+                .map_err(db_err)?;
+        }
+        Change::SchemaWritten(_) => {}
+    }
+    Ok(())
+}
+
+fn read_revision(meta: &impl ReadableTable<&'static str, u64>) -> Result<Revision, StoreError> {
+    let stored = meta.get(META_REVISION).map_err(db_err)?;
+    Ok(Revision(stored.map_or(0, |value| value.value())))
+}
+
+/// Tenants being assembled by [`load_all`], in id order.
+#[derive(Default)]
+struct TenantsBuilder {
+    tenants: BTreeMap<TenantId, TenantData>,
+    /// The id parsed for the previous row: rows arrive grouped by tenant, so
+    /// this saves parsing (and allocating) the same id once per row.
+    last: Option<TenantId>,
+}
+
+impl TenantsBuilder {
+    fn slot(&mut self, tenant: &str) -> Result<&mut TenantData, StoreError> {
+        let id = match &self.last {
+            Some(last) if last.as_str() == tenant => last.clone(),
+            _ => {
+                let id = TenantId::try_from(tenant).map_err(|source| StoreError::InvalidKey {
+                    what: "tenant",
+                    source,
+                })?;
+                self.last = Some(id.clone());
+                id
+            }
+        };
+        Ok(self
+            .tenants
+            .entry(id)
+            .or_insert_with_key(|id| TenantData::empty(id.clone())))
+    }
+}
+
+/// A table keyed by (tenant id, record id).
+type PairTable = redb::TableDefinition<'static, (&'static str, &'static str), &'static [u8]>;
+
+fn load_all(txn: &ReadTransaction) -> Result<Loaded, StoreError> {
+    let meta = txn.open_table(META).map_err(db_err)?;
+    let revision = read_revision(&meta)?;
+    let schema = txn
+        .open_table(SCHEMA)
+        .map_err(db_err)?
+        .get(SCHEMA_CURRENT)
+        .map_err(db_err)?
+        .map(|text| text.value().to_owned());
+
+    let mut tenants = TenantsBuilder::default();
+    for row in txn
+        .open_table(TENANTS)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
+        let (key, value) = row.map_err(db_err)?;
+        tenants.slot(key.value())?.settings = codec::decode("tenant settings", value.value())?;
+    }
+    load_pairs(txn, SUBJECTS, "subject", &mut tenants, |t, r| {
+        t.subjects.push(r)
+    })?;
+    load_pairs(txn, SCOPES, "scope", &mut tenants, |t, r| t.scopes.push(r))?;
+    load_pairs(txn, GROUPS, "group", &mut tenants, |t, r| t.groups.push(r))?;
+    load_pairs(txn, ROLES, "role", &mut tenants, |t, r| t.roles.push(r))?;
+    load_pairs(txn, ASSIGNMENTS, "assignment", &mut tenants, |t, r| {
+        t.assignments.push(r);
+    })?;
+    for row in txn
+        .open_table(MEMBERSHIPS)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
+        let (key, value) = row.map_err(db_err)?;
+        let (tenant, _, _) = key.value();
+        let membership = codec::decode("membership", value.value())?;
+        tenants.slot(tenant)?.memberships.push(membership);
+    }
+    Ok(Loaded {
+        revision,
+        schema,
+        tenants: tenants.tenants.into_values().collect(),
+    })
+}
+
+fn load_pairs<T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    table: PairTable,
+    what: &'static str,
+    tenants: &mut TenantsBuilder,
+    push: impl Fn(&mut TenantData, T),
+) -> Result<(), StoreError> {
+    for row in txn
+        .open_table(table)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
+        let (key, value) = row.map_err(db_err)?;
+        let (tenant, _) = key.value();
+        let record = codec::decode(what, value.value())?;
+        push(tenants.slot(tenant)?, record);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use super::fault::Disk;
+    use super::*;
+    use crate::model::{
+        AssignmentKey, Grant, GroupId, Principal, RoleId, ScopeId, SubjectKind, SubjectStatus,
+        Target,
+    };
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn tenant(id: &str) -> TenantId {
+        TenantId::try_from(id).unwrap()
+    }
+
+    fn subject(id: &str) -> Subject {
+        Subject {
+            id: SubjectId::try_from(id).unwrap(),
+            kind: SubjectKind::User,
+            status: SubjectStatus::Active,
+            attributes: [("department".to_owned(), "HR".to_owned())].into(),
+            home_scope: None,
+        }
+    }
+
+    fn scope(id: &str) -> Scope {
+        Scope {
+            id: ScopeId::try_from(id).unwrap(),
+            scope_type: "app".to_owned(),
+            parent: ScopeId::root(),
+        }
+    }
+
+    fn group(id: &str) -> Group {
+        Group {
+            id: GroupId::try_from(id).unwrap(),
+            title: format!("Group {id}"),
+        }
+    }
+
+    fn role(id: &str) -> Role {
+        Role {
+            id: RoleId::try_from(id).unwrap(),
+            title: format!("Role {id}"),
+            grants: vec![Grant {
+                permission: "product:edit".parse().unwrap(),
+                scopes: vec![],
+            }],
+            class: None,
+            rank: 10,
+            requires: vec![],
+            managed_by: Some("users:admin".parse().unwrap()),
+            self_removable: true,
+        }
+    }
+
+    fn membership(group: &str, subject: &str) -> Membership {
+        Membership {
+            group: GroupId::try_from(group).unwrap(),
+            member: Principal::Subject(SubjectId::try_from(subject).unwrap()),
+        }
+    }
+
+    fn assignment(role: &str, subject: &str, scope: &str) -> Assignment {
+        Assignment {
+            key: AssignmentKey {
+                role: RoleId::try_from(role).unwrap(),
+                principal: Principal::Subject(SubjectId::try_from(subject).unwrap()),
+                target: Target::Scope(ScopeId::try_from(scope).unwrap()),
+            },
+            expires_at: None,
+        }
+    }
+
+    fn settings(disabled: &[&str]) -> TenantSettings {
+        TenantSettings {
+            disabled_resources: disabled.iter().map(|r| r.parse().unwrap()).collect(),
+        }
+    }
+
+    fn write(tenant_id: Option<&str>, changes: Vec<Change>) -> PendingWrite {
+        PendingWrite {
+            tenant: tenant_id.map(tenant),
+            actor: Some(SubjectId::try_from("admin").unwrap()),
+            committed_at: Timestamp(1_700_000_000_000_000_000),
+            changes,
+            expected_revision: None,
+            idempotency_key: None,
+        }
+    }
+
+    fn committed(outcome: CommitOutcome) -> ChangeSet {
+        match outcome {
+            CommitOutcome::Committed(changeset) => changeset,
+            CommitOutcome::Replayed(revision) => {
+                panic!("replayed at {revision}, expected a commit")
+            }
+        }
+    }
+
+    /// Writes touching every kind of change across two tenants, including
+    /// deletes and removals, ending in a known state.
+    fn sample_writes() -> Vec<PendingWrite> {
+        vec![
+            write(None, vec![Change::SchemaWritten("[resources]".to_owned())]),
+            write(
+                Some("acme"),
+                vec![
+                    Change::TenantPut(settings(&[])),
+                    Change::SubjectPut(subject("zoe")),
+                    Change::SubjectPut(subject("alice")),
+                    Change::SubjectPut(subject("bob")),
+                    Change::ScopePut(scope("app-1")),
+                    Change::GroupPut(group("staff")),
+                    Change::RolePut(role("editor")),
+                ],
+            ),
+            write(
+                Some("beta"),
+                vec![
+                    Change::TenantPut(settings(&["reports"])),
+                    Change::SubjectPut(subject("alice")),
+                    Change::GroupPut(group("staff")),
+                    Change::MemberAdded(membership("staff", "alice")),
+                ],
+            ),
+            write(
+                Some("acme"),
+                vec![
+                    Change::MemberAdded(membership("staff", "alice")),
+                    Change::MemberAdded(membership("staff", "bob")),
+                    Change::RoleAssigned(assignment("editor", "alice", "app-1")),
+                    Change::RoleAssigned(assignment("editor", "bob", "root")),
+                ],
+            ),
+            write(
+                Some("acme"),
+                vec![
+                    Change::MemberRemoved(membership("staff", "bob")),
+                    Change::RoleUnassigned(assignment("editor", "bob", "root").key),
+                    Change::SubjectDeleted(SubjectId::try_from("bob").unwrap()),
+                    Change::TenantPut(settings(&["widgets"])),
+                ],
+            ),
+        ]
+    }
+
+    /// The state [`sample_writes`] must leave.
+    fn sample_state() -> Loaded {
+        let acme = TenantData {
+            id: tenant("acme"),
+            settings: settings(&["widgets"]),
+            subjects: vec![subject("alice"), subject("zoe")],
+            scopes: vec![scope("app-1")],
+            groups: vec![group("staff")],
+            roles: vec![role("editor")],
+            memberships: vec![membership("staff", "alice")],
+            assignments: vec![assignment("editor", "alice", "app-1")],
+        };
+        let beta = TenantData {
+            id: tenant("beta"),
+            settings: settings(&["reports"]),
+            subjects: vec![subject("alice")],
+            scopes: vec![],
+            groups: vec![group("staff")],
+            roles: vec![],
+            memberships: vec![membership("staff", "alice")],
+            assignments: vec![],
+        };
+        Loaded {
+            revision: Revision(5),
+            schema: Some("[resources]".to_owned()),
+            tenants: vec![acme, beta],
+        }
+    }
+
+    fn memory_store(disk: &Arc<Disk>) -> Result<Store, StoreError> {
+        let disk = Arc::clone(disk);
+        Store::open_with_backend("memory", move || disk.backend())
+    }
+
+    /// Everything observable about a store: revision, changelog, state.
+    fn observe(store: &Store) -> Result<(Revision, Vec<ChangeSet>, Loaded), StoreError> {
+        Ok((
+            store.revision()?,
+            store.changes_after(Revision(0), usize::MAX)?,
+            store.load()?,
+        ))
+    }
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Store>();
+    }
+
+    /// An empty store is at revision 0 with nothing in it.
+    #[test]
+    fn empty_store_is_at_revision_zero() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("nested/data"))?;
+        assert_eq!(store.revision()?, Revision(0));
+        assert_eq!(store.oldest_retained()?, Revision(0));
+        assert_eq!(store.changes_after(Revision(0), 10)?, vec![]);
+        assert_eq!(store.load()?, Loaded::default());
+        assert!(dir.path().join("nested/data").join(FILE_NAME).is_file());
+        Ok(())
+    }
+
+    /// Commits across two tenants survive a reopen exactly, each tenant
+    /// holding only its own rows, in key order; revisions step by one.
+    #[test]
+    fn state_round_trips_through_a_reopen() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let mut changesets = Vec::new();
+        {
+            let store = Store::open(dir.path())?;
+            for (i, w) in sample_writes().iter().enumerate() {
+                let changeset = committed(store.commit(w)?);
+                assert_eq!(changeset.revision, Revision(i as u64 + 1));
+                assert_eq!(changeset.tenant, w.tenant);
+                assert_eq!(changeset.actor, w.actor);
+                assert_eq!(changeset.committed_at, w.committed_at);
+                assert_eq!(changeset.changes, w.changes);
+                assert_eq!(store.revision()?, changeset.revision);
+                changesets.push(changeset);
+            }
+        }
+        let store = Store::open(dir.path())?;
+        assert_eq!(store.load()?, sample_state());
+        assert_eq!(store.revision()?, Revision(5));
+        assert_eq!(store.changes_after(Revision(0), 100)?, changesets);
+        Ok(())
+    }
+
+    /// `changes_after` pages through the changelog in order and honours its
+    /// limit; `oldest_retained` is the first entry.
+    #[test]
+    fn changes_after_pages_in_order() -> TestResult {
+        let disk = Disk::new();
+        let store = memory_store(&disk)?;
+        let all: Vec<ChangeSet> = sample_writes()
+            .iter()
+            .map(|w| store.commit(w).map(committed))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(store.oldest_retained()?, Revision(1));
+        assert_eq!(store.changes_after(Revision(0), 2)?, all[0..2]);
+        assert_eq!(store.changes_after(Revision(2), 2)?, all[2..4]);
+        assert_eq!(store.changes_after(Revision(4), 2)?, all[4..5]);
+        assert_eq!(store.changes_after(Revision(5), 2)?, vec![]);
+        assert_eq!(store.changes_after(Revision(0), 0)?, vec![]);
+        assert_eq!(store.changes_after(Revision(u64::MAX), 9)?, vec![]);
+        Ok(())
+    }
+
+    /// A write against a stale revision is refused and writes nothing.
+    #[test]
+    fn revision_mismatch_writes_nothing() -> TestResult {
+        let disk = Disk::new();
+        let store = memory_store(&disk)?;
+        for w in &sample_writes()[..2] {
+            store.commit(w)?;
+        }
+        let before = observe(&store)?;
+        let mut stale = write(Some("acme"), vec![Change::SubjectPut(subject("mallory"))]);
+        stale.expected_revision = Some(Revision(1));
+        stale.idempotency_key = Some("k1".to_owned());
+        let err = store.commit(&stale).err();
+        assert!(
+            matches!(
+                err,
+                Some(StoreError::RevisionMismatch {
+                    expected: Revision(1),
+                    actual: Revision(2)
+                })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(observe(&store)?, before);
+
+        // The refused attempt did not record its idempotency key.
+        stale.expected_revision = Some(Revision(2));
+        assert_eq!(committed(store.commit(&stale)?).revision, Revision(3));
+        Ok(())
+    }
+
+    /// A retried write is answered with the first attempt's revision and
+    /// writes nothing, even when its expected revision is now stale.
+    #[test]
+    fn idempotent_retry_replays_without_writing() -> TestResult {
+        let disk = Disk::new();
+        let store = memory_store(&disk)?;
+        store.commit(&sample_writes()[1])?;
+        let mut w = write(Some("acme"), vec![Change::SubjectPut(subject("carol"))]);
+        w.idempotency_key = Some("req-1".to_owned());
+        w.expected_revision = Some(Revision(1));
+        assert_eq!(committed(store.commit(&w)?).revision, Revision(2));
+        let after_first = observe(&store)?;
+
+        assert_eq!(store.commit(&w)?, CommitOutcome::Replayed(Revision(2)));
+        // Even with different content, the key decides.
+        w.changes = vec![Change::SubjectPut(subject("dave"))];
+        assert_eq!(store.commit(&w)?, CommitOutcome::Replayed(Revision(2)));
+        assert_eq!(observe(&store)?, after_first);
+        Ok(())
+    }
+
+    /// The same idempotency key in two tenants, or store-wide, names three
+    /// different writes.
+    #[test]
+    fn idempotency_keys_are_per_tenant() -> TestResult {
+        let disk = Disk::new();
+        let store = memory_store(&disk)?;
+        let mut revisions = BTreeSet::new();
+        for (t, change) in [
+            (Some("acme"), Change::TenantPut(settings(&[]))),
+            (Some("beta"), Change::TenantPut(settings(&[]))),
+            (None, Change::SchemaWritten(String::new())),
+        ] {
+            let mut w = write(t, vec![change]);
+            w.idempotency_key = Some("same".to_owned());
+            revisions.insert(committed(store.commit(&w)?).revision);
+            assert!(matches!(store.commit(&w)?, CommitOutcome::Replayed(_)));
+        }
+        assert_eq!(revisions.len(), 3);
+        assert_eq!(store.revision()?, Revision(3));
+        Ok(())
+    }
+
+    /// A tenant change in a write without a tenant is an error, and the
+    /// changes before it in the same write are not applied.
+    #[test]
+    fn tenant_change_without_tenant_is_refused_whole() -> TestResult {
+        let disk = Disk::new();
+        let store = memory_store(&disk)?;
+        let before = observe(&store)?;
+        let w = write(
+            None,
+            vec![
+                Change::SchemaWritten("x".to_owned()),
+                Change::SubjectPut(subject("alice")),
+            ],
+        );
+        let err = store.commit(&w).err();
+        assert!(
+            matches!(err, Some(StoreError::MissingTenant { index: 1 })),
+            "{err:?}"
+        );
+        assert_eq!(observe(&store)?, before);
+        Ok(())
+    }
+
+    /// Rows a caller wrote without `TenantPut` still load, under default
+    /// settings, rather than vanishing or blocking start-up.
+    #[test]
+    fn rows_without_a_tenant_row_load_with_default_settings() -> TestResult {
+        let disk = Disk::new();
+        let store = memory_store(&disk)?;
+        store.commit(&write(Some("gamma"), vec![Change::GroupPut(group("g"))]))?;
+        let loaded = store.load()?;
+        assert_eq!(loaded.tenants.len(), 1);
+        assert_eq!(loaded.tenants[0].id, tenant("gamma"));
+        assert_eq!(loaded.tenants[0].settings, TenantSettings::default());
+        assert_eq!(loaded.tenants[0].groups, vec![group("g")]);
+        Ok(())
+    }
+
+    /// A tenant whose id is a prefix of another's keeps its own rows.
+    #[test]
+    fn tenant_ranges_do_not_bleed_into_prefixed_ids() -> TestResult {
+        let disk = Disk::new();
+        let store = memory_store(&disk)?;
+        store.commit(&write(Some("a"), vec![Change::SubjectPut(subject("x"))]))?;
+        store.commit(&write(Some("ab"), vec![Change::SubjectPut(subject("y"))]))?;
+        store.commit(&write(Some("a"), vec![Change::SubjectPut(subject("z"))]))?;
+        let loaded = store.load()?;
+        let subjects: Vec<(String, Vec<Subject>)> = loaded
+            .tenants
+            .into_iter()
+            .map(|t| (t.id.to_string(), t.subjects))
+            .collect();
+        assert_eq!(
+            subjects,
+            vec![
+                ("a".to_owned(), vec![subject("x"), subject("z")]),
+                ("ab".to_owned(), vec![subject("y")]),
+            ]
+        );
+        Ok(())
+    }
+
+    /// A file from another format version is refused with a clear error.
+    #[test]
+    fn unknown_format_version_is_refused() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        drop(Store::open(dir.path())?);
+        {
+            let db = Database::create(dir.path().join(FILE_NAME))?;
+            let txn = db.begin_write()?;
+            txn.open_table(META)?.insert(META_FORMAT_VERSION, 99)?;
+            txn.commit()?;
+        }
+        let err = Store::open(dir.path()).err();
+        assert!(
+            matches!(
+                err,
+                Some(StoreError::UnknownFormat {
+                    found: 99,
+                    supported: FORMAT_VERSION,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        let message = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("format version 99"), "{message}");
+        Ok(())
+    }
+
+    /// A redb file written by something else is not mistaken for a store.
+    #[test]
+    fn foreign_redb_file_is_refused() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        {
+            let db = Database::create(dir.path().join(FILE_NAME))?;
+            let txn = db.begin_write()?;
+            let other: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("other");
+            txn.open_table(other)?.insert("x", 1)?;
+            txn.commit()?;
+        }
+        let err = Store::open(dir.path()).err();
+        assert!(matches!(err, Some(StoreError::NotAStore { .. })), "{err:?}");
+        Ok(())
+    }
+
+    /// A second open of an open store fails instead of sharing the file.
+    #[test]
+    fn second_open_of_the_same_file_fails() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let _first = Store::open(dir.path())?;
+        let err = Store::open(dir.path()).err();
+        assert!(matches!(err, Some(StoreError::Open { .. })), "{err:?}");
+        Ok(())
+    }
+
+    /// Opens a store on a fresh disk holding the first sample writes.
+    fn faulty_store_with_data() -> Result<(Arc<Disk>, Store), StoreError> {
+        let disk = Disk::new();
+        let store = memory_store(&disk)?;
+        for w in &sample_writes()[..3] {
+            store.commit(w)?;
+        }
+        Ok((disk, store))
+    }
+
+    /// Proves a failed commit left everything as it was, and that the store
+    /// commits normally (as the next revision) once the fault clears.
+    fn assert_failed_commit_left_no_trace(
+        disk: &Disk,
+        store: &Store,
+        before: &(Revision, Vec<ChangeSet>, Loaded),
+    ) -> TestResult {
+        // While the fault lasts, writes keep failing without effect.
+        assert!(store.commit(&sample_writes()[3]).is_err());
+        disk.heal();
+        assert_eq!(&observe(store)?, before);
+        let next = committed(store.commit(&sample_writes()[3])?);
+        assert_eq!(next.revision, before.0.next());
+        store.commit(&sample_writes()[4])?;
+        assert_eq!(store.load()?, sample_state());
+        Ok(())
+    }
+
+    /// A commit whose writes fail leaves revision, changelog and state as
+    /// they were; the store recovers once the disk does.
+    #[test]
+    fn failed_write_leaves_no_trace() -> TestResult {
+        let (disk, store) = faulty_store_with_data()?;
+        let before = observe(&store)?;
+        disk.fail_writes_after(0);
+        let err = store.commit(&sample_writes()[3]).err();
+        assert!(
+            matches!(
+                err,
+                Some(StoreError::CommitUncertain(_) | StoreError::Database(_))
+            ),
+            "{err:?}"
+        );
+        assert_failed_commit_left_no_trace(&disk, &store, &before)
+    }
+
+    /// A commit whose fsync fails (its writes lost, as in a crash) leaves
+    /// revision, changelog and state as they were; the store recovers once
+    /// the disk does.
+    #[test]
+    fn failed_sync_leaves_no_trace() -> TestResult {
+        let (disk, store) = faulty_store_with_data()?;
+        let before = observe(&store)?;
+        disk.fail_syncs();
+        let err = store.commit(&sample_writes()[3]).err();
+        assert!(
+            matches!(err, Some(StoreError::CommitUncertain(_))),
+            "{err:?}"
+        );
+        assert_failed_commit_left_no_trace(&disk, &store, &before)
+    }
+
+    /// Whichever write of a commit fails, the commit is all or nothing: the
+    /// store then shows exactly the state before it or exactly the state
+    /// after it, with revision and changelog to match.
+    #[test]
+    fn commit_interrupted_at_any_write_is_all_or_nothing() -> TestResult {
+        let w = &sample_writes()[3];
+        let (_, reference) = faulty_store_with_data()?;
+        let before = observe(&reference)?;
+        reference.commit(w)?;
+        let after = observe(&reference)?;
+
+        let mut failures = 0;
+        for allowed in 0.. {
+            let (disk, store) = faulty_store_with_data()?;
+            disk.fail_writes_after(allowed);
+            let result = store.commit(w);
+            let fired = disk.write_fault_fired();
+            disk.heal();
+            let seen = observe(&store)?;
+            match result {
+                Ok(_) if !fired => break,
+                Ok(_) => assert_eq!(seen, after, "write {allowed} failed after the commit"),
+                Err(_) => {
+                    failures += 1;
+                    assert!(
+                        seen == before || seen == after,
+                        "torn commit when write {allowed} failed: {seen:?}"
+                    );
+                }
+            }
+            assert_eq!(
+                store.commit(&sample_writes()[4]).map(committed)?.revision,
+                seen.0.next()
+            );
+        }
+        assert!(failures > 0, "no write of the commit was interrupted");
+        Ok(())
+    }
+}

@@ -1,0 +1,68 @@
+//! Every redb table of the store, in one place, with its key → value shape.
+//!
+//! This file owns the physical layout: table names, key tuples and the
+//! format version that guards them. Changing any definition here changes the
+//! on-disk format, so it must come with a new [`FORMAT_VERSION`]. It must not
+//! hold logic; [`super::codec`] encodes the values and the store's
+//! transactions decide what goes where.
+//!
+//! Keys of per-tenant tables are tuples that begin with the tenant id, so one
+//! tenant's rows form one contiguous key range: a tenant can be loaded or
+//! scanned without touching another's rows.
+
+use redb::TableDefinition;
+
+/// The on-disk format this build reads and writes. A file recording another
+/// version is refused at open rather than misread.
+pub(super) const FORMAT_VERSION: u64 = 1;
+
+/// Key in [`META`] of the format version the file was created with.
+pub(super) const META_FORMAT_VERSION: &str = "format_version";
+/// Key in [`META`] of the latest committed revision.
+pub(super) const META_REVISION: &str = "revision";
+/// Key in [`SCHEMA`] of the current schema text.
+pub(super) const SCHEMA_CURRENT: &str = "current";
+
+/// Store-wide counters: [`META_FORMAT_VERSION`] → format version,
+/// [`META_REVISION`] → latest committed revision (absent means 0).
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// [`SCHEMA_CURRENT`] → the schema text last written by
+/// `Change::SchemaWritten` (absent until the first schema write).
+pub(super) const SCHEMA: TableDefinition<&str, &str> = TableDefinition::new("schema");
+
+/// tenant id → JSON `TenantSettings`. A tenant exists exactly when it has a
+/// row here.
+pub(super) const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
+
+/// (tenant id, subject id) → JSON `Subject`.
+pub(super) const SUBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("subjects");
+
+/// (tenant id, scope id) → JSON `Scope`.
+pub(super) const SCOPES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("scopes");
+
+/// (tenant id, group id) → JSON `Group`.
+pub(super) const GROUPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("groups");
+
+/// (tenant id, role id) → JSON `Role` (custom roles only; builtin roles live
+/// in the schema).
+pub(super) const ROLES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("roles");
+
+/// (tenant id, group id, member key from `codec::principal_key`) → JSON
+/// `Membership`.
+pub(super) const MEMBERSHIPS: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("memberships");
+
+/// (tenant id, assignment key from `codec::assignment_key`) → JSON
+/// `Assignment`.
+pub(super) const ASSIGNMENTS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("assignments");
+
+/// revision → JSON `ChangeSet` committed at that revision; the source of the
+/// change feed.
+pub(super) const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
+
+/// (tenant id, or `codec::STORE_WIDE` for store-wide writes, idempotency
+/// key) → the revision the key's first write committed as.
+pub(super) const IDEMPOTENCY: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("idempotency");
