@@ -990,9 +990,10 @@ mod tests {
     }
 
     #[test]
-    fn store_is_send_and_sync() {
+    fn store_and_its_errors_are_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<Store>();
+        check::<StoreError>();
     }
 
     /// An empty store is at revision 0 with nothing in it.
