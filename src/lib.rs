@@ -2,8 +2,8 @@
 //!
 //! Backend services ask it "may subject S do P here?", "what may S do?" and
 //! "who may do P?"; administrators change groups and roles through it; and
-//! subscribers follow a feed of every committed change. See `DESIGN.md` in
-//! the repository's shared folder for the contract and `README.md` for use.
+//! subscribers follow a feed of every committed change. See the README for
+//! use and `shared/DESIGN.md` for the contract.
 //!
 //! # Layout
 //!
@@ -12,9 +12,24 @@
 //!
 //! - [`model`]: checked value types shared by every layer (ids, permissions,
 //!   revisions, directory records, changes).
-//! - [`store`]: the durable redb store (the only place that names redb):
-//!   tables, record codecs, atomic commits with their changelog, the
-//!   start-up load.
+//! - [`schema`]: the permission catalog, staged parse → validate → compile.
+//! - [`store`]: the redb file: tables, codecs, one transaction per write with
+//!   its changelog entry.
+//! - [`engine`]: the compiled cache, evaluation, explanations and write planning.
+//! - [`watch`]: the change feed: replay from the changelog, then live, bounded.
+//! - [`service`]: the async façade: the write gate, reads at a revision.
+//! - [`api`]: tonic services, protobuf conversions, the one error-to-status mapping.
+//! - [`config`]: runtime settings and every documented limit.
+//! - [`server`]: wiring the services onto a listener until shutdown.
+//! - [`cli`]: the command line (`serve`, `schema check`, `bench`).
 
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod engine;
 pub mod model;
+pub mod schema;
+pub mod server;
+pub mod service;
 pub mod store;
+pub mod watch;

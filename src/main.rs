@@ -1,1 +1,81 @@
-fn main() {}
+//! The `authzd` binary: parse the command line, set up logging, bind, serve.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use authzd::cli::{Cli, Command, ServeArgs};
+use authzd::{server, service::Service};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let ok = match &cli.command {
+        Command::Schema(command) => authzd::cli::schema_command(command),
+        Command::Serve(args) => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(serve(args)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the runtime");
+                false
+            }
+        },
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn serve(args: &ServeArgs) -> bool {
+    let config = args.config();
+    let listener = match TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, listen = %config.listen, "cannot listen");
+            return false;
+        }
+    };
+    let service = match Service::open(config.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, data = %config.data_dir.display(), "cannot open the store");
+            return false;
+        }
+    };
+    tracing::info!(listen = %config.listen, data = %config.data_dir.display(), revision = %service.snapshot().revision, "authzd serving");
+    match server::run(service, listener, shutdown_signal()).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            false
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,219 @@
+//! `AccessService`: checks and the two listings, answered from a snapshot of
+//! the compiled cache.
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{page, source_to_pb};
+use super::{invalid, pb};
+use crate::config::MAX_BATCH_CHECKS;
+use crate::engine::{At, Question, Snapshot};
+use crate::model::Revision;
+use crate::service::{Error, Service};
+
+/// The tonic service.
+#[derive(Debug, Clone)]
+pub struct AccessApi {
+    service: Service,
+}
+
+impl AccessApi {
+    /// Serves `service`.
+    pub fn new(service: Service) -> Self {
+        Self { service }
+    }
+
+    async fn snapshot(&self, at_least: u64) -> Result<std::sync::Arc<Snapshot>, Error> {
+        self.service.snapshot_at(Revision(at_least)).await
+    }
+}
+
+fn nonempty<'a>(field: &str, value: &'a str) -> Result<&'a str, Error> {
+    if value.is_empty() {
+        Err(invalid(field, "must not be empty"))
+    } else {
+        Ok(value)
+    }
+}
+
+/// The place a check names: a scope, or a target subject, not both.
+fn at<'a>(prefix: &str, scope: &'a str, target_subject: &'a str) -> Result<At<'a>, Error> {
+    match (scope.is_empty(), target_subject.is_empty()) {
+        (_, true) => Ok(At::Scope(scope)),
+        (true, false) => Ok(At::Subject(target_subject)),
+        (false, false) => Err(invalid(
+            format!("{prefix}target_subject"),
+            "give either scope or target_subject, not both",
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::access_service_server::AccessService for AccessApi {
+    async fn check_access(
+        &self,
+        request: Request<pb::CheckAccessRequest>,
+    ) -> Result<Response<pb::CheckAccessResponse>, Status> {
+        let r = request.get_ref();
+        let tenant = nonempty("tenant", &r.tenant)?;
+        let q = Question {
+            subject: nonempty("subject", &r.subject)?,
+            permission: nonempty("permission", &r.permission)?,
+            at: at("", &r.scope, &r.target_subject)?,
+        };
+        let snapshot = self.snapshot(r.at_least_revision).await?;
+        let now = self.service.now();
+        let (allowed, explanation) = if r.explain {
+            let (allowed, why) = snapshot.explain(tenant, &q, now).map_err(Error::from)?;
+            let explanation = pb::Explanation {
+                sources: why.sources.iter().map(source_to_pb).collect(),
+                denials: why
+                    .denials
+                    .iter()
+                    .map(|d| pb::Denial {
+                        reason: denial_reason(d.reason) as i32,
+                        detail: d.detail.clone(),
+                    })
+                    .collect(),
+            };
+            (allowed, Some(explanation))
+        } else {
+            (snapshot.check(tenant, &q, now).map_err(Error::from)?, None)
+        };
+        Ok(Response::new(pb::CheckAccessResponse {
+            allowed,
+            revision: snapshot.revision.0,
+            explanation,
+        }))
+    }
+
+    async fn batch_check_access(
+        &self,
+        request: Request<pb::BatchCheckAccessRequest>,
+    ) -> Result<Response<pb::BatchCheckAccessResponse>, Status> {
+        let r = request.get_ref();
+        let tenant = nonempty("tenant", &r.tenant)?;
+        if r.checks.len() > MAX_BATCH_CHECKS {
+            return Err(invalid(
+                "checks",
+                format!("at most {MAX_BATCH_CHECKS} checks per call"),
+            )
+            .into());
+        }
+        let snapshot = self.snapshot(r.at_least_revision).await?;
+        let now = self.service.now();
+        let results = r
+            .checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let field = |f: &str| format!("checks[{i}].{f}");
+                let q = Question {
+                    subject: nonempty(&field("subject"), &c.subject)?,
+                    permission: nonempty(&field("permission"), &c.permission)?,
+                    at: at(&field(""), &c.scope, &c.target_subject)?,
+                };
+                let allowed = snapshot
+                    .check(tenant, &q, now)
+                    .map_err(|error| Error::Refused {
+                        list: "checks",
+                        index: i,
+                        error,
+                    })?;
+                Ok(pb::CheckResult { allowed })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Response::new(pb::BatchCheckAccessResponse {
+            results,
+            revision: snapshot.revision.0,
+        }))
+    }
+
+    async fn list_effective_permissions(
+        &self,
+        request: Request<pb::ListEffectivePermissionsRequest>,
+    ) -> Result<Response<pb::ListEffectivePermissionsResponse>, Status> {
+        let r = request.get_ref();
+        let tenant = nonempty("tenant", &r.tenant)?;
+        let subject = nonempty("subject", &r.subject)?;
+        let snapshot = self.snapshot(r.at_least_revision).await?;
+        let scope = (!r.scope.is_empty()).then_some(r.scope.as_str());
+        let targets = snapshot
+            .effective_permissions(tenant, subject, scope, self.service.now())
+            .map_err(Error::from)?;
+        Ok(Response::new(pb::ListEffectivePermissionsResponse {
+            targets: targets
+                .iter()
+                .map(|t| pb::EffectiveTarget {
+                    scope: t
+                        .scope
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    population: t
+                        .population
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    permissions: t
+                        .permissions
+                        .iter()
+                        .map(|(p, sources)| pb::EffectivePermission {
+                            permission: p.clone(),
+                            sources: sources.iter().map(source_to_pb).collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            revision: snapshot.revision.0,
+        }))
+    }
+
+    async fn list_subjects_with_permission(
+        &self,
+        request: Request<pb::ListSubjectsWithPermissionRequest>,
+    ) -> Result<Response<pb::ListSubjectsWithPermissionResponse>, Status> {
+        let r = request.get_ref();
+        let tenant = nonempty("tenant", &r.tenant)?;
+        let permission = nonempty("permission", &r.permission)?;
+        let place = at("", &r.scope, &r.target_subject)?;
+        let (after, limit) = page("", &r.page_token, r.page_size)?;
+        let snapshot = self.snapshot(r.at_least_revision).await?;
+        let (holders, next) = snapshot
+            .holders(
+                tenant,
+                permission,
+                place,
+                after.as_deref(),
+                limit,
+                self.service.now(),
+            )
+            .map_err(Error::from)?;
+        Ok(Response::new(pb::ListSubjectsWithPermissionResponse {
+            holders: holders
+                .iter()
+                .map(|h| pb::Holder {
+                    subject: h.subject.clone(),
+                    implied: h.implied,
+                    sources: h.sources.iter().map(source_to_pb).collect(),
+                })
+                .collect(),
+            next_page_token: next.unwrap_or_default(),
+            revision: snapshot.revision.0,
+        }))
+    }
+}
+
+fn denial_reason(r: crate::engine::DenialReason) -> pb::DenialReason {
+    use crate::engine::DenialReason as D;
+    match r {
+        D::SubjectNotFound => pb::DenialReason::SubjectNotFound,
+        D::SubjectLocked => pb::DenialReason::SubjectLocked,
+        D::NoGrant => pb::DenialReason::NoGrant,
+        D::ResourceDisabled => pb::DenialReason::ResourceDisabled,
+        D::AssignmentExpired => pb::DenialReason::AssignmentExpired,
+        D::PrerequisiteMissing => pb::DenialReason::PrerequisiteMissing,
+        D::OutsidePopulation => pb::DenialReason::OutsidePopulation,
+        D::MaskedByClass => pb::DenialReason::MaskedByClass,
+        D::OutOfScope => pb::DenialReason::OutOfScope,
+    }
+}

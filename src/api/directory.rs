@@ -1,0 +1,628 @@
+//! `DirectoryService`: create, change, delete and read tenants, subjects,
+//! scopes, groups, custom roles and assignments. Writes go through the same
+//! write path as membership batches (one operation each); reads come from a
+//! snapshot of the cache.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{
+    self, assignment_to_pb, group, group_to_pb, id, optional_id, page, principal_to_pb, role,
+    role_to_pb, scope, scope_to_pb, settings, settings_to_pb, subject, subject_to_pb,
+    write_options,
+};
+use super::{invalid, pb};
+use crate::engine::{EngineError, Operation, Snapshot, SubjectUpdate, TenantState, page_from};
+use crate::model::{Principal, Revision, TenantId};
+use crate::service::{Error, Service};
+
+/// The tonic service.
+#[derive(Debug, Clone)]
+pub struct DirectoryApi {
+    service: Service,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+impl DirectoryApi {
+    /// Serves `service`.
+    pub fn new(service: Service) -> Self {
+        Self { service }
+    }
+
+    async fn write(
+        &self,
+        tenant: &str,
+        op: Operation,
+        options: &Option<pb::WriteOptions>,
+    ) -> Result<(Revision, Arc<Snapshot>), Error> {
+        let tenant: TenantId = id("tenant", tenant)?;
+        let options = write_options(options)?;
+        let revision = self.service.write(tenant, vec![op], options).await?;
+        Ok((revision, self.service.snapshot_at(revision).await?))
+    }
+
+    async fn read(&self, at_least: u64) -> Result<Arc<Snapshot>, Error> {
+        self.service.snapshot_at(Revision(at_least)).await
+    }
+}
+
+fn not_found(kind: &'static str, id: &str) -> Error {
+    Error::Engine(EngineError::NotFound {
+        kind,
+        id: id.to_string(),
+    })
+}
+
+/// The error of a single-operation write, without the batch index.
+fn single(e: Error) -> Error {
+    match e {
+        Error::Refused { error, .. } => Error::Engine(error),
+        other => other,
+    }
+}
+
+/// One page of an ordered map's values, and the token of the next page.
+fn page_of<K, V, T>(
+    map: &imbl::OrdMap<K, V>,
+    request: &Option<pb::PageRequest>,
+    convert: impl Fn(&V) -> T,
+) -> Result<(Vec<T>, String), Error>
+where
+    K: Ord + Clone + std::borrow::Borrow<str> + ToString,
+    V: Clone,
+{
+    let (token, size) = match request {
+        Some(p) => page("page", &p.page_token, p.page_size)?,
+        None => page("page", "", 0)?,
+    };
+    let mut items = Vec::with_capacity(size.min(map.len()));
+    let mut next = String::new();
+    for (k, v) in page_from(map, token.as_deref()) {
+        if items.len() == size {
+            break;
+        }
+        items.push(convert(v));
+        next = k.to_string();
+    }
+    if items.len() < size {
+        next.clear();
+    }
+    Ok((items, next))
+}
+
+fn tenant_of<'s>(snapshot: &'s Snapshot, tenant: &str) -> Result<&'s TenantState, Error> {
+    Ok(snapshot.tenant(tenant)?)
+}
+
+fn subject_reply(
+    snapshot: &Snapshot,
+    tenant: &str,
+    id: &str,
+    revision: Revision,
+) -> Reply<pb::SubjectResponse> {
+    let state = tenant_of(snapshot, tenant)?;
+    let entry = state
+        .subjects
+        .get(id)
+        .ok_or_else(|| not_found("subject", id))?;
+    Ok(Response::new(pb::SubjectResponse {
+        subject: Some(subject_to_pb(&entry.subject)),
+        revision: revision.0,
+    }))
+}
+
+fn scope_reply(
+    snapshot: &Snapshot,
+    tenant: &str,
+    id: &str,
+    revision: Revision,
+) -> Reply<pb::ScopeResponse> {
+    let state = tenant_of(snapshot, tenant)?;
+    let scope = state.scopes.get(id).ok_or_else(|| not_found("scope", id))?;
+    Ok(Response::new(pb::ScopeResponse {
+        scope: Some(scope_to_pb(scope)),
+        revision: revision.0,
+    }))
+}
+
+fn group_reply(
+    snapshot: &Snapshot,
+    tenant: &str,
+    id: &str,
+    revision: Revision,
+) -> Reply<pb::GroupResponse> {
+    let state = tenant_of(snapshot, tenant)?;
+    let group = state.groups.get(id).ok_or_else(|| not_found("group", id))?;
+    Ok(Response::new(pb::GroupResponse {
+        group: Some(group_to_pb(group)),
+        revision: revision.0,
+    }))
+}
+
+fn role_reply(
+    snapshot: &Snapshot,
+    tenant: &str,
+    id: &str,
+    revision: Revision,
+) -> Reply<pb::RoleResponse> {
+    let state = tenant_of(snapshot, tenant)?;
+    let role = state
+        .role(&snapshot.compiled, id)
+        .ok_or_else(|| not_found("role", id))?;
+    Ok(Response::new(pb::RoleResponse {
+        role: Some(role_to_pb(&role.role, role.builtin)),
+        revision: revision.0,
+    }))
+}
+
+fn tenant_reply(
+    snapshot: &Snapshot,
+    tenant: &str,
+    revision: Revision,
+) -> Reply<pb::TenantResponse> {
+    let state = tenant_of(snapshot, tenant)?;
+    Ok(Response::new(pb::TenantResponse {
+        tenant: Some(pb::Tenant {
+            id: tenant.to_string(),
+            settings: Some(settings_to_pb(&state.settings)),
+        }),
+        revision: revision.0,
+    }))
+}
+
+fn subject_update(
+    mask: &Option<prost_types::FieldMask>,
+    s: &pb::Subject,
+) -> Result<SubjectUpdate, Error> {
+    let full = subject(
+        "subject",
+        &pb::Subject {
+            id: if s.id.is_empty() {
+                String::new()
+            } else {
+                s.id.clone()
+            },
+            ..s.clone()
+        },
+    )?;
+    let paths: Vec<&str> = match mask {
+        Some(m) if !m.paths.is_empty() => m.paths.iter().map(String::as_str).collect(),
+        _ => vec!["kind", "status", "attributes", "home_scope"],
+    };
+    let mut update = SubjectUpdate::default();
+    for path in paths {
+        match path {
+            "kind" => update.kind = Some(full.kind),
+            "status" => update.status = Some(full.status),
+            "attributes" => update.attributes = Some(full.attributes.clone()),
+            "home_scope" | "homeScope" => update.home_scope = Some(full.home_scope.clone()),
+            other => {
+                return Err(invalid(
+                    "update_mask",
+                    format!("unknown field {other:?}; use kind, status, attributes or home_scope"),
+                ));
+            }
+        }
+    }
+    Ok(update)
+}
+
+#[tonic::async_trait]
+impl pb::directory_service_server::DirectoryService for DirectoryApi {
+    async fn create_tenant(
+        &self,
+        request: Request<pb::CreateTenantRequest>,
+    ) -> Reply<pb::TenantResponse> {
+        let r = request.get_ref();
+        let op = Operation::CreateTenant(settings("settings", &r.settings)?);
+        let (revision, snapshot) = self
+            .write(&r.tenant, op, &r.options)
+            .await
+            .map_err(single)?;
+        tenant_reply(&snapshot, &r.tenant, revision)
+    }
+
+    async fn get_tenant(
+        &self,
+        request: Request<pb::GetTenantRequest>,
+    ) -> Reply<pb::TenantResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(0).await?;
+        tenant_reply(&snapshot, &r.tenant, snapshot.revision)
+    }
+
+    async fn list_tenants(
+        &self,
+        request: Request<pb::ListTenantsRequest>,
+    ) -> Reply<pb::ListTenantsResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(0).await?;
+        let (token, size) = match &r.page {
+            Some(p) => page("page", &p.page_token, p.page_size)?,
+            None => page("page", "", 0)?,
+        };
+        let tenants: Vec<pb::Tenant> = page_from(&snapshot.tenants, token.as_deref())
+            .take(size)
+            .map(|(id, state)| pb::Tenant {
+                id: id.to_string(),
+                settings: Some(settings_to_pb(&state.settings)),
+            })
+            .collect();
+        let next_page_token = match tenants.last() {
+            Some(last) if tenants.len() == size => last.id.clone(),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListTenantsResponse {
+            tenants,
+            next_page_token,
+            revision: snapshot.revision.0,
+        }))
+    }
+
+    async fn update_tenant_settings(
+        &self,
+        request: Request<pb::UpdateTenantSettingsRequest>,
+    ) -> Reply<pb::TenantResponse> {
+        let r = request.get_ref();
+        let op = Operation::UpdateTenantSettings(settings("settings", &r.settings)?);
+        let (revision, snapshot) = self
+            .write(&r.tenant, op, &r.options)
+            .await
+            .map_err(single)?;
+        tenant_reply(&snapshot, &r.tenant, revision)
+    }
+
+    async fn create_subject(
+        &self,
+        request: Request<pb::CreateSubjectRequest>,
+    ) -> Reply<pb::SubjectResponse> {
+        let r = request.get_ref();
+        let s = subject("subject", convert::required("subject", &r.subject)?)?;
+        let id = s.id.to_string();
+        let (revision, snapshot) = self
+            .write(&r.tenant, Operation::CreateSubject(s), &r.options)
+            .await
+            .map_err(single)?;
+        subject_reply(&snapshot, &r.tenant, &id, revision)
+    }
+
+    async fn update_subject(
+        &self,
+        request: Request<pb::UpdateSubjectRequest>,
+    ) -> Reply<pb::SubjectResponse> {
+        let r = request.get_ref();
+        let given = convert::required("subject", &r.subject)?;
+        let sid = id("subject.id", &given.id)?;
+        let update = subject_update(&r.update_mask, given)?;
+        let (revision, snapshot) = self
+            .write(&r.tenant, Operation::UpdateSubject(sid, update), &r.options)
+            .await
+            .map_err(single)?;
+        subject_reply(&snapshot, &r.tenant, &given.id, revision)
+    }
+
+    async fn delete_subject(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Reply<pb::DeleteResponse> {
+        let r = request.get_ref();
+        let op = Operation::DeleteSubject(id("id", &r.id)?);
+        let (revision, _) = self
+            .write(&r.tenant, op, &r.options)
+            .await
+            .map_err(single)?;
+        Ok(Response::new(pb::DeleteResponse {
+            revision: revision.0,
+        }))
+    }
+
+    async fn get_subject(&self, request: Request<pb::GetRequest>) -> Reply<pb::SubjectResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(r.at_least_revision).await?;
+        subject_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
+    }
+
+    async fn list_subjects(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Reply<pb::ListSubjectsResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(r.at_least_revision).await?;
+        let state = tenant_of(&snapshot, &r.tenant)?;
+        let (subjects, next_page_token) =
+            page_of(&state.subjects, &r.page, |e| subject_to_pb(&e.subject))?;
+        Ok(Response::new(pb::ListSubjectsResponse {
+            subjects,
+            next_page_token,
+            revision: snapshot.revision.0,
+        }))
+    }
+
+    async fn create_scope(
+        &self,
+        request: Request<pb::CreateScopeRequest>,
+    ) -> Reply<pb::ScopeResponse> {
+        let r = request.get_ref();
+        let s = scope("scope", convert::required("scope", &r.scope)?)?;
+        let id = s.id.to_string();
+        let (revision, snapshot) = self
+            .write(&r.tenant, Operation::CreateScope(s), &r.options)
+            .await
+            .map_err(single)?;
+        scope_reply(&snapshot, &r.tenant, &id, revision)
+    }
+
+    async fn update_scope(
+        &self,
+        request: Request<pb::UpdateScopeRequest>,
+    ) -> Reply<pb::ScopeResponse> {
+        let r = request.get_ref();
+        let s = scope("scope", convert::required("scope", &r.scope)?)?;
+        let id = s.id.to_string();
+        let (revision, snapshot) = self
+            .write(&r.tenant, Operation::UpdateScope(s), &r.options)
+            .await
+            .map_err(single)?;
+        scope_reply(&snapshot, &r.tenant, &id, revision)
+    }
+
+    async fn delete_scope(&self, request: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
+        let r = request.get_ref();
+        let op = Operation::DeleteScope(id("id", &r.id)?);
+        let (revision, _) = self
+            .write(&r.tenant, op, &r.options)
+            .await
+            .map_err(single)?;
+        Ok(Response::new(pb::DeleteResponse {
+            revision: revision.0,
+        }))
+    }
+
+    async fn get_scope(&self, request: Request<pb::GetRequest>) -> Reply<pb::ScopeResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(r.at_least_revision).await?;
+        scope_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
+    }
+
+    async fn list_scopes(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Reply<pb::ListScopesResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(r.at_least_revision).await?;
+        let state = tenant_of(&snapshot, &r.tenant)?;
+        let (scopes, next_page_token) = page_of(&state.scopes, &r.page, |s| scope_to_pb(s))?;
+        Ok(Response::new(pb::ListScopesResponse {
+            scopes,
+            next_page_token,
+            revision: snapshot.revision.0,
+        }))
+    }
+
+    async fn create_group(
+        &self,
+        request: Request<pb::CreateGroupRequest>,
+    ) -> Reply<pb::GroupResponse> {
+        let r = request.get_ref();
+        let g = group("group", convert::required("group", &r.group)?)?;
+        let id = g.id.to_string();
+        let (revision, snapshot) = self
+            .write(&r.tenant, Operation::CreateGroup(g), &r.options)
+            .await
+            .map_err(single)?;
+        group_reply(&snapshot, &r.tenant, &id, revision)
+    }
+
+    async fn update_group(
+        &self,
+        request: Request<pb::UpdateGroupRequest>,
+    ) -> Reply<pb::GroupResponse> {
+        let r = request.get_ref();
+        let g = group("group", convert::required("group", &r.group)?)?;
+        let id = g.id.to_string();
+        let (revision, snapshot) = self
+            .write(&r.tenant, Operation::UpdateGroup(g), &r.options)
+            .await
+            .map_err(single)?;
+        group_reply(&snapshot, &r.tenant, &id, revision)
+    }
+
+    async fn delete_group(&self, request: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
+        let r = request.get_ref();
+        let op = Operation::DeleteGroup(id("id", &r.id)?);
+        let (revision, _) = self
+            .write(&r.tenant, op, &r.options)
+            .await
+            .map_err(single)?;
+        Ok(Response::new(pb::DeleteResponse {
+            revision: revision.0,
+        }))
+    }
+
+    async fn get_group(&self, request: Request<pb::GetRequest>) -> Reply<pb::GroupResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(r.at_least_revision).await?;
+        group_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Reply<pb::ListGroupsResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(r.at_least_revision).await?;
+        let state = tenant_of(&snapshot, &r.tenant)?;
+        let (groups, next_page_token) = page_of(&state.groups, &r.page, |g| group_to_pb(g))?;
+        Ok(Response::new(pb::ListGroupsResponse {
+            groups,
+            next_page_token,
+            revision: snapshot.revision.0,
+        }))
+    }
+
+    async fn list_group_members(
+        &self,
+        request: Request<pb::ListGroupMembersRequest>,
+    ) -> Reply<pb::ListGroupMembersResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(r.at_least_revision).await?;
+        let state = tenant_of(&snapshot, &r.tenant)?;
+        if !state.groups.contains_key(r.group.as_str()) {
+            return Err(not_found("group", &r.group).into());
+        }
+        let (token, size) = match &r.page {
+            Some(p) => page("page", &p.page_token, p.page_size)?,
+            None => page("page", "", 0)?,
+        };
+        // Tokens are "subject:<id>" or "group:<id>": members sort subjects
+        // first, then groups, each by id, as `Principal` orders them.
+        let after = token.as_deref().map(parse_member_token).transpose()?;
+        let members: Vec<Principal> = state
+            .members
+            .get(r.group.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|m| after.as_ref().is_none_or(|a| *m > a))
+            .take(size)
+            .cloned()
+            .collect();
+        let next_page_token = match members.last() {
+            Some(last) if members.len() == size => member_token(last),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListGroupMembersResponse {
+            members: members.iter().map(principal_to_pb).collect(),
+            next_page_token,
+            revision: snapshot.revision.0,
+        }))
+    }
+
+    async fn create_role(
+        &self,
+        request: Request<pb::CreateRoleRequest>,
+    ) -> Reply<pb::RoleResponse> {
+        let r = request.get_ref();
+        let role = role("role", convert::required("role", &r.role)?)?;
+        let id = role.id.to_string();
+        let (revision, snapshot) = self
+            .write(&r.tenant, Operation::CreateRole(role), &r.options)
+            .await
+            .map_err(single)?;
+        role_reply(&snapshot, &r.tenant, &id, revision)
+    }
+
+    async fn update_role(
+        &self,
+        request: Request<pb::UpdateRoleRequest>,
+    ) -> Reply<pb::RoleResponse> {
+        let r = request.get_ref();
+        let role = role("role", convert::required("role", &r.role)?)?;
+        let id = role.id.to_string();
+        let (revision, snapshot) = self
+            .write(&r.tenant, Operation::UpdateRole(role), &r.options)
+            .await
+            .map_err(single)?;
+        role_reply(&snapshot, &r.tenant, &id, revision)
+    }
+
+    async fn delete_role(&self, request: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
+        let r = request.get_ref();
+        let op = Operation::DeleteRole(id("id", &r.id)?);
+        let (revision, _) = self
+            .write(&r.tenant, op, &r.options)
+            .await
+            .map_err(single)?;
+        Ok(Response::new(pb::DeleteResponse {
+            revision: revision.0,
+        }))
+    }
+
+    async fn get_role(&self, request: Request<pb::GetRequest>) -> Reply<pb::RoleResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(r.at_least_revision).await?;
+        role_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
+    }
+
+    async fn list_roles(&self, request: Request<pb::ListRequest>) -> Reply<pb::ListRolesResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(r.at_least_revision).await?;
+        let state = tenant_of(&snapshot, &r.tenant)?;
+        // Builtin and custom roles share one id space; merge them in id order.
+        let mut all: imbl::OrdMap<crate::model::RoleId, pb::Role> = snapshot
+            .compiled
+            .builtin
+            .values()
+            .map(|c| (c.role.id.clone(), role_to_pb(&c.role, true)))
+            .collect();
+        for c in state.roles.values() {
+            all.insert(c.role.id.clone(), role_to_pb(&c.role, false));
+        }
+        let (roles, next_page_token) = page_of(&all, &r.page, Clone::clone)?;
+        Ok(Response::new(pb::ListRolesResponse {
+            roles,
+            next_page_token,
+            revision: snapshot.revision.0,
+        }))
+    }
+
+    async fn list_assignments(
+        &self,
+        request: Request<pb::ListAssignmentsRequest>,
+    ) -> Reply<pb::ListAssignmentsResponse> {
+        let r = request.get_ref();
+        let snapshot = self.read(r.at_least_revision).await?;
+        let state = tenant_of(&snapshot, &r.tenant)?;
+        let principal = match &r.principal {
+            Some(_) => Some(convert::principal("principal", &r.principal)?),
+            None => None,
+        };
+        let role: Option<crate::model::RoleId> = optional_id("role", &r.role)?;
+        let (token, size) = match &r.page {
+            Some(p) => page("page", &p.page_token, p.page_size)?,
+            None => page("page", "", 0)?,
+        };
+        let skip: usize = match token {
+            Some(t) => t
+                .parse()
+                .map_err(|_| invalid("page.page_token", "not a token this server issued"))?,
+            None => 0,
+        };
+        let matching: Vec<pb::Assignment> = state
+            .assignments
+            .values()
+            .filter(|a| principal.as_ref().is_none_or(|p| &a.key.principal == p))
+            .filter(|a| role.as_ref().is_none_or(|r| &a.key.role == r))
+            .skip(skip)
+            .take(size)
+            .map(assignment_to_pb)
+            .collect();
+        let next_page_token = if matching.len() == size {
+            (skip + size).to_string()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListAssignmentsResponse {
+            assignments: matching,
+            next_page_token,
+            revision: snapshot.revision.0,
+        }))
+    }
+}
+
+fn member_token(p: &Principal) -> String {
+    match p {
+        Principal::Subject(s) => format!("subject:{s}"),
+        Principal::Group(g) => format!("group:{g}"),
+    }
+}
+
+fn parse_member_token(t: &str) -> Result<Principal, Error> {
+    let bad = || invalid("page.page_token", "not a token this server issued");
+    match t.split_once(':') {
+        Some(("subject", s)) => Ok(Principal::Subject(s.parse().map_err(|_| bad())?)),
+        Some(("group", g)) => Ok(Principal::Group(g.parse().map_err(|_| bad())?)),
+        _ => Err(bad()),
+    }
+}

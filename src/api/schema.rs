@@ -1,0 +1,52 @@
+//! `SchemaService`: read and replace the permission catalog.
+
+use tonic::{Request, Response, Status};
+
+use super::convert::revision;
+use super::{invalid, pb};
+use crate::config::MAX_SCHEMA_BYTES;
+use crate::service::Service;
+
+/// The tonic service.
+#[derive(Debug, Clone)]
+pub struct SchemaApi {
+    service: Service,
+}
+
+impl SchemaApi {
+    /// Serves `service`.
+    pub fn new(service: Service) -> Self {
+        Self { service }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::schema_service_server::SchemaService for SchemaApi {
+    async fn read_schema(
+        &self,
+        _request: Request<pb::ReadSchemaRequest>,
+    ) -> Result<Response<pb::ReadSchemaResponse>, Status> {
+        let snapshot = self.service.snapshot();
+        Ok(Response::new(pb::ReadSchemaResponse {
+            schema: snapshot.compiled.catalog.source().to_string(),
+            revision: snapshot.revision.0,
+        }))
+    }
+
+    async fn write_schema(
+        &self,
+        request: Request<pb::WriteSchemaRequest>,
+    ) -> Result<Response<pb::WriteSchemaResponse>, Status> {
+        let r = request.get_ref();
+        if r.schema.len() > MAX_SCHEMA_BYTES {
+            return Err(invalid("schema", format!("larger than {MAX_SCHEMA_BYTES} bytes")).into());
+        }
+        let revision = self
+            .service
+            .write_schema(&r.schema, r.dry_run, revision(r.expected_revision))
+            .await?;
+        Ok(Response::new(pb::WriteSchemaResponse {
+            revision: revision.0,
+        }))
+    }
+}

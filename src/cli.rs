@@ -1,0 +1,100 @@
+//! The command line: `serve`, `schema check`. Parses arguments into a
+//! validated [`Config`]; must not talk to redb directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::schema;
+
+/// authzd: a gRPC RBAC authorization service.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server.
+    Serve(ServeArgs),
+    /// Work with schema files.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+}
+
+/// `authzd serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AUTHZD_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Folder for the data file (created if missing).
+    #[arg(long, env = "AUTHZD_DATA", default_value = "./authzd-data")]
+    pub data: PathBuf,
+    /// Schema file to install at start-up. Without it the stored schema is
+    /// kept, or a new store gets the built-in example schema.
+    #[arg(long, env = "AUTHZD_SCHEMA")]
+    pub schema: Option<PathBuf>,
+    /// Committed change sets kept for Watch subscribers that are behind.
+    #[arg(long, default_value_t = Config::default().feed_capacity)]
+    pub feed_capacity: usize,
+    /// Messages buffered per Watch subscriber.
+    #[arg(long, default_value_t = Config::default().subscriber_buffer)]
+    pub subscriber_buffer: usize,
+}
+
+impl ServeArgs {
+    /// The runtime settings these arguments describe.
+    pub fn config(&self) -> Config {
+        Config {
+            listen: self.listen,
+            data_dir: self.data.clone(),
+            schema: self.schema.clone(),
+            feed_capacity: self.feed_capacity.max(1),
+            subscriber_buffer: self.subscriber_buffer.max(1),
+        }
+    }
+}
+
+/// `authzd schema ...`.
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Validate a schema file and report every error with its line and key.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Print the built-in example schema.
+    Default,
+}
+
+/// Runs `authzd schema ...`: prints the outcome, returns whether it succeeded.
+pub fn schema_command(command: &SchemaCommand) -> bool {
+    match command {
+        SchemaCommand::Check { file } => match schema::load_file(file) {
+            Ok(catalog) => {
+                println!(
+                    "{}: ok ({} permissions, {} builtin roles)",
+                    file.display(),
+                    catalog.len(),
+                    catalog.roles().len()
+                );
+                true
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                false
+            }
+        },
+        SchemaCommand::Default => {
+            print!("{}", schema::DEFAULT_SCHEMA);
+            true
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Validated runtime settings with documented defaults and limits.
+//!
+//! Everything a request can be refused for being too large is a constant
+//! here, so the README's limits table and the code cannot drift apart.
+//! Must not read files at request time.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Most operations in one `ManageMembership` batch.
+pub const MAX_BATCH_OPERATIONS: usize = 1000;
+/// Most checks in one `BatchCheckAccess`.
+pub const MAX_BATCH_CHECKS: usize = 1000;
+/// Page size when a request gives none.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest page a request may ask for.
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// Longest an `at_least_revision` read waits for the cache to catch up.
+pub const MAX_REVISION_WAIT: Duration = Duration::from_secs(5);
+/// Longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+/// Largest schema text accepted by `WriteSchema`, in bytes.
+pub const MAX_SCHEMA_BYTES: usize = 1 << 20;
+/// Largest gRPC message the server decodes, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// Change sets read from the changelog per step of a Watch replay.
+pub const REPLAY_PAGE: usize = 256;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the gRPC server listens.
+    pub listen: SocketAddr,
+    /// The folder holding the redb file.
+    pub data_dir: PathBuf,
+    /// A schema file to apply at start-up; `None` keeps the stored schema, or
+    /// installs the built-in example on a new store.
+    pub schema: Option<PathBuf>,
+    /// Committed change sets the live feed keeps for subscribers that are
+    /// momentarily behind; one further behind is ended with
+    /// RESOURCE_EXHAUSTED and resumes from its last revision.
+    pub feed_capacity: usize,
+    /// Messages buffered per Watch subscriber on their way to the network.
+    pub subscriber_buffer: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("authzd-data"),
+            schema: None,
+            feed_capacity: 4096,
+            subscriber_buffer: 256,
+        }
+    }
+}

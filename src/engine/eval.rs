@@ -1,0 +1,498 @@
+//! Evaluation: the check (DESIGN §2), its explanation, and the two listings
+//! built on it (a subject's effective permissions, the holders of a
+//! permission).
+//!
+//! The check reads only the memoised [`SubjectGrants`] and the scope tree: no
+//! allocation, no lock, no store. Explanations and listings walk the
+//! directory instead, because they must name every path, and they are not on
+//! the hot path. Must not know about protobuf or redb.
+
+use super::grants::SubjectGrants;
+use super::tenant::{Compiled, TenantState};
+use crate::model::{
+    GroupId, Principal, ROOT_SCOPE, ScopeId, Subject, SubjectId, SubjectStatus, Target, Timestamp,
+};
+use crate::schema::{PermBit, RuleKind};
+
+/// Where a check applies, resolved against the tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    /// The scope whose ancestor chain is searched.
+    pub scope: &'a str,
+    /// For checks over a subject: that subject's grants (which say which
+    /// populations it is in).
+    pub target: Option<&'a SubjectGrants>,
+    /// For checks over a subject: its id, for explanations.
+    pub target_id: Option<&'a SubjectId>,
+}
+
+impl<'a> Place<'a> {
+    /// A check at a scope.
+    pub fn scope(scope: &'a str) -> Self {
+        Self {
+            scope,
+            target: None,
+            target_id: None,
+        }
+    }
+}
+
+/// One way a permission is held (or would be, but for a reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The role.
+    pub role: String,
+    /// The groups it came through, innermost first; empty when direct.
+    pub groups: Vec<GroupId>,
+    /// The scope of the assignment or pinned grant; `None` for a population.
+    pub scope: Option<ScopeId>,
+    /// The population group, if the assignment targets one.
+    pub population: Option<GroupId>,
+    /// The grant as the role states it.
+    pub grant: String,
+    /// How the permission follows from the grant; empty when literal.
+    pub implication: String,
+    /// When the assignment expires.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Why a permission is not held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DenialReason {
+    /// The subject does not exist.
+    SubjectNotFound,
+    /// The subject is locked.
+    SubjectLocked,
+    /// Nothing grants it.
+    NoGrant,
+    /// The resource type is switched off for the tenant.
+    ResourceDisabled,
+    /// Only expired assignments would grant it.
+    AssignmentExpired,
+    /// A role's prerequisite is not met.
+    PrerequisiteMissing,
+    /// The target subject is outside the population.
+    OutsidePopulation,
+    /// The role's class masks it.
+    MaskedByClass,
+    /// A grant exists, but at a scope that does not cover the target.
+    OutOfScope,
+}
+
+/// One reason for a deny.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// The kind of reason.
+    pub reason: DenialReason,
+    /// A sentence naming what is concerned.
+    pub detail: String,
+}
+
+/// The outcome of an explained check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Explanation {
+    /// For an allow: every way it is held.
+    pub sources: Vec<Source>,
+    /// For a deny: every reason.
+    pub denials: Vec<Denial>,
+}
+
+/// How a grant that names (or implies) the permission relates to the place.
+enum Fit {
+    Holds,
+    Expired,
+    Masked,
+    OutOfScope(String),
+    OutsidePopulation(GroupId),
+}
+
+impl TenantState {
+    /// The check of DESIGN §2. Allocates nothing.
+    pub fn check(
+        &self,
+        compiled: &Compiled,
+        subject: &Subject,
+        grants: &SubjectGrants,
+        bit: PermBit,
+        place: Place<'_>,
+        now: Timestamp,
+    ) -> bool {
+        subject.status == SubjectStatus::Active && self.holds(compiled, grants, bit, place, now, 0)
+    }
+
+    fn holds(
+        &self,
+        compiled: &Compiled,
+        grants: &SubjectGrants,
+        bit: PermBit,
+        place: Place<'_>,
+        now: Timestamp,
+        depth: usize,
+    ) -> bool {
+        if self.disabled.contains(bit) {
+            return false;
+        }
+        if self.granted(compiled, grants, bit, place, now) {
+            return true;
+        }
+        // Derived rules are acyclic (the schema refuses cycles); the depth
+        // bound only guards against a catalog bug turning into a stack overflow.
+        match compiled.catalog.rule(bit) {
+            Some(rule) if depth < 64 => {
+                let term = |t: &PermBit| self.holds(compiled, grants, *t, place, now, depth + 1);
+                match rule.kind {
+                    RuleKind::AllOf => rule.terms.iter().all(term),
+                    RuleKind::AnyOf => rule.terms.iter().any(term),
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a grant names `bit` (after closure) at the place: at the scope,
+    /// at an ancestor for inheriting permissions, or over a population the
+    /// target subject is in.
+    fn granted(
+        &self,
+        compiled: &Compiled,
+        grants: &SubjectGrants,
+        bit: PermBit,
+        place: Place<'_>,
+        now: Timestamp,
+    ) -> bool {
+        let inherits = compiled.catalog.inherits(bit);
+        let mut scope = Some(place.scope);
+        for step in 0..=self.scopes.len() {
+            let Some(s) = scope else { break };
+            if (step == 0 || inherits) && grants.holds_at(s, bit, now) {
+                return true;
+            }
+            scope = self.parent(s).map(ScopeId::as_str);
+        }
+        place.target.is_some_and(|target| {
+            grants.populations.iter().any(|e| {
+                target.in_group(e.at.as_str()) && grants.holds_over(e.at.as_str(), bit, now)
+            })
+        })
+    }
+
+    /// The check with its derivation or its reasons.
+    pub fn explain(
+        &self,
+        compiled: &Compiled,
+        subject: Option<(&Subject, &SubjectGrants)>,
+        bit: PermBit,
+        place: Place<'_>,
+        now: Timestamp,
+    ) -> (bool, Explanation) {
+        let mut out = Explanation::default();
+        let Some((subject, grants)) = subject else {
+            out.denials.push(Denial {
+                reason: DenialReason::SubjectNotFound,
+                detail: "the subject does not exist in this tenant".into(),
+            });
+            return (false, out);
+        };
+        let allowed = self.check(compiled, subject, grants, bit, place, now);
+        let catalog = &compiled.catalog;
+        if subject.status == SubjectStatus::Locked {
+            out.denials.push(Denial {
+                reason: DenialReason::SubjectLocked,
+                detail: format!("subject {} is locked", subject.id),
+            });
+        }
+        if self.disabled.contains(bit) {
+            out.denials.push(Denial {
+                reason: DenialReason::ResourceDisabled,
+                detail: format!(
+                    "resource type {} is switched off for this tenant",
+                    catalog.resource_of(bit)
+                ),
+            });
+        }
+        for (source, fit) in self.trace(compiled, &subject.id, bit, place, now) {
+            match fit {
+                Fit::Holds => out.sources.push(source),
+                other if !allowed => out.denials.push(denial(&source, other)),
+                _ => {}
+            }
+        }
+        if !allowed {
+            self.explain_derived(compiled, subject, grants, bit, place, now, &mut out);
+            out.sources.clear();
+            if out.denials.is_empty() {
+                out.denials.push(Denial {
+                    reason: DenialReason::NoGrant,
+                    detail: format!(
+                        "no role of subject {} grants {}",
+                        subject.id,
+                        catalog.name(bit)
+                    ),
+                });
+            }
+        } else if out.sources.is_empty() {
+            self.explain_derived(compiled, subject, grants, bit, place, now, &mut out);
+        }
+        if allowed {
+            out.denials.clear();
+        }
+        (allowed, out)
+    }
+
+    /// For a derived permission: the sources of the terms that hold (on an
+    /// allow) or the terms that are missing (on a deny).
+    #[allow(clippy::too_many_arguments)]
+    fn explain_derived(
+        &self,
+        compiled: &Compiled,
+        subject: &Subject,
+        grants: &SubjectGrants,
+        bit: PermBit,
+        place: Place<'_>,
+        now: Timestamp,
+        out: &mut Explanation,
+    ) {
+        let catalog = &compiled.catalog;
+        let Some(rule) = catalog.rule(bit) else {
+            return;
+        };
+        let kind = match rule.kind {
+            RuleKind::AllOf => "all of",
+            RuleKind::AnyOf => "any of",
+        };
+        for term in &rule.terms {
+            if self.holds(compiled, grants, *term, place, now, 1) {
+                for (mut source, fit) in self.trace(compiled, &subject.id, *term, place, now) {
+                    if matches!(fit, Fit::Holds) {
+                        source.implication = join(
+                            &source.implication,
+                            &format!(
+                                "{} counts toward {} ({kind} {})",
+                                catalog.name(*term),
+                                catalog.name(bit),
+                                term_names(compiled, &rule.terms)
+                            ),
+                        );
+                        out.sources.push(source);
+                    }
+                }
+            } else {
+                out.denials.push(Denial {
+                    reason: DenialReason::NoGrant,
+                    detail: format!(
+                        "{} needs {kind} {}; {} is not held",
+                        catalog.name(bit),
+                        term_names(compiled, &rule.terms),
+                        catalog.name(*term)
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Every (path, assignment, grant) whose closure contains `bit`, with how
+    /// it relates to the place.
+    fn trace(
+        &self,
+        compiled: &Compiled,
+        subject: &SubjectId,
+        bit: PermBit,
+        place: Place<'_>,
+        now: Timestamp,
+    ) -> Vec<(Source, Fit)> {
+        let catalog = &compiled.catalog;
+        let me = Principal::Subject(subject.clone());
+        let paths = std::iter::once((me.clone(), Vec::new())).chain(
+            self.groups_of(&me)
+                .into_iter()
+                .map(|(g, path)| (Principal::Group(g), path)),
+        );
+        let mut out = Vec::new();
+        for (principal, path) in paths {
+            for key in self.by_principal.get(&principal).into_iter().flatten() {
+                let (Some(assignment), Some(role)) = (
+                    self.assignments.get(key),
+                    self.role(compiled, key.role.as_str()),
+                ) else {
+                    continue;
+                };
+                let mask = role.class_mask(catalog);
+                for grant in &role.role.grants {
+                    let Some(set) = catalog.grant_set(&grant.permission) else {
+                        continue;
+                    };
+                    if !set.contains(bit) {
+                        continue;
+                    }
+                    let implication = match (&grant.permission, catalog.bit(&grant.permission)) {
+                        (crate::model::Permission::All, _) => "every permission (*)".to_string(),
+                        (_, Some(from)) => catalog.implication(from, bit).unwrap_or_default(),
+                        (_, None) => String::new(),
+                    };
+                    let places: Vec<Option<ScopeId>> = match &key.target {
+                        Target::Population(_) => vec![None],
+                        Target::Scope(s) if grant.scopes.is_empty() => vec![Some(s.clone())],
+                        Target::Scope(s) => grant
+                            .scopes
+                            .iter()
+                            .filter(|p| self.is_within(p, s))
+                            .cloned()
+                            .map(Some)
+                            .collect(),
+                    };
+                    for at in places {
+                        let source = Source {
+                            role: key.role.to_string(),
+                            groups: path.clone(),
+                            scope: at.clone(),
+                            population: match &key.target {
+                                Target::Population(g) => Some(g.clone()),
+                                Target::Scope(_) => None,
+                            },
+                            grant: grant.permission.to_string(),
+                            implication: implication.clone(),
+                            expires_at: assignment.expires_at,
+                        };
+                        let fit = if mask.is_some_and(|m| m.contains(bit)) {
+                            Fit::Masked
+                        } else if let Some(miss) = self.misses(compiled, bit, &source, place) {
+                            miss
+                        } else if assignment.expires_at.is_some_and(|t| t <= now) {
+                            Fit::Expired
+                        } else {
+                            Fit::Holds
+                        };
+                        out.push((source, fit));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Why a source's place does not cover the checked place, if it does not.
+    fn misses(
+        &self,
+        compiled: &Compiled,
+        bit: PermBit,
+        source: &Source,
+        place: Place<'_>,
+    ) -> Option<Fit> {
+        if let Some(population) = &source.population {
+            let inside = place
+                .target
+                .is_some_and(|t| t.in_group(population.as_str()));
+            return (!inside).then(|| Fit::OutsidePopulation(population.clone()));
+        }
+        let at = source.scope.as_ref()?;
+        let here = ScopeId::try_from(place.scope).ok()?;
+        let covers = if compiled.catalog.inherits(bit) {
+            self.is_within(&here, at)
+        } else {
+            &here == at
+        };
+        (!covers).then(|| {
+            Fit::OutOfScope(format!(
+                "{} is granted at scope {at}, which does not cover scope {here}{}",
+                compiled.catalog.name(bit),
+                if compiled.catalog.inherits(bit) {
+                    ""
+                } else {
+                    " (this permission does not inherit)"
+                }
+            ))
+        })
+    }
+
+    /// Every permission the subject holds at the place, with sources.
+    pub fn effective_at(
+        &self,
+        compiled: &Compiled,
+        subject: &Subject,
+        grants: &SubjectGrants,
+        place: Place<'_>,
+        now: Timestamp,
+    ) -> Vec<(PermBit, Vec<Source>)> {
+        compiled
+            .catalog
+            .all()
+            .iter()
+            .filter(|bit| self.check(compiled, subject, grants, *bit, place, now))
+            .map(|bit| {
+                let (_, why) = self.explain(compiled, Some((subject, grants)), bit, place, now);
+                (bit, why.sources)
+            })
+            .collect()
+    }
+
+    /// The scopes where a subject has grants, in id order (the places
+    /// `ListEffectivePermissions` reports when no scope is asked for).
+    pub fn granted_scopes(grants: &SubjectGrants) -> Vec<ScopeId> {
+        let mut scopes: Vec<ScopeId> = grants.scopes.iter().map(|e| e.at.clone()).collect();
+        scopes.dedup();
+        scopes
+    }
+
+    /// The root scope id as a `&str`.
+    pub fn root() -> &'static str {
+        ROOT_SCOPE
+    }
+}
+
+fn denial(source: &Source, fit: Fit) -> Denial {
+    let via = if source.groups.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (via group {})",
+            source
+                .groups
+                .iter()
+                .map(GroupId::as_str)
+                .collect::<Vec<_>>()
+                .join(" → ")
+        )
+    };
+    let (reason, detail) = match fit {
+        Fit::Holds => (DenialReason::NoGrant, String::new()),
+        Fit::Expired => (
+            DenialReason::AssignmentExpired,
+            format!("the assignment of role {}{via} has expired", source.role),
+        ),
+        Fit::Masked => (
+            DenialReason::MaskedByClass,
+            format!(
+                "role {}{via} grants {} but its role class may never grant it",
+                source.role, source.grant
+            ),
+        ),
+        Fit::OutOfScope(why) => (
+            DenialReason::OutOfScope,
+            format!("role {}{via}: {why}", source.role),
+        ),
+        Fit::OutsidePopulation(g) => (
+            DenialReason::OutsidePopulation,
+            format!(
+                "role {}{via} applies to the subjects of group {g}, and the target subject is not one of them",
+                source.role
+            ),
+        ),
+    };
+    Denial { reason, detail }
+}
+
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}; {b}")
+    }
+}
+
+fn term_names(compiled: &Compiled, terms: &[PermBit]) -> String {
+    terms
+        .iter()
+        .map(|t| compiled.catalog.name(*t))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

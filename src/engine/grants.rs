@@ -1,0 +1,129 @@
+//! A subject's memoised grants: for each scope where one of its roles
+//! applies, the permission bits that hold there, already closed under ladders
+//! and `follows` and masked by role classes.
+//!
+//! This is the structure the check path reads, so it is laid out for lookups
+//! without allocation: entries sorted by scope, a binary search per scope on
+//! the target's ancestor chain. Must not know where the grants came from
+//! (that is the explain path's job, which walks the directory instead).
+
+use crate::model::{GroupId, ScopeId, Timestamp};
+use crate::schema::{PermBit, PermSet};
+
+/// What one or more assignments give at one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantEntry<K> {
+    /// The scope (or population group) it holds at.
+    pub at: K,
+    /// The permissions.
+    pub perms: PermSet,
+    /// When it stops counting; `None` for never. Entries with the same place
+    /// and expiry are merged.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl GrantEntry<ScopeId> {
+    /// An entry at a scope.
+    pub fn new(at: ScopeId, perms: PermSet, expires_at: Option<Timestamp>) -> Self {
+        Self {
+            at,
+            perms,
+            expires_at,
+        }
+    }
+}
+
+impl GrantEntry<GroupId> {
+    /// An entry over a population.
+    pub fn new_population(at: GroupId, perms: PermSet, expires_at: Option<Timestamp>) -> Self {
+        Self {
+            at,
+            perms,
+            expires_at,
+        }
+    }
+}
+
+impl<K> GrantEntry<K> {
+    fn live(&self, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
+/// Everything a subject's roles give it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectGrants {
+    /// Every group the subject is in, directly or nested; sorted.
+    pub groups: Vec<GroupId>,
+    /// Grants at scopes; sorted by scope, then expiry.
+    pub scopes: Vec<GrantEntry<ScopeId>>,
+    /// Grants over populations; sorted by group, then expiry.
+    pub populations: Vec<GrantEntry<GroupId>>,
+}
+
+fn merge<K: Ord + Clone>(mut entries: Vec<GrantEntry<K>>) -> Vec<GrantEntry<K>> {
+    entries.sort_by(|a, b| (&a.at, a.expires_at).cmp(&(&b.at, b.expires_at)));
+    let mut out: Vec<GrantEntry<K>> = Vec::with_capacity(entries.len());
+    for e in entries {
+        match out.last_mut() {
+            Some(last) if last.at == e.at && last.expires_at == e.expires_at => {
+                last.perms.union_with(&e.perms)
+            }
+            _ => out.push(e),
+        }
+    }
+    out.retain(|e| !e.perms.is_empty());
+    out
+}
+
+fn entries_at<'a, K: Ord + std::borrow::Borrow<str>>(
+    entries: &'a [GrantEntry<K>],
+    at: &str,
+) -> &'a [GrantEntry<K>] {
+    let start = entries.partition_point(|e| e.at.borrow() < at);
+    let end = start + entries[start..].partition_point(|e| e.at.borrow() == at);
+    &entries[start..end]
+}
+
+impl SubjectGrants {
+    /// Builds the sorted, merged form.
+    pub fn build(
+        mut groups: Vec<GroupId>,
+        scopes: Vec<GrantEntry<ScopeId>>,
+        populations: Vec<GrantEntry<GroupId>>,
+    ) -> Self {
+        groups.sort();
+        groups.dedup();
+        Self {
+            groups,
+            scopes: merge(scopes),
+            populations: merge(populations),
+        }
+    }
+
+    /// Whether the subject is in `group` (directly or nested).
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups
+            .binary_search_by(|g| g.as_str().cmp(group))
+            .is_ok()
+    }
+
+    /// Whether a live grant at exactly `scope` holds `bit`.
+    pub fn holds_at(&self, scope: &str, bit: PermBit, now: Timestamp) -> bool {
+        entries_at(&self.scopes, scope)
+            .iter()
+            .any(|e| e.live(now) && e.perms.contains(bit))
+    }
+
+    /// Whether a live grant over population `group` holds `bit`.
+    pub fn holds_over(&self, group: &str, bit: PermBit, now: Timestamp) -> bool {
+        entries_at(&self.populations, group)
+            .iter()
+            .any(|e| e.live(now) && e.perms.contains(bit))
+    }
+
+    /// Whether the subject has any grant at all (live or not).
+    pub fn is_empty(&self) -> bool {
+        self.scopes.is_empty() && self.populations.is_empty()
+    }
+}

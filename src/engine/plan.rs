@@ -1,0 +1,575 @@
+//! Write planning: turns requested operations into the validated list of
+//! [`Change`]s that the store will persist and the cache will apply.
+//!
+//! Every rule about what a write may do lives here: things must exist (or not),
+//! groups may not nest in a cycle, scopes may not move under themselves,
+//! deletes cascade explicitly (so the changelog says everything that was
+//! removed), builtin roles are read-only. Operations of one batch see the
+//! effects of the earlier ones. Planning never mutates published state: it
+//! works on a private copy of the tenant. Must not do I/O.
+
+use std::collections::BTreeMap;
+
+use super::EngineError;
+use super::roles::unknown_permissions;
+use super::tenant::{Affected, Compiled, TenantState};
+use crate::model::{
+    Assignment, AssignmentKey, Change, Group, GroupId, Membership, Principal, Role, RoleId, Scope,
+    ScopeId, Subject, SubjectId, SubjectKind, SubjectStatus, Target, TenantId, TenantSettings,
+    Timestamp,
+};
+
+/// How a write treats the current state of what it touches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Precondition {
+    /// Adding what exists or removing what does not is a no-op.
+    #[default]
+    None,
+    /// Fail unless it exists.
+    MustExist,
+    /// Fail if it exists.
+    MustNotExist,
+}
+
+/// The fields of a subject an update replaces; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectUpdate {
+    /// New kind.
+    pub kind: Option<SubjectKind>,
+    /// New status.
+    pub status: Option<SubjectStatus>,
+    /// New attributes (replacing all of them).
+    pub attributes: Option<BTreeMap<String, String>>,
+    /// New home scope (`Some(None)` moves it to the root).
+    pub home_scope: Option<Option<ScopeId>>,
+}
+
+/// One requested write operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Create the tenant (fails if it exists).
+    CreateTenant(TenantSettings),
+    /// Replace the tenant's settings.
+    UpdateTenantSettings(TenantSettings),
+    /// Create a subject.
+    CreateSubject(Subject),
+    /// Change some of a subject's fields.
+    UpdateSubject(SubjectId, SubjectUpdate),
+    /// Delete a subject with its memberships and assignments.
+    DeleteSubject(SubjectId),
+    /// Create a scope.
+    CreateScope(Scope),
+    /// Change a scope's type or parent.
+    UpdateScope(Scope),
+    /// Delete an unused scope.
+    DeleteScope(ScopeId),
+    /// Create a group.
+    CreateGroup(Group),
+    /// Change a group.
+    UpdateGroup(Group),
+    /// Delete a group with its memberships and assignments.
+    DeleteGroup(GroupId),
+    /// Create a custom role.
+    CreateRole(Role),
+    /// Replace a custom role.
+    UpdateRole(Role),
+    /// Delete a custom role with its assignments.
+    DeleteRole(RoleId),
+    /// Put a member into a group.
+    AddMember(Membership, Precondition),
+    /// Take a member out of a group.
+    RemoveMember(Membership, Precondition),
+    /// Assign a role.
+    AssignRole(Assignment, Precondition),
+    /// Unassign a role.
+    UnassignRole(AssignmentKey, Precondition),
+}
+
+/// A refused operation: which one of the batch, and why.
+#[derive(Debug)]
+pub struct Refusal {
+    /// Its position in the batch.
+    pub index: usize,
+    /// Why.
+    pub error: EngineError,
+}
+
+/// Plans a batch for one tenant. `state` is the tenant's current state, or
+/// `None` if it does not exist yet (the plan then creates it first).
+pub fn plan(
+    compiled: &Compiled,
+    tenant: &TenantId,
+    state: Option<&TenantState>,
+    operations: &[Operation],
+    now: Timestamp,
+) -> Result<Vec<Change>, Refusal> {
+    let mut planner = Planner {
+        compiled,
+        tenant,
+        state: state.cloned().unwrap_or_else(|| TenantState::new(compiled)),
+        changes: Vec::new(),
+        now,
+    };
+    let creates_tenant = matches!(operations.first(), Some(Operation::CreateTenant(_)));
+    if state.is_none() && !creates_tenant {
+        planner.emit(Change::TenantPut(TenantSettings::default()));
+    }
+    for (index, op) in operations.iter().enumerate() {
+        planner
+            .operation(op, state.is_some() || index > 0)
+            .map_err(|error| Refusal { index, error })?;
+    }
+    Ok(planner.changes)
+}
+
+struct Planner<'a> {
+    compiled: &'a Compiled,
+    tenant: &'a TenantId,
+    state: TenantState,
+    changes: Vec<Change>,
+    now: Timestamp,
+}
+
+fn not_found(kind: &'static str, id: impl ToString) -> EngineError {
+    EngineError::NotFound {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+fn exists(kind: &'static str, id: impl ToString) -> EngineError {
+    EngineError::AlreadyExists {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+impl Planner<'_> {
+    fn emit(&mut self, change: Change) {
+        let mut ignored = Affected::default();
+        self.state.apply(self.compiled, &change, &mut ignored);
+        self.changes.push(change);
+    }
+
+    fn operation(&mut self, op: &Operation, tenant_exists: bool) -> Result<(), EngineError> {
+        match op {
+            Operation::CreateTenant(settings) => {
+                if tenant_exists {
+                    return Err(exists("tenant", self.tenant));
+                }
+                self.settings(settings)
+            }
+            Operation::UpdateTenantSettings(settings) => self.settings(settings),
+            Operation::CreateSubject(s) => {
+                if self.state.subjects.contains_key(&s.id) {
+                    return Err(exists("subject", &s.id));
+                }
+                self.put_subject(s.clone())
+            }
+            Operation::UpdateSubject(id, update) => self.update_subject(id, update),
+            Operation::DeleteSubject(id) => self.delete_subject(id),
+            Operation::CreateScope(s) => {
+                if self.state.has_scope(s.id.as_str()) {
+                    return Err(exists("scope", &s.id));
+                }
+                self.put_scope(s)
+            }
+            Operation::UpdateScope(s) => {
+                if !self.state.scopes.contains_key(&s.id) {
+                    return Err(not_found("scope", &s.id));
+                }
+                self.put_scope(s)
+            }
+            Operation::DeleteScope(id) => self.delete_scope(id),
+            Operation::CreateGroup(g) => {
+                if self.state.groups.contains_key(&g.id) {
+                    return Err(exists("group", &g.id));
+                }
+                self.emit(Change::GroupPut(g.clone()));
+                Ok(())
+            }
+            Operation::UpdateGroup(g) => {
+                if !self.state.groups.contains_key(&g.id) {
+                    return Err(not_found("group", &g.id));
+                }
+                self.emit(Change::GroupPut(g.clone()));
+                Ok(())
+            }
+            Operation::DeleteGroup(id) => self.delete_group(id),
+            Operation::CreateRole(r) => {
+                if self.state.role(self.compiled, r.id.as_str()).is_some() {
+                    return Err(exists("role", &r.id));
+                }
+                self.put_role(r)
+            }
+            Operation::UpdateRole(r) => {
+                self.custom_role(&r.id)?;
+                self.put_role(r)
+            }
+            Operation::DeleteRole(id) => {
+                self.custom_role(id)?;
+                let keys: Vec<AssignmentKey> = self
+                    .state
+                    .by_role
+                    .get(id)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    self.emit(Change::RoleUnassigned(key));
+                }
+                self.emit(Change::RoleDeleted(id.clone()));
+                Ok(())
+            }
+            Operation::AddMember(m, pre) => self.add_member(m, *pre),
+            Operation::RemoveMember(m, pre) => {
+                self.group(&m.group)?;
+                let present = self.is_member(m);
+                self.precondition(*pre, present, || {
+                    format!("{} in group {}", m.member, m.group)
+                })?;
+                if present {
+                    self.emit(Change::MemberRemoved(m.clone()));
+                }
+                Ok(())
+            }
+            Operation::AssignRole(a, pre) => self.assign(a, *pre),
+            Operation::UnassignRole(key, pre) => {
+                let present = self.state.assignments.contains_key(key);
+                self.precondition(*pre, present, || describe(key))?;
+                if present {
+                    self.emit(Change::RoleUnassigned(key.clone()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn precondition(
+        &self,
+        pre: Precondition,
+        present: bool,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), EngineError> {
+        match (pre, present) {
+            (Precondition::MustExist, false) => Err(EngineError::FailedPrecondition(format!(
+                "precondition MUST_EXIST failed: {} does not exist",
+                what()
+            ))),
+            (Precondition::MustNotExist, true) => Err(EngineError::FailedPrecondition(format!(
+                "precondition MUST_NOT_EXIST failed: {} already exists",
+                what()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn settings(&mut self, settings: &TenantSettings) -> Result<(), EngineError> {
+        let catalog = &self.compiled.catalog;
+        if let Some(unknown) = settings
+            .disabled_resources
+            .iter()
+            .find(|r| catalog.resource_mask(r).is_none())
+        {
+            return Err(EngineError::InvalidArgument {
+                field: "settings.disabled_resources".into(),
+                reason: format!("unknown resource type {unknown:?}"),
+            });
+        }
+        self.emit(Change::TenantPut(settings.clone()));
+        Ok(())
+    }
+
+    fn scope(&self, id: &ScopeId) -> Result<(), EngineError> {
+        if self.state.has_scope(id.as_str()) {
+            Ok(())
+        } else {
+            Err(not_found("scope", id))
+        }
+    }
+
+    fn group(&self, id: &GroupId) -> Result<(), EngineError> {
+        if self.state.groups.contains_key(id) {
+            Ok(())
+        } else {
+            Err(not_found("group", id))
+        }
+    }
+
+    fn principal(&self, p: &Principal) -> Result<(), EngineError> {
+        match p {
+            Principal::Subject(s) if !self.state.subjects.contains_key(s) => {
+                Err(not_found("subject", s))
+            }
+            Principal::Group(g) => self.group(g),
+            Principal::Subject(_) => Ok(()),
+        }
+    }
+
+    fn custom_role(&self, id: &RoleId) -> Result<(), EngineError> {
+        if self.state.roles.contains_key(id) {
+            Ok(())
+        } else if self.compiled.builtin.contains_key(id) {
+            Err(EngineError::FailedPrecondition(format!(
+                "role {id} is builtin (defined by the schema) and cannot be changed through the API"
+            )))
+        } else {
+            Err(not_found("role", id))
+        }
+    }
+
+    fn put_subject(&mut self, subject: Subject) -> Result<(), EngineError> {
+        if let Some(home) = &subject.home_scope {
+            self.scope(home)?;
+        }
+        self.emit(Change::SubjectPut(subject));
+        Ok(())
+    }
+
+    fn update_subject(&mut self, id: &SubjectId, u: &SubjectUpdate) -> Result<(), EngineError> {
+        let current = self
+            .state
+            .subjects
+            .get(id)
+            .ok_or_else(|| not_found("subject", id))?;
+        let mut subject = (*current.subject).clone();
+        if let Some(kind) = u.kind {
+            subject.kind = kind;
+        }
+        if let Some(status) = u.status {
+            subject.status = status;
+        }
+        if let Some(attributes) = &u.attributes {
+            subject.attributes = attributes.clone();
+        }
+        if let Some(home) = &u.home_scope {
+            subject.home_scope = home.clone();
+        }
+        self.put_subject(subject)
+    }
+
+    fn delete_subject(&mut self, id: &SubjectId) -> Result<(), EngineError> {
+        if !self.state.subjects.contains_key(id) {
+            return Err(not_found("subject", id));
+        }
+        self.remove_principal(&Principal::Subject(id.clone()));
+        self.emit(Change::SubjectDeleted(id.clone()));
+        Ok(())
+    }
+
+    /// Emits the removal of every membership and assignment a principal holds.
+    fn remove_principal(&mut self, p: &Principal) {
+        let groups: Vec<GroupId> = self
+            .state
+            .member_of
+            .get(p)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for group in groups {
+            self.emit(Change::MemberRemoved(Membership {
+                group,
+                member: p.clone(),
+            }));
+        }
+        let keys: Vec<AssignmentKey> = self
+            .state
+            .by_principal
+            .get(p)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for key in keys {
+            self.emit(Change::RoleUnassigned(key));
+        }
+    }
+
+    fn put_scope(&mut self, s: &Scope) -> Result<(), EngineError> {
+        if s.id.is_root() {
+            return Err(EngineError::InvalidArgument {
+                field: "scope.id".into(),
+                reason: "the root scope is implicit and cannot be created or changed".into(),
+            });
+        }
+        self.scope(&s.parent)?;
+        if self.state.is_within(&s.parent, &s.id) {
+            return Err(EngineError::FailedPrecondition(format!(
+                "moving scope {} under {} would make it its own ancestor",
+                s.id, s.parent
+            )));
+        }
+        self.emit(Change::ScopePut(s.clone()));
+        Ok(())
+    }
+
+    fn delete_scope(&mut self, id: &ScopeId) -> Result<(), EngineError> {
+        if !self.state.scopes.contains_key(id) {
+            return Err(not_found("scope", id));
+        }
+        let in_use = |why: String| {
+            Err(EngineError::FailedPrecondition(format!(
+                "scope {id} is still in use: {why}"
+            )))
+        };
+        if let Some(child) = self.state.scopes.values().find(|s| &s.parent == id) {
+            return in_use(format!("scope {} is its child", child.id));
+        }
+        if let Some(key) = self
+            .state
+            .assignments
+            .keys()
+            .find(|k| k.target == Target::Scope(id.clone()))
+        {
+            return in_use(describe(key));
+        }
+        if let Some(role) = self
+            .state
+            .roles
+            .values()
+            .find(|r| r.role.grants.iter().any(|g| g.scopes.contains(id)))
+        {
+            return in_use(format!("role {} pins a grant to it", role.role.id));
+        }
+        if let Some(s) = self
+            .state
+            .subjects
+            .values()
+            .find(|s| s.subject.home_scope.as_ref() == Some(id))
+        {
+            return in_use(format!("it is the home scope of subject {}", s.subject.id));
+        }
+        self.emit(Change::ScopeDeleted(id.clone()));
+        Ok(())
+    }
+
+    fn delete_group(&mut self, id: &GroupId) -> Result<(), EngineError> {
+        self.group(id)?;
+        let members: Vec<Principal> = self
+            .state
+            .members
+            .get(id)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for member in members {
+            self.emit(Change::MemberRemoved(Membership {
+                group: id.clone(),
+                member,
+            }));
+        }
+        self.remove_principal(&Principal::Group(id.clone()));
+        let targeting: Vec<AssignmentKey> = self
+            .state
+            .assignments
+            .keys()
+            .filter(|k| k.target == Target::Population(id.clone()))
+            .cloned()
+            .collect();
+        for key in targeting {
+            self.emit(Change::RoleUnassigned(key));
+        }
+        self.emit(Change::GroupDeleted(id.clone()));
+        Ok(())
+    }
+
+    fn put_role(&mut self, role: &Role) -> Result<(), EngineError> {
+        let catalog = &self.compiled.catalog;
+        let unknown = unknown_permissions(catalog, role);
+        if !unknown.is_empty() {
+            return Err(EngineError::InvalidArgument {
+                field: "role.grants".into(),
+                reason: format!(
+                    "unknown permission{}: {}",
+                    if unknown.len() == 1 { "" } else { "s" },
+                    unknown
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        if let Some(class) = &role.class {
+            if catalog.role_class(class).is_none() {
+                return Err(EngineError::InvalidArgument {
+                    field: "role.class".into(),
+                    reason: format!("unknown role class {class:?}"),
+                });
+            }
+        }
+        for scope in role.grants.iter().flat_map(|g| &g.scopes) {
+            self.scope(scope)?;
+        }
+        self.emit(Change::RolePut(role.clone()));
+        Ok(())
+    }
+
+    fn is_member(&self, m: &Membership) -> bool {
+        self.state
+            .members
+            .get(&m.group)
+            .is_some_and(|ms| ms.contains(&m.member))
+    }
+
+    fn add_member(&mut self, m: &Membership, pre: Precondition) -> Result<(), EngineError> {
+        self.group(&m.group)?;
+        self.principal(&m.member)?;
+        if let Principal::Group(inner) = &m.member {
+            let closes_cycle = inner == &m.group
+                || self
+                    .state
+                    .groups_of(&Principal::Group(m.group.clone()))
+                    .iter()
+                    .any(|(g, _)| g == inner);
+            if closes_cycle {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "adding group {inner} to group {} would make a cycle of nested groups",
+                    m.group
+                )));
+            }
+        }
+        let present = self.is_member(m);
+        self.precondition(pre, present, || {
+            format!("{} in group {}", m.member, m.group)
+        })?;
+        if !present {
+            self.emit(Change::MemberAdded(m.clone()));
+        }
+        Ok(())
+    }
+
+    fn assign(&mut self, a: &Assignment, pre: Precondition) -> Result<(), EngineError> {
+        let key = &a.key;
+        if self.state.role(self.compiled, key.role.as_str()).is_none() {
+            return Err(not_found("role", &key.role));
+        }
+        self.principal(&key.principal)?;
+        match &key.target {
+            Target::Scope(s) => self.scope(s)?,
+            Target::Population(g) => self.group(g)?,
+        }
+        if a.expires_at.is_some_and(|t| t <= self.now) {
+            return Err(EngineError::InvalidArgument {
+                field: "expires_at".into(),
+                reason: "the expiry is in the past".into(),
+            });
+        }
+        let current = self.state.assignments.get(key);
+        self.precondition(pre, current.is_some(), || describe(key))?;
+        if current != Some(a) {
+            self.emit(Change::RoleAssigned(a.clone()));
+        }
+        Ok(())
+    }
+}
+
+fn describe(key: &AssignmentKey) -> String {
+    format!(
+        "the assignment of role {} to {} at {}",
+        key.role, key.principal, key.target
+    )
+}

@@ -1,0 +1,311 @@
+//! Read questions asked of a snapshot: resolve names to what the cache holds
+//! (tenant, subject, permission bit, place), then evaluate.
+//!
+//! Name resolution refuses what cannot be answered (unknown tenant, scope,
+//! target subject, permission) with errors naming the request field; an
+//! unknown *acting* subject is not an error but a deny (DESIGN §2.1). Must not
+//! know about protobuf.
+
+use std::ops::Bound;
+
+use imbl::OrdMap;
+
+use super::eval::{Explanation, Place, Source};
+use super::{EngineError, Snapshot, TenantState};
+use crate::model::{Permission, ROOT_SCOPE, ScopeId, Timestamp};
+use crate::schema::PermBit;
+
+/// Where a question applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At<'a> {
+    /// At a scope (the root when empty).
+    Scope(&'a str),
+    /// Over a subject: its home scope and the populations it is in.
+    Subject(&'a str),
+}
+
+/// One check.
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'a> {
+    /// The acting subject.
+    pub subject: &'a str,
+    /// The permission's text.
+    pub permission: &'a str,
+    /// Where.
+    pub at: At<'a>,
+}
+
+/// The permissions held at one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveTarget {
+    /// The scope, for scope targets.
+    pub scope: Option<ScopeId>,
+    /// The population group, for population targets.
+    pub population: Option<crate::model::GroupId>,
+    /// Each permission held there with its sources, in name order.
+    pub permissions: Vec<(String, Vec<Source>)>,
+}
+
+/// A subject holding a permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The subject id.
+    pub subject: String,
+    /// True when no grant names the permission literally.
+    pub implied: bool,
+    /// Every way it is held.
+    pub sources: Vec<Source>,
+}
+
+fn invalid(field: &str, reason: String) -> EngineError {
+    EngineError::InvalidArgument {
+        field: field.to_string(),
+        reason,
+    }
+}
+
+impl Snapshot {
+    /// The bit of a permission, or an error naming `field`.
+    pub fn permission_bit(&self, field: &str, text: &str) -> Result<PermBit, EngineError> {
+        if let Some(bit) = self.compiled.catalog.lookup(text) {
+            return Ok(bit);
+        }
+        Err(match text.parse::<Permission>() {
+            Err(e) => invalid(field, e.reason),
+            Ok(Permission::All) => invalid(field, "\"*\" can be granted, not checked".into()),
+            Ok(p) => invalid(field, format!("unknown permission {p}")),
+        })
+    }
+
+    /// Resolves where a question applies.
+    fn place<'s>(&self, tenant: &'s TenantState, at: At<'s>) -> Result<Place<'s>, EngineError> {
+        match at {
+            At::Scope("") => Ok(Place::scope(ROOT_SCOPE)),
+            At::Scope(scope) if tenant.has_scope(scope) => Ok(Place::scope(scope)),
+            At::Scope(scope) => Err(EngineError::NotFound {
+                kind: "scope",
+                id: scope.to_string(),
+            }),
+            At::Subject(id) => {
+                let (key, entry) =
+                    tenant
+                        .subjects
+                        .get_key_value(id)
+                        .ok_or_else(|| EngineError::NotFound {
+                            kind: "target subject",
+                            id: id.to_string(),
+                        })?;
+                Ok(Place {
+                    scope: entry
+                        .subject
+                        .home_scope
+                        .as_ref()
+                        .map_or(ROOT_SCOPE, ScopeId::as_str),
+                    target: Some(&entry.grants),
+                    target_id: Some(key),
+                })
+            }
+        }
+    }
+
+    /// Answers one check. Allocates nothing on success.
+    pub fn check(
+        &self,
+        tenant: &str,
+        q: &Question<'_>,
+        now: Timestamp,
+    ) -> Result<bool, EngineError> {
+        let state = self.tenant(tenant)?;
+        let bit = self.permission_bit("permission", q.permission)?;
+        let place = self.place(state, q.at)?;
+        Ok(state.subjects.get(q.subject).is_some_and(|entry| {
+            state.check(
+                &self.compiled,
+                &entry.subject,
+                &entry.grants,
+                bit,
+                place,
+                now,
+            )
+        }))
+    }
+
+    /// Answers one check with its derivation or reasons.
+    pub fn explain(
+        &self,
+        tenant: &str,
+        q: &Question<'_>,
+        now: Timestamp,
+    ) -> Result<(bool, Explanation), EngineError> {
+        let state = self.tenant(tenant)?;
+        let bit = self.permission_bit("permission", q.permission)?;
+        let place = self.place(state, q.at)?;
+        let subject = state
+            .subjects
+            .get(q.subject)
+            .map(|e| (&*e.subject, &*e.grants));
+        Ok(state.explain(&self.compiled, subject, bit, place, now))
+    }
+
+    /// A subject's effective permissions: at `scope` if given, else at every
+    /// scope and population where one of its roles applies.
+    pub fn effective_permissions(
+        &self,
+        tenant: &str,
+        subject: &str,
+        scope: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<EffectiveTarget>, EngineError> {
+        let state = self.tenant(tenant)?;
+        let entry = state
+            .subjects
+            .get(subject)
+            .ok_or_else(|| EngineError::NotFound {
+                kind: "subject",
+                id: subject.to_string(),
+            })?;
+        let scopes: Vec<ScopeId> = match scope {
+            Some(s) => {
+                self.place(state, At::Scope(s))?;
+                vec![
+                    ScopeId::try_from(if s.is_empty() { ROOT_SCOPE } else { s })
+                        .map_err(|e| invalid("scope", e.reason))?,
+                ]
+            }
+            None => {
+                let mut all: Vec<ScopeId> =
+                    entry.grants.scopes.iter().map(|e| e.at.clone()).collect();
+                all.dedup();
+                all
+            }
+        };
+        let name = |bit: PermBit| self.compiled.catalog.name(bit).to_string();
+        let mut out: Vec<EffectiveTarget> = scopes
+            .into_iter()
+            .map(|s| {
+                let held = state.effective_at(
+                    &self.compiled,
+                    &entry.subject,
+                    &entry.grants,
+                    Place::scope(s.as_str()),
+                    now,
+                );
+                EffectiveTarget {
+                    scope: Some(s.clone()),
+                    population: None,
+                    permissions: held.into_iter().map(|(b, src)| (name(b), src)).collect(),
+                }
+            })
+            .collect();
+        if scope.is_none() {
+            out.extend(self.population_targets(state, entry, now));
+        }
+        out.retain(|t| !t.permissions.is_empty());
+        Ok(out)
+    }
+
+    /// What a subject holds over each population it has a role for: the
+    /// permissions it would hold over a subject inside that group.
+    fn population_targets(
+        &self,
+        state: &TenantState,
+        entry: &super::SubjectEntry,
+        now: Timestamp,
+    ) -> Vec<EffectiveTarget> {
+        let mut groups: Vec<_> = entry
+            .grants
+            .populations
+            .iter()
+            .map(|e| e.at.clone())
+            .collect();
+        groups.dedup();
+        groups
+            .into_iter()
+            .map(|g| {
+                let inside = super::SubjectGrants::build(vec![g.clone()], Vec::new(), Vec::new());
+                let place = Place {
+                    scope: ROOT_SCOPE,
+                    target: Some(&inside),
+                    target_id: None,
+                };
+                let held =
+                    state.effective_at(&self.compiled, &entry.subject, &entry.grants, place, now);
+                EffectiveTarget {
+                    scope: None,
+                    population: Some(g),
+                    permissions: held
+                        .into_iter()
+                        .filter(|(_, src)| !src.is_empty())
+                        .map(|(b, src)| (self.compiled.catalog.name(b).to_string(), src))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Who holds a permission at a place, in subject id order, after the
+    /// subject id `after`, at most `limit`. Returns the holders and whether
+    /// more may follow. Scans subjects in order, so a page costs at most one
+    /// pass over the tenant's subjects.
+    pub fn holders(
+        &self,
+        tenant: &str,
+        permission: &str,
+        at: At<'_>,
+        after: Option<&str>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<(Vec<Holder>, Option<String>), EngineError> {
+        let state = self.tenant(tenant)?;
+        let bit = self.permission_bit("permission", permission)?;
+        let place = self.place(state, at)?;
+        let mut holders = Vec::new();
+        let mut next = None;
+        for (id, entry) in page_from(&state.subjects, after) {
+            if !state.check(
+                &self.compiled,
+                &entry.subject,
+                &entry.grants,
+                bit,
+                place,
+                now,
+            ) {
+                continue;
+            }
+            if holders.len() == limit {
+                next = holders.last().map(|h: &Holder| h.subject.clone());
+                break;
+            }
+            let (_, why) = state.explain(
+                &self.compiled,
+                Some((&entry.subject, &entry.grants)),
+                bit,
+                place,
+                now,
+            );
+            holders.push(Holder {
+                subject: id.to_string(),
+                implied: why.sources.iter().all(|s| !s.implication.is_empty()),
+                sources: why.sources,
+            });
+        }
+        Ok((holders, next))
+    }
+}
+
+/// The entries of an ordered map after `after` (exclusive), for paging.
+pub fn page_from<'m, K, V>(
+    map: &'m OrdMap<K, V>,
+    after: Option<&str>,
+) -> Box<dyn Iterator<Item = (&'m K, &'m V)> + 'm>
+where
+    K: Ord + Clone + std::borrow::Borrow<str>,
+    V: Clone,
+{
+    match after {
+        Some(a) if !a.is_empty() => {
+            Box::new(map.range::<_, str>((Bound::Excluded(a), Bound::Unbounded)))
+        }
+        _ => Box::new(map.iter()),
+    }
+}

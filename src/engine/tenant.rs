@@ -1,0 +1,421 @@
+//! One tenant's directory held in memory, with the indexes and the
+//! per-subject compiled grants that evaluation reads.
+//!
+//! Every collection is a persistent (structurally shared) map, so a writer
+//! clones a `TenantState` in O(1), changes the copy, and publishes it while
+//! readers keep using the old one. Applying a change never fails: changes
+//! arrive already validated by [`super::plan`] (or from the store, which
+//! only holds validated changes). Must not know about redb or protobuf.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use imbl::{HashMap, OrdMap, OrdSet};
+
+use super::grants::{GrantEntry, SubjectGrants};
+use super::roles::CompiledRole;
+use crate::model::{
+    Assignment, AssignmentKey, Change, Group, GroupId, Principal, Role, RoleId, Scope, ScopeId,
+    Subject, SubjectId, Target, TenantSettings,
+};
+use crate::schema::{Catalog, PermSet};
+
+/// A subject with its memoised grants.
+#[derive(Debug, Clone)]
+pub struct SubjectEntry {
+    /// The directory record.
+    pub subject: Arc<Subject>,
+    /// Everything its roles give it, recomputed whenever a write could change
+    /// it (memberships, assignments, role definitions, the schema).
+    pub grants: Arc<SubjectGrants>,
+}
+
+/// The catalog plus the schema's builtin roles, compiled once per schema.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The permission catalog.
+    pub catalog: Arc<Catalog>,
+    /// Builtin roles, compiled. Builtin roles whose grants are unknown cannot
+    /// occur: the schema validates them.
+    pub builtin: std::collections::HashMap<RoleId, Arc<CompiledRole>>,
+}
+
+impl Compiled {
+    /// Compiles the builtin roles of `catalog`.
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        let builtin = catalog
+            .roles()
+            .values()
+            .filter_map(|role| {
+                CompiledRole::compile(&catalog, Arc::new(role.clone()), true)
+                    .ok()
+                    .map(|c| (role.id.clone(), Arc::new(c)))
+            })
+            .collect();
+        Self { catalog, builtin }
+    }
+}
+
+/// One tenant's state.
+#[derive(Debug, Clone)]
+pub struct TenantState {
+    /// The settings as stored.
+    pub settings: TenantSettings,
+    /// Every permission of a switched-off resource type; checks deny these.
+    pub disabled: PermSet,
+    /// Subjects by id (ordered for paging).
+    pub subjects: OrdMap<SubjectId, SubjectEntry>,
+    /// Scopes by id, the root excluded.
+    pub scopes: OrdMap<ScopeId, Arc<Scope>>,
+    /// Groups by id.
+    pub groups: OrdMap<GroupId, Arc<Group>>,
+    /// Custom roles, compiled.
+    pub roles: OrdMap<RoleId, Arc<CompiledRole>>,
+    /// Direct members of each group.
+    pub members: HashMap<GroupId, OrdSet<Principal>>,
+    /// The groups each principal is a direct member of (reverse of `members`).
+    pub member_of: HashMap<Principal, OrdSet<GroupId>>,
+    /// Assignments by key.
+    pub assignments: OrdMap<AssignmentKey, Assignment>,
+    /// The keys of each principal's own assignments.
+    pub by_principal: HashMap<Principal, OrdSet<AssignmentKey>>,
+    /// The keys of each role's assignments.
+    pub by_role: HashMap<RoleId, OrdSet<AssignmentKey>>,
+}
+
+/// The subjects whose grants a batch of changes may have altered.
+#[derive(Debug, Default)]
+pub struct Affected {
+    /// Subjects to recompute.
+    pub subjects: BTreeSet<SubjectId>,
+    /// Set when every subject must be recomputed (schema or scope moves).
+    pub everyone: bool,
+}
+
+fn insert_index<K, V>(index: &mut HashMap<K, OrdSet<V>>, key: K, value: V)
+where
+    K: std::hash::Hash + Eq + Clone,
+    V: Ord + Clone,
+{
+    index.entry(key).or_default().insert(value);
+}
+
+fn remove_index<K, V>(index: &mut HashMap<K, OrdSet<V>>, key: &K, value: &V)
+where
+    K: std::hash::Hash + Eq + Clone,
+    V: Ord + Clone,
+{
+    if let Some(set) = index.get_mut(key) {
+        set.remove(value);
+        if set.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+impl TenantState {
+    /// An empty tenant with default settings.
+    pub fn new(compiled: &Compiled) -> Self {
+        Self {
+            settings: TenantSettings::default(),
+            disabled: PermSet::empty(compiled.catalog.len()),
+            subjects: OrdMap::new(),
+            scopes: OrdMap::new(),
+            groups: OrdMap::new(),
+            roles: OrdMap::new(),
+            members: HashMap::new(),
+            member_of: HashMap::new(),
+            assignments: OrdMap::new(),
+            by_principal: HashMap::new(),
+            by_role: HashMap::new(),
+        }
+    }
+
+    /// A role by id: custom roles first, then the schema's builtin roles.
+    pub fn role<'a>(&'a self, compiled: &'a Compiled, id: &str) -> Option<&'a Arc<CompiledRole>> {
+        self.roles.get(id).or_else(|| compiled.builtin.get(id))
+    }
+
+    /// Whether a scope exists (the root always does).
+    pub fn has_scope(&self, id: &str) -> bool {
+        id == crate::model::ROOT_SCOPE || self.scopes.contains_key(id)
+    }
+
+    /// The parent of a scope; `None` for the root and unknown scopes.
+    pub fn parent(&self, id: &str) -> Option<&ScopeId> {
+        self.scopes.get(id).map(|s| &s.parent)
+    }
+
+    /// Whether `scope` is `ancestor` or lies below it.
+    pub fn is_within(&self, scope: &ScopeId, ancestor: &ScopeId) -> bool {
+        let mut cur = Some(scope);
+        // The tree is acyclic (moves that would close a cycle are refused),
+        // but bound the walk by the number of scopes anyway.
+        for _ in 0..=self.scopes.len() {
+            match cur {
+                Some(s) if s == ancestor => return true,
+                Some(s) => cur = self.parent(s.as_str()),
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Whether a principal exists.
+    pub fn has_principal(&self, p: &Principal) -> bool {
+        match p {
+            Principal::Subject(s) => self.subjects.contains_key(s),
+            Principal::Group(g) => self.groups.contains_key(g),
+        }
+    }
+
+    /// Every group `principal` belongs to, directly or through nesting, with
+    /// the chain of groups that leads there (the group itself last).
+    pub fn groups_of(&self, principal: &Principal) -> Vec<(GroupId, Vec<GroupId>)> {
+        let mut out: Vec<(GroupId, Vec<GroupId>)> = Vec::new();
+        let mut queue: VecDeque<(GroupId, Vec<GroupId>)> = self
+            .member_of
+            .get(principal)
+            .into_iter()
+            .flatten()
+            .map(|g| (g.clone(), vec![g.clone()]))
+            .collect();
+        let mut seen = BTreeSet::new();
+        while let Some((group, path)) = queue.pop_front() {
+            if !seen.insert(group.clone()) {
+                continue;
+            }
+            for parent in self
+                .member_of
+                .get(&Principal::Group(group.clone()))
+                .into_iter()
+                .flatten()
+            {
+                let mut next = path.clone();
+                next.push(parent.clone());
+                queue.push_back((parent.clone(), next));
+            }
+            out.push((group, path));
+        }
+        out
+    }
+
+    /// Every subject in `group`, directly or through nested groups.
+    pub fn subjects_in(&self, group: &GroupId) -> BTreeSet<SubjectId> {
+        let mut subjects = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![group.clone()];
+        while let Some(g) = stack.pop() {
+            if !seen.insert(g.clone()) {
+                continue;
+            }
+            for member in self.members.get(&g).into_iter().flatten() {
+                match member {
+                    Principal::Subject(s) => {
+                        subjects.insert(s.clone());
+                    }
+                    Principal::Group(inner) => stack.push(inner.clone()),
+                }
+            }
+        }
+        subjects
+    }
+
+    /// The subjects a principal stands for.
+    fn subjects_of(&self, p: &Principal) -> BTreeSet<SubjectId> {
+        match p {
+            Principal::Subject(s) => BTreeSet::from([s.clone()]),
+            Principal::Group(g) => self.subjects_in(g),
+        }
+    }
+
+    /// Applies one validated change, noting whose grants it may alter.
+    pub fn apply(&mut self, compiled: &Compiled, change: &Change, affected: &mut Affected) {
+        match change {
+            Change::TenantPut(settings) => {
+                self.settings = settings.clone();
+                self.disabled = disabled_mask(compiled, settings);
+            }
+            Change::SubjectPut(subject) => self.put_subject(subject, affected),
+            Change::SubjectDeleted(id) => {
+                self.subjects.remove(id);
+                affected.subjects.remove(id);
+            }
+            Change::ScopePut(scope) => {
+                let moved = self.scopes.get(&scope.id).map(|s| &s.parent) != Some(&scope.parent);
+                // Pinned grants count only below their assignment's scope, so
+                // a move can change what they give: recompute everyone.
+                affected.everyone |= moved && self.scopes.contains_key(&scope.id);
+                self.scopes
+                    .insert(scope.id.clone(), Arc::new(scope.clone()));
+            }
+            Change::ScopeDeleted(id) => {
+                self.scopes.remove(id);
+            }
+            Change::GroupPut(group) => {
+                self.groups
+                    .insert(group.id.clone(), Arc::new(group.clone()));
+            }
+            Change::GroupDeleted(id) => {
+                self.groups.remove(id);
+                self.members.remove(id);
+            }
+            Change::RolePut(role) => self.put_role(compiled, role, affected),
+            Change::RoleDeleted(id) => {
+                self.roles.remove(id);
+            }
+            Change::MemberAdded(m) => {
+                affected.subjects.extend(self.subjects_of(&m.member));
+                insert_index(&mut self.members, m.group.clone(), m.member.clone());
+                insert_index(&mut self.member_of, m.member.clone(), m.group.clone());
+            }
+            Change::MemberRemoved(m) => {
+                affected.subjects.extend(self.subjects_of(&m.member));
+                remove_index(&mut self.members, &m.group, &m.member);
+                remove_index(&mut self.member_of, &m.member, &m.group);
+            }
+            Change::RoleAssigned(a) => {
+                affected.subjects.extend(self.subjects_of(&a.key.principal));
+                insert_index(
+                    &mut self.by_principal,
+                    a.key.principal.clone(),
+                    a.key.clone(),
+                );
+                insert_index(&mut self.by_role, a.key.role.clone(), a.key.clone());
+                self.assignments.insert(a.key.clone(), a.clone());
+            }
+            Change::RoleUnassigned(key) => {
+                affected.subjects.extend(self.subjects_of(&key.principal));
+                remove_index(&mut self.by_principal, &key.principal, key);
+                remove_index(&mut self.by_role, &key.role, key);
+                self.assignments.remove(key);
+            }
+            Change::SchemaWritten(_) => affected.everyone = true,
+        }
+    }
+
+    fn put_subject(&mut self, subject: &Subject, affected: &mut Affected) {
+        let grants = match self.subjects.get(&subject.id) {
+            Some(old) => old.grants.clone(),
+            None => {
+                affected.subjects.insert(subject.id.clone());
+                Arc::new(SubjectGrants::default())
+            }
+        };
+        self.subjects.insert(
+            subject.id.clone(),
+            SubjectEntry {
+                subject: Arc::new(subject.clone()),
+                grants,
+            },
+        );
+    }
+
+    fn put_role(&mut self, compiled: &Compiled, role: &Role, affected: &mut Affected) {
+        let compiled_role = compile_or_empty(compiled, Arc::new(role.clone()));
+        self.roles.insert(role.id.clone(), Arc::new(compiled_role));
+        let holders: Vec<Principal> = self
+            .by_role
+            .get(&role.id)
+            .into_iter()
+            .flatten()
+            .map(|k| k.principal.clone())
+            .collect();
+        for principal in &holders {
+            affected.subjects.extend(self.subjects_of(principal));
+        }
+    }
+
+    /// Recompiles custom roles and the disabled mask against a new catalog.
+    pub fn recompile(&mut self, compiled: &Compiled) {
+        let roles: Vec<Arc<Role>> = self.roles.values().map(|r| r.role.clone()).collect();
+        for role in roles {
+            let c = compile_or_empty(compiled, role);
+            self.roles.insert(c.role.id.clone(), Arc::new(c));
+        }
+        self.disabled = disabled_mask(compiled, &self.settings);
+    }
+
+    /// Recomputes the grants of every affected subject.
+    pub fn recompute(&mut self, compiled: &Compiled, affected: &Affected) {
+        let ids: Vec<SubjectId> = if affected.everyone {
+            self.subjects.keys().cloned().collect()
+        } else {
+            affected.subjects.iter().cloned().collect()
+        };
+        for id in ids {
+            let grants = Arc::new(self.compute_grants(compiled, &id));
+            if let Some(entry) = self.subjects.get_mut(&id) {
+                entry.grants = grants;
+            }
+        }
+    }
+
+    /// Builds a subject's grants from its own assignments and those of every
+    /// group it is in.
+    fn compute_grants(&self, compiled: &Compiled, id: &SubjectId) -> SubjectGrants {
+        let me = Principal::Subject(id.clone());
+        let groups: Vec<GroupId> = self.groups_of(&me).into_iter().map(|(g, _)| g).collect();
+        let principals = std::iter::once(me).chain(groups.iter().cloned().map(Principal::Group));
+        let mut entries = Vec::new();
+        let mut populations = Vec::new();
+        for principal in principals {
+            for key in self.by_principal.get(&principal).into_iter().flatten() {
+                let (Some(a), Some(role)) = (
+                    self.assignments.get(key),
+                    self.role(compiled, key.role.as_str()),
+                ) else {
+                    continue;
+                };
+                match &key.target {
+                    Target::Scope(scope) => {
+                        entries.push(GrantEntry::new(
+                            scope.clone(),
+                            role.at_target.clone(),
+                            a.expires_at,
+                        ));
+                        for (pinned, set) in &role.pinned {
+                            if self.is_within(pinned, scope) {
+                                entries.push(GrantEntry::new(
+                                    pinned.clone(),
+                                    set.clone(),
+                                    a.expires_at,
+                                ));
+                            }
+                        }
+                    }
+                    Target::Population(group) => {
+                        populations.push(GrantEntry::new_population(
+                            group.clone(),
+                            role.at_target.clone(),
+                            a.expires_at,
+                        ));
+                    }
+                }
+            }
+        }
+        SubjectGrants::build(groups, entries, populations)
+    }
+}
+
+/// Compiles a custom role. Roles are validated before they are stored; one
+/// that no longer compiles because the schema changed under it grants nothing
+/// rather than failing the whole tenant.
+fn compile_or_empty(compiled: &Compiled, role: Arc<Role>) -> CompiledRole {
+    CompiledRole::compile(&compiled.catalog, role.clone(), false).unwrap_or_else(|_| CompiledRole {
+        role,
+        builtin: false,
+        at_target: PermSet::empty(compiled.catalog.len()),
+        pinned: Vec::new(),
+    })
+}
+
+fn disabled_mask(compiled: &Compiled, settings: &TenantSettings) -> PermSet {
+    let mut mask = PermSet::empty(compiled.catalog.len());
+    for r in &settings.disabled_resources {
+        if let Some(m) = compiled.catalog.resource_mask(r) {
+            mask.union_with(m);
+        }
+    }
+    mask
+}

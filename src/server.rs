@@ -1,0 +1,93 @@
+//! Wiring: the tonic server with every authzd service, health and
+//! reflection, on a listener the caller bound, until the caller's shutdown
+//! future resolves. The caller binds and the caller stops, so tests can run
+//! the real server on port 0.
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::api::{AccessApi, DirectoryApi, MembershipApi, SchemaApi, WatchApi, pb};
+use crate::config::MAX_MESSAGE_BYTES;
+use crate::service::Service;
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Reflection could not be built from the descriptor sets.
+    #[error("building the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves `service` on `listener` until `shutdown` resolves, then ends every
+/// Watch stream and lets in-flight calls finish.
+pub async fn run(
+    service: Service,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    use pb::access_service_server::AccessServiceServer;
+    use pb::directory_service_server::DirectoryServiceServer;
+    use pb::membership_service_server::MembershipServiceServer;
+    use pb::schema_service_server::SchemaServiceServer;
+    use pb::watch_service_server::WatchServiceServer;
+    health.set_serving::<AccessServiceServer<AccessApi>>().await;
+    health
+        .set_serving::<MembershipServiceServer<MembershipApi>>()
+        .await;
+    health
+        .set_serving::<DirectoryServiceServer<DirectoryApi>>()
+        .await;
+    health.set_serving::<SchemaServiceServer<SchemaApi>>().await;
+    health.set_serving::<WatchServiceServer<WatchApi>>().await;
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let closing = service.clone();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: ending watch streams, finishing in-flight calls");
+        closing.close();
+    };
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            AccessServiceServer::new(AccessApi::new(service.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            MembershipServiceServer::new(MembershipApi::new(service.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            DirectoryServiceServer::new(DirectoryApi::new(service.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            SchemaServiceServer::new(SchemaApi::new(service.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            WatchServiceServer::new(WatchApi::new(service))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
+}
