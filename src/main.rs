@@ -50,7 +50,12 @@ async fn serve(args: &ServeArgs) -> bool {
             return false;
         }
     };
-    tracing::info!(listen = %config.listen, data = %config.data_dir.display(), revision = %service.snapshot().revision, "authzd serving");
+    // The bound address, not the requested one: with port 0 this is how a
+    // caller (or a test) learns the port.
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
+    tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, "authzd serving");
     match server::run(service, listener, shutdown_signal()).await {
         Ok(()) => true,
         Err(e) => {
