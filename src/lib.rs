@@ -12,5 +12,9 @@
 //!
 //! - [`model`]: checked value types shared by every layer (ids, permissions,
 //!   revisions, directory records, changes).
+//! - [`schema`]: the permission catalog, parsed, validated (every error with
+//!   file, line and key) and compiled to bit positions with implications
+//!   closed.
 
 pub mod model;
+pub mod schema;
