@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{Grant, MAX_GRANTS, Name, Permission, Role, RoleId, check_text};
 
-use super::parse::{At, Field, Item, RawClass, RawDerived, RawResource, RawRole, RawSchema};
+use super::parse::{
+    At, Field, Item, RawClass, RawDerived, RawResource, RawRole, RawSchema, Unreadable,
+};
 use super::{Cardinality, Diagnostics, MAX_PERMISSIONS, PermissionPattern, RuleKind, did_you_mean};
 
 /// A schema whose every name and reference has been checked.
@@ -75,6 +77,7 @@ type Graph = BTreeMap<String, Vec<(String, At)>>;
 pub(crate) fn validate(raw: &RawSchema, out: &mut Diagnostics) -> Option<ValidSchema> {
     let mut v = Validator {
         out,
+        unreadable: &raw.unreadable,
         types: BTreeMap::new(),
         derived: BTreeSet::new(),
         classes: BTreeSet::new(),
@@ -134,6 +137,7 @@ pub(crate) fn validate(raw: &RawSchema, out: &mut Diagnostics) -> Option<ValidSc
 
 struct Validator<'o> {
     out: &'o mut Diagnostics,
+    unreadable: &'o Unreadable,
     /// Every declared resource type by its name as written, valid or not,
     /// so that a bad declaration is reported once rather than at every use.
     types: BTreeMap<String, TypeInfo>,
@@ -281,6 +285,9 @@ impl Validator<'_> {
             return Ok(());
         }
         let Some(info) = self.types.get(resource.as_str()) else {
+            if self.unreadable.resources {
+                return Err(None);
+            }
             let hint = did_you_mean(resource.as_str(), self.types.keys().map(String::as_str));
             return Err(Some(format!(
                 "unknown permission {text:?}: no resource type {:?}{hint}",
@@ -292,6 +299,9 @@ impl Validator<'_> {
         };
         if verbs.iter().any(|v| v == verb.as_str()) {
             return Ok(());
+        }
+        if self.unreadable.permissions {
+            return Err(None);
         }
         let candidates = verbs
             .iter()
@@ -309,7 +319,8 @@ impl Validator<'_> {
         let hint = did_you_mean(&text, candidates.iter().map(String::as_str));
         let kind = if info.ladder { "level" } else { "action" };
         Err(Some(format!(
-            "unknown permission {text:?}: {resource:?} has no {kind} or derived permission {:?}{hint}",
+            "unknown permission {text:?}: {:?} has no {kind} or derived permission {:?}{hint}",
+            resource.as_str(),
             verb.as_str()
         )))
     }
@@ -598,6 +609,7 @@ impl Validator<'_> {
         let class = match r.class.given() {
             None => Some(None),
             Some(c) if self.classes.contains(&c.value) => Some(Some(c.value.clone())),
+            Some(_) if self.unreadable.role_classes => None,
             Some(c) => {
                 let hint = did_you_mean(&c.value, self.classes.iter().map(String::as_str));
                 self.report(&c.at, format!("unknown role class {:?}{hint}", c.value));
