@@ -274,10 +274,10 @@ impl Walker<'_> {
         );
     }
 
-    /// The entries of a top-level section (`None` if the section itself is
-    /// not a table), each with its table, or `None`
-    /// when the entry is not a table (reported; the entry still counts as
-    /// declared so that references to it do not cascade into more errors).
+    /// The entries of a top-level section, or `None` if the section is not a
+    /// table. An entry that is not a table comes with `None` (reported; the
+    /// entry still counts as declared, so references to it do not cascade
+    /// into more errors).
     fn section<'t, 'i>(
         &mut self,
         path: &str,

@@ -65,7 +65,7 @@ pub(crate) struct ValidClass {
 struct TypeInfo {
     /// `None` when the type's verbs could not be read: references into it
     /// are then not judged.
-    verbs: Option<Vec<String>>,
+    verbs: Option<BTreeSet<String>>,
     ladder: bool,
 }
 
@@ -185,7 +185,7 @@ impl Validator<'_> {
             }
         };
         let mut verbs = Vec::new();
-        let mut names = Vec::new();
+        let mut names = BTreeSet::new();
         let mut ladder = false;
         if let Some((list, is_ladder)) = list {
             ladder = is_ladder;
@@ -194,14 +194,13 @@ impl Validator<'_> {
                 self.report(&list.at, format!("a type needs at least one {what}"));
             }
             for verb in &list.value {
-                if names.contains(&verb.value) {
+                if !names.insert(verb.value.clone()) {
                     self.report(&verb.at, format!("{what} {:?} is listed twice", verb.value));
                     continue;
                 }
                 if let Some(parsed) = self.name(verb, &format!("{what} name")) {
                     verbs.push(parsed);
                 }
-                names.push(verb.value.clone());
             }
         }
         self.types.insert(
@@ -240,12 +239,11 @@ impl Validator<'_> {
                     self.report(&entry.at, format!("unknown resource type {leader:?}{hint}"));
                     continue;
                 };
-                let theirs = info.verbs.clone();
-                let mine = self.types.get(follower).and_then(|i| i.verbs.clone());
-                if let (Some(theirs), Some(mine)) = (theirs, mine) {
+                let mine = self.types.get(follower).and_then(|i| i.verbs.as_ref());
+                if let (Some(theirs), Some(mine)) = (&info.verbs, mine) {
                     let missing: Vec<String> = theirs
                         .iter()
-                        .filter(|v| !mine.contains(v))
+                        .filter(|v| !mine.contains(*v))
                         .map(|v| format!("{v:?}"))
                         .collect();
                     if !missing.is_empty() {
@@ -297,7 +295,7 @@ impl Validator<'_> {
         let Some(verbs) = &info.verbs else {
             return Err(None);
         };
-        if verbs.iter().any(|v| v == verb.as_str()) {
+        if verbs.contains(verb.as_str()) {
             return Ok(());
         }
         if self.unreadable.permissions {
@@ -386,7 +384,7 @@ impl Validator<'_> {
             Some(TypeInfo {
                 verbs: Some(verbs),
                 ladder,
-            }) if verbs.iter().any(|v| v == verb.as_str()) => {
+            }) if verbs.contains(verb.as_str()) => {
                 let kind = if *ladder { "level" } else { "action" };
                 self.report(
                     &d.name.at,
