@@ -818,6 +818,12 @@ cannot_grant = ["*"]
     }
 
     #[test]
+    fn catalog_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Catalog>();
+    }
+
+    #[test]
     fn empty_schema_is_an_empty_catalog() {
         let c = catalog("");
         assert!(c.is_empty());

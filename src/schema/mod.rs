@@ -6,11 +6,11 @@
 //! The file goes through three stages with distinct types, so that only a
 //! fully checked schema reaches the engine:
 //!
-//! 1. [`parse`]: TOML text → raw records that remember the line and dotted
+//! 1. `parse`: TOML text → raw records that remember the line and dotted
 //!    key of every value (syntax errors, unknown keys, wrong value types);
-//! 2. [`validate`]: raw → validated, collecting *every* semantic error (unknown
+//! 2. `validate`: raw → validated, collecting *every* semantic error (unknown
 //!    names, cycles, contradictions) instead of stopping at the first;
-//! 3. [`compile`]: validated → [`Catalog`], where permissions are bit
+//! 3. `compile`: validated → [`Catalog`], where permissions are bit
 //!    positions and every ladder and `follows` implication is closed once.
 //!
 //! This module owns the public entry points ([`load`], [`load_file`]), the

@@ -67,6 +67,17 @@ pub(crate) struct RawSchema {
     pub permissions: Vec<RawDerived>,
     pub role_classes: Vec<RawClass>,
     pub roles: Vec<RawRole>,
+    /// Set when a whole section was not a table (already reported): its
+    /// names are unknown, so references to them cannot be judged.
+    pub unreadable: Unreadable,
+}
+
+/// Which sections could not be read at all.
+#[derive(Debug, Default)]
+pub(crate) struct Unreadable {
+    pub resources: bool,
+    pub permissions: bool,
+    pub role_classes: bool,
 }
 
 /// `[resources.<name>]`.
@@ -134,9 +145,11 @@ pub(crate) fn parse(text: &str, out: &mut Diagnostics) -> Option<RawSchema> {
         );
         return None;
     }
-    let (document, errors) = DeTable::parse_recoverable(text);
-    if !errors.is_empty() {
-        for error in errors {
+    let document = match DeTable::parse(text) {
+        Ok(document) => document,
+        // Only the first: after a syntax error the parser's recovery guesses,
+        // and the errors it reports next are mostly echoes of the first.
+        Err(error) => {
             let line = error.span().map_or(1, |span| out.line(span.start));
             let key = enclosing_table(text, line);
             out.push(
@@ -144,9 +157,9 @@ pub(crate) fn parse(text: &str, out: &mut Diagnostics) -> Option<RawSchema> {
                 &key,
                 format!("invalid toml: {}", lowercase_first(error.message())),
             );
+            return None;
         }
-        return None;
-    }
+    };
 
     let mut walker = Walker { out };
     let mut raw = RawSchema::default();
@@ -155,22 +168,37 @@ pub(crate) fn parse(text: &str, out: &mut Diagnostics) -> Option<RawSchema> {
         let path = key_path("", key.get_ref());
         match key.get_ref().as_ref() {
             "resources" => {
-                for (name, table) in walker.section(&path, value) {
+                let Some(entries) = walker.section(&path, value) else {
+                    raw.unreadable.resources = true;
+                    continue;
+                };
+                for (name, table) in entries {
                     raw.resources.push(walker.resource(name, table));
                 }
             }
             "permissions" => {
-                for (name, table) in walker.section(&path, value) {
+                let Some(entries) = walker.section(&path, value) else {
+                    raw.unreadable.permissions = true;
+                    continue;
+                };
+                for (name, table) in entries {
                     raw.permissions.push(walker.derived(name, table));
                 }
             }
             "role_classes" => {
-                for (name, table) in walker.section(&path, value) {
+                let Some(entries) = walker.section(&path, value) else {
+                    raw.unreadable.role_classes = true;
+                    continue;
+                };
+                for (name, table) in entries {
                     raw.role_classes.push(walker.class(name, table));
                 }
             }
             "roles" => {
-                for (name, table) in walker.section(&path, value) {
+                let Some(entries) = walker.section(&path, value) else {
+                    continue;
+                };
+                for (name, table) in entries {
                     raw.roles.push(walker.role(name, table));
                 }
             }
@@ -246,19 +274,20 @@ impl Walker<'_> {
         );
     }
 
-    /// The entries of a top-level section, each with its table, or `None`
-    /// when the entry is not a table (reported; the entry still counts as
-    /// declared so that references to it do not cascade into more errors).
+    /// The entries of a top-level section, or `None` if the section is not a
+    /// table. An entry that is not a table comes with `None` (reported; the
+    /// entry still counts as declared, so references to it do not cascade
+    /// into more errors).
     fn section<'t, 'i>(
         &mut self,
         path: &str,
         value: &'t Value<'i>,
-    ) -> Vec<(Item<String>, Option<&'t DeTable<'i>>)> {
+    ) -> Option<Vec<(Item<String>, Option<&'t DeTable<'i>>)>> {
         let Some(table) = value.get_ref().as_table() else {
             self.wrong_type(path, value, "a table");
-            return Vec::new();
+            return None;
         };
-        table
+        let entries = table
             .iter()
             .map(|(name, entry)| {
                 let entry_path = key_path(path, name.get_ref());
@@ -272,7 +301,8 @@ impl Walker<'_> {
                 }
                 (item, table)
             })
-            .collect()
+            .collect();
+        Some(entries)
     }
 
     /// Reports every key of `table` outside `allowed`.

@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{Grant, MAX_GRANTS, Name, Permission, Role, RoleId, check_text};
 
-use super::parse::{At, Field, Item, RawClass, RawDerived, RawResource, RawRole, RawSchema};
+use super::parse::{
+    At, Field, Item, RawClass, RawDerived, RawResource, RawRole, RawSchema, Unreadable,
+};
 use super::{Cardinality, Diagnostics, MAX_PERMISSIONS, PermissionPattern, RuleKind, did_you_mean};
 
 /// A schema whose every name and reference has been checked.
@@ -63,7 +65,7 @@ pub(crate) struct ValidClass {
 struct TypeInfo {
     /// `None` when the type's verbs could not be read: references into it
     /// are then not judged.
-    verbs: Option<Vec<String>>,
+    verbs: Option<BTreeSet<String>>,
     ladder: bool,
 }
 
@@ -75,6 +77,7 @@ type Graph = BTreeMap<String, Vec<(String, At)>>;
 pub(crate) fn validate(raw: &RawSchema, out: &mut Diagnostics) -> Option<ValidSchema> {
     let mut v = Validator {
         out,
+        unreadable: &raw.unreadable,
         types: BTreeMap::new(),
         derived: BTreeSet::new(),
         classes: BTreeSet::new(),
@@ -134,6 +137,7 @@ pub(crate) fn validate(raw: &RawSchema, out: &mut Diagnostics) -> Option<ValidSc
 
 struct Validator<'o> {
     out: &'o mut Diagnostics,
+    unreadable: &'o Unreadable,
     /// Every declared resource type by its name as written, valid or not,
     /// so that a bad declaration is reported once rather than at every use.
     types: BTreeMap<String, TypeInfo>,
@@ -181,7 +185,7 @@ impl Validator<'_> {
             }
         };
         let mut verbs = Vec::new();
-        let mut names = Vec::new();
+        let mut names = BTreeSet::new();
         let mut ladder = false;
         if let Some((list, is_ladder)) = list {
             ladder = is_ladder;
@@ -190,14 +194,13 @@ impl Validator<'_> {
                 self.report(&list.at, format!("a type needs at least one {what}"));
             }
             for verb in &list.value {
-                if names.contains(&verb.value) {
+                if !names.insert(verb.value.clone()) {
                     self.report(&verb.at, format!("{what} {:?} is listed twice", verb.value));
                     continue;
                 }
                 if let Some(parsed) = self.name(verb, &format!("{what} name")) {
                     verbs.push(parsed);
                 }
-                names.push(verb.value.clone());
             }
         }
         self.types.insert(
@@ -236,12 +239,11 @@ impl Validator<'_> {
                     self.report(&entry.at, format!("unknown resource type {leader:?}{hint}"));
                     continue;
                 };
-                let theirs = info.verbs.clone();
-                let mine = self.types.get(follower).and_then(|i| i.verbs.clone());
-                if let (Some(theirs), Some(mine)) = (theirs, mine) {
+                let mine = self.types.get(follower).and_then(|i| i.verbs.as_ref());
+                if let (Some(theirs), Some(mine)) = (&info.verbs, mine) {
                     let missing: Vec<String> = theirs
                         .iter()
-                        .filter(|v| !mine.contains(v))
+                        .filter(|v| !mine.contains(*v))
                         .map(|v| format!("{v:?}"))
                         .collect();
                     if !missing.is_empty() {
@@ -281,6 +283,9 @@ impl Validator<'_> {
             return Ok(());
         }
         let Some(info) = self.types.get(resource.as_str()) else {
+            if self.unreadable.resources {
+                return Err(None);
+            }
             let hint = did_you_mean(resource.as_str(), self.types.keys().map(String::as_str));
             return Err(Some(format!(
                 "unknown permission {text:?}: no resource type {:?}{hint}",
@@ -290,8 +295,11 @@ impl Validator<'_> {
         let Some(verbs) = &info.verbs else {
             return Err(None);
         };
-        if verbs.iter().any(|v| v == verb.as_str()) {
+        if verbs.contains(verb.as_str()) {
             return Ok(());
+        }
+        if self.unreadable.permissions {
+            return Err(None);
         }
         let candidates = verbs
             .iter()
@@ -309,7 +317,8 @@ impl Validator<'_> {
         let hint = did_you_mean(&text, candidates.iter().map(String::as_str));
         let kind = if info.ladder { "level" } else { "action" };
         Err(Some(format!(
-            "unknown permission {text:?}: {resource:?} has no {kind} or derived permission {:?}{hint}",
+            "unknown permission {text:?}: {:?} has no {kind} or derived permission {:?}{hint}",
+            resource.as_str(),
             verb.as_str()
         )))
     }
@@ -375,7 +384,7 @@ impl Validator<'_> {
             Some(TypeInfo {
                 verbs: Some(verbs),
                 ladder,
-            }) if verbs.iter().any(|v| v == verb.as_str()) => {
+            }) if verbs.contains(verb.as_str()) => {
                 let kind = if *ladder { "level" } else { "action" };
                 self.report(
                     &d.name.at,
@@ -598,6 +607,7 @@ impl Validator<'_> {
         let class = match r.class.given() {
             None => Some(None),
             Some(c) if self.classes.contains(&c.value) => Some(Some(c.value.clone())),
+            Some(_) if self.unreadable.role_classes => None,
             Some(c) => {
                 let hint = did_you_mean(&c.value, self.classes.iter().map(String::as_str));
                 self.report(&c.at, format!("unknown role class {:?}{hint}", c.value));
