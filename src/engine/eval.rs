@@ -10,7 +10,7 @@
 use super::grants::SubjectGrants;
 use super::tenant::{Compiled, TenantState};
 use crate::model::{
-    GroupId, Principal, ROOT_SCOPE, ScopeId, Subject, SubjectId, SubjectStatus, Target, Timestamp,
+    GroupId, Principal, ScopeId, Subject, SubjectId, SubjectStatus, Target, Timestamp,
 };
 use crate::schema::{PermBit, RuleKind};
 
@@ -385,16 +385,21 @@ impl TenantState {
             return (!inside).then(|| Fit::OutsidePopulation(population.clone()));
         }
         let at = source.scope.as_ref()?;
-        let here = ScopeId::try_from(place.scope).ok()?;
-        let covers = if compiled.catalog.inherits(bit) {
-            self.is_within(&here, at)
-        } else {
-            &here == at
-        };
+        // A place that is not a scope (a population-only question) is covered
+        // by no scope grant.
+        let here = ScopeId::try_from(place.scope).ok();
+        let covers = here.as_ref().is_some_and(|here| {
+            if compiled.catalog.inherits(bit) {
+                self.is_within(here, at)
+            } else {
+                here == at
+            }
+        });
         (!covers).then(|| {
             Fit::OutOfScope(format!(
-                "{} is granted at scope {at}, which does not cover scope {here}{}",
+                "{} is granted at scope {at}, which does not cover scope {}{}",
                 compiled.catalog.name(bit),
+                place.scope,
                 if compiled.catalog.inherits(bit) {
                     ""
                 } else {
@@ -423,19 +428,6 @@ impl TenantState {
                 (bit, why.sources)
             })
             .collect()
-    }
-
-    /// The scopes where a subject has grants, in id order (the places
-    /// `ListEffectivePermissions` reports when no scope is asked for).
-    pub fn granted_scopes(grants: &SubjectGrants) -> Vec<ScopeId> {
-        let mut scopes: Vec<ScopeId> = grants.scopes.iter().map(|e| e.at.clone()).collect();
-        scopes.dedup();
-        scopes
-    }
-
-    /// The root scope id as a `&str`.
-    pub fn root() -> &'static str {
-        ROOT_SCOPE
     }
 }
 

@@ -223,8 +223,9 @@ impl Snapshot {
             .into_iter()
             .map(|g| {
                 let inside = super::SubjectGrants::build(vec![g.clone()], Vec::new(), Vec::new());
+                // A place with no scope: only population grants can apply.
                 let place = Place {
-                    scope: ROOT_SCOPE,
+                    scope: "",
                     target: Some(&inside),
                     target_id: None,
                 };
@@ -235,7 +236,6 @@ impl Snapshot {
                     population: Some(g),
                     permissions: held
                         .into_iter()
-                        .filter(|(_, src)| !src.is_empty())
                         .map(|(b, src)| (self.compiled.catalog.name(b).to_string(), src))
                         .collect(),
                 }
