@@ -393,6 +393,10 @@ pub struct Group {
     pub id: GroupId,
     /// Human-readable name.
     pub title: String,
+    /// If set, a CEL expression over a subject: every subject satisfying it
+    /// is a member, besides the explicit members.
+    #[serde(default)]
+    pub condition: Option<String>,
 }
 
 /// One permission a role grants, optionally pinned to scopes.

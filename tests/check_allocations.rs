@@ -53,6 +53,7 @@ fn populated() -> Engine {
         Operation::CreateGroup(Group {
             id: "editors".parse().unwrap(),
             title: String::new(),
+            condition: None,
         }),
         Operation::AddMember(
             Membership {

@@ -108,11 +108,26 @@ fn operation() -> impl Strategy<Value = Operation> {
                 ..Default::default()
             }
         )),
+        (idx.clone(), proptest::option::of(0usize..2)).prop_map(|(g, c)| Operation::UpdateGroup(
+            Group {
+                id: GROUPS[g % 3].parse().unwrap(),
+                title: String::new(),
+                condition: c.map(|v| format!("attributes.tier == \"t{v}\"")),
+            }
+        )),
+        (idx.clone(), 0usize..3).prop_map(|(s, v)| Operation::UpdateSubject(
+            SUBJECTS[s % 4].parse().unwrap(),
+            authzd::engine::SubjectUpdate {
+                attributes: Some([("tier".to_string(), format!("t{v}"))].into()),
+                ..Default::default()
+            }
+        )),
         idx.clone()
             .prop_map(|g| Operation::DeleteGroup(GROUPS[g % 3].parse().unwrap())),
         idx.prop_map(|g| Operation::CreateGroup(Group {
             id: GROUPS[g % 3].parse().unwrap(),
             title: String::new(),
+            condition: None,
         })),
     ]
 }
@@ -142,6 +157,7 @@ fn seed() -> Vec<Operation> {
         ops.push(Operation::CreateGroup(Group {
             id: g.parse().unwrap(),
             title: String::new(),
+            condition: None,
         }));
     }
     ops.push(Operation::CreateRole(custom_role(0, None)));

@@ -220,6 +220,7 @@ pub fn group(field: &str, g: &pb::Group) -> Result<Group, Error> {
     Ok(Group {
         id: id(&format!("{field}.id"), &g.id)?,
         title: g.title.clone(),
+        condition: (!g.condition.is_empty()).then(|| g.condition.clone()),
     })
 }
 
@@ -227,6 +228,7 @@ pub fn group_to_pb(g: &Group) -> pb::Group {
     pb::Group {
         id: g.id.to_string(),
         title: g.title.clone(),
+        condition: g.condition.clone().unwrap_or_default(),
     }
 }
 

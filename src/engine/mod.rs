@@ -8,6 +8,7 @@
 //! proportional to what changed: only the subjects whose grants a change can
 //! alter are recomputed. Must not know about protobuf, tonic or redb.
 
+mod condition;
 mod eval;
 mod grants;
 mod plan;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use imbl::OrdMap;
 
+pub use condition::{Condition, ConditionError, MAX_CONDITION_LEN};
 pub use eval::{Denial, DenialReason, Explanation, Place, Source};
 pub use grants::SubjectGrants;
 pub use plan::{Operation, Precondition, Refusal, SubjectUpdate, plan};

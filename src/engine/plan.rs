@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::EngineError;
+use super::condition::Condition;
 use super::roles::unknown_permissions;
 use super::tenant::{Affected, Compiled, TenantState};
 use crate::model::{
@@ -185,15 +186,11 @@ impl Planner<'_> {
                 if self.state.groups.contains_key(&g.id) {
                     return Err(exists("group", &g.id));
                 }
-                self.emit(Change::GroupPut(g.clone()));
-                Ok(())
+                self.put_group(g)
             }
             Operation::UpdateGroup(g) => {
-                if !self.state.groups.contains_key(&g.id) {
-                    return Err(not_found("group", &g.id));
-                }
-                self.emit(Change::GroupPut(g.clone()));
-                Ok(())
+                self.group(&g.id)?;
+                self.put_group(g)
             }
             Operation::DeleteGroup(id) => self.delete_group(id),
             Operation::CreateRole(r) => {
@@ -473,6 +470,17 @@ impl Planner<'_> {
             self.emit(Change::RoleUnassigned(key));
         }
         self.emit(Change::GroupDeleted(id.clone()));
+        Ok(())
+    }
+
+    fn put_group(&mut self, group: &Group) -> Result<(), EngineError> {
+        if let Some(condition) = &group.condition {
+            Condition::parse(condition).map_err(|e| EngineError::InvalidArgument {
+                field: "group.condition".into(),
+                reason: e.message,
+            })?;
+        }
+        self.emit(Change::GroupPut(group.clone()));
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use imbl::{HashMap, OrdMap, OrdSet};
 
+use super::condition::Condition;
 use super::grants::{GrantEntry, SubjectGrants};
 use super::roles::CompiledRole;
 use crate::model::{
@@ -75,6 +76,13 @@ pub struct TenantState {
     pub members: HashMap<GroupId, OrdSet<Principal>>,
     /// The groups each principal is a direct member of (reverse of `members`).
     pub member_of: HashMap<Principal, OrdSet<GroupId>>,
+    /// Compiled conditions of condition groups.
+    pub conditions: HashMap<GroupId, Arc<Condition>>,
+    /// The condition groups each subject satisfies; kept current on every
+    /// subject and group write so checks never evaluate a condition.
+    pub matched: HashMap<SubjectId, OrdSet<GroupId>>,
+    /// The subjects satisfying each condition group (reverse of `matched`).
+    pub matched_members: HashMap<GroupId, OrdSet<SubjectId>>,
     /// Assignments by key.
     pub assignments: OrdMap<AssignmentKey, Assignment>,
     /// The keys of each principal's own assignments.
@@ -125,6 +133,9 @@ impl TenantState {
             roles: OrdMap::new(),
             members: HashMap::new(),
             member_of: HashMap::new(),
+            conditions: HashMap::new(),
+            matched: HashMap::new(),
+            matched_members: HashMap::new(),
             assignments: OrdMap::new(),
             by_principal: HashMap::new(),
             by_role: HashMap::new(),
@@ -173,10 +184,15 @@ impl TenantState {
     /// the chain of groups that leads there (the group itself last).
     pub fn groups_of(&self, principal: &Principal) -> Vec<(GroupId, Vec<GroupId>)> {
         let mut out: Vec<(GroupId, Vec<GroupId>)> = Vec::new();
+        let matched = match principal {
+            Principal::Subject(s) => self.matched.get(s),
+            Principal::Group(_) => None,
+        };
         let mut queue: VecDeque<(GroupId, Vec<GroupId>)> = self
             .member_of
             .get(principal)
             .into_iter()
+            .chain(matched)
             .flatten()
             .map(|g| (g.clone(), vec![g.clone()]))
             .collect();
@@ -209,6 +225,7 @@ impl TenantState {
             if !seen.insert(g.clone()) {
                 continue;
             }
+            subjects.extend(self.matched_members.get(&g).into_iter().flatten().cloned());
             for member in self.members.get(&g).into_iter().flatten() {
                 match member {
                     Principal::Subject(s) => {
@@ -239,6 +256,7 @@ impl TenantState {
             Change::SubjectPut(subject) => self.put_subject(subject, affected),
             Change::SubjectDeleted(id) => {
                 self.subjects.remove(id);
+                self.set_matches(id, OrdSet::new());
                 affected.subjects.remove(id);
             }
             Change::ScopePut(scope) => {
@@ -252,13 +270,15 @@ impl TenantState {
             Change::ScopeDeleted(id) => {
                 self.scopes.remove(id);
             }
-            Change::GroupPut(group) => {
-                self.groups
-                    .insert(group.id.clone(), Arc::new(group.clone()));
-            }
+            Change::GroupPut(group) => self.put_group(group, affected),
             Change::GroupDeleted(id) => {
                 self.groups.remove(id);
                 self.members.remove(id);
+                self.conditions.remove(id);
+                for s in self.matched_members.remove(id).into_iter().flatten() {
+                    remove_index(&mut self.matched, &s, id);
+                    affected.subjects.insert(s);
+                }
             }
             Change::RolePut(role) => self.put_role(compiled, role, affected),
             Change::RoleDeleted(id) => {
@@ -294,6 +314,87 @@ impl TenantState {
         }
     }
 
+    /// Replaces the condition groups `subject` satisfies.
+    fn set_matches(&mut self, subject: &SubjectId, groups: OrdSet<GroupId>) {
+        let old = self.matched.get(subject).cloned().unwrap_or_default();
+        for g in old.iter().filter(|g| !groups.contains(*g)) {
+            remove_index(&mut self.matched_members, g, subject);
+        }
+        for g in groups.iter().filter(|g| !old.contains(*g)) {
+            insert_index(&mut self.matched_members, g.clone(), subject.clone());
+        }
+        if groups.is_empty() {
+            self.matched.remove(subject);
+        } else {
+            self.matched.insert(subject.clone(), groups);
+        }
+    }
+
+    /// Re-evaluates every condition for one subject; notes it if its
+    /// condition groups changed.
+    fn match_subject(&mut self, subject: &Subject, affected: &mut Affected) {
+        let groups: OrdSet<GroupId> = self
+            .conditions
+            .iter()
+            .filter(|(_, c)| c.matches(subject))
+            .map(|(g, _)| g.clone())
+            .collect();
+        if self.matched.get(&subject.id).cloned().unwrap_or_default() != groups {
+            affected.subjects.insert(subject.id.clone());
+            self.set_matches(&subject.id, groups);
+        }
+    }
+
+    fn put_group(&mut self, group: &Group, affected: &mut Affected) {
+        let old = self
+            .groups
+            .insert(group.id.clone(), Arc::new(group.clone()));
+        if old.as_ref().map(|g| &g.condition) == Some(&group.condition) {
+            return;
+        }
+        // Planning refuses conditions that do not compile; one that failed
+        // here would simply match no one.
+        let condition = group
+            .condition
+            .as_deref()
+            .and_then(|c| Condition::parse(c).ok())
+            .map(Arc::new);
+        let before = self
+            .matched_members
+            .get(&group.id)
+            .cloned()
+            .unwrap_or_default();
+        let after: OrdSet<SubjectId> = match &condition {
+            Some(c) => self
+                .subjects
+                .values()
+                .filter(|e| c.matches(&e.subject))
+                .map(|e| e.subject.id.clone())
+                .collect(),
+            None => OrdSet::new(),
+        };
+        match condition {
+            Some(c) => self.conditions.insert(group.id.clone(), c),
+            None => self.conditions.remove(&group.id),
+        };
+        // Whoever joins or leaves may gain or lose what the group's roles
+        // give, and moves in or out of the group as a population.
+        let changed: Vec<SubjectId> = before
+            .symmetric_difference(after.clone())
+            .into_iter()
+            .collect();
+        for s in &changed {
+            let mut groups = self.matched.get(s).cloned().unwrap_or_default();
+            if after.contains(s) {
+                groups.insert(group.id.clone());
+            } else {
+                groups.remove(&group.id);
+            }
+            self.set_matches(s, groups);
+        }
+        affected.subjects.extend(changed);
+    }
+
     fn put_subject(&mut self, subject: &Subject, affected: &mut Affected) {
         let grants = match self.subjects.get(&subject.id) {
             Some(old) => old.grants.clone(),
@@ -309,6 +410,7 @@ impl TenantState {
                 grants,
             },
         );
+        self.match_subject(subject, affected);
     }
 
     fn put_role(&mut self, compiled: &Compiled, role: &Role, affected: &mut Affected) {

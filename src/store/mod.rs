@@ -836,6 +836,7 @@ mod tests {
         Group {
             id: GroupId::try_from(id).unwrap(),
             title: format!("Group {id}"),
+            condition: None,
         }
     }
 

@@ -240,6 +240,7 @@ pub async fn create_group(server: &TestServer, tenant: &str, id: &str) -> u64 {
         group: Some(pb::Group {
             id: id.into(),
             title: id.into(),
+            ..Default::default()
         }),
         options: None,
     })
