@@ -14,7 +14,9 @@ use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::config::{self, Config};
 use crate::engine::{self, Engine, EngineError, Operation, Snapshot};
-use crate::model::{Change, ChangeSet, Revision, SubjectId, TenantId, Timestamp};
+use crate::model::{
+    Change, ChangeSet, Clock, Revision, SubjectId, SystemClock, TenantId, Timestamp,
+};
 use crate::schema::{self, Catalog, SchemaError};
 use crate::store::{CommitOutcome, Loaded, PendingWrite, Store, StoreError};
 use crate::watch::{Feed, Filter, WatchError};
@@ -100,6 +102,8 @@ struct Inner {
     feed: Feed,
     /// The last revision applied to the cache, for `at_least_revision` waits.
     applied: watch::Sender<Revision>,
+    /// What "now" is for evaluation and commit times.
+    clock: Arc<dyn Clock>,
     config: Config,
 }
 
@@ -115,6 +119,12 @@ impl Service {
     /// Opens the store, rebuilds the cache, and installs the configured (or,
     /// on a new store, the built-in) schema.
     pub async fn open(config: Config) -> Result<Service, Error> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Service::open`] with a given clock (tests move time with a
+    /// [`crate::model::ManualClock`] instead of sleeping).
+    pub async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Service, Error> {
         let dir = config.data_dir.clone();
         let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
         let loader = store.clone();
@@ -151,6 +161,7 @@ impl Service {
                 gate: Mutex::new(()),
                 feed: Feed::new(config.feed_capacity),
                 applied,
+                clock,
                 config,
             }),
         };
@@ -162,7 +173,7 @@ impl Service {
 
     /// The current time, as evaluation sees it.
     pub fn now(&self) -> Timestamp {
-        Timestamp::now()
+        self.inner.clock.now()
     }
 
     /// The current snapshot, without waiting.

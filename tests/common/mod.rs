@@ -5,6 +5,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use authzd::model::{ManualClock, Timestamp};
 
 use authzd::api::pb;
 use authzd::config::Config;
@@ -50,14 +53,31 @@ impl TestServer {
         server
     }
 
+    /// Starts a server over a new data folder whose clock the test moves.
+    pub async fn start_with_clock(schema: Option<PathBuf>, clock: Arc<ManualClock>) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_path_buf();
+        let mut server = Self::start_full(&data, schema, clock).await;
+        server._dir = Some(dir);
+        server
+    }
+
     /// Starts a server over an existing data folder (for restarts).
     pub async fn start_at(data: &Path, schema: Option<PathBuf>) -> TestServer {
+        Self::start_full(data, schema, Arc::new(ManualClock::new(Timestamp::now()))).await
+    }
+
+    async fn start_full(
+        data: &Path,
+        schema: Option<PathBuf>,
+        clock: Arc<ManualClock>,
+    ) -> TestServer {
         let config = Config {
             data_dir: data.to_path_buf(),
             schema,
             ..Config::default()
         };
-        let service = Service::open(config).await.unwrap();
+        let service = Service::open_with_clock(config, clock).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
