@@ -152,7 +152,7 @@ impl Service {
             }
         };
         let revision = loaded.revision;
-        let engine = Engine::new(start, revision, tenant_changes(loaded));
+        let engine = Engine::new(start, revision, tenant_changes(loaded), clock.now());
         let (applied, _) = watch::channel(revision);
         let service = Service {
             inner: Arc::new(Inner {

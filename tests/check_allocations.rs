@@ -13,7 +13,7 @@ use authzd::schema;
 
 fn populated() -> Engine {
     let catalog = Arc::new(schema::load("default", schema::DEFAULT_SCHEMA).unwrap());
-    let engine = Engine::new(catalog, Revision(0), vec![]);
+    let engine = Engine::new(catalog, Revision(0), vec![], Timestamp(0));
     let tenant: TenantId = "t".parse().unwrap();
     let subject = |id: &str| {
         Operation::CreateSubject(Subject {

@@ -220,7 +220,7 @@ proptest! {
     #[test]
     fn incremental_cache_matches_rebuild(ops in proptest::collection::vec(operation(), 1..40)) {
         let catalog = Arc::new(schema::load("default", schema::DEFAULT_SCHEMA).unwrap());
-        let engine = Engine::new(catalog.clone(), Revision(0), vec![]);
+        let engine = Engine::new(catalog.clone(), Revision(0), vec![], Timestamp(0));
         let tenant: TenantId = "t".parse().unwrap();
         let now = Timestamp(1);
         let mut revision = 0;
@@ -238,7 +238,7 @@ proptest! {
                 }, None);
             }
         }
-        let rebuilt = Engine::new(catalog, Revision(revision), vec![(tenant.clone(), records(&engine, &tenant))]);
+        let rebuilt = Engine::new(catalog, Revision(revision), vec![(tenant.clone(), records(&engine, &tenant))], now);
         let (a, b) = (engine.snapshot(), rebuilt.snapshot());
         for subject in SUBJECTS {
             for permission in PERMISSIONS {

@@ -8,6 +8,7 @@
 //! the hot path. Must not know about protobuf or redb.
 
 use super::grants::SubjectGrants;
+use super::roles::CompiledRole;
 use super::tenant::{Compiled, TenantState};
 use crate::model::{
     GroupId, Principal, ScopeId, Subject, SubjectId, SubjectStatus, Target, Timestamp,
@@ -102,8 +103,9 @@ enum Fit {
     Holds,
     Expired,
     Masked,
+    PrerequisiteMissing(String),
     OutOfScope(String),
-    OutsidePopulation(GroupId),
+    OutsidePopulation(GroupId, String),
 }
 
 impl TenantState {
@@ -176,6 +178,77 @@ impl TenantState {
         })
     }
 
+    /// Whether `bit` holds at `scope` or at any scope below it where the
+    /// subject has a grant: the reach of a prerequisite.
+    pub(super) fn holds_within(
+        &self,
+        compiled: &Compiled,
+        grants: &SubjectGrants,
+        bit: PermBit,
+        scope: &ScopeId,
+        now: Timestamp,
+    ) -> bool {
+        std::iter::once(scope)
+            .chain(
+                grants
+                    .scopes
+                    .iter()
+                    .map(|e| &e.at)
+                    .filter(|at| self.is_within(at, scope)),
+            )
+            .any(|at| self.holds(compiled, grants, bit, Place::scope(at.as_str()), now, 0))
+    }
+
+    /// Whether `role`'s prerequisites hold for a subject with `grants`, for an
+    /// assignment at `target` (a population assignment's prerequisites must
+    /// hold somewhere in the tenant). `Some(until)` when they do: `None` if
+    /// they hold without expiring grants, else the earliest expiry of those.
+    pub(super) fn requires_met(
+        &self,
+        compiled: &Compiled,
+        grants: &SubjectGrants,
+        role: &CompiledRole,
+        target: &Target,
+        now: Timestamp,
+    ) -> Option<Option<Timestamp>> {
+        let root = ScopeId::root();
+        let scope = match target {
+            Target::Scope(s) => s,
+            Target::Population(_) => &root,
+        };
+        let met = |g: &SubjectGrants| {
+            role.requires
+                .iter()
+                .all(|bit| self.holds_within(compiled, g, *bit, scope, now))
+        };
+        let lasting = grants.without_expiring();
+        if met(&lasting) {
+            return Some(None);
+        }
+        met(grants).then(|| grants.earliest_expiry(now))
+    }
+
+    /// The prerequisites of `role` a subject lacks for an assignment at `target`.
+    pub fn missing_requirements(
+        &self,
+        compiled: &Compiled,
+        grants: &SubjectGrants,
+        role: &CompiledRole,
+        target: &Target,
+        now: Timestamp,
+    ) -> Vec<PermBit> {
+        let root = ScopeId::root();
+        let scope = match target {
+            Target::Scope(s) => s,
+            Target::Population(_) => &root,
+        };
+        role.requires
+            .iter()
+            .copied()
+            .filter(|bit| !self.holds_within(compiled, grants, *bit, scope, now))
+            .collect()
+    }
+
     /// The check with its derivation or its reasons.
     pub fn explain(
         &self,
@@ -210,7 +283,7 @@ impl TenantState {
                 ),
             });
         }
-        for (source, fit) in self.trace(compiled, &subject.id, bit, place, now) {
+        for (source, fit) in self.trace(compiled, &subject.id, grants, bit, place, now) {
             match fit {
                 Fit::Holds => out.sources.push(source),
                 other if !allowed => out.denials.push(denial(&source, other)),
@@ -262,7 +335,9 @@ impl TenantState {
         };
         for term in &rule.terms {
             if self.holds(compiled, grants, *term, place, now, 1) {
-                for (mut source, fit) in self.trace(compiled, &subject.id, *term, place, now) {
+                for (mut source, fit) in
+                    self.trace(compiled, &subject.id, grants, *term, place, now)
+                {
                     if matches!(fit, Fit::Holds) {
                         source.implication = join(
                             &source.implication,
@@ -296,6 +371,7 @@ impl TenantState {
         &self,
         compiled: &Compiled,
         subject: &SubjectId,
+        grants: &SubjectGrants,
         bit: PermBit,
         place: Place<'_>,
         now: Timestamp,
@@ -353,10 +429,14 @@ impl TenantState {
                             implication: implication.clone(),
                             expires_at: assignment.expires_at,
                         };
+                        let lacking =
+                            self.missing_requirements(compiled, grants, role, &key.target, now);
                         let fit = if mask.is_some_and(|m| m.contains(bit)) {
                             Fit::Masked
                         } else if let Some(miss) = self.misses(compiled, bit, &source, place) {
                             miss
+                        } else if !lacking.is_empty() {
+                            Fit::PrerequisiteMissing(term_names(compiled, &lacking))
                         } else if assignment.expires_at.is_some_and(|t| t <= now) {
                             Fit::Expired
                         } else {
@@ -382,7 +462,9 @@ impl TenantState {
             let inside = place
                 .target
                 .is_some_and(|t| t.in_group(population.as_str()));
-            return (!inside).then(|| Fit::OutsidePopulation(population.clone()));
+            return (!inside).then(|| {
+                Fit::OutsidePopulation(population.clone(), self.why_outside(population, place))
+            });
         }
         let at = source.scope.as_ref()?;
         // A place that is not a scope (a population-only question) is covered
@@ -407,6 +489,38 @@ impl TenantState {
                 }
             ))
         })
+    }
+
+    /// Why the target of a check is not in a population group: the group's
+    /// condition and the attributes it was evaluated on, when it has one.
+    fn why_outside(&self, group: &GroupId, place: Place<'_>) -> String {
+        let Some(target) = place.target_id else {
+            return "the question names no target subject".into();
+        };
+        let condition = self.conditions.get(group).map(|c| c.source().to_string());
+        let attributes = self
+            .subjects
+            .get(target)
+            .map(|e| {
+                e.subject
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        match condition {
+            Some(c) => format!(
+                "target subject {target} is not a member and does not satisfy its condition `{c}` (its attributes: {})",
+                if attributes.is_empty() {
+                    "none"
+                } else {
+                    &attributes
+                }
+            ),
+            None => format!("target subject {target} is not a member"),
+        }
     }
 
     /// Every permission the subject holds at the place, with sources.
@@ -451,6 +565,13 @@ fn denial(source: &Source, fit: Fit) -> Denial {
             DenialReason::AssignmentExpired,
             format!("the assignment of role {}{via} has expired", source.role),
         ),
+        Fit::PrerequisiteMissing(lacking) => (
+            DenialReason::PrerequisiteMissing,
+            format!(
+                "role {}{via} requires {lacking}, which the subject does not hold",
+                source.role
+            ),
+        ),
         Fit::Masked => (
             DenialReason::MaskedByClass,
             format!(
@@ -462,10 +583,10 @@ fn denial(source: &Source, fit: Fit) -> Denial {
             DenialReason::OutOfScope,
             format!("role {}{via}: {why}", source.role),
         ),
-        Fit::OutsidePopulation(g) => (
+        Fit::OutsidePopulation(g, why) => (
             DenialReason::OutsidePopulation,
             format!(
-                "role {}{via} applies to the subjects of group {g}, and the target subject is not one of them",
+                "role {}{via} applies to the subjects of group {g}; {why}",
                 source.role
             ),
         ),

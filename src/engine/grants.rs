@@ -122,6 +122,35 @@ impl SubjectGrants {
             .any(|e| e.live(now) && e.perms.contains(bit))
     }
 
+    /// The same grants without those that expire.
+    pub fn without_expiring(&self) -> SubjectGrants {
+        SubjectGrants {
+            groups: self.groups.clone(),
+            scopes: self
+                .scopes
+                .iter()
+                .filter(|e| e.expires_at.is_none())
+                .cloned()
+                .collect(),
+            populations: self
+                .populations
+                .iter()
+                .filter(|e| e.expires_at.is_none())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The earliest expiry after `now` among the grants, if any expire.
+    pub fn earliest_expiry(&self, now: Timestamp) -> Option<Timestamp> {
+        self.scopes
+            .iter()
+            .filter_map(|e| e.expires_at)
+            .chain(self.populations.iter().filter_map(|e| e.expires_at))
+            .filter(|t| *t > now)
+            .min()
+    }
+
     /// Whether the subject has any grant at all (live or not).
     pub fn is_empty(&self) -> bool {
         self.scopes.is_empty() && self.populations.is_empty()

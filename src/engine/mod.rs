@@ -29,7 +29,7 @@ pub use query::{At, EffectiveTarget, Holder, Question, page_from};
 pub use roles::unknown_permissions as unknown_role_permissions;
 pub use tenant::{Compiled, SubjectEntry, TenantState};
 
-use crate::model::{Change, ChangeSet, Revision, TenantId};
+use crate::model::{Change, ChangeSet, Revision, TenantId, Timestamp};
 use crate::schema::Catalog;
 
 /// Why the engine refused a request.
@@ -113,6 +113,7 @@ impl Engine {
         catalog: Arc<Catalog>,
         revision: Revision,
         tenants: Vec<(TenantId, Vec<Change>)>,
+        now: Timestamp,
     ) -> Self {
         let compiled = Arc::new(Compiled::new(catalog));
         let mut map = OrdMap::new();
@@ -123,7 +124,7 @@ impl Engine {
                 state.apply(&compiled, change, &mut affected);
             }
             affected.everyone = true;
-            state.recompute(&compiled, &affected);
+            state.recompute(&compiled, &affected, now);
             map.insert(id, Arc::new(state));
         }
         Self {
@@ -168,7 +169,7 @@ impl Engine {
                 .map(|(id, state)| {
                     let mut copy = (**state).clone();
                     copy.recompile(&compiled);
-                    copy.recompute(&compiled, &everyone);
+                    copy.recompute(&compiled, &everyone, set.committed_at);
                     (id.clone(), Arc::new(copy))
                 })
                 .collect();
@@ -184,7 +185,7 @@ impl Engine {
             for change in &set.changes {
                 state.apply(&compiled, change, &mut affected);
             }
-            state.recompute(&compiled, &affected);
+            state.recompute(&compiled, &affected, set.committed_at);
             next.tenants.insert(id.clone(), Arc::new(state));
         }
         self.current.store(Arc::new(next));

@@ -109,6 +109,7 @@ pub fn plan(
         tenant,
         state: state.cloned().unwrap_or_else(|| TenantState::new(compiled)),
         changes: Vec::new(),
+        stale: Affected::default(),
         now,
     };
     let creates_tenant = matches!(operations.first(), Some(Operation::CreateTenant(_)));
@@ -128,6 +129,8 @@ struct Planner<'a> {
     tenant: &'a TenantId,
     state: TenantState,
     changes: Vec<Change>,
+    /// Subjects whose grants in `state` are stale since the last refresh.
+    stale: Affected,
     now: Timestamp,
 }
 
@@ -147,9 +150,17 @@ fn exists(kind: &'static str, id: impl ToString) -> EngineError {
 
 impl Planner<'_> {
     fn emit(&mut self, change: Change) {
-        let mut ignored = Affected::default();
-        self.state.apply(self.compiled, &change, &mut ignored);
+        self.state.apply(self.compiled, &change, &mut self.stale);
         self.changes.push(change);
+    }
+
+    /// Brings the scratch state's grants up to date with the operations
+    /// planned so far, for rules that depend on what subjects hold.
+    fn refresh(&mut self) {
+        let stale = std::mem::take(&mut self.stale);
+        if stale.everyone || !stale.subjects.is_empty() {
+            self.state.recompute(self.compiled, &stale, self.now);
+        }
     }
 
     fn operation(&mut self, op: &Operation, tenant_exists: bool) -> Result<(), EngineError> {
@@ -501,6 +512,12 @@ impl Planner<'_> {
                 ),
             });
         }
+        if role.requires.contains(&crate::model::Permission::All) {
+            return Err(EngineError::InvalidArgument {
+                field: "role.requires".into(),
+                reason: "\"*\" cannot be a prerequisite".into(),
+            });
+        }
         if let Some(class) = &role.class {
             if catalog.role_class(class).is_none() {
                 return Err(EngineError::InvalidArgument {
@@ -514,6 +531,42 @@ impl Planner<'_> {
         }
         self.emit(Change::RolePut(role.clone()));
         Ok(())
+    }
+
+    /// Refuses to give a subject a role whose prerequisites it lacks. (A
+    /// group may receive such a role: it then counts for exactly those
+    /// members who meet them.)
+    fn check_requirements(&mut self, key: &AssignmentKey) -> Result<(), EngineError> {
+        let Principal::Subject(subject) = &key.principal else {
+            return Ok(());
+        };
+        self.refresh();
+        let (Some(role), Some(entry)) = (
+            self.state.role(self.compiled, key.role.as_str()),
+            self.state.subjects.get(subject),
+        ) else {
+            return Ok(());
+        };
+        let missing = self.state.missing_requirements(
+            self.compiled,
+            &entry.grants,
+            role,
+            &key.target,
+            self.now,
+        );
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = missing
+            .iter()
+            .map(|b| self.compiled.catalog.name(*b))
+            .collect();
+        Err(EngineError::FailedPrecondition(format!(
+            "role {} requires {}, which subject {subject} does not hold at or below {}",
+            key.role,
+            names.join(", "),
+            key.target
+        )))
     }
 
     fn is_member(&self, m: &Membership) -> bool {
@@ -566,6 +619,7 @@ impl Planner<'_> {
                 reason: "the expiry is in the past".into(),
             });
         }
+        self.check_requirements(key)?;
         let current = self.state.assignments.get(key);
         self.precondition(pre, current.is_some(), || describe(key))?;
         if current != Some(a) {

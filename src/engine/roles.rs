@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::model::{Grant, Permission, Role, ScopeId};
-use crate::schema::{Catalog, PermSet};
+use crate::schema::{Catalog, PermBit, PermSet};
 
 /// A role ready for evaluation.
 #[derive(Debug, Clone)]
@@ -24,6 +24,9 @@ pub struct CompiledRole {
     /// merged per scope. Counts only where the scope is at or below the
     /// assignment's scope.
     pub pinned: Vec<(ScopeId, PermSet)>,
+    /// Prerequisites: the role counts for a subject only while the subject
+    /// holds each of these at or below the assignment's scope.
+    pub requires: Vec<PermBit>,
 }
 
 /// Why a role definition cannot be compiled.
@@ -62,11 +65,17 @@ impl CompiledRole {
                 }
             }
         }
+        let requires = role
+            .requires
+            .iter()
+            .map(|p| catalog.bit(p).ok_or_else(|| UnknownPermission(p.clone())))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             role,
             builtin,
             at_target,
             pinned,
+            requires,
         })
     }
 

@@ -17,7 +17,7 @@ use super::grants::{GrantEntry, SubjectGrants};
 use super::roles::CompiledRole;
 use crate::model::{
     Assignment, AssignmentKey, Change, Group, GroupId, Principal, Role, RoleId, Scope, ScopeId,
-    Subject, SubjectId, Target, TenantSettings,
+    Subject, SubjectId, Target, TenantSettings, Timestamp,
 };
 use crate::schema::{Catalog, PermSet};
 
@@ -438,65 +438,113 @@ impl TenantState {
         self.disabled = disabled_mask(compiled, &self.settings);
     }
 
-    /// Recomputes the grants of every affected subject.
-    pub fn recompute(&mut self, compiled: &Compiled, affected: &Affected) {
+    /// Recomputes the grants of every affected subject, as of `now` (which
+    /// decides whether expiring assignments still support prerequisites).
+    pub fn recompute(&mut self, compiled: &Compiled, affected: &Affected, now: Timestamp) {
         let ids: Vec<SubjectId> = if affected.everyone {
             self.subjects.keys().cloned().collect()
         } else {
             affected.subjects.iter().cloned().collect()
         };
         for id in ids {
-            let grants = Arc::new(self.compute_grants(compiled, &id));
+            let grants = Arc::new(self.compute_grants(compiled, &id, now));
             if let Some(entry) = self.subjects.get_mut(&id) {
                 entry.grants = grants;
             }
         }
     }
 
-    /// Builds a subject's grants from its own assignments and those of every
-    /// group it is in.
-    fn compute_grants(&self, compiled: &Compiled, id: &SubjectId) -> SubjectGrants {
+    /// Every assignment that reaches a subject (its own and its groups'),
+    /// with the compiled role.
+    pub fn assignments_of<'a>(
+        &'a self,
+        compiled: &'a Compiled,
+        id: &SubjectId,
+    ) -> (Vec<GroupId>, Vec<(&'a Assignment, &'a Arc<CompiledRole>)>) {
         let me = Principal::Subject(id.clone());
         let groups: Vec<GroupId> = self.groups_of(&me).into_iter().map(|(g, _)| g).collect();
         let principals = std::iter::once(me).chain(groups.iter().cloned().map(Principal::Group));
-        let mut entries = Vec::new();
-        let mut populations = Vec::new();
+        let mut out = Vec::new();
         for principal in principals {
             for key in self.by_principal.get(&principal).into_iter().flatten() {
-                let (Some(a), Some(role)) = (
+                if let (Some(a), Some(role)) = (
                     self.assignments.get(key),
                     self.role(compiled, key.role.as_str()),
-                ) else {
-                    continue;
-                };
-                match &key.target {
-                    Target::Scope(scope) => {
-                        entries.push(GrantEntry::new(
-                            scope.clone(),
-                            role.at_target.clone(),
-                            a.expires_at,
-                        ));
-                        for (pinned, set) in &role.pinned {
-                            if self.is_within(pinned, scope) {
-                                entries.push(GrantEntry::new(
-                                    pinned.clone(),
-                                    set.clone(),
-                                    a.expires_at,
-                                ));
-                            }
-                        }
-                    }
-                    Target::Population(group) => {
-                        populations.push(GrantEntry::new_population(
-                            group.clone(),
-                            role.at_target.clone(),
-                            a.expires_at,
-                        ));
-                    }
+                ) {
+                    out.push((a, role));
                 }
             }
         }
-        SubjectGrants::build(groups, entries, populations)
+        (groups, out)
+    }
+
+    /// Builds a subject's grants from its own assignments and those of every
+    /// group it is in. Roles with prerequisites count only once the subject
+    /// holds them without that role: a fixpoint, since one role's grants may
+    /// meet another's prerequisites.
+    fn compute_grants(&self, compiled: &Compiled, id: &SubjectId, now: Timestamp) -> SubjectGrants {
+        let (groups, assignments) = self.assignments_of(compiled, id);
+        let mut scopes = Vec::new();
+        let mut populations = Vec::new();
+        let (mut pending, ready): (Vec<_>, Vec<_>) = assignments
+            .into_iter()
+            .partition(|(_, role)| !role.requires.is_empty());
+        for (a, role) in ready {
+            self.push_entries(role, a, a.expires_at, &mut scopes, &mut populations);
+        }
+        loop {
+            let partial = SubjectGrants::build(groups.clone(), scopes.clone(), populations.clone());
+            let before = pending.len();
+            pending.retain(|(a, role)| {
+                match self.requires_met(compiled, &partial, role, &a.key.target, now) {
+                    Some(until) => {
+                        let expires = match (a.expires_at, until) {
+                            (Some(x), Some(y)) => Some(x.min(y)),
+                            (x, y) => x.or(y),
+                        };
+                        self.push_entries(role, a, expires, &mut scopes, &mut populations);
+                        false
+                    }
+                    None => true,
+                }
+            });
+            if pending.len() == before {
+                break;
+            }
+        }
+        SubjectGrants::build(groups, scopes, populations)
+    }
+
+    /// The grant entries one assignment contributes.
+    fn push_entries(
+        &self,
+        role: &CompiledRole,
+        a: &Assignment,
+        expires_at: Option<Timestamp>,
+        scopes: &mut Vec<GrantEntry<ScopeId>>,
+        populations: &mut Vec<GrantEntry<GroupId>>,
+    ) {
+        match &a.key.target {
+            Target::Scope(scope) => {
+                scopes.push(GrantEntry::new(
+                    scope.clone(),
+                    role.at_target.clone(),
+                    expires_at,
+                ));
+                for (pinned, set) in &role.pinned {
+                    if self.is_within(pinned, scope) {
+                        scopes.push(GrantEntry::new(pinned.clone(), set.clone(), expires_at));
+                    }
+                }
+            }
+            Target::Population(group) => {
+                populations.push(GrantEntry::new_population(
+                    group.clone(),
+                    role.at_target.clone(),
+                    expires_at,
+                ));
+            }
+        }
     }
 }
 
@@ -509,6 +557,7 @@ fn compile_or_empty(compiled: &Compiled, role: Arc<Role>) -> CompiledRole {
         builtin: false,
         at_target: PermSet::empty(compiled.catalog.len()),
         pinned: Vec::new(),
+        requires: Vec::new(),
     })
 }
 
