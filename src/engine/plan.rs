@@ -8,7 +8,7 @@
 //! effects of the earlier ones. Planning never mutates published state: it
 //! works on a private copy of the tenant. Must not do I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::EngineError;
 use super::condition::Condition;
@@ -19,6 +19,7 @@ use crate::model::{
     ScopeId, Subject, SubjectId, SubjectKind, SubjectStatus, Target, TenantId, TenantSettings,
     Timestamp,
 };
+use crate::schema::Cardinality;
 
 /// How a write treats the current state of what it touches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,6 +111,8 @@ pub fn plan(
         state: state.cloned().unwrap_or_else(|| TenantState::new(compiled)),
         changes: Vec::new(),
         stale: Affected::default(),
+        touched: BTreeMap::new(),
+        current: 0,
         now,
     };
     let creates_tenant = matches!(operations.first(), Some(Operation::CreateTenant(_)));
@@ -117,10 +120,12 @@ pub fn plan(
         planner.emit(Change::TenantPut(TenantSettings::default()));
     }
     for (index, op) in operations.iter().enumerate() {
+        planner.current = index;
         planner
             .operation(op, state.is_some() || index > 0)
             .map_err(|error| Refusal { index, error })?;
     }
+    planner.check_classes(state)?;
     Ok(planner.changes)
 }
 
@@ -131,6 +136,11 @@ struct Planner<'a> {
     changes: Vec<Change>,
     /// Subjects whose grants in `state` are stale since the last refresh.
     stale: Affected,
+    /// Every subject whose roles the batch may change, with the last
+    /// operation that touched it (for class rules checked at the end).
+    touched: BTreeMap<SubjectId, usize>,
+    /// The operation being planned.
+    current: usize,
     now: Timestamp,
 }
 
@@ -150,8 +160,58 @@ fn exists(kind: &'static str, id: impl ToString) -> EngineError {
 
 impl Planner<'_> {
     fn emit(&mut self, change: Change) {
-        self.state.apply(self.compiled, &change, &mut self.stale);
+        let mut affected = Affected::default();
+        self.state.apply(self.compiled, &change, &mut affected);
+        for s in &affected.subjects {
+            self.touched.insert(s.clone(), self.current);
+        }
+        self.stale.subjects.extend(affected.subjects);
+        self.stale.everyone |= affected.everyone;
         self.changes.push(change);
+    }
+
+    /// Role-class cardinality, checked once the whole batch is planned so
+    /// that a batch may replace a subject's one role of a class with another.
+    /// A subject may hold at most one role of an `exactly_one` or
+    /// `at_most_one` class; a subject that held one of an `exactly_one`
+    /// class may not be left with none (a subject that never had one may).
+    fn check_classes(&self, before: Option<&TenantState>) -> Result<(), Refusal> {
+        for (subject, index) in &self.touched {
+            if !self.state.subjects.contains_key(subject) {
+                continue;
+            }
+            for class in self.compiled.catalog.role_classes().values() {
+                let after = class_roles(self.compiled, &self.state, subject, &class.name);
+                let had = before.map_or(0, |b| {
+                    class_roles(self.compiled, b, subject, &class.name).len()
+                });
+                let error = match class.per_subject {
+                    Cardinality::Many => None,
+                    _ if after.len() > 1 => Some(format!(
+                        "subject {subject} would hold {} roles of class {} ({}); it allows one",
+                        after.len(),
+                        class.name,
+                        after
+                            .iter()
+                            .map(RoleId::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                    Cardinality::ExactlyOne if had > 0 && after.is_empty() => Some(format!(
+                        "subject {subject} would be left without a role of class {}, which needs exactly one; replace it in the same batch",
+                        class.name
+                    )),
+                    _ => None,
+                };
+                if let Some(message) = error {
+                    return Err(Refusal {
+                        index: *index,
+                        error: EngineError::FailedPrecondition(message),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Brings the scratch state's grants up to date with the operations
@@ -627,6 +687,21 @@ impl Planner<'_> {
         }
         Ok(())
     }
+}
+
+/// The distinct roles of `class` a subject holds, directly or through groups.
+fn class_roles(
+    compiled: &Compiled,
+    state: &TenantState,
+    subject: &SubjectId,
+    class: &str,
+) -> BTreeSet<RoleId> {
+    let (_, assignments) = state.assignments_of(compiled, subject);
+    assignments
+        .into_iter()
+        .filter(|(_, role)| role.role.class.as_deref() == Some(class))
+        .map(|(a, _)| a.key.role.clone())
+        .collect()
 }
 
 fn describe(key: &AssignmentKey) -> String {
