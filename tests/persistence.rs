@@ -265,7 +265,7 @@ async fn an_acknowledged_write_survives_kill_9() {
     first.child.kill().unwrap();
     first.child.wait().unwrap();
 
-    let mut second = spawn_binary(dir.path()).await;
+    let second = spawn_binary(dir.path()).await;
     let ch = channel(second.port).await;
     let reply = AccessServiceClient::new(ch.clone())
         .check_access(check_request(ACME, "alice", "document:edit", ""))
