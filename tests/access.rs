@@ -860,3 +860,78 @@ async fn list_subjects_with_permission_pages_and_marks_implied() {
     assert_eq!(at_root, [("a-admin".into(), true)]);
     server.stop().await;
 }
+
+/// A role class's `cannot_grant` masks what its roles grant, whatever their
+/// definition says, and the explanation says MASKED_BY_CLASS.
+#[tokio::test]
+async fn role_class_masks_what_its_roles_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("schema.toml");
+    let schema = format!(
+        "{}\n[roles.guest_plus]\ngrants = [\"document:read\", \"users:invite\"]\nclass = \"guest\"\n",
+        authzd::schema::DEFAULT_SCHEMA
+    );
+    std::fs::write(&path, schema).unwrap();
+    let server = TestServer::start_with_schema(&path).await;
+    grant_role(&server, "gus", "guest_plus", "").await;
+    assert!(check(&server, ACME, "gus", "document:read", "").await);
+    assert!(!check(&server, ACME, "gus", "users:invite", "").await);
+    let (allowed, why) = explain(&server, ACME, "gus", "users:invite", "").await;
+    assert!(!allowed);
+    assert_eq!(reasons(&why), [pb::DenialReason::MaskedByClass], "{why:?}");
+    assert!(why.denials[0].detail.contains("guest_plus"));
+    server.stop().await;
+}
+
+/// A role whose `requires` the subject no longer meets stops counting
+/// (DESIGN §2.2), explained as PREREQUISITE_MISSING, and counts again once
+/// the prerequisite is back.
+#[tokio::test]
+#[ignore = "bug: not implemented: role `requires` is never evaluated (compute_grants ignores it; PREREQUISITE_MISSING is never produced)"]
+async fn unmet_role_prerequisite_drops_the_role() {
+    let server = TestServer::start().await;
+    server
+        .directory()
+        .await
+        .create_role(pb::CreateRoleRequest {
+            tenant: ACME.into(),
+            role: Some(pb::Role {
+                requires: vec!["document:read".into()],
+                ..custom_role("moderator", vec![grant("comment:manage", &[])])
+            }),
+            options: None,
+        })
+        .await
+        .unwrap();
+    create_subject(&server, ACME, "mo").await;
+    manage(
+        &server,
+        ACME,
+        vec![
+            assign("viewer", subject_principal("mo"), None),
+            assign("moderator", subject_principal("mo"), None),
+        ],
+    )
+    .await;
+    assert!(check(&server, ACME, "mo", "comment:manage", "").await);
+    manage(
+        &server,
+        ACME,
+        vec![unassign("viewer", subject_principal("mo"), None)],
+    )
+    .await;
+    assert!(!check(&server, ACME, "mo", "comment:manage", "").await);
+    let (_, why) = explain(&server, ACME, "mo", "comment:manage", "").await;
+    assert!(
+        reasons(&why).contains(&pb::DenialReason::PrerequisiteMissing),
+        "{why:?}"
+    );
+    manage(
+        &server,
+        ACME,
+        vec![assign("viewer", subject_principal("mo"), None)],
+    )
+    .await;
+    assert!(check(&server, ACME, "mo", "comment:manage", "").await);
+    server.stop().await;
+}

@@ -501,3 +501,48 @@ async fn operations_on_missing_things_are_not_found() {
     }
     server.stop().await;
 }
+
+/// An actor must hold the role's `managed_by` permission at the target and
+/// may not grant a role ranked above its own (DESIGN §3): otherwise
+/// PERMISSION_DENIED, and nothing is written.
+#[tokio::test]
+#[ignore = "bug: not implemented: the actor is only checked to exist; managed_by, rank and self_removable are never enforced"]
+async fn actor_needs_managed_by_and_rank() {
+    let server = TestServer::start().await;
+    setup(&server).await;
+    create_subject(&server, ACME, "boss").await;
+    create_role(&server, ACME, "user-admin", vec![grant("users:admin", &[])]).await;
+    manage(
+        &server,
+        ACME,
+        vec![assign("user-admin", subject_principal("boss"), None)],
+    )
+    .await;
+    let as_actor = |actor: &str, role: &str| {
+        batch(
+            ACME,
+            vec![assign(role, subject_principal("bob"), None)],
+            Some(pb::WriteOptions {
+                actor: actor.into(),
+                ..Default::default()
+            }),
+        )
+    };
+    let mut m = server.membership().await;
+    let before = revision(&server).await;
+    // alice holds nothing, so not users:admin.
+    assert_status(
+        m.manage_membership(as_actor("alice", "viewer")).await,
+        Code::PermissionDenied,
+        "users:admin",
+    );
+    // boss holds users:admin at rank 0; admin is ranked 100.
+    assert_status(
+        m.manage_membership(as_actor("boss", "admin")).await,
+        Code::PermissionDenied,
+        "rank",
+    );
+    assert_eq!(revision(&server).await, before);
+    assert!(!check(&server, ACME, "bob", "document:read", "").await);
+    server.stop().await;
+}
