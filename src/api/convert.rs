@@ -139,10 +139,13 @@ pub fn write_options(o: &Option<pb::WriteOptions>) -> Result<WriteOptions, Error
 pub fn page(field: &str, token: &str, size: u32) -> Result<(Option<String>, usize), Error> {
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     if size > MAX_PAGE_SIZE {
-        return Err(invalid(
-            format!("{field}.page_size"),
-            format!("at most {MAX_PAGE_SIZE}"),
-        ));
+        // Top-level paging fields (ListSubjectsWithPermission) have no prefix.
+        let name = if field.is_empty() {
+            "page_size".to_string()
+        } else {
+            format!("{field}.page_size")
+        };
+        return Err(invalid(name, format!("at most {MAX_PAGE_SIZE}")));
     }
     let size = if size == 0 { DEFAULT_PAGE_SIZE } else { size };
     Ok(((!token.is_empty()).then(|| token.to_string()), size))

@@ -201,6 +201,10 @@ impl Snapshot {
             out.extend(self.population_targets(state, entry, now));
         }
         out.retain(|t| !t.permissions.is_empty());
+        // Catalog order is ladder order; the contract is name order.
+        for t in &mut out {
+            t.permissions.sort_by(|a, b| a.0.cmp(&b.0));
+        }
         Ok(out)
     }
 

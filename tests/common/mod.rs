@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use authzd::model::{ManualClock, Timestamp};
 
-use authzd::api::pb;
+pub use authzd::api::pb;
 use authzd::config::Config;
 use authzd::service::Service;
 use tokio::net::TcpListener;
@@ -308,4 +308,374 @@ pub async fn check(
     .unwrap()
     .into_inner()
     .allowed
+}
+
+// ---------------------------------------------------------------------------
+// Shared assertions and helpers for every test file.
+
+pub use tonic::Code;
+
+/// The tenant most tests work in.
+pub const ACME: &str = "acme";
+
+/// Awaits `fut`, failing the test after 10 s. A guard against a hang, never
+/// a way to wait for something to happen.
+pub async fn guard<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(std::time::Duration::from_secs(10), fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// Asserts that a call failed with `code` and that the message contains
+/// `fragment` (the field or thing it names). Returns the status.
+#[track_caller]
+pub fn assert_status<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, tonic::Status>,
+    code: Code,
+    fragment: &str,
+) -> tonic::Status {
+    match result {
+        Ok(r) => panic!("expected {code:?} naming {fragment:?}, got success: {r:?}"),
+        Err(status) => {
+            assert_eq!(
+                status.code(),
+                code,
+                "wrong code; message: {:?}",
+                status.message()
+            );
+            assert!(
+                status.message().contains(fragment),
+                "message {:?} does not name {fragment:?}",
+                status.message()
+            );
+            status
+        }
+    }
+}
+
+/// The server's latest applied revision (ReadSchema reports it).
+pub async fn revision(server: &TestServer) -> u64 {
+    server
+        .schema()
+        .await
+        .read_schema(pb::ReadSchemaRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+/// Creates a subject with a home scope ("" for the root).
+pub async fn create_subject_at(server: &TestServer, tenant: &str, id: &str, home: &str) -> u64 {
+    server
+        .directory()
+        .await
+        .create_subject(pb::CreateSubjectRequest {
+            tenant: tenant.into(),
+            subject: Some(pb::Subject {
+                id: id.into(),
+                home_scope: home.into(),
+                ..Default::default()
+            }),
+            options: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+/// Locks or unlocks a subject, touching nothing else of it.
+pub async fn set_locked(server: &TestServer, tenant: &str, id: &str, locked: bool) -> u64 {
+    let status = if locked {
+        pb::SubjectStatus::Locked
+    } else {
+        pb::SubjectStatus::Active
+    };
+    server
+        .directory()
+        .await
+        .update_subject(pb::UpdateSubjectRequest {
+            tenant: tenant.into(),
+            subject: Some(pb::Subject {
+                id: id.into(),
+                status: status as i32,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["status".into()],
+            }),
+            options: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+/// A grant, optionally pinned to scopes.
+pub fn grant(permission: &str, scopes: &[&str]) -> pb::Grant {
+    pb::Grant {
+        permission: permission.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A custom role request body.
+pub fn custom_role(id: &str, grants: Vec<pb::Grant>) -> pb::Role {
+    pb::Role {
+        id: id.into(),
+        title: id.into(),
+        grants,
+        ..Default::default()
+    }
+}
+
+/// Creates a custom role.
+pub async fn create_role(
+    server: &TestServer,
+    tenant: &str,
+    id: &str,
+    grants: Vec<pb::Grant>,
+) -> u64 {
+    server
+        .directory()
+        .await
+        .create_role(pb::CreateRoleRequest {
+            tenant: tenant.into(),
+            role: Some(custom_role(id, grants)),
+            options: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+/// Replaces a tenant's switched-off resource types.
+pub async fn set_disabled(server: &TestServer, tenant: &str, disabled: &[&str]) -> u64 {
+    server
+        .directory()
+        .await
+        .update_tenant_settings(pb::UpdateTenantSettingsRequest {
+            tenant: tenant.into(),
+            settings: Some(pb::TenantSettings {
+                disabled_resources: disabled.iter().map(|s| s.to_string()).collect(),
+            }),
+            options: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+/// A check request at a scope ("" for the root).
+pub fn check_request(
+    tenant: &str,
+    subject: &str,
+    permission: &str,
+    scope: &str,
+) -> pb::CheckAccessRequest {
+    pb::CheckAccessRequest {
+        tenant: tenant.into(),
+        subject: subject.into(),
+        permission: permission.into(),
+        scope: scope.into(),
+        ..Default::default()
+    }
+}
+
+/// Checks over a target subject.
+pub async fn check_over(
+    server: &TestServer,
+    tenant: &str,
+    subject: &str,
+    permission: &str,
+    target_subject: &str,
+) -> bool {
+    server
+        .access()
+        .await
+        .check_access(pb::CheckAccessRequest {
+            tenant: tenant.into(),
+            subject: subject.into(),
+            permission: permission.into(),
+            target_subject: target_subject.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .allowed
+}
+
+/// An explained check at a scope: (allowed, explanation).
+pub async fn explain(
+    server: &TestServer,
+    tenant: &str,
+    subject: &str,
+    permission: &str,
+    scope: &str,
+) -> (bool, pb::Explanation) {
+    let reply = server
+        .access()
+        .await
+        .check_access(pb::CheckAccessRequest {
+            explain: true,
+            ..check_request(tenant, subject, permission, scope)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (reply.allowed, reply.explanation.expect("explain was set"))
+}
+
+/// The denial reasons of an explanation.
+pub fn reasons(e: &pb::Explanation) -> Vec<pb::DenialReason> {
+    e.denials
+        .iter()
+        .map(|d| pb::DenialReason::try_from(d.reason).unwrap())
+        .collect()
+}
+
+/// A timestamp `seconds` from now (negative: in the past).
+pub fn from_now(seconds: i64) -> prost_types::Timestamp {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    prost_types::Timestamp {
+        seconds: i64::try_from(now.as_secs()).unwrap() + seconds,
+        nanos: 0,
+    }
+}
+
+/// An assignment that expires at `expires_at`.
+pub fn assign_until(
+    role: &str,
+    principal: Option<pb::Principal>,
+    target: Option<pb::Target>,
+    expires_at: prost_types::Timestamp,
+) -> pb::MembershipOperation {
+    let mut op = assign(role, principal, target);
+    if let Some(pb::membership_operation::Operation::AssignRole(a)) = op.operation.as_mut() {
+        a.expires_at = Some(expires_at);
+    }
+    op
+}
+
+/// The same operation with a precondition.
+pub fn with_precondition(
+    mut op: pb::MembershipOperation,
+    precondition: pb::Precondition,
+) -> pb::MembershipOperation {
+    use pb::membership_operation::Operation as Op;
+    let p = precondition as i32;
+    match op.operation.as_mut() {
+        Some(Op::AddMember(m)) => m.precondition = p,
+        Some(Op::RemoveMember(m)) => m.precondition = p,
+        Some(Op::AssignRole(a)) => a.precondition = p,
+        Some(Op::UnassignRole(u)) => u.precondition = p,
+        None => {}
+    }
+    op
+}
+
+/// A membership batch request with options.
+pub fn batch(
+    tenant: &str,
+    operations: Vec<pb::MembershipOperation>,
+    options: Option<pb::WriteOptions>,
+) -> pb::ManageMembershipRequest {
+    pb::ManageMembershipRequest {
+        tenant: tenant.into(),
+        operations,
+        options,
+    }
+}
+
+/// A group's direct members, rendered "subject:<id>" / "group:<id>".
+pub async fn members(server: &TestServer, tenant: &str, group: &str) -> Vec<String> {
+    server
+        .directory()
+        .await
+        .list_group_members(pb::ListGroupMembersRequest {
+            tenant: tenant.into(),
+            group: group.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .members
+        .iter()
+        .map(principal_text)
+        .collect()
+}
+
+/// "subject:<id>" or "group:<id>".
+pub fn principal_text(p: &pb::Principal) -> String {
+    match &p.kind {
+        Some(pb::principal::Kind::Subject(s)) => format!("subject:{s}"),
+        Some(pb::principal::Kind::Group(g)) => format!("group:{g}"),
+        None => "none".into(),
+    }
+}
+
+/// Every assignment of a tenant as "role principal target" lines.
+pub async fn assignments(server: &TestServer, tenant: &str) -> Vec<String> {
+    server
+        .directory()
+        .await
+        .list_assignments(pb::ListAssignmentsRequest {
+            tenant: tenant.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assignments
+        .iter()
+        .map(assignment_text)
+        .collect()
+}
+
+/// "role principal target", e.g. "editor subject:alice scope:eu".
+pub fn assignment_text(a: &pb::Assignment) -> String {
+    let target = match a.target.as_ref().and_then(|t| t.kind.as_ref()) {
+        Some(pb::target::Kind::Scope(s)) => format!("scope:{s}"),
+        Some(pb::target::Kind::Population(g)) => format!("population:{g}"),
+        None => "scope:root".into(),
+    };
+    let principal = a.principal.as_ref().map(principal_text).unwrap_or_default();
+    format!("{} {principal} {target}", a.role)
+}
+
+/// Opens a Watch stream.
+pub async fn watch(
+    server: &TestServer,
+    tenant: &str,
+    after_revision: u64,
+    subject: &str,
+) -> tonic::Streaming<pb::WatchResponse> {
+    server
+        .watch()
+        .await
+        .watch(pb::WatchRequest {
+            tenant: tenant.into(),
+            after_revision,
+            subject: subject.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The next message of a Watch stream (which must come, and not be an error).
+pub async fn next_event(stream: &mut tonic::Streaming<pb::WatchResponse>) -> pb::WatchResponse {
+    guard("a watch message", stream.message())
+        .await
+        .unwrap()
+        .expect("the stream ended")
 }
