@@ -43,7 +43,10 @@ impl InvalidValue {
     }
 }
 
-fn check_id(what: &str, s: &str) -> Result<(), InvalidValue> {
+/// Checks the id rules (1-256 bytes, no whitespace or control characters)
+/// without building an id: for paths that only look ids up. Allocates only
+/// to report an error.
+pub fn check_id(what: &str, s: &str) -> Result<(), InvalidValue> {
     if s.is_empty() {
         return Err(InvalidValue::new(format!("{what} must not be empty")));
     }

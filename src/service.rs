@@ -221,6 +221,17 @@ impl Service {
         options: WriteOptions,
     ) -> Result<Revision, Error> {
         let _gate = self.inner.gate.lock().await;
+        // A retry must get the first attempt's answer even if planning it
+        // again would now fail (the subject it created exists) or do nothing.
+        if let Some(key) = &options.idempotency_key {
+            let (store, tenant, key) = (self.inner.store.clone(), tenant.clone(), key.clone());
+            let first =
+                tokio::task::spawn_blocking(move || store.idempotent_revision(Some(&tenant), &key))
+                    .await??;
+            if let Some(revision) = first {
+                return Ok(revision);
+            }
+        }
         let snapshot = self.snapshot();
         let state = snapshot.tenants.get(&tenant).map(|t| &**t);
         let now = self.now();

@@ -887,7 +887,6 @@ async fn role_class_masks_what_its_roles_grant() {
 /// (DESIGN §2.2), explained as PREREQUISITE_MISSING, and counts again once
 /// the prerequisite is back.
 #[tokio::test]
-#[ignore = "bug: not implemented: role `requires` is never evaluated (compute_grants ignores it; PREREQUISITE_MISSING is never produced)"]
 async fn unmet_role_prerequisite_drops_the_role() {
     let server = TestServer::start().await;
     server

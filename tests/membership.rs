@@ -287,7 +287,6 @@ async fn idempotency_key_replay_returns_the_first_revision() {
 /// still returns the first attempt's revision and writes nothing, even when
 /// the retried batch would now be a no-op or fail its precondition.
 #[tokio::test]
-#[ignore = "bug: idempotency key is only consulted in the store after planning; a retry that plans to no changes returns the current revision, and one whose precondition now fails is refused"]
 async fn idempotent_retry_after_other_writes_returns_the_first_revision() {
     let server = TestServer::start().await;
     setup(&server).await;

@@ -35,15 +35,58 @@ fn nonempty<'a>(field: &str, value: &'a str) -> Result<&'a str, Error> {
     }
 }
 
+/// A well-formed id, checked without allocating unless it is refused (the
+/// check path's budget).
+fn valid_id<'a>(field: &str, value: &'a str) -> Result<&'a str, Error> {
+    crate::model::check_id(field, value).map_err(|e| invalid(field, e))?;
+    Ok(value)
+}
+
+/// An optional id: empty, or well-formed.
+fn optional_id<'a>(field: &str, value: &'a str) -> Result<&'a str, Error> {
+    if value.is_empty() {
+        Ok(value)
+    } else {
+        valid_id(field, value)
+    }
+}
+
 /// The place a check names: a scope, or a target subject, not both.
-fn at<'a>(prefix: &str, scope: &'a str, target_subject: &'a str) -> Result<At<'a>, Error> {
+fn at<'a>(scope: &'a str, target_subject: &'a str) -> Result<At<'a>, Error> {
+    let scope = optional_id("scope", scope)?;
+    let target_subject = optional_id("target_subject", target_subject)?;
     match (scope.is_empty(), target_subject.is_empty()) {
         (_, true) => Ok(At::Scope(scope)),
         (true, false) => Ok(At::Subject(target_subject)),
         (false, false) => Err(invalid(
-            format!("{prefix}target_subject"),
+            "target_subject",
             "give either scope or target_subject, not both",
         )),
+    }
+}
+
+/// A checked question; field names in errors are the request's.
+fn question<'a>(
+    subject: &'a str,
+    permission: &'a str,
+    scope: &'a str,
+    target_subject: &'a str,
+) -> Result<Question<'a>, Error> {
+    Ok(Question {
+        subject: valid_id("subject", subject)?,
+        permission: nonempty("permission", permission)?,
+        at: at(scope, target_subject)?,
+    })
+}
+
+/// Locates a refused field inside `checks[i]`.
+fn in_item(i: usize, e: Error) -> Error {
+    match e {
+        Error::InvalidArgument { field, reason } => Error::InvalidArgument {
+            field: format!("checks[{i}].{field}"),
+            reason,
+        },
+        other => other,
     }
 }
 
@@ -54,12 +97,8 @@ impl pb::access_service_server::AccessService for AccessApi {
         request: Request<pb::CheckAccessRequest>,
     ) -> Result<Response<pb::CheckAccessResponse>, Status> {
         let r = request.get_ref();
-        let tenant = nonempty("tenant", &r.tenant)?;
-        let q = Question {
-            subject: nonempty("subject", &r.subject)?,
-            permission: nonempty("permission", &r.permission)?,
-            at: at("", &r.scope, &r.target_subject)?,
-        };
+        let tenant = valid_id("tenant", &r.tenant)?;
+        let q = question(&r.subject, &r.permission, &r.scope, &r.target_subject)?;
         let snapshot = self.snapshot(r.at_least_revision).await?;
         let now = self.service.now();
         let (allowed, explanation) = if r.explain {
@@ -91,7 +130,7 @@ impl pb::access_service_server::AccessService for AccessApi {
         request: Request<pb::BatchCheckAccessRequest>,
     ) -> Result<Response<pb::BatchCheckAccessResponse>, Status> {
         let r = request.get_ref();
-        let tenant = nonempty("tenant", &r.tenant)?;
+        let tenant = valid_id("tenant", &r.tenant)?;
         if r.checks.len() > MAX_BATCH_CHECKS {
             return Err(invalid(
                 "checks",
@@ -106,12 +145,8 @@ impl pb::access_service_server::AccessService for AccessApi {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let field = |f: &str| format!("checks[{i}].{f}");
-                let q = Question {
-                    subject: nonempty(&field("subject"), &c.subject)?,
-                    permission: nonempty(&field("permission"), &c.permission)?,
-                    at: at(&field(""), &c.scope, &c.target_subject)?,
-                };
+                let q = question(&c.subject, &c.permission, &c.scope, &c.target_subject)
+                    .map_err(|e| in_item(i, e))?;
                 let allowed = snapshot
                     .check(tenant, &q, now)
                     .map_err(|error| Error::Refused {
@@ -133,8 +168,8 @@ impl pb::access_service_server::AccessService for AccessApi {
         request: Request<pb::ListEffectivePermissionsRequest>,
     ) -> Result<Response<pb::ListEffectivePermissionsResponse>, Status> {
         let r = request.get_ref();
-        let tenant = nonempty("tenant", &r.tenant)?;
-        let subject = nonempty("subject", &r.subject)?;
+        let tenant = valid_id("tenant", &r.tenant)?;
+        let subject = valid_id("subject", &r.subject)?;
         let snapshot = self.snapshot(r.at_least_revision).await?;
         let scope = (!r.scope.is_empty()).then_some(r.scope.as_str());
         let targets = snapshot
@@ -173,9 +208,9 @@ impl pb::access_service_server::AccessService for AccessApi {
         request: Request<pb::ListSubjectsWithPermissionRequest>,
     ) -> Result<Response<pb::ListSubjectsWithPermissionResponse>, Status> {
         let r = request.get_ref();
-        let tenant = nonempty("tenant", &r.tenant)?;
+        let tenant = valid_id("tenant", &r.tenant)?;
         let permission = nonempty("permission", &r.permission)?;
-        let place = at("", &r.scope, &r.target_subject)?;
+        let place = at(&r.scope, &r.target_subject)?;
         let (after, limit) = page("", &r.page_token, r.page_size)?;
         let snapshot = self.snapshot(r.at_least_revision).await?;
         let (holders, next) = snapshot

@@ -93,6 +93,7 @@ where
 }
 
 fn tenant_of<'s>(snapshot: &'s Snapshot, tenant: &str) -> Result<&'s TenantState, Error> {
+    crate::model::check_id("tenant", tenant).map_err(|e| invalid("tenant", e))?;
     Ok(snapshot.tenant(tenant)?)
 }
 

@@ -386,6 +386,22 @@ impl Store {
         })
     }
 
+    /// The revision an idempotency key was first committed at, if it was.
+    /// Keys are scoped per tenant (`None`: store-wide writes).
+    pub fn idempotent_revision(
+        &self,
+        tenant: Option<&TenantId>,
+        key: &str,
+    ) -> Result<Option<Revision>, StoreError> {
+        self.run(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let keys = txn.open_table(IDEMPOTENCY).map_err(db_err)?;
+            let scope = tenant.map_or(codec::STORE_WIDE, TenantId::as_str);
+            let first = keys.get((scope, key)).map_err(db_err)?;
+            Ok(first.map(|r| Revision(r.value())))
+        })
+    }
+
     /// The lowest revision still in the changelog; 0 if it is empty.
     pub fn oldest_retained(&self) -> Result<Revision, StoreError> {
         self.run(|db| {
