@@ -244,14 +244,19 @@ impl Service {
                 });
             }
         }
-        let changes =
-            engine::plan(&snapshot.compiled, &tenant, state, &operations, now).map_err(|r| {
-                Error::Refused {
-                    list: "operations",
-                    index: r.index,
-                    error: r.error,
-                }
-            })?;
+        let changes = engine::plan(
+            &snapshot.compiled,
+            &tenant,
+            options.actor.as_ref(),
+            state,
+            &operations,
+            now,
+        )
+        .map_err(|r| Error::Refused {
+            list: "operations",
+            index: r.index,
+            error: r.error,
+        })?;
         self.commit(Some(tenant), changes, options, None).await
     }
 

@@ -227,7 +227,7 @@ proptest! {
         for op in seed().into_iter().chain(ops) {
             let snapshot = engine.snapshot();
             let state = snapshot.tenants.get(&tenant).map(|t| &**t);
-            if let Ok(changes) = plan(&snapshot.compiled, &tenant, state, &[op], now) {
+            if let Ok(changes) = plan(&snapshot.compiled, &tenant, None, state, &[op], now) {
                 revision += 1;
                 engine.apply(&ChangeSet {
                     revision: Revision(revision),

@@ -505,7 +505,6 @@ async fn operations_on_missing_things_are_not_found() {
 /// may not grant a role ranked above its own (DESIGN §3): otherwise
 /// PERMISSION_DENIED, and nothing is written.
 #[tokio::test]
-#[ignore = "bug: not implemented: the actor is only checked to exist; managed_by, rank and self_removable are never enforced"]
 async fn actor_needs_managed_by_and_rank() {
     let server = TestServer::start().await;
     setup(&server).await;

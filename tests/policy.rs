@@ -270,3 +270,198 @@ async fn invalid_condition_is_refused_with_position() {
     );
     server.stop().await;
 }
+
+fn as_actor(actor: &str, operations: Vec<pb::MembershipOperation>) -> pb::ManageMembershipRequest {
+    pb::ManageMembershipRequest {
+        tenant: T.into(),
+        operations,
+        options: Some(pb::WriteOptions {
+            actor: actor.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Seeds a manager (users:admin via a custom role at rank 30, plus the
+/// builtin manager role) and a plain member.
+async fn seed_actors(server: &TestServer) {
+    for s in ["mgr", "pat"] {
+        create_subject(server, T, s).await;
+    }
+    server
+        .directory()
+        .await
+        .create_role(pb::CreateRoleRequest {
+            tenant: T.into(),
+            role: Some(pb::Role {
+                id: "people_admin".into(),
+                grants: vec![pb::Grant {
+                    permission: "users:admin".into(),
+                    scopes: vec![],
+                }],
+                rank: 30,
+                ..Default::default()
+            }),
+            options: None,
+        })
+        .await
+        .unwrap();
+    manage(
+        server,
+        T,
+        vec![
+            assign("people_admin", subject_principal("mgr"), None),
+            assign("manager", subject_principal("mgr"), None),
+        ],
+    )
+    .await;
+}
+
+/// An actor may not grant permissions it does not hold itself, even through
+/// a role whose rank it may give: the refusal names what it lacks.
+#[tokio::test]
+async fn actors_cannot_escalate_through_roles() {
+    let server = TestServer::start().await;
+    seed_actors(&server).await;
+    server
+        .directory()
+        .await
+        .create_role(pb::CreateRoleRequest {
+            tenant: T.into(),
+            role: Some(pb::Role {
+                id: "owner".into(),
+                grants: vec![pb::Grant {
+                    permission: "document:admin".into(),
+                    scopes: vec![],
+                }],
+                rank: 10,
+                managed_by: "users:admin".into(),
+                ..Default::default()
+            }),
+            options: None,
+        })
+        .await
+        .unwrap();
+    let mut m = server.membership().await;
+    let e = m
+        .manage_membership(as_actor(
+            "mgr",
+            vec![assign("owner", subject_principal("pat"), None)],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(e.message().contains("document:admin"), "{}", e.message());
+    // Within its own rights it may: editor (rank 20, document:edit ≤ manage).
+    m.manage_membership(as_actor(
+        "mgr",
+        vec![assign("editor", subject_principal("pat"), None)],
+    ))
+    .await
+    .unwrap();
+    assert!(check(&server, T, "pat", "document:edit", "").await);
+    server.stop().await;
+}
+
+/// Subjects may remove themselves from a self_removable role without any
+/// management right, but not from one that is not self_removable.
+#[tokio::test]
+async fn self_removal_needs_self_removable() {
+    let server = TestServer::start().await;
+    seed_actors(&server).await;
+    manage(
+        &server,
+        T,
+        vec![
+            assign("viewer", subject_principal("pat"), None),
+            assign("approver", subject_principal("pat"), None),
+        ],
+    )
+    .await;
+    let mut m = server.membership().await;
+    m.manage_membership(as_actor(
+        "pat",
+        vec![unassign("viewer", subject_principal("pat"), None)],
+    ))
+    .await
+    .unwrap();
+    assert!(!check(&server, T, "pat", "document:read", "").await);
+    let e = m
+        .manage_membership(as_actor(
+            "pat",
+            vec![unassign("approver", subject_principal("pat"), None)],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(e.message().contains("users:admin"), "{}", e.message());
+    server.stop().await;
+}
+
+/// Adding someone to a group gives them the group's roles, so the actor must
+/// be allowed to give those roles.
+#[tokio::test]
+async fn group_membership_is_governed_by_the_groups_roles() {
+    let server = TestServer::start().await;
+    seed_actors(&server).await;
+    create_group(&server, T, "admins").await;
+    manage(
+        &server,
+        T,
+        vec![assign("admin", group_principal("admins"), None)],
+    )
+    .await;
+    let e = server
+        .membership()
+        .await
+        .manage_membership(as_actor(
+            "mgr",
+            vec![add_member("admins", subject_principal("pat"))],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(
+        e.message().contains("group admins") && e.message().contains("role admin"),
+        "{}",
+        e.message()
+    );
+    assert!(!check(&server, T, "pat", "users:admin", "").await);
+    server.stop().await;
+}
+
+/// Removing a role a subject is not assigned, while it holds everything the
+/// role gives through another role (an administrator's `*`), is refused
+/// with a message naming where the right comes from.
+#[tokio::test]
+async fn removing_an_implied_right_is_refused_with_its_source() {
+    let server = TestServer::start().await;
+    create_subject(&server, T, "root_admin").await;
+    manage(
+        &server,
+        T,
+        vec![assign("admin", subject_principal("root_admin"), None)],
+    )
+    .await;
+    let e = server
+        .membership()
+        .await
+        .manage_membership(pb::ManageMembershipRequest {
+            tenant: T.into(),
+            operations: vec![unassign("viewer", subject_principal("root_admin"), None)],
+            options: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("role admin (*)"), "{}", e.message());
+    // Removing something neither assigned nor held is still a no-op.
+    create_subject(&server, T, "nobody").await;
+    manage(
+        &server,
+        T,
+        vec![unassign("viewer", subject_principal("nobody"), None)],
+    )
+    .await;
+    server.stop().await;
+}

@@ -41,6 +41,7 @@ fn engine_code(e: &EngineError) -> Code {
         EngineError::AlreadyExists { .. } => Code::AlreadyExists,
         EngineError::InvalidArgument { .. } => Code::InvalidArgument,
         EngineError::FailedPrecondition(_) => Code::FailedPrecondition,
+        EngineError::PermissionDenied(_) => Code::PermissionDenied,
     }
 }
 

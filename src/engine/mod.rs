@@ -8,6 +8,7 @@
 //! proportional to what changed: only the subjects whose grants a change can
 //! alter are recomputed. Must not know about protobuf, tonic or redb.
 
+mod authorize;
 mod condition;
 mod eval;
 mod grants;
@@ -63,6 +64,9 @@ pub enum EngineError {
     /// A rule of the model forbids the write.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The actor is not allowed to make the write.
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 /// An immutable view of every tenant at one revision.

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::EngineError;
+use super::authorize::{Action, Authorizer};
 use super::condition::Condition;
 use super::roles::unknown_permissions;
 use super::tenant::{Affected, Compiled, TenantState};
@@ -101,6 +102,7 @@ pub struct Refusal {
 pub fn plan(
     compiled: &Compiled,
     tenant: &TenantId,
+    actor: Option<&SubjectId>,
     state: Option<&TenantState>,
     operations: &[Operation],
     now: Timestamp,
@@ -108,6 +110,7 @@ pub fn plan(
     let mut planner = Planner {
         compiled,
         tenant,
+        actor,
         state: state.cloned().unwrap_or_else(|| TenantState::new(compiled)),
         changes: Vec::new(),
         stale: Affected::default(),
@@ -132,6 +135,8 @@ pub fn plan(
 struct Planner<'a> {
     compiled: &'a Compiled,
     tenant: &'a TenantId,
+    /// On whose behalf; `None` for a system write, which no actor rule limits.
+    actor: Option<&'a SubjectId>,
     state: TenantState,
     changes: Vec<Change>,
     /// Subjects whose grants in `state` are stale since the last refresh.
@@ -298,20 +303,44 @@ impl Planner<'_> {
                     format!("{} in group {}", m.member, m.group)
                 })?;
                 if present {
+                    self.authorize_membership(m, Action::Revoke)?;
                     self.emit(Change::MemberRemoved(m.clone()));
                 }
                 Ok(())
             }
             Operation::AssignRole(a, pre) => self.assign(a, *pre),
-            Operation::UnassignRole(key, pre) => {
-                let present = self.state.assignments.contains_key(key);
-                self.precondition(*pre, present, || describe(key))?;
-                if present {
-                    self.emit(Change::RoleUnassigned(key.clone()));
-                }
-                Ok(())
-            }
+            Operation::UnassignRole(key, pre) => self.unassign(key, *pre),
         }
+    }
+
+    /// Applies the actor rules of [`super::authorize`] to a role change.
+    fn authorize_role(&mut self, key: &AssignmentKey, action: Action) -> Result<(), EngineError> {
+        let Some(actor) = self.actor else {
+            return Ok(());
+        };
+        self.refresh();
+        Authorizer {
+            compiled: self.compiled,
+            state: &self.state,
+            actor,
+            now: self.now,
+        }
+        .role(key, action)
+    }
+
+    /// Applies the actor rules to a membership change.
+    fn authorize_membership(&mut self, m: &Membership, action: Action) -> Result<(), EngineError> {
+        let Some(actor) = self.actor else {
+            return Ok(());
+        };
+        self.refresh();
+        Authorizer {
+            compiled: self.compiled,
+            state: &self.state,
+            actor,
+            now: self.now,
+        }
+        .membership(m, action)
     }
 
     fn precondition(
@@ -658,6 +687,7 @@ impl Planner<'_> {
             format!("{} in group {}", m.member, m.group)
         })?;
         if !present {
+            self.authorize_membership(m, Action::Grant)?;
             self.emit(Change::MemberAdded(m.clone()));
         }
         Ok(())
@@ -683,9 +713,86 @@ impl Planner<'_> {
         let current = self.state.assignments.get(key);
         self.precondition(pre, current.is_some(), || describe(key))?;
         if current != Some(a) {
+            self.authorize_role(key, Action::Grant)?;
             self.emit(Change::RoleAssigned(a.clone()));
         }
         Ok(())
+    }
+
+    fn unassign(&mut self, key: &AssignmentKey, pre: Precondition) -> Result<(), EngineError> {
+        let present = self.state.assignments.contains_key(key);
+        self.precondition(pre, present, || describe(key))?;
+        if present {
+            self.authorize_role(key, Action::Revoke)?;
+            self.emit(Change::RoleUnassigned(key.clone()));
+            return Ok(());
+        }
+        self.refuse_implied(key)
+    }
+
+    /// Removing an assignment that does not exist is a no-op, unless the
+    /// subject holds what the role gives anyway: then the caller believes it
+    /// is removing a right that in truth comes from elsewhere (an
+    /// administrator's `*`), and is told where.
+    fn refuse_implied(&mut self, key: &AssignmentKey) -> Result<(), EngineError> {
+        let (Principal::Subject(subject), Target::Scope(scope)) = (&key.principal, &key.target)
+        else {
+            return Ok(());
+        };
+        self.refresh();
+        let (Some(role), Some(entry)) = (
+            self.state.role(self.compiled, key.role.as_str()),
+            self.state.subjects.get(subject),
+        ) else {
+            return Ok(());
+        };
+        let bits: Vec<_> = role.at_target.iter().collect();
+        let place = super::Place::scope(scope.as_str());
+        let holds_all = !bits.is_empty()
+            && bits.iter().all(|b| {
+                self.state.check(
+                    self.compiled,
+                    &entry.subject,
+                    &entry.grants,
+                    *b,
+                    place,
+                    self.now,
+                )
+            });
+        if !holds_all {
+            return Ok(());
+        }
+        let (_, why) = self.state.explain(
+            self.compiled,
+            Some((&entry.subject, &entry.grants)),
+            bits[0],
+            place,
+            self.now,
+        );
+        let from: Vec<String> = why
+            .sources
+            .iter()
+            .map(|s| {
+                let via = if s.groups.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " via group {}",
+                        s.groups
+                            .iter()
+                            .map(GroupId::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" → ")
+                    )
+                };
+                format!("role {}{via} ({})", s.role, s.grant)
+            })
+            .collect();
+        Err(EngineError::FailedPrecondition(format!(
+            "subject {subject} is not assigned role {} at {scope}, so there is nothing to remove: what the role gives, {subject} holds through {}; remove that instead",
+            key.role,
+            from.join(", ")
+        )))
     }
 }
 

@@ -1,0 +1,256 @@
+//! Who may change what (DESIGN §3): the rules an actor's membership and
+//! role writes must pass. A write without an actor is a system write and is
+//! not checked here.
+//!
+//! - Assigning or removing a role needs the role's `managed_by` permission
+//!   at the target (a role without one needs every permission there, as a
+//!   tenant administrator holds). A population target counts as the root.
+//! - A subject may always remove itself from a `self_removable` role.
+//! - Assigning also may not escalate: the role's rank may not exceed the
+//!   actor's highest rank there, and the actor must itself hold every
+//!   permission the role grants (pinned grants at their scopes). Permissions
+//!   of resource types switched off for the tenant grant nothing, so they
+//!   are not escalation.
+//! - Changing a group's membership is (un)assigning every role that reaches
+//!   members through the group: the group's own roles and those of the
+//!   groups it is nested in, and roles others hold over the group (and its
+//!   ancestors) as a population.
+//!
+//! Must not know about protobuf; refusals are `PermissionDenied` naming the
+//! rule and what was missing.
+
+use super::EngineError;
+use super::eval::Place;
+use super::roles::CompiledRole;
+use super::tenant::{Compiled, SubjectEntry, TenantState};
+use crate::model::{
+    AssignmentKey, GroupId, Membership, Principal, ScopeId, SubjectId, Target, Timestamp,
+};
+use crate::schema::PermBit;
+
+/// How many missing permissions a refusal lists before it says "and N more".
+const LISTED: usize = 5;
+
+/// The write being authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Giving a role (or a group membership that carries roles).
+    Grant,
+    /// Taking it away.
+    Revoke,
+}
+
+/// The rules, evaluated against one state of the tenant.
+pub struct Authorizer<'a> {
+    /// The catalog in force.
+    pub compiled: &'a Compiled,
+    /// The tenant as planned so far (grants fresh).
+    pub state: &'a TenantState,
+    /// The actor.
+    pub actor: &'a SubjectId,
+    /// Evaluation time.
+    pub now: Timestamp,
+}
+
+fn denied(message: String) -> EngineError {
+    EngineError::PermissionDenied(message)
+}
+
+impl Authorizer<'_> {
+    fn entry(&self) -> Result<&SubjectEntry, EngineError> {
+        self.state.subjects.get(self.actor).ok_or_else(|| {
+            denied(format!(
+                "actor {} does not exist in this tenant",
+                self.actor
+            ))
+        })
+    }
+
+    fn holds(&self, entry: &SubjectEntry, bit: PermBit, scope: &ScopeId) -> bool {
+        self.state.check(
+            self.compiled,
+            &entry.subject,
+            &entry.grants,
+            bit,
+            Place::scope(scope.as_str()),
+            self.now,
+        )
+    }
+
+    /// The permissions of `bits` the actor lacks at `scope`, ignoring those
+    /// switched off for the tenant.
+    fn lacking(
+        &self,
+        entry: &SubjectEntry,
+        bits: impl Iterator<Item = PermBit>,
+        scope: &ScopeId,
+    ) -> Vec<PermBit> {
+        bits.filter(|b| !self.state.disabled.contains(*b) && !self.holds(entry, *b, scope))
+            .collect()
+    }
+
+    fn names(&self, bits: &[PermBit]) -> String {
+        let mut names: Vec<&str> = bits
+            .iter()
+            .take(LISTED)
+            .map(|b| self.compiled.catalog.name(*b))
+            .collect();
+        let more = bits.len().saturating_sub(LISTED);
+        let extra = format!("and {more} more");
+        if more > 0 {
+            names.push(&extra);
+        }
+        names.join(", ")
+    }
+
+    /// The highest rank among the actor's live roles that apply at `scope`.
+    fn rank_at(&self, scope: &ScopeId) -> Option<i32> {
+        let (_, assignments) = self.state.assignments_of(self.compiled, self.actor);
+        assignments
+            .into_iter()
+            .filter(|(a, _)| a.expires_at.is_none_or(|t| self.now < t))
+            .filter(|(a, _)| matches!(&a.key.target, Target::Scope(s) if self.state.is_within(scope, s)))
+            .map(|(_, role)| role.role.rank)
+            .max()
+    }
+
+    /// May the actor give or take `key`?
+    pub fn role(&self, key: &AssignmentKey, action: Action) -> Result<(), EngineError> {
+        let Some(role) = self.state.role(self.compiled, key.role.as_str()) else {
+            return Ok(()); // Unknown roles are refused by planning itself.
+        };
+        let entry = self.entry()?;
+        let is_self = key.principal == Principal::Subject(self.actor.clone());
+        if action == Action::Revoke && is_self && role.role.self_removable {
+            return Ok(());
+        }
+        let scope = match &key.target {
+            Target::Scope(s) => s.clone(),
+            Target::Population(_) => ScopeId::root(),
+        };
+        let what = format!(
+            "actor {} may not {} role {} at {}",
+            self.actor,
+            if action == Action::Grant {
+                "assign"
+            } else {
+                "remove"
+            },
+            key.role,
+            key.target
+        );
+        self.managed(entry, role, &scope, &what)?;
+        if action == Action::Grant {
+            self.no_escalation(entry, role, &scope, &what)?;
+        }
+        Ok(())
+    }
+
+    fn managed(
+        &self,
+        entry: &SubjectEntry,
+        role: &CompiledRole,
+        scope: &ScopeId,
+        what: &str,
+    ) -> Result<(), EngineError> {
+        let catalog = &self.compiled.catalog;
+        match role.role.managed_by.as_ref().and_then(|p| catalog.bit(p)) {
+            Some(bit) if self.holds(entry, bit, scope) => Ok(()),
+            Some(bit) => Err(denied(format!(
+                "{what}: managing it needs {} there, which the actor does not hold",
+                catalog.name(bit)
+            ))),
+            None => {
+                let lacking = self.lacking(entry, catalog.all().iter(), scope);
+                if lacking.is_empty() {
+                    Ok(())
+                } else {
+                    Err(denied(format!(
+                        "{what}: the role names no managed_by permission, so managing it needs every permission there; the actor lacks {}",
+                        self.names(&lacking)
+                    )))
+                }
+            }
+        }
+    }
+
+    fn no_escalation(
+        &self,
+        entry: &SubjectEntry,
+        role: &CompiledRole,
+        scope: &ScopeId,
+        what: &str,
+    ) -> Result<(), EngineError> {
+        let rank = self.rank_at(scope);
+        if rank.is_none_or(|r| role.role.rank > r) {
+            return Err(denied(format!(
+                "{what}: its rank {} is above the actor's highest rank there ({})",
+                role.role.rank,
+                rank.map_or("none".to_string(), |r| r.to_string())
+            )));
+        }
+        let mut lacking = self.lacking(entry, role.at_target.iter(), scope);
+        for (pinned, set) in &role.pinned {
+            if self.state.is_within(pinned, scope) {
+                lacking.extend(self.lacking(entry, set.iter(), pinned));
+            }
+        }
+        if lacking.is_empty() {
+            return Ok(());
+        }
+        Err(denied(format!(
+            "{what}: it grants {}, which the actor does not hold there",
+            self.names(&lacking)
+        )))
+    }
+
+    /// May the actor add `m.member` to (or remove it from) `m.group`?
+    pub fn membership(&self, m: &Membership, action: Action) -> Result<(), EngineError> {
+        let is_self = m.member == Principal::Subject(self.actor.clone());
+        for (key, through_population) in self.roles_through(&m.group) {
+            // Leaving a group oneself is removing oneself from its roles; a
+            // population only gives others rights over its members.
+            let self_removable = self
+                .state
+                .role(self.compiled, key.role.as_str())
+                .is_some_and(|r| r.role.self_removable);
+            if action == Action::Revoke && is_self && (through_population || self_removable) {
+                continue;
+            }
+            self.role(&key, action).map_err(|e| match e {
+                EngineError::PermissionDenied(why) => denied(format!(
+                    "changing the members of group {} means changing who holds role {}: {why}",
+                    m.group, key.role
+                )),
+                other => other,
+            })?;
+        }
+        // Even a group carrying no roles needs the actor to exist.
+        self.entry().map(|_| ())
+    }
+
+    /// Every assignment that reaches a member through `group`, and whether it
+    /// does so as a population (rights of others over the member).
+    fn roles_through(&self, group: &GroupId) -> Vec<(AssignmentKey, bool)> {
+        let mut groups: Vec<GroupId> = vec![group.clone()];
+        groups.extend(
+            self.state
+                .groups_of(&Principal::Group(group.clone()))
+                .into_iter()
+                .map(|(g, _)| g),
+        );
+        let mut out = Vec::new();
+        for g in &groups {
+            let held = self.state.by_principal.get(&Principal::Group(g.clone()));
+            out.extend(held.into_iter().flatten().map(|k| (k.clone(), false)));
+        }
+        out.extend(
+            self.state
+                .assignments
+                .keys()
+                .filter(|k| matches!(&k.target, Target::Population(p) if groups.contains(p)))
+                .map(|k| (k.clone(), true)),
+        );
+        out
+    }
+}
