@@ -9,50 +9,41 @@
 //! both measured in the same run, so figures from different machines compare.
 //!
 //! Every load loop is bounded in time and in count and stops by itself; each
-//! call is also bounded by [`CALL_TIMEOUT`]. Must not talk to redb or reach
-//! into the server's internals: everything it measures goes through gRPC, as
-//! a client would see it.
+//! call is also bounded by [`CALL_TIMEOUT`]. This module owns the flags, the
+//! run (server, fill, measurements) and the report; `fill` sends the data,
+//! `load` runs the loops. Must not talk to redb or reach into the server's
+//! internals: everything it measures goes through gRPC, as a client would
+//! see it.
 
 pub mod dataset;
+mod fill;
+mod load;
+
+pub use fill::FillStats;
+pub use load::CallStats;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
-use futures_util::{StreamExt, TryStreamExt, stream};
-use hdrhistogram::Histogram;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
-use self::dataset::{Dataset, Question, Rng, Sizes, Who};
-use crate::api::pb;
-use crate::api::pb::access_service_client::AccessServiceClient;
-use crate::api::pb::directory_service_client::DirectoryServiceClient;
-use crate::api::pb::membership_service_client::MembershipServiceClient;
-use crate::config::{Config, MAX_BATCH_OPERATIONS};
+use self::dataset::{Dataset, Sizes};
+use self::load::{Kind, Load};
+use crate::config::Config;
 use crate::server::{self, ServerError};
 use crate::service::Service;
 
 /// Longest a single call may take before the bench gives up on it.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Directory creates in flight during the fill. Writes are serialised by
-/// the server's write gate; a few in flight hide the round trips.
-const FILL_IN_FLIGHT: usize = 16;
 /// Longest the bench waits for the in-process server to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest warm-up before each measured call (unrecorded).
-const MAX_WARMUP: Duration = Duration::from_secs(1);
-/// Latencies are recorded in nanoseconds, up to this bound.
-const MAX_LATENCY_NS: u64 = 60_000_000_000;
 
 /// `authzd bench`.
 #[derive(Debug, Clone, Args)]
@@ -61,7 +52,7 @@ pub struct BenchArgs {
     /// It must run the built-in schema; the filled tenant stays there.
     #[arg(long)]
     pub target: Option<SocketAddr>,
-    /// The tenant to fill [default: "bench"; with --target "bench-<unix time>"].
+    /// The tenant to fill [default: "bench"; with --target, "bench-", the Unix time and the process id].
     #[arg(long)]
     pub tenant: Option<String>,
     /// Subjects to create.
@@ -156,70 +147,6 @@ fn rpc_error(what: impl Into<String>) -> impl FnOnce(tonic::Status) -> BenchErro
         what,
         code: status.code(),
         message: status.message().to_string(),
-    }
-}
-
-/// What the fill made and how long it took.
-#[derive(Debug, Clone)]
-pub struct FillStats {
-    /// Subjects created.
-    pub subjects: usize,
-    /// Of which locked.
-    pub locked: usize,
-    /// Groups created.
-    pub groups: usize,
-    /// Group nestings (group in group).
-    pub nestings: usize,
-    /// Scopes created.
-    pub scopes: usize,
-    /// Depth of the scope tree below the root.
-    pub depth: u32,
-    /// Subject memberships.
-    pub memberships: usize,
-    /// Role assignments (to groups and subjects).
-    pub assignments: usize,
-    /// Directory create calls.
-    pub creates: usize,
-    /// `ManageMembership` batches.
-    pub batches: usize,
-    /// Revision after the fill.
-    pub revision: u64,
-    /// Wall time of the whole fill.
-    pub elapsed: Duration,
-}
-
-/// The measurement of one call.
-#[derive(Debug, Clone)]
-pub struct CallStats {
-    /// The call's name.
-    pub name: &'static str,
-    /// Calls that succeeded.
-    pub count: u64,
-    /// Calls that failed or timed out (each stops its worker).
-    pub errors: u64,
-    /// The first failure, if any.
-    pub first_error: Option<String>,
-    /// Calls that answered "allowed" (CheckAccess) or "serving" (Health).
-    pub positive: u64,
-    /// Wall time from the first call to the last answer.
-    pub elapsed: Duration,
-    /// Latency percentiles in microseconds: p50, p99, p99.9.
-    pub p50_us: f64,
-    /// 99th percentile.
-    pub p99_us: f64,
-    /// 99.9th percentile.
-    pub p999_us: f64,
-}
-
-impl CallStats {
-    /// Successful calls per second.
-    pub fn throughput(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.count as f64 / secs
-        } else {
-            0.0
-        }
     }
 }
 
@@ -397,7 +324,7 @@ async fn measure(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or_default();
-            format!("bench-{secs}")
+            format!("bench-{secs}-{}", std::process::id())
         }
     };
     let sizes = Sizes {
@@ -414,7 +341,7 @@ async fn measure(
         .first()
         .cloned()
         .ok_or_else(|| BenchError::Settings("--connections must be at least 1".to_string()))?;
-    let fill = fill(fill_channel, &tenant, &data).await?;
+    let fill = fill::fill(fill_channel, &tenant, &data).await?;
     let load = Load {
         channels,
         tenant: tenant.clone(),
@@ -436,410 +363,6 @@ async fn connect(addr: SocketAddr) -> Result<Channel, BenchError> {
         .connect()
         .await
         .map_err(|source| BenchError::Connect { addr, source })
-}
-
-/// Creates the dataset in `tenant` through the directory and membership APIs.
-async fn fill(channel: Channel, tenant: &str, data: &Dataset) -> Result<FillStats, BenchError> {
-    let started = Instant::now();
-    let directory = DirectoryServiceClient::new(channel.clone());
-    let mut revision = 0;
-
-    // Scopes level by level, so every parent exists before its children.
-    for level in data.scope_levels() {
-        let r = stream::iter(level)
-            .map(|i| {
-                let mut d = directory.clone();
-                let request = pb::CreateScopeRequest {
-                    tenant: tenant.to_string(),
-                    scope: Some(pb::Scope {
-                        id: Dataset::scope_id(Some(i)),
-                        r#type: format!("level{}", data.scope_depths.get(i).unwrap_or(&0)),
-                        parent: Dataset::scope_id(data.scope_parents.get(i).copied().flatten()),
-                    }),
-                    options: None,
-                };
-                async move {
-                    d.create_scope(request)
-                        .await
-                        .map(|r| r.into_inner().revision)
-                        .map_err(rpc_error(format!(
-                            "creating scope {}",
-                            Dataset::scope_id(Some(i))
-                        )))
-                }
-            })
-            .buffer_unordered(FILL_IN_FLIGHT)
-            .try_fold(0, |a, b| async move { Ok(a.max(b)) })
-            .await?;
-        revision = revision.max(r);
-    }
-
-    let r = stream::iter(0..data.sizes.subjects)
-        .map(|i| {
-            let mut d = directory.clone();
-            let locked = data.locked.get(i).copied().unwrap_or(false);
-            let request = pb::CreateSubjectRequest {
-                tenant: tenant.to_string(),
-                subject: Some(pb::Subject {
-                    id: Dataset::subject_id(i),
-                    status: if locked {
-                        pb::SubjectStatus::Locked
-                    } else {
-                        pb::SubjectStatus::Active
-                    } as i32,
-                    ..Default::default()
-                }),
-                options: None,
-            };
-            async move {
-                d.create_subject(request)
-                    .await
-                    .map(|r| r.into_inner().revision)
-                    .map_err(rpc_error(format!(
-                        "creating subject {}",
-                        Dataset::subject_id(i)
-                    )))
-            }
-        })
-        .buffer_unordered(FILL_IN_FLIGHT)
-        .try_fold(0, |a, b| async move { Ok(a.max(b)) })
-        .await?;
-    revision = revision.max(r);
-
-    let r = stream::iter(0..data.sizes.groups)
-        .map(|i| {
-            let mut d = directory.clone();
-            let request = pb::CreateGroupRequest {
-                tenant: tenant.to_string(),
-                group: Some(pb::Group {
-                    id: Dataset::group_id(i),
-                    title: format!("Group {i}"),
-                }),
-                options: None,
-            };
-            async move {
-                d.create_group(request)
-                    .await
-                    .map(|r| r.into_inner().revision)
-                    .map_err(rpc_error(format!(
-                        "creating group {}",
-                        Dataset::group_id(i)
-                    )))
-            }
-        })
-        .buffer_unordered(FILL_IN_FLIGHT)
-        .try_fold(0, |a, b| async move { Ok(a.max(b)) })
-        .await?;
-    revision = revision.max(r);
-
-    // Nestings and group roles first, while groups are empty and cheap to
-    // change; then members; then direct roles.
-    let operations: Vec<pb::MembershipOperation> = data
-        .nestings
-        .iter()
-        .map(|&(parent, child)| add_member(parent, group(child)))
-        .chain(
-            data.assignments
-                .iter()
-                .filter(|a| matches!(a.who, Who::Group(_)))
-                .map(assign),
-        )
-        .chain(
-            data.memberships
-                .iter()
-                .map(|&(g, s)| add_member(g, subject(s))),
-        )
-        .chain(
-            data.assignments
-                .iter()
-                .filter(|a| matches!(a.who, Who::Subject(_)))
-                .map(assign),
-        )
-        .collect();
-    let mut membership = MembershipServiceClient::new(channel);
-    let mut batches = 0;
-    for (n, chunk) in operations.chunks(MAX_BATCH_OPERATIONS).enumerate() {
-        let reply = membership
-            .manage_membership(pb::ManageMembershipRequest {
-                tenant: tenant.to_string(),
-                operations: chunk.to_vec(),
-                options: None,
-            })
-            .await
-            .map_err(rpc_error(format!("membership batch {n}")))?;
-        revision = revision.max(reply.into_inner().revision);
-        batches += 1;
-    }
-
-    Ok(FillStats {
-        subjects: data.sizes.subjects,
-        locked: data.locked_count(),
-        groups: data.sizes.groups,
-        nestings: data.nestings.len(),
-        scopes: data.sizes.scopes,
-        depth: data.depth(),
-        memberships: data.memberships.len(),
-        assignments: data.assignments.len(),
-        creates: data.sizes.scopes + data.sizes.subjects + data.sizes.groups,
-        batches,
-        revision,
-        elapsed: started.elapsed(),
-    })
-}
-
-fn subject(i: usize) -> Option<pb::Principal> {
-    Some(pb::Principal {
-        kind: Some(pb::principal::Kind::Subject(Dataset::subject_id(i))),
-    })
-}
-
-fn group(i: usize) -> Option<pb::Principal> {
-    Some(pb::Principal {
-        kind: Some(pb::principal::Kind::Group(Dataset::group_id(i))),
-    })
-}
-
-fn add_member(group: usize, member: Option<pb::Principal>) -> pb::MembershipOperation {
-    pb::MembershipOperation {
-        operation: Some(pb::membership_operation::Operation::AddMember(
-            pb::AddMember {
-                group: Dataset::group_id(group),
-                member,
-                precondition: 0,
-            },
-        )),
-    }
-}
-
-fn assign(a: &dataset::Assign) -> pb::MembershipOperation {
-    let principal = match a.who {
-        Who::Subject(s) => subject(s),
-        Who::Group(g) => group(g),
-    };
-    pb::MembershipOperation {
-        operation: Some(pb::membership_operation::Operation::AssignRole(
-            pb::AssignRole {
-                role: a.role.to_string(),
-                principal,
-                target: Some(pb::Target {
-                    kind: Some(pb::target::Kind::Scope(Dataset::scope_id(a.scope))),
-                }),
-                expires_at: None,
-                precondition: 0,
-            },
-        )),
-    }
-}
-
-/// Which call a load phase makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Health,
-    Check,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Health => "Health/Check",
-            Kind::Check => "CheckAccess",
-        }
-    }
-}
-
-/// One worker's way of making calls.
-enum Probe {
-    Health(HealthClient<Channel>),
-    Check {
-        client: AccessServiceClient<Channel>,
-        tenant: String,
-        data: Arc<Dataset>,
-        rng: Rng,
-    },
-}
-
-impl Probe {
-    /// Makes one call; true for "serving" or "allowed".
-    async fn call(&mut self) -> Result<bool, tonic::Status> {
-        match self {
-            Probe::Health(client) => {
-                let reply = client
-                    .check(HealthCheckRequest {
-                        service: String::new(),
-                    })
-                    .await?;
-                Ok(reply.into_inner().status == ServingStatus::Serving as i32)
-            }
-            Probe::Check {
-                client,
-                tenant,
-                data,
-                rng,
-            } => {
-                let Question {
-                    subject,
-                    permission,
-                    scope,
-                } = data.question(rng);
-                let reply = client
-                    .check_access(pb::CheckAccessRequest {
-                        tenant: tenant.clone(),
-                        subject: Dataset::subject_id(subject),
-                        permission: permission.to_string(),
-                        scope: Dataset::scope_id(scope),
-                        ..Default::default()
-                    })
-                    .await?;
-                Ok(reply.into_inner().allowed)
-            }
-        }
-    }
-}
-
-/// What one worker saw.
-struct Tally {
-    histogram: Histogram<u64>,
-    count: u64,
-    errors: u64,
-    positive: u64,
-    first_error: Option<String>,
-}
-
-fn histogram() -> Result<Histogram<u64>, BenchError> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
-        .map_err(|e| BenchError::Histogram(e.to_string()))
-}
-
-/// Calls until `deadline` or until `budget` calls have been issued by all
-/// workers together, whichever comes first; stops at its first failure.
-async fn worker(
-    mut probe: Probe,
-    deadline: Instant,
-    issued: Arc<AtomicU64>,
-    budget: u64,
-) -> Result<Tally, BenchError> {
-    let mut tally = Tally {
-        histogram: histogram()?,
-        count: 0,
-        errors: 0,
-        positive: 0,
-        first_error: None,
-    };
-    while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < budget {
-        let started = Instant::now();
-        match tokio::time::timeout(CALL_TIMEOUT, probe.call()).await {
-            Ok(Ok(positive)) => {
-                let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                tally.histogram.saturating_record(ns);
-                tally.count += 1;
-                tally.positive += u64::from(positive);
-            }
-            Ok(Err(status)) => {
-                tally.errors += 1;
-                tally.first_error = Some(format!("{:?}: {}", status.code(), status.message()));
-                break;
-            }
-            Err(_) => {
-                tally.errors += 1;
-                tally.first_error = Some(format!("no answer within {CALL_TIMEOUT:?}"));
-                break;
-            }
-        }
-    }
-    Ok(tally)
-}
-
-/// The load phases' shared setup.
-struct Load {
-    channels: Vec<Channel>,
-    tenant: String,
-    data: Arc<Dataset>,
-    seed: u64,
-    concurrency: usize,
-}
-
-impl Load {
-    fn probe(&self, kind: Kind, worker: usize, round: u64) -> Probe {
-        let channel = self.channels[worker % self.channels.len()].clone();
-        match kind {
-            Kind::Health => Probe::Health(HealthClient::new(channel)),
-            Kind::Check => Probe::Check {
-                client: AccessServiceClient::new(channel),
-                tenant: self.tenant.clone(),
-                data: self.data.clone(),
-                rng: Rng::new(
-                    self.seed
-                        .wrapping_mul(1_000_003)
-                        .wrapping_add(round << 32)
-                        .wrapping_add(worker as u64),
-                ),
-            },
-        }
-    }
-
-    /// Runs `concurrency` workers for `duration` or `budget` calls.
-    async fn phase(
-        &self,
-        kind: Kind,
-        duration: Duration,
-        budget: u64,
-        round: u64,
-    ) -> Result<(Tally, Duration), BenchError> {
-        let issued = Arc::new(AtomicU64::new(0));
-        let started = Instant::now();
-        let deadline = started + duration;
-        let mut workers = JoinSet::new();
-        for w in 0..self.concurrency {
-            workers.spawn(worker(
-                self.probe(kind, w, round),
-                deadline,
-                issued.clone(),
-                budget,
-            ));
-        }
-        let mut total = Tally {
-            histogram: histogram()?,
-            count: 0,
-            errors: 0,
-            positive: 0,
-            first_error: None,
-        };
-        while let Some(joined) = workers.join_next().await {
-            let t = joined??;
-            total
-                .histogram
-                .add(&t.histogram)
-                .map_err(|e| BenchError::Histogram(format!("{e:?}")))?;
-            total.count += t.count;
-            total.errors += t.errors;
-            total.positive += t.positive;
-            total.first_error = total.first_error.or(t.first_error);
-        }
-        Ok((total, started.elapsed()))
-    }
-
-    /// Warms up (unrecorded), then measures one call.
-    async fn call(&self, kind: Kind, args: &BenchArgs) -> Result<CallStats, BenchError> {
-        let warmup = (args.duration / 10).min(MAX_WARMUP);
-        let (warm, _) = self.phase(kind, warmup, args.requests / 10, 0).await?;
-        let (t, elapsed) = if warm.errors > 0 {
-            (warm, Duration::ZERO)
-        } else {
-            self.phase(kind, args.duration, args.requests, 1).await?
-        };
-        let us = |q: f64| t.histogram.value_at_quantile(q) as f64 / 1000.0;
-        Ok(CallStats {
-            name: kind.name(),
-            count: t.count,
-            errors: t.errors,
-            first_error: t.first_error.clone(),
-            positive: t.positive,
-            elapsed,
-            p50_us: us(0.50),
-            p99_us: us(0.99),
-            p999_us: us(0.999),
-        })
-    }
 }
 
 fn ratio(a: f64, b: f64) -> String {
