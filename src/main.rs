@@ -11,26 +11,38 @@ use authzd::{server, service::Service};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The bench prints a report; its in-process server should not talk over it.
+    let level = if matches!(cli.command, Command::Bench(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         .init();
     let ok = match &cli.command {
         Command::Schema(command) => authzd::cli::schema_command(command),
-        Command::Serve(args) => match tokio::runtime::Runtime::new() {
-            Ok(runtime) => runtime.block_on(serve(args)),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the runtime");
-                false
-            }
-        },
+        Command::Serve(args) => block_on(serve(args)),
+        Command::Bench(args) => block_on(authzd::cli::bench::command(args)),
     };
     if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Runs `task` to completion on a multi-threaded runtime.
+fn block_on(task: impl std::future::Future<Output = bool>) -> bool {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(task),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            false
+        }
     }
 }
 

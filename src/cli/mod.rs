@@ -1,5 +1,7 @@
-//! The command line: `serve`, `schema check`. Parses arguments into a
-//! validated [`Config`]; must not talk to redb directly.
+//! The command line: `serve`, `schema check`, `bench`. Parses arguments
+//! into a validated [`Config`]; must not talk to redb directly.
+
+pub mod bench;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +28,8 @@ pub enum Command {
     /// Work with schema files.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Measure CheckAccess against the Health floor on loopback.
+    Bench(bench::BenchArgs),
 }
 
 /// `authzd serve`.

@@ -1,0 +1,477 @@
+//! `authzd bench`: a loopback load generator.
+//!
+//! It starts a server in-process on 127.0.0.1:0 over a temporary data
+//! folder (or uses one given with `--target`), fills one tenant with
+//! [`dataset`] data through the public gRPC API, then measures two calls in
+//! turn at a fixed concurrency: `grpc.health.v1.Health/Check`, an empty call
+//! that is the floor of what any call costs on this server, and
+//! `CheckAccess` with random questions. Speed is quoted as a ratio of the two,
+//! both measured in the same run, so figures from different machines compare.
+//!
+//! Every load loop is bounded in time and in count and stops by itself; each
+//! call is also bounded by [`CALL_TIMEOUT`]. This module owns the flags, the
+//! run (server, fill, measurements) and the report; `fill` sends the data,
+//! `load` runs the loops. Must not talk to redb or reach into the server's
+//! internals: everything it measures goes through gRPC, as a client would
+//! see it.
+
+pub mod dataset;
+mod fill;
+mod load;
+
+pub use fill::FillStats;
+pub use load::CallStats;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+
+use self::dataset::{Dataset, Sizes};
+use self::load::{Kind, Load};
+use crate::config::Config;
+use crate::server::{self, ServerError};
+use crate::service::Service;
+
+/// Longest a single call may take before the bench gives up on it.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest the bench waits for the in-process server to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `authzd bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Use the server at this address instead of starting one in-process.
+    /// It must run the built-in schema; the filled tenant stays there.
+    #[arg(long)]
+    pub target: Option<SocketAddr>,
+    /// The tenant to fill [default: "bench"; with --target, "bench-", the Unix time and the process id].
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Subjects to create.
+    #[arg(long, default_value_t = 10_000)]
+    pub subjects: usize,
+    /// Groups to create (nested three to a parent under 10 top groups).
+    #[arg(long, default_value_t = 100)]
+    pub groups: usize,
+    /// Scopes to create, as a tree of depth 4 under the root.
+    #[arg(long, default_value_t = 1_000)]
+    pub scopes: usize,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// HTTP/2 connections the calls are spread over.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Seconds each call is measured for (fractions allowed).
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    pub duration: Duration,
+    /// Most requests measured per call.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub requests: u64,
+    /// Seed for the data and the questions.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Folder to create the temporary data folder in [default: /dev/shm
+    /// when present, so fsyncs do not dominate the fill; else the system
+    /// temporary folder].
+    #[arg(long)]
+    pub data_parent: Option<PathBuf>,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if !(0.0..=3600.0).contains(&secs) {
+        return Err(format!("{s:?}: give 0 to 3600 seconds"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// Why the bench stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// A flag is out of range.
+    #[error("{0}")]
+    Settings(String),
+    /// The temporary data folder could not be created.
+    #[error("creating a data folder in {parent}: {source}")]
+    DataDir {
+        /// Where it was to be created.
+        parent: PathBuf,
+        /// Why it could not be.
+        source: std::io::Error,
+    },
+    /// The in-process server could not start.
+    #[error("starting the in-process server: {0}")]
+    Start(String),
+    /// The in-process server failed, or did not stop in time.
+    #[error("the in-process server: {0}")]
+    Server(String),
+    /// A connection could not be made.
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: tonic::transport::Error,
+    },
+    /// A call of the fill failed.
+    #[error("{what}: {code:?}: {message}")]
+    Rpc {
+        /// What the call was doing.
+        what: String,
+        /// Its status code.
+        code: tonic::Code,
+        /// Its status message.
+        message: String,
+    },
+    /// A latency histogram could not be built or merged.
+    #[error("latency histogram: {0}")]
+    Histogram(String),
+    /// A load task died.
+    #[error("load task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn rpc_error(what: impl Into<String>) -> impl FnOnce(tonic::Status) -> BenchError {
+    let what = what.into();
+    move |status| BenchError::Rpc {
+        what,
+        code: status.code(),
+        message: status.message().to_string(),
+    }
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The settings it ran with.
+    pub args: BenchArgs,
+    /// The tenant filled.
+    pub tenant: String,
+    /// The server's address, and whether it ran in-process.
+    pub server: String,
+    /// The data folder of the in-process server.
+    pub data_dir: Option<PathBuf>,
+    /// What the fill made.
+    pub fill: FillStats,
+    /// The floor: `grpc.health.v1.Health/Check`.
+    pub health: CallStats,
+    /// `authzd.v1.AccessService/CheckAccess`.
+    pub check: CallStats,
+}
+
+impl Report {
+    /// Whether every measured call succeeded.
+    pub fn ok(&self) -> bool {
+        self.health.errors == 0 && self.check.errors == 0
+    }
+}
+
+/// Runs `authzd bench` from the command line: prints the command, the
+/// report or the error; returns whether it succeeded.
+pub async fn command(args: &BenchArgs) -> bool {
+    println!("command: {}", command_line());
+    match run(args).await {
+        Ok(report) => {
+            print!("{report}");
+            report.ok()
+        }
+        Err(e) => {
+            eprintln!("authzd bench: {e}");
+            false
+        }
+    }
+}
+
+/// The command line this process was started with, quoted for a shell.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@".contains(c))
+            {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A server started in-process over a temporary folder.
+struct InProcess {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), ServerError>>,
+    /// Removed when dropped, after the server has let go of the store.
+    dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    async fn start(parent: PathBuf) -> Result<Self, BenchError> {
+        let dir = tempfile::Builder::new()
+            .prefix("authzd-bench-")
+            .tempdir_in(&parent)
+            .map_err(|source| BenchError::DataDir { parent, source })?;
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let service = Service::open(config)
+            .await
+            .map_err(|e| BenchError::Start(e.to_string()))?;
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| BenchError::Start(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| BenchError::Start(e.to_string()))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::run(service, listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            stop,
+            task,
+            dir,
+        })
+    }
+
+    async fn stop(self) -> Result<(), BenchError> {
+        let _ = self.stop.send(());
+        let outcome = tokio::time::timeout(STOP_TIMEOUT, self.task).await;
+        drop(self.dir);
+        match outcome {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(BenchError::Server(e.to_string())),
+            Ok(Err(e)) => Err(BenchError::Server(e.to_string())),
+            Err(_) => Err(BenchError::Server(format!(
+                "did not stop within {STOP_TIMEOUT:?}"
+            ))),
+        }
+    }
+}
+
+fn default_data_parent() -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Runs the bench: server, fill, the two measured calls.
+pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
+    if args.subjects == 0 || args.concurrency == 0 || args.connections == 0 {
+        return Err(BenchError::Settings(
+            "--subjects, --concurrency and --connections must be at least 1".into(),
+        ));
+    }
+    let (addr, in_process) = match args.target {
+        Some(addr) => (addr, None),
+        None => {
+            let parent = args.data_parent.clone().unwrap_or_else(default_data_parent);
+            let server = InProcess::start(parent).await?;
+            (server.addr, Some(server))
+        }
+    };
+    let data_dir = in_process.as_ref().map(|s| s.dir.path().to_path_buf());
+    let outcome = measure(args, addr).await;
+    // Stop the server whatever happened, and report its failure only if
+    // the run itself went well.
+    let stopped = match in_process {
+        Some(server) => server.stop().await,
+        None => Ok(()),
+    };
+    let (tenant, fill, health, check) = outcome?;
+    stopped?;
+    Ok(Report {
+        args: args.clone(),
+        tenant,
+        server: match args.target {
+            Some(a) => format!("{a} (--target)"),
+            None => format!("{addr} (in-process)"),
+        },
+        data_dir,
+        fill,
+        health,
+        check,
+    })
+}
+
+async fn measure(
+    args: &BenchArgs,
+    addr: SocketAddr,
+) -> Result<(String, FillStats, CallStats, CallStats), BenchError> {
+    let tenant = match (&args.tenant, args.target) {
+        (Some(t), _) => t.clone(),
+        (None, None) => "bench".to_string(),
+        (None, Some(_)) => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            format!("bench-{secs}-{}", std::process::id())
+        }
+    };
+    let sizes = Sizes {
+        subjects: args.subjects,
+        groups: args.groups,
+        scopes: args.scopes,
+    };
+    let data = Arc::new(Dataset::generate(sizes, args.seed));
+    let mut channels = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        channels.push(connect(addr).await?);
+    }
+    let fill_channel = channels
+        .first()
+        .cloned()
+        .ok_or_else(|| BenchError::Settings("--connections must be at least 1".to_string()))?;
+    let fill = fill::fill(fill_channel, &tenant, &data).await?;
+    let load = Load {
+        channels,
+        tenant: tenant.clone(),
+        data,
+        seed: args.seed,
+        concurrency: args.concurrency,
+    };
+    let health = load.call(Kind::Health, args).await?;
+    let check = load.call(Kind::Check, args).await?;
+    Ok((tenant, fill, health, check))
+}
+
+async fn connect(addr: SocketAddr) -> Result<Channel, BenchError> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|source| BenchError::Connect { addr, source })?
+        .tcp_nodelay(true)
+        .connect_timeout(CALL_TIMEOUT);
+    endpoint
+        .connect()
+        .await
+        .map_err(|source| BenchError::Connect { addr, source })
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".to_string()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = &self.args;
+        let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let build = if cfg!(debug_assertions) {
+            "debug (numbers not representative: use --release)"
+        } else {
+            "release"
+        };
+        writeln!(
+            f,
+            "settings: --subjects {} --groups {} --scopes {} --concurrency {} --connections {} --duration {} --requests {} --seed {}",
+            a.subjects,
+            a.groups,
+            a.scopes,
+            a.concurrency,
+            a.connections,
+            a.duration.as_secs_f64(),
+            a.requests,
+            a.seed
+        )?;
+        writeln!(f, "build: {build}; {cpus} CPUs available")?;
+        writeln!(f, "server: {}", self.server)?;
+        if let Some(dir) = &self.data_dir {
+            writeln!(f, "data folder: {} (removed at exit)", dir.display())?;
+        }
+        let d = &self.fill;
+        writeln!(
+            f,
+            "data: tenant {:?}: {} subjects ({} locked), {} groups ({} nested), {} scopes (depth {}), {} memberships, {} role assignments",
+            self.tenant,
+            d.subjects,
+            d.locked,
+            d.groups,
+            d.nestings,
+            d.scopes,
+            d.depth,
+            d.memberships,
+            d.assignments
+        )?;
+        writeln!(
+            f,
+            "fill: {:.2} s ({} directory creates, {} ManageMembership batches), revision {}",
+            d.elapsed.as_secs_f64(),
+            d.creates,
+            d.batches,
+            d.revision
+        )?;
+        writeln!(
+            f,
+            "load: {} in flight over {} HTTP/2 connections, each call for {} s or {} requests, after an unrecorded warm-up",
+            a.concurrency,
+            a.connections,
+            a.duration.as_secs_f64(),
+            a.requests
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "{:<26} {:>10} {:>10} {:>9} {:>9} {:>9} {:>7}",
+            "call", "count", "req/s", "p50 µs", "p99 µs", "p999 µs", "errors"
+        )?;
+        for c in [&self.health, &self.check] {
+            writeln!(
+                f,
+                "{:<26} {:>10} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}",
+                c.name,
+                c.count,
+                c.throughput(),
+                c.p50_us,
+                c.p99_us,
+                c.p999_us,
+                c.errors
+            )?;
+        }
+        let (h, c) = (&self.health, &self.check);
+        writeln!(
+            f,
+            "{:<26} {:>10} {:>10} {:>9} {:>9} {:>9}",
+            "CheckAccess / Health",
+            "",
+            ratio(c.throughput(), h.throughput()),
+            ratio(c.p50_us, h.p50_us),
+            ratio(c.p99_us, h.p99_us),
+            ratio(c.p999_us, h.p999_us)
+        )?;
+        writeln!(f)?;
+        if c.count > 0 {
+            writeln!(
+                f,
+                "CheckAccess answers: {:.1}% allowed",
+                100.0 * c.positive as f64 / c.count as f64
+            )?;
+        }
+        for call in [h, c] {
+            if let Some(e) = &call.first_error {
+                writeln!(f, "{} failed: {e}", call.name)?;
+            }
+        }
+        Ok(())
+    }
+}

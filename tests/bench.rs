@@ -1,0 +1,91 @@
+//! `authzd bench` end to end at tiny sizes: the subcommand's server, fill,
+//! load loops and report all run under `cargo test`. Nothing here is timed:
+//! only counts are asserted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use authzd::cli::{Cli, Command};
+use clap::Parser;
+
+/// A run with 50 subjects fills the tenant, makes both calls without a
+/// single error, gets a mix of answers, and prints the table with ratios.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs_end_to_end_at_tiny_sizes() {
+    let cli = Cli::try_parse_from([
+        "authzd",
+        "bench",
+        "--subjects",
+        "50",
+        "--groups",
+        "12",
+        "--scopes",
+        "20",
+        "--concurrency",
+        "4",
+        "--connections",
+        "2",
+        "--duration",
+        "0.2",
+        "--requests",
+        "2000",
+    ])
+    .unwrap();
+    let Command::Bench(args) = cli.command else {
+        panic!("not the bench command");
+    };
+    let report = authzd::cli::bench::run(&args).await.unwrap();
+    assert!(report.ok(), "{report}");
+    assert_eq!(report.fill.subjects, 50);
+    assert_eq!(report.fill.scopes, 20);
+    assert_eq!(report.fill.creates, 50 + 12 + 20);
+    assert!(report.fill.batches >= 1);
+    assert!(report.health.count > 0 && report.health.count <= 2000);
+    assert!(report.check.count > 0 && report.check.count <= 2000);
+    assert_eq!(
+        report.health.positive, report.health.count,
+        "health is SERVING"
+    );
+    let text = report.to_string();
+    assert!(text.contains("CheckAccess / Health"), "{text}");
+}
+
+/// The request budget stops a run by itself, however long the duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_stops_at_the_request_budget() {
+    let cli = Cli::try_parse_from([
+        "authzd",
+        "bench",
+        "--subjects",
+        "5",
+        "--groups",
+        "2",
+        "--scopes",
+        "3",
+        "--concurrency",
+        "3",
+        "--connections",
+        "1",
+        "--duration",
+        "600",
+        "--requests",
+        "40",
+    ])
+    .unwrap();
+    let Command::Bench(args) = cli.command else {
+        panic!("not the bench command");
+    };
+    let report = authzd::cli::bench::run(&args).await.unwrap();
+    assert!(report.ok(), "{report}");
+    assert_eq!(report.health.count, 40);
+    assert_eq!(report.check.count, 40);
+}
+
+/// Bad settings are refused before anything starts.
+#[tokio::test]
+async fn bench_refuses_zero_concurrency() {
+    let cli = Cli::try_parse_from(["authzd", "bench", "--concurrency", "0"]).unwrap();
+    let Command::Bench(args) = cli.command else {
+        panic!("not the bench command");
+    };
+    assert!(authzd::cli::bench::run(&args).await.is_err());
+}
