@@ -465,3 +465,74 @@ async fn removing_an_implied_right_is_refused_with_its_source() {
     .await;
     server.stop().await;
 }
+
+/// Replacing a set of principals' roles at a target is atomic and exact:
+/// roles outside the set go, missing ones come, other targets are untouched;
+/// removing principals from a scope removes what they hold there and below.
+#[tokio::test]
+async fn replace_roles_and_remove_from_target_in_bulk() {
+    let server = TestServer::start().await;
+    create_scope(&server, T, "app1", "").await;
+    create_scope(&server, T, "deck", "app1").await;
+    create_scope(&server, T, "app2", "").await;
+    for s in ["u1", "u2"] {
+        create_subject(&server, T, s).await;
+    }
+    let both = || vec![subject_principal("u1"), subject_principal("u2")];
+    manage(
+        &server,
+        T,
+        vec![
+            assign("viewer", subject_principal("u1"), scope_target("app1")),
+            assign("approver", subject_principal("u1"), scope_target("deck")),
+            assign("editor", subject_principal("u2"), scope_target("app2")),
+        ],
+    )
+    .await;
+    manage(
+        &server,
+        T,
+        vec![replace_roles(
+            both(),
+            scope_target("app1"),
+            &["editor", "approver"],
+        )],
+    )
+    .await;
+    for u in ["u1", "u2"] {
+        assert!(
+            check(&server, T, u, "document:edit", "app1").await,
+            "{u} edits app1"
+        );
+        assert!(
+            check(&server, T, u, "approval:approve", "app1").await,
+            "{u} approves app1"
+        );
+    }
+    assert!(
+        check(&server, T, "u2", "document:edit", "app2").await,
+        "other targets untouched"
+    );
+
+    manage(
+        &server,
+        T,
+        vec![remove_from_target(both(), scope_target("app1"))],
+    )
+    .await;
+    for u in ["u1", "u2"] {
+        assert!(
+            !check(&server, T, u, "document:read", "app1").await,
+            "{u} left app1"
+        );
+        assert!(
+            !check(&server, T, u, "approval:approve", "deck").await,
+            "{u} left app1's deck"
+        );
+    }
+    assert!(
+        check(&server, T, "u2", "document:edit", "app2").await,
+        "app2 untouched"
+    );
+    server.stop().await;
+}

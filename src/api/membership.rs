@@ -42,6 +42,22 @@ fn assignment_key(
     })
 }
 
+/// The principals of a bulk operation: at least one, at most
+/// [`MAX_BATCH_OPERATIONS`].
+fn principals(at: &str, list: &[pb::Principal]) -> Result<Vec<crate::model::Principal>, Error> {
+    let field = format!("{at}.principals");
+    if list.is_empty() || list.len() > MAX_BATCH_OPERATIONS {
+        return Err(invalid(
+            field,
+            format!("give 1 to {MAX_BATCH_OPERATIONS} principals"),
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| principal(&format!("{field}[{i}]"), &Some(p.clone())))
+        .collect()
+}
+
 fn operation(index: usize, op: &pb::MembershipOperation) -> Result<Operation, Error> {
     use pb::membership_operation::Operation as Op;
     let base = format!("operations[{index}]");
@@ -76,6 +92,26 @@ fn operation(index: usize, op: &pb::MembershipOperation) -> Result<Operation, Er
                 assignment_key(&at, &u.role, &u.principal, &u.target)?,
                 precondition(&format!("{at}.precondition"), u.precondition)?,
             ))
+        }
+        Some(Op::ReplaceRoles(r)) => {
+            let at = format!("{base}.replace_roles");
+            Ok(Operation::ReplaceRoles {
+                principals: principals(&at, &r.principals)?,
+                target: target(&format!("{at}.target"), &r.target)?,
+                roles: r
+                    .roles
+                    .iter()
+                    .map(|role| id(&format!("{at}.roles"), role))
+                    .collect::<Result<_, _>>()?,
+                expires_at: timestamp(&format!("{at}.expires_at"), &r.expires_at)?,
+            })
+        }
+        Some(Op::RemoveFromTarget(r)) => {
+            let at = format!("{base}.remove_from_target");
+            Ok(Operation::RemoveFromTarget {
+                principals: principals(&at, &r.principals)?,
+                target: target(&format!("{at}.target"), &r.target)?,
+            })
         }
         None => Err(invalid(base, "set one operation")),
     }

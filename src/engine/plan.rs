@@ -86,6 +86,26 @@ pub enum Operation {
     AssignRole(Assignment, Precondition),
     /// Unassign a role.
     UnassignRole(AssignmentKey, Precondition),
+    /// Make the roles each principal holds at exactly `target` equal to
+    /// `roles` (assigning those missing with `expires_at`).
+    ReplaceRoles {
+        /// Whose roles.
+        principals: Vec<Principal>,
+        /// Where.
+        target: Target,
+        /// The roles afterwards.
+        roles: BTreeSet<RoleId>,
+        /// Expiry of the roles it assigns.
+        expires_at: Option<Timestamp>,
+    },
+    /// Unassign every role the principals hold at `target` (and, for a
+    /// scope, below it).
+    RemoveFromTarget {
+        /// Whose roles.
+        principals: Vec<Principal>,
+        /// Where.
+        target: Target,
+    },
 }
 
 /// A refused operation: which one of the batch, and why.
@@ -310,6 +330,26 @@ impl Planner<'_> {
             }
             Operation::AssignRole(a, pre) => self.assign(a, *pre),
             Operation::UnassignRole(key, pre) => self.unassign(key, *pre),
+            Operation::ReplaceRoles {
+                principals,
+                target,
+                roles,
+                expires_at,
+            } => {
+                for principal in principals {
+                    self.replace_roles(principal, target, roles, *expires_at)?;
+                }
+                Ok(())
+            }
+            Operation::RemoveFromTarget { principals, target } => {
+                for principal in principals {
+                    self.principal(principal)?;
+                    for key in self.held(principal, |t| self.covers(target, t)) {
+                        self.unassign(&key, Precondition::None)?;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
@@ -715,6 +755,54 @@ impl Planner<'_> {
         if current != Some(a) {
             self.authorize_role(key, Action::Grant)?;
             self.emit(Change::RoleAssigned(a.clone()));
+        }
+        Ok(())
+    }
+
+    /// The keys of `principal`'s own assignments whose target passes `keep`.
+    fn held(&self, principal: &Principal, keep: impl Fn(&Target) -> bool) -> Vec<AssignmentKey> {
+        self.state
+            .by_principal
+            .get(principal)
+            .into_iter()
+            .flatten()
+            .filter(|k| keep(&k.target))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether removing a principal from `target` reaches an assignment at
+    /// `t`: the same population, or a scope at or below the target scope.
+    fn covers(&self, target: &Target, t: &Target) -> bool {
+        match (target, t) {
+            (Target::Scope(outer), Target::Scope(inner)) => self.state.is_within(inner, outer),
+            (Target::Population(a), Target::Population(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    fn replace_roles(
+        &mut self,
+        principal: &Principal,
+        target: &Target,
+        roles: &BTreeSet<RoleId>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), EngineError> {
+        self.principal(principal)?;
+        let current = self.held(principal, |t| t == target);
+        for key in current.iter().filter(|k| !roles.contains(&k.role)) {
+            self.unassign(key, Precondition::None)?;
+        }
+        for role in roles
+            .iter()
+            .filter(|r| !current.iter().any(|k| &k.role == *r))
+        {
+            let key = AssignmentKey {
+                role: role.clone(),
+                principal: principal.clone(),
+                target: target.clone(),
+            };
+            self.assign(&Assignment { key, expires_at }, Precondition::None)?;
         }
         Ok(())
     }

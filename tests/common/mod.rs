@@ -577,7 +577,9 @@ pub fn with_precondition(
         Some(Op::RemoveMember(m)) => m.precondition = p,
         Some(Op::AssignRole(a)) => a.precondition = p,
         Some(Op::UnassignRole(u)) => u.precondition = p,
-        None => {}
+        Some(Op::ReplaceRoles(_) | Op::RemoveFromTarget(_)) | None => {
+            panic!("bulk operations take no precondition")
+        }
     }
     op
 }
@@ -678,4 +680,37 @@ pub async fn next_event(stream: &mut tonic::Streaming<pb::WatchResponse>) -> pb:
         .await
         .unwrap()
         .expect("the stream ended")
+}
+
+/// Sets the roles of `principals` at `target` to exactly `roles`.
+pub fn replace_roles(
+    principals: Vec<Option<pb::Principal>>,
+    target: Option<pb::Target>,
+    roles: &[&str],
+) -> pb::MembershipOperation {
+    pb::MembershipOperation {
+        operation: Some(pb::membership_operation::Operation::ReplaceRoles(
+            pb::ReplaceRoles {
+                principals: principals.into_iter().flatten().collect(),
+                target,
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+                expires_at: None,
+            },
+        )),
+    }
+}
+
+/// Removes `principals` from `target` (and every scope below it).
+pub fn remove_from_target(
+    principals: Vec<Option<pb::Principal>>,
+    target: Option<pb::Target>,
+) -> pb::MembershipOperation {
+    pb::MembershipOperation {
+        operation: Some(pb::membership_operation::Operation::RemoveFromTarget(
+            pb::RemoveFromTarget {
+                principals: principals.into_iter().flatten().collect(),
+                target,
+            },
+        )),
+    }
 }
