@@ -997,6 +997,7 @@ async fn list_assignments_filters_and_pages() {
             role: role.into(),
             page,
             at_least_revision: 0,
+            target: None,
         }
     };
     let alice = d

@@ -536,3 +536,27 @@ async fn replace_roles_and_remove_from_target_in_bulk() {
     );
     server.stop().await;
 }
+
+/// Explain on a deny names the groups whose roles would grant the
+/// permission there and that the subject is not in.
+#[tokio::test]
+async fn explain_names_groups_the_subject_is_not_in() {
+    let server = TestServer::start().await;
+    create_subject(&server, T, "outsider").await;
+    create_group(&server, T, "writers").await;
+    manage(
+        &server,
+        T,
+        vec![assign("editor", group_principal("writers"), None)],
+    )
+    .await;
+    let denied = explain(&server, "outsider", "document:edit", "", "").await;
+    assert!(!denied.allowed);
+    assert_eq!(reasons(&denied), vec![pb::DenialReason::NotAMember]);
+    let detail = &denied.explanation.as_ref().unwrap().denials[0].detail;
+    assert!(
+        detail.contains("group writers") && detail.contains("role editor"),
+        "{detail}"
+    );
+    server.stop().await;
+}

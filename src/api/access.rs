@@ -250,5 +250,6 @@ fn denial_reason(r: crate::engine::DenialReason) -> pb::DenialReason {
         D::OutsidePopulation => pb::DenialReason::OutsidePopulation,
         D::MaskedByClass => pb::DenialReason::MaskedByClass,
         D::OutOfScope => pb::DenialReason::OutOfScope,
+        D::NotAMember => pb::DenialReason::NotAMember,
     }
 }

@@ -580,6 +580,10 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             None => None,
         };
         let role: Option<crate::model::RoleId> = optional_id("role", &r.role)?;
+        let target = match &r.target {
+            Some(_) => Some(convert::target("target", &r.target)?),
+            None => None,
+        };
         let (token, size) = match &r.page {
             Some(p) => page("page", &p.page_token, p.page_size)?,
             None => page("page", "", 0)?,
@@ -595,6 +599,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             .values()
             .filter(|a| principal.as_ref().is_none_or(|p| &a.key.principal == p))
             .filter(|a| role.as_ref().is_none_or(|r| &a.key.role == r))
+            .filter(|a| target.as_ref().is_none_or(|t| &a.key.target == t))
             .skip(skip)
             .take(size)
             .map(assignment_to_pb)

@@ -78,6 +78,8 @@ pub enum DenialReason {
     MaskedByClass,
     /// A grant exists, but at a scope that does not cover the target.
     OutOfScope,
+    /// A group holds a role granting it at the place; the subject is not in it.
+    NotAMember,
 }
 
 /// One reason for a deny.
@@ -292,6 +294,7 @@ impl TenantState {
         }
         if !allowed {
             self.explain_derived(compiled, subject, grants, bit, place, now, &mut out);
+            self.explain_groups(compiled, grants, bit, place, &mut out);
             out.sources.clear();
             if out.denials.is_empty() {
                 out.denials.push(Denial {
@@ -310,6 +313,48 @@ impl TenantState {
             out.denials.clear();
         }
         (allowed, out)
+    }
+
+    /// On a deny: the groups whose roles would grant the permission at the
+    /// place, that the subject is not in (the memberships an administrator
+    /// could add).
+    fn explain_groups(
+        &self,
+        compiled: &Compiled,
+        grants: &SubjectGrants,
+        bit: PermBit,
+        place: Place<'_>,
+        out: &mut Explanation,
+    ) {
+        for key in self.assignments.keys() {
+            let Principal::Group(group) = &key.principal else {
+                continue;
+            };
+            let Some(role) = self.role(compiled, key.role.as_str()) else {
+                continue;
+            };
+            let covers = match &key.target {
+                Target::Scope(s) => ScopeId::try_from(place.scope).is_ok_and(|here| {
+                    if compiled.catalog.inherits(bit) {
+                        self.is_within(&here, s)
+                    } else {
+                        &here == s
+                    }
+                }),
+                Target::Population(p) => place.target.is_some_and(|t| t.in_group(p.as_str())),
+            };
+            if covers && role.at_target.contains(bit) && !grants.in_group(group.as_str()) {
+                out.denials.push(Denial {
+                    reason: DenialReason::NotAMember,
+                    detail: format!(
+                        "group {group} holds role {} granting {} at {}; the subject is not a member",
+                        key.role,
+                        compiled.catalog.name(bit),
+                        key.target
+                    ),
+                });
+            }
+        }
     }
 
     /// For a derived permission: the sources of the terms that hold (on an
