@@ -107,6 +107,19 @@ fn derived_cycle() {
     );
 }
 
+/// Roles whose prerequisites can only be met through each other are refused:
+/// writer needs audit:sign (only auditor grants it), auditor needs docs:read
+/// (only writer grants it, through its ladder).
+#[test]
+fn requires_cycle() {
+    assert_single(
+        "requires_cycle",
+        13,
+        "roles.auditor.requires",
+        "circular prerequisites: auditor -> writer -> auditor",
+    );
+}
+
 /// A type may not have both a ladder and actions.
 #[test]
 fn both_levels_and_actions() {

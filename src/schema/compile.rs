@@ -11,7 +11,8 @@ use std::fmt;
 
 use crate::model::{Name, Permission, Role, RoleId};
 
-use super::validate::ValidSchema;
+use super::parse::At;
+use super::validate::{Graph, ValidSchema, walk};
 use super::{DOCUMENT_KEY, Diagnostics, PermBit, PermSet, PermissionPattern, RoleClass, Rule};
 
 /// The compiled permission catalog: shared by every tenant, immutable once
@@ -309,7 +310,56 @@ pub(crate) fn compile(source: &str, valid: ValidSchema, out: &mut Diagnostics) -
         );
     }
     catalog.roles = valid.roles.into_iter().map(|r| (r.id.clone(), r)).collect();
+    requires_cycles(&catalog, &valid.requires_at, out);
     Some(catalog)
+}
+
+/// Reports roles whose prerequisites can only be met through each other
+/// (or through themselves): role R depends on role S when S grants
+/// something R requires, and a cycle of such dependencies means a subject
+/// could only ever qualify for those roles by already holding them.
+fn requires_cycles(catalog: &Catalog, requires_at: &BTreeMap<RoleId, At>, out: &mut Diagnostics) {
+    let grants = |role: &Role| {
+        let mut set = PermSet::empty(catalog.len());
+        for g in &role.grants {
+            if let Some(s) = catalog.grant_set(&g.permission) {
+                set.union_with(&s);
+            }
+        }
+        set
+    };
+    let granted: Vec<(&RoleId, PermSet)> = catalog
+        .roles
+        .iter()
+        .map(|(id, r)| (id, grants(r)))
+        .collect();
+    let mut graph = Graph::new();
+    for (id, role) in &catalog.roles {
+        let Some(at) = requires_at.get(id) else {
+            continue;
+        };
+        let needed: Vec<PermBit> = role
+            .requires
+            .iter()
+            .filter_map(|p| catalog.bit(p))
+            .collect();
+        let edges = granted
+            .iter()
+            .filter(|(_, set)| needed.iter().any(|b| set.contains(*b)))
+            .map(|(other, _)| (other.to_string(), at.clone()))
+            .collect();
+        graph.insert(id.to_string(), edges);
+    }
+    for (cycle, at) in walk(&graph).1 {
+        out.push(
+            at.line,
+            &at.key,
+            format!(
+                "circular prerequisites: {} (each role requires a permission only the next grants)",
+                cycle.join(" -> ")
+            ),
+        );
+    }
 }
 
 /// Everything reachable from bit `start` through direct implications.

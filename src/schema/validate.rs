@@ -30,6 +30,9 @@ pub(crate) struct ValidSchema {
     pub derived: Vec<ValidDerived>,
     pub classes: Vec<ValidClass>,
     pub roles: Vec<Role>,
+    /// Where each role's `requires` is written, for reporting circular
+    /// prerequisites once closures are known.
+    pub requires_at: BTreeMap<RoleId, At>,
 }
 
 #[derive(Debug)]
@@ -70,7 +73,7 @@ struct TypeInfo {
 }
 
 /// A directed graph over names, each edge remembering where it was written.
-type Graph = BTreeMap<String, Vec<(String, At)>>;
+pub(crate) type Graph = BTreeMap<String, Vec<(String, At)>>;
 
 /// Validates `raw`, reporting into `out`. Returns `None` if anything was
 /// reported, by this stage or an earlier one.
@@ -123,6 +126,14 @@ pub(crate) fn validate(raw: &RawSchema, out: &mut Diagnostics) -> Option<ValidSc
 
     let classes: Vec<ValidClass> = raw.role_classes.iter().filter_map(|c| v.class(c)).collect();
     let roles: Vec<Role> = raw.roles.iter().filter_map(|r| v.role(r)).collect();
+    let requires_at = raw
+        .roles
+        .iter()
+        .filter_map(|r| {
+            let id = RoleId::try_from(r.name.value.as_str()).ok()?;
+            Some((id, r.requires.given()?.at.clone()))
+        })
+        .collect();
 
     if !v.out.is_empty() {
         return None;
@@ -132,6 +143,7 @@ pub(crate) fn validate(raw: &RawSchema, out: &mut Diagnostics) -> Option<ValidSc
         derived,
         classes,
         roles,
+        requires_at,
     })
 }
 
@@ -664,7 +676,7 @@ impl Validator<'_> {
 /// the stack). Returns the nodes in post-order (every node after all nodes
 /// it reaches) and the cycles met, each written from its smallest node and
 /// back, with where its first edge was written.
-fn walk(graph: &Graph) -> (Vec<String>, Vec<(Vec<String>, At)>) {
+pub(crate) fn walk(graph: &Graph) -> (Vec<String>, Vec<(Vec<String>, At)>) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         OnPath,
