@@ -43,6 +43,11 @@ pub struct Config {
     pub feed_capacity: usize,
     /// Messages buffered per Watch subscriber on their way to the network.
     pub subscriber_buffer: usize,
+    /// Idle time after which a Watch subscriber gets a progress event.
+    pub progress_interval: Duration,
+    /// Change sets the changelog keeps at least; older ones may be pruned
+    /// (subscribers asking for them are told to resync).
+    pub retain_revisions: u64,
 }
 
 impl Default for Config {
@@ -53,6 +58,8 @@ impl Default for Config {
             schema: None,
             feed_capacity: 4096,
             subscriber_buffer: 256,
+            progress_interval: Duration::from_secs(10),
+            retain_revisions: 1_000_000,
         }
     }
 }

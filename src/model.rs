@@ -600,6 +600,8 @@ pub enum Change {
     RoleAssigned(Assignment),
     /// A role was unassigned.
     RoleUnassigned(AssignmentKey),
+    /// An assignment reached its expiry and was removed by the server.
+    RoleExpired(AssignmentKey),
     /// The schema was replaced by this text (store-wide).
     SchemaWritten(String),
 }
@@ -617,6 +619,37 @@ pub struct ChangeSet {
     pub committed_at: Timestamp,
     /// What changed, in order.
     pub changes: Vec<Change>,
+    /// What the changes did to who holds what: every gain and loss, sorted
+    /// by tenant, subject, target and permission.
+    #[serde(default)]
+    pub effects: Vec<Effect>,
+}
+
+/// Where an effective permission is held.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectTarget {
+    /// At a scope where the subject has a grant (and, for inheriting
+    /// permissions, below it).
+    Scope(ScopeId),
+    /// Over a subject inside one of the holder's populations.
+    Subject(SubjectId),
+}
+
+/// One effective consequence of a write: a subject gained or lost a
+/// permission at a target.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Effect {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Who gained or lost.
+    pub subject: SubjectId,
+    /// Where.
+    pub target: EffectTarget,
+    /// What.
+    pub permission: Permission,
+    /// Gained (true) or lost (false).
+    pub gained: bool,
 }
 
 #[cfg(test)]

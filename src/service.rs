@@ -14,12 +14,10 @@ use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::config::{self, Config};
 use crate::engine::{self, Engine, EngineError, Operation, Snapshot};
-use crate::model::{
-    Change, ChangeSet, Clock, Revision, SubjectId, SystemClock, TenantId, Timestamp,
-};
+use crate::model::{Change, Clock, Revision, SubjectId, SystemClock, TenantId, Timestamp};
 use crate::schema::{self, Catalog, SchemaError};
 use crate::store::{CommitOutcome, Loaded, PendingWrite, Store, StoreError};
-use crate::watch::{Feed, Filter, WatchError};
+use crate::watch::{Event, Feed, Filter, Pacing, WatchError};
 
 /// Why the service refused or failed a request.
 #[derive(Debug, thiserror::Error)]
@@ -333,7 +331,9 @@ impl Service {
         .into())
     }
 
-    /// Commits under the gate (the caller holds it), then applies and publishes.
+    /// Under the gate (the caller holds it): prepares the next snapshot and
+    /// the write's effects, commits changes and effects in one transaction,
+    /// then publishes the snapshot and the change set.
     async fn commit(
         &self,
         tenant: Option<TenantId>,
@@ -352,11 +352,17 @@ impl Service {
                 _ => Ok(current),
             };
         }
+        let at = self.now();
+        let prepared = self
+            .inner
+            .engine
+            .prepare(tenant.as_ref(), &changes, catalog, at);
         let write = PendingWrite {
             tenant,
             actor: options.actor,
-            committed_at: self.now(),
+            committed_at: at,
             changes,
+            effects: prepared.effects.clone(),
             expected_revision: options.expected_revision,
             idempotency_key: options.idempotency_key,
         };
@@ -376,7 +382,7 @@ impl Service {
             CommitOutcome::Replayed(revision) => Ok(revision),
             CommitOutcome::Committed(set) => {
                 let revision = set.revision;
-                self.inner.engine.apply(&set, catalog);
+                self.inner.engine.publish(prepared, revision);
                 self.inner.applied.send_replace(revision);
                 self.inner.feed.publish(Arc::new(set));
                 tracing::debug!(%revision, "committed");
@@ -404,7 +410,7 @@ impl Service {
         &self,
         filter: Filter,
         after: Revision,
-    ) -> Result<mpsc::Receiver<Result<Arc<ChangeSet>, WatchError>>, Error> {
+    ) -> Result<mpsc::Receiver<Result<Event, WatchError>>, Error> {
         let store = self.inner.store.clone();
         let oldest = tokio::task::spawn_blocking(move || store.oldest_retained()).await??;
         if oldest.0 > 1 && after.0 < oldest.0 - 1 {
@@ -427,10 +433,11 @@ impl Service {
                     })
             }
         };
-        Ok(self
-            .inner
-            .feed
-            .subscribe(filter, after, self.inner.config.subscriber_buffer, replay))
+        let pacing = Pacing {
+            buffer: self.inner.config.subscriber_buffer,
+            progress_every: self.inner.config.progress_interval,
+        };
+        Ok(self.inner.feed.subscribe(filter, after, pacing, replay))
     }
 
     /// Ends every subscription, so a graceful shutdown is not held open by

@@ -8,15 +8,21 @@
 //! either read from the changelog or received live, and de-duplicated by
 //! revision. A subscriber that falls behind the live buffer is ended with
 //! [`WatchError::Lagged`] naming the revision to resume from, so the server's
-//! memory stays bounded whatever the subscribers do. Must not drop an event
-//! silently, and must not read the store itself (the replay is handed in).
+//! memory stays bounded whatever the subscribers do. An idle subscription
+//! gets progress events carrying the revision it has reached. Must not drop
+//! an event silently, and must not read the store itself (the replay is
+//! handed in).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::model::{Change, ChangeSet, Principal, Revision, SubjectId, TenantId};
+use crate::model::{
+    Change, ChangeSet, Effect, EffectTarget, Principal, Revision, SubjectId, TenantId,
+};
+use crate::schema::PermissionPattern;
 
 /// Why a subscription ended early.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +38,7 @@ pub enum WatchError {
     },
     /// The requested revision is older than the retained changelog.
     #[error(
-        "revision {requested} is older than the retained changelog (oldest retained: {oldest}); resync from a snapshot and watch from its revision"
+        "revision {requested} is older than the retained changelog (oldest retained: {oldest}); resync: list with ListEffectivePermissions or ListSubjectsWithPermission, then watch with after_revision = the revision those answers carry"
     )]
     TooOld {
         /// What was asked for.
@@ -45,6 +51,15 @@ pub enum WatchError {
     Replay,
 }
 
+/// What a subscription delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A committed revision, as much of it as the filter lets through.
+    Committed(Arc<ChangeSet>),
+    /// Nothing to deliver for a while; the stream has reached this revision.
+    Progress(Revision),
+}
+
 /// The live feed every committed change set is published to.
 #[derive(Debug, Clone)]
 pub struct Feed {
@@ -53,37 +68,102 @@ pub struct Feed {
     closing: watch::Sender<bool>,
 }
 
+/// Which kinds of events a subscriber wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kinds {
+    /// Raw changes.
+    pub changes: bool,
+    /// Effective gains and losses.
+    pub effects: bool,
+    /// Progress events.
+    pub progress: bool,
+}
+
+impl Default for Kinds {
+    fn default() -> Self {
+        Self {
+            changes: true,
+            effects: true,
+            progress: true,
+        }
+    }
+}
+
 /// What a subscriber wants to see.
 #[derive(Debug, Clone)]
 pub struct Filter {
     /// The tenant (store-wide change sets, such as schema writes, are
     /// delivered to every tenant's subscribers).
     pub tenant: TenantId,
-    /// Only changes that name this subject.
+    /// Only raw changes naming this subject, and effects of or over it.
     pub subject: Option<SubjectId>,
+    /// Only effects whose permission matches.
+    pub permission: Option<PermissionPattern>,
+    /// Only effects at this target.
+    pub target: Option<EffectTarget>,
+    /// Which kinds of events.
+    pub kinds: Kinds,
 }
 
 impl Filter {
+    /// A filter passing everything of one tenant.
+    pub fn tenant(tenant: TenantId) -> Self {
+        Self {
+            tenant,
+            subject: None,
+            permission: None,
+            target: None,
+            kinds: Kinds::default(),
+        }
+    }
+
     /// The part of a change set this subscriber sees, if any.
     pub fn apply(&self, set: &Arc<ChangeSet>) -> Option<Arc<ChangeSet>> {
         if set.tenant.as_ref().is_some_and(|t| t != &self.tenant) {
             return None;
         }
-        let Some(subject) = &self.subject else {
-            return Some(set.clone());
+        let changes: Vec<Change> = if self.kinds.changes {
+            set.changes
+                .iter()
+                .filter(|c| self.subject.as_ref().is_none_or(|s| names_subject(c, s)))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
         };
-        let changes: Vec<Change> = set
-            .changes
-            .iter()
-            .filter(|c| names_subject(c, subject))
-            .cloned()
-            .collect();
-        (!changes.is_empty()).then(|| {
-            Arc::new(ChangeSet {
-                changes,
-                ..(**set).clone()
-            })
-        })
+        let effects: Vec<Effect> = if self.kinds.effects {
+            set.effects
+                .iter()
+                .filter(|e| self.wants(e))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if changes.is_empty() && effects.is_empty() {
+            return None;
+        }
+        if changes.len() == set.changes.len() && effects.len() == set.effects.len() {
+            return Some(set.clone());
+        }
+        Some(Arc::new(ChangeSet {
+            changes,
+            effects,
+            ..(**set).clone()
+        }))
+    }
+
+    fn wants(&self, e: &Effect) -> bool {
+        e.tenant == self.tenant
+            && self
+                .subject
+                .as_ref()
+                .is_none_or(|s| &e.subject == s || e.target == EffectTarget::Subject(s.clone()))
+            && self
+                .permission
+                .as_ref()
+                .is_none_or(|p| p.matches(&e.permission))
+            && self.target.as_ref().is_none_or(|t| &e.target == t)
     }
 }
 
@@ -94,9 +174,18 @@ fn names_subject(change: &Change, subject: &SubjectId) -> bool {
         Change::SubjectDeleted(id) => id == subject,
         Change::MemberAdded(m) | Change::MemberRemoved(m) => is(&m.member),
         Change::RoleAssigned(a) => is(&a.key.principal),
-        Change::RoleUnassigned(k) => is(&k.principal),
+        Change::RoleUnassigned(k) | Change::RoleExpired(k) => is(&k.principal),
         _ => false,
     }
+}
+
+/// How a subscription runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// Events buffered on their way to the network.
+    pub buffer: usize,
+    /// Idle time after which a progress event is sent.
+    pub progress_every: Duration,
 }
 
 impl Feed {
@@ -119,21 +208,21 @@ impl Feed {
 
     /// Starts a subscription after revision `after`. `replay(r)` must return
     /// the committed change sets after `r`, ascending (empty when there are
-    /// none). The returned receiver yields change sets, then at most one
-    /// error, then closes; the producing task exits as soon as the receiver
-    /// is dropped.
+    /// none). The returned receiver yields events, then at most one error,
+    /// then closes; the producing task exits as soon as the receiver is
+    /// dropped.
     pub fn subscribe<R, F>(
         &self,
         filter: Filter,
         after: Revision,
-        buffer: usize,
+        pacing: Pacing,
         replay: R,
-    ) -> mpsc::Receiver<Result<Arc<ChangeSet>, WatchError>>
+    ) -> mpsc::Receiver<Result<Event, WatchError>>
     where
         R: Fn(Revision) -> F + Send + 'static,
         F: Future<Output = Result<Vec<ChangeSet>, WatchError>> + Send,
     {
-        let (tx, rx) = mpsc::channel(buffer.max(1));
+        let (tx, rx) = mpsc::channel(pacing.buffer.max(1));
         let live = self.live.subscribe();
         let closing = self.closing.subscribe();
         tokio::spawn(async move {
@@ -141,6 +230,8 @@ impl Feed {
                 filter,
                 last: after,
                 tx,
+                progress_every: pacing.progress_every,
+                last_sent: tokio::time::Instant::now(),
             };
             if let Err(e) = stream.run(live, closing, replay).await {
                 let _ = stream.tx.send(Err(e)).await;
@@ -152,9 +243,13 @@ impl Feed {
 
 struct Stream {
     filter: Filter,
-    /// The last revision delivered (or skipped by the filter).
+    /// The last revision delivered (or passed over by the filter).
     last: Revision,
-    tx: mpsc::Sender<Result<Arc<ChangeSet>, WatchError>>,
+    tx: mpsc::Sender<Result<Event, WatchError>>,
+    progress_every: Duration,
+    /// When the subscriber last received something; progress is due
+    /// `progress_every` after it.
+    last_sent: tokio::time::Instant,
 }
 
 /// Whether the subscriber is still there.
@@ -186,6 +281,7 @@ impl Stream {
             }
         }
         loop {
+            let idle = tokio::time::sleep_until(self.last_sent + self.progress_every);
             tokio::select! {
                 received = live.recv() => match received {
                     Ok(set) => {
@@ -198,6 +294,11 @@ impl Stream {
                     }
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
+                _ = idle, if self.filter.kinds.progress => {
+                    if let Delivery::Gone = self.send(Event::Progress(self.last)).await {
+                        return Ok(());
+                    }
+                }
                 _ = async { closing.wait_for(|c| *c).await.is_ok() } => return Ok(()),
                 _ = self.tx.closed() => return Ok(()),
             }
@@ -209,10 +310,15 @@ impl Stream {
             return Delivery::Sent;
         }
         self.last = set.revision;
-        let Some(visible) = self.filter.apply(&set) else {
-            return Delivery::Sent;
-        };
-        match self.tx.send(Ok(visible)).await {
+        match self.filter.apply(&set) {
+            Some(visible) => self.send(Event::Committed(visible)).await,
+            None => Delivery::Sent,
+        }
+    }
+
+    async fn send(&mut self, event: Event) -> Delivery {
+        self.last_sent = tokio::time::Instant::now();
+        match self.tx.send(Ok(event)).await {
             Ok(()) => Delivery::Sent,
             Err(_) => Delivery::Gone,
         }

@@ -81,6 +81,7 @@ fn populated() -> Engine {
             tenant: Some(tenant),
             actor: None,
             committed_at: Timestamp(1),
+            effects: vec![],
             changes,
         },
         None,

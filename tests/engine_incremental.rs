@@ -234,6 +234,7 @@ proptest! {
                     tenant: Some(tenant.clone()),
                     actor: None,
                     committed_at: now,
+                    effects: vec![],
                     changes,
                 }, None);
             }

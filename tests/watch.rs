@@ -31,6 +31,7 @@ fn kinds(message: &pb::WatchResponse) -> Vec<&'static str> {
             C::RoleAssigned(_) => "role_assigned",
             C::RoleUnassigned(_) => "role_unassigned",
             C::SchemaWritten(_) => "schema_written",
+            C::RoleExpired(_) => "role_expired",
         })
         .collect()
 }

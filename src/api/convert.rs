@@ -399,6 +399,7 @@ pub fn change_to_pb(tenant: &str, c: &Change) -> pb::Change {
         Change::MemberRemoved(m) => C::MemberRemoved(membership(m)),
         Change::RoleAssigned(a) => C::RoleAssigned(assignment_to_pb(a)),
         Change::RoleUnassigned(k) => C::RoleUnassigned(key_to_pb(k)),
+        Change::RoleExpired(k) => C::RoleExpired(key_to_pb(k)),
         Change::SchemaWritten(text) => C::SchemaWritten(text.clone()),
     };
     pb::Change {

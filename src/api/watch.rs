@@ -1,4 +1,5 @@
-//! `WatchService`: a tenant's committed change sets as a server stream.
+//! `WatchService`: a tenant's committed change sets, with their effective
+//! consequences, as a server stream.
 
 use std::pin::Pin;
 
@@ -8,10 +9,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::convert::{change_to_pb, id, optional_id, timestamp_to_pb};
-use super::pb;
-use crate::model::Revision;
+use super::{invalid, pb};
+use crate::model::{ChangeSet, Effect, EffectTarget, Revision};
+use crate::schema::PermissionPattern;
 use crate::service::{Error, Service};
-use crate::watch::Filter;
+use crate::watch::{Event, Filter, Kinds};
 
 /// The tonic service.
 #[derive(Debug, Clone)]
@@ -28,6 +30,92 @@ impl WatchApi {
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
+fn kinds(requested: &[i32]) -> Result<Kinds, Error> {
+    if requested.is_empty() {
+        return Ok(Kinds::default());
+    }
+    let mut kinds = Kinds {
+        changes: false,
+        effects: false,
+        progress: false,
+    };
+    for k in requested {
+        match pb::EventKind::try_from(*k) {
+            Ok(pb::EventKind::Changes) => kinds.changes = true,
+            Ok(pb::EventKind::PermissionChanges) => kinds.effects = true,
+            Ok(pb::EventKind::Progress) => kinds.progress = true,
+            _ => return Err(invalid("kinds", format!("unknown event kind {k}"))),
+        }
+    }
+    Ok(kinds)
+}
+
+fn filter(r: &pb::WatchRequest) -> Result<Filter, Error> {
+    let permission = if r.permission.is_empty() {
+        None
+    } else {
+        Some(
+            r.permission
+                .parse::<PermissionPattern>()
+                .map_err(|e| invalid("permission", e))?,
+        )
+    };
+    let target = match (
+        optional_id("scope", &r.scope)?,
+        optional_id("target_subject", &r.target_subject)?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "target_subject",
+                "give either scope or target_subject, not both",
+            ));
+        }
+        (Some(scope), None) => Some(EffectTarget::Scope(scope)),
+        (None, Some(subject)) => Some(EffectTarget::Subject(subject)),
+        (None, None) => None,
+    };
+    Ok(Filter {
+        tenant: id("tenant", &r.tenant)?,
+        subject: optional_id("subject", &r.subject)?,
+        permission,
+        target,
+        kinds: kinds(&r.kinds)?,
+    })
+}
+
+fn effect_to_pb(e: &Effect) -> pb::PermissionChange {
+    let (scope, target_subject) = match &e.target {
+        EffectTarget::Scope(s) => (s.to_string(), String::new()),
+        EffectTarget::Subject(s) => (String::new(), s.to_string()),
+    };
+    pb::PermissionChange {
+        subject: e.subject.to_string(),
+        permission: e.permission.to_string(),
+        scope,
+        target_subject,
+        gained: e.gained,
+    }
+}
+
+fn committed_to_pb(tenant: &str, set: &ChangeSet) -> pb::WatchResponse {
+    pb::WatchResponse {
+        revision: set.revision.0,
+        committed_at: Some(timestamp_to_pb(set.committed_at)),
+        actor: set
+            .actor
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        changes: set
+            .changes
+            .iter()
+            .map(|c| change_to_pb(tenant, c))
+            .collect(),
+        permission_changes: set.effects.iter().map(effect_to_pb).collect(),
+        progress: false,
+    }
+}
+
 #[tonic::async_trait]
 impl pb::watch_service_server::WatchService for WatchApi {
     type WatchStream = WatchStream;
@@ -37,29 +125,18 @@ impl pb::watch_service_server::WatchService for WatchApi {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let r = request.get_ref();
-        let filter = Filter {
-            tenant: id("tenant", &r.tenant)?,
-            subject: optional_id("subject", &r.subject)?,
-        };
+        let filter = filter(r)?;
         let tenant = r.tenant.clone();
         let receiver = self
             .service
             .watch(filter, Revision(r.after_revision))
             .await?;
         let stream = ReceiverStream::new(receiver).map(move |item| match item {
-            Ok(set) => Ok(pb::WatchResponse {
-                revision: set.revision.0,
-                committed_at: Some(timestamp_to_pb(set.committed_at)),
-                actor: set
-                    .actor
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
-                changes: set
-                    .changes
-                    .iter()
-                    .map(|c| change_to_pb(&tenant, c))
-                    .collect(),
+            Ok(Event::Committed(set)) => Ok(committed_to_pb(&tenant, &set)),
+            Ok(Event::Progress(revision)) => Ok(pb::WatchResponse {
+                revision: revision.0,
+                progress: true,
+                ..Default::default()
             }),
             Err(e) => Err(Status::from(Error::from(e))),
         });

@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// Messages buffered per Watch subscriber.
     #[arg(long, default_value_t = Config::default().subscriber_buffer)]
     pub subscriber_buffer: usize,
+    /// Seconds of idleness after which a Watch subscriber gets a progress event.
+    #[arg(long, default_value_t = Config::default().progress_interval.as_secs())]
+    pub progress_interval_secs: u64,
+    /// Change sets the changelog keeps at least (older ones are pruned).
+    #[arg(long, default_value_t = Config::default().retain_revisions)]
+    pub retain_revisions: u64,
 }
 
 impl ServeArgs {
@@ -62,6 +68,8 @@ impl ServeArgs {
             schema: self.schema.clone(),
             feed_capacity: self.feed_capacity.max(1),
             subscriber_buffer: self.subscriber_buffer.max(1),
+            progress_interval: std::time::Duration::from_secs(self.progress_interval_secs.max(1)),
+            retain_revisions: self.retain_revisions.max(1),
         }
     }
 }

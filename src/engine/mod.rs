@@ -10,6 +10,7 @@
 
 mod authorize;
 mod condition;
+mod effects;
 mod eval;
 mod grants;
 mod plan;
@@ -30,8 +31,9 @@ pub use query::{At, EffectiveTarget, Holder, Question, page_from};
 pub use roles::unknown_permissions as unknown_role_permissions;
 pub use tenant::{Compiled, SubjectEntry, TenantState};
 
-use crate::model::{Change, ChangeSet, Revision, TenantId, Timestamp};
+use crate::model::{Change, ChangeSet, Effect, Revision, TenantId, Timestamp};
 use crate::schema::Catalog;
+use effects::View;
 
 /// Why the engine refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,15 +153,27 @@ impl Engine {
         self.current.load().revision
     }
 
-    /// Applies a committed change set and publishes the next snapshot. A
-    /// schema change carries its compiled catalog in `catalog`.
+    /// Applies a committed change set and publishes the next snapshot (for
+    /// start-up replays and tests; the write path uses [`Engine::prepare`]).
     pub fn apply(&self, set: &ChangeSet, catalog: Option<Arc<Catalog>>) {
-        // A poisoned lock only means an earlier writer panicked; the published
-        // snapshot is still whole, so carry on from it.
-        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let old = self.current.load_full();
-        let mut next = (*old).clone();
-        next.revision = set.revision;
+        let prepared = self.prepare(set.tenant.as_ref(), &set.changes, catalog, set.committed_at);
+        self.publish(prepared, set.revision);
+    }
+
+    /// Builds the snapshot a write would produce, and its effects, without
+    /// publishing it: the write path commits the effects with the changes,
+    /// then publishes. Callers serialise prepare → publish (the service's
+    /// write gate); a schema change carries its compiled catalog.
+    pub fn prepare(
+        &self,
+        tenant: Option<&TenantId>,
+        changes: &[Change],
+        catalog: Option<Arc<Catalog>>,
+        at: Timestamp,
+    ) -> Prepared {
+        let base = self.current.load_full();
+        let mut next = (*base).clone();
+        let mut effects = Vec::new();
         if let Some(catalog) = catalog {
             next.compiled = Arc::new(Compiled::new(catalog));
             let compiled = next.compiled.clone();
@@ -173,25 +187,73 @@ impl Engine {
                 .map(|(id, state)| {
                     let mut copy = (**state).clone();
                     copy.recompile(&compiled);
-                    copy.recompute(&compiled, &everyone, set.committed_at);
+                    copy.recompute(&compiled, &everyone, at);
+                    let before = View {
+                        compiled: &base.compiled,
+                        state: Some(state),
+                    };
+                    let after = View {
+                        compiled: &compiled,
+                        state: Some(&copy),
+                    };
+                    effects.extend(effects::diff(id, before, after, &everyone));
                     (id.clone(), Arc::new(copy))
                 })
                 .collect();
         }
-        if let Some(id) = &set.tenant {
+        if let Some(id) = tenant {
             let compiled = next.compiled.clone();
-            let mut state = next
-                .tenants
-                .get(id)
-                .map(|t| (**t).clone())
+            let old = next.tenants.get(id).cloned();
+            let mut state = old
+                .as_deref()
+                .cloned()
                 .unwrap_or_else(|| TenantState::new(&compiled));
             let mut affected = tenant::Affected::default();
-            for change in &set.changes {
+            for change in changes {
                 state.apply(&compiled, change, &mut affected);
             }
-            state.recompute(&compiled, &affected, set.committed_at);
+            state.recompute(&compiled, &affected, at);
+            let before = View {
+                compiled: &compiled,
+                state: old.as_deref(),
+            };
+            let after = View {
+                compiled: &compiled,
+                state: Some(&state),
+            };
+            effects.extend(effects::diff(id, before, after, &affected));
             next.tenants.insert(id.clone(), Arc::new(state));
         }
+        Prepared {
+            base,
+            next,
+            effects,
+        }
+    }
+
+    /// Publishes a prepared snapshot as `revision`.
+    pub fn publish(&self, prepared: Prepared, revision: Revision) {
+        // A poisoned lock only means an earlier writer panicked; the published
+        // snapshot is still whole, so carry on from it.
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if !Arc::ptr_eq(&prepared.base, &self.current.load()) {
+            // The write gate makes this impossible; if it ever happens, the
+            // other write's snapshot would be lost, so say so loudly.
+            tracing::error!(%revision, "publishing a snapshot prepared on a stale base");
+        }
+        let mut next = prepared.next;
+        next.revision = revision;
         self.current.store(Arc::new(next));
     }
+}
+
+/// A write's next snapshot and effects, not yet published.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The snapshot it was built on.
+    base: Arc<Snapshot>,
+    /// The snapshot to publish.
+    next: Snapshot,
+    /// The gains and losses it causes, sorted.
+    pub effects: Vec<Effect>,
 }

@@ -96,8 +96,12 @@ pub struct TenantState {
 pub struct Affected {
     /// Subjects to recompute.
     pub subjects: BTreeSet<SubjectId>,
-    /// Set when every subject must be recomputed (schema or scope moves).
+    /// Set when every subject must be recomputed (schema or scope moves,
+    /// switched modules).
     pub everyone: bool,
+    /// Subjects whose grants did not change but whose answers may have:
+    /// locked or unlocked, or deleted.
+    pub answers: BTreeSet<SubjectId>,
 }
 
 fn insert_index<K, V>(index: &mut HashMap<K, OrdSet<V>>, key: K, value: V)
@@ -239,7 +243,7 @@ impl TenantState {
     }
 
     /// The subjects a principal stands for.
-    fn subjects_of(&self, p: &Principal) -> BTreeSet<SubjectId> {
+    pub fn subjects_of(&self, p: &Principal) -> BTreeSet<SubjectId> {
         match p {
             Principal::Subject(s) => BTreeSet::from([s.clone()]),
             Principal::Group(g) => self.subjects_in(g),
@@ -250,11 +254,14 @@ impl TenantState {
     pub fn apply(&mut self, compiled: &Compiled, change: &Change, affected: &mut Affected) {
         match change {
             Change::TenantPut(settings) => {
+                // Switched modules change everyone's answers.
+                affected.everyone |= self.settings != *settings;
                 self.settings = settings.clone();
                 self.disabled = disabled_mask(compiled, settings);
             }
             Change::SubjectPut(subject) => self.put_subject(subject, affected),
             Change::SubjectDeleted(id) => {
+                affected.answers.insert(id.clone());
                 self.subjects.remove(id);
                 self.set_matches(id, OrdSet::new());
                 affected.subjects.remove(id);
@@ -304,7 +311,7 @@ impl TenantState {
                 insert_index(&mut self.by_role, a.key.role.clone(), a.key.clone());
                 self.assignments.insert(a.key.clone(), a.clone());
             }
-            Change::RoleUnassigned(key) => {
+            Change::RoleUnassigned(key) | Change::RoleExpired(key) => {
                 affected.subjects.extend(self.subjects_of(&key.principal));
                 remove_index(&mut self.by_principal, &key.principal, key);
                 remove_index(&mut self.by_role, &key.role, key);
@@ -397,7 +404,12 @@ impl TenantState {
 
     fn put_subject(&mut self, subject: &Subject, affected: &mut Affected) {
         let grants = match self.subjects.get(&subject.id) {
-            Some(old) => old.grants.clone(),
+            Some(old) => {
+                if old.subject.status != subject.status {
+                    affected.answers.insert(subject.id.clone());
+                }
+                old.grants.clone()
+            }
             None => {
                 affected.subjects.insert(subject.id.clone());
                 Arc::new(SubjectGrants::default())

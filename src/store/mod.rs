@@ -26,8 +26,8 @@ use redb::{
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    Assignment, Change, ChangeSet, Group, InvalidValue, Membership, Revision, Role, Scope, Subject,
-    SubjectId, TenantId, TenantSettings, Timestamp,
+    Assignment, Change, ChangeSet, Effect, Group, InvalidValue, Membership, Revision, Role, Scope,
+    Subject, SubjectId, TenantId, TenantSettings, Timestamp,
 };
 
 use tables::{
@@ -176,6 +176,9 @@ pub struct PendingWrite {
     pub committed_at: Timestamp,
     /// The changes, applied in order.
     pub changes: Vec<Change>,
+    /// Their effective consequences, recorded in the changelog beside them
+    /// so a replay after a restart gives the same feed.
+    pub effects: Vec<Effect>,
     /// If set, the write commits only if the store is at exactly this
     /// revision.
     pub expected_revision: Option<Revision>,
@@ -604,6 +607,7 @@ fn stage(txn: &WriteTransaction, write: &PendingWrite) -> Result<Staged, StoreEr
         actor: write.actor.clone(),
         committed_at: write.committed_at,
         changes: write.changes.clone(),
+        effects: write.effects.clone(),
     };
     let entry = codec::encode("change set", &changeset)?;
     t.changelog
@@ -696,7 +700,7 @@ fn apply(
                 .insert((tenant, key.as_str()), value.as_slice())
                 .map_err(db_err)?;
         }
-        Change::RoleUnassigned(key) => {
+        Change::RoleUnassigned(key) | Change::RoleExpired(key) => {
             let key = codec::assignment_key(key);
             t.assignments
                 .remove((tenant, key.as_str()))
@@ -902,6 +906,7 @@ mod tests {
             actor: Some(SubjectId::try_from("admin").unwrap()),
             committed_at: Timestamp(1_700_000_000_000_000_000),
             changes,
+            effects: Vec::new(),
             expected_revision: None,
             idempotency_key: None,
         }

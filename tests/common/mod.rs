@@ -668,6 +668,7 @@ pub async fn watch(
             tenant: tenant.into(),
             after_revision,
             subject: subject.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -1,0 +1,263 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The permission-change feed over gRPC: effective gains and losses beside
+//! the raw changes, and the filters on them.
+
+mod common;
+
+use authzd::api::pb;
+use common::*;
+
+const T: &str = "acme";
+
+async fn subscribe(
+    server: &TestServer,
+    request: pb::WatchRequest,
+) -> tonic::Streaming<pb::WatchResponse> {
+    server
+        .watch()
+        .await
+        .watch(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn effects(m: &pb::WatchResponse) -> Vec<(String, String, String, bool)> {
+    m.permission_changes
+        .iter()
+        .map(|c| {
+            let at = if c.scope.is_empty() {
+                format!("subject:{}", c.target_subject)
+            } else {
+                c.scope.clone()
+            };
+            (c.subject.clone(), c.permission.clone(), at, c.gained)
+        })
+        .collect()
+}
+
+fn e(subject: &str, permission: &str, at: &str, gained: bool) -> (String, String, String, bool) {
+    (subject.into(), permission.into(), at.into(), gained)
+}
+
+/// Assigning a role reports every permission it gives (ladder and follows
+/// included) as gains at the assignment's scope; unassigning reports the
+/// same as losses. A permission filter narrows to matching permissions.
+#[tokio::test]
+async fn assignments_gain_and_lose_exactly_what_the_role_gives() {
+    let server = TestServer::start().await;
+    create_scope(&server, T, "eu", "").await;
+    let start = create_subject(&server, T, "alice").await;
+    let mut all = subscribe(
+        &server,
+        pb::WatchRequest {
+            tenant: T.into(),
+            after_revision: start,
+            kinds: vec![pb::EventKind::PermissionChanges as i32],
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut docs = subscribe(
+        &server,
+        pb::WatchRequest {
+            tenant: T.into(),
+            after_revision: start,
+            permission: "document:*".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let given = manage(
+        &server,
+        T,
+        vec![assign(
+            "editor",
+            subject_principal("alice"),
+            scope_target("eu"),
+        )],
+    )
+    .await;
+    let m = next_event(&mut all).await;
+    assert_eq!(m.revision, given);
+    assert!(
+        m.changes.is_empty(),
+        "only permission changes were asked for"
+    );
+    assert_eq!(
+        effects(&m),
+        vec![
+            e("alice", "comment:edit", "eu", true),
+            e("alice", "comment:read", "eu", true),
+            e("alice", "document:edit", "eu", true),
+            e("alice", "document:read", "eu", true),
+        ]
+    );
+    let m = next_event(&mut docs).await;
+    assert_eq!(
+        effects(&m),
+        vec![
+            e("alice", "document:edit", "eu", true),
+            e("alice", "document:read", "eu", true),
+        ]
+    );
+    assert_eq!(m.changes.len(), 1, "raw changes come along by default");
+
+    manage(
+        &server,
+        T,
+        vec![unassign(
+            "editor",
+            subject_principal("alice"),
+            scope_target("eu"),
+        )],
+    )
+    .await;
+    let m = next_event(&mut docs).await;
+    assert_eq!(
+        effects(&m),
+        vec![
+            e("alice", "document:edit", "eu", false),
+            e("alice", "document:read", "eu", false),
+        ]
+    );
+    server.stop().await;
+}
+
+/// Locking a subject is a loss of everything it held; unlocking gains it
+/// back — though no grant changed.
+#[tokio::test]
+async fn locking_loses_everything_and_unlocking_regains_it() {
+    let server = TestServer::start().await;
+    create_subject(&server, T, "bob").await;
+    let start = manage(
+        &server,
+        T,
+        vec![assign("viewer", subject_principal("bob"), None)],
+    )
+    .await;
+    let mut feed = subscribe(
+        &server,
+        pb::WatchRequest {
+            tenant: T.into(),
+            after_revision: start,
+            subject: "bob".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let lock = |status: pb::SubjectStatus| pb::UpdateSubjectRequest {
+        tenant: T.into(),
+        subject: Some(pb::Subject {
+            id: "bob".into(),
+            status: status as i32,
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["status".into()],
+        }),
+        options: None,
+    };
+    let mut d = server.directory().await;
+    d.update_subject(lock(pb::SubjectStatus::Locked))
+        .await
+        .unwrap();
+    assert_eq!(
+        effects(&next_event(&mut feed).await),
+        vec![
+            e("bob", "comment:read", "root", false),
+            e("bob", "document:read", "root", false)
+        ]
+    );
+    d.update_subject(lock(pb::SubjectStatus::Active))
+        .await
+        .unwrap();
+    assert_eq!(
+        effects(&next_event(&mut feed).await),
+        vec![
+            e("bob", "comment:read", "root", true),
+            e("bob", "document:read", "root", true)
+        ]
+    );
+    server.stop().await;
+}
+
+/// A subject leaving a condition population is a loss for the population's
+/// holders over that subject, reported with the subject as target; a
+/// target_subject filter sees exactly those.
+#[tokio::test]
+async fn leaving_a_population_is_a_loss_over_that_subject() {
+    let server = TestServer::start().await;
+    for s in ["svc", "emp"] {
+        create_subject(&server, T, s).await;
+    }
+    let mut d = server.directory().await;
+    let set_status = |value: &str| pb::UpdateSubjectRequest {
+        tenant: T.into(),
+        subject: Some(pb::Subject {
+            id: "emp".into(),
+            attributes: [("lifecycle_status".to_string(), value.to_string())].into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["attributes".into()],
+        }),
+        options: None,
+    };
+    d.update_subject(set_status("employed")).await.unwrap();
+    d.create_group(pb::CreateGroupRequest {
+        tenant: T.into(),
+        group: Some(pb::Group {
+            id: "staff".into(),
+            title: String::new(),
+            condition: r#"attributes.lifecycle_status == "employed""#.into(),
+        }),
+        options: None,
+    })
+    .await
+    .unwrap();
+    let start = manage(
+        &server,
+        T,
+        vec![assign(
+            "viewer",
+            subject_principal("svc"),
+            population_target("staff"),
+        )],
+    )
+    .await;
+    let mut feed = subscribe(
+        &server,
+        pb::WatchRequest {
+            tenant: T.into(),
+            after_revision: start - 1,
+            target_subject: "emp".into(),
+            kinds: vec![pb::EventKind::PermissionChanges as i32],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        effects(&next_event(&mut feed).await),
+        vec![
+            e("svc", "comment:read", "subject:emp", true),
+            e("svc", "document:read", "subject:emp", true)
+        ]
+    );
+    let left = d
+        .update_subject(set_status("resigned"))
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
+    let m = next_event(&mut feed).await;
+    assert_eq!(m.revision, left);
+    assert_eq!(
+        effects(&m),
+        vec![
+            e("svc", "comment:read", "subject:emp", false),
+            e("svc", "document:read", "subject:emp", false)
+        ]
+    );
+    server.stop().await;
+}
