@@ -440,3 +440,27 @@ async fn services_hold_only_where_the_user_manages_the_employee() {
     assert!(!check_over(&server, T, "hr_omar", "gov:transfer", "emp_yousef").await);
     server.stop().await;
 }
+
+/// The example README's claim that a tenant which has not bought the
+/// integration switches `gov` off: then nobody holds any service, not even
+/// an administrator, and explain says the type is switched off.
+#[tokio::test]
+async fn switching_the_integration_off_denies_every_service() {
+    let server = seed().await;
+    manage(&server, T, vec![authorize("hr_sara")]).await;
+    set_disabled(&server, T, &["gov"]).await;
+    for subject in ["hr_sara", "admin_amal"] {
+        for service in SERVICES {
+            assert!(!check_over(&server, T, subject, service, "emp_faisal").await);
+        }
+    }
+    let (allowed, why) = explain_over(&server, T, "admin_amal", "gov:transfer", "emp_faisal").await;
+    assert!(!allowed);
+    assert!(
+        reasons(&why).contains(&pb::DenialReason::ResourceDisabled),
+        "{why:?}"
+    );
+    set_disabled(&server, T, &[]).await;
+    assert!(check_over(&server, T, "hr_sara", "gov:transfer", "emp_faisal").await);
+    server.stop().await;
+}
