@@ -329,7 +329,8 @@ async fn builtin_roles_carry_exactly_their_privileges() {
 /// assigns business users and custom roles in its app (actor rules), but
 /// not in an app where it is only a business user; support may not make
 /// designers; a business user may not add anyone. Refusals are
-/// PERMISSION_DENIED naming the permission missing.
+/// PERMISSION_DENIED naming the permission missing. Removing a business
+/// user needs only `managed_by`, so support may.
 #[tokio::test]
 async fn designers_assign_roles_in_their_app() {
     let server = seed().await;
@@ -401,6 +402,20 @@ async fn designers_assign_roles_in_their_app() {
             .await
             .is_empty()
     );
+    // Removal needs only managed_by: support removes a business user.
+    try_manage(
+        &server,
+        T,
+        "sam",
+        vec![unassign(
+            "business_user",
+            subject_principal("bea"),
+            scope_target("invoices"),
+        )],
+    )
+    .await
+    .unwrap();
+    assert!(roles_at(&server, "bea", "invoices").await.is_empty());
     server.stop().await;
 }
 
