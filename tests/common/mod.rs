@@ -715,3 +715,198 @@ pub fn remove_from_target(
         )),
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the product scenarios (tests/scenario_*.rs): actors, checks
+// over a target subject with their explanation, holders, assignments at a
+// target, attributes.
+
+/// A membership batch written on behalf of `actor`.
+pub fn actor_batch(
+    tenant: &str,
+    actor: &str,
+    operations: Vec<pb::MembershipOperation>,
+) -> pb::ManageMembershipRequest {
+    batch(
+        tenant,
+        operations,
+        Some(pb::WriteOptions {
+            actor: actor.into(),
+            ..Default::default()
+        }),
+    )
+}
+
+/// Sends a membership batch (system write when `actor` is empty) and
+/// returns the raw result, for asserting refusals.
+pub async fn try_manage(
+    server: &TestServer,
+    tenant: &str,
+    actor: &str,
+    operations: Vec<pb::MembershipOperation>,
+) -> Result<tonic::Response<pb::ManageMembershipResponse>, tonic::Status> {
+    server
+        .membership()
+        .await
+        .manage_membership(actor_batch(tenant, actor, operations))
+        .await
+}
+
+/// Creates a subject from a full record (kind, attributes, home scope).
+pub async fn put_subject(server: &TestServer, tenant: &str, subject: pb::Subject) -> u64 {
+    server
+        .directory()
+        .await
+        .create_subject(pb::CreateSubjectRequest {
+            tenant: tenant.into(),
+            subject: Some(subject),
+            options: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+/// Creates a scope of `kind` under `parent` ("" for the root).
+pub async fn create_typed_scope(
+    server: &TestServer,
+    tenant: &str,
+    id: &str,
+    kind: &str,
+    parent: &str,
+) -> u64 {
+    server
+        .directory()
+        .await
+        .create_scope(pb::CreateScopeRequest {
+            tenant: tenant.into(),
+            scope: Some(pb::Scope {
+                id: id.into(),
+                r#type: kind.into(),
+                parent: parent.into(),
+            }),
+            options: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+/// Replaces one attribute set of a subject (the whole map), touching
+/// nothing else of it.
+pub async fn set_attributes(
+    server: &TestServer,
+    tenant: &str,
+    id: &str,
+    attributes: &[(&str, &str)],
+) -> u64 {
+    server
+        .directory()
+        .await
+        .update_subject(pb::UpdateSubjectRequest {
+            tenant: tenant.into(),
+            subject: Some(pb::Subject {
+                id: id.into(),
+                attributes: attributes
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["attributes".into()],
+            }),
+            options: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+/// An explained check over a target subject: (allowed, explanation).
+pub async fn explain_over(
+    server: &TestServer,
+    tenant: &str,
+    subject: &str,
+    permission: &str,
+    target_subject: &str,
+) -> (bool, pb::Explanation) {
+    let reply = server
+        .access()
+        .await
+        .check_access(pb::CheckAccessRequest {
+            tenant: tenant.into(),
+            subject: subject.into(),
+            permission: permission.into(),
+            target_subject: target_subject.into(),
+            explain: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (reply.allowed, reply.explanation.expect("explain was set"))
+}
+
+/// Every denial detail of an explanation, joined by " | " for one assertion.
+pub fn details(e: &pb::Explanation) -> String {
+    e.denials
+        .iter()
+        .map(|d| d.detail.as_str())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// The holders of `permission` at `scope` ("" for the root), first page of
+/// up to 1000.
+pub async fn holders_at(
+    server: &TestServer,
+    tenant: &str,
+    permission: &str,
+    scope: &str,
+) -> Vec<pb::Holder> {
+    server
+        .access()
+        .await
+        .list_subjects_with_permission(pb::ListSubjectsWithPermissionRequest {
+            tenant: tenant.into(),
+            permission: permission.into(),
+            scope: scope.into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .holders
+}
+
+/// The assignments at exactly `target`, as "role principal target" lines.
+pub async fn assignments_at(
+    server: &TestServer,
+    tenant: &str,
+    target: Option<pb::Target>,
+) -> Vec<String> {
+    server
+        .directory()
+        .await
+        .list_assignments(pb::ListAssignmentsRequest {
+            tenant: tenant.into(),
+            target,
+            page: Some(pb::PageRequest {
+                page_size: 1000,
+                page_token: String::new(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assignments
+        .iter()
+        .map(assignment_text)
+        .collect()
+}
