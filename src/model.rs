@@ -474,6 +474,11 @@ pub struct Role {
     pub requires: Vec<Permission>,
     /// Permission an actor needs to assign or remove the role.
     pub managed_by: Option<Permission>,
+    /// Permission that lets an actor assign the role without holding
+    /// everything it grants (what Kubernetes calls `bind`): for roles handed
+    /// out by people who may not exercise them.
+    #[serde(default)]
+    pub grantable_by: Option<Permission>,
     /// Whether a holder may remove itself.
     pub self_removable: bool,
 }

@@ -57,6 +57,7 @@ fn custom_role(perm: usize, pinned: Option<usize>) -> Role {
         rank: 0,
         requires: vec![],
         managed_by: None,
+        grantable_by: None,
         self_removable: false,
     }
 }

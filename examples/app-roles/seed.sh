@@ -92,10 +92,17 @@ call MembershipService/ManageMembership <<'JSON'
 ]}
 JSON
 
-echo "== sam (support) may not add a business user: he would grant presentation:edit, which he lacks (README: Interpretations)"
-refused MembershipService/ManageMembership PermissionDenied <<'JSON'
+echo "== sam (support) adds a business user: business_user is grantable_by users:add_business_users, which support holds"
+call MembershipService/ManageMembership <<'JSON'
 {"tenant": "acme_auto", "options": {"actor": "sam"}, "operations": [
   {"assign_role": {"role": "business_user", "principal": {"subject": "rhea"}, "target": {"scope": "invoices"}}}
+]}
+JSON
+
+echo "== sam (support) may not make anyone a designer: that needs users:assign_roles"
+refused MembershipService/ManageMembership PermissionDenied <<'JSON'
+{"tenant": "acme_auto", "options": {"actor": "sam"}, "operations": [
+  {"assign_role": {"role": "designer", "principal": {"subject": "rhea"}, "target": {"scope": "invoices"}}}
 ]}
 JSON
 

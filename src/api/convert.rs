@@ -273,6 +273,14 @@ pub fn role(field: &str, r: &pb::Role) -> Result<Role, Error> {
     } else {
         Some(permission(&format!("{field}.managed_by"), &r.managed_by)?)
     };
+    let grantable_by = if r.grantable_by.is_empty() {
+        None
+    } else {
+        Some(permission(
+            &format!("{field}.grantable_by"),
+            &r.grantable_by,
+        )?)
+    };
     Ok(Role {
         id: id(&format!("{field}.id"), &r.id)?,
         title: if r.title.is_empty() {
@@ -285,6 +293,7 @@ pub fn role(field: &str, r: &pb::Role) -> Result<Role, Error> {
         rank: r.rank,
         requires,
         managed_by,
+        grantable_by,
         self_removable: r.self_removable,
     })
 }
@@ -307,6 +316,11 @@ pub fn role_to_pb(r: &Role, builtin: bool) -> pb::Role {
         requires: r.requires.iter().map(ToString::to_string).collect(),
         managed_by: r
             .managed_by
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        grantable_by: r
+            .grantable_by
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default(),

@@ -10,7 +10,9 @@
 //!   actor's highest rank there, and the actor must itself hold every
 //!   permission the role grants (pinned grants at their scopes). Permissions
 //!   of resource types switched off for the tenant grant nothing, so they
-//!   are not escalation.
+//!   are not escalation. A role's `grantable_by` permission, held at the
+//!   target, waives the holding requirement (like Kubernetes' `bind`): the
+//!   schema says who may hand the role out without exercising it.
 //! - Changing a group's membership is (un)assigning every role that reaches
 //!   members through the group: the group's own roles and those of the
 //!   groups it is nested in, and roles others hold over the group (and its
@@ -188,6 +190,16 @@ impl Authorizer<'_> {
                 role.role.rank,
                 rank.map_or("none".to_string(), |r| r.to_string())
             )));
+        }
+        let catalog = &self.compiled.catalog;
+        let delegated = role
+            .role
+            .grantable_by
+            .as_ref()
+            .and_then(|p| catalog.bit(p))
+            .is_some_and(|bit| self.holds(entry, bit, scope));
+        if delegated {
+            return Ok(());
         }
         let mut lacking = self.lacking(entry, role.at_target.iter(), scope);
         for (pinned, set) in &role.pinned {

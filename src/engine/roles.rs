@@ -97,6 +97,7 @@ pub fn unknown_permissions(catalog: &Catalog, role: &Role) -> Vec<Permission> {
         .map(|g| &g.permission)
         .chain(&role.requires)
         .chain(&role.managed_by)
+        .chain(&role.grantable_by)
         .filter(|p| catalog.grant_set(p).is_none())
         .cloned()
         .collect()

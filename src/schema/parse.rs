@@ -116,6 +116,7 @@ pub(crate) struct RawRole {
     pub rank: Field<i64>,
     pub requires: Field<Strings>,
     pub managed_by: Field<String>,
+    pub grantable_by: Field<String>,
     pub self_removable: Field<bool>,
 }
 
@@ -130,6 +131,7 @@ const ROLE_KEYS: &[&str] = &[
     "rank",
     "requires",
     "managed_by",
+    "grantable_by",
     "self_removable",
 ];
 
@@ -445,6 +447,7 @@ impl Walker<'_> {
             rank: self.integer(table, &path, "rank"),
             requires: self.strings(table, &path, "requires"),
             managed_by: self.string(table, &path, "managed_by"),
+            grantable_by: self.string(table, &path, "grantable_by"),
             self_removable: self.boolean(table, &path, "self_removable"),
             name,
         }

@@ -649,6 +649,10 @@ impl Validator<'_> {
             None => Some(None),
             Some(item) => self.permission(item, false).map(Some),
         };
+        let grantable_by = match r.grantable_by.given() {
+            None => Some(None),
+            Some(item) => self.permission(item, false).map(Some),
+        };
         let grants = grants?
             .into_iter()
             .map(|permission| Grant {
@@ -667,6 +671,7 @@ impl Validator<'_> {
             rank: rank?,
             requires: requires?,
             managed_by: managed_by?,
+            grantable_by: grantable_by?,
             self_removable: r.self_removable.given().is_some_and(|s| s.value),
         })
     }

@@ -872,6 +872,7 @@ mod tests {
             rank: 10,
             requires: vec![],
             managed_by: Some("users:admin".parse().unwrap()),
+            grantable_by: None,
             self_removable: true,
         }
     }
