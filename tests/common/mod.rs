@@ -736,6 +736,21 @@ pub mod de {
         TestServer::start_with_schema(&example(name, "schema.toml")).await
     }
 
+    /// Starts a server with the built-in schema over a data folder in
+    /// /dev/shm when there is one, for tests that make a thousand writes:
+    /// each write is fsynced, which on a disk costs milliseconds. Keep the
+    /// folder until the server has stopped.
+    pub async fn start_in_memory_folder() -> (TestServer, tempfile::TempDir) {
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        let server = TestServer::start_at(dir.path(), None).await;
+        (server, dir)
+    }
+
     /// Sends a membership batch as a system write and returns the raw result,
     /// for asserting refusals.
     pub async fn manage_result(
