@@ -109,7 +109,7 @@ pub enum ImportError {
 
 fn invalid_text(file: &str, errors: &[RowError]) -> String {
     let mut text = format!(
-        "{file}: {} invalid row{}; nothing was written",
+        "{file}: {} error{}; nothing was written",
         errors.len(),
         if errors.len() == 1 { "" } else { "s" }
     );
