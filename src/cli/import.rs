@@ -778,6 +778,7 @@ mod tests {
         }
     }
 
+    /// Every column, quoting, CRLF, a byte-order mark and blank lines.
     #[test]
     fn parses_every_column() {
         let rows = parse(
@@ -815,6 +816,7 @@ mod tests {
         );
     }
 
+    /// Every bad row is reported, each error with its line and column.
     #[test]
     fn reports_every_error_with_its_line() {
         let text = "id,kind,status,groups,attributes\n\
@@ -840,6 +842,7 @@ mod tests {
         );
     }
 
+    /// The header is required and must be exact; an empty file is refused.
     #[test]
     fn the_header_is_required() {
         assert_eq!(
@@ -860,6 +863,7 @@ mod tests {
         );
     }
 
+    /// Doubled quotes inside a quoted field; a bare quote is refused.
     #[test]
     fn quotes_inside_fields() {
         assert_eq!(
@@ -882,6 +886,7 @@ mod tests {
         );
     }
 
+    /// The report line the command prints.
     #[test]
     fn the_report_reads_well() {
         let report = ImportReport {
