@@ -21,7 +21,7 @@
 //! - [`api`]: tonic services, protobuf conversions, the one error-to-status mapping.
 //! - [`config`]: runtime settings and every documented limit.
 //! - [`server`]: wiring the services onto a listener until shutdown.
-//! - [`cli`]: the command line (`serve`, `schema check`, `bench`).
+//! - [`cli`]: the command line (`serve`, `schema check`, `bench`, `import`).
 
 pub mod api;
 pub mod cli;

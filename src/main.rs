@@ -11,8 +11,8 @@ use authzd::{server, service::Service};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The bench prints a report; its in-process server should not talk over it.
-    let level = if matches!(cli.command, Command::Bench(_)) {
+    // The bench and the import print a report; logs should not talk over it.
+    let level = if matches!(cli.command, Command::Bench(_) | Command::Import(_)) {
         "warn"
     } else {
         "info"
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Schema(command) => authzd::cli::schema_command(command),
         Command::Serve(args) => block_on(serve(args)),
         Command::Bench(args) => block_on(authzd::cli::bench::command(args)),
+        Command::Import(args) => block_on(authzd::cli::import::command(args)),
     };
     if ok {
         ExitCode::SUCCESS

@@ -1,7 +1,8 @@
-//! The command line: `serve`, `schema check`, `bench`. Parses arguments
-//! into a validated [`Config`]; must not talk to redb directly.
+//! The command line: `serve`, `schema check`, `bench`, `import`. Parses
+//! arguments into a validated [`Config`]; must not talk to redb directly.
 
 pub mod bench;
+pub mod import;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub enum Command {
     Schema(SchemaCommand),
     /// Measure CheckAccess against the Health floor on loopback.
     Bench(bench::BenchArgs),
+    /// Import subjects and their group memberships from a CSV file into a
+    /// running server.
+    Import(import::ImportArgs),
 }
 
 /// `authzd serve`.

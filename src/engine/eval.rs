@@ -294,7 +294,12 @@ impl TenantState {
         }
         if !allowed {
             self.explain_derived(compiled, subject, grants, bit, place, now, &mut out);
-            self.explain_groups(compiled, grants, bit, place, &mut out);
+            // Joining a group cannot help a locked subject or a switched-off
+            // type: naming groups there would send an administrator the
+            // wrong way.
+            if subject.status == SubjectStatus::Active && !self.disabled.contains(bit) {
+                self.explain_groups(compiled, grants, bit, place, &mut out);
+            }
             out.sources.clear();
             if out.denials.is_empty() {
                 out.denials.push(Denial {
