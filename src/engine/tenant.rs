@@ -250,6 +250,10 @@ impl TenantState {
     pub fn apply(&mut self, compiled: &Compiled, change: &Change, affected: &mut Affected) {
         match change {
             Change::TenantPut(settings) => {
+                // A switched-off type holds nothing, prerequisites included:
+                // which roles count may change for anyone.
+                affected.everyone |=
+                    self.settings.disabled_resources != settings.disabled_resources;
                 self.settings = settings.clone();
                 self.disabled = disabled_mask(compiled, settings);
             }
