@@ -556,7 +556,9 @@ struct Case {
     conditions: Vec<Option<usize>>,
     /// The first definition of each of [`CUSTOM_ROLES`].
     custom_roles: Vec<CustomRoleSpec>,
-    ops: Vec<OpSpec>,
+    /// Writes after the seed; most are one operation, some a batch that
+    /// commits all or nothing.
+    ops: Vec<Vec<OpSpec>>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -569,7 +571,13 @@ fn case() -> impl Strategy<Value = Case> {
             GROUPS.len(),
         ),
         prop::collection::vec(custom_role_spec(), CUSTOM_ROLES.len()),
-        prop::collection::vec(op_spec(), 5..60),
+        prop::collection::vec(
+            prop_oneof![
+                4 => op_spec().prop_map(|op| vec![op]),
+                1 => prop::collection::vec(op_spec(), 2..=4),
+            ],
+            5..50,
+        ),
     )
         .prop_map(
             |(schema, scope_parents, subjects, conditions, custom_roles, ops)| Case {
@@ -1287,24 +1295,20 @@ fn run(case: &Case) -> Option<Outcome> {
     let tenant: TenantId = TENANT.parse().unwrap();
     let mut world = World::default();
     let mut log = format!("schema:\n{text}\nwrites:\n");
-    let writes = case
-        .seed(&model)
-        .into_iter()
-        .chain(case.ops.iter().map(|op| op.write(&model)));
-    for (revision, write) in (1..).zip(writes) {
+    let batches = case.seed(&model).into_iter().map(|w| vec![w]).chain(
+        case.ops
+            .iter()
+            .map(|batch| batch.iter().map(|op| op.write(&model)).collect()),
+    );
+    for (revision, batch) in (1..).zip(batches) {
+        let (ops, mirrors): (Vec<Operation>, Vec<_>) =
+            batch.into_iter().map(|w| (w.op, w.mirror)).unzip();
         let snapshot = engine.snapshot();
         let state = snapshot.tenants.get(&tenant).map(|t| &**t);
-        let planned = plan(
-            &snapshot.compiled,
-            &tenant,
-            None,
-            state,
-            std::slice::from_ref(&write.op),
-            PLAN_NOW,
-        );
+        let planned = plan(&snapshot.compiled, &tenant, None, state, &ops, PLAN_NOW);
         match planned {
             Ok(changes) => {
-                writeln!(log, "  {:?}", write.op).unwrap();
+                writeln!(log, "  {ops:?}").unwrap();
                 engine.apply(
                     &ChangeSet {
                         revision: Revision(revision),
@@ -1315,10 +1319,12 @@ fn run(case: &Case) -> Option<Outcome> {
                     },
                     None,
                 );
-                (write.mirror)(&mut world);
+                for mirror in mirrors {
+                    mirror(&mut world);
+                }
             }
             Err(refusal) => {
-                writeln!(log, "  refused: {:?}: {}", write.op, refusal.error).unwrap();
+                writeln!(log, "  refused: {ops:?}: {}", refusal.error).unwrap();
             }
         }
     }
