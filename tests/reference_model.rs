@@ -10,8 +10,8 @@
 //! record of its own. The reference reads only that record and its own view
 //! of the schema (it never calls the catalog's closure or rule functions,
 //! which are what is under test), recomputes everything from scratch with
-//! sets of strings, and must agree with [`Snapshot::check`] and
-//! [`Snapshot::effective_permissions`] for every subject, permission and
+//! sets of strings, and must agree with `Snapshot::check` and
+//! `Snapshot::effective_permissions` for every subject, permission and
 //! place.
 //!
 //! Time is fixed: writes are planned at [`PLAN_NOW`] (so that assignments
