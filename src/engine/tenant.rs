@@ -254,7 +254,8 @@ impl TenantState {
     pub fn apply(&mut self, compiled: &Compiled, change: &Change, affected: &mut Affected) {
         match change {
             Change::TenantPut(settings) => {
-                // Switched modules change everyone's answers.
+                // A switched-off type holds nothing, prerequisites included:
+                // everyone's answers, and which roles count, may change.
                 affected.everyone |= self.settings != *settings;
                 self.settings = settings.clone();
                 self.disabled = disabled_mask(compiled, settings);
