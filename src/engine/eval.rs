@@ -218,16 +218,20 @@ impl TenantState {
             Target::Scope(s) => s,
             Target::Population(_) => &root,
         };
-        let met = |g: &SubjectGrants| {
+        let met_at = |t: Timestamp| {
             role.requires
                 .iter()
-                .all(|bit| self.holds_within(compiled, g, *bit, scope, now))
+                .all(|bit| self.holds_within(compiled, grants, *bit, scope, t))
         };
-        let lasting = grants.without_expiring();
-        if met(&lasting) {
-            return Some(None);
+        if !met_at(now) {
+            return None;
         }
-        met(grants).then(|| grants.earliest_expiry(now))
+        // A met prerequisite can only stop being met when a grant expires:
+        // the first such instant at which it fails is when the role lapses.
+        let mut expiries = grants.expiries_after(now);
+        expiries.sort();
+        expiries.dedup();
+        Some(expiries.into_iter().find(|t| !met_at(*t)))
     }
 
     /// The prerequisites of `role` a subject lacks for an assignment at `target`.

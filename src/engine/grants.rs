@@ -122,33 +122,14 @@ impl SubjectGrants {
             .any(|e| e.live(now) && e.perms.contains(bit))
     }
 
-    /// The same grants without those that expire.
-    pub fn without_expiring(&self) -> SubjectGrants {
-        SubjectGrants {
-            groups: self.groups.clone(),
-            scopes: self
-                .scopes
-                .iter()
-                .filter(|e| e.expires_at.is_none())
-                .cloned()
-                .collect(),
-            populations: self
-                .populations
-                .iter()
-                .filter(|e| e.expires_at.is_none())
-                .cloned()
-                .collect(),
-        }
-    }
-
-    /// The earliest expiry after `now` among the grants, if any expire.
-    pub fn earliest_expiry(&self, now: Timestamp) -> Option<Timestamp> {
+    /// Every instant after `now` at which one of the grants expires.
+    pub fn expiries_after(&self, now: Timestamp) -> Vec<Timestamp> {
         self.scopes
             .iter()
             .filter_map(|e| e.expires_at)
             .chain(self.populations.iter().filter_map(|e| e.expires_at))
             .filter(|t| *t > now)
-            .min()
+            .collect()
     }
 
     /// Whether the subject has any grant at all (live or not).

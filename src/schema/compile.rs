@@ -6,7 +6,7 @@
 //! report user errors (validation already has): its only failures are
 //! broken internal invariants, reported rather than panicked on.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 
 use crate::model::{Name, Permission, Role, RoleId};
@@ -315,9 +315,12 @@ pub(crate) fn compile(source: &str, valid: ValidSchema, out: &mut Diagnostics) -
 }
 
 /// Reports roles whose prerequisites can only be met through each other
-/// (or through themselves): role R depends on role S when S grants
-/// something R requires, and a cycle of such dependencies means a subject
-/// could only ever qualify for those roles by already holding them.
+/// (or through themselves), so that no subject could ever qualify for them.
+/// A role can qualify if it has no prerequisites, or if each permission it
+/// requires is granted by a role that can qualify — or by no role of the
+/// schema at all (custom roles may grant it at run time). The roles left
+/// over are reported once per cycle among them: role R depends on role S
+/// when S grants (after ladders and follows) something R requires.
 fn requires_cycles(catalog: &Catalog, requires_at: &BTreeMap<RoleId, At>, out: &mut Diagnostics) {
     let grants = |role: &Role| {
         let mut set = PermSet::empty(catalog.len());
@@ -328,25 +331,59 @@ fn requires_cycles(catalog: &Catalog, requires_at: &BTreeMap<RoleId, At>, out: &
         }
         set
     };
-    let granted: Vec<(&RoleId, PermSet)> = catalog
+    let granted: BTreeMap<&RoleId, PermSet> = catalog
         .roles
         .iter()
         .map(|(id, r)| (id, grants(r)))
         .collect();
+    let needs: BTreeMap<&RoleId, Vec<PermBit>> = catalog
+        .roles
+        .iter()
+        .map(|(id, r)| {
+            (
+                id,
+                r.requires.iter().filter_map(|p| catalog.bit(p)).collect(),
+            )
+        })
+        .collect();
+    let grantors = |bit: PermBit| {
+        granted
+            .iter()
+            .filter(move |(_, set)| set.contains(bit))
+            .map(|(id, _)| *id)
+    };
+    let mut qualifies: BTreeSet<&RoleId> = needs
+        .iter()
+        .filter(|(_, n)| n.is_empty())
+        .map(|(id, _)| *id)
+        .collect();
+    loop {
+        let next: Vec<&RoleId> = needs
+            .iter()
+            .filter(|(id, _)| !qualifies.contains(*id))
+            .filter(|(_, n)| {
+                n.iter().all(|b| {
+                    let mut any = grantors(*b).peekable();
+                    any.peek().is_none() || grantors(*b).any(|g| qualifies.contains(g))
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        qualifies.extend(next);
+    }
     let mut graph = Graph::new();
-    for (id, role) in &catalog.roles {
-        let Some(at) = requires_at.get(id) else {
+    for (id, bits) in needs.iter().filter(|(id, _)| !qualifies.contains(*id)) {
+        let Some(at) = requires_at.get(*id) else {
             continue;
         };
-        let needed: Vec<PermBit> = role
-            .requires
+        let edges = bits
             .iter()
-            .filter_map(|p| catalog.bit(p))
-            .collect();
-        let edges = granted
-            .iter()
-            .filter(|(_, set)| needed.iter().any(|b| set.contains(*b)))
-            .map(|(other, _)| (other.to_string(), at.clone()))
+            .flat_map(|b| grantors(*b))
+            .filter(|g| !qualifies.contains(g))
+            .map(|g| (g.to_string(), at.clone()))
             .collect();
         graph.insert(id.to_string(), edges);
     }
@@ -355,7 +392,7 @@ fn requires_cycles(catalog: &Catalog, requires_at: &BTreeMap<RoleId, At>, out: &
             at.line,
             &at.key,
             format!(
-                "circular prerequisites: {} (each role requires a permission only the next grants)",
+                "circular prerequisites: {} (each role requires a permission only the next grants, so none can ever count)",
                 cycle.join(" -> ")
             ),
         );
