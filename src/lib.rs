@@ -20,11 +20,13 @@
 //! - [`service`]: the async façade: the write gate, reads at a revision.
 //! - [`api`]: tonic services, protobuf conversions, the one error-to-status mapping.
 //! - [`config`]: runtime settings and every documented limit.
+//! - [`clock`]: where "now" comes from, and waiting for an instant.
 //! - [`server`]: wiring the services onto a listener until shutdown.
 //! - [`cli`]: the command line (`serve`, `schema check`, `bench`, `import`).
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod model;

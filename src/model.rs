@@ -308,51 +308,6 @@ impl Timestamp {
     }
 }
 
-/// Where "now" comes from. Evaluation (expiring assignments) and commit
-/// times read it, so tests can move time instead of sleeping.
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// The current instant.
-    fn now(&self) -> Timestamp;
-}
-
-/// The wall clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
-}
-
-/// A clock that moves only when told to (for tests and simulations).
-#[derive(Debug, Default)]
-pub struct ManualClock(std::sync::atomic::AtomicI64);
-
-impl ManualClock {
-    /// A clock standing at `start`.
-    pub fn new(start: Timestamp) -> Self {
-        Self(std::sync::atomic::AtomicI64::new(start.0))
-    }
-
-    /// Moves the clock to `t`.
-    pub fn set(&self, t: Timestamp) {
-        self.0.store(t.0, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: std::time::Duration) {
-        let nanos = i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
-        self.0.fetch_add(nanos, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(std::sync::atomic::Ordering::SeqCst))
-    }
-}
-
 /// Whether a subject is a person or an integration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

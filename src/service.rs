@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, watch};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::engine::{self, Engine, EngineError, Operation, Snapshot};
-use crate::model::{Change, Clock, Revision, SubjectId, SystemClock, TenantId, Timestamp};
+use crate::model::{Change, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::{self, Catalog, SchemaError};
 use crate::store::{CommitOutcome, Loaded, PendingWrite, Store, StoreError};
 use crate::watch::{Event, Feed, Filter, Pacing, WatchError};
@@ -100,8 +101,10 @@ struct Inner {
     feed: Feed,
     /// The last revision applied to the cache, for `at_least_revision` waits.
     applied: watch::Sender<Revision>,
-    /// What "now" is for evaluation and commit times.
+    /// What "now" is for evaluation, commit times and the expiry timer.
     clock: Arc<dyn Clock>,
+    /// Flips to true at shutdown: background tasks end.
+    closing: watch::Sender<bool>,
     config: Config,
 }
 
@@ -121,7 +124,7 @@ impl Service {
     }
 
     /// [`Service::open`] with a given clock (tests move time with a
-    /// [`crate::model::ManualClock`] instead of sleeping).
+    /// [`crate::clock::ManualClock`] instead of sleeping).
     pub async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Service, Error> {
         let dir = config.data_dir.clone();
         let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
@@ -160,12 +163,14 @@ impl Service {
                 feed: Feed::new(config.feed_capacity),
                 applied,
                 clock,
+                closing: watch::Sender::new(false),
                 config,
             }),
         };
         if let Some(catalog) = install {
             service.install_schema(catalog, None).await?;
         }
+        tokio::spawn(service.clone().expire());
         Ok(service)
     }
 
@@ -441,9 +446,52 @@ impl Service {
     }
 
     /// Ends every subscription, so a graceful shutdown is not held open by
-    /// streams that would otherwise never finish.
+    /// streams that would otherwise never finish, and stops the expiry timer.
     pub fn close(&self) {
         self.inner.feed.close();
+        self.inner.closing.send_replace(true);
+    }
+
+    /// The expiry timer: sleeps until the soonest assignment expiry (or
+    /// until a write may have changed it), then removes what has expired
+    /// with a system write per tenant, so each loss reaches the feed at its
+    /// instant with a revision. Checks never wait for it: evaluation
+    /// ignores expired assignments by itself.
+    async fn expire(self) {
+        let mut applied = self.inner.applied.subscribe();
+        let mut closing = self.inner.closing.subscribe();
+        loop {
+            let sleep = match self.snapshot().next_expiry() {
+                Some(at) => self.inner.clock.sleep_until(at),
+                None => Box::pin(std::future::pending()),
+            };
+            tokio::select! {
+                _ = sleep => {
+                    if let Err(e) = self.remove_expired().await {
+                        tracing::error!(error = %e, "removing expired assignments failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+                changed = applied.changed() => if changed.is_err() { return },
+                _ = async { closing.wait_for(|c| *c).await.is_ok() } => return,
+            }
+        }
+    }
+
+    async fn remove_expired(&self) -> Result<(), Error> {
+        let _gate = self.inner.gate.lock().await;
+        let now = self.now();
+        let snapshot = self.snapshot();
+        for (tenant, state) in snapshot.tenants.iter() {
+            let expired = state.expired(now);
+            if expired.is_empty() {
+                continue;
+            }
+            let changes = expired.into_iter().map(Change::RoleExpired).collect();
+            self.commit(Some(tenant.clone()), changes, WriteOptions::default(), None)
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -261,3 +261,56 @@ async fn leaving_a_population_is_a_loss_over_that_subject() {
     );
     server.stop().await;
 }
+
+/// An expiring assignment's loss reaches the feed at its instant, as a
+/// server-made `role_expired` change with its own revision — driven by the
+/// clock (here moved by the test), not by any client write.
+#[tokio::test]
+async fn expiry_is_a_loss_at_its_instant() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use authzd::clock::ManualClock;
+    use authzd::model::Timestamp;
+
+    let start = Timestamp(1_800_000_000_000_000_000);
+    let clock = Arc::new(ManualClock::new(start));
+    let server = TestServer::start_with_clock(None, clock.clone()).await;
+    create_subject(&server, T, "temp").await;
+    let mut op = assign("viewer", subject_principal("temp"), None);
+    if let Some(pb::membership_operation::Operation::AssignRole(a)) = &mut op.operation {
+        a.expires_at = Some(prost_types::Timestamp {
+            seconds: start.0 / 1_000_000_000 + 60,
+            nanos: 0,
+        });
+    }
+    let given = manage(&server, T, vec![op]).await;
+    let mut feed = subscribe(
+        &server,
+        pb::WatchRequest {
+            tenant: T.into(),
+            after_revision: given,
+            ..Default::default()
+        },
+    )
+    .await;
+    clock.advance(Duration::from_secs(60));
+    let m = next_event(&mut feed).await;
+    assert_eq!(m.revision, given + 1);
+    assert!(m.actor.is_empty(), "a system write");
+    assert!(
+        matches!(
+            m.changes[0].change,
+            Some(pb::change::Change::RoleExpired(ref a)) if a.role == "viewer"
+        ),
+        "{m:?}"
+    );
+    assert_eq!(
+        effects(&m),
+        vec![
+            e("temp", "comment:read", "root", false),
+            e("temp", "document:read", "root", false)
+        ]
+    );
+    server.stop().await;
+}

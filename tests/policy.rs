@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authzd::api::pb;
-use authzd::model::{ManualClock, Timestamp};
+use authzd::clock::ManualClock;
+use authzd::model::Timestamp;
 use common::*;
 use tonic::Code;
 

@@ -83,6 +83,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The soonest assignment expiry in any tenant.
+    pub fn next_expiry(&self) -> Option<Timestamp> {
+        self.tenants
+            .values()
+            .filter_map(|t| t.expiring.get_min().map(|(at, _)| *at))
+            .min()
+    }
+
     /// A tenant's state, or `NotFound`.
     pub fn tenant(&self, id: &str) -> Result<&TenantState, EngineError> {
         self.tenants

@@ -89,6 +89,9 @@ pub struct TenantState {
     pub by_principal: HashMap<Principal, OrdSet<AssignmentKey>>,
     /// The keys of each role's assignments.
     pub by_role: HashMap<RoleId, OrdSet<AssignmentKey>>,
+    /// Assignments that expire, soonest first: what the expiry timer waits
+    /// for, without scanning every assignment.
+    pub expiring: OrdSet<(Timestamp, AssignmentKey)>,
 }
 
 /// The subjects whose grants a batch of changes may have altered.
@@ -143,6 +146,7 @@ impl TenantState {
             assignments: OrdMap::new(),
             by_principal: HashMap::new(),
             by_role: HashMap::new(),
+            expiring: OrdSet::new(),
         }
     }
 
@@ -304,6 +308,10 @@ impl TenantState {
             }
             Change::RoleAssigned(a) => {
                 affected.subjects.extend(self.subjects_of(&a.key.principal));
+                self.forget_expiry(&a.key);
+                if let Some(at) = a.expires_at {
+                    self.expiring.insert((at, a.key.clone()));
+                }
                 insert_index(
                     &mut self.by_principal,
                     a.key.principal.clone(),
@@ -314,12 +322,28 @@ impl TenantState {
             }
             Change::RoleUnassigned(key) | Change::RoleExpired(key) => {
                 affected.subjects.extend(self.subjects_of(&key.principal));
+                self.forget_expiry(key);
                 remove_index(&mut self.by_principal, &key.principal, key);
                 remove_index(&mut self.by_role, &key.role, key);
                 self.assignments.remove(key);
             }
             Change::SchemaWritten(_) => affected.everyone = true,
         }
+    }
+
+    fn forget_expiry(&mut self, key: &AssignmentKey) {
+        if let Some(at) = self.assignments.get(key).and_then(|a| a.expires_at) {
+            self.expiring.remove(&(at, key.clone()));
+        }
+    }
+
+    /// The assignments whose expiry is at or before `now`.
+    pub fn expired(&self, now: Timestamp) -> Vec<AssignmentKey> {
+        self.expiring
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, key)| key.clone())
+            .collect()
     }
 
     /// Replaces the condition groups `subject` satisfies.

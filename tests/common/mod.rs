@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use authzd::model::{ManualClock, Timestamp};
+use authzd::clock::ManualClock;
+use authzd::model::Timestamp;
 
 pub use authzd::api::pb;
 use authzd::config::Config;
