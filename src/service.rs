@@ -391,8 +391,29 @@ impl Service {
                 self.inner.applied.send_replace(revision);
                 self.inner.feed.publish(Arc::new(set));
                 tracing::debug!(%revision, "committed");
+                self.prune(revision).await;
                 Ok(revision)
             }
+        }
+    }
+
+    /// Keeps the changelog to the retention window, pruning in steps so the
+    /// cost is spread over many writes. A failure only delays pruning.
+    async fn prune(&self, revision: Revision) {
+        const STEP: u64 = 64;
+        let retain = self.inner.config.retain_revisions.max(1);
+        if revision.0 <= retain || (retain >= STEP && revision.0 % STEP != 0) {
+            return;
+        }
+        let keep_from = Revision(revision.0 - retain + 1);
+        let store = self.inner.store.clone();
+        match tokio::task::spawn_blocking(move || store.prune(keep_from)).await {
+            Ok(Ok(removed)) if removed > 0 => {
+                tracing::debug!(removed, %keep_from, "changelog pruned")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "pruning the changelog failed"),
+            Err(e) => tracing::warn!(error = %e, "pruning the changelog failed"),
         }
     }
 
@@ -429,13 +450,23 @@ impl Service {
         let replay = move |from: Revision| {
             let store = store.clone();
             async move {
-                tokio::task::spawn_blocking(move || store.changes_after(from, config::REPLAY_PAGE))
-                    .await
-                    .map_err(|_| WatchError::Replay)?
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "changelog replay failed");
-                        WatchError::Replay
-                    })
+                let page = tokio::task::spawn_blocking(move || {
+                    store.changes_after(from, config::REPLAY_PAGE)
+                })
+                .await
+                .map_err(|_| WatchError::Replay)?
+                .map_err(|e| {
+                    tracing::error!(error = %e, "changelog replay failed");
+                    WatchError::Replay
+                })?;
+                // Pruning may have overtaken a slow replay: never skip ahead.
+                match page.first() {
+                    Some(first) if first.revision != from.next() => Err(WatchError::TooOld {
+                        requested: from,
+                        oldest: first.revision,
+                    }),
+                    _ => Ok(page),
+                }
             }
         };
         let pacing = Pacing {

@@ -314,3 +314,72 @@ async fn expiry_is_a_loss_at_its_instant() {
     );
     server.stop().await;
 }
+
+/// A subscriber asking for history older than the retained changelog is
+/// refused with FAILED_PRECONDITION naming the oldest retained revision and
+/// how to resync; one within the window gets everything after it.
+#[tokio::test]
+async fn too_old_a_revision_is_refused_with_the_oldest_retained() {
+    let server = TestServer::start_with(|c| c.retain_revisions = 3).await;
+    let mut last = 0;
+    for i in 0..6 {
+        last = create_subject(&server, T, &format!("s{i}")).await;
+    }
+    let e = server
+        .watch()
+        .await
+        .watch(pb::WatchRequest {
+            tenant: T.into(),
+            after_revision: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        e.message()
+            .contains(&format!("oldest retained: {}", last - 2))
+            && e.message().contains("resync"),
+        "{}",
+        e.message()
+    );
+    let mut within = subscribe(
+        &server,
+        pb::WatchRequest {
+            tenant: T.into(),
+            after_revision: last - 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    for revision in last - 2..=last {
+        assert_eq!(next_event(&mut within).await.revision, revision);
+    }
+    server.stop().await;
+}
+
+/// An idle subscriber receives progress events carrying the revision the
+/// stream has reached, so it can checkpoint.
+#[tokio::test]
+async fn idle_subscribers_get_progress() {
+    let server =
+        TestServer::start_with(|c| c.progress_interval = std::time::Duration::from_millis(50))
+            .await;
+    let last = create_subject(&server, T, "x").await;
+    let mut feed = subscribe(
+        &server,
+        pb::WatchRequest {
+            tenant: T.into(),
+            after_revision: last,
+            ..Default::default()
+        },
+    )
+    .await;
+    let m = next_event(&mut feed).await;
+    assert!(
+        m.progress && m.changes.is_empty() && m.permission_changes.is_empty(),
+        "{m:?}"
+    );
+    assert_eq!(m.revision, last);
+    server.stop().await;
+}

@@ -389,6 +389,28 @@ impl Store {
         })
     }
 
+    /// Removes changelog entries below `keep_from` (the retention window),
+    /// returning how many went. Everything else is untouched.
+    pub fn prune(&self, keep_from: Revision) -> Result<u64, StoreError> {
+        self.run(|db| {
+            let txn = db.begin_write().map_err(db_err)?;
+            let removed = {
+                let mut log = txn.open_table(CHANGELOG).map_err(db_err)?;
+                let old: Vec<u64> = log
+                    .range(..keep_from.0)
+                    .map_err(db_err)?
+                    .map(|row| row.map(|(k, _)| k.value()).map_err(db_err))
+                    .collect::<Result<_, _>>()?;
+                for key in &old {
+                    log.remove(key).map_err(db_err)?;
+                }
+                old.len() as u64
+            };
+            txn.commit().map_err(db_err)?;
+            Ok(removed)
+        })
+    }
+
     /// The revision an idempotency key was first committed at, if it was.
     /// Keys are scoped per tenant (`None`: store-wide writes).
     pub fn idempotent_revision(

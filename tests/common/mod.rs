@@ -63,6 +63,21 @@ impl TestServer {
         server
     }
 
+    /// Starts a server over a new data folder with adjusted settings (small
+    /// buffers, short progress intervals, a short changelog).
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let clock = Arc::new(ManualClock::new(Timestamp::now()));
+        let mut server = Self::serve(config, clock).await;
+        server._dir = Some(dir);
+        server
+    }
+
     /// Starts a server over an existing data folder (for restarts).
     pub async fn start_at(data: &Path, schema: Option<PathBuf>) -> TestServer {
         Self::start_full(data, schema, Arc::new(ManualClock::new(Timestamp::now()))).await
@@ -78,6 +93,11 @@ impl TestServer {
             schema,
             ..Config::default()
         };
+        Self::serve(config, clock).await
+    }
+
+    async fn serve(config: Config, clock: Arc<ManualClock>) -> TestServer {
+        let data = config.data_dir.clone();
         let service = Service::open_with_clock(config, clock).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
