@@ -26,7 +26,7 @@ const PICTURE_TIME: Timestamp = Timestamp(i64::MIN);
 
 /// What a subject holds, per target, as permission names (names, not bits:
 /// a schema change renumbers bits).
-type Picture = BTreeMap<EffectTarget, BTreeSet<String>>;
+pub type Picture = BTreeMap<EffectTarget, BTreeSet<String>>;
 
 /// One tenant's state with the catalog it was compiled against.
 #[derive(Clone, Copy)]
@@ -76,7 +76,7 @@ impl View<'_> {
     }
 
     /// A subject's whole picture.
-    fn picture(&self, subject: &SubjectId) -> Picture {
+    pub fn picture(&self, subject: &SubjectId) -> Picture {
         let Some(state) = self.state else {
             return Picture::new();
         };

@@ -31,8 +31,9 @@ pub use query::{At, EffectiveTarget, Holder, Question, page_from};
 pub use roles::unknown_permissions as unknown_role_permissions;
 pub use tenant::{Compiled, SubjectEntry, TenantState};
 
-use crate::model::{Change, ChangeSet, Effect, Revision, TenantId, Timestamp};
+use crate::model::{Change, ChangeSet, Effect, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::Catalog;
+pub use effects::Picture;
 use effects::View;
 
 /// Why the engine refused a request.
@@ -83,6 +84,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// What a subject holds, per target, in the terms of the feed's
+    /// permission changes: applying every gain and loss of a tenant in
+    /// revision order to an empty picture gives exactly this for each of
+    /// its subjects. Empty for unknown tenants and subjects.
+    pub fn picture(&self, tenant: &str, subject: &SubjectId) -> Picture {
+        let view = View {
+            compiled: &self.compiled,
+            state: self.tenants.get(tenant).map(|t| &**t),
+        };
+        view.picture(subject)
+    }
+
     /// The soonest assignment expiry in any tenant.
     pub fn next_expiry(&self) -> Option<Timestamp> {
         self.tenants
