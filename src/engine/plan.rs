@@ -323,7 +323,7 @@ impl Planner<'_> {
                     format!("{} in group {}", m.member, m.group)
                 })?;
                 if present {
-                    self.authorize_membership(m, Action::Revoke)?;
+                    self.authorize(|a| a.membership(m, Action::Revoke))?;
                     self.emit(Change::MemberRemoved(m.clone()));
                 }
                 Ok(())
@@ -353,34 +353,22 @@ impl Planner<'_> {
         }
     }
 
-    /// Applies the actor rules of [`super::authorize`] to a role change.
-    fn authorize_role(&mut self, key: &AssignmentKey, action: Action) -> Result<(), EngineError> {
+    /// Applies the actor rules of [`super::authorize`] (none for a system
+    /// write) against the batch as planned so far.
+    fn authorize(
+        &mut self,
+        rule: impl FnOnce(&Authorizer<'_>) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
         let Some(actor) = self.actor else {
             return Ok(());
         };
         self.refresh();
-        Authorizer {
+        rule(&Authorizer {
             compiled: self.compiled,
             state: &self.state,
             actor,
             now: self.now,
-        }
-        .role(key, action)
-    }
-
-    /// Applies the actor rules to a membership change.
-    fn authorize_membership(&mut self, m: &Membership, action: Action) -> Result<(), EngineError> {
-        let Some(actor) = self.actor else {
-            return Ok(());
-        };
-        self.refresh();
-        Authorizer {
-            compiled: self.compiled,
-            state: &self.state,
-            actor,
-            now: self.now,
-        }
-        .membership(m, action)
+        })
     }
 
     fn precondition(
@@ -727,7 +715,7 @@ impl Planner<'_> {
             format!("{} in group {}", m.member, m.group)
         })?;
         if !present {
-            self.authorize_membership(m, Action::Grant)?;
+            self.authorize(|a| a.membership(m, Action::Grant))?;
             self.emit(Change::MemberAdded(m.clone()));
         }
         Ok(())
@@ -753,7 +741,7 @@ impl Planner<'_> {
         let current = self.state.assignments.get(key);
         self.precondition(pre, current.is_some(), || describe(key))?;
         if current != Some(a) {
-            self.authorize_role(key, Action::Grant)?;
+            self.authorize(|a| a.role(key, Action::Grant))?;
             self.emit(Change::RoleAssigned(a.clone()));
         }
         Ok(())
@@ -811,7 +799,7 @@ impl Planner<'_> {
         let present = self.state.assignments.contains_key(key);
         self.precondition(pre, present, || describe(key))?;
         if present {
-            self.authorize_role(key, Action::Revoke)?;
+            self.authorize(|a| a.role(key, Action::Revoke))?;
             self.emit(Change::RoleUnassigned(key.clone()));
             return Ok(());
         }
