@@ -36,75 +36,9 @@ const MODULES: [&str; 3] = ["comment", "approval", "users"];
 
 /// Two schemas over the same permissions whose builtin roles differ (grants
 /// and `requires`), so switching between them changes pictures everywhere.
-const SCHEMA_A: &str = r#"
-[resources.document]
-levels = ["read", "edit", "manage"]
+const SCHEMA_A: &str = include_str!("fixtures/feed_schema_a.toml");
 
-[resources.comment]
-levels = ["read", "edit", "manage"]
-follows = ["document"]
-
-[resources.users]
-actions = ["invite"]
-
-[resources.approval]
-actions = ["approve"]
-inherit = false
-
-[permissions."document:publish"]
-all_of = ["document:edit", "approval:approve"]
-
-[roles.viewer]
-grants = ["document:read"]
-
-[roles.editor]
-grants = ["document:edit"]
-requires = ["document:read"]
-
-[roles.approver]
-grants = ["approval:approve"]
-
-[roles.inviter]
-grants = ["users:invite"]
-requires = ["approval:approve"]
-
-[roles.admin]
-grants = ["*"]
-"#;
-
-const SCHEMA_B: &str = r#"
-[resources.document]
-levels = ["read", "edit", "manage"]
-
-[resources.comment]
-levels = ["read", "edit", "manage"]
-
-[resources.users]
-actions = ["invite"]
-
-[resources.approval]
-actions = ["approve"]
-
-[permissions."document:publish"]
-any_of = ["document:manage", "approval:approve"]
-
-[roles.viewer]
-grants = ["document:read", "comment:read"]
-
-[roles.editor]
-grants = ["document:manage"]
-
-[roles.approver]
-grants = ["approval:approve", "comment:edit"]
-requires = ["document:read"]
-
-[roles.inviter]
-grants = ["users:invite"]
-requires = ["document:edit"]
-
-[roles.admin]
-grants = ["*"]
-"#;
+const SCHEMA_B: &str = include_str!("fixtures/feed_schema_b.toml");
 
 fn sid(i: usize) -> SubjectId {
     SUBJECTS[i % SUBJECTS.len()].parse().unwrap()
