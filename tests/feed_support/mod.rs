@@ -152,65 +152,56 @@ impl Writer {
     pub async fn seed(&self) -> u64 {
         let t = self.tenant.clone();
         let mut d = pb::directory_service_client::DirectoryServiceClient::new(self.channel.clone());
-        let mut last = 0;
         for s in SUBJECTS {
-            last = d
-                .create_subject(pb::CreateSubjectRequest {
-                    tenant: t.clone(),
-                    subject: Some(pb::Subject {
-                        id: s.into(),
-                        ..Default::default()
-                    }),
-                    options: None,
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .revision;
-        }
-        for (id, parent) in [("a", ""), ("b", "a"), ("c", "b")] {
-            last = d
-                .create_scope(pb::CreateScopeRequest {
-                    tenant: t.clone(),
-                    scope: Some(pb::Scope {
-                        id: id.into(),
-                        r#type: "unit".into(),
-                        parent: parent.into(),
-                    }),
-                    options: None,
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .revision;
-        }
-        for g in GROUPS {
-            last = d
-                .create_group(pb::CreateGroupRequest {
-                    tenant: t.clone(),
-                    group: Some(pb::Group {
-                        id: g.into(),
-                        title: g.into(),
-                        condition: String::new(),
-                    }),
-                    options: None,
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .revision;
-        }
-        let mut rng = Rng(0);
-        last = d
-            .create_role(pb::CreateRoleRequest {
+            d.create_subject(pb::CreateSubjectRequest {
                 tenant: t.clone(),
-                role: Some(role_body(&mut rng)),
+                subject: Some(pb::Subject {
+                    id: s.into(),
+                    ..Default::default()
+                }),
                 options: None,
             })
             .await
             .unwrap()
-            .into_inner()
-            .revision;
+            .into_inner();
+        }
+        for (id, parent) in [("a", ""), ("b", "a"), ("c", "b")] {
+            d.create_scope(pb::CreateScopeRequest {
+                tenant: t.clone(),
+                scope: Some(pb::Scope {
+                    id: id.into(),
+                    r#type: "unit".into(),
+                    parent: parent.into(),
+                }),
+                options: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        }
+        for g in GROUPS {
+            d.create_group(pb::CreateGroupRequest {
+                tenant: t.clone(),
+                group: Some(pb::Group {
+                    id: g.into(),
+                    title: g.into(),
+                    condition: String::new(),
+                }),
+                options: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        }
+        let mut rng = Rng(0);
+        d.create_role(pb::CreateRoleRequest {
+            tenant: t.clone(),
+            role: Some(role_body(&mut rng)),
+            options: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
         let mut m =
             pb::membership_service_client::MembershipServiceClient::new(self.channel.clone());
         m.manage_membership(pb::ManageMembershipRequest {
@@ -229,8 +220,9 @@ impl Writer {
             options: None,
         })
         .await
-        .map(|r| r.into_inner().revision)
-        .unwrap_or(last)
+        .unwrap()
+        .into_inner()
+        .revision
     }
 
     /// One random write; its revision if it committed (refusals are part of
