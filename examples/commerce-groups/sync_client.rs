@@ -1,0 +1,242 @@
+//! Keeps an external list — a file, one subject per line — equal to "who
+//! holds `make:scenario_edit` or `make:app_developer` tenant-wide", as an
+//! automation tool's user list must be.
+//!
+//! It lists the holders once (`ListSubjectsWithPermission` at the root),
+//! remembers the revision of that answer, then follows `Watch` from it,
+//! applying every gain and loss of those permissions at the root. After each
+//! message it rewrites the list and a checkpoint file (the revision it has
+//! applied, and the holders), each atomically, so a restart resumes from the
+//! checkpoint without missing or repeating anything. If the server no
+//! longer has the history after the checkpoint, it lists again.
+//!
+//! Run: `cargo run --example sync_client -- --target 127.0.0.1:50051
+//! --tenant acme --list make-users.txt --checkpoint make-users.checkpoint`
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use authzd::api::pb;
+use pb::access_service_client::AccessServiceClient;
+use pb::watch_service_client::WatchServiceClient;
+use tonic::transport::Channel;
+
+/// The permissions the external tool mirrors.
+pub const MIRRORED: [&str; 2] = ["make:scenario_edit", "make:app_developer"];
+
+/// Where to sync from and to.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server, `host:port`.
+    pub target: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The external list.
+    pub list: PathBuf,
+    /// Where the applied revision and holders are kept between runs.
+    pub checkpoint: PathBuf,
+}
+
+/// What the client knows: for each holder, which mirrored permissions it
+/// holds, as of `revision`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct State {
+    /// The last revision applied.
+    pub revision: u64,
+    /// Holders and what they hold.
+    pub holders: BTreeMap<String, BTreeSet<String>>,
+}
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+impl State {
+    fn load(path: &Path) -> Option<State> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut lines = text.lines();
+        let revision = lines.next()?.parse().ok()?;
+        let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for line in lines {
+            let (subject, permission) = line.split_once(' ')?;
+            holders
+                .entry(subject.to_string())
+                .or_default()
+                .insert(permission.to_string());
+        }
+        Some(State { revision, holders })
+    }
+
+    /// Writes the list and the checkpoint, each through a rename so a crash
+    /// leaves either the old or the new file, never half of one. The list
+    /// goes first: a checkpoint never gets ahead of the list it describes.
+    fn save(&self, options: &Options) -> std::io::Result<()> {
+        let list: String = self.holders.keys().map(|s| format!("{s}\n")).collect();
+        write_atomically(&options.list, &list)?;
+        let mut checkpoint = format!("{}\n", self.revision);
+        for (subject, permissions) in &self.holders {
+            for p in permissions {
+                checkpoint.push_str(&format!("{subject} {p}\n"));
+            }
+        }
+        write_atomically(&options.checkpoint, &checkpoint)
+    }
+
+    fn apply(&mut self, change: &pb::PermissionChange) {
+        if !change.scope.is_empty() && change.scope != "root" {
+            return;
+        }
+        if !change.target_subject.is_empty() || !MIRRORED.contains(&change.permission.as_str()) {
+            return;
+        }
+        let held = self.holders.entry(change.subject.clone()).or_default();
+        if change.gained {
+            held.insert(change.permission.clone());
+        } else {
+            held.remove(&change.permission);
+        }
+        if held.is_empty() {
+            self.holders.remove(&change.subject);
+        }
+    }
+}
+
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, path)
+}
+
+async fn channel(target: &str) -> Result<Channel, Failure> {
+    Ok(Channel::from_shared(format!("http://{target}"))?
+        .connect()
+        .await?)
+}
+
+/// Lists every holder of the mirrored permissions at the root.
+async fn list(options: &Options) -> Result<State, Failure> {
+    let mut access = AccessServiceClient::new(channel(&options.target).await?);
+    let mut state = State::default();
+    // Both listings must describe one revision: the second waits for the
+    // first's, and if writes moved on in between, list again.
+    loop {
+        let mut revisions = BTreeSet::new();
+        state.holders.clear();
+        for permission in MIRRORED {
+            let mut token = String::new();
+            loop {
+                let page = access
+                    .list_subjects_with_permission(pb::ListSubjectsWithPermissionRequest {
+                        tenant: options.tenant.clone(),
+                        permission: permission.into(),
+                        page_token: token.clone(),
+                        at_least_revision: revisions.iter().copied().max().unwrap_or(0),
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner();
+                revisions.insert(page.revision);
+                for h in page.holders {
+                    state
+                        .holders
+                        .entry(h.subject)
+                        .or_default()
+                        .insert(permission.into());
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+        }
+        if revisions.len() == 1 {
+            state.revision = revisions.into_iter().next().unwrap_or(0);
+            return Ok(state);
+        }
+    }
+}
+
+/// Syncs until `stop` resolves. `applied` is told each revision once the
+/// list reflects it (tests await it instead of sleeping).
+pub async fn sync(
+    options: Options,
+    applied: tokio::sync::watch::Sender<u64>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), Failure> {
+    tokio::pin!(stop);
+    let mut state = match State::load(&options.checkpoint) {
+        Some(state) => state,
+        None => list(&options).await?,
+    };
+    state.save(&options)?;
+    applied.send_replace(state.revision);
+    let mut watch = WatchServiceClient::new(channel(&options.target).await?);
+    loop {
+        let request = pb::WatchRequest {
+            tenant: options.tenant.clone(),
+            after_revision: state.revision,
+            permission: "make:*".into(),
+            scope: "root".into(),
+            kinds: vec![
+                pb::EventKind::PermissionChanges as i32,
+                pb::EventKind::Progress as i32,
+            ],
+            ..Default::default()
+        };
+        let mut stream = match watch.watch(request).await {
+            Ok(s) => s.into_inner(),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                // The history after our checkpoint is gone: start over.
+                state = list(&options).await?;
+                state.save(&options)?;
+                continue;
+            }
+            Err(status) => return Err(status.into()),
+        };
+        loop {
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                message = stream.message() => match message {
+                    Ok(Some(m)) => {
+                        for change in &m.permission_changes {
+                            state.apply(change);
+                        }
+                        state.revision = m.revision;
+                        state.save(&options)?;
+                        applied.send_replace(state.revision);
+                    }
+                    // Lagged or ended: resume from the checkpoint.
+                    Ok(None) | Err(_) => break,
+                },
+            }
+        }
+    }
+}
+
+#[allow(dead_code)]
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let mut args = std::env::args().skip(1);
+    let mut options = Options {
+        target: "127.0.0.1:50051".into(),
+        tenant: String::new(),
+        list: "make-users.txt".into(),
+        checkpoint: "make-users.checkpoint".into(),
+    };
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--target" => options.target = value,
+            "--tenant" => options.tenant = value,
+            "--list" => options.list = value.into(),
+            "--checkpoint" => options.checkpoint = value.into(),
+            other => return Err(format!("unknown flag {other}").into()),
+        }
+    }
+    if options.tenant.is_empty() {
+        return Err("--tenant is required".into());
+    }
+    let (applied, _) = tokio::sync::watch::channel(0);
+    sync(options, applied, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
