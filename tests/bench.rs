@@ -89,3 +89,48 @@ async fn bench_refuses_zero_concurrency() {
     };
     assert!(authzd::cli::bench::run(&args).await.is_err());
 }
+
+/// The feed phase delivers every write to every subscriber (each write
+/// changes permissions, so each reaches each subscriber once) and reports a
+/// row per number of subscribers and CheckAccess while they listen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_feed_phase_delivers_every_write_to_every_subscriber() {
+    let cli = Cli::try_parse_from([
+        "authzd",
+        "bench",
+        "--subjects",
+        "20",
+        "--groups",
+        "3",
+        "--scopes",
+        "5",
+        "--concurrency",
+        "2",
+        "--connections",
+        "1",
+        "--duration",
+        "0.2",
+        "--requests",
+        "500",
+        "--subscribers",
+        "1,3",
+        "--feed-writes",
+        "10",
+    ])
+    .unwrap();
+    let Command::Bench(args) = cli.command else {
+        panic!("not the bench command");
+    };
+    let report = authzd::cli::bench::run(&args).await.unwrap();
+    assert!(report.ok(), "{report}");
+    let received: Vec<(usize, u64)> = report
+        .feed
+        .iter()
+        .map(|s| (s.subscribers, s.received))
+        .collect();
+    assert_eq!(received, vec![(1, 10), (3, 30)]);
+    let (n, check) = report.check_under_feed.as_ref().unwrap();
+    assert_eq!(*n, 3);
+    assert!(check.count > 0 && check.errors == 0);
+    assert!(report.to_string().contains("subscribers"), "{report}");
+}

@@ -16,6 +16,7 @@
 //! see it.
 
 pub mod dataset;
+mod feed;
 mod fill;
 mod load;
 
@@ -79,6 +80,15 @@ pub struct BenchArgs {
     /// Seed for the data and the questions.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Feed phase: measure commit-to-receipt latency with each of these
+    /// numbers of Watch subscribers (comma-separated, e.g. 1,100,1000),
+    /// then CheckAccess while the largest number is subscribed and writes
+    /// flow. Empty: no feed phase.
+    #[arg(long, value_delimiter = ',')]
+    pub subscribers: Vec<usize>,
+    /// Writes committed per feed measurement.
+    #[arg(long, default_value_t = 200)]
+    pub feed_writes: u64,
     /// Folder to create the temporary data folder in [default: /dev/shm
     /// when present, so fsyncs do not dominate the fill; else the system
     /// temporary folder].
@@ -167,6 +177,10 @@ pub struct Report {
     pub health: CallStats,
     /// `authzd.v1.AccessService/CheckAccess`.
     pub check: CallStats,
+    /// The feed phase, per number of subscribers.
+    pub feed: Vec<feed::FeedStats>,
+    /// CheckAccess while the most subscribers listen and writes flow.
+    pub check_under_feed: Option<(usize, CallStats)>,
 }
 
 impl Report {
@@ -296,7 +310,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         Some(server) => server.stop().await,
         None => Ok(()),
     };
-    let (tenant, fill, health, check) = outcome?;
+    let (tenant, fill, health, check, (feed, check_under_feed)) = outcome?;
     stopped?;
     Ok(Report {
         args: args.clone(),
@@ -309,13 +323,80 @@ pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         fill,
         health,
         check,
+        feed,
+        check_under_feed,
     })
+}
+
+type FeedOutcome = (Vec<feed::FeedStats>, Option<(usize, CallStats)>);
+
+/// The feed phase: commit-to-receipt latency per number of subscribers,
+/// then CheckAccess with the most subscribers listening to a steady
+/// trickle of writes.
+async fn measure_feed(
+    args: &BenchArgs,
+    addr: SocketAddr,
+    load: &Load,
+) -> Result<FeedOutcome, BenchError> {
+    let Some(&most) = args.subscribers.iter().max() else {
+        return Ok((Vec::new(), None));
+    };
+    let writer = connect(addr).await?;
+    let mut after = feed::prepare(writer.clone(), &load.tenant).await?;
+    let mut results = Vec::new();
+    for &n in &args.subscribers {
+        let (streams, last) = listen(addr, &load.tenant, n, after).await?;
+        let drained = tokio::spawn(feed::drain(streams, last.subscribe()));
+        after = feed::write(
+            writer.clone(),
+            &load.tenant,
+            args.feed_writes,
+            Duration::ZERO,
+        )
+        .await?;
+        last.send_replace(after);
+        let (h, received) = drained.await??;
+        results.push(feed::stats(n, args.feed_writes, &h, received));
+    }
+    let (streams, last) = listen(addr, &load.tenant, most, after).await?;
+    let drained = tokio::spawn(feed::drain(streams, last.subscribe()));
+    let trickle = tokio::spawn({
+        let (writer, tenant, writes) = (writer.clone(), load.tenant.clone(), args.feed_writes);
+        async move { feed::write(writer, &tenant, writes, Duration::from_millis(10)).await }
+    });
+    let check = load.call(Kind::Check, args).await?;
+    let final_revision = trickle.await??;
+    last.send_replace(final_revision);
+    drained.await??;
+    Ok((results, Some((most, check))))
+}
+
+/// `n` subscriptions after `after` over their own connections, and the
+/// sender that later tells them the last revision to wait for.
+async fn listen(
+    addr: SocketAddr,
+    tenant: &str,
+    n: usize,
+    after: u64,
+) -> Result<
+    (
+        Vec<tonic::Streaming<crate::api::pb::WatchResponse>>,
+        tokio::sync::watch::Sender<u64>,
+    ),
+    BenchError,
+> {
+    let mut channels = Vec::new();
+    for _ in 0..feed::connections_for(n) {
+        channels.push(connect(addr).await?);
+    }
+    let streams = feed::subscribe(&channels, tenant, n, after).await?;
+    Ok((streams, tokio::sync::watch::Sender::new(0)))
 }
 
 async fn measure(
     args: &BenchArgs,
     addr: SocketAddr,
-) -> Result<(String, FillStats, CallStats, CallStats), BenchError> {
+) -> Result<(String, FillStats, CallStats, CallStats, FeedOutcome), BenchError> {
     let tenant = match (&args.tenant, args.target) {
         (Some(t), _) => t.clone(),
         (None, None) => "bench".to_string(),
@@ -351,7 +432,8 @@ async fn measure(
     };
     let health = load.call(Kind::Health, args).await?;
     let check = load.call(Kind::Check, args).await?;
-    Ok((tenant, fill, health, check))
+    let feed = measure_feed(args, addr, &load).await?;
+    Ok((tenant, fill, health, check, feed))
 }
 
 async fn connect(addr: SocketAddr) -> Result<Channel, BenchError> {
@@ -459,6 +541,38 @@ impl fmt::Display for Report {
             ratio(c.p99_us, h.p99_us),
             ratio(c.p999_us, h.p999_us)
         )?;
+        if !self.feed.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "feed: {} writes per row, each changing permissions; latency from commit to receipt at each subscriber",
+                a.feed_writes
+            )?;
+            writeln!(
+                f,
+                "{:<26} {:>10} {:>9} {:>9} {:>9}",
+                "subscribers", "received", "p50 µs", "p99 µs", "max µs"
+            )?;
+            for s in &self.feed {
+                writeln!(
+                    f,
+                    "{:<26} {:>10} {:>9.1} {:>9.1} {:>9.1}",
+                    s.subscribers, s.received, s.p50_us, s.p99_us, s.max_us
+                )?;
+            }
+        }
+        if let Some((n, c)) = &self.check_under_feed {
+            writeln!(
+                f,
+                "CheckAccess with {n} subscribers and a write every 10 ms: {:.0} req/s, p50 {:.1} µs, p99 {:.1} µs ({} / {} / {} of CheckAccess alone)",
+                c.throughput(),
+                c.p50_us,
+                c.p99_us,
+                ratio(c.throughput(), self.check.throughput()),
+                ratio(c.p50_us, self.check.p50_us),
+                ratio(c.p99_us, self.check.p99_us)
+            )?;
+        }
         writeln!(f)?;
         if c.count > 0 {
             writeln!(
