@@ -39,8 +39,28 @@ impl DirectoryApi {
     ) -> Result<(Revision, Arc<Snapshot>), Error> {
         let tenant: TenantId = id("tenant", tenant)?;
         let options = write_options(options)?;
-        let revision = self.service.write(tenant, vec![op], options).await?;
+        let revision = self
+            .service
+            .write(tenant, vec![op], options)
+            .await
+            .map_err(single)?;
         Ok((revision, self.service.snapshot_at(revision).await?))
+    }
+
+    /// Deletes one object by id.
+    async fn delete<T>(
+        &self,
+        r: &pb::DeleteRequest,
+        op: fn(T) -> Operation,
+    ) -> Reply<pb::DeleteResponse>
+    where
+        T: for<'a> TryFrom<&'a str, Error = crate::model::InvalidValue>,
+    {
+        let op = op(id("id", &r.id)?);
+        let (revision, _) = self.write(&r.tenant, op, &r.options).await?;
+        Ok(Response::new(pb::DeleteResponse {
+            revision: revision.0,
+        }))
     }
 
     async fn read(&self, at_least: u64) -> Result<Arc<Snapshot>, Error> {
@@ -218,10 +238,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
     ) -> Reply<pb::TenantResponse> {
         let r = request.get_ref();
         let op = Operation::CreateTenant(settings("settings", &r.settings)?);
-        let (revision, snapshot) = self
-            .write(&r.tenant, op, &r.options)
-            .await
-            .map_err(single)?;
+        let (revision, snapshot) = self.write(&r.tenant, op, &r.options).await?;
         tenant_reply(&snapshot, &r.tenant, revision)
     }
 
@@ -268,10 +285,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
     ) -> Reply<pb::TenantResponse> {
         let r = request.get_ref();
         let op = Operation::UpdateTenantSettings(settings("settings", &r.settings)?);
-        let (revision, snapshot) = self
-            .write(&r.tenant, op, &r.options)
-            .await
-            .map_err(single)?;
+        let (revision, snapshot) = self.write(&r.tenant, op, &r.options).await?;
         tenant_reply(&snapshot, &r.tenant, revision)
     }
 
@@ -284,8 +298,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let id = s.id.to_string();
         let (revision, snapshot) = self
             .write(&r.tenant, Operation::CreateSubject(s), &r.options)
-            .await
-            .map_err(single)?;
+            .await?;
         subject_reply(&snapshot, &r.tenant, &id, revision)
     }
 
@@ -299,8 +312,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let update = subject_update(&r.update_mask, given)?;
         let (revision, snapshot) = self
             .write(&r.tenant, Operation::UpdateSubject(sid, update), &r.options)
-            .await
-            .map_err(single)?;
+            .await?;
         subject_reply(&snapshot, &r.tenant, &given.id, revision)
     }
 
@@ -308,15 +320,8 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Reply<pb::DeleteResponse> {
-        let r = request.get_ref();
-        let op = Operation::DeleteSubject(id("id", &r.id)?);
-        let (revision, _) = self
-            .write(&r.tenant, op, &r.options)
+        self.delete(request.get_ref(), Operation::DeleteSubject)
             .await
-            .map_err(single)?;
-        Ok(Response::new(pb::DeleteResponse {
-            revision: revision.0,
-        }))
     }
 
     async fn get_subject(&self, request: Request<pb::GetRequest>) -> Reply<pb::SubjectResponse> {
@@ -350,8 +355,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let id = s.id.to_string();
         let (revision, snapshot) = self
             .write(&r.tenant, Operation::CreateScope(s), &r.options)
-            .await
-            .map_err(single)?;
+            .await?;
         scope_reply(&snapshot, &r.tenant, &id, revision)
     }
 
@@ -364,21 +368,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let id = s.id.to_string();
         let (revision, snapshot) = self
             .write(&r.tenant, Operation::UpdateScope(s), &r.options)
-            .await
-            .map_err(single)?;
+            .await?;
         scope_reply(&snapshot, &r.tenant, &id, revision)
     }
 
     async fn delete_scope(&self, request: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
-        let r = request.get_ref();
-        let op = Operation::DeleteScope(id("id", &r.id)?);
-        let (revision, _) = self
-            .write(&r.tenant, op, &r.options)
-            .await
-            .map_err(single)?;
-        Ok(Response::new(pb::DeleteResponse {
-            revision: revision.0,
-        }))
+        self.delete(request.get_ref(), Operation::DeleteScope).await
     }
 
     async fn get_scope(&self, request: Request<pb::GetRequest>) -> Reply<pb::ScopeResponse> {
@@ -411,8 +406,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let id = g.id.to_string();
         let (revision, snapshot) = self
             .write(&r.tenant, Operation::CreateGroup(g), &r.options)
-            .await
-            .map_err(single)?;
+            .await?;
         group_reply(&snapshot, &r.tenant, &id, revision)
     }
 
@@ -425,21 +419,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let id = g.id.to_string();
         let (revision, snapshot) = self
             .write(&r.tenant, Operation::UpdateGroup(g), &r.options)
-            .await
-            .map_err(single)?;
+            .await?;
         group_reply(&snapshot, &r.tenant, &id, revision)
     }
 
     async fn delete_group(&self, request: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
-        let r = request.get_ref();
-        let op = Operation::DeleteGroup(id("id", &r.id)?);
-        let (revision, _) = self
-            .write(&r.tenant, op, &r.options)
-            .await
-            .map_err(single)?;
-        Ok(Response::new(pb::DeleteResponse {
-            revision: revision.0,
-        }))
+        self.delete(request.get_ref(), Operation::DeleteGroup).await
     }
 
     async fn get_group(&self, request: Request<pb::GetRequest>) -> Reply<pb::GroupResponse> {
@@ -509,8 +494,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let id = role.id.to_string();
         let (revision, snapshot) = self
             .write(&r.tenant, Operation::CreateRole(role), &r.options)
-            .await
-            .map_err(single)?;
+            .await?;
         role_reply(&snapshot, &r.tenant, &id, revision)
     }
 
@@ -523,21 +507,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let id = role.id.to_string();
         let (revision, snapshot) = self
             .write(&r.tenant, Operation::UpdateRole(role), &r.options)
-            .await
-            .map_err(single)?;
+            .await?;
         role_reply(&snapshot, &r.tenant, &id, revision)
     }
 
     async fn delete_role(&self, request: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
-        let r = request.get_ref();
-        let op = Operation::DeleteRole(id("id", &r.id)?);
-        let (revision, _) = self
-            .write(&r.tenant, op, &r.options)
-            .await
-            .map_err(single)?;
-        Ok(Response::new(pb::DeleteResponse {
-            revision: revision.0,
-        }))
+        self.delete(request.get_ref(), Operation::DeleteRole).await
     }
 
     async fn get_role(&self, request: Request<pb::GetRequest>) -> Reply<pb::RoleResponse> {
