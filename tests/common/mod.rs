@@ -855,21 +855,7 @@ pub async fn explain_over(
     permission: &str,
     target_subject: &str,
 ) -> (bool, pb::Explanation) {
-    let reply = server
-        .access()
-        .await
-        .check_access(pb::CheckAccessRequest {
-            tenant: tenant.into(),
-            subject: subject.into(),
-            permission: permission.into(),
-            target_subject: target_subject.into(),
-            explain: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    (reply.allowed, reply.explanation.expect("explain was set"))
+    de::explained(server, tenant, subject, permission, "", target_subject).await
 }
 
 /// Every denial detail of an explanation, joined by " | " for one assertion.
