@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use authzd::engine::{Engine, Operation, Precondition, SubjectUpdate, plan};
+use authzd::engine::{Engine, Operation, Precondition, Snapshot, SubjectUpdate, plan};
 use authzd::model::{
     Assignment, AssignmentKey, Change, Effect, EffectTarget, Grant, Group, Membership, Principal,
     Revision, Role, Scope, Subject, SubjectId, SubjectKind, SubjectStatus, Target, TenantId,
@@ -251,12 +251,16 @@ impl Run {
         changes: &[Change],
         catalog: Option<Arc<Catalog>>,
     ) -> Result<(), TestCaseError> {
-        let prepared = self
-            .engine
-            .prepare(tenant, changes, catalog, Timestamp(self.now));
-        fold(&mut self.folded, &prepared.effects)?;
+        let mut next = (*self.engine.snapshot()).clone();
+        let effects = next.apply_changes(tenant, changes, catalog, Timestamp(self.now));
+        self.publish(next, &effects)
+    }
+
+    fn publish(&mut self, mut next: Snapshot, effects: &[Effect]) -> Result<(), TestCaseError> {
+        fold(&mut self.folded, effects)?;
         self.revision += 1;
-        self.engine.publish(prepared, Revision(self.revision));
+        next.revision = Revision(self.revision);
+        self.engine.publish(next);
         Ok(())
     }
 
@@ -264,10 +268,14 @@ impl Run {
         let snapshot = self.engine.snapshot();
         let state = snapshot.tenants.get(tenant).map(|t| &**t);
         let now = Timestamp(self.now);
-        if let Ok(changes) = plan(&snapshot.compiled, tenant, None, state, ops, now)
-            && !changes.is_empty()
+        // Like the server: the planner's state and effects are what is
+        // published, nothing is applied twice.
+        if let Ok(planned) = plan(&snapshot.compiled, tenant, None, state, ops, now)
+            && !planned.changes.is_empty()
         {
-            self.commit(Some(tenant), &changes, None)?;
+            let mut next = (*snapshot).clone();
+            next.install(tenant.clone(), planned.state);
+            self.publish(next, &planned.effects)?;
         }
         Ok(())
     }
