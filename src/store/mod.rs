@@ -1439,4 +1439,67 @@ mod tests {
         assert!(failures > 0, "no write of the commit was interrupted");
         Ok(())
     }
+
+    /// A group commit gives each write its own revision and changelog
+    /// entry, in order, and leaves the same state as committing them one by
+    /// one.
+    #[test]
+    fn a_group_commits_each_write_as_its_own_revision() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let outcomes = store.commit_group(&sample_writes())?;
+        let revisions: Vec<Revision> = outcomes
+            .into_iter()
+            .map(|o| committed(o).revision)
+            .collect();
+        assert_eq!(revisions, (1..=5).map(Revision).collect::<Vec<_>>());
+        assert_eq!(store.load()?, sample_state());
+        let log = store.changes_after(Revision(0), usize::MAX)?;
+        assert_eq!(log.len(), 5);
+        for (entry, write) in log.iter().zip(sample_writes()) {
+            assert_eq!(entry.changes, write.changes);
+        }
+        Ok(())
+    }
+
+    /// A group is all or nothing: one bad write in it (here a stale
+    /// expected revision) leaves nothing of the others, and so does a disk
+    /// that fails during the group's commit.
+    #[test]
+    fn a_group_fails_whole() -> TestResult {
+        let (disk, store) = faulty_store_with_data()?;
+        let before = observe(&store)?;
+        let mut stale = sample_writes()[4].clone();
+        stale.expected_revision = Some(Revision(1));
+        let err = store
+            .commit_group(&[sample_writes()[3].clone(), stale])
+            .err();
+        assert!(
+            matches!(err, Some(StoreError::RevisionMismatch { .. })),
+            "{err:?}"
+        );
+        assert_eq!(observe(&store)?, before);
+        disk.fail_syncs();
+        assert!(store.commit_group(&sample_writes()[3..]).is_err());
+        disk.heal();
+        assert_eq!(observe(&store)?, before);
+        store.commit_group(&sample_writes()[3..])?;
+        assert_eq!(store.load()?, sample_state());
+        Ok(())
+    }
+
+    /// After `close`, the file is released (it opens again at once) and the
+    /// closed handle refuses every operation instead of reopening it.
+    #[test]
+    fn close_releases_the_file() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        store.commit(&sample_writes()[0])?;
+        store.close();
+        let err = store.revision().err();
+        assert!(matches!(err, Some(StoreError::Closed)), "{err:?}");
+        let again = Store::open(dir.path())?;
+        assert_eq!(again.revision()?, Revision(1));
+        Ok(())
+    }
 }
