@@ -7,7 +7,7 @@ use super::convert::{page, source_to_pb};
 use super::{invalid, pb};
 use crate::config::MAX_BATCH_CHECKS;
 use crate::engine::{At, Question, Snapshot};
-use crate::model::Revision;
+use crate::model::{Revision, Timestamp};
 use crate::service::{Error, Service};
 
 /// The tonic service.
@@ -101,27 +101,20 @@ impl pb::access_service_server::AccessService for AccessApi {
         let q = question(&r.subject, &r.permission, &r.scope, &r.target_subject)?;
         let snapshot = self.snapshot(r.at_least_revision).await?;
         let now = self.service.now();
-        let (allowed, explanation) = if r.explain {
-            let (allowed, why) = snapshot.explain(tenant, &q, now).map_err(Error::from)?;
-            let explanation = pb::Explanation {
-                sources: why.sources.iter().map(source_to_pb).collect(),
-                denials: why
-                    .denials
-                    .iter()
-                    .map(|d| pb::Denial {
-                        reason: denial_reason(d.reason) as i32,
-                        detail: d.detail.clone(),
-                    })
-                    .collect(),
-            };
-            (allowed, Some(explanation))
-        } else {
-            (snapshot.check(tenant, &q, now).map_err(Error::from)?, None)
-        };
+        if r.explain {
+            // Explaining walks every source of the subject's grants: off the
+            // async workers, unlike the plain check, which is a few lookups.
+            let r = request.into_inner();
+            let reply = self
+                .service
+                .off_runtime(move || explained_check(&snapshot, &r, now))
+                .await??;
+            return Ok(Response::new(reply));
+        }
         Ok(Response::new(pb::CheckAccessResponse {
-            allowed,
+            allowed: snapshot.check(tenant, &q, now).map_err(Error::from)?,
             revision: snapshot.revision.0,
-            explanation,
+            explanation: None,
         }))
     }
 
@@ -167,75 +160,127 @@ impl pb::access_service_server::AccessService for AccessApi {
         &self,
         request: Request<pb::ListEffectivePermissionsRequest>,
     ) -> Result<Response<pb::ListEffectivePermissionsResponse>, Status> {
-        let r = request.get_ref();
-        let tenant = valid_id("tenant", &r.tenant)?;
-        let subject = valid_id("subject", &r.subject)?;
+        let r = request.into_inner();
+        valid_id("tenant", &r.tenant)?;
+        valid_id("subject", &r.subject)?;
         let snapshot = self.snapshot(r.at_least_revision).await?;
-        let scope = (!r.scope.is_empty()).then_some(r.scope.as_str());
-        let targets = snapshot
-            .effective_permissions(tenant, subject, scope, self.service.now())
-            .map_err(Error::from)?;
-        Ok(Response::new(pb::ListEffectivePermissionsResponse {
-            targets: targets
-                .iter()
-                .map(|t| pb::EffectiveTarget {
-                    scope: t
-                        .scope
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                    population: t
-                        .population
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                    permissions: t
-                        .permissions
-                        .iter()
-                        .map(|(p, sources)| pb::EffectivePermission {
-                            permission: p.clone(),
-                            sources: sources.iter().map(source_to_pb).collect(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-            revision: snapshot.revision.0,
-        }))
+        let now = self.service.now();
+        // A subject in many groups has many sources to collect: off the
+        // async workers, so checks keep their latency meanwhile.
+        let reply = self
+            .service
+            .off_runtime(move || effective_permissions(&snapshot, &r, now))
+            .await??;
+        Ok(Response::new(reply))
     }
 
     async fn list_subjects_with_permission(
         &self,
         request: Request<pb::ListSubjectsWithPermissionRequest>,
     ) -> Result<Response<pb::ListSubjectsWithPermissionResponse>, Status> {
-        let r = request.get_ref();
-        let tenant = valid_id("tenant", &r.tenant)?;
-        let permission = nonempty("permission", &r.permission)?;
-        let place = at(&r.scope, &r.target_subject)?;
-        let (after, limit) = page("", &r.page_token, r.page_size)?;
+        let r = request.into_inner();
+        valid_id("tenant", &r.tenant)?;
+        nonempty("permission", &r.permission)?;
+        at(&r.scope, &r.target_subject)?;
         let snapshot = self.snapshot(r.at_least_revision).await?;
-        let (holders, next) = snapshot
-            .holders(
-                tenant,
-                permission,
-                place,
-                after.as_deref(),
-                limit,
-                self.service.now(),
-            )
-            .map_err(Error::from)?;
-        Ok(Response::new(pb::ListSubjectsWithPermissionResponse {
-            holders: holders
-                .iter()
-                .map(|h| pb::Holder {
-                    subject: h.subject.clone(),
-                    implied: h.implied,
-                    sources: h.sources.iter().map(source_to_pb).collect(),
-                })
-                .collect(),
-            next_page_token: next.unwrap_or_default(),
-            revision: snapshot.revision.0,
-        }))
+        let now = self.service.now();
+        // Finding holders can visit every subject of the tenant: off the
+        // async workers, so checks keep their latency meanwhile.
+        let reply = self
+            .service
+            .off_runtime(move || holders(&snapshot, &r, now))
+            .await??;
+        Ok(Response::new(reply))
     }
+}
+
+/// `CheckAccess` with `explain` over a snapshot (blocking: it may be long).
+fn explained_check(
+    snapshot: &Snapshot,
+    r: &pb::CheckAccessRequest,
+    now: Timestamp,
+) -> Result<pb::CheckAccessResponse, Error> {
+    let q = question(&r.subject, &r.permission, &r.scope, &r.target_subject)?;
+    let (allowed, why) = snapshot.explain(&r.tenant, &q, now).map_err(Error::from)?;
+    let explanation = pb::Explanation {
+        sources: why.sources.iter().map(source_to_pb).collect(),
+        denials: why
+            .denials
+            .iter()
+            .map(|d| pb::Denial {
+                reason: denial_reason(d.reason) as i32,
+                detail: d.detail.clone(),
+            })
+            .collect(),
+    };
+    Ok(pb::CheckAccessResponse {
+        allowed,
+        revision: snapshot.revision.0,
+        explanation: Some(explanation),
+    })
+}
+
+/// `ListEffectivePermissions` over a snapshot (blocking: it may be long).
+fn effective_permissions(
+    snapshot: &Snapshot,
+    r: &pb::ListEffectivePermissionsRequest,
+    now: Timestamp,
+) -> Result<pb::ListEffectivePermissionsResponse, Error> {
+    let scope = (!r.scope.is_empty()).then_some(r.scope.as_str());
+    let targets = snapshot
+        .effective_permissions(&r.tenant, &r.subject, scope, now)
+        .map_err(Error::from)?;
+    Ok(pb::ListEffectivePermissionsResponse {
+        targets: targets
+            .iter()
+            .map(|t| pb::EffectiveTarget {
+                scope: t
+                    .scope
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                population: t
+                    .population
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                permissions: t
+                    .permissions
+                    .iter()
+                    .map(|(p, sources)| pb::EffectivePermission {
+                        permission: p.clone(),
+                        sources: sources.iter().map(source_to_pb).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        revision: snapshot.revision.0,
+    })
+}
+
+/// `ListSubjectsWithPermission` over a snapshot (blocking: it may be long).
+fn holders(
+    snapshot: &Snapshot,
+    r: &pb::ListSubjectsWithPermissionRequest,
+    now: Timestamp,
+) -> Result<pb::ListSubjectsWithPermissionResponse, Error> {
+    let place = at(&r.scope, &r.target_subject)?;
+    let (after, limit) = page("", &r.page_token, r.page_size)?;
+    let (holders, next) = snapshot
+        .holders(&r.tenant, &r.permission, place, after.as_deref(), limit, now)
+        .map_err(Error::from)?;
+    Ok(pb::ListSubjectsWithPermissionResponse {
+        holders: holders
+            .iter()
+            .map(|h| pb::Holder {
+                subject: h.subject.clone(),
+                implied: h.implied,
+                sources: h.sources.iter().map(source_to_pb).collect(),
+            })
+            .collect(),
+        next_page_token: next.unwrap_or_default(),
+        revision: snapshot.revision.0,
+    })
 }
 
 fn denial_reason(r: crate::engine::DenialReason) -> pb::DenialReason {

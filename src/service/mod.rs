@@ -442,15 +442,27 @@ impl Service {
     }
 }
 
+/// Most problems a refused schema's message lists; the rest are counted.
+const MAX_SCHEMA_PROBLEMS: usize = 20;
+
 /// Refuses a schema that stored data depends on: custom roles naming
 /// permissions it lacks, assignments of builtin roles it drops, tenants
-/// switching off types it lacks.
+/// switching off types it lacks. Linear in the stored data; the message
+/// names at most [`MAX_SCHEMA_PROBLEMS`] of them.
 fn check_schema_fits(catalog: &Catalog, snapshot: &Snapshot) -> Result<(), Error> {
     let mut problems = Vec::new();
+    let mut more = 0usize;
+    let mut note = |problem: String| {
+        if problems.len() < MAX_SCHEMA_PROBLEMS {
+            problems.push(problem);
+        } else {
+            more += 1;
+        }
+    };
     for (tenant, state) in snapshot.tenants.iter() {
         for role in state.roles.values() {
             for p in engine::unknown_role_permissions(catalog, &role.role) {
-                problems.push(format!(
+                note(format!(
                     "tenant {tenant}: custom role {} uses {p}",
                     role.role.id
                 ));
@@ -459,7 +471,7 @@ fn check_schema_fits(catalog: &Catalog, snapshot: &Snapshot) -> Result<(), Error
         for key in state.assignments.keys() {
             let custom = state.roles.contains_key(&key.role);
             if !custom && !catalog.roles().contains_key(&key.role) {
-                problems.push(format!(
+                note(format!(
                     "tenant {tenant}: role {} is assigned but not defined",
                     key.role
                 ));
@@ -467,16 +479,20 @@ fn check_schema_fits(catalog: &Catalog, snapshot: &Snapshot) -> Result<(), Error
         }
         for r in &state.settings.disabled_resources {
             if catalog.resource_mask(r).is_none() {
-                problems.push(format!("tenant {tenant}: switches off resource type {r}"));
+                note(format!("tenant {tenant}: switches off resource type {r}"));
             }
         }
     }
     if problems.is_empty() {
         return Ok(());
     }
-    problems.truncate(20);
+    let tail = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
     Err(EngineError::FailedPrecondition(format!(
-        "the schema lacks what stored data uses: {}",
+        "the schema lacks what stored data uses: {}{tail}",
         problems.join("; ")
     ))
     .into())
