@@ -2,7 +2,10 @@
 //! The permission-change feed is exact: folding every write's effects (the
 //! gains and losses `Engine::prepare` computes and the service commits with
 //! the changelog) onto an empty picture gives, after any sequence of writes,
-//! exactly every subject's picture computed directly (`Snapshot::picture`).
+//! exactly every subject's picture computed directly (`Snapshot::picture`);
+//! and a mirror of those entries that answers by the rule of `Reach`, from
+//! revision 0 or from a listing at any revision, answers exactly like the
+//! check at every scope of the tree and over every target subject.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
