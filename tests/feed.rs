@@ -22,6 +22,22 @@ async fn subscribe(
         .into_inner()
 }
 
+/// Permission changes only, of tenant T after `after`, narrowed by the
+/// filters set in `filter`.
+async fn permission_changes(
+    server: &TestServer,
+    after: u64,
+    filter: pb::WatchRequest,
+) -> tonic::Streaming<pb::WatchResponse> {
+    let request = pb::WatchRequest {
+        tenant: T.into(),
+        after_revision: after,
+        kinds: vec![pb::EventKind::PermissionChanges as i32],
+        ..filter
+    };
+    subscribe(server, request).await
+}
+
 fn effects(m: &pb::WatchResponse) -> Vec<(String, String, String, bool)> {
     m.permission_changes
         .iter()
@@ -48,16 +64,7 @@ async fn assignments_gain_and_lose_exactly_what_the_role_gives() {
     let server = TestServer::start().await;
     create_scope(&server, T, "eu", "").await;
     let start = create_subject(&server, T, "alice").await;
-    let mut all = subscribe(
-        &server,
-        pb::WatchRequest {
-            tenant: T.into(),
-            after_revision: start,
-            kinds: vec![pb::EventKind::PermissionChanges as i32],
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut all = permission_changes(&server, start, pb::WatchRequest::default()).await;
     let mut docs = subscribe(
         &server,
         pb::WatchRequest {
@@ -226,13 +233,11 @@ async fn leaving_a_population_is_a_loss_over_that_subject() {
         )],
     )
     .await;
-    let mut feed = subscribe(
+    let mut feed = permission_changes(
         &server,
+        start - 1,
         pb::WatchRequest {
-            tenant: T.into(),
-            after_revision: start - 1,
             target_subject: "emp".into(),
-            kinds: vec![pb::EventKind::PermissionChanges as i32],
             ..Default::default()
         },
     )
@@ -393,13 +398,11 @@ async fn scope_filter_passes_only_changes_at_that_scope() {
     create_scope(&server, T, "eu", "").await;
     create_scope(&server, T, "us", "").await;
     let start = create_subject(&server, T, "alice").await;
-    let mut feed = subscribe(
+    let mut feed = permission_changes(
         &server,
+        start,
         pb::WatchRequest {
-            tenant: T.into(),
-            after_revision: start,
             scope: "eu".into(),
-            kinds: vec![pb::EventKind::PermissionChanges as i32],
             ..Default::default()
         },
     )
@@ -453,13 +456,11 @@ async fn subject_filter_passes_changes_of_and_over_the_subject() {
         ],
     )
     .await;
-    let mut feed = subscribe(
+    let mut feed = permission_changes(
         &server,
+        start,
         pb::WatchRequest {
-            tenant: T.into(),
-            after_revision: start,
             subject: "emp".into(),
-            kinds: vec![pb::EventKind::PermissionChanges as i32],
             ..Default::default()
         },
     )
@@ -669,19 +670,8 @@ fn r(subject: &str, permission: &str, at: &str, gained: bool, reach: pb::Reach) 
 /// (holder, reach) of a permission at a scope, as ListSubjectsWithPermission
 /// lists them.
 async fn holders(server: &TestServer, permission: &str, scope: &str) -> Vec<(String, pb::Reach)> {
-    server
-        .access()
+    holders_at(server, T, permission, scope)
         .await
-        .list_subjects_with_permission(pb::ListSubjectsWithPermissionRequest {
-            tenant: T.into(),
-            permission: permission.into(),
-            scope: scope.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .holders
         .iter()
         .map(|h| (h.subject.clone(), h.reach()))
         .collect()
@@ -690,19 +680,8 @@ async fn holders(server: &TestServer, permission: &str, scope: &str) -> Vec<(Str
 /// The reach of each permission a subject holds at `scope`, as
 /// ListEffectivePermissions lists it without a scope.
 async fn reaches_at(server: &TestServer, subject: &str, scope: &str) -> Vec<(String, pb::Reach)> {
-    let targets = server
-        .access()
+    effective_targets(server, T, subject, "")
         .await
-        .list_effective_permissions(pb::ListEffectivePermissionsRequest {
-            tenant: T.into(),
-            subject: subject.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .targets;
-    targets
         .iter()
         .filter(|t| t.scope == scope)
         .flat_map(|t| &t.permissions)
@@ -725,13 +704,11 @@ async fn reach_tells_a_subtree_from_an_exact_grant() {
     create_scope(&server, T, "a1", "a").await;
     create_subject(&server, T, "bob").await;
     let start = create_subject(&server, T, "carol").await;
-    let mut feed = subscribe(
+    let mut feed = permission_changes(
         &server,
+        start,
         pb::WatchRequest {
-            tenant: T.into(),
-            after_revision: start,
             permission: "document:publish".into(),
-            kinds: vec![pb::EventKind::PermissionChanges as i32],
             ..Default::default()
         },
     )
@@ -827,13 +804,11 @@ async fn a_derived_permission_over_a_target_subject_can_need_both_kinds_of_grant
         ],
     )
     .await;
-    let mut feed = subscribe(
+    let mut feed = permission_changes(
         &server,
+        start,
         pb::WatchRequest {
-            tenant: T.into(),
-            after_revision: start,
             subject: "dave".into(),
-            kinds: vec![pb::EventKind::PermissionChanges as i32],
             ..Default::default()
         },
     )
