@@ -24,6 +24,11 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 pub const MAX_SCHEMA_BYTES: usize = 1 << 20;
 /// Largest gRPC message the server decodes, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// Most writes committed together in one transaction and one fsync.
+pub const MAX_GROUP_WRITES: usize = 256;
+/// Most changelog bytes one group commit gathers; a single larger write
+/// commits alone.
+pub const MAX_GROUP_BYTES: usize = 8 << 20;
 /// Change sets read from the changelog per step of a Watch replay.
 pub const REPLAY_PAGE: usize = 256;
 
@@ -48,6 +53,9 @@ pub struct Config {
     /// Change sets the changelog keeps at least; older ones may be pruned
     /// (subscribers asking for them are told to resync).
     pub retain_revisions: u64,
+    /// Writes waiting for the sequencer at most; one more is refused with
+    /// RESOURCE_EXHAUSTED rather than queued without bound.
+    pub write_queue: usize,
 }
 
 impl Default for Config {
@@ -60,6 +68,7 @@ impl Default for Config {
             subscriber_buffer: 256,
             progress_interval: Duration::from_secs(10),
             retain_revisions: 1_000_000,
+            write_queue: 4096,
         }
     }
 }

@@ -26,7 +26,8 @@ pub enum ServerError {
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, then ends every
-/// Watch stream and lets in-flight calls finish.
+/// Watch stream, lets in-flight calls finish, and stops the service (its
+/// write sequencer finishes and the store file is closed).
 pub async fn run(
     service: Service,
     listener: TcpListener,
@@ -56,6 +57,7 @@ pub async fn run(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let stopping = service.clone();
     let closing = service.clone();
     let shutdown = async move {
         shutdown.await;
@@ -63,7 +65,7 @@ pub async fn run(
         closing.close();
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
+    let served = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -88,6 +90,10 @@ pub async fn run(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .await;
+    // Whether serving ended well or not, the writes already taken are
+    // finished and the store is let go.
+    stopping.stop().await;
+    served?;
     Ok(())
 }

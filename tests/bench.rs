@@ -134,3 +134,44 @@ async fn bench_feed_phase_delivers_every_write_to_every_subscriber() {
     assert!(check.count > 0 && check.errors == 0);
     assert!(report.to_string().contains("subscribers"), "{report}");
 }
+
+/// The write phases at tiny sizes: each number of writers gets a row of
+/// committed writes, and the group-wide phase assigns and removes a role on
+/// a group of every subject while CheckAccess runs, without errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_write_phases_report_writers_and_the_group_wide_write() {
+    let cli = Cli::try_parse_from([
+        "authzd",
+        "bench",
+        "--subjects",
+        "30",
+        "--groups",
+        "3",
+        "--scopes",
+        "5",
+        "--concurrency",
+        "2",
+        "--connections",
+        "1",
+        "--duration",
+        "0.2",
+        "--requests",
+        "300",
+        "--writers",
+        "1,4",
+        "--wide-group",
+    ])
+    .unwrap();
+    let Command::Bench(args) = cli.command else {
+        panic!("not the bench command");
+    };
+    let report = authzd::cli::bench::run(&args).await.unwrap();
+    assert!(report.ok(), "{report}");
+    let rows: Vec<usize> = report.writers.iter().map(|(n, _)| *n).collect();
+    assert_eq!(rows, vec![1, 4]);
+    assert!(report.writers.iter().all(|(_, c)| c.count > 0), "{report}");
+    let wide = report.wide.as_ref().unwrap();
+    assert_eq!(wide.members, 30);
+    assert!(wide.writes > 0 && wide.during.count > 0, "{report}");
+    assert!(report.to_string().contains("group-wide"), "{report}");
+}

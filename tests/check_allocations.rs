@@ -74,7 +74,9 @@ fn populated() -> Engine {
         ),
     ];
     let snapshot = engine.snapshot();
-    let changes = plan(&snapshot.compiled, &tenant, None, None, &ops, Timestamp(1)).unwrap();
+    let changes = plan(&snapshot.compiled, &tenant, None, None, &ops, Timestamp(1))
+        .unwrap()
+        .changes;
     engine.apply(
         &ChangeSet {
             revision: Revision(1),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use authzd::engine::{At, Engine, Operation, Precondition, Question, plan};
 use authzd::model::{
-    Assignment, AssignmentKey, Change, ChangeSet, Grant, Group, Membership, Principal, Revision,
-    Role, Scope, Subject, SubjectKind, SubjectStatus, Target, TenantId, Timestamp,
+    Assignment, AssignmentKey, Change, Grant, Group, Membership, Principal, Revision, Role, Scope,
+    Subject, SubjectKind, SubjectStatus, Target, TenantId, Timestamp,
 };
 use authzd::schema;
 use proptest::prelude::*;
@@ -228,16 +228,13 @@ proptest! {
         for op in seed().into_iter().chain(ops) {
             let snapshot = engine.snapshot();
             let state = snapshot.tenants.get(&tenant).map(|t| &**t);
-            if let Ok(changes) = plan(&snapshot.compiled, &tenant, None, state, &[op], now) {
+            if let Ok(planned) = plan(&snapshot.compiled, &tenant, None, state, &[op], now) {
+                // The planner's state is what the server publishes.
                 revision += 1;
-                engine.apply(&ChangeSet {
-                    revision: Revision(revision),
-                    tenant: Some(tenant.clone()),
-                    actor: None,
-                    committed_at: now,
-                    effects: vec![],
-                    changes,
-                }, None);
+                let mut next = (*snapshot).clone();
+                next.install(tenant.clone(), planned.state);
+                next.revision = Revision(revision);
+                engine.publish(next);
             }
         }
         let rebuilt = Engine::new(catalog, Revision(revision), vec![(tenant.clone(), records(&engine, &tenant))], now);

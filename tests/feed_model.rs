@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use authzd::engine::{
-    At, Engine, Operation, Precondition, Question, SubjectUpdate, TenantState, plan,
+    At, Engine, Operation, Precondition, Question, Snapshot, SubjectUpdate, TenantState, plan,
 };
 use authzd::model::{
     Assignment, AssignmentKey, Change, Effect, EffectTarget, Grant, Group, Membership, Principal,
@@ -441,13 +441,15 @@ impl Run {
         changes: &[Change],
         catalog: Option<Arc<Catalog>>,
     ) -> Result<(), TestCaseError> {
-        let prepared = self
-            .engine
-            .prepare(tenant, changes, catalog, Timestamp(self.now));
-        fold(&mut self.folded, &prepared.effects)?;
+        let mut next = (*self.engine.snapshot()).clone();
+        let effects = next.apply_changes(tenant, changes, catalog, Timestamp(self.now));
+        self.publish(next, &effects)
+    }
+
+    fn publish(&mut self, mut next: Snapshot, effects: &[Effect]) -> Result<(), TestCaseError> {
+        fold(&mut self.folded, effects)?;
         if let Some(listed) = &mut self.listed {
-            let scoped: Vec<Effect> = prepared
-                .effects
+            let scoped: Vec<Effect> = effects
                 .iter()
                 .filter(|e| matches!(e.target, EffectTarget::Scope(_)))
                 .cloned()
@@ -455,7 +457,8 @@ impl Run {
             fold(listed, &scoped)?;
         }
         self.revision += 1;
-        self.engine.publish(prepared, Revision(self.revision));
+        next.revision = Revision(self.revision);
+        self.engine.publish(next);
         Ok(())
     }
 
@@ -463,10 +466,14 @@ impl Run {
         let snapshot = self.engine.snapshot();
         let state = snapshot.tenants.get(tenant).map(|t| &**t);
         let now = Timestamp(self.now);
-        if let Ok(changes) = plan(&snapshot.compiled, tenant, None, state, ops, now)
-            && !changes.is_empty()
+        // Like the server: the planner's state and effects are what is
+        // published, nothing is applied twice.
+        if let Ok(planned) = plan(&snapshot.compiled, tenant, None, state, ops, now)
+            && !planned.changes.is_empty()
         {
-            self.commit(Some(tenant), &changes, None)?;
+            let mut next = (*snapshot).clone();
+            next.install(tenant.clone(), planned.state);
+            self.publish(next, &planned.effects)?;
         }
         Ok(())
     }

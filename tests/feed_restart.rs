@@ -7,78 +7,9 @@
 mod common;
 mod feed_support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use authzd::api::pb;
 use common::*;
 use feed_support::{Folded, Rng, Writer};
-
-/// The real binary, killed when dropped so a failing test leaves nothing.
-struct Binary {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `authzd serve` on port 0 over `data` and waits for the
-/// "authzd serving ... listen=" line (logs are uncoloured with NO_COLOR).
-async fn spawn_binary(data: &Path, schema: Option<&Path>) -> Binary {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_authzd"));
-    command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data);
-    if let Some(schema) = schema {
-        command.arg("--schema").arg(schema);
-    }
-    let mut child = command
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if !line.contains("authzd serving") {
-                continue;
-            }
-            let port = line.split_once("listen=").and_then(|(_, rest)| {
-                let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-                addr.rsplit_once(':')?.1.parse::<u16>().ok()
-            });
-            if let (Some(port), Some(tx)) = (port, tx.take()) {
-                let _ = tx.send(port);
-            }
-        }
-    });
-    let port = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
-        .await
-        .unwrap()
-        .expect("the binary did not announce `authzd serving ... listen=`");
-    Binary { child, port }
-}
-
-async fn channel(port: u16) -> tonic::transport::Channel {
-    tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
 
 async fn open(ch: &tonic::transport::Channel, after: u64) -> tonic::Streaming<pb::WatchResponse> {
     WatchServiceClient::new(ch.clone())
@@ -132,7 +63,7 @@ async fn resuming_after_kill_9_replays_exactly_what_was_delivered() {
     std::fs::write(&schema, feed_support::SCHEMA_A).unwrap();
     let data = dir.path().join("data");
     let mut first = spawn_binary(&data, Some(&schema)).await;
-    let ch = channel(first.port).await;
+    let ch = first.channel().await;
     let writer = Writer {
         channel: ch.clone(),
         tenant: ACME.into(),
@@ -166,7 +97,7 @@ async fn resuming_after_kill_9_replays_exactly_what_was_delivered() {
     drop((record_stream, half_stream, writer, ch));
 
     let second = spawn_binary(&data, None).await;
-    let ch = channel(second.port).await;
+    let ch = second.channel().await;
     assert_eq!(latest(&ch).await, acked, "the restart wrote nothing");
     let mut resumed = open(&ch, seen).await;
     for (m, original) in read_range(&mut resumed, seen + 1, acked)

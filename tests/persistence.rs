@@ -6,11 +6,6 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 /// Writes a little of everything, stops the server, starts a new one over
 /// the same folder: every record, grant, setting, the schema and the
 /// changelog are there, and the next write gets the next revision.
@@ -136,92 +131,6 @@ async fn a_written_schema_survives_a_restart() {
     drop(dir);
 }
 
-/// The real binary serving over `data`, and the port it announced.
-struct Binary {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Binary {
-    /// A failing test must not leave the server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Removes ANSI escape sequences (colour codes) from a log line.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC '[' parameters... final byte in '@'..='~'.
-            for d in chars.by_ref() {
-                if ('@'..='~').contains(&d) && d != '[' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The port of a `listen=127.0.0.1:PORT` field on an "authzd serving" line.
-fn announced_port(line: &str) -> Option<u16> {
-    let line = strip_ansi(line);
-    if !line.contains("authzd serving") {
-        return None;
-    }
-    let rest = &line[line.find("listen=")? + "listen=".len()..];
-    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-    addr.rsplit_once(':')?.1.parse().ok()
-}
-
-/// Starts `authzd serve` on port 0 over `data` and waits for its announcement.
-async fn spawn_binary(data: &Path) -> Binary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authzd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Drains stderr for the child's whole life, so it never blocks on a
-    // full pipe; ends at EOF when the child dies.
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(port) = announced_port(&line) {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(port);
-                }
-            }
-        }
-    });
-    let port = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
-        .await
-        .unwrap()
-        .expect("the binary did not announce `authzd serving ... listen=`");
-    Binary { child, port }
-}
-
-async fn channel(port: u16) -> tonic::transport::Channel {
-    tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 /// The log-line parser finds the port with and without colour codes.
 #[test]
 fn announced_port_parses_plain_and_coloured_lines() {
@@ -238,8 +147,8 @@ fn announced_port_parses_plain_and_coloured_lines() {
 #[tokio::test]
 async fn an_acknowledged_write_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = spawn_binary(dir.path()).await;
-    let ch = channel(first.port).await;
+    let mut first = spawn_binary(dir.path(), None).await;
+    let ch = first.channel().await;
     let mut d = DirectoryServiceClient::new(ch.clone());
     let mut m = MembershipServiceClient::new(ch);
     d.create_subject(pb::CreateSubjectRequest {
@@ -265,8 +174,8 @@ async fn an_acknowledged_write_survives_kill_9() {
     first.child.kill().unwrap();
     first.child.wait().unwrap();
 
-    let second = spawn_binary(dir.path()).await;
-    let ch = channel(second.port).await;
+    let second = spawn_binary(dir.path(), None).await;
+    let ch = second.channel().await;
     let reply = AccessServiceClient::new(ch.clone())
         .check_access(check_request(ACME, "alice", "document:edit", ""))
         .await

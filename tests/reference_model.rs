@@ -1308,19 +1308,13 @@ fn run(case: &Case) -> Option<Outcome> {
         let state = snapshot.tenants.get(&tenant).map(|t| &**t);
         let planned = plan(&snapshot.compiled, &tenant, None, state, &ops, PLAN_NOW);
         match planned {
-            Ok(changes) => {
+            Ok(planned) => {
                 writeln!(log, "  {ops:?}").unwrap();
-                engine.apply(
-                    &ChangeSet {
-                        revision: Revision(revision),
-                        tenant: Some(tenant.clone()),
-                        actor: None,
-                        committed_at: NOW,
-                        effects: vec![],
-                        changes,
-                    },
-                    None,
-                );
+                // What the server publishes: the planner's own state.
+                let mut next = (*snapshot).clone();
+                next.install(tenant.clone(), planned.state);
+                next.revision = Revision(revision);
+                engine.publish(next);
                 for mirror in mirrors {
                     mirror(&mut world);
                 }
@@ -1422,7 +1416,7 @@ fn write_all(engine: &Engine, ops: Vec<Operation>, planned_at: Timestamp, commit
     for op in ops {
         let snapshot = engine.snapshot();
         let state = snapshot.tenants.get(&tenant).map(|t| &**t);
-        let changes = plan(
+        let planned = plan(
             &snapshot.compiled,
             &tenant,
             None,
@@ -1438,7 +1432,7 @@ fn write_all(engine: &Engine, ops: Vec<Operation>, planned_at: Timestamp, commit
                 actor: None,
                 committed_at,
                 effects: vec![],
-                changes,
+                changes: planned.changes,
             },
             None,
         );

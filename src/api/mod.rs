@@ -55,6 +55,8 @@ impl From<Error> for Status {
             }
             Error::Watch(WatchError::Lagged { .. }) => Code::ResourceExhausted,
             Error::Watch(WatchError::TooOld { .. }) => Code::FailedPrecondition,
+            Error::Busy { .. } => Code::ResourceExhausted,
+            Error::Stopped => Code::Unavailable,
             Error::Watch(_) | Error::Store(_) | Error::Task(_) => Code::Internal,
         };
         if code == Code::Internal {

@@ -43,7 +43,7 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         }
         let revision = self
             .service
-            .write_schema(&r.schema, r.dry_run, revision(r.expected_revision))
+            .write_schema(r.schema.clone(), r.dry_run, revision(r.expected_revision))
             .await?;
         Ok(Response::new(pb::WriteSchemaResponse {
             revision: revision.0,

@@ -19,9 +19,11 @@ pub mod dataset;
 mod feed;
 mod fill;
 mod load;
+mod writes;
 
 pub use fill::FillStats;
 pub use load::CallStats;
+pub use writes::WideStats;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -89,9 +91,19 @@ pub struct BenchArgs {
     /// Writes committed per feed measurement.
     #[arg(long, default_value_t = 200)]
     pub feed_writes: u64,
-    /// Folder to create the temporary data folder in [default: /dev/shm
-    /// when present, so fsyncs do not dominate the fill; else the system
-    /// temporary folder].
+    /// Write phase: measure single-operation writes with each of these
+    /// numbers of concurrent writers (comma-separated, e.g. 1,16,64).
+    /// Empty: no write phase.
+    #[arg(long, value_delimiter = ',')]
+    pub writers: Vec<usize>,
+    /// Group-wide phase: put every subject into one group, then measure
+    /// CheckAccess while a role is assigned to and removed from that group
+    /// over and over, next to CheckAccess just before.
+    #[arg(long)]
+    pub wide_group: bool,
+    /// Folder to create the temporary data folder in [default: the system
+    /// temporary folder, a real disk here, so that write figures include
+    /// the fsync; /dev/shm fills faster but hides it].
     #[arg(long)]
     pub data_parent: Option<PathBuf>,
 }
@@ -181,12 +193,21 @@ pub struct Report {
     pub feed: Vec<feed::FeedStats>,
     /// CheckAccess while the most subscribers listen and writes flow.
     pub check_under_feed: Option<(usize, CallStats)>,
+    /// Single-operation writes, per number of concurrent writers.
+    pub writers: Vec<(usize, CallStats)>,
+    /// The group-wide phase.
+    pub wide: Option<WideStats>,
 }
 
 impl Report {
     /// Whether every measured call succeeded.
     pub fn ok(&self) -> bool {
-        self.health.errors == 0 && self.check.errors == 0
+        let wide = self.wide.iter().flat_map(|w| [&w.idle, &w.during]);
+        [&self.health, &self.check]
+            .into_iter()
+            .chain(self.writers.iter().map(|(_, c)| c))
+            .chain(wide)
+            .all(|c| c.errors == 0)
     }
 }
 
@@ -279,12 +300,7 @@ impl InProcess {
 }
 
 fn default_data_parent() -> PathBuf {
-    let shm = PathBuf::from("/dev/shm");
-    if shm.is_dir() {
-        shm
-    } else {
-        std::env::temp_dir()
-    }
+    std::env::temp_dir()
 }
 
 /// Runs the bench: server, fill, the two measured calls.
@@ -310,22 +326,35 @@ pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         Some(server) => server.stop().await,
         None => Ok(()),
     };
-    let (tenant, fill, health, check, (feed, check_under_feed)) = outcome?;
+    let measured = outcome?;
     stopped?;
     Ok(Report {
         args: args.clone(),
-        tenant,
         server: match args.target {
             Some(a) => format!("{a} (--target)"),
             None => format!("{addr} (in-process)"),
         },
         data_dir,
-        fill,
-        health,
-        check,
-        feed,
-        check_under_feed,
+        fill: measured.fill,
+        health: measured.health,
+        check: measured.check,
+        feed: measured.feed.0,
+        check_under_feed: measured.feed.1,
+        writers: measured.writers,
+        wide: measured.wide,
+        tenant: measured.tenant,
     })
+}
+
+/// What [`measure`] found.
+struct Measured {
+    tenant: String,
+    fill: FillStats,
+    health: CallStats,
+    check: CallStats,
+    feed: FeedOutcome,
+    writers: Vec<(usize, CallStats)>,
+    wide: Option<WideStats>,
 }
 
 type FeedOutcome = (Vec<feed::FeedStats>, Option<(usize, CallStats)>);
@@ -393,10 +422,7 @@ async fn listen(
     Ok((streams, tokio::sync::watch::Sender::new(0)))
 }
 
-async fn measure(
-    args: &BenchArgs,
-    addr: SocketAddr,
-) -> Result<(String, FillStats, CallStats, CallStats, FeedOutcome), BenchError> {
+async fn measure(args: &BenchArgs, addr: SocketAddr) -> Result<Measured, BenchError> {
     let tenant = match (&args.tenant, args.target) {
         (Some(t), _) => t.clone(),
         (None, None) => "bench".to_string(),
@@ -433,7 +459,20 @@ async fn measure(
     let health = load.call(Kind::Health, args).await?;
     let check = load.call(Kind::Check, args).await?;
     let feed = measure_feed(args, addr, &load).await?;
-    Ok((tenant, fill, health, check, feed))
+    let writers = writes::writers(args, &load).await?;
+    let wide = match args.wide_group {
+        true => Some(writes::wide_group(args, &load).await?),
+        false => None,
+    };
+    Ok(Measured {
+        tenant,
+        fill,
+        health,
+        check,
+        feed,
+        writers,
+        wide,
+    })
 }
 
 async fn connect(addr: SocketAddr) -> Result<Channel, BenchError> {
@@ -573,6 +612,70 @@ impl fmt::Display for Report {
                 ratio(c.p99_us, self.check.p99_us)
             )?;
         }
+        if !self.writers.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "writes: each writer toggles its own subject's membership of its own group (one operation, one revision, fsynced before the reply)"
+            )?;
+            writeln!(
+                f,
+                "{:<26} {:>10} {:>10} {:>9} {:>9} {:>9} {:>7}",
+                "writers", "count", "writes/s", "p50 µs", "p99 µs", "p999 µs", "errors"
+            )?;
+            let single = self.writers.first().map(|(_, c)| c);
+            for (n, c) in &self.writers {
+                writeln!(
+                    f,
+                    "{:<26} {:>10} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}{}",
+                    n,
+                    c.count,
+                    c.throughput(),
+                    c.p50_us,
+                    c.p99_us,
+                    c.p999_us,
+                    c.errors,
+                    single.map_or(String::new(), |s| format!(
+                        "  ({} of the first row's writes/s)",
+                        ratio(c.throughput(), s.throughput())
+                    ))
+                )?;
+            }
+        }
+        if let Some(w) = &self.wide {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "group-wide: viewer assigned to / removed from a group of {} members at the root, {} times while CheckAccess ran: p50 {:.1} ms, max {:.1} ms each ({} permission changes per write)",
+                w.members, w.writes, w.p50_ms, w.max_ms, w.members
+            )?;
+            for (label, c) in [
+                ("CheckAccess idle", &w.idle),
+                ("CheckAccess during", &w.during),
+            ] {
+                writeln!(
+                    f,
+                    "{:<26} {:>10} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}",
+                    label,
+                    c.count,
+                    c.throughput(),
+                    c.p50_us,
+                    c.p99_us,
+                    c.p999_us,
+                    c.errors
+                )?;
+            }
+            writeln!(
+                f,
+                "{:<26} {:>10} {:>10} {:>9} {:>9} {:>9}",
+                "during / idle",
+                "",
+                ratio(w.during.throughput(), w.idle.throughput()),
+                ratio(w.during.p50_us, w.idle.p50_us),
+                ratio(w.during.p99_us, w.idle.p99_us),
+                ratio(w.during.p999_us, w.idle.p999_us)
+            )?;
+        }
         writeln!(f)?;
         if c.count > 0 {
             writeln!(
@@ -581,7 +684,9 @@ impl fmt::Display for Report {
                 100.0 * c.positive as f64 / c.count as f64
             )?;
         }
-        for call in [h, c] {
+        let writers = self.writers.iter().map(|(_, c)| c);
+        let wide = self.wide.iter().flat_map(|w| [&w.idle, &w.during]);
+        for call in [h, c].into_iter().chain(writers).chain(wide) {
             if let Some(e) = &call.first_error {
                 writeln!(f, "{} failed: {e}", call.name)?;
             }

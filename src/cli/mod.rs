@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// Change sets the changelog keeps at least (older ones are pruned).
     #[arg(long, default_value_t = Config::default().retain_revisions)]
     pub retain_revisions: u64,
+    /// Writes waiting for the write sequencer at most; more are refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = Config::default().write_queue)]
+    pub write_queue: usize,
 }
 
 impl ServeArgs {
@@ -74,6 +78,7 @@ impl ServeArgs {
             subscriber_buffer: self.subscriber_buffer.max(1),
             progress_interval: std::time::Duration::from_secs(self.progress_interval_secs.max(1)),
             retain_revisions: self.retain_revisions.max(1),
+            write_queue: self.write_queue.max(1),
         }
     }
 }

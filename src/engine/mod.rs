@@ -2,9 +2,10 @@
 //! grants memoised so that a check is a few lookups and bit tests.
 //!
 //! Readers take an immutable [`Snapshot`] through `arc-swap` (no lock a
-//! writer holds, no allocation); the single writer builds the next snapshot
-//! by copy-on-write of persistent maps and publishes it atomically, so a
-//! batch becomes visible all at once at its revision. Work per write is
+//! writer holds, no allocation); the single writer (the service's
+//! sequencer) builds the next snapshot by copy-on-write of persistent maps
+//! and publishes it atomically, so a batch becomes visible all at once at
+//! its revision. Work per write is
 //! proportional to what changed: only the subjects whose grants a change can
 //! alter are recomputed. Must not know about protobuf, tonic or redb.
 
@@ -18,7 +19,7 @@ mod query;
 mod roles;
 mod tenant;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use imbl::OrdMap;
@@ -26,7 +27,7 @@ use imbl::OrdMap;
 pub use condition::{Condition, ConditionError, MAX_CONDITION_LEN};
 pub use eval::{Denial, DenialReason, Explanation, Place, Source};
 pub use grants::SubjectGrants;
-pub use plan::{Operation, Precondition, Refusal, SubjectUpdate, plan};
+pub use plan::{Operation, Planned, Precondition, Refusal, SubjectUpdate, plan};
 pub use query::{At, EffectiveTarget, Holder, Question, page_from};
 pub use roles::unknown_permissions as unknown_role_permissions;
 pub use tenant::{Compiled, SubjectEntry, TenantState};
@@ -116,13 +117,92 @@ impl Snapshot {
     }
 }
 
-/// The cache: the published snapshot and the writer's lock.
+impl Snapshot {
+    /// Applies changes that were already planned (a committed change set
+    /// replayed, or a schema install carrying its compiled catalog) to this
+    /// snapshot in place, returning their permission changes. The revision
+    /// is left to the caller.
+    pub fn apply_changes(
+        &mut self,
+        tenant: Option<&TenantId>,
+        changes: &[Change],
+        catalog: Option<Arc<Catalog>>,
+        at: Timestamp,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if let Some(catalog) = catalog {
+            effects.extend(self.install_catalog(catalog, at));
+        }
+        if let Some(id) = tenant {
+            let compiled = self.compiled.clone();
+            let old = self.tenants.get(id).cloned();
+            let mut state = old
+                .as_deref()
+                .cloned()
+                .unwrap_or_else(|| TenantState::new(&compiled));
+            let mut affected = tenant::Affected::default();
+            for change in changes {
+                state.apply(&compiled, change, &mut affected);
+            }
+            state.recompute(&compiled, &affected, at);
+            let before = View {
+                compiled: &compiled,
+                state: old.as_deref(),
+            };
+            let after = View {
+                compiled: &compiled,
+                state: Some(&state),
+            };
+            effects.extend(effects::diff(id, before, after, &affected));
+            self.tenants.insert(id.clone(), Arc::new(state));
+        }
+        effects
+    }
+
+    /// Puts a planned tenant state in place (see [`plan`]).
+    pub fn install(&mut self, tenant: TenantId, state: TenantState) {
+        self.tenants.insert(tenant, Arc::new(state));
+    }
+
+    /// Recompiles every tenant against a new catalog, returning everyone's
+    /// permission changes.
+    fn install_catalog(&mut self, catalog: Arc<Catalog>, at: Timestamp) -> Vec<Effect> {
+        let old = std::mem::replace(&mut self.compiled, Arc::new(Compiled::new(catalog)));
+        let compiled = self.compiled.clone();
+        let everyone = tenant::Affected {
+            everyone: true,
+            ..Default::default()
+        };
+        let mut effects = Vec::new();
+        self.tenants = self
+            .tenants
+            .iter()
+            .map(|(id, state)| {
+                let mut copy = (**state).clone();
+                copy.recompile(&compiled);
+                copy.recompute(&compiled, &everyone, at);
+                let before = View {
+                    compiled: &old,
+                    state: Some(state),
+                };
+                let after = View {
+                    compiled: &compiled,
+                    state: Some(&copy),
+                };
+                effects.extend(effects::diff(id, before, after, &everyone));
+                (id.clone(), Arc::new(copy))
+            })
+            .collect();
+        effects
+    }
+}
+
+/// The cache: the snapshot readers see. One writer (the service's
+/// sequencer) replaces it; nothing else serialises writers, because nothing
+/// else writes.
 pub struct Engine {
     /// What readers see. Replaced whole by the writer.
     current: ArcSwap<Snapshot>,
-    /// Serialises writers, so that each builds on the last published snapshot.
-    /// Readers never take it.
-    writer: Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -160,7 +240,6 @@ impl Engine {
                 compiled,
                 tenants: map,
             }),
-            writer: Mutex::new(()),
         }
     }
 
@@ -175,106 +254,18 @@ impl Engine {
     }
 
     /// Applies a committed change set and publishes the next snapshot (for
-    /// start-up replays and tests; the write path uses [`Engine::prepare`]).
-    pub fn apply(&self, set: &ChangeSet, catalog: Option<Arc<Catalog>>) {
-        let prepared = self.prepare(set.tenant.as_ref(), &set.changes, catalog, set.committed_at);
-        self.publish(prepared, set.revision);
+    /// replays and tests; the write path plans, then publishes).
+    pub fn apply(&self, set: &ChangeSet, catalog: Option<Arc<Catalog>>) -> Vec<Effect> {
+        let mut next = (*self.snapshot()).clone();
+        let effects =
+            next.apply_changes(set.tenant.as_ref(), &set.changes, catalog, set.committed_at);
+        next.revision = set.revision;
+        self.publish(next);
+        effects
     }
 
-    /// Builds the snapshot a write would produce, and its effects, without
-    /// publishing it: the write path commits the effects with the changes,
-    /// then publishes. Callers serialise prepare → publish (the service's
-    /// write gate); a schema change carries its compiled catalog.
-    pub fn prepare(
-        &self,
-        tenant: Option<&TenantId>,
-        changes: &[Change],
-        catalog: Option<Arc<Catalog>>,
-        at: Timestamp,
-    ) -> Prepared {
-        let base = self.current.load_full();
-        let mut next = (*base).clone();
-        let mut effects = Vec::new();
-        if let Some(catalog) = catalog {
-            next.compiled = Arc::new(Compiled::new(catalog));
-            let compiled = next.compiled.clone();
-            let everyone = tenant::Affected {
-                everyone: true,
-                ..Default::default()
-            };
-            next.tenants = next
-                .tenants
-                .iter()
-                .map(|(id, state)| {
-                    let mut copy = (**state).clone();
-                    copy.recompile(&compiled);
-                    copy.recompute(&compiled, &everyone, at);
-                    let before = View {
-                        compiled: &base.compiled,
-                        state: Some(state),
-                    };
-                    let after = View {
-                        compiled: &compiled,
-                        state: Some(&copy),
-                    };
-                    effects.extend(effects::diff(id, before, after, &everyone));
-                    (id.clone(), Arc::new(copy))
-                })
-                .collect();
-        }
-        if let Some(id) = tenant {
-            let compiled = next.compiled.clone();
-            let old = next.tenants.get(id).cloned();
-            let mut state = old
-                .as_deref()
-                .cloned()
-                .unwrap_or_else(|| TenantState::new(&compiled));
-            let mut affected = tenant::Affected::default();
-            for change in changes {
-                state.apply(&compiled, change, &mut affected);
-            }
-            state.recompute(&compiled, &affected, at);
-            let before = View {
-                compiled: &compiled,
-                state: old.as_deref(),
-            };
-            let after = View {
-                compiled: &compiled,
-                state: Some(&state),
-            };
-            effects.extend(effects::diff(id, before, after, &affected));
-            next.tenants.insert(id.clone(), Arc::new(state));
-        }
-        Prepared {
-            base,
-            next,
-            effects,
-        }
-    }
-
-    /// Publishes a prepared snapshot as `revision`.
-    pub fn publish(&self, prepared: Prepared, revision: Revision) {
-        // A poisoned lock only means an earlier writer panicked; the published
-        // snapshot is still whole, so carry on from it.
-        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        if !Arc::ptr_eq(&prepared.base, &self.current.load()) {
-            // The write gate makes this impossible; if it ever happens, the
-            // other write's snapshot would be lost, so say so loudly.
-            tracing::error!(%revision, "publishing a snapshot prepared on a stale base");
-        }
-        let mut next = prepared.next;
-        next.revision = revision;
+    /// Makes `next` what readers see. The caller is the only writer.
+    pub fn publish(&self, next: Snapshot) {
         self.current.store(Arc::new(next));
     }
-}
-
-/// A write's next snapshot and effects, not yet published.
-#[derive(Debug)]
-pub struct Prepared {
-    /// The snapshot it was built on.
-    base: Arc<Snapshot>,
-    /// The snapshot to publish.
-    next: Snapshot,
-    /// The gains and losses it causes, sorted.
-    pub effects: Vec<Effect>,
 }

@@ -6,19 +6,22 @@
 //! deletes cascade explicitly (so the changelog says everything that was
 //! removed), builtin roles are read-only. Operations of one batch see the
 //! effects of the earlier ones. Planning never mutates published state: it
-//! works on a private copy of the tenant. Must not do I/O.
+//! works on a private copy of the tenant, and that copy, brought up to date,
+//! is the state the write publishes (a batch is applied once). Must not do
+//! I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::EngineError;
 use super::authorize::{Action, Authorizer};
 use super::condition::Condition;
+use super::effects::{self, View};
 use super::roles::unknown_permissions;
 use super::tenant::{Affected, Compiled, TenantState};
 use crate::model::{
-    Assignment, AssignmentKey, Change, Group, GroupId, Membership, Principal, Role, RoleId, Scope,
-    ScopeId, Subject, SubjectId, SubjectKind, SubjectStatus, Target, TenantId, TenantSettings,
-    Timestamp,
+    Assignment, AssignmentKey, Change, Effect, Group, GroupId, Membership, Principal, Role, RoleId,
+    Scope, ScopeId, Subject, SubjectId, SubjectKind, SubjectStatus, Target, TenantId,
+    TenantSettings, Timestamp,
 };
 use crate::schema::Cardinality;
 
@@ -117,6 +120,18 @@ pub struct Refusal {
     pub error: EngineError,
 }
 
+/// A planned batch: what to persist, the tenant state it leaves (grants
+/// recomputed), and the permission changes it causes.
+#[derive(Debug)]
+pub struct Planned {
+    /// The validated changes, in the order they apply.
+    pub changes: Vec<Change>,
+    /// The tenant after the changes, ready to publish.
+    pub state: TenantState,
+    /// The gains and losses between the state planned on and `state`, sorted.
+    pub effects: Vec<Effect>,
+}
+
 /// Plans a batch for one tenant. `state` is the tenant's current state, or
 /// `None` if it does not exist yet (the plan then creates it first).
 pub fn plan(
@@ -126,7 +141,7 @@ pub fn plan(
     state: Option<&TenantState>,
     operations: &[Operation],
     now: Timestamp,
-) -> Result<Vec<Change>, Refusal> {
+) -> Result<Planned, Refusal> {
     let mut planner = Planner {
         compiled,
         tenant,
@@ -134,6 +149,7 @@ pub fn plan(
         state: state.cloned().unwrap_or_else(|| TenantState::new(compiled)),
         changes: Vec::new(),
         stale: Affected::default(),
+        affected: Affected::default(),
         touched: BTreeMap::new(),
         current: 0,
         now,
@@ -149,7 +165,22 @@ pub fn plan(
             .map_err(|error| Refusal { index, error })?;
     }
     planner.check_classes(state)?;
-    Ok(planner.changes)
+    planner.refresh();
+    let effects = if planner.changes.is_empty() {
+        Vec::new()
+    } else {
+        let before = View { compiled, state };
+        let after = View {
+            compiled,
+            state: Some(&planner.state),
+        };
+        effects::diff(tenant, before, after, &planner.affected)
+    };
+    Ok(Planned {
+        changes: planner.changes,
+        state: planner.state,
+        effects,
+    })
 }
 
 struct Planner<'a> {
@@ -161,6 +192,9 @@ struct Planner<'a> {
     changes: Vec<Change>,
     /// Subjects whose grants in `state` are stale since the last refresh.
     stale: Affected,
+    /// Everyone the whole batch may have affected: whose permission changes
+    /// the write reports.
+    affected: Affected,
     /// Every subject whose roles the batch may change, with the last
     /// operation that touched it (for class rules checked at the end).
     touched: BTreeMap<SubjectId, usize>,
@@ -190,8 +224,11 @@ impl Planner<'_> {
         for s in &affected.subjects {
             self.touched.insert(s.clone(), self.current);
         }
-        self.stale.subjects.extend(affected.subjects);
+        self.stale
+            .subjects
+            .extend(affected.subjects.iter().cloned());
         self.stale.everyone |= affected.everyone;
+        self.affected.absorb(affected);
         self.changes.push(change);
     }
 

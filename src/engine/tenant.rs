@@ -107,6 +107,15 @@ pub struct Affected {
     pub answers: BTreeSet<SubjectId>,
 }
 
+impl Affected {
+    /// Adds what a later change affected.
+    pub fn absorb(&mut self, later: Affected) {
+        self.subjects.extend(later.subjects);
+        self.answers.extend(later.answers);
+        self.everyone |= later.everyone;
+    }
+}
+
 fn insert_index<K, V>(index: &mut HashMap<K, OrdSet<V>>, key: K, value: V)
 where
     K: std::hash::Hash + Eq + Clone,

@@ -28,6 +28,27 @@ pub(super) fn encode<T: Serialize>(what: &'static str, record: &T) -> Result<Vec
     serde_json::to_vec(record).map_err(|source| StoreError::Encode { what, source })
 }
 
+/// The length of [`encode`]'s output, counted without keeping it.
+pub(super) fn encoded_len<T: Serialize>(
+    what: &'static str,
+    record: &T,
+) -> Result<usize, StoreError> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, record)
+        .map_err(|source| StoreError::Encode { what, source })?;
+    Ok(count.0)
+}
+
 /// Decodes a record written by [`encode`].
 pub(super) fn decode<T: DeserializeOwned>(
     what: &'static str,

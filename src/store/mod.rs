@@ -2,8 +2,8 @@
 //!
 //! It owns the database file, the transactions that apply a write's changes
 //! together with its changelog entry, the revision counter, idempotency keys
-//! and the start-up load. All calls block; the service runs them in
-//! `spawn_blocking`.
+//! and the start-up load. All calls block; the service runs them on its
+//! write sequencer's thread or in `spawn_blocking`.
 //!
 //! It must not leak redb types upward (errors reach callers as
 //! [`StoreError`], whose sources are boxed), must not know protobuf, and must
@@ -17,6 +17,7 @@ mod tables;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{
@@ -140,6 +141,9 @@ pub enum StoreError {
     /// Every revision number has been used.
     #[error("the revision counter is exhausted")]
     RevisionExhausted,
+    /// [`Store::close`] was called: the file is no longer open.
+    #[error("the store is closed")]
+    Closed,
 }
 
 impl StoreError {
@@ -185,6 +189,20 @@ pub struct PendingWrite {
     /// If set, a second write with the same key in the same tenant (or
     /// store-wide, for `tenant: None`) is not applied again.
     pub idempotency_key: Option<String>,
+}
+
+impl PendingWrite {
+    /// The changelog entry this write becomes as `revision`.
+    fn entry(&self, revision: Revision) -> ChangeSet {
+        ChangeSet {
+            revision,
+            tenant: self.tenant.clone(),
+            actor: self.actor.clone(),
+            committed_at: self.committed_at,
+            changes: self.changes.clone(),
+            effects: self.effects.clone(),
+        }
+    }
 }
 
 /// What [`Store::commit`] did.
@@ -261,6 +279,8 @@ pub struct Store {
     opener: Opener,
     /// Where the data lives, for error messages.
     location: String,
+    /// Set by [`Store::close`]: no operation reopens the file after it.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -312,7 +332,16 @@ impl Store {
             slot: RwLock::new(Some(db)),
             opener,
             location,
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Closes the file now, whoever still holds the store, so that a
+    /// shutdown releases it for the next process (or a restart in the same
+    /// process). Every later operation fails with [`StoreError::Closed`].
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        *self.write_slot() = None;
     }
 
     /// Reads everything, in one transaction, for the start-up cache rebuild.
@@ -340,31 +369,59 @@ impl Store {
     /// of a write that did commit is answered with its revision, not with a
     /// mismatch caused by that very write.
     pub fn commit(&self, write: &PendingWrite) -> Result<CommitOutcome, StoreError> {
+        let mut outcomes = self.commit_group(std::slice::from_ref(write))?;
+        outcomes.pop().ok_or(StoreError::CommitUncertain(
+            "a one-write group gave no outcome".into(),
+        ))
+    }
+
+    /// Commits several writes in one transaction and one fsync, each as its
+    /// own revision (the next ones, in order) with its own changelog entry.
+    /// All or nothing: on any error none of them was written, except for
+    /// [`StoreError::CommitUncertain`], after which either all or none did
+    /// (read [`Store::revision`]). Each write is checked as by
+    /// [`Store::commit`], against the revision the writes before it leave.
+    pub fn commit_group(&self, writes: &[PendingWrite]) -> Result<Vec<CommitOutcome>, StoreError> {
         self.run(|db| {
             let mut txn = db.begin_write().map_err(db_err)?;
             // Immediate is redb's default; stated because an acknowledged
             // write must survive `kill -9`.
             txn.set_durability(Durability::Immediate).map_err(db_err)?;
-            match stage(&txn, write) {
-                Ok(Staged::Commit(changeset)) => {
-                    txn.commit().map_err(|err| match err {
-                        // A poisoned transaction is rolled back: certainly
-                        // not written.
-                        redb::CommitError::TransactionPoisoned => db_err(err),
-                        other => StoreError::CommitUncertain(Box::new(redb::Error::from(other))),
-                    })?;
-                    Ok(CommitOutcome::Committed(changeset))
-                }
-                Ok(Staged::Replay(revision)) => {
-                    abort(txn);
-                    Ok(CommitOutcome::Replayed(revision))
-                }
+            let staged = {
+                let mut tables = WriteTables::open(&txn)?;
+                writes
+                    .iter()
+                    .map(|w| stage(&mut tables, w))
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            let outcomes = match staged {
+                Ok(outcomes) => outcomes,
                 Err(err) => {
                     abort(txn);
-                    Err(err)
+                    return Err(err);
                 }
+            };
+            if !outcomes
+                .iter()
+                .any(|o| matches!(o, CommitOutcome::Committed(_)))
+            {
+                abort(txn);
+                return Ok(outcomes);
             }
+            txn.commit().map_err(|err| match err {
+                // A poisoned transaction is rolled back: certainly not
+                // written.
+                redb::CommitError::TransactionPoisoned => db_err(err),
+                other => StoreError::CommitUncertain(Box::new(redb::Error::from(other))),
+            })?;
+            Ok(outcomes)
         })
+    }
+
+    /// The size of the changelog entry `write` would take (without its
+    /// revision's digits), so a caller can bound a group in bytes.
+    pub fn entry_bytes(write: &PendingWrite) -> Result<usize, StoreError> {
+        codec::encoded_len("change set", &write.entry(Revision(0)))
     }
 
     /// Changelog entries with a revision above `after`, ascending, at most
@@ -391,9 +448,14 @@ impl Store {
 
     /// Removes changelog entries below `keep_from` (the retention window),
     /// returning how many went. Everything else is untouched.
+    ///
+    /// Pruning does not fsync: it becomes durable with the next write's
+    /// commit, and a crash before that only means it is done again, so it
+    /// never costs a write a second disk flush.
     pub fn prune(&self, keep_from: Revision) -> Result<u64, StoreError> {
         self.run(|db| {
-            let txn = db.begin_write().map_err(db_err)?;
+            let mut txn = db.begin_write().map_err(db_err)?;
+            txn.set_durability(Durability::None).map_err(db_err)?;
             let removed = {
                 let mut log = txn.open_table(CHANGELOG).map_err(db_err)?;
                 let old: Vec<u64> = log
@@ -448,6 +510,9 @@ impl Store {
             } else {
                 drop(shared);
                 let mut exclusive = self.write_slot();
+                if self.closed.load(Ordering::SeqCst) {
+                    return Err(StoreError::Closed);
+                }
                 let db = match &mut *exclusive {
                     Some(db) => db,
                     empty @ None => empty.insert(open_db(&self.opener, &self.location)?),
@@ -551,14 +616,6 @@ fn abort(txn: WriteTransaction) {
     }
 }
 
-/// What a write transaction has prepared, before its commit.
-enum Staged {
-    /// Apply: commit the transaction, yielding this change set.
-    Commit(ChangeSet),
-    /// The idempotency key was seen at this revision: abort.
-    Replay(Revision),
-}
-
 /// Every table a write may touch, opened once per transaction.
 struct WriteTables<'txn> {
     meta: redb::Table<'txn, &'static str, u64>,
@@ -592,16 +649,15 @@ impl<'txn> WriteTables<'txn> {
     }
 }
 
-/// Prepares a write inside `txn`: checks idempotency and the expected
+/// Stages one write of a transaction: checks idempotency and the expected
 /// revision, applies the changes, appends the changelog entry and advances
-/// the revision. The tables are closed on return, ready for the commit.
-fn stage(txn: &WriteTransaction, write: &PendingWrite) -> Result<Staged, StoreError> {
-    let mut t = WriteTables::open(txn)?;
+/// the revision, all in `t`, for the caller to commit.
+fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<CommitOutcome, StoreError> {
     let tenant = write.tenant.as_ref().map(TenantId::as_str);
     let scope = tenant.unwrap_or(codec::STORE_WIDE);
     if let Some(key) = &write.idempotency_key {
         if let Some(first) = t.idempotency.get((scope, key.as_str())).map_err(db_err)? {
-            return Ok(Staged::Replay(Revision(first.value())));
+            return Ok(CommitOutcome::Replayed(Revision(first.value())));
         }
     }
     let current = read_revision(&t.meta)?;
@@ -621,16 +677,9 @@ fn stage(txn: &WriteTransaction, write: &PendingWrite) -> Result<Staged, StoreEr
             .ok_or(StoreError::RevisionExhausted)?,
     );
     for (index, change) in write.changes.iter().enumerate() {
-        apply(&mut t, tenant, index, change)?;
+        apply(t, tenant, index, change)?;
     }
-    let changeset = ChangeSet {
-        revision,
-        tenant: write.tenant.clone(),
-        actor: write.actor.clone(),
-        committed_at: write.committed_at,
-        changes: write.changes.clone(),
-        effects: write.effects.clone(),
-    };
+    let changeset = write.entry(revision);
     let entry = codec::encode("change set", &changeset)?;
     t.changelog
         .insert(revision.0, entry.as_slice())
@@ -641,7 +690,7 @@ fn stage(txn: &WriteTransaction, write: &PendingWrite) -> Result<Staged, StoreEr
             .map_err(db_err)?;
     }
     t.meta.insert(META_REVISION, revision.0).map_err(db_err)?;
-    Ok(Staged::Commit(changeset))
+    Ok(CommitOutcome::Committed(changeset))
 }
 
 /// Applies one change to the state tables.
@@ -1388,6 +1437,69 @@ mod tests {
             );
         }
         assert!(failures > 0, "no write of the commit was interrupted");
+        Ok(())
+    }
+
+    /// A group commit gives each write its own revision and changelog
+    /// entry, in order, and leaves the same state as committing them one by
+    /// one.
+    #[test]
+    fn a_group_commits_each_write_as_its_own_revision() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let outcomes = store.commit_group(&sample_writes())?;
+        let revisions: Vec<Revision> = outcomes
+            .into_iter()
+            .map(|o| committed(o).revision)
+            .collect();
+        assert_eq!(revisions, (1..=5).map(Revision).collect::<Vec<_>>());
+        assert_eq!(store.load()?, sample_state());
+        let log = store.changes_after(Revision(0), usize::MAX)?;
+        assert_eq!(log.len(), 5);
+        for (entry, write) in log.iter().zip(sample_writes()) {
+            assert_eq!(entry.changes, write.changes);
+        }
+        Ok(())
+    }
+
+    /// A group is all or nothing: one bad write in it (here a stale
+    /// expected revision) leaves nothing of the others, and so does a disk
+    /// that fails during the group's commit.
+    #[test]
+    fn a_group_fails_whole() -> TestResult {
+        let (disk, store) = faulty_store_with_data()?;
+        let before = observe(&store)?;
+        let mut stale = sample_writes()[4].clone();
+        stale.expected_revision = Some(Revision(1));
+        let err = store
+            .commit_group(&[sample_writes()[3].clone(), stale])
+            .err();
+        assert!(
+            matches!(err, Some(StoreError::RevisionMismatch { .. })),
+            "{err:?}"
+        );
+        assert_eq!(observe(&store)?, before);
+        disk.fail_syncs();
+        assert!(store.commit_group(&sample_writes()[3..]).is_err());
+        disk.heal();
+        assert_eq!(observe(&store)?, before);
+        store.commit_group(&sample_writes()[3..])?;
+        assert_eq!(store.load()?, sample_state());
+        Ok(())
+    }
+
+    /// After `close`, the file is released (it opens again at once) and the
+    /// closed handle refuses every operation instead of reopening it.
+    #[test]
+    fn close_releases_the_file() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        store.commit(&sample_writes()[0])?;
+        store.close();
+        let err = store.revision().err();
+        assert!(matches!(err, Some(StoreError::Closed)), "{err:?}");
+        let again = Store::open(dir.path())?;
+        assert_eq!(again.revision()?, Revision(1));
         Ok(())
     }
 }

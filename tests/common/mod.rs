@@ -24,6 +24,109 @@ pub use pb::membership_service_client::MembershipServiceClient;
 pub use pb::schema_service_client::SchemaServiceClient;
 pub use pb::watch_service_client::WatchServiceClient;
 
+/// The real binary serving over a data folder, and the port it announced;
+/// killed when dropped, so a failing test leaves nothing running.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Binary {
+    /// A connected channel to it.
+    pub async fn channel(&self) -> Channel {
+        channel_to(self.port).await
+    }
+}
+
+/// A connected channel to a server on loopback.
+pub async fn channel_to(port: u16) -> Channel {
+    Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Removes ANSI escape sequences (colour codes) from a log line.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC '[' parameters... final byte in '@'..='~'.
+            for d in chars.by_ref() {
+                if ('@'..='~').contains(&d) && d != '[' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The port of a `listen=127.0.0.1:PORT` field on an "authzd serving" line.
+pub fn announced_port(line: &str) -> Option<u16> {
+    let line = strip_ansi(line);
+    if !line.contains("authzd serving") {
+        return None;
+    }
+    let rest = &line[line.find("listen=")? + "listen=".len()..];
+    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+    addr.rsplit_once(':')?.1.parse().ok()
+}
+
+/// Starts `authzd serve` on port 0 over `data` (with a schema file, if
+/// given) and waits for its announcement.
+pub async fn spawn_binary(data: &Path, schema: Option<&Path>) -> Binary {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_authzd"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data);
+    if let Some(schema) = schema {
+        command.arg("--schema").arg(schema);
+    }
+    let mut child = command
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Drains stderr for the child's whole life, so it never blocks on a
+    // full pipe; ends at EOF when the child dies.
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(port) = announced_port(&line) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(port);
+                }
+            }
+        }
+    });
+    let port =
+        tokio::task::spawn_blocking(move || rx.recv_timeout(std::time::Duration::from_secs(20)))
+            .await
+            .unwrap()
+            .expect("the binary did not announce `authzd serving ... listen=`");
+    Binary { child, port }
+}
+
 /// A running server. Dropping it does not stop it; call [`TestServer::stop`].
 pub struct TestServer {
     pub addr: SocketAddr,

@@ -226,7 +226,8 @@ impl Writer {
     }
 
     /// One random write; its revision if it committed (refusals are part of
-    /// the game and are ignored).
+    /// the game and are ignored, and so are writes whose client gave up
+    /// first: a channel with a short timeout makes those on purpose).
     pub async fn write(&self, rng: &mut Rng) -> Option<u64> {
         use pb::membership_operation::Operation as Op;
         let t = self.tenant.clone();
@@ -430,6 +431,8 @@ impl Writer {
                         | tonic::Code::NotFound
                         | tonic::Code::AlreadyExists
                         | tonic::Code::InvalidArgument
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Cancelled
                 ) =>
             {
                 None

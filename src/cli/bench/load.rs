@@ -18,9 +18,11 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use super::dataset::{Dataset, Question, Rng};
+use super::writes::{membership, writer_group};
 use super::{BenchArgs, BenchError, CALL_TIMEOUT};
 use crate::api::pb;
 use crate::api::pb::access_service_client::AccessServiceClient;
+use crate::api::pb::membership_service_client::MembershipServiceClient;
 
 /// Longest warm-up before each measured call (unrecorded).
 const MAX_WARMUP: Duration = Duration::from_secs(1);
@@ -69,6 +71,9 @@ pub(super) enum Kind {
     Health,
     /// `authzd.v1.AccessService/CheckAccess` with a random question.
     Check,
+    /// `ManageMembership` with one operation: each worker adds its subject
+    /// to its own group, then removes it, and so on.
+    Write,
 }
 
 impl Kind {
@@ -76,6 +81,7 @@ impl Kind {
         match self {
             Kind::Health => "Health/Check",
             Kind::Check => "CheckAccess",
+            Kind::Write => "ManageMembership (1 op)",
         }
     }
 }
@@ -88,6 +94,13 @@ enum Probe {
         tenant: String,
         data: Arc<Dataset>,
         rng: Rng,
+    },
+    Write {
+        client: MembershipServiceClient<Channel>,
+        tenant: String,
+        worker: usize,
+        /// Whether the next write adds (else removes) the member.
+        add: bool,
     },
 }
 
@@ -124,6 +137,24 @@ impl Probe {
                     })
                     .await?;
                 Ok(reply.into_inner().allowed)
+            }
+            Probe::Write {
+                client,
+                tenant,
+                worker,
+                add,
+            } => {
+                let operation =
+                    membership(&writer_group(*worker), Dataset::subject_id(*worker), *add);
+                *add = !*add;
+                client
+                    .manage_membership(pb::ManageMembershipRequest {
+                        tenant: tenant.clone(),
+                        operations: vec![operation],
+                        options: None,
+                    })
+                    .await?;
+                Ok(true)
             }
         }
     }
@@ -183,6 +214,7 @@ async fn worker(
 }
 
 /// The load phases' shared setup.
+#[derive(Clone)]
 pub(super) struct Load {
     /// The channels, at least one; worker `w` uses channel `w % len`.
     pub(super) channels: Vec<Channel>,
@@ -211,6 +243,12 @@ impl Load {
                         .wrapping_add(round << 32)
                         .wrapping_add(worker as u64),
                 ),
+            },
+            Kind::Write => Probe::Write {
+                client: MembershipServiceClient::new(channel),
+                tenant: self.tenant.clone(),
+                worker,
+                add: true,
             },
         }
     }

@@ -1,24 +1,29 @@
-//! One async façade over store, engine and feed: the write path, reads at a
+//! One async façade over store, engine and feed: writes, reads at a
 //! revision, schema changes and subscriptions.
 //!
-//! The write path is the one place that orders things: under the write gate
-//! it plans against the current snapshot, commits to redb (blocking work on
-//! `spawn_blocking`), applies the committed change set to the cache,
-//! publishes it to the feed, and only then replies. A failed commit leaves
-//! cache and feed untouched. Reads never take the gate. Must not know about
-//! protobuf or tonic.
+//! Every write goes to the [`sequencer`], one thread that plans, commits,
+//! publishes to cache and feed, and replies, in revision order; an RPC only
+//! submits its write and awaits the reply, so a client that goes away can
+//! never leave a write half-applied. Reads never wait for writes: they take
+//! the cache's current snapshot. Blocking and CPU-heavy work (redb reads,
+//! schema parsing, big listings) runs off the async workers. Must not know
+//! about protobuf or tonic.
 
-use std::sync::Arc;
+mod sequencer;
 
-use tokio::sync::{Mutex, mpsc, watch};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::engine::{self, Engine, EngineError, Operation, Snapshot};
 use crate::model::{Change, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::{self, Catalog, SchemaError};
-use crate::store::{CommitOutcome, Loaded, PendingWrite, Store, StoreError};
+use crate::store::{Loaded, Store, StoreError};
 use crate::watch::{Event, Feed, Filter, Pacing, WatchError};
+use sequencer::{Job, Reply, Sequencer};
 
 /// Why the service refused or failed a request.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +78,16 @@ pub enum Error {
     /// A blocking task died.
     #[error("internal task failure")]
     Task(#[from] tokio::task::JoinError),
+    /// The write queue is full: the server is taking writes slower than
+    /// they arrive. Nothing was written; retry later.
+    #[error("the write queue is full ({capacity} writes waiting); retry later")]
+    Busy {
+        /// How many writes the queue holds.
+        capacity: usize,
+    },
+    /// The server is shutting down and takes no more writes.
+    #[error("the server is shutting down")]
+    Stopped,
 }
 
 /// A write's options besides its operations.
@@ -93,14 +108,19 @@ pub struct Service {
 }
 
 struct Inner {
+    /// Shared with the sequencer, which alone writes it; reads (feed replay,
+    /// retention) go to it directly.
     store: Arc<Store>,
-    engine: Engine,
-    /// Held across plan → commit → apply → publish, so writes are applied in
-    /// revision order and each plans against the state it commits onto.
-    gate: Mutex<()>,
+    /// The cache; the sequencer alone publishes to it.
+    engine: Arc<Engine>,
     feed: Feed,
     /// The last revision applied to the cache, for `at_least_revision` waits.
-    applied: watch::Sender<Revision>,
+    applied: Arc<watch::Sender<Revision>>,
+    /// The sequencer's queue. Bounded, so a flood of writes is refused
+    /// (`Error::Busy`) instead of growing memory.
+    jobs: SyncSender<Job>,
+    /// The sequencer's thread, joined at [`Service::stop`].
+    sequencer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// What "now" is for evaluation, commit times and the expiry timer.
     clock: Arc<dyn Clock>,
     /// Flips to true at shutdown: background tasks end.
@@ -153,22 +173,48 @@ impl Service {
             }
         };
         let revision = loaded.revision;
-        let engine = Engine::new(start, revision, tenant_changes(loaded), clock.now());
-        let (applied, _) = watch::channel(revision);
+        let engine = Arc::new(Engine::new(
+            start,
+            revision,
+            tenant_changes(loaded),
+            clock.now(),
+        ));
+        let applied = Arc::new(watch::Sender::new(revision));
+        let feed = Feed::new(config.feed_capacity);
+        let (jobs, queue) = std::sync::mpsc::sync_channel(config.write_queue.max(1));
+        let sequencer = Sequencer {
+            store: store.clone(),
+            engine: engine.clone(),
+            feed: feed.clone(),
+            applied: applied.clone(),
+            clock: clock.clone(),
+            retain_revisions: config.retain_revisions,
+        };
+        let thread = std::thread::Builder::new()
+            .name("authzd-sequencer".into())
+            .spawn(move || sequencer.run(queue))
+            .map_err(|e| Error::Store(StoreError::Database(Box::new(e))))?;
         let service = Service {
             inner: Arc::new(Inner {
                 store,
                 engine,
-                gate: Mutex::new(()),
-                feed: Feed::new(config.feed_capacity),
+                feed,
                 applied,
+                jobs,
+                sequencer: Mutex::new(Some(thread)),
                 clock,
                 closing: watch::Sender::new(false),
                 config,
             }),
         };
         if let Some(catalog) = install {
-            service.install_schema(catalog, None).await?;
+            service
+                .submit(|reply| Job::Schema {
+                    catalog,
+                    expected_revision: None,
+                    reply,
+                })
+                .await?;
         }
         tokio::spawn(service.clone().expire());
         Ok(service)
@@ -192,10 +238,10 @@ impl Service {
             return Ok(snapshot);
         }
         // A client can only know a revision the store committed, and at most
-        // one write is between commit and apply; anything further ahead is
-        // not a revision this server has produced.
+        // one group of writes is between commit and apply; anything further
+        // ahead is not a revision this server has produced.
         let latest = snapshot.revision;
-        if revision > latest.next() {
+        if revision.0 > latest.0.saturating_add(config::MAX_GROUP_WRITES as u64) {
             return Err(Error::RevisionAhead {
                 requested: revision,
                 latest,
@@ -216,219 +262,75 @@ impl Service {
         }
     }
 
-    /// Plans, commits, applies and publishes one batch of operations.
+    /// Plans, commits, applies and publishes one batch of operations, through
+    /// the sequencer.
     pub async fn write(
         &self,
         tenant: TenantId,
         operations: Vec<Operation>,
         options: WriteOptions,
     ) -> Result<Revision, Error> {
-        let _gate = self.inner.gate.lock().await;
-        // A retry must get the first attempt's answer even if planning it
-        // again would now fail (the subject it created exists) or do nothing.
-        if let Some(key) = &options.idempotency_key {
-            let (store, tenant, key) = (self.inner.store.clone(), tenant.clone(), key.clone());
-            let first =
-                tokio::task::spawn_blocking(move || store.idempotent_revision(Some(&tenant), &key))
-                    .await??;
-            if let Some(revision) = first {
-                return Ok(revision);
-            }
-        }
-        let snapshot = self.snapshot();
-        let state = snapshot.tenants.get(&tenant).map(|t| &**t);
-        let now = self.now();
-        if let Some(actor) = &options.actor {
-            let known = state.is_some_and(|t| t.subjects.contains_key(actor));
-            if !known {
-                return Err(Error::InvalidArgument {
-                    field: "options.actor".into(),
-                    reason: format!("subject {actor:?} does not exist in tenant {tenant:?}"),
-                });
-            }
-        }
-        let changes = engine::plan(
-            &snapshot.compiled,
-            &tenant,
-            options.actor.as_ref(),
-            state,
-            &operations,
-            now,
-        )
-        .map_err(|r| Error::Refused {
-            list: "operations",
-            index: r.index,
-            error: r.error,
-        })?;
-        self.commit(Some(tenant), changes, options, None).await
+        self.submit(|reply| Job::Write {
+            tenant,
+            operations,
+            options,
+            reply,
+        })
+        .await
     }
 
     /// Validates a schema against the catalog's users and, unless `dry_run`,
     /// installs it.
     pub async fn write_schema(
         &self,
-        text: &str,
+        text: String,
         dry_run: bool,
         expected_revision: Option<Revision>,
     ) -> Result<Revision, Error> {
-        let catalog = schema::load("schema", text)?;
+        let current = self.snapshot();
+        let (catalog, current) = self
+            .off_runtime(move || -> Result<_, Error> {
+                let catalog = schema::load("schema", &text)?;
+                if dry_run {
+                    check_schema_fits(&catalog, &current)?;
+                }
+                Ok((catalog, current.revision))
+            })
+            .await??;
         if dry_run {
-            self.check_schema_fits(&catalog)?;
-            return Ok(self.snapshot().revision);
+            return Ok(current);
         }
-        self.install_schema(Arc::new(catalog), expected_revision)
-            .await
-    }
-
-    async fn install_schema(
-        &self,
-        catalog: Arc<Catalog>,
-        expected_revision: Option<Revision>,
-    ) -> Result<Revision, Error> {
-        let _gate = self.inner.gate.lock().await;
-        self.check_schema_fits(&catalog)?;
-        let changes = vec![Change::SchemaWritten(catalog.source().to_string())];
-        let options = WriteOptions {
+        self.submit(|reply| Job::Schema {
+            catalog: Arc::new(catalog),
             expected_revision,
-            ..WriteOptions::default()
-        };
-        self.commit(None, changes, options, Some(catalog)).await
+            reply,
+        })
+        .await
     }
 
-    /// Refuses a schema that stored data depends on: custom roles naming
-    /// permissions it lacks, assignments of builtin roles it drops, tenants
-    /// switching off types it lacks.
-    fn check_schema_fits(&self, catalog: &Catalog) -> Result<(), Error> {
-        let snapshot = self.snapshot();
-        let mut problems = Vec::new();
-        for (tenant, state) in snapshot.tenants.iter() {
-            for role in state.roles.values() {
-                for p in engine::unknown_role_permissions(catalog, &role.role) {
-                    problems.push(format!(
-                        "tenant {tenant}: custom role {} uses {p}",
-                        role.role.id
-                    ));
-                }
-            }
-            for key in state.assignments.keys() {
-                let custom = state.roles.contains_key(&key.role);
-                if !custom && !catalog.roles().contains_key(&key.role) {
-                    problems.push(format!(
-                        "tenant {tenant}: role {} is assigned but not defined",
-                        key.role
-                    ));
-                }
-            }
-            for r in &state.settings.disabled_resources {
-                if catalog.resource_mask(r).is_none() {
-                    problems.push(format!("tenant {tenant}: switches off resource type {r}"));
-                }
-            }
-        }
-        if problems.is_empty() {
-            return Ok(());
-        }
-        problems.truncate(20);
-        Err(EngineError::FailedPrecondition(format!(
-            "the schema lacks what stored data uses: {}",
-            problems.join("; ")
-        ))
-        .into())
-    }
-
-    /// Under the gate (the caller holds it): prepares the next snapshot and
-    /// the write's effects, commits changes and effects in one transaction,
-    /// then publishes the snapshot and the change set.
-    async fn commit(
+    /// Runs CPU-heavy or blocking work on tokio's blocking pool, so the
+    /// async workers keep answering checks meanwhile.
+    pub async fn off_runtime<T: Send + 'static>(
         &self,
-        tenant: Option<TenantId>,
-        changes: Vec<Change>,
-        options: WriteOptions,
-        catalog: Option<Arc<Catalog>>,
-    ) -> Result<Revision, Error> {
-        let current = self.snapshot().revision;
-        if changes.is_empty() {
-            // Nothing to change: still honour the concurrency check.
-            return match options.expected_revision {
-                Some(expected) if expected != current => Err(Error::RevisionMismatch {
-                    expected,
-                    actual: current,
-                }),
-                _ => Ok(current),
-            };
-        }
-        let at = self.now();
-        let prepared = self
-            .inner
-            .engine
-            .prepare(tenant.as_ref(), &changes, catalog, at);
-        let write = PendingWrite {
-            tenant,
-            actor: options.actor,
-            committed_at: at,
-            changes,
-            effects: prepared.effects.clone(),
-            expected_revision: options.expected_revision,
-            idempotency_key: options.idempotency_key,
-        };
-        let store = self.inner.store.clone();
-        let outcome = match tokio::task::spawn_blocking(move || store.commit(&write)).await? {
-            Ok(outcome) => outcome,
-            Err(StoreError::RevisionMismatch { expected, actual }) => {
-                return Err(Error::RevisionMismatch { expected, actual });
-            }
-            Err(StoreError::CommitUncertain(e)) => {
-                tracing::error!(error = %e, "commit outcome unknown; re-reading the changelog");
-                self.recover_uncertain(current).await?
-            }
-            Err(other) => return Err(Error::Store(other)),
-        };
-        match outcome {
-            CommitOutcome::Replayed(revision) => Ok(revision),
-            CommitOutcome::Committed(set) => {
-                let revision = set.revision;
-                self.inner.engine.publish(prepared, revision);
-                self.inner.applied.send_replace(revision);
-                self.inner.feed.publish(Arc::new(set));
-                tracing::debug!(%revision, "committed");
-                self.prune(revision).await;
-                Ok(revision)
-            }
-        }
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        Ok(tokio::task::spawn_blocking(work).await?)
     }
 
-    /// Keeps the changelog to the retention window, pruning in steps so the
-    /// cost is spread over many writes. A failure only delays pruning.
-    async fn prune(&self, revision: Revision) {
-        const STEP: u64 = 64;
-        let retain = self.inner.config.retain_revisions.max(1);
-        if revision.0 <= retain || (retain >= STEP && revision.0 % STEP != 0) {
-            return;
-        }
-        let keep_from = Revision(revision.0 - retain + 1);
-        let store = self.inner.store.clone();
-        match tokio::task::spawn_blocking(move || store.prune(keep_from)).await {
-            Ok(Ok(removed)) if removed > 0 => {
-                tracing::debug!(removed, %keep_from, "changelog pruned")
+    /// Hands a job to the sequencer and waits for its answer. Dropping this
+    /// future (a client deadline, a disconnect) does not stop the job.
+    async fn submit(&self, job: impl FnOnce(Reply) -> Job) -> Result<Revision, Error> {
+        let (reply, answer) = oneshot::channel();
+        match self.inner.jobs.try_send(job(reply)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(Error::Busy {
+                    capacity: self.inner.config.write_queue,
+                });
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "pruning the changelog failed"),
-            Err(e) => tracing::warn!(error = %e, "pruning the changelog failed"),
+            Err(TrySendError::Disconnected(_)) => return Err(Error::Stopped),
         }
-    }
-
-    /// After a commit whose outcome the store could not tell: if the write
-    /// landed, it is the change set right after `current`, and the cache and
-    /// feed must learn of it like any other; if not, the write failed.
-    async fn recover_uncertain(&self, current: Revision) -> Result<CommitOutcome, Error> {
-        let store = self.inner.store.clone();
-        let landed = tokio::task::spawn_blocking(move || store.changes_after(current, 1)).await??;
-        match landed.into_iter().next() {
-            Some(set) => Ok(CommitOutcome::Committed(set)),
-            None => Err(Error::Store(StoreError::CommitUncertain(
-                "the write did not land".into(),
-            ))),
-        }
+        answer.await.unwrap_or(Err(Error::Stopped))
     }
 
     /// Subscribes to a tenant's change sets after `after`.
@@ -483,11 +385,41 @@ impl Service {
         self.inner.closing.send_replace(true);
     }
 
+    /// After the last request: lets the sequencer finish the writes it has
+    /// taken, waits for its thread, and closes the store file, so the data
+    /// folder can be opened again at once (by a restart, or a test).
+    pub async fn stop(&self) {
+        self.close();
+        let jobs = self.inner.jobs.clone();
+        let thread = self
+            .inner
+            .sequencer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let store = self.inner.store.clone();
+        let stopped = tokio::task::spawn_blocking(move || {
+            // Blocks only while the queue is full, which the sequencer is
+            // draining.
+            let _ = jobs.send(Job::Stop);
+            if let Some(thread) = thread {
+                if thread.join().is_err() {
+                    tracing::error!("the write sequencer panicked");
+                }
+            }
+            store.close();
+        })
+        .await;
+        if let Err(e) = stopped {
+            tracing::error!(error = %e, "stopping the write sequencer failed");
+        }
+    }
+
     /// The expiry timer: sleeps until the soonest assignment expiry (or
-    /// until a write may have changed it), then removes what has expired
-    /// with a system write per tenant, so each loss reaches the feed at its
-    /// instant with a revision. Checks never wait for it: evaluation
-    /// ignores expired assignments by itself.
+    /// until a write may have changed it), then has the sequencer remove what
+    /// has expired with a system write per tenant, so each loss reaches the
+    /// feed at its instant with a revision. Checks never wait for it:
+    /// evaluation ignores expired assignments by itself.
     async fn expire(self) {
         let mut applied = self.inner.applied.subscribe();
         let mut closing = self.inner.closing.subscribe();
@@ -498,7 +430,7 @@ impl Service {
             };
             tokio::select! {
                 _ = sleep => {
-                    if let Err(e) = self.remove_expired().await {
+                    if let Err(e) = self.submit(|reply| Job::Expire { reply }).await {
                         tracing::error!(error = %e, "removing expired assignments failed; retrying");
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
@@ -508,22 +440,46 @@ impl Service {
             }
         }
     }
+}
 
-    async fn remove_expired(&self) -> Result<(), Error> {
-        let _gate = self.inner.gate.lock().await;
-        let now = self.now();
-        let snapshot = self.snapshot();
-        for (tenant, state) in snapshot.tenants.iter() {
-            let expired = state.expired(now);
-            if expired.is_empty() {
-                continue;
+/// Refuses a schema that stored data depends on: custom roles naming
+/// permissions it lacks, assignments of builtin roles it drops, tenants
+/// switching off types it lacks.
+fn check_schema_fits(catalog: &Catalog, snapshot: &Snapshot) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    for (tenant, state) in snapshot.tenants.iter() {
+        for role in state.roles.values() {
+            for p in engine::unknown_role_permissions(catalog, &role.role) {
+                problems.push(format!(
+                    "tenant {tenant}: custom role {} uses {p}",
+                    role.role.id
+                ));
             }
-            let changes = expired.into_iter().map(Change::RoleExpired).collect();
-            self.commit(Some(tenant.clone()), changes, WriteOptions::default(), None)
-                .await?;
         }
-        Ok(())
+        for key in state.assignments.keys() {
+            let custom = state.roles.contains_key(&key.role);
+            if !custom && !catalog.roles().contains_key(&key.role) {
+                problems.push(format!(
+                    "tenant {tenant}: role {} is assigned but not defined",
+                    key.role
+                ));
+            }
+        }
+        for r in &state.settings.disabled_resources {
+            if catalog.resource_mask(r).is_none() {
+                problems.push(format!("tenant {tenant}: switches off resource type {r}"));
+            }
+        }
     }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.truncate(20);
+    Err(EngineError::FailedPrecondition(format!(
+        "the schema lacks what stored data uses: {}",
+        problems.join("; ")
+    ))
+    .into())
 }
 
 /// Expresses each stored tenant as the changes that would recreate it.

@@ -1,0 +1,551 @@
+//! The sequencer: the one thread that owns the write side of the service.
+//!
+//! RPC handlers hand it a [`Job`] and wait for the reply on a oneshot; the
+//! sequencer runs plan → commit → publish to the cache → publish to the
+//! feed → reply, synchronously, in revision order, on its own thread (never
+//! a tokio worker). Dropping an RPC's future drops only the reply receiver:
+//! a write the sequencer has taken is applied to store, cache and feed, or
+//! to none of them, whatever happens to its client.
+//!
+//! Writes that queue up while a commit is in flight form the next group:
+//! each is planned on the state the ones before it leave, and the group is
+//! committed in one redb transaction and one fsync, each write keeping its
+//! own revision and changelog entry. A write refused by the planner is
+//! answered and leaves the others alone. A group holds at most
+//! [`config::MAX_GROUP_WRITES`] writes and about
+//! [`config::MAX_GROUP_BYTES`] of changelog (a single larger write commits
+//! alone).
+//!
+//! Must not know protobuf or tonic, and must not be called from async code
+//! except through the job queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+
+use tokio::sync::{oneshot, watch};
+
+use super::{Error, WriteOptions, check_schema_fits};
+use crate::clock::Clock;
+use crate::config;
+use crate::engine::{self, Engine, Snapshot};
+use crate::model::{Change, Revision, TenantId};
+use crate::schema::Catalog;
+use crate::store::{CommitOutcome, PendingWrite, Store, StoreError};
+use crate::watch::Feed;
+
+/// Where a job's answer goes. The receiver may be gone (the client gave
+/// up); the job is finished all the same.
+pub(super) type Reply = oneshot::Sender<Result<Revision, Error>>;
+
+/// Work for the sequencer.
+pub(super) enum Job {
+    /// A batch of operations for one tenant.
+    Write {
+        tenant: TenantId,
+        operations: Vec<engine::Operation>,
+        options: WriteOptions,
+        reply: Reply,
+    },
+    /// Install a schema (already parsed and validated on its own).
+    Schema {
+        catalog: Arc<Catalog>,
+        expected_revision: Option<Revision>,
+        reply: Reply,
+    },
+    /// Remove every assignment that has expired by now, one system write
+    /// per tenant; the reply carries the last revision written.
+    Expire { reply: Reply },
+    /// Finish the current group and end the thread.
+    Stop,
+}
+
+/// What the sequencer owns: the only handle that writes the store, and the
+/// only writer of the cache and the feed.
+pub(super) struct Sequencer {
+    pub(super) store: Arc<Store>,
+    pub(super) engine: Arc<Engine>,
+    pub(super) feed: Feed,
+    pub(super) applied: Arc<watch::Sender<Revision>>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) retain_revisions: u64,
+}
+
+/// A write that passed planning, with the state it leaves.
+struct Admitted {
+    write: PendingWrite,
+    /// Its changelog entry's size, for the group's byte bound.
+    bytes: usize,
+    /// The snapshot after it (revision not yet set), which becomes the
+    /// group's working state once the write joins the group.
+    next: Snapshot,
+}
+
+/// How a job of the group will be answered once the group has committed.
+enum Answer {
+    /// With the revision of the group's write at this index.
+    Committed(usize),
+    /// With the revision the state had when the job was planned: that of
+    /// the group's write at this index, or the group's base if `None` (a
+    /// write that changed nothing, or a retry of an earlier one in the
+    /// group).
+    Unchanged(Option<usize>),
+    /// With a revision committed before the group began (a retry).
+    Earlier(Revision),
+    /// With this refusal, whatever the group's fate.
+    Refused(Error),
+}
+
+/// The writes being collected for one commit.
+struct Group {
+    /// The last committed revision when the group began.
+    base: Revision,
+    /// The snapshot every admitted write leaves, published after the commit.
+    working: Snapshot,
+    writes: Vec<PendingWrite>,
+    bytes: usize,
+    /// Each job's reply (none for the sequencer's own expiry writes) and
+    /// how to answer it.
+    answers: Vec<(Option<Reply>, Answer)>,
+    /// Idempotency keys of the group's writes, with their index, so a retry
+    /// inside the same group is answered like one after it.
+    keys: HashMap<(Option<TenantId>, String), usize>,
+}
+
+impl Group {
+    fn new(current: &Snapshot) -> Self {
+        Group {
+            base: current.revision,
+            working: current.clone(),
+            writes: Vec::new(),
+            bytes: 0,
+            answers: Vec::new(),
+            keys: HashMap::new(),
+        }
+    }
+
+    /// The revision the working state will have once committed.
+    fn revision(&self) -> Revision {
+        Revision(self.base.0 + self.writes.len() as u64)
+    }
+
+    fn last_write(&self) -> Option<usize> {
+        self.writes.len().checked_sub(1)
+    }
+
+    /// Whether `bytes` more would take the group past its bounds.
+    fn would_overflow(&self, bytes: usize) -> bool {
+        !self.writes.is_empty()
+            && (self.writes.len() >= config::MAX_GROUP_WRITES
+                || self.bytes + bytes > config::MAX_GROUP_BYTES)
+    }
+
+    fn add(&mut self, admitted: Admitted, reply: Option<Reply>) {
+        self.working = admitted.next;
+        if let Some(key) = &admitted.write.idempotency_key {
+            self.keys.insert(
+                (admitted.write.tenant.clone(), key.clone()),
+                self.writes.len(),
+            );
+        }
+        self.bytes += admitted.bytes;
+        self.answers
+            .push((reply, Answer::Committed(self.writes.len())));
+        self.writes.push(admitted.write);
+    }
+}
+
+/// A job's payload, without its reply.
+enum Work {
+    Write {
+        tenant: TenantId,
+        operations: Vec<engine::Operation>,
+        options: WriteOptions,
+    },
+    Schema {
+        catalog: Arc<Catalog>,
+        expected_revision: Option<Revision>,
+    },
+}
+
+/// What planning a piece of work against the group's state gave.
+enum Planned {
+    Admitted(Box<Admitted>),
+    Answer(Answer),
+}
+
+impl Sequencer {
+    /// Runs jobs until [`Job::Stop`] or until every sender is gone.
+    pub(super) fn run(self, jobs: Receiver<Job>) {
+        let mut pruned = self.engine.revision();
+        while let Ok(first) = jobs.recv() {
+            let mut group = Group::new(&self.engine.snapshot());
+            let mut next = Some(first);
+            let mut stop = false;
+            while let Some(job) = next.take() {
+                if let Job::Stop = job {
+                    stop = true;
+                    break;
+                }
+                self.take(&mut group, job);
+                next = jobs.try_recv().ok();
+            }
+            self.commit(&mut group);
+            if stop {
+                break;
+            }
+            pruned = self.prune(pruned);
+        }
+        tracing::debug!("write sequencer stopped");
+    }
+
+    /// Plans one job into the group (committing the group first if the job
+    /// would take it past its bounds).
+    fn take(&self, group: &mut Group, job: Job) {
+        let (work, reply) = match job {
+            Job::Write {
+                tenant,
+                operations,
+                options,
+                reply,
+            } => {
+                // The client gave up before anything happened: doing nothing
+                // is one of the two outcomes it must expect, and the cheaper.
+                if reply.is_closed() {
+                    return;
+                }
+                let work = Work::Write {
+                    tenant,
+                    operations,
+                    options,
+                };
+                (work, reply)
+            }
+            Job::Schema {
+                catalog,
+                expected_revision,
+                reply,
+            } => {
+                let work = Work::Schema {
+                    catalog,
+                    expected_revision,
+                };
+                (work, reply)
+            }
+            Job::Expire { reply } => return self.expire(group, reply),
+            Job::Stop => return,
+        };
+        match self.fit(group, |g| self.plan(g, &work)) {
+            Planned::Admitted(admitted) => group.add(*admitted, Some(reply)),
+            Planned::Answer(answer) => group.answers.push((Some(reply), answer)),
+        }
+    }
+
+    /// Plans with `plan` on the group's state; if the result does not fit
+    /// the group, commits the group first. A successful commit leaves the
+    /// state the plan was made on, so the plan stands; a failed one reverts
+    /// the state to the cache's, so the plan is made again.
+    fn fit(&self, group: &mut Group, plan: impl Fn(&Group) -> Planned) -> Planned {
+        let planned = plan(group);
+        let Planned::Admitted(admitted) = &planned else {
+            return planned;
+        };
+        if !group.would_overflow(admitted.bytes) || self.commit(group) {
+            return planned;
+        }
+        plan(group)
+    }
+
+    fn plan(&self, group: &Group, work: &Work) -> Planned {
+        match work {
+            Work::Write {
+                tenant,
+                operations,
+                options,
+            } => self.plan_write(group, tenant, operations, options),
+            Work::Schema {
+                catalog,
+                expected_revision,
+            } => self.plan_schema(group, catalog, *expected_revision),
+        }
+    }
+
+    fn plan_write(
+        &self,
+        group: &Group,
+        tenant: &TenantId,
+        operations: &[engine::Operation],
+        options: &WriteOptions,
+    ) -> Planned {
+        // A retry must get the first attempt's answer even if planning it
+        // again would now fail (the subject it created exists) or do nothing.
+        if let Some(key) = &options.idempotency_key {
+            if let Some(index) = group.keys.get(&(Some(tenant.clone()), key.clone())) {
+                return Planned::Answer(Answer::Unchanged(Some(*index)));
+            }
+            match self.store.idempotent_revision(Some(tenant), key) {
+                Ok(Some(revision)) => return Planned::Answer(Answer::Earlier(revision)),
+                Ok(None) => {}
+                Err(e) => return Planned::Answer(Answer::Refused(Error::Store(e))),
+            }
+        }
+        if let Err(e) = expect_revision(options.expected_revision, group.revision()) {
+            return Planned::Answer(Answer::Refused(e));
+        }
+        let state = group.working.tenants.get(tenant).map(|t| &**t);
+        if let Some(actor) = &options.actor {
+            let known = state.is_some_and(|t| t.subjects.contains_key(actor));
+            if !known {
+                return Planned::Answer(Answer::Refused(Error::InvalidArgument {
+                    field: "options.actor".into(),
+                    reason: format!("subject {actor} does not exist in tenant {tenant}"),
+                }));
+            }
+        }
+        let now = self.clock.now();
+        let planned = match engine::plan(
+            &group.working.compiled,
+            tenant,
+            options.actor.as_ref(),
+            state,
+            operations,
+            now,
+        ) {
+            Ok(planned) => planned,
+            Err(r) => {
+                return Planned::Answer(Answer::Refused(Error::Refused {
+                    list: "operations",
+                    index: r.index,
+                    error: r.error,
+                }));
+            }
+        };
+        if planned.changes.is_empty() {
+            return Planned::Answer(Answer::Unchanged(group.last_write()));
+        }
+        let write = PendingWrite {
+            tenant: Some(tenant.clone()),
+            actor: options.actor.clone(),
+            committed_at: now,
+            changes: planned.changes,
+            effects: planned.effects,
+            expected_revision: options.expected_revision,
+            idempotency_key: options.idempotency_key.clone(),
+        };
+        let mut next = group.working.clone();
+        next.install(tenant.clone(), planned.state);
+        admit(write, next)
+    }
+
+    fn plan_schema(
+        &self,
+        group: &Group,
+        catalog: &Arc<Catalog>,
+        expected_revision: Option<Revision>,
+    ) -> Planned {
+        if let Err(e) = expect_revision(expected_revision, group.revision()) {
+            return Planned::Answer(Answer::Refused(e));
+        }
+        if let Err(e) = check_schema_fits(catalog, &group.working) {
+            return Planned::Answer(Answer::Refused(e));
+        }
+        let now = self.clock.now();
+        let changes = vec![Change::SchemaWritten(catalog.source().to_string())];
+        let mut next = group.working.clone();
+        let effects = next.apply_changes(None, &changes, Some(catalog.clone()), now);
+        let write = PendingWrite {
+            tenant: None,
+            actor: None,
+            committed_at: now,
+            changes,
+            effects,
+            expected_revision,
+            idempotency_key: None,
+        };
+        admit(write, next)
+    }
+
+    /// Removes what has expired by now in every tenant of the group's
+    /// state, each tenant as one system write.
+    fn expire(&self, group: &mut Group, reply: Reply) {
+        let now = self.clock.now();
+        let tenants: Vec<TenantId> = group
+            .working
+            .tenants
+            .iter()
+            .filter(|(_, state)| !state.expired(now).is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for tenant in tenants {
+            if let Planned::Admitted(admitted) = self.fit(group, |g| plan_expiry(g, &tenant, now)) {
+                group.add(*admitted, None);
+            }
+        }
+        let answer = Answer::Unchanged(group.last_write());
+        group.answers.push((Some(reply), answer));
+    }
+
+    /// Commits the group's writes in one transaction, publishes them to the
+    /// cache and the feed, and answers every job of the group. Returns
+    /// whether the writes landed; either way the group is empty afterwards,
+    /// its working state that of the cache.
+    fn commit(&self, group: &mut Group) -> bool {
+        let fresh = Group::new(&group.working);
+        let finished = std::mem::replace(group, fresh);
+        let result = if finished.writes.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.store_group(finished.base, &finished.writes)
+        };
+        let sets = match result {
+            Ok(sets) => sets,
+            Err(e) => {
+                tracing::error!(error = %e, writes = finished.writes.len(), "a write group failed; nothing of it was applied");
+                let failure = e.to_string();
+                for (reply, answer) in finished.answers {
+                    let result = match answer {
+                        Answer::Refused(e) => Err(e),
+                        Answer::Earlier(r) => Ok(r),
+                        Answer::Unchanged(None) => Ok(finished.base),
+                        Answer::Committed(_) | Answer::Unchanged(Some(_)) => {
+                            Err(Error::Store(StoreError::Database(failure.clone().into())))
+                        }
+                    };
+                    send(reply, result);
+                }
+                *group = Group::new(&self.engine.snapshot());
+                return false;
+            }
+        };
+        let revisions: Vec<Revision> = sets.iter().map(|s| s.revision).collect();
+        if let Some(&last) = revisions.last() {
+            let mut next = finished.working;
+            next.revision = last;
+            self.engine.publish(next);
+            self.applied.send_replace(last);
+            tracing::debug!(revision = %last, writes = sets.len(), "committed");
+        }
+        for set in sets {
+            self.feed.publish(Arc::new(set));
+        }
+        let at = |index: Option<usize>| {
+            index
+                .and_then(|i| revisions.get(i).copied())
+                .unwrap_or(finished.base)
+        };
+        for (reply, answer) in finished.answers {
+            let result = match answer {
+                Answer::Committed(i) => Ok(at(Some(i))),
+                Answer::Unchanged(i) => Ok(at(i)),
+                Answer::Earlier(r) => Ok(r),
+                Answer::Refused(e) => Err(e),
+            };
+            send(reply, result);
+        }
+        *group = Group::new(&self.engine.snapshot());
+        true
+    }
+
+    /// Writes the group to the store; on an uncertain commit, learns from the
+    /// changelog whether it landed (a transaction lands whole or not at all).
+    fn store_group(
+        &self,
+        base: Revision,
+        writes: &[PendingWrite],
+    ) -> Result<Vec<crate::model::ChangeSet>, StoreError> {
+        match self.store.commit_group(writes) {
+            Ok(outcomes) => Ok(outcomes
+                .into_iter()
+                .filter_map(|o| match o {
+                    CommitOutcome::Committed(set) => Some(set),
+                    CommitOutcome::Replayed(revision) => {
+                        // The sequencer answers retries before planning; a
+                        // replay here means a key it did not see.
+                        tracing::error!(%revision, "the store replayed a write the sequencer admitted");
+                        None
+                    }
+                })
+                .collect()),
+            Err(StoreError::CommitUncertain(e)) => {
+                tracing::error!(error = %e, "commit outcome unknown; re-reading the changelog");
+                let landed = self.store.changes_after(base, writes.len())?;
+                if landed.len() == writes.len() {
+                    Ok(landed)
+                } else {
+                    Err(StoreError::CommitUncertain("the write did not land".into()))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keeps the changelog to the retention window, in steps so the cost is
+    /// spread over many writes; runs between groups, after their replies,
+    /// and costs no fsync (see [`Store::prune`]). Returns the revision
+    /// pruning last ran at. A failure only delays pruning.
+    fn prune(&self, last: Revision) -> Revision {
+        const STEP: u64 = 64;
+        let revision = self.engine.revision();
+        let retain = self.retain_revisions.max(1);
+        let due = revision.0 >= last.0 + STEP.min(retain);
+        if revision.0 <= retain || !due {
+            return last;
+        }
+        let keep_from = Revision(revision.0 - retain + 1);
+        match self.store.prune(keep_from) {
+            Ok(removed) if removed > 0 => tracing::debug!(removed, %keep_from, "changelog pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning the changelog failed"),
+        }
+        revision
+    }
+}
+
+/// The system write removing a tenant's expired assignments, if it has any.
+fn plan_expiry(group: &Group, tenant: &TenantId, now: crate::model::Timestamp) -> Planned {
+    let expired = group
+        .working
+        .tenants
+        .get(tenant)
+        .map(|state| state.expired(now))
+        .unwrap_or_default();
+    if expired.is_empty() {
+        return Planned::Answer(Answer::Unchanged(group.last_write()));
+    }
+    let changes: Vec<Change> = expired.into_iter().map(Change::RoleExpired).collect();
+    let mut next = group.working.clone();
+    let effects = next.apply_changes(Some(tenant), &changes, None, now);
+    let write = PendingWrite {
+        tenant: Some(tenant.clone()),
+        actor: None,
+        committed_at: now,
+        changes,
+        effects,
+        expected_revision: None,
+        idempotency_key: None,
+    };
+    admit(write, next)
+}
+
+/// Wraps a write that passed planning, measuring its changelog entry.
+fn admit(write: PendingWrite, next: Snapshot) -> Planned {
+    match Store::entry_bytes(&write) {
+        Ok(bytes) => Planned::Admitted(Box::new(Admitted { write, bytes, next })),
+        Err(e) => Planned::Answer(Answer::Refused(Error::Store(e))),
+    }
+}
+
+/// Answers a job; a client that is gone is no error (its write stands).
+fn send(reply: Option<Reply>, result: Result<Revision, Error>) {
+    if let Some(reply) = reply {
+        let _ = reply.send(result);
+    }
+}
+
+/// Refuses a write whose client expected another latest revision.
+fn expect_revision(expected: Option<Revision>, actual: Revision) -> Result<(), Error> {
+    match expected {
+        Some(expected) if expected != actual => Err(Error::RevisionMismatch { expected, actual }),
+        _ => Ok(()),
+    }
+}
