@@ -589,15 +589,41 @@ pub struct ChangeSet {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EffectTarget {
-    /// At a scope where the subject has a grant (and, for inheriting
-    /// permissions, below it).
+    /// At a scope where the subject has a grant; how far below it the
+    /// permission holds is the effect's [`Reach`].
     Scope(ScopeId),
     /// Over a subject inside one of the holder's populations.
     Subject(SubjectId),
 }
 
+/// How far below its target an effective permission holds: with the target,
+/// what a mirror needs to answer every check exactly.
+///
+/// The rule: subject S holds P at scope X iff S holds P with reach
+/// [`Reach::Subtree`] at X or at an ancestor of X, or with [`Reach::Exact`]
+/// at X itself. A permission holds with reach `Subtree` at a scope when it
+/// would also hold at a scope created directly below it (so at every scope
+/// below it, whatever grants those add); it holds with reach `Exact` when
+/// it holds there but not necessarily below (a non-inheriting permission, or
+/// a derived one whose rule needs one). Over a target subject the reach is
+/// always `Exact`: over that subject only.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Reach {
+    /// At the target and at every scope below it.
+    Subtree,
+    /// At the target only. The default, so a changelog entry written before
+    /// reaches existed decodes as the claim it made: held at its target.
+    #[default]
+    Exact,
+}
+
 /// One effective consequence of a write: a subject gained or lost a
-/// permission at a target.
+/// permission at a target, with a reach. A change of reach alone is a loss
+/// at the old reach followed by a gain at the new one (the field order makes
+/// the sorted order put losses first).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Effect {
     /// The tenant.
@@ -610,6 +636,9 @@ pub struct Effect {
     pub permission: Permission,
     /// Gained (true) or lost (false).
     pub gained: bool,
+    /// How far below `target` it holds (or held).
+    #[serde(default)]
+    pub reach: Reach,
 }
 
 #[cfg(test)]

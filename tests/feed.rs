@@ -22,6 +22,22 @@ async fn subscribe(
         .into_inner()
 }
 
+/// Permission changes only, of tenant T after `after`, narrowed by the
+/// filters set in `filter`.
+async fn permission_changes(
+    server: &TestServer,
+    after: u64,
+    filter: pb::WatchRequest,
+) -> tonic::Streaming<pb::WatchResponse> {
+    let request = pb::WatchRequest {
+        tenant: T.into(),
+        after_revision: after,
+        kinds: vec![pb::EventKind::PermissionChanges as i32],
+        ..filter
+    };
+    subscribe(server, request).await
+}
+
 fn effects(m: &pb::WatchResponse) -> Vec<(String, String, String, bool)> {
     m.permission_changes
         .iter()
@@ -48,16 +64,7 @@ async fn assignments_gain_and_lose_exactly_what_the_role_gives() {
     let server = TestServer::start().await;
     create_scope(&server, T, "eu", "").await;
     let start = create_subject(&server, T, "alice").await;
-    let mut all = subscribe(
-        &server,
-        pb::WatchRequest {
-            tenant: T.into(),
-            after_revision: start,
-            kinds: vec![pb::EventKind::PermissionChanges as i32],
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut all = permission_changes(&server, start, pb::WatchRequest::default()).await;
     let mut docs = subscribe(
         &server,
         pb::WatchRequest {
@@ -226,13 +233,11 @@ async fn leaving_a_population_is_a_loss_over_that_subject() {
         )],
     )
     .await;
-    let mut feed = subscribe(
+    let mut feed = permission_changes(
         &server,
+        start - 1,
         pb::WatchRequest {
-            tenant: T.into(),
-            after_revision: start - 1,
             target_subject: "emp".into(),
-            kinds: vec![pb::EventKind::PermissionChanges as i32],
             ..Default::default()
         },
     )
@@ -393,13 +398,11 @@ async fn scope_filter_passes_only_changes_at_that_scope() {
     create_scope(&server, T, "eu", "").await;
     create_scope(&server, T, "us", "").await;
     let start = create_subject(&server, T, "alice").await;
-    let mut feed = subscribe(
+    let mut feed = permission_changes(
         &server,
+        start,
         pb::WatchRequest {
-            tenant: T.into(),
-            after_revision: start,
             scope: "eu".into(),
-            kinds: vec![pb::EventKind::PermissionChanges as i32],
             ..Default::default()
         },
     )
@@ -453,13 +456,11 @@ async fn subject_filter_passes_changes_of_and_over_the_subject() {
         ],
     )
     .await;
-    let mut feed = subscribe(
+    let mut feed = permission_changes(
         &server,
+        start,
         pb::WatchRequest {
-            tenant: T.into(),
-            after_revision: start,
             subject: "emp".into(),
-            kinds: vec![pb::EventKind::PermissionChanges as i32],
             ..Default::default()
         },
     )
@@ -649,4 +650,204 @@ async fn a_slow_subscriber_is_ended_and_resumes_where_it_stopped() {
         assert_eq!(next_event(&mut resumed).await.revision, expected);
     }
     server.stop().await;
+}
+
+type Reached = (String, String, String, bool, pb::Reach);
+
+/// A message's permission changes with their reach.
+fn reached(m: &pb::WatchResponse) -> Vec<Reached> {
+    effects(m)
+        .into_iter()
+        .zip(&m.permission_changes)
+        .map(|((s, p, at, gained), c)| (s, p, at, gained, c.reach()))
+        .collect()
+}
+
+fn r(subject: &str, permission: &str, at: &str, gained: bool, reach: pb::Reach) -> Reached {
+    (subject.into(), permission.into(), at.into(), gained, reach)
+}
+
+/// (holder, reach) of a permission at a scope, as ListSubjectsWithPermission
+/// lists them.
+async fn holders(server: &TestServer, permission: &str, scope: &str) -> Vec<(String, pb::Reach)> {
+    holders_at(server, T, permission, scope)
+        .await
+        .iter()
+        .map(|h| (h.subject.clone(), h.reach()))
+        .collect()
+}
+
+/// The reach of each permission a subject holds at `scope`, as
+/// ListEffectivePermissions lists it without a scope.
+async fn reaches_at(server: &TestServer, subject: &str, scope: &str) -> Vec<(String, pb::Reach)> {
+    effective_targets(server, T, subject, "")
+        .await
+        .iter()
+        .filter(|t| t.scope == scope)
+        .flat_map(|t| &t.permissions)
+        .map(|p| (p.permission.clone(), p.reach()))
+        .collect()
+}
+
+/// bob (`*` at a) and carol (editor and approver at a) both hold the derived
+/// document:publish at a, but only bob holds it at a's child a1, because
+/// approval does not inherit while `*` grants publish itself. The feed and
+/// both listings tell them apart by reach (subtree for bob, exact for
+/// carol), while `*` still gives bob approval:approve exactly at a; and
+/// when carol's publish comes to hold below a too, the feed reports a loss
+/// at the old reach followed by a gain at the new one.
+#[tokio::test]
+async fn reach_tells_a_subtree_from_an_exact_grant() {
+    use pb::Reach::{Exact, Subtree};
+    let server = TestServer::start().await;
+    create_scope(&server, T, "a", "").await;
+    create_scope(&server, T, "a1", "a").await;
+    create_subject(&server, T, "bob").await;
+    let start = create_subject(&server, T, "carol").await;
+    let mut feed = permission_changes(
+        &server,
+        start,
+        pb::WatchRequest {
+            permission: "document:publish".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    manage(
+        &server,
+        T,
+        vec![
+            assign("admin", subject_principal("bob"), scope_target("a")),
+            assign("editor", subject_principal("carol"), scope_target("a")),
+            assign("approver", subject_principal("carol"), scope_target("a")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        reached(&next_event(&mut feed).await),
+        vec![
+            r("bob", "document:publish", "a", true, Subtree),
+            r("carol", "document:publish", "a", true, Exact),
+        ]
+    );
+    for (who, at_a1) in [("bob", true), ("carol", false)] {
+        assert!(check(&server, T, who, "document:publish", "a").await);
+        assert_eq!(
+            check(&server, T, who, "document:publish", "a1").await,
+            at_a1
+        );
+    }
+    assert_eq!(
+        holders(&server, "document:publish", "a").await,
+        vec![("bob".into(), Subtree), ("carol".into(), Exact)]
+    );
+    assert_eq!(
+        holders(&server, "document:publish", "a1").await,
+        vec![("bob".into(), Subtree)]
+    );
+    let carol = reaches_at(&server, "carol", "a").await;
+    for expected in [
+        ("approval:approve", Exact),
+        ("document:edit", Subtree),
+        ("document:publish", Exact),
+    ] {
+        assert!(
+            carol.contains(&(expected.0.into(), expected.1)),
+            "{carol:?}"
+        );
+    }
+    let bob = reaches_at(&server, "bob", "a").await;
+    for expected in [("approval:approve", Exact), ("document:publish", Subtree)] {
+        assert!(bob.contains(&(expected.0.into(), expected.1)), "{bob:?}");
+    }
+    assert!(!check(&server, T, "bob", "approval:approve", "a1").await);
+
+    manage(
+        &server,
+        T,
+        vec![assign(
+            "admin",
+            subject_principal("carol"),
+            scope_target("root"),
+        )],
+    )
+    .await;
+    assert_eq!(
+        reached(&next_event(&mut feed).await),
+        vec![
+            r("carol", "document:publish", "a", false, Exact),
+            r("carol", "document:publish", "a", true, Subtree),
+            r("carol", "document:publish", "root", true, Subtree),
+        ]
+    );
+    assert!(check(&server, T, "carol", "document:publish", "a1").await);
+}
+
+/// A derived permission can hold over a target subject only by combining a
+/// population grant (approver over the group the target is in) with a grant
+/// at the target's home scope (editor at the root): CheckAccess allows it,
+/// and so the feed lists it over that subject, exactly, beside what the
+/// population gives; when the target leaves the group, both are lost.
+#[tokio::test]
+async fn a_derived_permission_over_a_target_subject_can_need_both_kinds_of_grant() {
+    use pb::Reach::{Exact, Subtree};
+    let server = TestServer::start().await;
+    create_group(&server, T, "staff").await;
+    create_subject(&server, T, "dave").await;
+    create_subject(&server, T, "erin").await;
+    let start = manage(
+        &server,
+        T,
+        vec![
+            add_member("staff", subject_principal("erin")),
+            assign("editor", subject_principal("dave"), scope_target("root")),
+        ],
+    )
+    .await;
+    let mut feed = permission_changes(
+        &server,
+        start,
+        pb::WatchRequest {
+            subject: "dave".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    manage(
+        &server,
+        T,
+        vec![assign(
+            "approver",
+            subject_principal("dave"),
+            population_target("staff"),
+        )],
+    )
+    .await;
+    assert!(check_over(&server, T, "dave", "document:publish", "erin").await);
+    assert!(!check(&server, T, "dave", "document:publish", "").await);
+    assert_eq!(
+        reached(&next_event(&mut feed).await),
+        vec![
+            r("dave", "approval:approve", "subject:erin", true, Exact),
+            r("dave", "document:publish", "subject:erin", true, Exact),
+        ]
+    );
+    manage(
+        &server,
+        T,
+        vec![remove_member("staff", subject_principal("erin"))],
+    )
+    .await;
+    assert!(!check_over(&server, T, "dave", "document:publish", "erin").await);
+    assert_eq!(
+        reached(&next_event(&mut feed).await),
+        vec![
+            r("dave", "approval:approve", "subject:erin", false, Exact),
+            r("dave", "document:publish", "subject:erin", false, Exact),
+        ]
+    );
+    assert_eq!(
+        holders(&server, "document:edit", "").await,
+        vec![("dave".into(), Subtree)]
+    );
 }

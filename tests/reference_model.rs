@@ -1395,7 +1395,7 @@ proptest! {
                 let got: BTreeSet<String> = listed
                     .unwrap()
                     .into_iter()
-                    .flat_map(|t| t.permissions.into_iter().map(|(p, _)| p))
+                    .flat_map(|t| t.permissions.into_iter().map(|p| p.permission))
                     .collect();
                 let expected =
                     reference.effective(subject, &Spot { scope: &scope, target_groups: None });

@@ -4,11 +4,14 @@
 //!
 //! It lists the holders once (`ListSubjectsWithPermission` at the root),
 //! remembers the revision of that answer, then follows `Watch` from it,
-//! applying every gain and loss of those permissions at the root. After each
-//! message it rewrites the list and a checkpoint file (the revision it has
-//! applied, and the holders), each atomically, so a restart resumes from the
-//! checkpoint without missing or repeating anything. If the server no
-//! longer has the history after the checkpoint, it lists again.
+//! applying every gain and loss of those permissions at the root. At the
+//! root any entry means "held there", whatever its reach, and a change of
+//! reach arrives as a loss followed by a gain, so applying the changes in
+//! order is enough. After each message it rewrites the list and a
+//! checkpoint file (the revision it has applied, and the holders), each
+//! atomically, so a restart resumes from the checkpoint without missing or
+//! repeating anything. If the server no longer has the history after the
+//! checkpoint, it lists again.
 //!
 //! Run: `cargo run --example sync_client -- --target 127.0.0.1:50051
 //! --tenant acme --list make-users.txt --checkpoint make-users.checkpoint`

@@ -3,7 +3,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{page, source_to_pb};
+use super::convert::{page, reach_to_pb, source_to_pb};
 use super::{invalid, pb};
 use crate::config::MAX_BATCH_CHECKS;
 use crate::engine::{At, Question, Snapshot};
@@ -247,9 +247,10 @@ fn effective_permissions(
                 permissions: t
                     .permissions
                     .iter()
-                    .map(|(p, sources)| pb::EffectivePermission {
-                        permission: p.clone(),
-                        sources: sources.iter().map(source_to_pb).collect(),
+                    .map(|p| pb::EffectivePermission {
+                        permission: p.permission.clone(),
+                        sources: p.sources.iter().map(source_to_pb).collect(),
+                        reach: reach_to_pb(p.reach) as i32,
                     })
                     .collect(),
             })
@@ -276,6 +277,7 @@ fn holders(
                 subject: h.subject.clone(),
                 implied: h.implied,
                 sources: h.sources.iter().map(source_to_pb).collect(),
+                reach: reach_to_pb(h.reach) as i32,
             })
             .collect(),
         next_page_token: next.unwrap_or_default(),

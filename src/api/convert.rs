@@ -10,7 +10,7 @@ use crate::config::{DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LEN, MAX_PAGE_SIZE};
 use crate::engine::{Precondition, Source};
 use crate::model::{
     self, Assignment, AssignmentKey, Change, Grant, Group, InvalidValue, Name, Permission,
-    Principal, Revision, Role, Scope, ScopeId, Subject, SubjectKind, SubjectStatus, Target,
+    Principal, Reach, Revision, Role, Scope, ScopeId, Subject, SubjectKind, SubjectStatus, Target,
     TenantSettings, Timestamp,
 };
 use crate::service::{Error, WriteOptions};
@@ -367,6 +367,14 @@ pub fn settings_to_pb(s: &TenantSettings) -> pb::TenantSettings {
             .iter()
             .map(ToString::to_string)
             .collect(),
+    }
+}
+
+/// A reach on the wire; the zero value is never produced.
+pub fn reach_to_pb(r: Reach) -> pb::Reach {
+    match r {
+        Reach::Subtree => pb::Reach::Subtree,
+        Reach::Exact => pb::Reach::Exact,
     }
 }
 

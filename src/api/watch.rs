@@ -8,7 +8,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::convert::{change_to_pb, id, optional_id, timestamp_to_pb};
+use super::convert::{change_to_pb, id, optional_id, reach_to_pb, timestamp_to_pb};
 use super::{invalid, pb};
 use crate::model::{ChangeSet, Effect, EffectTarget, Revision};
 use crate::schema::PermissionPattern;
@@ -94,6 +94,7 @@ fn effect_to_pb(e: &Effect) -> pb::PermissionChange {
         scope,
         target_subject,
         gained: e.gained,
+        reach: reach_to_pb(e.reach) as i32,
     }
 }
 

@@ -2,31 +2,46 @@
 //! which permission where, computed as the exact difference between each
 //! concerned subject's *picture* before and after.
 //!
-//! A subject's picture is every (permission, target) it holds, where the
-//! targets are the scopes at which it has grants (what it holds there,
-//! inherited and derived permissions included) and every subject inside one
-//! of its populations (what it holds over that subject through them). A
-//! subscriber that applies every gain and loss in order keeps an exact copy
-//! of all pictures. Expiry does not enter pictures: an expired assignment
-//! leaves them when the server removes it (a `RoleExpired` write), so the
-//! loss is an event with a revision like any other.
+//! A subject's picture is every (permission, target, reach) it holds. The
+//! targets are the scopes at which it has grants, where it holds what
+//! [`TenantState::check`] answers there, each permission with its
+//! [`Reach`]: `Subtree` when it also holds at every scope below, `Exact`
+//! when only there. Every scope where a subject holds a permission is such
+//! a target or lies below one where it holds with reach `Subtree` (a scope
+//! without grants of its own holds only what it inherits), so a mirror that
+//! answers by the rule of [`Reach`] answers every scope exactly. The other
+//! targets are the subjects inside the holder's populations: over each, the
+//! permissions the populations give, and the derived permissions that hold
+//! over it only by combining them with grants at its home scope. A check
+//! over a target subject therefore holds iff the scope rule holds at its
+//! home scope or the picture lists the permission over it.
+//!
+//! A subscriber that applies every gain and loss in order keeps an exact
+//! copy of all pictures. Expiry does not enter pictures: an expired
+//! assignment leaves them when the server removes it (a `RoleExpired`
+//! write), so the loss is an event with a revision like any other.
 //!
 //! Must not know about protobuf or redb.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::eval::Place;
-use super::tenant::{Affected, Compiled, TenantState};
-use crate::model::{Effect, EffectTarget, GroupId, SubjectId, Target, TenantId, Timestamp};
-use crate::schema::PermBit;
+use super::tenant::{Affected, Compiled, SubjectEntry, TenantState};
+use crate::model::{
+    Effect, EffectTarget, GroupId, Permission, ROOT_SCOPE, Reach, ScopeId, SubjectId, Target,
+    TenantId, Timestamp,
+};
 
 /// The instant pictures are evaluated at: before every expiry, so that
 /// every assignment still present counts (see the module doc).
 const PICTURE_TIME: Timestamp = Timestamp(i64::MIN);
 
-/// What a subject holds, per target, as permission names (names, not bits:
-/// a schema change renumbers bits).
-pub type Picture = BTreeMap<EffectTarget, BTreeSet<String>>;
+/// What a subject holds at one target: permission names (names, not bits:
+/// a schema change renumbers bits) with their reach.
+pub type Held = BTreeMap<String, Reach>;
+
+/// What a subject holds, per target.
+pub type Picture = BTreeMap<EffectTarget, Held>;
 
 /// One tenant's state with the catalog it was compiled against.
 #[derive(Clone, Copy)]
@@ -37,56 +52,95 @@ pub struct View<'a> {
     pub state: Option<&'a TenantState>,
 }
 
-impl View<'_> {
-    fn held(&self, subject: &SubjectId, place: Place<'_>) -> BTreeSet<String> {
-        let (Some(state), catalog) = (self.state, &self.compiled.catalog) else {
-            return BTreeSet::new();
+impl<'a> View<'a> {
+    fn entry(&self, subject: &SubjectId) -> Option<(&'a TenantState, &'a SubjectEntry)> {
+        let state = self.state?;
+        Some((state, state.subjects.get(subject)?))
+    }
+
+    /// What `subject` holds at `scope`, with reaches.
+    fn at_scope(&self, subject: &SubjectId, scope: &str) -> Held {
+        let Some((state, entry)) = self.entry(subject) else {
+            return Held::new();
         };
-        let Some(entry) = state.subjects.get(subject) else {
-            return BTreeSet::new();
+        let catalog = &self.compiled.catalog;
+        catalog
+            .all()
+            .iter()
+            .filter(|bit| {
+                let place = Place::scope(scope);
+                let (subject, grants) = (&entry.subject, &entry.grants);
+                state.check(self.compiled, subject, grants, *bit, place, PICTURE_TIME)
+            })
+            .map(|bit| {
+                let (subject, grants) = (&entry.subject, &entry.grants);
+                let reach = state.reach(self.compiled, subject, grants, bit, scope, PICTURE_TIME);
+                (catalog.name(bit).to_string(), reach)
+            })
+            .collect()
+    }
+
+    /// What `subject` holds over `target` that the scope rule at the
+    /// target's home scope does not already answer: what its populations
+    /// give, and derived permissions that need both (see the module doc).
+    fn over(&self, subject: &SubjectId, target: &SubjectId) -> Held {
+        let (Some((state, entry)), Some((_, target_entry))) =
+            (self.entry(subject), self.entry(target))
+        else {
+            return Held::new();
+        };
+        let home = target_entry
+            .subject
+            .home_scope
+            .as_ref()
+            .map_or(ROOT_SCOPE, ScopeId::as_str);
+        // A place with no scope: only population grants can apply.
+        let through = Place {
+            scope: "",
+            target: Some(&target_entry.grants),
+            target_id: Some(target),
+            below: false,
+        };
+        let whole = Place {
+            scope: home,
+            ..through
+        };
+        let catalog = &self.compiled.catalog;
+        let check = |bit, place| {
+            state.check(
+                self.compiled,
+                &entry.subject,
+                &entry.grants,
+                bit,
+                place,
+                PICTURE_TIME,
+            )
         };
         catalog
             .all()
             .iter()
-            .filter(|bit: &PermBit| {
-                state.check(
-                    self.compiled,
-                    &entry.subject,
-                    &entry.grants,
-                    *bit,
-                    place,
-                    PICTURE_TIME,
-                )
+            .filter(|bit| {
+                // A level or action holds over the target iff the scope chain
+                // or a population gives it; only a derived rule can combine
+                // the two into something neither gives alone.
+                check(*bit, through)
+                    || (catalog.rule(*bit).is_some()
+                        && check(*bit, whole)
+                        && !check(*bit, Place::scope(home)))
             })
-            .map(|bit| catalog.name(bit).to_string())
+            .map(|bit| (catalog.name(bit).to_string(), Reach::Exact))
             .collect()
-    }
-
-    /// What `subject` holds over `target` through its populations.
-    fn over(&self, subject: &SubjectId, target: &SubjectId) -> BTreeSet<String> {
-        let Some(target_entry) = self.state.and_then(|s| s.subjects.get(target)) else {
-            return BTreeSet::new();
-        };
-        let place = Place {
-            scope: "",
-            target: Some(&target_entry.grants),
-            target_id: Some(target),
-        };
-        self.held(subject, place)
     }
 
     /// A subject's whole picture.
     pub fn picture(&self, subject: &SubjectId) -> Picture {
-        let Some(state) = self.state else {
-            return Picture::new();
-        };
-        let Some(entry) = state.subjects.get(subject) else {
+        let Some((state, entry)) = self.entry(subject) else {
             return Picture::new();
         };
         let mut picture = Picture::new();
         let scopes: BTreeSet<_> = entry.grants.scopes.iter().map(|e| e.at.clone()).collect();
         for scope in scopes {
-            let held = self.held(subject, Place::scope(scope.as_str()));
+            let held = self.at_scope(subject, scope.as_str());
             if !held.is_empty() {
                 picture.insert(EffectTarget::Scope(scope), held);
             }
@@ -120,10 +174,14 @@ impl View<'_> {
     }
 
     fn groups(&self, subject: &SubjectId) -> BTreeSet<GroupId> {
-        self.state
-            .and_then(|s| s.subjects.get(subject))
-            .map(|e| e.grants.groups.iter().cloned().collect())
+        self.entry(subject)
+            .map(|(_, e)| e.grants.groups.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    fn home(&self, subject: &SubjectId) -> Option<ScopeId> {
+        self.entry(subject)
+            .and_then(|(_, e)| e.subject.home_scope.clone())
     }
 
     fn subjects(&self) -> BTreeSet<SubjectId> {
@@ -137,31 +195,40 @@ fn push_diff(
     tenant: &TenantId,
     subject: &SubjectId,
     target: &EffectTarget,
-    before: &BTreeSet<String>,
-    after: &BTreeSet<String>,
+    before: &Held,
+    after: &Held,
     out: &mut Vec<Effect>,
 ) {
-    let changed = after
-        .difference(before)
-        .map(|p| (p, true))
-        .chain(before.difference(after).map(|p| (p, false)));
-    for (permission, gained) in changed {
+    let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for name in names {
+        let (old, new) = (before.get(name), after.get(name));
+        if old == new {
+            continue;
+        }
         // Names come from the catalog, so they always parse.
-        if let Ok(permission) = permission.parse() {
-            out.push(Effect {
-                tenant: tenant.clone(),
-                subject: subject.clone(),
-                target: target.clone(),
-                permission,
-                gained,
-            });
+        let Ok(permission) = name.parse::<Permission>() else {
+            continue;
+        };
+        // A change of reach is a loss and a gain (see `Effect`).
+        let changes = [(old, false), (new, true)];
+        for (reach, gained) in changes {
+            if let Some(reach) = reach {
+                out.push(Effect {
+                    tenant: tenant.clone(),
+                    subject: subject.clone(),
+                    target: target.clone(),
+                    permission: permission.clone(),
+                    gained,
+                    reach: *reach,
+                });
+            }
         }
     }
 }
 
 /// The gains and losses between two states of one tenant, given what the
 /// write affected: subjects whose grants it recomputed, and those whose
-/// answers it changed otherwise (status, deletion).
+/// answers it changed otherwise (status, home scope, deletion).
 pub fn diff(
     tenant: &TenantId,
     before: View<'_>,
@@ -185,7 +252,7 @@ pub fn diff(
     for subject in &whole {
         let (b, a) = (before.picture(subject), after.picture(subject));
         let targets: BTreeSet<&EffectTarget> = b.keys().chain(a.keys()).collect();
-        let empty = BTreeSet::new();
+        let empty = Held::new();
         for target in targets {
             let (old, new) = (
                 b.get(target).unwrap_or(&empty),
@@ -195,11 +262,18 @@ pub fn diff(
         }
     }
     // Subjects moving in or out of a population change what its holders
-    // hold over them, though the holders' own grants did not change.
+    // hold over them, though the holders' own grants did not change; so does
+    // a member's move to another home scope (derived permissions over it
+    // may combine population grants with grants there).
     let mut pairs: BTreeSet<(SubjectId, SubjectId)> = BTreeSet::new();
     for target in &whole {
         let (gb, ga) = (before.groups(target), after.groups(target));
-        for group in gb.symmetric_difference(&ga) {
+        let groups: BTreeSet<&GroupId> = if before.home(target) == after.home(target) {
+            gb.symmetric_difference(&ga).collect()
+        } else {
+            gb.union(&ga).collect()
+        };
+        for group in groups {
             for holder in before
                 .population_holders(group)
                 .union(&after.population_holders(group))

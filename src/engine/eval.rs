@@ -11,7 +11,7 @@ use super::grants::SubjectGrants;
 use super::roles::CompiledRole;
 use super::tenant::{Compiled, TenantState};
 use crate::model::{
-    GroupId, Principal, ScopeId, Subject, SubjectId, SubjectStatus, Target, Timestamp,
+    GroupId, Principal, Reach, ScopeId, Subject, SubjectId, SubjectStatus, Target, Timestamp,
 };
 use crate::schema::{PermBit, RuleKind};
 
@@ -25,6 +25,11 @@ pub struct Place<'a> {
     pub target: Option<&'a SubjectGrants>,
     /// For checks over a subject: its id, for explanations.
     pub target_id: Option<&'a SubjectId>,
+    /// Set for a scope directly below `scope` that has no grants of its own
+    /// (one created later, say): there only inheriting permissions granted at
+    /// `scope` and above count. What holds here holds at every scope below
+    /// `scope`, which is how a [`Reach`] is decided.
+    pub below: bool,
 }
 
 impl<'a> Place<'a> {
@@ -34,6 +39,15 @@ impl<'a> Place<'a> {
             scope,
             target: None,
             target_id: None,
+            below: false,
+        }
+    }
+
+    /// A check at a scope directly below `scope` with no grants of its own.
+    pub fn below(scope: &'a str) -> Self {
+        Self {
+            below: true,
+            ..Self::scope(scope)
         }
     }
 }
@@ -168,7 +182,7 @@ impl TenantState {
         let mut scope = Some(place.scope);
         for step in 0..=self.scopes.len() {
             let Some(s) = scope else { break };
-            if (step == 0 || inherits) && grants.holds_at(s, bit, now) {
+            if (inherits || (step == 0 && !place.below)) && grants.holds_at(s, bit, now) {
                 return true;
             }
             scope = self.parent(s).map(ScopeId::as_str);
@@ -180,8 +194,28 @@ impl TenantState {
         })
     }
 
+    /// How far below `scope` `bit` holds, given that it holds there (see
+    /// [`Reach`]): `Subtree` when it also holds at a scope directly below
+    /// that has no grants of its own, since every scope below `scope` holds
+    /// at least what such a scope holds.
+    pub fn reach(
+        &self,
+        compiled: &Compiled,
+        subject: &Subject,
+        grants: &SubjectGrants,
+        bit: PermBit,
+        scope: &str,
+        now: Timestamp,
+    ) -> Reach {
+        if self.check(compiled, subject, grants, bit, Place::below(scope), now) {
+            Reach::Subtree
+        } else {
+            Reach::Exact
+        }
+    }
+
     /// Whether `bit` holds at `scope` or at any scope below it where the
-    /// subject has a grant: the reach of a prerequisite.
+    /// subject has a grant: where a prerequisite counts.
     pub(super) fn holds_within(
         &self,
         compiled: &Compiled,

@@ -12,7 +12,7 @@ use imbl::OrdMap;
 
 use super::eval::{Explanation, Place, Source};
 use super::{EngineError, Snapshot, TenantState};
-use crate::model::{Permission, ROOT_SCOPE, ScopeId, Timestamp};
+use crate::model::{Permission, ROOT_SCOPE, Reach, ScopeId, Timestamp};
 use crate::schema::PermBit;
 
 /// Where a question applies.
@@ -42,8 +42,19 @@ pub struct EffectiveTarget {
     pub scope: Option<ScopeId>,
     /// The population group, for population targets.
     pub population: Option<crate::model::GroupId>,
-    /// Each permission held there with its sources, in name order.
-    pub permissions: Vec<(String, Vec<Source>)>,
+    /// Each permission held there, in name order.
+    pub permissions: Vec<EffectivePermission>,
+}
+
+/// One permission held at a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectivePermission {
+    /// The permission's name.
+    pub permission: String,
+    /// How far below the target it holds; `Exact` over a population.
+    pub reach: Reach,
+    /// Every way it is held.
+    pub sources: Vec<Source>,
 }
 
 /// A subject holding a permission.
@@ -53,6 +64,9 @@ pub struct Holder {
     pub subject: String,
     /// True when no grant names the permission literally.
     pub implied: bool,
+    /// How far below the listed scope it holds; `Exact` over a target
+    /// subject.
+    pub reach: Reach,
     /// Every way it is held.
     pub sources: Vec<Source>,
 }
@@ -96,6 +110,7 @@ impl Snapshot {
                             id: id.to_string(),
                         })?;
                 Ok(Place {
+                    below: false,
                     scope: entry
                         .subject
                         .home_scope
@@ -179,7 +194,6 @@ impl Snapshot {
                 all
             }
         };
-        let name = |bit: PermBit| self.compiled.catalog.name(bit).to_string();
         let mut out: Vec<EffectiveTarget> = scopes
             .into_iter()
             .map(|s| {
@@ -190,10 +204,16 @@ impl Snapshot {
                     Place::scope(s.as_str()),
                     now,
                 );
+                let (subject, grants) = (&entry.subject, &entry.grants);
+                let reach =
+                    |bit| state.reach(&self.compiled, subject, grants, bit, s.as_str(), now);
                 EffectiveTarget {
                     scope: Some(s.clone()),
                     population: None,
-                    permissions: held.into_iter().map(|(b, src)| (name(b), src)).collect(),
+                    permissions: held
+                        .into_iter()
+                        .map(|(b, sources)| self.effective(b, reach(b), sources))
+                        .collect(),
                 }
             })
             .collect();
@@ -203,9 +223,18 @@ impl Snapshot {
         out.retain(|t| !t.permissions.is_empty());
         // Catalog order is ladder order; the contract is name order.
         for t in &mut out {
-            t.permissions.sort_by(|a, b| a.0.cmp(&b.0));
+            t.permissions
+                .sort_by(|a, b| a.permission.cmp(&b.permission));
         }
         Ok(out)
+    }
+
+    fn effective(&self, bit: PermBit, reach: Reach, sources: Vec<Source>) -> EffectivePermission {
+        EffectivePermission {
+            permission: self.compiled.catalog.name(bit).to_string(),
+            reach,
+            sources,
+        }
     }
 
     /// What a subject holds over each population it has a role for: the
@@ -232,6 +261,7 @@ impl Snapshot {
                     scope: "",
                     target: Some(&inside),
                     target_id: None,
+                    below: false,
                 };
                 let held =
                     state.effective_at(&self.compiled, &entry.subject, &entry.grants, place, now);
@@ -240,7 +270,7 @@ impl Snapshot {
                     population: Some(g),
                     permissions: held
                         .into_iter()
-                        .map(|(b, src)| (self.compiled.catalog.name(b).to_string(), src))
+                        .map(|(b, sources)| self.effective(b, Reach::Exact, sources))
                         .collect(),
                 }
             })
@@ -287,9 +317,16 @@ impl Snapshot {
                 place,
                 now,
             );
+            let (subject, grants) = (&entry.subject, &entry.grants);
+            // Over a target subject there is nothing below: the reach is exact.
+            let reach = match at {
+                At::Scope(_) => state.reach(&self.compiled, subject, grants, bit, place.scope, now),
+                At::Subject(_) => Reach::Exact,
+            };
             holders.push(Holder {
                 subject: id.to_string(),
                 implied: why.sources.iter().all(|s| !s.implication.is_empty()),
+                reach,
                 sources: why.sources,
             });
         }

@@ -103,7 +103,7 @@ pub struct Affected {
     /// switched modules).
     pub everyone: bool,
     /// Subjects whose grants did not change but whose answers may have:
-    /// locked or unlocked, or deleted.
+    /// locked or unlocked, moved to another home scope, or deleted.
     pub answers: BTreeSet<SubjectId>,
 }
 
@@ -439,7 +439,11 @@ impl TenantState {
     fn put_subject(&mut self, subject: &Subject, affected: &mut Affected) {
         let grants = match self.subjects.get(&subject.id) {
             Some(old) => {
-                if old.subject.status != subject.status {
+                // A new home scope changes what population holders hold
+                // over the subject (see `effects`), not its own grants.
+                if old.subject.status != subject.status
+                    || old.subject.home_scope != subject.home_scope
+                {
                     affected.answers.insert(subject.id.clone());
                 }
                 old.grants.clone()

@@ -994,6 +994,29 @@ pub async fn holders_at(
         .holders
 }
 
+/// A subject's effective permissions per target: at every target where it
+/// holds something when `scope` is empty, else at `scope`.
+pub async fn effective_targets(
+    server: &TestServer,
+    tenant: &str,
+    subject: &str,
+    scope: &str,
+) -> Vec<pb::EffectiveTarget> {
+    server
+        .access()
+        .await
+        .list_effective_permissions(pb::ListEffectivePermissionsRequest {
+            tenant: tenant.into(),
+            subject: subject.into(),
+            scope: scope.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .targets
+}
+
 /// The assignments at exactly `target`, as "role principal target" lines.
 pub async fn assignments_at(
     server: &TestServer,
