@@ -14,16 +14,16 @@ use common::*;
 use prost::Message;
 
 /// A revision with more permission changes than one piece holds (a role
-/// given to a group of a thousand, with a small piece limit) arrives in
+/// given to a group of 250, with a small piece limit) arrives in
 /// several pieces within the limit, reassembles to exactly the members ×
 /// the role's permissions (the holders `ListSubjectsWithPermission` names),
 /// replays identically from the changelog, and a resume after it begins
 /// with the next revision.
 #[tokio::test]
 async fn a_revision_larger_than_a_piece_arrives_in_pieces_and_resumes_after_the_last() {
-    const PIECE: usize = 16 << 10;
+    const PIECE: usize = 4 << 10;
     let server = TestServer::start_with(|c| c.watch_piece_bytes = PIECE).await;
-    let (members, seeded) = seed_group(&server, ACME, "everyone", 1000, "m").await;
+    let (members, seeded) = seed_group(&server, ACME, "everyone", 250, "m").await;
     let mut live = watch(&server, ACME, seeded, "").await;
     let given = manage(
         &server,
@@ -92,15 +92,21 @@ async fn a_revision_larger_than_a_piece_arrives_in_pieces_and_resumes_after_the_
 async fn a_revision_over_4_mib_reaches_a_client_with_the_default_limit() {
     const DEFAULT_LIMIT: usize = 4 << 20;
     let server = TestServer::start().await;
-    // Long ids and `*` make every member's share large, so a modest group
-    // is enough.
-    let prefix = "x".repeat(200);
-    let (members, seeded) = seed_group(&server, ACME, "everyone", 2000, &prefix).await;
+    // A group's members made viewers over the group itself as a
+    // population: each of 100 members gains document:read over each of the
+    // 100, and with ids of 255 bytes that is over 5 MB of changes from a
+    // group small enough to seed quickly.
+    let prefix = "x".repeat(250);
+    let (members, seeded) = seed_group(&server, ACME, "everyone", 100, &prefix).await;
     let mut stream = watch(&server, ACME, seeded, "").await;
     let given = manage(
         &server,
         ACME,
-        vec![assign("admin", group_principal("everyone"), None)],
+        vec![assign(
+            "viewer",
+            group_principal("everyone"),
+            population_target("everyone"),
+        )],
     )
     .await;
     let pieces = next_revision(&mut stream).await;
@@ -111,11 +117,15 @@ async fn a_revision_over_4_mib_reaches_a_client_with_the_default_limit() {
         "the revision is only {total} bytes: the test needs more members"
     );
     assert!(pieces.iter().all(|p| p.encoded_len() < DEFAULT_LIMIT));
-    let subjects: BTreeSet<&str> = pieces
+    let pairs: BTreeSet<(&str, &str)> = pieces
         .iter()
         .flat_map(|p| &p.permission_changes)
-        .map(|c| c.subject.as_str())
+        .map(|c| (c.subject.as_str(), c.target_subject.as_str()))
         .collect();
-    assert_eq!(subjects, members.iter().map(String::as_str).collect());
+    assert_eq!(
+        pairs.len(),
+        members.len() * members.len(),
+        "every member over every member"
+    );
     server.stop().await;
 }
