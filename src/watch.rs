@@ -334,16 +334,10 @@ pub struct Pacing {
 }
 
 impl Feed {
-    /// A feed keeping up to `capacity` change sets and
-    /// [`crate::config::FEED_BUFFER_BYTES`] for subscribers that are
-    /// momentarily behind.
-    pub fn new(capacity: usize) -> Self {
-        Self::with_limits(capacity, crate::config::FEED_BUFFER_BYTES)
-    }
-
     /// A feed keeping up to `capacity` change sets and about `bytes` of them
-    /// (the newest set is kept whatever its size).
-    pub fn with_limits(capacity: usize, bytes: usize) -> Self {
+    /// for subscribers that are momentarily behind (the newest set is kept
+    /// whatever its size).
+    pub fn new(capacity: usize, bytes: usize) -> Self {
         let (closing, _) = watch::channel(false);
         let (published, _) = watch::channel(Revision(0));
         Self {
@@ -726,7 +720,7 @@ mod tests {
     /// waits; revisions of other tenants count as delivered.
     #[tokio::test]
     async fn a_gap_in_the_feed_ends_the_stream_naming_where_to_resume() {
-        let feed = Feed::new(16);
+        let feed = Feed::new(16, 1 << 30);
         feed.publish(set(1, "t", vec![effect("a")]));
         feed.publish(set(2, "other", vec![effect("b")]));
         feed.publish(set(4, "t", vec![effect("c")]));
@@ -766,7 +760,7 @@ mod tests {
         let effects: Vec<Effect> = (0..1000).map(|i| effect(&format!("s{i:04}"))).collect();
         let one = effect_bytes(&effects[0]);
         let budget = PIECE_HEADER_BYTES + 50 * one;
-        let feed = Feed::new(16);
+        let feed = Feed::new(16, 1 << 30);
         let mut all = subscribe(&feed, 0, pacing(budget, 1 << 20));
         let mut first_half = feed.subscribe(
             Filter {
@@ -811,7 +805,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let size = set_bytes(&set(1, "t", big()));
-        let feed = Feed::with_limits(1000, 3 * size);
+        let feed = Feed::new(1000, 3 * size);
         for r in 1..=10 {
             feed.publish(set(r, "t", big()));
         }
@@ -843,7 +837,7 @@ mod tests {
     async fn an_unread_subscription_holds_at_most_its_byte_budget() {
         let effects: Vec<Effect> = (0..1000).map(|i| effect(&format!("s{i:04}"))).collect();
         let piece = PIECE_HEADER_BYTES + 10 * effect_bytes(&effects[0]);
-        let feed = Feed::new(16);
+        let feed = Feed::new(16, 1 << 30);
         let mut sub = subscribe(&feed, 0, pacing(piece, 3 * piece));
         feed.publish(set(1, "t", effects));
         // Bounded: lets the producer run until it blocks on the budget.

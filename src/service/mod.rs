@@ -180,7 +180,7 @@ impl Service {
             clock.now(),
         ));
         let applied = Arc::new(watch::Sender::new(revision));
-        let feed = Feed::new(config.feed_capacity);
+        let feed = Feed::new(config.feed_capacity, config::FEED_BUFFER_BYTES);
         let (jobs, queue) = std::sync::mpsc::sync_channel(config.write_queue.max(1));
         let sequencer = Sequencer {
             store: store.clone(),
