@@ -44,7 +44,8 @@ async fn seed_members(server: &TestServer, group: &str, count: usize) {
     }
 }
 
-/// Every revision after `after` up to `last`, each exactly once and in order.
+/// Every revision after `after` up to `last`, each exactly once and in order
+/// (a revision in several pieces joined into one message).
 async fn expect_revisions(
     stream: &mut tonic::Streaming<pb::WatchResponse>,
     after: u64,
@@ -56,10 +57,7 @@ async fn expect_revisions(
         .map_or(after, |m: &pb::WatchResponse| m.revision)
         < last
     {
-        let m = next_event(stream).await;
-        if m.progress {
-            continue;
-        }
+        let m = next_whole_revision(stream).await;
         let expected = seen
             .last()
             .map_or(after, |m: &pb::WatchResponse| m.revision)

@@ -808,14 +808,17 @@ pub async fn next_event(stream: &mut tonic::Streaming<pb::WatchResponse>) -> pb:
 }
 
 /// Every piece of the next revision on a Watch stream, up to the one marked
-/// `revision_complete`; asserts they share one revision and are numbered
-/// from 0.
+/// `revision_complete` (progress messages before it are skipped); asserts
+/// they share one revision and are numbered from 0.
 pub async fn next_revision(
     stream: &mut tonic::Streaming<pb::WatchResponse>,
 ) -> Vec<pb::WatchResponse> {
     let mut pieces: Vec<pb::WatchResponse> = Vec::new();
     loop {
         let m = next_event(stream).await;
+        if m.progress && pieces.is_empty() {
+            continue;
+        }
         assert!(!m.progress, "a progress message inside a revision: {m:?}");
         if let Some(first) = pieces.first() {
             assert_eq!(m.revision, first.revision, "a revision left incomplete");
@@ -829,6 +832,22 @@ pub async fn next_revision(
     }
 }
 
+/// The next revision on a Watch stream as one message: its pieces'
+/// changes and permission changes joined in order.
+pub async fn next_whole_revision(
+    stream: &mut tonic::Streaming<pb::WatchResponse>,
+) -> pb::WatchResponse {
+    let mut pieces = next_revision(stream).await.into_iter();
+    let mut whole = pieces.next().expect("a revision has a piece");
+    for piece in pieces {
+        whole.changes.extend(piece.changes);
+        whole.permission_changes.extend(piece.permission_changes);
+        whole.part = piece.part;
+        whole.revision_complete = piece.revision_complete;
+    }
+    whole
+}
+
 /// Creates `n` subjects named `{prefix}{i:05}` (a few writes in flight at a
 /// time) and adds them to a new group `group` in batches as large as the
 /// server takes; returns them and the last revision.
@@ -839,7 +858,7 @@ pub async fn seed_group(
     n: usize,
     prefix: &str,
 ) -> (Vec<String>, u64) {
-    const IN_FLIGHT: usize = 8;
+    const IN_FLIGHT: usize = 32;
     let subjects: Vec<String> = (0..n).map(|i| format!("{prefix}{i:05}")).collect();
     let directory = server.directory().await;
     for chunk in subjects.chunks(IN_FLIGHT) {
