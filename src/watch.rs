@@ -291,23 +291,21 @@ fn effect_bytes(e: &Effect) -> usize {
     EFFECT_OVERHEAD_BYTES + e.subject.as_str().len() + permission + target
 }
 
-/// The estimated encoded size of a raw change: its JSON length, which names
-/// every field and so is at least what protobuf's tags take.
+/// The estimated encoded size of a raw change: the length of its `Debug`
+/// form, which names every field and quotes every string, and so is at
+/// least what protobuf's tags and lengths take.
 fn change_bytes(c: &Change) -> usize {
     struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
+    impl std::fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
             Ok(())
         }
     }
     let mut count = Count(0);
-    // Serializing model types to a counter cannot fail; were it to, the
-    // partial count plus the margin below is still an estimate.
-    let _ = serde_json::to_writer(&mut count, c);
+    // Writing to a counter cannot fail; were it to, the partial count plus
+    // the margin below is still an estimate.
+    let _ = std::fmt::Write::write_fmt(&mut count, format_args!("{c:?}"));
     count.0 + 16
 }
 
