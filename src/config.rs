@@ -31,6 +31,19 @@ pub const MAX_GROUP_WRITES: usize = 256;
 pub const MAX_GROUP_BYTES: usize = 8 << 20;
 /// Change sets read from the changelog per step of a Watch replay.
 pub const REPLAY_PAGE: usize = 256;
+/// Estimated bytes of change sets the live feed keeps for subscribers that
+/// are momentarily behind, besides the newest set (kept whatever its size);
+/// together with [`Config::feed_capacity`] it bounds the feed's memory.
+pub const FEED_BUFFER_BYTES: usize = 64 << 20;
+/// Estimated bytes of Watch messages buffered per subscriber on their way to
+/// the network; with [`Config::subscriber_buffer`] it bounds what a slow
+/// subscriber holds. A larger message waits for the buffer to empty.
+pub const SUBSCRIBER_BUFFER_BYTES: usize = 4 << 20;
+/// Default estimated size a Watch message is filled to
+/// ([`Config::watch_piece_bytes`]): a quarter of the 4 MiB a gRPC client
+/// accepts by default, so estimates may be off by far without a message
+/// being refused.
+pub const WATCH_PIECE_BYTES: usize = 1 << 20;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -43,11 +56,17 @@ pub struct Config {
     /// installs the built-in example on a new store.
     pub schema: Option<PathBuf>,
     /// Committed change sets the live feed keeps for subscribers that are
-    /// momentarily behind; one further behind is ended with
-    /// RESOURCE_EXHAUSTED and resumes from its last revision.
+    /// momentarily behind (and at most [`FEED_BUFFER_BYTES`] of them); one
+    /// further behind is ended with RESOURCE_EXHAUSTED and resumes from its
+    /// last revision.
     pub feed_capacity: usize,
-    /// Messages buffered per Watch subscriber on their way to the network.
+    /// Messages buffered per Watch subscriber on their way to the network
+    /// (and at most [`SUBSCRIBER_BUFFER_BYTES`] of them).
     pub subscriber_buffer: usize,
+    /// Estimated size a Watch message is filled to: a revision whose
+    /// visible changes are larger is sent in several pieces, the last marked
+    /// complete; a single record larger than this travels alone.
+    pub watch_piece_bytes: usize,
     /// Idle time after which a Watch subscriber gets a progress event.
     pub progress_interval: Duration,
     /// Change sets the changelog keeps at least; older ones may be pruned
@@ -66,6 +85,7 @@ impl Default for Config {
             schema: None,
             feed_capacity: 4096,
             subscriber_buffer: 256,
+            watch_piece_bytes: WATCH_PIECE_BYTES,
             progress_interval: Duration::from_secs(10),
             retain_revisions: 1_000_000,
             write_queue: 4096,

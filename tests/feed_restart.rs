@@ -32,7 +32,8 @@ async fn latest(ch: &tonic::transport::Channel) -> u64 {
         .revision
 }
 
-/// Reads revisions `from..=to` in order, each exactly once.
+/// Reads revisions `from..=to` in order, each exactly once (its pieces
+/// joined).
 async fn read_range(
     stream: &mut tonic::Streaming<pb::WatchResponse>,
     from: u64,
@@ -40,7 +41,7 @@ async fn read_range(
 ) -> Vec<pb::WatchResponse> {
     let mut out = Vec::new();
     for expected in from..=to {
-        let m = next_event(stream).await;
+        let m = next_whole_revision(stream).await;
         assert_eq!(m.revision, expected, "a revision missing or twice");
         out.push(m);
     }

@@ -323,3 +323,92 @@ async fn the_stream_ends_cleanly_at_shutdown() {
         other => panic!("expected a clean end of stream, got {other:?}"),
     }
 }
+
+/// `after_revision` beyond the latest committed revision is refused at once
+/// with OUT_OF_RANGE naming the latest, instead of streaming progress for a
+/// revision that was never written; the latest itself is accepted, and the
+/// stream goes on with the next write.
+#[tokio::test]
+async fn a_future_revision_is_refused_naming_the_latest() {
+    let server = TestServer::start().await;
+    let latest = create_subject(&server, ACME, "alice").await;
+    let mut client = server.watch().await;
+    for ahead in [latest + 1, 1000] {
+        let refused = client
+            .watch(pb::WatchRequest {
+                tenant: ACME.into(),
+                after_revision: ahead,
+                ..Default::default()
+            })
+            .await;
+        assert_status(
+            refused,
+            Code::OutOfRange,
+            &format!("latest committed revision {latest}"),
+        );
+    }
+    let mut stream = watch(&server, ACME, latest, "").await;
+    let next = create_subject(&server, ACME, "bob").await;
+    assert_eq!(next_event(&mut stream).await.revision, next);
+    server.stop().await;
+}
+
+/// `after_revision = 0` means from the first revision ever: it replays the
+/// whole history while nothing is pruned, and once the changelog is pruned
+/// it is refused with FAILED_PRECONDITION naming the oldest retained
+/// revision (never a stream silently missing the start).
+/// `from_oldest_retained` then starts exactly at that oldest revision, goes
+/// live, and refuses being combined with an `after_revision`.
+#[tokio::test]
+async fn after_revision_zero_is_the_whole_history_and_from_oldest_retained_what_is_left() {
+    let server = TestServer::start().await;
+    let first = create_subject(&server, ACME, "alice").await;
+    let mut whole = watch(&server, ACME, 0, "").await;
+    assert_eq!(next_event(&mut whole).await.revision, 1);
+    server.stop().await;
+    assert!(first >= 1);
+
+    let server = TestServer::start_with(|c| c.retain_revisions = 3).await;
+    let mut last = 0;
+    for i in 0..6 {
+        last = create_subject(&server, ACME, &format!("s{i}")).await;
+    }
+    let oldest = last - 2;
+    let mut client = server.watch().await;
+    let refused = client
+        .watch(pb::WatchRequest {
+            tenant: ACME.into(),
+            after_revision: 0,
+            ..Default::default()
+        })
+        .await;
+    assert_status(
+        refused,
+        Code::FailedPrecondition,
+        &format!("oldest retained: {oldest}"),
+    );
+    let both = client
+        .watch(pb::WatchRequest {
+            tenant: ACME.into(),
+            after_revision: 2,
+            from_oldest_retained: true,
+            ..Default::default()
+        })
+        .await;
+    assert_status(both, Code::InvalidArgument, "after_revision");
+    let mut retained = client
+        .watch(pb::WatchRequest {
+            tenant: ACME.into(),
+            from_oldest_retained: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for revision in oldest..=last {
+        assert_eq!(next_event(&mut retained).await.revision, revision);
+    }
+    let live = create_subject(&server, ACME, "live").await;
+    assert_eq!(next_event(&mut retained).await.revision, live);
+    server.stop().await;
+}

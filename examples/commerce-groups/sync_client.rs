@@ -7,11 +7,12 @@
 //! applying every gain and loss of those permissions at the root. At the
 //! root any entry means "held there", whatever its reach, and a change of
 //! reach arrives as a loss followed by a gain, so applying the changes in
-//! order is enough. After each message it rewrites the list and a
-//! checkpoint file (the revision it has applied, and the holders), each
-//! atomically, so a restart resumes from the checkpoint without missing or
-//! repeating anything. If the server no longer has the history after the
-//! checkpoint, it lists again.
+//! order is enough. After each complete revision (a large one arrives in
+//! several pieces, the last marked `revision_complete`) it rewrites the
+//! list and a checkpoint file (the revision it has applied, and the
+//! holders), each atomically, so a restart resumes from the checkpoint
+//! without missing or repeating anything. If the server no longer has the
+//! history after the checkpoint, it lists again.
 //!
 //! Run: `cargo run --example sync_client -- --target 127.0.0.1:50051
 //! --tenant acme --list make-users.txt --checkpoint make-users.checkpoint`
@@ -186,27 +187,48 @@ pub async fn sync(
         };
         let mut stream = match watch.watch(request).await {
             Ok(s) => s.into_inner(),
-            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-                // The history after our checkpoint is gone: start over.
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::FailedPrecondition | tonic::Code::OutOfRange
+                ) =>
+            {
+                // The history after our checkpoint is gone, or the server
+                // never had our checkpoint (its data was replaced): start
+                // over.
                 state = list(&options).await?;
                 state.save(&options)?;
                 continue;
             }
             Err(status) => return Err(status.into()),
         };
+        // The pieces received so far of the revision being received.
+        let mut pending: Vec<pb::PermissionChange> = Vec::new();
+        let mut pending_revision = 0;
         loop {
             tokio::select! {
                 _ = &mut stop => return Ok(()),
                 message = stream.message() => match message {
                     Ok(Some(m)) => {
-                        for change in &m.permission_changes {
-                            state.apply(change);
+                        if m.revision != pending_revision {
+                            pending.clear();
+                            pending_revision = m.revision;
                         }
-                        state.revision = m.revision;
-                        state.save(&options)?;
-                        applied.send_replace(state.revision);
+                        pending.extend(m.permission_changes);
+                        // A large revision comes in pieces: only a complete
+                        // one is applied and checkpointed, so a restart
+                        // mid-revision resumes before it, not halfway.
+                        if m.revision_complete {
+                            for change in pending.drain(..) {
+                                state.apply(&change);
+                            }
+                            state.revision = m.revision;
+                            state.save(&options)?;
+                            applied.send_replace(state.revision);
+                        }
                     }
-                    // Lagged or ended: resume from the checkpoint.
+                    // Lagged, a gap, or ended: resume from the checkpoint
+                    // (whatever was pending of a revision is read again).
                     Ok(None) | Err(_) => break,
                 },
             }

@@ -57,6 +57,8 @@ impl From<Error> for Status {
             Error::Watch(WatchError::TooOld { .. }) => Code::FailedPrecondition,
             Error::Busy { .. } => Code::ResourceExhausted,
             Error::Stopped => Code::Unavailable,
+            Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,
+            Error::Watch(WatchError::Gap { .. }) => Code::Aborted,
             Error::Watch(_) | Error::Store(_) | Error::Task(_) => Code::Internal,
         };
         if code == Code::Internal {

@@ -1,19 +1,20 @@
 //! `WatchService`: a tenant's committed change sets, with their effective
-//! consequences, as a server stream.
+//! consequences, as a server stream of bounded pieces. Converts requests
+//! and pieces; must not decide how a revision is cut into pieces (the feed
+//! does).
 
 use std::pin::Pin;
 
 use tokio_stream::Stream;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::convert::{change_to_pb, id, optional_id, reach_to_pb, timestamp_to_pb};
 use super::{invalid, pb};
-use crate::model::{ChangeSet, Effect, EffectTarget, Revision};
+use crate::model::{Effect, EffectTarget, Revision};
 use crate::schema::PermissionPattern;
 use crate::service::{Error, Service};
-use crate::watch::{Event, Filter, Kinds};
+use crate::watch::{Event, Filter, Kinds, Piece, Start};
 
 /// The tonic service.
 #[derive(Debug, Clone)]
@@ -98,22 +99,35 @@ fn effect_to_pb(e: &Effect) -> pb::PermissionChange {
     }
 }
 
-fn committed_to_pb(tenant: &str, set: &ChangeSet) -> pb::WatchResponse {
+fn start(r: &pb::WatchRequest) -> Result<Start, Error> {
+    match (r.from_oldest_retained, r.after_revision) {
+        (false, after) => Ok(Start::After(Revision(after))),
+        (true, 0) => Ok(Start::OldestRetained),
+        (true, _) => Err(invalid(
+            "after_revision",
+            "give either after_revision or from_oldest_retained, not both",
+        )),
+    }
+}
+
+fn committed_to_pb(tenant: &str, piece: &Piece) -> pb::WatchResponse {
     pb::WatchResponse {
-        revision: set.revision.0,
-        committed_at: Some(timestamp_to_pb(set.committed_at)),
-        actor: set
+        revision: piece.revision.0,
+        committed_at: Some(timestamp_to_pb(piece.committed_at)),
+        actor: piece
             .actor
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default(),
-        changes: set
+        changes: piece
             .changes
             .iter()
             .map(|c| change_to_pb(tenant, c))
             .collect(),
-        permission_changes: set.effects.iter().map(effect_to_pb).collect(),
+        permission_changes: piece.effects.iter().map(effect_to_pb).collect(),
         progress: false,
+        part: piece.part,
+        revision_complete: piece.complete,
     }
 }
 
@@ -127,16 +141,15 @@ impl pb::watch_service_server::WatchService for WatchApi {
     ) -> Result<Response<WatchStream>, Status> {
         let r = request.get_ref();
         let filter = filter(r)?;
+        let start = start(r)?;
         let tenant = r.tenant.clone();
-        let receiver = self
-            .service
-            .watch(filter, Revision(r.after_revision))
-            .await?;
-        let stream = ReceiverStream::new(receiver).map(move |item| match item {
-            Ok(Event::Committed(set)) => Ok(committed_to_pb(&tenant, &set)),
+        let subscription = self.service.watch(filter, start).await?;
+        let stream = subscription.map(move |item| match item {
+            Ok(Event::Committed(piece)) => Ok(committed_to_pb(&tenant, &piece)),
             Ok(Event::Progress(revision)) => Ok(pb::WatchResponse {
                 revision: revision.0,
                 progress: true,
+                revision_complete: true,
                 ..Default::default()
             }),
             Err(e) => Err(Status::from(Error::from(e))),

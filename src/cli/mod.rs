@@ -76,6 +76,7 @@ impl ServeArgs {
             schema: self.schema.clone(),
             feed_capacity: self.feed_capacity.max(1),
             subscriber_buffer: self.subscriber_buffer.max(1),
+            watch_piece_bytes: Config::default().watch_piece_bytes,
             progress_interval: std::time::Duration::from_secs(self.progress_interval_secs.max(1)),
             retain_revisions: self.retain_revisions.max(1),
             write_queue: self.write_queue.max(1),

@@ -14,7 +14,7 @@ mod sequencer;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
@@ -22,7 +22,7 @@ use crate::engine::{self, Engine, EngineError, Operation, Snapshot};
 use crate::model::{Change, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::{self, Catalog, SchemaError};
 use crate::store::{Loaded, Store, StoreError};
-use crate::watch::{Event, Feed, Filter, Pacing, WatchError};
+use crate::watch::{Feed, Filter, Pacing, Start, Subscription, WatchError};
 use sequencer::{Job, Reply, Sequencer};
 
 /// Why the service refused or failed a request.
@@ -180,7 +180,7 @@ impl Service {
             clock.now(),
         ));
         let applied = Arc::new(watch::Sender::new(revision));
-        let feed = Feed::new(config.feed_capacity);
+        let feed = Feed::new(config.feed_capacity, config::FEED_BUFFER_BYTES);
         let (jobs, queue) = std::sync::mpsc::sync_channel(config.write_queue.max(1));
         let sequencer = Sequencer {
             store: store.clone(),
@@ -333,21 +333,38 @@ impl Service {
         answer.await.unwrap_or(Err(Error::Stopped))
     }
 
-    /// Subscribes to a tenant's change sets after `after`.
-    pub async fn watch(
-        &self,
-        filter: Filter,
-        after: Revision,
-    ) -> Result<mpsc::Receiver<Result<Event, WatchError>>, Error> {
+    /// Subscribes to a tenant's change sets from `start`. A revision after
+    /// the latest committed one is refused (it was never written: progress
+    /// events for it would let a subscriber checkpoint past real revisions
+    /// later); so is one before the retained changelog.
+    pub async fn watch(&self, filter: Filter, start: Start) -> Result<Subscription, Error> {
         let store = self.inner.store.clone();
-        let oldest = tokio::task::spawn_blocking(move || store.oldest_retained()).await??;
-        if oldest.0 > 1 && after.0 < oldest.0 - 1 {
-            return Err(WatchError::TooOld {
-                requested: after,
-                oldest,
+        // Read at subscription time, so a revision committed between a
+        // client's write reply and its Watch counts as written.
+        let (oldest, latest) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StoreError>((store.oldest_retained()?, store.revision()?))
+        })
+        .await??;
+        let after = match start {
+            Start::After(after) if after > latest => {
+                return Err(WatchError::Ahead {
+                    requested: after,
+                    latest,
+                }
+                .into());
             }
-            .into());
-        }
+            Start::After(after) if oldest.0 > 1 && after.0 < oldest.0 - 1 => {
+                return Err(WatchError::TooOld {
+                    requested: after,
+                    oldest,
+                }
+                .into());
+            }
+            Start::After(after) => after,
+            // An empty changelog retains nothing to replay.
+            Start::OldestRetained if oldest.0 == 0 => latest,
+            Start::OldestRetained => Revision(oldest.0 - 1),
+        };
         let store = self.inner.store.clone();
         let replay = move |from: Revision| {
             let store = store.clone();
@@ -373,6 +390,8 @@ impl Service {
         };
         let pacing = Pacing {
             buffer: self.inner.config.subscriber_buffer,
+            buffer_bytes: config::SUBSCRIBER_BUFFER_BYTES,
+            piece_bytes: self.inner.config.watch_piece_bytes,
             progress_every: self.inner.config.progress_interval,
         };
         Ok(self.inner.feed.subscribe(filter, after, pacing, replay))

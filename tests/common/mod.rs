@@ -807,6 +807,89 @@ pub async fn next_event(stream: &mut tonic::Streaming<pb::WatchResponse>) -> pb:
         .expect("the stream ended")
 }
 
+/// Every piece of the next revision on a Watch stream, up to the one marked
+/// `revision_complete` (progress messages before it are skipped); asserts
+/// they share one revision and are numbered from 0.
+pub async fn next_revision(
+    stream: &mut tonic::Streaming<pb::WatchResponse>,
+) -> Vec<pb::WatchResponse> {
+    let mut pieces: Vec<pb::WatchResponse> = Vec::new();
+    loop {
+        let m = next_event(stream).await;
+        if m.progress && pieces.is_empty() {
+            continue;
+        }
+        assert!(!m.progress, "a progress message inside a revision: {m:?}");
+        if let Some(first) = pieces.first() {
+            assert_eq!(m.revision, first.revision, "a revision left incomplete");
+        }
+        assert_eq!(m.part as usize, pieces.len(), "pieces out of order");
+        let complete = m.revision_complete;
+        pieces.push(m);
+        if complete {
+            return pieces;
+        }
+    }
+}
+
+/// The next revision on a Watch stream as one message: its pieces'
+/// changes and permission changes joined in order.
+pub async fn next_whole_revision(
+    stream: &mut tonic::Streaming<pb::WatchResponse>,
+) -> pb::WatchResponse {
+    let mut pieces = next_revision(stream).await.into_iter();
+    let mut whole = pieces.next().expect("a revision has a piece");
+    for piece in pieces {
+        whole.changes.extend(piece.changes);
+        whole.permission_changes.extend(piece.permission_changes);
+        whole.part = piece.part;
+        whole.revision_complete = piece.revision_complete;
+    }
+    whole
+}
+
+/// Creates `n` subjects named `{prefix}{i:05}` (a few writes in flight at a
+/// time) and adds them to a new group `group` in batches as large as the
+/// server takes; returns them and the last revision.
+pub async fn seed_group(
+    server: &TestServer,
+    tenant: &str,
+    group: &str,
+    n: usize,
+    prefix: &str,
+) -> (Vec<String>, u64) {
+    const IN_FLIGHT: usize = 32;
+    let subjects: Vec<String> = (0..n).map(|i| format!("{prefix}{i:05}")).collect();
+    let directory = server.directory().await;
+    for chunk in subjects.chunks(IN_FLIGHT) {
+        let mut writes = tokio::task::JoinSet::new();
+        for id in chunk {
+            let mut d = directory.clone();
+            let request = pb::CreateSubjectRequest {
+                tenant: tenant.into(),
+                subject: Some(pb::Subject {
+                    id: id.clone(),
+                    ..Default::default()
+                }),
+                options: None,
+            };
+            writes.spawn(async move { d.create_subject(request).await.unwrap() });
+        }
+        while let Some(done) = writes.join_next().await {
+            done.unwrap();
+        }
+    }
+    let mut last = create_group(server, tenant, group).await;
+    for chunk in subjects.chunks(authzd::config::MAX_BATCH_OPERATIONS) {
+        let operations = chunk
+            .iter()
+            .map(|s| add_member(group, subject_principal(s)))
+            .collect();
+        last = manage(server, tenant, operations).await;
+    }
+    (subjects, last)
+}
+
 /// Sets the roles of `principals` at `target` to exactly `roles`.
 pub fn replace_roles(
     principals: Vec<Option<pb::Principal>>,

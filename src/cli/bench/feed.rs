@@ -33,7 +33,8 @@ pub struct FeedStats {
     pub subscribers: usize,
     /// Writes committed.
     pub writes: u64,
-    /// Messages received, over all subscribers.
+    /// Messages received, over all subscribers (a revision in several
+    /// pieces counts each).
     pub received: u64,
     /// Commit-to-receipt percentiles, in microseconds.
     pub p50_us: f64,
@@ -176,7 +177,9 @@ pub(super) async fn drain(
                         let latency = Timestamp::now().0.saturating_sub(committed).max(1);
                         h.saturating_record(u64::try_from(latency).unwrap_or(1));
                         received += 1;
-                        seen = message.revision;
+                        if message.revision_complete {
+                            seen = message.revision;
+                        }
                     }
                     _ = tokio::time::sleep_until(deadline) => break,
                     changed = last.changed() => if changed.is_err() { break },
