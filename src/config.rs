@@ -24,6 +24,19 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 pub const MAX_SCHEMA_BYTES: usize = 1 << 20;
 /// Largest gRPC message the server decodes, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// Deepest syntax tree of a group condition (a leaf is one level):
+/// evaluating a condition recurses once per level, and this keeps it well
+/// within any thread's stack.
+pub const MAX_CONDITION_DEPTH: usize = 32;
+/// Largest estimated cost of evaluating a group condition once, in steps (a
+/// step per node, a step per element a list operation scans, a
+/// comprehension's body once per element of its list): about a millisecond.
+/// Every condition of [`crate::engine::MAX_CONDITION_LEN`] bytes without
+/// comprehensions fits; nested comprehensions over long lists do not.
+pub const MAX_CONDITION_COST: u64 = 10_000;
+/// Longest error message sent to a client, in bytes; a longer one is cut
+/// at a character boundary and says how long it was.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
 /// Change sets read from the changelog per step of a Watch replay.
 pub const REPLAY_PAGE: usize = 256;
 
