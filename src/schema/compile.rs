@@ -477,11 +477,16 @@ fn requires_cycles(catalog: &Catalog, requires_at: &BTreeMap<RoleId, At>, out: &
             .filter_map(|v| roles.get(v).map(|(id, _)| id.to_string()))
             .collect();
         let in_knot = component.iter().filter(|&&v| is_role(v)).count();
+        let why = if in_knot == 1 {
+            "it requires a permission only it grants, so it can never count"
+        } else {
+            "each role requires a permission only the next grants, so none can ever count"
+        };
         out.push(
             at.line,
             &at.key,
             format!(
-                "circular prerequisites: {} (each role requires a permission only the next grants, so none can ever count)",
+                "circular prerequisites: {} ({why})",
                 describe_cycle(&cycle, in_knot.saturating_sub(cycle.len()), "roles")
             ),
         );
