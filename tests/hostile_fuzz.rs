@@ -1,14 +1,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Hostile schemas, in process: shapes that made validation or compilation
-//! super-linear (knots of prerequisites, long ladders and `follows` chains,
-//! tangles of derived permissions, files full of unknown names) at sizes
-//! where the old algorithms took gigabytes or minutes, and proptest-generated
-//! variants of them. Each must be answered — accepted or refused — with a
-//! refusal of bounded size. No test times anything: an algorithm that were
-//! super-linear again would make this file run for hours, not fail.
+//! Hostile input, in process. Schemas: shapes that made validation or
+//! compilation super-linear (knots of prerequisites, long ladders and
+//! `follows` chains, tangles of derived permissions, files full of unknown
+//! names) at sizes where the old algorithms took gigabytes or minutes, and
+//! proptest-generated variants of them. Conditions: generated expressions,
+//! well and ill typed, shallow and deep, cheap and costly, and random text.
+//! Each must be answered — accepted or refused — without a panic and with a
+//! refusal of bounded size; an accepted condition evaluates. No test times
+//! anything: an algorithm that were super-linear again would make this file
+//! run for hours, not fail.
 
 use std::fmt::Write as _;
 
+use authzd::engine::{Condition, MAX_CONDITION_LEN};
+use authzd::model::{Subject, SubjectKind, SubjectStatus};
 use authzd::schema::{
     Catalog, MAX_DIAGNOSTIC_TEXT, MAX_SCHEMA_BYTES, MAX_SCHEMA_ERRORS, SchemaError, load,
 };
@@ -359,4 +364,148 @@ proptest! {
         let refusal = answer(&text).unwrap_err();
         prop_assert!(refusal.contains("circular prerequisites"), "{}", refusal);
     }
+
+    /// Any generated condition is accepted or refused, never a panic; a
+    /// refusal's message is bounded by its input; an accepted one
+    /// evaluates for subjects with and without the attributes it reads.
+    #[test]
+    fn generated_conditions_are_answered_within_bounds(text in condition()) {
+        prop_assume!(text.len() <= MAX_CONDITION_LEN);
+        judge(&text);
+    }
+
+    /// Generated boolean conditions (mostly well typed, some nesting
+    /// comprehensions far past the budget) are answered the same way.
+    #[test]
+    fn generated_boolean_conditions_are_answered_within_bounds(text in boolean()) {
+        prop_assume!(text.len() <= MAX_CONDITION_LEN);
+        judge(&text);
+    }
+
+    /// Random text is refused or accepted the same way.
+    #[test]
+    fn random_text_is_answered_within_bounds(text in "[a-z\\[\\](){}.,:?!&|=<>+*\" 0-9]{0,300}") {
+        judge(&text);
+    }
+}
+
+/// Compiles `text`, checks the refusal's size or evaluates the condition.
+fn judge(text: &str) {
+    match Condition::parse(text) {
+        Ok(c) => {
+            for attributes in [&[][..], &[("dept", "a"), ("level", "3")][..]] {
+                let _ = c.matches(&Subject {
+                    id: "s".parse().unwrap(),
+                    kind: SubjectKind::User,
+                    status: SubjectStatus::Active,
+                    attributes: attributes
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    home_scope: None,
+                });
+            }
+        }
+        Err(e) => assert!(
+            e.message.len() <= 2 * MAX_CONDITION_LEN + 256,
+            "{}",
+            e.message
+        ),
+    }
+}
+
+/// CEL text from a small grammar over the condition's variables, list
+/// literals of up to 30 elements, comprehensions (nested as deep as the
+/// recursion goes), operators, known and unknown functions and variables.
+fn condition() -> impl Strategy<Value = String> {
+    let list = (0usize..30, any::<bool>()).prop_map(|(n, strings)| {
+        let items: Vec<String> = (0..n)
+            .map(|i| {
+                if strings {
+                    format!("\"{i}\"")
+                } else {
+                    i.to_string()
+                }
+            })
+            .collect();
+        format!("[{}]", items.join(", "))
+    });
+    let leaf = prop_oneof![
+        Just("attributes.dept".to_owned()),
+        Just("attributes[\"level\"]".to_owned()),
+        Just("attributes".to_owned()),
+        Just("id".to_owned()),
+        Just("kind".to_owned()),
+        Just("status".to_owned()),
+        Just("\"a\"".to_owned()),
+        Just("1".to_owned()),
+        Just("2u".to_owned()),
+        Just("1.5".to_owned()),
+        Just("true".to_owned()),
+        Just("null".to_owned()),
+        Just("v".to_owned()),
+        Just("nobody".to_owned()),
+        list.clone(),
+    ];
+    leaf.prop_recursive(8, 96, 3, move |inner| {
+        let pair = (inner.clone(), inner.clone());
+        prop_oneof![
+            pair.clone().prop_map(|(a, b)| format!("({a} == {b})")),
+            pair.clone().prop_map(|(a, b)| format!("({a} && {b})")),
+            pair.clone().prop_map(|(a, b)| format!("({a} || {b})")),
+            pair.clone().prop_map(|(a, b)| format!("({a} < {b})")),
+            pair.clone().prop_map(|(a, b)| format!("({a} + {b})")),
+            pair.clone().prop_map(|(a, b)| format!("({a} in {b})")),
+            pair.clone()
+                .prop_map(|(a, b)| format!("{a}.startsWith({b})")),
+            pair.clone().prop_map(|(a, b)| format!("{a}[{b}]")),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(a, b, c)| format!("({a} ? {b} : {c})")),
+            inner.clone().prop_map(|a| format!("!{a}")),
+            inner.clone().prop_map(|a| format!("size({a})")),
+            inner.clone().prop_map(|a| format!("string({a})")),
+            inner.clone().prop_map(|a| format!("lowerAscii({a})")),
+            inner.clone().prop_map(|a| format!("has({a}.x)")),
+            (list.clone(), inner.clone()).prop_map(|(l, a)| format!("{l}.all(v, {a})")),
+            (list.clone(), inner.clone()).prop_map(|(l, a)| format!("{l}.exists(v, {a})")),
+            (inner.clone(), inner.clone()).prop_map(|(l, a)| format!("{l}.exists_one(v, {a})")),
+            (list.clone(), inner.clone()).prop_map(|(l, a)| format!("{l}.map(v, {a})")),
+            (inner.clone(), inner).prop_map(|(l, a)| format!("{l}.filter(v, {a})")),
+        ]
+    })
+}
+
+/// Boolean CEL over the condition's variables: comparisons, membership,
+/// string functions, and comprehensions over string lists of up to 30
+/// elements whose bodies may nest further comprehensions.
+fn boolean() -> impl Strategy<Value = String> {
+    let list = (0usize..30).prop_map(|n| {
+        let items: Vec<String> = (0..n).map(|i| format!("\"{i}\"")).collect();
+        format!("[{}]", items.join(", "))
+    });
+    let leaf = prop_oneof![
+        Just("attributes.dept == \"a\"".to_owned()),
+        Just("id.startsWith(\"s\")".to_owned()),
+        Just("size(attributes) > 1".to_owned()),
+        Just("has(attributes.level)".to_owned()),
+        Just("int(attributes.level) >= 3".to_owned()),
+        Just("kind == \"user\" || status == \"locked\"".to_owned()),
+        Just("v == attributes.dept".to_owned()),
+        Just("true".to_owned()),
+        list.clone().prop_map(|l| format!("attributes.dept in {l}")),
+    ];
+    leaf.prop_recursive(6, 64, 3, move |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} && {b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} || {b})")),
+            inner.clone().prop_map(|a| format!("!({a})")),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(a, b, c)| format!("({a} ? {b} : {c})")),
+            (list.clone(), inner.clone()).prop_map(|(l, a)| format!("{l}.all(v, {a})")),
+            (list.clone(), inner.clone()).prop_map(|(l, a)| format!("{l}.exists(v, {a})")),
+            (list.clone(), inner.clone())
+                .prop_map(|(l, a)| format!("{l}.filter(v, {a}).size() > 0")),
+            (list.clone(), inner).prop_map(|(l, a)| format!("{l}.map(v, {a}).exists(w, w)")),
+        ]
+    })
 }
