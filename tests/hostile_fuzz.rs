@@ -170,7 +170,7 @@ fn a_long_follows_chain_compiles() {
     for i in 0..2000 {
         write!(text, "[resources.t{i}]\nlevels = [\"read\", \"edit\"]\n").unwrap();
         if i > 0 {
-            write!(text, "follows = [\"t{}\"]\n", i - 1).unwrap();
+            writeln!(text, "follows = [\"t{}\"]", i - 1).unwrap();
         }
     }
     let catalog = answer(&text).unwrap();

@@ -135,7 +135,6 @@ fn group_with(id: &str, condition: &str) -> pb::CreateGroupRequest {
             id: id.into(),
             title: id.into(),
             condition: condition.into(),
-            ..Default::default()
         }),
         options: None,
     }

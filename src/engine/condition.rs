@@ -725,7 +725,7 @@ impl Checker<'_> {
                     0,
                 ))
             }
-            ("bool", None, [a]) if matches!(a, Bool | Ty::String | Dyn) => Ok((Bool, 0)),
+            ("bool", None, [Bool | Ty::String | Dyn]) => Ok((Bool, 0)),
             ("dyn", None, [_]) => Ok((Dyn, 0)),
             (known, target, args) if FUNCTIONS.contains(&known) => {
                 let mut operands: Vec<String> = target.iter().map(|t| t.described()).collect();
