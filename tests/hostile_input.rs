@@ -13,26 +13,6 @@ use std::fmt::Write as _;
 
 use authzd::config::MAX_ERROR_MESSAGE_BYTES;
 
-/// `n` roles over one type of `n` actions; role `i` grants action `i` and
-/// requires the actions of the roles `(i + k) % n` for each `k` in `steps`.
-fn requiring_roles(n: usize, steps: &[usize]) -> String {
-    let mut text = String::from("[resources.p]\nactions = [");
-    for i in 0..n {
-        write!(text, "\"a{i}\", ").unwrap();
-    }
-    text.push_str("]\n");
-    for i in 0..n {
-        write!(text, "[roles.r{i}]\ngrants = [\"p:a{i}\"]\nrequires = [").unwrap();
-        let required: std::collections::BTreeSet<usize> =
-            steps.iter().map(|k| (i + k) % n).collect();
-        for r in required {
-            write!(text, "\"p:a{r}\", ").unwrap();
-        }
-        text.push_str("]\n");
-    }
-    text
-}
-
 /// Sends a dry-run `WriteSchema`, expecting a bounded INVALID_ARGUMENT that
 /// contains `fragment`; returns its message.
 async fn refused_schema(server: &TestServer, schema: String, fragment: &str) -> String {

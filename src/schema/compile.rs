@@ -11,7 +11,7 @@ use std::fmt;
 
 use crate::model::{Name, Permission, Role, RoleId};
 
-use super::graph::{Adjacency, components, describe_cycle, shortest_cycle};
+use super::graph::{Adjacency, components, describe_cycle, member_of, shortest_cycle};
 use super::parse::At;
 use super::validate::ValidSchema;
 use super::{DOCUMENT_KEY, Diagnostics, PermBit, PermSet, PermissionPattern, RoleClass, Rule};
@@ -448,14 +448,7 @@ fn requires_cycles(catalog: &Catalog, requires_at: &BTreeMap<RoleId, At>, out: &
     }
 
     let found = components(&graph);
-    let mut member_of = vec![usize::MAX; graph.len()];
-    for (c, component) in found.iter().enumerate() {
-        for &v in component {
-            if let Some(slot) = member_of.get_mut(v) {
-                *slot = c;
-            }
-        }
-    }
+    let member_of = member_of(&found, graph.len());
     let is_role = |v: usize| v < roles.len();
     for (c, component) in found.iter().enumerate() {
         // Roles have no edge to themselves, so a lone node is never a knot.

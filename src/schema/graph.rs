@@ -118,6 +118,20 @@ impl Tarjan {
     }
 }
 
+/// For each of `len` nodes, the index in `components` of the component
+/// holding it (`usize::MAX` for a node in none).
+pub(crate) fn member_of(components: &[Vec<usize>], len: usize) -> Vec<usize> {
+    let mut member_of = vec![usize::MAX; len];
+    for (c, component) in components.iter().enumerate() {
+        for &v in component {
+            if let Some(slot) = member_of.get_mut(v) {
+                *slot = c;
+            }
+        }
+    }
+    member_of
+}
+
 /// Whether a component is a knot: more than one node, or one node with an
 /// edge to itself.
 pub(crate) fn is_cycle(graph: &[Vec<usize>], component: &[usize]) -> bool {

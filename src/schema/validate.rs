@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::model::{Grant, MAX_GRANTS, Name, Permission, Role, RoleId, check_text};
 
-use super::graph::{Adjacency, components, describe_cycle, is_cycle, shortest_cycle};
+use super::graph::{Adjacency, components, describe_cycle, is_cycle, member_of, shortest_cycle};
 use super::parse::{
     At, Field, Item, RawClass, RawDerived, RawResource, RawRole, RawSchema, Unreadable,
 };
@@ -726,14 +726,7 @@ pub(crate) fn walk(graph: &Graph, noun: &str) -> (Vec<String>, Vec<Knot>) {
         }
     }
     let found = components(&adjacency);
-    let mut member_of = vec![usize::MAX; names.len()];
-    for (c, component) in found.iter().enumerate() {
-        for &v in component {
-            if let Some(slot) = member_of.get_mut(v) {
-                *slot = c;
-            }
-        }
-    }
+    let member_of = member_of(&found, names.len());
     let name = |v: usize| names.get(v).copied().unwrap_or_default().to_owned();
     let mut knots = Vec::new();
     for (c, component) in found.iter().enumerate() {
