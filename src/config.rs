@@ -24,6 +24,8 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 pub const MAX_SCHEMA_BYTES: usize = 1 << 20;
 /// Largest gRPC message the server decodes, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// Change sets read from the changelog per step of a Watch replay.
+pub const REPLAY_PAGE: usize = 256;
 /// Deepest syntax tree of a group condition (a leaf is one level):
 /// evaluating a condition recurses once per level, and this keeps it well
 /// within any thread's stack.
@@ -37,8 +39,6 @@ pub const MAX_CONDITION_COST: u64 = 10_000;
 /// Longest error message sent to a client, in bytes; a longer one is cut
 /// at a character boundary and says how long it was.
 pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
-/// Change sets read from the changelog per step of a Watch replay.
-pub const REPLAY_PAGE: usize = 256;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
