@@ -31,6 +31,9 @@ pub const MAX_GROUP_WRITES: usize = 256;
 pub const MAX_GROUP_BYTES: usize = 8 << 20;
 /// Change sets read from the changelog per step of a Watch replay.
 pub const REPLAY_PAGE: usize = 256;
+/// Stored bytes of change sets read per step of a Watch replay (at least
+/// one change set is read, whatever its size).
+pub const REPLAY_PAGE_BYTES: usize = 16 << 20;
 /// Estimated bytes of change sets the live feed keeps for subscribers that
 /// are momentarily behind, besides the newest set (kept whatever its size);
 /// together with [`Config::feed_capacity`] it bounds the feed's memory.
@@ -44,6 +47,19 @@ pub const SUBSCRIBER_BUFFER_BYTES: usize = 4 << 20;
 /// accepts by default, so estimates may be off by far without a message
 /// being refused.
 pub const WATCH_PIECE_BYTES: usize = 1 << 20;
+/// Deepest syntax tree of a group condition (a leaf is one level):
+/// evaluating a condition recurses once per level, and this keeps it well
+/// within any thread's stack.
+pub const MAX_CONDITION_DEPTH: usize = 32;
+/// Largest estimated cost of evaluating a group condition once, in steps (a
+/// step per node, a step per element a list operation scans, a
+/// comprehension's body once per element of its list): about a millisecond.
+/// Every condition of [`crate::engine::MAX_CONDITION_LEN`] bytes without
+/// comprehensions fits; nested comprehensions over long lists do not.
+pub const MAX_CONDITION_COST: u64 = 10_000;
+/// Longest error message sent to a client, in bytes; a longer one is cut
+/// at a character boundary and says how long it was.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
 
 /// How the server runs.
 #[derive(Debug, Clone)]

@@ -378,6 +378,21 @@ pub fn check_text(what: &str, s: &str) -> Result<(), InvalidValue> {
     Ok(())
 }
 
+/// The longest prefix of `text` that is at most `max_bytes` long and ends on
+/// a character boundary: for bounding text that echoes input without ever
+/// splitting a UTF-8 sequence.
+pub fn clip(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    // A UTF-8 sequence is at most 4 bytes, so a boundary is among the last 4.
+    let end = (max_bytes.saturating_sub(3)..=max_bytes)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    text.get(..end).unwrap_or_default()
+}
+
 /// A place where grants apply. The root is implicit and never stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {

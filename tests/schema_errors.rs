@@ -19,8 +19,11 @@ fn fixture(case: &str) -> PathBuf {
 /// diagnostics.
 fn refused(case: &str) -> (String, Vec<Diagnostic>) {
     match load_file(&fixture(case)) {
-        Err(SchemaError::Invalid(diagnostics)) => {
-            let text = SchemaError::Invalid(diagnostics.clone()).to_string();
+        Err(e @ SchemaError::Invalid { .. }) => {
+            let text = e.to_string();
+            let SchemaError::Invalid { diagnostics, .. } = e else {
+                unreachable!()
+            };
             (text, diagnostics)
         }
         Err(e) => panic!("{case}: unexpected error {e}"),
@@ -357,7 +360,7 @@ fn missing_file_is_a_read_error() {
 #[test]
 fn oversized_schema_is_refused() {
     let text = format!("# {}\n", "x".repeat(MAX_SCHEMA_BYTES));
-    let Err(SchemaError::Invalid(d)) = load("big.toml", &text) else {
+    let Err(SchemaError::Invalid { diagnostics: d, .. }) = load("big.toml", &text) else {
         panic!("accepted");
     };
     assert_eq!(d.len(), 1);
@@ -381,7 +384,7 @@ fn permission_count_is_limited() {
     );
     assert_eq!(load("ok.toml", &at_limit).unwrap().len(), MAX_PERMISSIONS);
     let over = format!("{at_limit}\n[permissions.\"b:extra\"]\nany_of = [\"b:v0\"]\n");
-    let Err(SchemaError::Invalid(d)) = load("over.toml", &over) else {
+    let Err(SchemaError::Invalid { diagnostics: d, .. }) = load("over.toml", &over) else {
         panic!("accepted");
     };
     assert_eq!(d.len(), 1, "{d:?}");

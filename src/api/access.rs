@@ -268,7 +268,14 @@ fn holders(
     let place = at(&r.scope, &r.target_subject)?;
     let (after, limit) = page("", &r.page_token, r.page_size)?;
     let (holders, next) = snapshot
-        .holders(&r.tenant, &r.permission, place, after.as_deref(), limit, now)
+        .holders(
+            &r.tenant,
+            &r.permission,
+            place,
+            after.as_deref(),
+            limit,
+            now,
+        )
         .map_err(Error::from)?;
     Ok(pb::ListSubjectsWithPermissionResponse {
         holders: holders

@@ -21,7 +21,9 @@ pub use watch::WatchApi;
 
 use tonic::{Code, Status};
 
+use crate::config::MAX_ERROR_MESSAGE_BYTES;
 use crate::engine::EngineError;
+use crate::model::clip;
 use crate::service::Error;
 use crate::watch::WatchError;
 
@@ -65,8 +67,22 @@ impl From<Error> for Status {
             // Internal detail stays in the log; the client gets a generic message.
             tracing::error!(error = ?e, "internal error");
         }
-        Status::new(code, e.to_string())
+        // No details or metadata: the message is the whole of the status.
+        Status::new(code, bounded(e.to_string()))
     }
+}
+
+/// `message`, cut at a character boundary to at most
+/// [`MAX_ERROR_MESSAGE_BYTES`] with a note of its full length: a message that
+/// quotes its input (a schema's diagnostics, a condition) must never grow a
+/// status past what a client's HTTP/2 connection accepts in its trailers.
+fn bounded(message: String) -> String {
+    if message.len() <= MAX_ERROR_MESSAGE_BYTES {
+        return message;
+    }
+    let note = format!("… (message truncated, {} bytes)", message.len());
+    let kept = clip(&message, MAX_ERROR_MESSAGE_BYTES.saturating_sub(note.len()));
+    format!("{kept}{note}")
 }
 
 /// Shorthand for an INVALID_ARGUMENT naming `field`.
@@ -74,5 +90,31 @@ fn invalid(field: impl Into<String>, reason: impl ToString) -> Error {
     Error::InvalidArgument {
         field: field.into(),
         reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        assert_eq!(bounded("short".into()), "short");
+        let exact = "a".repeat(MAX_ERROR_MESSAGE_BYTES);
+        assert_eq!(bounded(exact.clone()), exact);
+        let long = "é".repeat(MAX_ERROR_MESSAGE_BYTES);
+        let cut = bounded(long.clone());
+        assert!(cut.len() <= MAX_ERROR_MESSAGE_BYTES, "{}", cut.len());
+        assert!(cut.starts_with("éé"));
+        assert!(cut.ends_with(&format!("… (message truncated, {} bytes)", long.len())));
+    }
+
+    #[test]
+    fn every_error_becomes_a_bounded_status() {
+        let status = Status::from(invalid("schema", "x".repeat(10 << 20)));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().len() <= MAX_ERROR_MESSAGE_BYTES);
+        assert!(status.message().starts_with("schema: xxx"));
+        assert!(status.details().is_empty() && status.metadata().is_empty());
     }
 }

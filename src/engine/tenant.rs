@@ -393,12 +393,19 @@ impl TenantState {
         if old.as_ref().map(|g| &g.condition) == Some(&group.condition) {
             return;
         }
-        // Planning refuses conditions that do not compile; one that failed
-        // here would simply match no one.
+        // Planning refuses conditions that do not compile; one that fails
+        // here was stored by a version with laxer checks, and matches no one
+        // rather than being evaluated.
         let condition = group
             .condition
             .as_deref()
-            .and_then(|c| Condition::parse(c).ok())
+            .and_then(|c| match Condition::parse(c) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(group = %group.id, error = %e, "stored condition refused; it matches no one");
+                    None
+                }
+            })
             .map(Arc::new);
         let before = self
             .matched_members

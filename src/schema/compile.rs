@@ -6,13 +6,14 @@
 //! report user errors (validation already has): its only failures are
 //! broken internal invariants, reported rather than panicked on.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use crate::model::{Name, Permission, Role, RoleId};
 
+use super::graph::{Adjacency, components, describe_cycle, member_of, shortest_cycle};
 use super::parse::At;
-use super::validate::{Graph, ValidSchema, walk};
+use super::validate::ValidSchema;
 use super::{DOCUMENT_KEY, Diagnostics, PermBit, PermSet, PermissionPattern, RoleClass, Rule};
 
 /// The compiled permission catalog: shared by every tenant, immutable once
@@ -187,16 +188,13 @@ pub(crate) fn compile(source: &str, valid: ValidSchema, out: &mut Diagnostics) -
             .filter_map(|v| find(&resources, &r.name, v.as_str()))
             .collect();
         if r.ladder {
-            for (i, higher) in ladder.iter().enumerate() {
-                if let Some(info) = bits.get_mut(higher.index()) {
-                    // Nearest level first, so explanations read naturally.
-                    info.implies.extend(
-                        ladder
-                            .iter()
-                            .take(i)
-                            .rev()
-                            .map(|lower| (*lower, Reason::Ladder)),
-                    );
+            // One step down per level: a ladder of n levels is n - 1 edges
+            // (not n² / 2), and its closure the same.
+            for pair in ladder.windows(2) {
+                if let [lower, higher] = pair
+                    && let Some(info) = bits.get_mut(higher.index())
+                {
+                    info.implies.push((*lower, Reason::Ladder));
                 }
             }
         }
@@ -237,8 +235,8 @@ pub(crate) fn compile(source: &str, valid: ValidSchema, out: &mut Diagnostics) -
     }
 
     let len = bits.len();
-    let closures: Vec<PermSet> = (0..len).map(|i| closure_of(&bits, i, len)).collect();
-    for (info, closure) in bits.iter_mut().zip(closures) {
+    let closed = closures(&bits_graph(&bits), len);
+    for (info, closure) in bits.iter_mut().zip(closed) {
         info.closure = closure;
     }
 
@@ -319,100 +317,210 @@ pub(crate) fn compile(source: &str, valid: ValidSchema, out: &mut Diagnostics) -
 /// A role can qualify if it has no prerequisites, or if each permission it
 /// requires is granted by a role that can qualify — or by no role of the
 /// schema at all (custom roles may grant it at run time). The roles left
-/// over are reported once per cycle among them: role R depends on role S
+/// over are reported once per knot among them: role R depends on role S
 /// when S grants (after ladders and follows) something R requires.
+///
+/// Linear in the size of the schema: qualification spreads from role to
+/// role through counters (each role counts the prerequisites it still
+/// lacks), and knots are the strongly connected components of a graph with
+/// a node per role and per permission — R → p for each unmet prerequisite
+/// p, p → q when q directly implies p, q → S when S grants q — which has as
+/// many edges as the schema has grants, prerequisites and implications,
+/// where a role-to-role graph could have the square of the number of roles.
 fn requires_cycles(catalog: &Catalog, requires_at: &BTreeMap<RoleId, At>, out: &mut Diagnostics) {
-    let grants = |role: &Role| {
-        let mut set = PermSet::empty(catalog.len());
-        for g in &role.grants {
-            if let Some(s) = catalog.grant_set(&g.permission) {
-                set.union_with(&s);
+    let len = catalog.len();
+    let roles: Vec<(&RoleId, &Role)> = catalog.roles.iter().collect();
+    let granted: Vec<PermSet> = roles
+        .iter()
+        .map(|(_, role)| {
+            let mut set = PermSet::empty(len);
+            for g in &role.grants {
+                if let Some(s) = catalog.grant_set(&g.permission) {
+                    set.union_with(&s);
+                }
             }
-        }
-        set
-    };
-    let granted: BTreeMap<&RoleId, PermSet> = catalog
-        .roles
-        .iter()
-        .map(|(id, r)| (id, grants(r)))
-        .collect();
-    let needs: BTreeMap<&RoleId, Vec<PermBit>> = catalog
-        .roles
-        .iter()
-        .map(|(id, r)| {
-            (
-                id,
-                r.requires.iter().filter_map(|p| catalog.bit(p)).collect(),
-            )
+            set
         })
         .collect();
-    let grantors = |bit: PermBit| {
-        granted
-            .iter()
-            .filter(move |(_, set)| set.contains(bit))
-            .map(|(id, _)| *id)
-    };
-    let mut qualifies: BTreeSet<&RoleId> = needs
-        .iter()
-        .filter(|(_, n)| n.is_empty())
-        .map(|(id, _)| *id)
-        .collect();
-    loop {
-        let next: Vec<&RoleId> = needs
-            .iter()
-            .filter(|(id, _)| !qualifies.contains(*id))
-            .filter(|(_, n)| {
-                n.iter().all(|b| {
-                    let mut any = grantors(*b).peekable();
-                    any.peek().is_none() || grantors(*b).any(|g| qualifies.contains(g))
-                })
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        if next.is_empty() {
-            break;
-        }
-        qualifies.extend(next);
+    let mut offered = PermSet::empty(len);
+    for set in &granted {
+        offered.union_with(set);
     }
-    let mut graph = Graph::new();
-    for (id, bits) in needs.iter().filter(|(id, _)| !qualifies.contains(*id)) {
+    // A prerequisite no builtin role grants can always be met (by a custom
+    // role), so only offered ones are needs.
+    let needs: Vec<Vec<PermBit>> = roles
+        .iter()
+        .map(|(_, role)| {
+            let mut bits: Vec<PermBit> = role
+                .requires
+                .iter()
+                .filter_map(|p| catalog.bit(p))
+                .filter(|b| offered.contains(*b))
+                .collect();
+            bits.sort_unstable();
+            bits.dedup();
+            bits
+        })
+        .collect();
+    let mut needed_by: Vec<Vec<usize>> = vec![Vec::new(); len];
+    for (r, bits) in needs.iter().enumerate() {
+        for b in bits {
+            if let Some(list) = needed_by.get_mut(b.index()) {
+                list.push(r);
+            }
+        }
+    }
+    let mut missing: Vec<usize> = needs.iter().map(Vec::len).collect();
+    let mut qualifies = vec![false; roles.len()];
+    // Bits granted by a role that qualifies.
+    let mut met = PermSet::empty(len);
+    let mut ready: Vec<usize> = (0..roles.len())
+        .filter(|&r| missing.get(r) == Some(&0))
+        .collect();
+    while let Some(r) = ready.pop() {
+        match qualifies.get_mut(r) {
+            Some(q) if !*q => *q = true,
+            _ => continue,
+        }
+        let Some(gives) = granted.get(r) else {
+            continue;
+        };
+        let mut fresh = gives.clone();
+        fresh.subtract(&met);
+        met.union_with(gives);
+        for b in fresh.iter() {
+            for &other in needed_by.get(b.index()).into_iter().flatten() {
+                if let Some(m) = missing.get_mut(other) {
+                    *m = m.saturating_sub(1);
+                    if *m == 0 {
+                        ready.push(other);
+                    }
+                }
+            }
+        }
+    }
+
+    // Nodes: roles, then one per permission bit, then one standing for
+    // "everything" (what a `*` grant gives).
+    let bit_node = |b: PermBit| roles.len() + b.index();
+    let everything = roles.len() + len;
+    let mut graph: Adjacency = vec![Vec::new(); everything + 1];
+    let stuck = |r: usize| qualifies.get(r) == Some(&false);
+    for (r, bits) in needs.iter().enumerate().filter(|(r, _)| stuck(*r)) {
+        if let Some(edges) = graph.get_mut(r) {
+            edges.extend(
+                bits.iter()
+                    .filter(|b| !met.contains(**b))
+                    .map(|b| bit_node(*b)),
+            );
+        }
+    }
+    for (from, to) in bits_graph(&catalog.bits)
+        .iter()
+        .enumerate()
+        .flat_map(|(from, to)| to.iter().map(move |to| (from, *to)))
+    {
+        if let (Some(edges), Some(from)) =
+            (graph.get_mut(roles.len() + to), PermBit::from_index(from))
+        {
+            edges.push(bit_node(from));
+        }
+    }
+    for (r, (_, role)) in roles.iter().enumerate().filter(|(r, _)| stuck(*r)) {
+        for g in &role.grants {
+            let node = match &g.permission {
+                Permission::All => Some(everything),
+                p => catalog.bit(p).map(bit_node),
+            };
+            if let Some(edges) = node.and_then(|n| graph.get_mut(n)) {
+                edges.push(r);
+            }
+        }
+    }
+    if roles.iter().enumerate().any(|(r, (_, role))| {
+        stuck(r) && role.grants.iter().any(|g| g.permission == Permission::All)
+    }) {
+        for b in 0..len {
+            if let Some(edges) = graph.get_mut(roles.len() + b) {
+                edges.push(everything);
+            }
+        }
+    }
+
+    let found = components(&graph);
+    let member_of = member_of(&found, graph.len());
+    let is_role = |v: usize| v < roles.len();
+    for (c, component) in found.iter().enumerate() {
+        // Roles have no edge to themselves, so a lone node is never a knot.
+        let Some(&start) = component.iter().filter(|&&v| is_role(v)).min() else {
+            continue;
+        };
+        if component.len() < 2 {
+            continue;
+        }
+        let Some((id, _)) = roles.get(start) else {
+            continue;
+        };
         let Some(at) = requires_at.get(*id) else {
             continue;
         };
-        let edges = bits
-            .iter()
-            .flat_map(|b| grantors(*b))
-            .filter(|g| !qualifies.contains(g))
-            .map(|g| (g.to_string(), at.clone()))
+        let cycle: Vec<String> = shortest_cycle(&graph, start, |v| member_of.get(v) == Some(&c))
+            .into_iter()
+            .filter(|&v| is_role(v))
+            .filter_map(|v| roles.get(v).map(|(id, _)| id.to_string()))
             .collect();
-        graph.insert(id.to_string(), edges);
-    }
-    for (cycle, at) in walk(&graph).1 {
+        let in_knot = component.iter().filter(|&&v| is_role(v)).count();
+        let why = if in_knot == 1 {
+            "it requires a permission only it grants, so it can never count"
+        } else {
+            "each role requires a permission only the next grants, so none can ever count"
+        };
         out.push(
             at.line,
             &at.key,
             format!(
-                "circular prerequisites: {} (each role requires a permission only the next grants, so none can ever count)",
-                cycle.join(" -> ")
+                "circular prerequisites: {} ({why})",
+                describe_cycle(&cycle, in_knot.saturating_sub(cycle.len()), "roles")
             ),
         );
     }
 }
 
-/// Everything reachable from bit `start` through direct implications.
-fn closure_of(bits: &[BitInfo], start: usize, len: usize) -> PermSet {
-    let mut set = PermSet::empty(len);
-    let mut stack: Vec<PermBit> = PermBit::from_index(start).into_iter().collect();
-    while let Some(bit) = stack.pop() {
-        if set.contains(bit) {
-            continue;
+/// The direct implications between bits, as a graph over bit positions.
+fn bits_graph(bits: &[BitInfo]) -> Adjacency {
+    bits.iter()
+        .map(|info| info.implies.iter().map(|(to, _)| to.index()).collect())
+        .collect()
+}
+
+/// Every bit's closure under `implies`, in one pass over the components of
+/// the implication graph (dependencies first), so each edge costs one set
+/// union: linear in the edges, where a search from every bit would be
+/// quadratic. Validation keeps the graph acyclic; a knot, were there one,
+/// would give all its members the same closure.
+fn closures(graph: &[Vec<usize>], len: usize) -> Vec<PermSet> {
+    let mut done: Vec<Option<PermSet>> = vec![None; graph.len()];
+    for component in components(graph) {
+        let mut set = PermSet::empty(len);
+        for &v in &component {
+            if let Some(bit) = PermBit::from_index(v) {
+                set.insert(bit);
+            }
+            for &to in graph.get(v).into_iter().flatten() {
+                if let Some(Some(below)) = done.get(to) {
+                    set.union_with(below);
+                }
+            }
         }
-        set.insert(bit);
-        if let Some(info) = bits.get(bit.index()) {
-            stack.extend(info.implies.iter().map(|(to, _)| *to));
+        for &v in &component {
+            if let Some(slot) = done.get_mut(v) {
+                *slot = Some(set.clone());
+            }
         }
     }
-    set
+    done.into_iter()
+        .map(|c| c.unwrap_or_else(|| PermSet::empty(len)))
+        .collect()
 }
 
 impl Catalog {
@@ -544,17 +652,36 @@ impl Catalog {
         if from == to || !self.closure(from).contains(to) {
             return None;
         }
-        // Breadth-first, so the chain told is a shortest one.
+        // Breadth-first, so the chain told is a shortest one. A level implies
+        // every lower level in one step, though only the next lower one is
+        // stored: the step down a ladder walks the stored chain, and stops
+        // at a level already walked past (everything below it is reached),
+        // so each ladder is walked once per explanation, not once per level.
         let mut came_from: HashMap<PermBit, (PermBit, &Reason)> = HashMap::new();
+        let mut walked: HashSet<PermBit> = HashSet::new();
         let mut queue = VecDeque::from([from]);
         while let Some(bit) = queue.pop_front() {
             if bit == to {
                 break;
             }
+            let mut reach = |next: PermBit, reason| {
+                if next != from && !came_from.contains_key(&next) {
+                    came_from.insert(next, (bit, reason));
+                    queue.push_back(next);
+                }
+            };
+            let mut level = bit;
+            walked.insert(bit);
+            while let Some((lower, reason)) = self.ladder_step(level) {
+                if !walked.insert(lower) {
+                    break;
+                }
+                reach(lower, reason);
+                level = lower;
+            }
             for (next, reason) in &self.info(bit).implies {
-                if *next != from && !came_from.contains_key(next) {
-                    came_from.insert(*next, (bit, reason));
-                    queue.push_back(*next);
+                if matches!(reason, Reason::Follows { .. }) {
+                    reach(*next, reason);
                 }
             }
         }
@@ -577,6 +704,16 @@ impl Catalog {
             text.push_str(&format!(" ({reason})"));
         }
         Some(text)
+    }
+
+    /// The next lower level of `b`'s ladder, if `b` is a level above the
+    /// lowest.
+    fn ladder_step(&self, b: PermBit) -> Option<(PermBit, &Reason)> {
+        self.info(b)
+            .implies
+            .iter()
+            .find(|(_, reason)| matches!(reason, Reason::Ladder))
+            .map(|(lower, reason)| (*lower, reason))
     }
 
     /// The builtin roles, by id. Their grants carry no pinned scopes.

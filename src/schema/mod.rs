@@ -19,6 +19,7 @@
 //! tenants, the store or the wire format.
 
 mod compile;
+mod graph;
 mod parse;
 mod validate;
 
@@ -29,7 +30,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{InvalidValue, Name, Permission};
+use crate::model::{InvalidValue, Name, Permission, clip};
 
 pub use compile::Catalog;
 
@@ -45,6 +46,22 @@ pub const MAX_SCHEMA_BYTES: usize = 1024 * 1024;
 /// [`PermBit`] within `u16`.
 pub const MAX_PERMISSIONS: usize = 4096;
 
+/// Most diagnostics one refusal lists, in file order; the rest are counted
+/// ("and N more errors"). Validation still looks at the whole text, but a
+/// refusal stays readable, its size bounded, and typically within the 4 KiB
+/// a client is sent (`config::MAX_ERROR_MESSAGE_BYTES`).
+pub const MAX_SCHEMA_ERRORS: usize = 20;
+
+/// Longest key or message of one diagnostic, in bytes: a key or value of the
+/// file quoted in a message is cut there, so one line cannot echo megabytes.
+pub const MAX_DIAGNOSTIC_TEXT: usize = 512;
+
+/// Character pairs that "did you mean" suggestions may compare per schema
+/// (about 16 million, a few milliseconds): past it, errors come without
+/// suggestions, so a file full of unknown names cannot make the comparison
+/// quadratic in its size.
+const SUGGESTION_BUDGET: usize = 1 << 24;
+
 /// The key reported for problems that belong to the document as a whole
 /// (size limit, syntax errors outside any table).
 const DOCUMENT_KEY: &str = "(document)";
@@ -57,9 +74,9 @@ pub fn load(file: &str, text: &str) -> Result<Catalog, SchemaError> {
     match valid {
         Some(valid) if out.is_empty() => match compile::compile(text, valid, &mut out) {
             Some(catalog) if out.is_empty() => Ok(catalog),
-            _ => Err(SchemaError::Invalid(out.finish())),
+            _ => Err(out.finish()),
         },
-        _ => Err(SchemaError::Invalid(out.finish())),
+        _ => Err(out.finish()),
     }
 }
 
@@ -84,9 +101,15 @@ pub fn load_file(path: &Path) -> Result<Catalog, SchemaError> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SchemaError {
-    /// The text has errors; every one found, in file order.
-    #[error("{}", render_invalid(.0))]
-    Invalid(Vec<Diagnostic>),
+    /// The text has errors: the first [`MAX_SCHEMA_ERRORS`] found, in file
+    /// order, and how many more there are.
+    #[error("{}", render_invalid(diagnostics, *omitted))]
+    Invalid {
+        /// The first errors, in file order; never empty.
+        diagnostics: Vec<Diagnostic>,
+        /// How many further errors were found and left out.
+        omitted: usize,
+    },
     /// The schema file could not be read.
     #[error("cannot read schema file {}: {source}", path.display())]
     Read {
@@ -97,8 +120,8 @@ pub enum SchemaError {
     },
 }
 
-fn render_invalid(diagnostics: &[Diagnostic]) -> String {
-    let count = diagnostics.len();
+fn render_invalid(diagnostics: &[Diagnostic], omitted: usize) -> String {
+    let count = diagnostics.len() + omitted;
     let mut text = format!(
         "invalid schema: {count} error{}",
         if count == 1 { "" } else { "s" }
@@ -106,6 +129,12 @@ fn render_invalid(diagnostics: &[Diagnostic]) -> String {
     for d in diagnostics {
         text.push('\n');
         text.push_str(&d.to_string());
+    }
+    if omitted > 0 {
+        text.push_str(&format!(
+            "\n… and {omitted} more error{}",
+            if omitted == 1 { "" } else { "s" }
+        ));
     }
     text
 }
@@ -136,11 +165,20 @@ impl fmt::Display for Diagnostic {
 
 /// Collects diagnostics for one text; shared by the stages so that each adds
 /// its findings and none stops the others from reporting.
+///
+/// Memory stays bounded however many errors a text has: only the
+/// [`MAX_SCHEMA_ERRORS`] earliest (by line) are kept, the rest counted.
 pub(crate) struct Diagnostics {
     file: String,
     /// Byte offset at which each line starts; turns spans into line numbers.
     line_starts: Vec<usize>,
+    /// At most twice [`MAX_SCHEMA_ERRORS`]; cut back to the earliest
+    /// [`MAX_SCHEMA_ERRORS`] whenever it reaches that.
     list: Vec<Diagnostic>,
+    /// Every diagnostic pushed, kept or not.
+    total: usize,
+    /// What is left of [`SUGGESTION_BUDGET`].
+    suggestion_budget: usize,
 }
 
 impl Diagnostics {
@@ -149,9 +187,11 @@ impl Diagnostics {
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
         Self {
-            file: file.to_owned(),
+            file: clip_marked(file),
             line_starts,
             list: Vec::new(),
+            total: 0,
+            suggestion_budget: SUGGESTION_BUDGET,
         }
     }
 
@@ -163,23 +203,64 @@ impl Diagnostics {
     }
 
     pub(crate) fn push(&mut self, line: usize, key: &str, message: impl Into<String>) {
+        let message = message.into();
+        self.total += 1;
         self.list.push(Diagnostic {
             file: self.file.clone(),
             line,
-            key: key.to_owned(),
-            message: message.into(),
+            key: clip_marked(key),
+            message: clip_marked(&message),
         });
+        if self.list.len() >= 2 * MAX_SCHEMA_ERRORS {
+            self.keep_earliest();
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.total == 0
     }
 
-    /// The diagnostics in file order; the sort is stable so findings on one
-    /// line keep the order in which the stages made them.
-    fn finish(mut self) -> Vec<Diagnostic> {
+    /// `"; did you mean \"x\"?"` for the candidate closest to `word`, or
+    /// nothing; nothing as well once the schema's suggestion budget is spent.
+    pub(crate) fn suggest<'a>(
+        &mut self,
+        word: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> String {
+        did_you_mean(word, candidates, &mut self.suggestion_budget)
+    }
+
+    /// Whether [`Diagnostics::suggest`] may still suggest anything: lets a
+    /// caller skip building a list of candidates for nothing.
+    pub(crate) fn can_suggest(&self) -> bool {
+        self.suggestion_budget > 0
+    }
+
+    /// Keeps the earliest [`MAX_SCHEMA_ERRORS`] diagnostics; the sort is
+    /// stable, so findings on one line keep the order the stages made them.
+    fn keep_earliest(&mut self) {
         self.list.sort_by_key(|d| d.line);
-        self.list
+        self.list.truncate(MAX_SCHEMA_ERRORS);
+    }
+
+    /// The refusal: the earliest diagnostics in file order, and how many
+    /// more were found.
+    fn finish(mut self) -> SchemaError {
+        self.keep_earliest();
+        SchemaError::Invalid {
+            omitted: self.total - self.list.len(),
+            diagnostics: self.list,
+        }
+    }
+}
+
+/// `text`, cut to [`MAX_DIAGNOSTIC_TEXT`] bytes with a mark if it was longer.
+fn clip_marked(text: &str) -> String {
+    let kept = clip(text, MAX_DIAGNOSTIC_TEXT);
+    if kept.len() == text.len() {
+        text.to_owned()
+    } else {
+        format!("{kept}… ({} bytes)", text.len())
     }
 }
 
@@ -204,17 +285,42 @@ pub(crate) fn key_path(parent: &str, key: &str) -> String {
 
 /// `"; did you mean \"x\"?"` for the closest candidate within a small edit
 /// distance, or nothing: typos are the commonest schema error.
-pub(crate) fn did_you_mean<'a>(
+///
+/// Each comparison is charged to `budget` (character pairs, plus the
+/// lengths it measures); once the budget is spent, nothing is suggested.
+/// Candidates whose length differs too much to be within the distance are
+/// skipped without comparing them.
+fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
+    budget: &mut usize,
 ) -> String {
-    let limit = (word.chars().count() / 3).clamp(1, 3);
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|&(d, _)| d <= limit)
-        .min()
-        .map(|(_, c)| format!("; did you mean {c:?}?"))
+    let length = word.chars().count();
+    let Some(left) = budget.checked_sub(1 + length) else {
+        *budget = 0;
+        return String::new();
+    };
+    *budget = left;
+    let limit = (length / 3).clamp(1, 3);
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let c_length = c.chars().count();
+        let close = length.abs_diff(c_length) <= limit;
+        let compare = if close { length * c_length } else { 0 };
+        let Some(left) = budget.checked_sub(1 + c_length + compare) else {
+            *budget = 0;
+            return String::new();
+        };
+        *budget = left;
+        if !close {
+            continue;
+        }
+        let d = edit_distance(word, c);
+        if d <= limit && best.is_none_or(|b| (d, c) < b) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| format!("; did you mean {c:?}?"))
         .unwrap_or_default()
 }
 
@@ -606,7 +712,7 @@ mod tests {
         assert_eq!(out.line(5), 4);
         out.push(4, "roles.x", "second");
         out.push(2, "roles.y", "first");
-        let err = SchemaError::Invalid(out.finish());
+        let err = out.finish();
         assert_eq!(
             err.to_string(),
             "invalid schema: 2 errors\ns.toml:2: roles.y: first\ns.toml:4: roles.x: second"
@@ -625,10 +731,63 @@ mod tests {
 
     #[test]
     fn suggestions_catch_small_typos_only() {
+        let mut budget = SUGGESTION_BUDGET;
         assert_eq!(
-            did_you_mean("levles", ["levels", "actions"]),
+            did_you_mean("levles", ["levels", "actions"], &mut budget),
             "; did you mean \"levels\"?"
         );
-        assert_eq!(did_you_mean("zzz", ["levels", "actions"]), "");
+        assert_eq!(did_you_mean("zzz", ["levels", "actions"], &mut budget), "");
+    }
+
+    #[test]
+    fn suggestions_stop_when_the_budget_is_spent() {
+        let mut budget = 100;
+        let long = "x".repeat(50);
+        assert_eq!(did_you_mean(&long, [long.as_str()], &mut budget), "");
+        assert_eq!(budget, 0);
+        assert_eq!(did_you_mean("levles", ["levels"], &mut budget), "");
+    }
+
+    #[test]
+    fn diagnostics_keep_the_earliest_and_count_the_rest() {
+        let mut out = Diagnostics::new("s.toml", "");
+        for line in (1..=1000).rev() {
+            out.push(line, "k", "m");
+        }
+        out.push(7, &"k".repeat(10_000), "é".repeat(10_000));
+        let SchemaError::Invalid {
+            diagnostics,
+            omitted,
+        } = out.finish()
+        else {
+            panic!("not invalid");
+        };
+        assert_eq!(diagnostics.len(), MAX_SCHEMA_ERRORS);
+        assert_eq!(omitted, 1001 - MAX_SCHEMA_ERRORS);
+        let lines: Vec<usize> = diagnostics.iter().map(|d| d.line).collect();
+        let mut expected: Vec<usize> = (1..MAX_SCHEMA_ERRORS).collect();
+        expected.insert(7, 7);
+        assert_eq!(lines, expected);
+        let long = &diagnostics[7];
+        assert!(
+            long.key.len() < MAX_DIAGNOSTIC_TEXT + 32,
+            "{}",
+            long.key.len()
+        );
+        assert!(
+            long.message.ends_with("… (20000 bytes)"),
+            "{}",
+            long.message
+        );
+        let text = SchemaError::Invalid {
+            diagnostics,
+            omitted,
+        }
+        .to_string();
+        assert!(text.starts_with("invalid schema: 1001 errors\n"), "{text}");
+        assert!(
+            text.ends_with(&format!("\n… and {omitted} more errors")),
+            "{text}"
+        );
     }
 }

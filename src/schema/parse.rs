@@ -13,7 +13,7 @@
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
-use super::{DOCUMENT_KEY, Diagnostics, MAX_SCHEMA_BYTES, did_you_mean, key_path};
+use super::{DOCUMENT_KEY, Diagnostics, MAX_SCHEMA_BYTES, key_path};
 
 /// Where a value was written.
 #[derive(Clone, Debug)]
@@ -254,7 +254,7 @@ impl Walker<'_> {
     }
 
     fn unknown_key(&mut self, path: &str, key: &Key<'_>, expected: &[&str]) {
-        let hint = did_you_mean(key.get_ref(), expected.iter().copied());
+        let hint = self.out.suggest(key.get_ref(), expected.iter().copied());
         let message = if hint.is_empty() {
             format!("unknown key; expected one of {}", expected.join(", "))
         } else {
@@ -468,7 +468,10 @@ mod tests {
     fn run(text: &str) -> (Option<RawSchema>, Vec<super::super::Diagnostic>) {
         let mut out = Diagnostics::new("t.toml", text);
         let raw = parse(text, &mut out);
-        (raw, out.finish())
+        match out.finish() {
+            super::super::SchemaError::Invalid { diagnostics, .. } => (raw, diagnostics),
+            other => panic!("{other}"),
+        }
     }
 
     #[test]

@@ -11,14 +11,15 @@
 //! whose verbs could not be read (already reported) is "unsure": references
 //! into it are neither accepted nor reported.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::model::{Grant, MAX_GRANTS, Name, Permission, Role, RoleId, check_text};
 
+use super::graph::{Adjacency, components, describe_cycle, is_cycle, member_of, shortest_cycle};
 use super::parse::{
     At, Field, Item, RawClass, RawDerived, RawResource, RawRole, RawSchema, Unreadable,
 };
-use super::{Cardinality, Diagnostics, MAX_PERMISSIONS, PermissionPattern, RuleKind, did_you_mean};
+use super::{Cardinality, Diagnostics, MAX_PERMISSIONS, PermissionPattern, RuleKind};
 
 /// A schema whose every name and reference has been checked.
 #[derive(Debug)]
@@ -105,13 +106,9 @@ pub(crate) fn validate(raw: &RawSchema, out: &mut Diagnostics) -> Option<ValidSc
             rules.insert(d.name.value.clone(), rule);
         }
     }
-    let (order, cycles) = walk(&uses);
-    for (cycle, at) in cycles {
-        v.out.push(
-            at.line,
-            &at.key,
-            format!("derived permission cycle: {}", cycle.join(" -> ")),
-        );
+    let (order, knots) = walk(&uses, "derived permissions");
+    for knot in knots {
+        v.report(&knot.at, format!("derived permission cycle: {}", knot.text));
     }
     v.check_count(raw);
     // `walk` lists only names that take part in the graph, terms before
@@ -247,7 +244,9 @@ impl Validator<'_> {
                     continue;
                 }
                 let Some(info) = self.types.get(leader) else {
-                    let hint = did_you_mean(leader, self.types.keys().map(String::as_str));
+                    let hint = self
+                        .out
+                        .suggest(leader, self.types.keys().map(String::as_str));
                     self.report(&entry.at, format!("unknown resource type {leader:?}{hint}"));
                     continue;
                 };
@@ -278,15 +277,15 @@ impl Validator<'_> {
     }
 
     fn follows_cycles(&mut self, graph: &Graph) {
-        for (cycle, at) in walk(graph).1 {
-            self.report(&at, format!("follows cycle: {}", cycle.join(" -> ")));
+        for knot in walk(graph, "types").1 {
+            self.report(&knot.at, format!("follows cycle: {}", knot.text));
         }
     }
 
     /// Whether `p` names a declared permission: `Ok` if so, `Err(None)` if
     /// that cannot be told (the type is unreadable, already reported), and
     /// `Err(Some(why))` if not.
-    fn known(&self, p: &Permission) -> Result<(), Option<String>> {
+    fn known(&mut self, p: &Permission) -> Result<(), Option<String>> {
         let Permission::Specific { resource, verb } = p else {
             return Ok(());
         };
@@ -298,7 +297,9 @@ impl Validator<'_> {
             if self.unreadable.resources {
                 return Err(None);
             }
-            let hint = did_you_mean(resource.as_str(), self.types.keys().map(String::as_str));
+            let hint = self
+                .out
+                .suggest(resource.as_str(), self.types.keys().map(String::as_str));
             return Err(Some(format!(
                 "unknown permission {text:?}: no resource type {:?}{hint}",
                 resource.as_str()
@@ -313,21 +314,23 @@ impl Validator<'_> {
         if self.unreadable.permissions {
             return Err(None);
         }
-        let candidates = verbs
-            .iter()
-            .map(|v| format!("{resource}:{v}"))
-            .chain(
-                self.derived
-                    .iter()
-                    .filter(|d| {
-                        d.split_once(':')
-                            .is_some_and(|(t, _)| t == resource.as_str())
-                    })
-                    .cloned(),
-            )
-            .collect::<Vec<_>>();
-        let hint = did_you_mean(&text, candidates.iter().map(String::as_str));
         let kind = if info.ladder { "level" } else { "action" };
+        let hint = if self.out.can_suggest() {
+            let candidates = verbs
+                .iter()
+                .map(|v| format!("{resource}:{v}"))
+                // Every "type:name" sorts between "type:" and "type;".
+                .chain(
+                    self.derived
+                        .range(format!("{resource}:")..format!("{resource};"))
+                        .cloned(),
+                )
+                .collect::<Vec<_>>();
+            self.out
+                .suggest(&text, candidates.iter().map(String::as_str))
+        } else {
+            String::new()
+        };
         Err(Some(format!(
             "unknown permission {text:?}: {:?} has no {kind} or derived permission {:?}{hint}",
             resource.as_str(),
@@ -384,7 +387,9 @@ impl Validator<'_> {
         self.derived.insert(text.clone());
         match self.types.get(resource.as_str()) {
             None => {
-                let hint = did_you_mean(resource.as_str(), self.types.keys().map(String::as_str));
+                let hint = self
+                    .out
+                    .suggest(resource.as_str(), self.types.keys().map(String::as_str));
                 self.report(
                     &d.name.at,
                     format!(
@@ -432,13 +437,14 @@ impl Validator<'_> {
             self.report(&list.at, "a rule needs at least one term");
         }
         let mut terms = Vec::with_capacity(list.value.len());
+        let mut seen = HashSet::with_capacity(list.value.len());
         let mut ok = true;
         for term in &list.value {
             let Some(p) = self.permission(term, false) else {
                 ok = false;
                 continue;
             };
-            if terms.contains(&p) {
+            if !seen.insert(p.clone()) {
                 self.report(&term.at, format!("{:?} is listed twice", term.value));
                 ok = false;
                 continue;
@@ -496,7 +502,7 @@ impl Validator<'_> {
                 "many" => Some(Cardinality::Many),
                 other => {
                     let expected = ["exactly_one", "at_most_one", "many"];
-                    let hint = did_you_mean(other, expected);
+                    let hint = self.out.suggest(other, expected);
                     self.report(
                         &item.at,
                         format!(
@@ -541,7 +547,9 @@ impl Validator<'_> {
                 if self.types.contains_key(r.as_str()) {
                     Ok(())
                 } else {
-                    let hint = did_you_mean(r.as_str(), self.types.keys().map(String::as_str));
+                    let hint = self
+                        .out
+                        .suggest(r.as_str(), self.types.keys().map(String::as_str));
                     Err(Some(format!(
                         "unknown resource type {:?} in pattern {:?}{hint}",
                         r.as_str(),
@@ -570,6 +578,7 @@ impl Validator<'_> {
         allow_all: bool,
     ) -> Option<Vec<Permission>> {
         let mut list = Vec::new();
+        let mut seen = HashSet::new();
         let mut ok = !field.is_invalid();
         for item in field
             .given()
@@ -577,7 +586,7 @@ impl Validator<'_> {
             .unwrap_or_default()
         {
             match self.permission(item, allow_all) {
-                Some(p) if !list.contains(&p) => list.push(p),
+                Some(p) if seen.insert(p.clone()) => list.push(p),
                 Some(_) => {
                     self.report(&item.at, format!("{:?} is listed twice", item.value));
                     ok = false;
@@ -621,7 +630,9 @@ impl Validator<'_> {
             Some(c) if self.classes.contains(&c.value) => Some(Some(c.value.clone())),
             Some(_) if self.unreadable.role_classes => None,
             Some(c) => {
-                let hint = did_you_mean(&c.value, self.classes.iter().map(String::as_str));
+                let hint = self
+                    .out
+                    .suggest(&c.value, self.classes.iter().map(String::as_str));
                 self.report(&c.at, format!("unknown role class {:?}{hint}", c.value));
                 None
             }
@@ -677,78 +688,69 @@ impl Validator<'_> {
     }
 }
 
-/// Depth-first walk of `graph` (iterative, so a long chain cannot exhaust
-/// the stack). Returns the nodes in post-order (every node after all nodes
-/// it reaches) and the cycles met, each written from its smallest node and
-/// back, with where its first edge was written.
-pub(crate) fn walk(graph: &Graph) -> (Vec<String>, Vec<(Vec<String>, At)>) {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        OnPath,
-        Done,
-    }
-    let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
-    let mut order = Vec::new();
-    let mut seen_cycles = BTreeSet::new();
-    let mut cycles = Vec::new();
-    let no_edges = Vec::new();
-    let edges = |n: &str| graph.get(n).unwrap_or(&no_edges);
+/// Names that depend on each other in circles: one strongly connected
+/// component of a [`Graph`], told by one shortest cycle through its smallest
+/// name.
+pub(crate) struct Knot {
+    /// The cycle, as [`describe_cycle`] words it.
+    pub text: String,
+    /// Where the cycle's first edge was written.
+    pub at: At,
+}
 
-    for start in graph.keys() {
-        if marks.contains_key(start.as_str()) {
-            continue;
-        }
-        // Each frame: a node and the index of its next edge to follow.
-        let mut path: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
-        marks.insert(start, Mark::OnPath);
-        while let Some((node, next)) = path.last_mut() {
-            let node: &str = node;
-            let Some((to, _)) = edges(node).get(*next) else {
-                marks.insert(node, Mark::Done);
-                order.push(node.to_owned());
-                path.pop();
-                continue;
-            };
-            *next += 1;
-            match marks.get(to.as_str()) {
-                None => {
-                    marks.insert(to, Mark::OnPath);
-                    path.push((to, 0));
-                }
-                Some(Mark::OnPath) => {
-                    let from = path
-                        .iter()
-                        .position(|(n, _)| *n == to.as_str())
-                        .unwrap_or(0);
-                    let mut cycle: Vec<String> = path
-                        .iter()
-                        .skip(from)
-                        .map(|(n, _)| (*n).to_owned())
-                        .collect();
-                    let smallest = cycle
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, n)| n.as_str())
-                        .map_or(0, |(i, _)| i);
-                    cycle.rotate_left(smallest);
-                    if seen_cycles.insert(cycle.clone()) {
-                        let first = cycle.first().cloned().unwrap_or_default();
-                        let second = cycle.get(1).unwrap_or(&first).clone();
-                        let at = edges(&first)
-                            .iter()
-                            .find(|(t, _)| *t == second)
-                            .map(|(_, at)| at.clone());
-                        cycle.push(first);
-                        if let Some(at) = at {
-                            cycles.push((cycle, at));
-                        }
-                    }
-                }
-                Some(Mark::Done) => {}
+/// Orders `graph` and finds its knots, in time linear in its size. Returns
+/// every name of the graph with each after every name it reaches
+/// (dependencies first; within a knot, in no particular order), and one
+/// [`Knot`] per set of names that depend on each other, `noun` naming them.
+pub(crate) fn walk(graph: &Graph, noun: &str) -> (Vec<String>, Vec<Knot>) {
+    let names: Vec<&str> = graph
+        .iter()
+        .flat_map(|(from, edges)| {
+            std::iter::once(from.as_str()).chain(edges.iter().map(|(to, _)| to.as_str()))
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let id = |name: &str| names.binary_search(&name).ok();
+    let mut adjacency: Adjacency = vec![Vec::new(); names.len()];
+    let mut written: Vec<Vec<&At>> = vec![Vec::new(); names.len()];
+    for (from, edges) in graph {
+        let Some(f) = id(from) else { continue };
+        for (to, at) in edges {
+            if let (Some(t), Some(list), Some(ats)) =
+                (id(to), adjacency.get_mut(f), written.get_mut(f))
+            {
+                list.push(t);
+                ats.push(at);
             }
         }
     }
-    (order, cycles)
+    let found = components(&adjacency);
+    let member_of = member_of(&found, names.len());
+    let name = |v: usize| names.get(v).copied().unwrap_or_default().to_owned();
+    let mut knots = Vec::new();
+    for (c, component) in found.iter().enumerate() {
+        if !is_cycle(&adjacency, component) {
+            continue;
+        }
+        let Some(&start) = component.iter().min() else {
+            continue;
+        };
+        let cycle = shortest_cycle(&adjacency, start, |v| member_of.get(v) == Some(&c));
+        let second = cycle.get(1).copied().unwrap_or(start);
+        let at = adjacency
+            .get(start)
+            .and_then(|edges| edges.iter().position(|&t| t == second))
+            .and_then(|i| written.get(start)?.get(i));
+        let Some(at) = at else { continue };
+        let cycle_names: Vec<String> = cycle.iter().map(|&v| name(v)).collect();
+        knots.push(Knot {
+            text: describe_cycle(&cycle_names, component.len() - cycle.len(), noun),
+            at: (*at).clone(),
+        });
+    }
+    let order = found.into_iter().flatten().map(name).collect();
+    (order, knots)
 }
 
 #[cfg(test)]
@@ -774,7 +776,10 @@ mod tests {
 
     #[test]
     fn walk_orders_dependencies_first() {
-        let (order, cycles) = walk(&graph(&[("a", "b", 1), ("b", "c", 2), ("d", "c", 3)]));
+        let (order, cycles) = walk(
+            &graph(&[("a", "b", 1), ("b", "c", 2), ("d", "c", 3)]),
+            "names",
+        );
         assert!(cycles.is_empty());
         let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
         assert!(pos("c") < pos("b") && pos("b") < pos("a") && pos("c") < pos("d"));
@@ -782,19 +787,31 @@ mod tests {
 
     #[test]
     fn walk_names_cycles_from_their_smallest_node() {
-        let (_, cycles) = walk(&graph(&[
-            ("b", "c", 1),
-            ("c", "a", 2),
-            ("a", "b", 3),
-            ("x", "x", 4),
-        ]));
-        let named: Vec<_> = cycles
+        let (_, cycles) = walk(
+            &graph(&[
+                ("b", "c", 1),
+                ("c", "a", 2),
+                ("a", "b", 3),
+                ("x", "x", 4),
+                ("c", "d", 5),
+                ("d", "b", 6),
+            ]),
+            "names",
+        );
+        let mut named: Vec<_> = cycles
             .iter()
-            .map(|(c, at)| (c.join(" -> "), at.line))
+            .map(|k| (k.text.as_str(), k.at.line))
             .collect();
+        named.sort();
         assert_eq!(
             named,
-            vec![("a -> b -> c -> a".to_owned(), 3), ("x -> x".to_owned(), 4)]
+            vec![
+                (
+                    "a -> b -> c -> a; 1 more names depend on these in circles",
+                    3
+                ),
+                ("x -> x", 4)
+            ]
         );
     }
 }

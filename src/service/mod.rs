@@ -370,7 +370,7 @@ impl Service {
             let store = store.clone();
             async move {
                 let page = tokio::task::spawn_blocking(move || {
-                    store.changes_after(from, config::REPLAY_PAGE)
+                    store.changes_within(from, config::REPLAY_PAGE, config::REPLAY_PAGE_BYTES)
                 })
                 .await
                 .map_err(|_| WatchError::Replay)?

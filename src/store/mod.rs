@@ -431,6 +431,19 @@ impl Store {
         after: Revision,
         limit: usize,
     ) -> Result<Vec<ChangeSet>, StoreError> {
+        self.changes_within(after, limit, usize::MAX)
+    }
+
+    /// Like [`Store::changes_after`], but stops before the entry that would
+    /// take the stored bytes read past `max_bytes` (always returning at
+    /// least one entry when there is one), so a page of huge revisions stays
+    /// bounded in memory.
+    pub fn changes_within(
+        &self,
+        after: Revision,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<ChangeSet>, StoreError> {
         self.run(|db| {
             let Some(first) = after.0.checked_add(1) else {
                 return Ok(Vec::new());
@@ -438,9 +451,15 @@ impl Store {
             let txn = db.begin_read().map_err(db_err)?;
             let log = txn.open_table(CHANGELOG).map_err(db_err)?;
             let mut out = Vec::new();
+            let mut bytes = 0usize;
             for row in log.range(first..).map_err(db_err)?.take(limit) {
                 let (_, value) = row.map_err(db_err)?;
-                out.push(codec::decode("change set", value.value())?);
+                let entry = value.value();
+                bytes = bytes.saturating_add(entry.len());
+                if bytes > max_bytes && !out.is_empty() {
+                    break;
+                }
+                out.push(codec::decode("change set", entry)?);
             }
             Ok(out)
         })
@@ -1485,6 +1504,19 @@ mod tests {
         assert_eq!(observe(&store)?, before);
         store.commit_group(&sample_writes()[3..])?;
         assert_eq!(store.load()?, sample_state());
+        Ok(())
+    }
+
+    /// A byte-bounded page stops before the entry that would pass the
+    /// bound, but never returns nothing while entries remain.
+    #[test]
+    fn a_byte_bounded_page_holds_at_least_one_entry() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        store.commit_group(&sample_writes())?;
+        assert_eq!(store.changes_within(Revision(0), 100, 1)?.len(), 1);
+        assert_eq!(store.changes_within(Revision(4), 100, 1)?.len(), 1);
+        assert_eq!(store.changes_within(Revision(0), 100, usize::MAX)?.len(), 5);
         Ok(())
     }
 

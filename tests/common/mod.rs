@@ -1372,3 +1372,26 @@ pub mod de {
             .collect()
     }
 }
+
+/// A schema of `n` roles over one type of `n` actions, for hostile-input
+/// tests: role `i` grants action `i` and requires the actions of the roles
+/// `(i + k) % n` for each `k` in `steps` (each once).
+pub fn requiring_roles(n: usize, steps: &[usize]) -> String {
+    let mut text = String::from("[resources.p]\nactions = [");
+    for i in 0..n {
+        text.push_str(&format!("\"a{i}\", "));
+    }
+    text.push_str("]\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "[roles.r{i}]\ngrants = [\"p:a{i}\"]\nrequires = ["
+        ));
+        let required: std::collections::BTreeSet<usize> =
+            steps.iter().map(|k| (i + k) % n).collect();
+        for r in required {
+            text.push_str(&format!("\"p:a{r}\", "));
+        }
+        text.push_str("]\n");
+    }
+    text
+}
