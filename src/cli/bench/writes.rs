@@ -30,6 +30,8 @@ const WIDE_GROUP: &str = "bench-wide";
 const WIDE_ROLE: &str = "viewer";
 /// Most group-wide writes in one phase.
 const MAX_WIDE_WRITES: usize = 1000;
+/// Group-wide writes timed on the idle server, before the checks start.
+const IDLE_WIDE_WRITES: usize = 4;
 
 /// The write toggled by writer `w`: subject `w` in group `bench-writer-w`.
 pub(super) fn writer_group(worker: usize) -> String {
@@ -108,13 +110,22 @@ pub struct WideStats {
     pub idle: CallStats,
     /// CheckAccess while the group-wide writes ran.
     pub during: CallStats,
-    /// Group-wide writes completed.
+    /// Group-wide writes timed alone, before the checks, end to end (the
+    /// reply comes once cache and feed have it): median, in milliseconds.
+    pub idle_p50_ms: f64,
+    /// Group-wide writes completed while the checks ran.
     pub writes: usize,
-    /// Their end-to-end latency (the reply comes once cache and feed have
-    /// it), median and slowest, in milliseconds.
+    /// Their end-to-end latency, median, in milliseconds.
     pub p50_ms: f64,
     /// Slowest.
     pub max_ms: f64,
+}
+
+/// The median and the slowest of some latencies, in milliseconds.
+fn median_and_max(mut latencies: Vec<Duration>) -> (f64, f64) {
+    latencies.sort();
+    let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    (ms(latencies.get(latencies.len() / 2)), ms(latencies.last()))
 }
 
 /// Puts every subject into [`WIDE_GROUP`], then measures CheckAccess idle
@@ -138,31 +149,46 @@ pub(super) async fn wide_group(args: &BenchArgs, load: &Load) -> Result<WideStat
         .await
         .map_err(rpc_error("filling the group-wide group"))?;
     }
+    let alone = toggle_role(
+        channel.clone(),
+        load.tenant.clone(),
+        Arc::new(AtomicBool::new(false)),
+        IDLE_WIDE_WRITES,
+    )
+    .await?;
+    let (idle_p50_ms, _) = median_and_max(alone);
     let idle = load.call(Kind::Check, args).await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(toggle_role(channel, load.tenant.clone(), stop.clone()));
+    let writer = tokio::spawn(toggle_role(
+        channel,
+        load.tenant.clone(),
+        stop.clone(),
+        MAX_WIDE_WRITES,
+    ));
     let during = load.call(Kind::Check, args).await;
     stop.store(true, Ordering::Relaxed);
-    let mut latencies = writer.await??;
+    let latencies = writer.await??;
     let during = during?;
-    latencies.sort();
-    let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let writes = latencies.len();
+    let (p50_ms, max_ms) = median_and_max(latencies);
     Ok(WideStats {
         members,
         idle,
         during,
-        writes: latencies.len(),
-        p50_ms: ms(latencies.get(latencies.len() / 2)),
-        max_ms: ms(latencies.last()),
+        idle_p50_ms,
+        writes,
+        p50_ms,
+        max_ms,
     })
 }
 
 /// Assigns and removes [`WIDE_ROLE`] on the whole group until `stop` (or
-/// [`MAX_WIDE_WRITES`]), leaving it removed; returns each write's latency.
+/// `most` writes), leaving it removed; returns each write's latency.
 async fn toggle_role(
     channel: Channel,
     tenant: String,
     stop: Arc<AtomicBool>,
+    most: usize,
 ) -> Result<Vec<Duration>, BenchError> {
     let mut m = MembershipServiceClient::new(channel);
     let mut latencies = Vec::new();
@@ -172,7 +198,7 @@ async fn toggle_role(
     let target = Some(pb::Target {
         kind: Some(pb::target::Kind::Scope(String::new())),
     });
-    while latencies.len() < MAX_WIDE_WRITES {
+    while latencies.len() < most {
         let assign = latencies.len() % 2 == 0;
         if !assign && stop.load(Ordering::Relaxed) {
             break;
