@@ -235,10 +235,9 @@ impl TenantState {
             .any(|at| self.holds(compiled, grants, bit, Place::scope(at.as_str()), now, 0))
     }
 
-    /// Whether `role`'s prerequisites hold for a subject with `grants`, for an
-    /// assignment at `target` (a population assignment's prerequisites must
-    /// hold somewhere in the tenant). `Some(until)` when they do: `None` if
-    /// they hold without expiring grants, else the earliest expiry of those.
+    /// Whether `role`'s prerequisites hold at `now` for a subject with
+    /// `grants`, for an assignment at `target` (a population assignment's
+    /// prerequisites must hold somewhere in the tenant).
     pub(super) fn requires_met(
         &self,
         compiled: &Compiled,
@@ -246,26 +245,9 @@ impl TenantState {
         role: &CompiledRole,
         target: &Target,
         now: Timestamp,
-    ) -> Option<Option<Timestamp>> {
-        let root = ScopeId::root();
-        let scope = match target {
-            Target::Scope(s) => s,
-            Target::Population(_) => &root,
-        };
-        let met_at = |t: Timestamp| {
-            role.requires
-                .iter()
-                .all(|bit| self.holds_within(compiled, grants, *bit, scope, t))
-        };
-        if !met_at(now) {
-            return None;
-        }
-        // A met prerequisite can only stop being met when a grant expires:
-        // the first such instant at which it fails is when the role lapses.
-        let mut expiries = grants.expiries_after(now);
-        expiries.sort();
-        expiries.dedup();
-        Some(expiries.into_iter().find(|t| !met_at(*t)))
+    ) -> bool {
+        self.missing_requirements(compiled, grants, role, target, now)
+            .is_empty()
     }
 
     /// The prerequisites of `role` a subject lacks for an assignment at `target`.

@@ -122,16 +122,6 @@ impl SubjectGrants {
             .any(|e| e.live(now) && e.perms.contains(bit))
     }
 
-    /// Every instant after `now` at which one of the grants expires.
-    pub fn expiries_after(&self, now: Timestamp) -> Vec<Timestamp> {
-        self.scopes
-            .iter()
-            .filter_map(|e| e.expires_at)
-            .chain(self.populations.iter().filter_map(|e| e.expires_at))
-            .filter(|t| *t > now)
-            .collect()
-    }
-
     /// Whether the subject has any grant at all (live or not).
     pub fn is_empty(&self) -> bool {
         self.scopes.is_empty() && self.populations.is_empty()

@@ -539,37 +539,90 @@ impl TenantState {
     /// group it is in. Roles with prerequisites count only once the subject
     /// holds them without that role: a fixpoint, since one role's grants may
     /// meet another's prerequisites.
+    ///
+    /// A role that counts now lapses at the first instant it would not:
+    /// grants only ever expire, so the roles that qualify can only shrink
+    /// with time, and the fixpoint is taken again at each expiry instant of
+    /// the subject's assignments (not just from the support found first,
+    /// which may expire while another, lasting one remains).
     fn compute_grants(&self, compiled: &Compiled, id: &SubjectId, now: Timestamp) -> SubjectGrants {
         let (groups, assignments) = self.assignments_of(compiled, id);
         let mut scopes = Vec::new();
         let mut populations = Vec::new();
-        let (mut pending, ready): (Vec<_>, Vec<_>) = assignments
-            .into_iter()
+        let (pending, ready): (Vec<_>, Vec<_>) = assignments
+            .iter()
+            .copied()
             .partition(|(_, role)| !role.requires.is_empty());
         for (a, role) in ready {
             self.push_entries(role, a, a.expires_at, &mut scopes, &mut populations);
         }
-        loop {
-            let partial = SubjectGrants::build(groups.clone(), scopes.clone(), populations.clone());
-            let before = pending.len();
-            pending.retain(|(a, role)| {
-                match self.requires_met(compiled, &partial, role, &a.key.target, now) {
-                    Some(until) => {
-                        let expires = match (a.expires_at, until) {
-                            (Some(x), Some(y)) => Some(x.min(y)),
-                            (x, y) => x.or(y),
-                        };
-                        self.push_entries(role, a, expires, &mut scopes, &mut populations);
-                        false
-                    }
-                    None => true,
-                }
-            });
-            if pending.len() == before {
+        if pending.is_empty() {
+            return SubjectGrants::build(groups, scopes, populations);
+        }
+        let base = (scopes, populations);
+        let counts_now = self.qualifying(compiled, &groups, &base, &pending, now);
+        let mut instants: Vec<Timestamp> = assignments
+            .iter()
+            .filter_map(|(a, _)| a.expires_at)
+            .filter(|t| *t > now)
+            .collect();
+        instants.sort();
+        instants.dedup();
+        let mut lapses: Vec<Option<Timestamp>> = vec![None; pending.len()];
+        let mut alive = counts_now.clone();
+        for at in instants {
+            if !alive.contains(&true) {
                 break;
+            }
+            let counts = self.qualifying(compiled, &groups, &base, &pending, at);
+            for (i, still) in counts.iter().enumerate() {
+                if alive[i] && !still {
+                    alive[i] = false;
+                    lapses[i] = Some(at);
+                }
+            }
+        }
+        let (mut scopes, mut populations) = base;
+        for (i, (a, role)) in pending.iter().enumerate() {
+            if counts_now[i] {
+                let expires = match (a.expires_at, lapses[i]) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+                self.push_entries(role, a, expires, &mut scopes, &mut populations);
             }
         }
         SubjectGrants::build(groups, scopes, populations)
+    }
+
+    /// Which of the `pending` roles (those with prerequisites) count at
+    /// instant `at`, on top of the grants in `base`: the fixpoint of adding
+    /// every role whose prerequisites the grants so far meet.
+    fn qualifying(
+        &self,
+        compiled: &Compiled,
+        groups: &[GroupId],
+        base: &(Vec<GrantEntry<ScopeId>>, Vec<GrantEntry<GroupId>>),
+        pending: &[(&Assignment, &Arc<CompiledRole>)],
+        at: Timestamp,
+    ) -> Vec<bool> {
+        let mut counted = vec![false; pending.len()];
+        let (mut scopes, mut populations) = base.clone();
+        loop {
+            let partial =
+                SubjectGrants::build(groups.to_vec(), scopes.clone(), populations.clone());
+            let mut added = false;
+            for (i, (a, role)) in pending.iter().enumerate() {
+                if !counted[i] && self.requires_met(compiled, &partial, role, &a.key.target, at) {
+                    counted[i] = true;
+                    added = true;
+                    self.push_entries(role, a, a.expires_at, &mut scopes, &mut populations);
+                }
+            }
+            if !added {
+                return counted;
+            }
+        }
     }
 
     /// The grant entries one assignment contributes.
