@@ -9,18 +9,21 @@
 mod access;
 mod convert;
 mod directory;
+mod guard;
 mod membership;
 mod schema;
 mod watch;
 
 pub use access::AccessApi;
 pub use directory::DirectoryApi;
+pub use guard::CallerLayer;
 pub use membership::MembershipApi;
 pub use schema::SchemaApi;
 pub use watch::WatchApi;
 
 use tonic::{Code, Status};
 
+use crate::auth::Refusal;
 use crate::config::MAX_ERROR_MESSAGE_BYTES;
 use crate::engine::EngineError;
 use crate::model::clip;
@@ -61,6 +64,9 @@ impl From<Error> for Status {
             Error::Stopped => Code::Unavailable,
             Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,
             Error::Watch(WatchError::Gap { .. }) => Code::Aborted,
+            Error::Caller(Refusal::Missing | Refusal::Unknown) => Code::Unauthenticated,
+            Error::Caller(Refusal::Busy { .. }) => Code::ResourceExhausted,
+            Error::Caller(_) => Code::PermissionDenied,
             Error::Watch(_) | Error::Store(_) | Error::Task(_) => Code::Internal,
         };
         if code == Code::Internal {
