@@ -428,12 +428,12 @@ impl Drop for Entry {
             .map_or("-", TenantId::as_str);
         tracing::info!(
             target: ACCESS_LOG,
-            method = self.rpc,
-            tenant,
+            method = %self.rpc,
+            tenant = %tenant,
             code = ?code,
             latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             caller = %self.caller,
-            request_id = self.request_id.to_str().unwrap_or("-"),
+            request_id = %self.request_id.to_str().unwrap_or("-"),
             "call"
         );
     }
