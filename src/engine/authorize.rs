@@ -60,6 +60,15 @@ pub struct Authorizer<'a> {
     pub now: Timestamp,
 }
 
+/// Where the rules for an assignment at `target` are evaluated: its scope,
+/// or the root for a population.
+fn rule_scope(target: &Target) -> ScopeId {
+    match target {
+        Target::Scope(s) => s.clone(),
+        Target::Population(_) => ScopeId::root(),
+    }
+}
+
 fn denied(message: String) -> EngineError {
     EngineError::PermissionDenied(message)
 }
@@ -132,10 +141,7 @@ impl Authorizer<'_> {
         if action == Action::Revoke && is_self && role.role.self_removable {
             return Ok(());
         }
-        let scope = match &key.target {
-            Target::Scope(s) => s.clone(),
-            Target::Population(_) => ScopeId::root(),
-        };
+        let scope = rule_scope(&key.target);
         let what = format!(
             "actor {} may not {} role {} at {}",
             self.actor,
@@ -232,19 +238,10 @@ impl Authorizer<'_> {
         let entry = self.entry()?;
         let id = &new.role.id;
         for key in holders {
-            let scope = match &key.target {
-                Target::Scope(s) => s.clone(),
-                Target::Population(_) => ScopeId::root(),
-            };
+            let scope = rule_scope(&key.target);
             let what = format!(
                 "actor {} may not redefine role {}, which {} holds at {}",
-                self.actor,
-                id,
-                match &key.principal {
-                    Principal::Subject(s) => format!("subject {s}"),
-                    Principal::Group(g) => format!("group {g}"),
-                },
-                key.target
+                self.actor, id, key.principal, key.target
             );
             if let Some(old) = self.state.role(self.compiled, id.as_str()) {
                 self.managed(entry, old, &scope, &what)?;
