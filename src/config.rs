@@ -61,6 +61,16 @@ pub const MAX_CONDITION_COST: u64 = 10_000;
 /// at a character boundary and says how long it was.
 pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
 
+/// Unary requests one token may have in progress by default
+/// ([`Config::token_requests`]).
+pub const DEFAULT_TOKEN_REQUESTS: usize = 256;
+/// `Watch` streams one token may have open by default
+/// ([`Config::token_watches`]).
+pub const DEFAULT_TOKEN_WATCHES: usize = 32;
+/// Longest `x-request-id` a caller may send, in bytes; a longer (or
+/// non-printable) one is replaced by a generated id.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -91,6 +101,17 @@ pub struct Config {
     /// Writes waiting for the sequencer at most; one more is refused with
     /// RESOURCE_EXHAUSTED rather than queued without bound.
     pub write_queue: usize,
+    /// The tokens file; `None`: no tokens, every caller is trusted (and
+    /// the server serves only loopback unless `insecure`).
+    pub tokens: Option<PathBuf>,
+    /// Serve beyond loopback without tokens.
+    pub insecure: bool,
+    /// Unary requests one token may have in progress; one more is refused
+    /// with RESOURCE_EXHAUSTED. The anonymous caller is not bounded.
+    pub token_requests: usize,
+    /// `Watch` streams one token may have open; one more is refused with
+    /// RESOURCE_EXHAUSTED.
+    pub token_watches: usize,
 }
 
 impl Default for Config {
@@ -105,6 +126,10 @@ impl Default for Config {
             progress_interval: Duration::from_secs(10),
             retain_revisions: 1_000_000,
             write_queue: 4096,
+            tokens: None,
+            insecure: false,
+            token_requests: DEFAULT_TOKEN_REQUESTS,
+            token_watches: DEFAULT_TOKEN_WATCHES,
         }
     }
 }

@@ -19,12 +19,15 @@
 //! - [`watch`]: the change feed: replay from the changelog, then live, bounded.
 //! - [`service`]: the async façade: the write gate, reads at a revision.
 //! - [`api`]: tonic services, protobuf conversions, the one error-to-status mapping.
+//! - [`auth`]: callers: the token set, authentication, and what a token's
+//!   kind and tenant allow.
 //! - [`config`]: runtime settings and every documented limit.
 //! - [`clock`]: where "now" comes from, and waiting for an instant.
 //! - [`server`]: wiring the services onto a listener until shutdown.
 //! - [`cli`]: the command line (`serve`, `schema check`, `bench`, `import`).
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => block_on(serve(args)),
         Command::Bench(args) => block_on(authzd::cli::bench::command(args)),
         Command::Import(args) => block_on(authzd::cli::import::command(args)),
+        Command::Token(command) => authzd::cli::token_command(command),
     };
     if ok {
         ExitCode::SUCCESS
@@ -49,6 +50,9 @@ fn block_on(task: impl std::future::Future<Output = bool>) -> bool {
 
 async fn serve(args: &ServeArgs) -> bool {
     let config = args.config();
+    let Some(callers) = authzd::cli::callers(&config) else {
+        return false;
+    };
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -69,7 +73,8 @@ async fn serve(args: &ServeArgs) -> bool {
         .local_addr()
         .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
     tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, "authzd serving");
-    match server::run(service, listener, shutdown_signal()).await {
+    tokio::spawn(authzd::cli::reload_on_hangup(callers.clone()));
+    match server::serve(service, callers, listener, shutdown_signal()).await {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -1,15 +1,17 @@
 //! Wiring: the tonic server with every authzd service, health and
-//! reflection, on a listener the caller bound, until the caller's shutdown
-//! future resolves. The caller binds and the caller stops, so tests can run
-//! the real server on port 0.
+//! reflection, behind the caller guard and access log, on a listener the
+//! caller bound, until the caller's shutdown future resolves. The caller
+//! binds and the caller stops, so tests can run the real server on port 0.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{AccessApi, DirectoryApi, MembershipApi, SchemaApi, WatchApi, pb};
+use crate::api::{AccessApi, CallerLayer, DirectoryApi, MembershipApi, SchemaApi, WatchApi, pb};
+use crate::auth::Callers;
 use crate::config::MAX_MESSAGE_BYTES;
 use crate::service::Service;
 
@@ -25,11 +27,21 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves `service` on `listener` until `shutdown` resolves, then ends every
-/// Watch stream, lets in-flight calls finish, and stops the service (its
-/// write sequencer finishes and the store file is closed).
+/// [`serve`] without tokens: every caller is trusted (loopback use, tests).
 pub async fn run(
     service: Service,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    serve(service, Arc::new(Callers::trust_all()), listener, shutdown).await
+}
+
+/// Serves `service` to `callers` on `listener` until `shutdown` resolves,
+/// then ends every Watch stream, lets in-flight calls finish, and stops the
+/// service (its write sequencer finishes and the store file is closed).
+pub async fn serve(
+    service: Service,
+    callers: Arc<Callers>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
@@ -66,6 +78,7 @@ pub async fn run(
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = Server::builder()
+        .layer(CallerLayer::new(callers))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -163,6 +163,13 @@ fn store_and_watch_depend_only_on_model() {
     imports_only("watch.rs", &["model", "schema"]);
 }
 
+/// `src/auth.rs` (the token set and the caller rules) builds on the model
+/// and the settings only: it knows neither tonic nor the service.
+#[test]
+fn auth_depends_only_on_model_and_config() {
+    imports_only("auth.rs", &["model", "config"]);
+}
+
 /// Nothing below the API imports it, and the command line does not reach
 /// into the store.
 #[test]

@@ -4,6 +4,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{page, reach_to_pb, source_to_pb};
+use super::guard::Call;
 use super::{invalid, pb};
 use crate::config::MAX_BATCH_CHECKS;
 use crate::engine::{At, Question, Snapshot};
@@ -97,6 +98,7 @@ impl pb::access_service_server::AccessService for AccessApi {
         request: Request<pb::CheckAccessRequest>,
     ) -> Result<Response<pb::CheckAccessResponse>, Status> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let tenant = valid_id("tenant", &r.tenant)?;
         let q = question(&r.subject, &r.permission, &r.scope, &r.target_subject)?;
         let snapshot = self.snapshot(r.at_least_revision).await?;
@@ -123,6 +125,7 @@ impl pb::access_service_server::AccessService for AccessApi {
         request: Request<pb::BatchCheckAccessRequest>,
     ) -> Result<Response<pb::BatchCheckAccessResponse>, Status> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let tenant = valid_id("tenant", &r.tenant)?;
         if r.checks.len() > MAX_BATCH_CHECKS {
             return Err(invalid(
@@ -160,6 +163,7 @@ impl pb::access_service_server::AccessService for AccessApi {
         &self,
         request: Request<pb::ListEffectivePermissionsRequest>,
     ) -> Result<Response<pb::ListEffectivePermissionsResponse>, Status> {
+        Call::of(&request)?.tenant(&request.get_ref().tenant)?;
         let r = request.into_inner();
         valid_id("tenant", &r.tenant)?;
         valid_id("subject", &r.subject)?;
@@ -178,6 +182,7 @@ impl pb::access_service_server::AccessService for AccessApi {
         &self,
         request: Request<pb::ListSubjectsWithPermissionRequest>,
     ) -> Result<Response<pb::ListSubjectsWithPermissionResponse>, Status> {
+        Call::of(&request)?.tenant(&request.get_ref().tenant)?;
         let r = request.into_inner();
         valid_id("tenant", &r.tenant)?;
         nonempty("permission", &r.permission)?;

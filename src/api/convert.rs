@@ -132,6 +132,7 @@ pub fn write_options(o: &Option<pb::WriteOptions>) -> Result<WriteOptions, Error
         actor: optional_id("options.actor", &o.actor)?,
         expected_revision: revision(o.expected_revision),
         idempotency_key: (!o.idempotency_key.is_empty()).then(|| o.idempotency_key.clone()),
+        ..WriteOptions::default()
     })
 }
 

@@ -10,9 +10,10 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     self, assignment_to_pb, group, group_to_pb, id, optional_id, page, principal_to_pb, role,
     role_to_pb, scope, scope_to_pb, settings, settings_to_pb, subject, subject_to_pb,
-    write_options,
 };
+use super::guard::Call;
 use super::{invalid, pb};
+use crate::auth::Visible;
 use crate::engine::{EngineError, Operation, Snapshot, SubjectUpdate, TenantState, page_from};
 use crate::model::{Principal, Revision, TenantId};
 use crate::service::{Error, Service};
@@ -33,12 +34,13 @@ impl DirectoryApi {
 
     async fn write(
         &self,
+        call: &Call,
         tenant: &str,
         op: Operation,
         options: &Option<pb::WriteOptions>,
     ) -> Result<(Revision, Arc<Snapshot>), Error> {
         let tenant: TenantId = id("tenant", tenant)?;
-        let options = write_options(options)?;
+        let options = call.write_options(tenant.as_str(), options)?;
         let revision = self
             .service
             .write(tenant, vec![op], options)
@@ -50,14 +52,17 @@ impl DirectoryApi {
     /// Deletes one object by id.
     async fn delete<T>(
         &self,
-        r: &pb::DeleteRequest,
+        request: &Request<pb::DeleteRequest>,
         op: fn(T) -> Operation,
     ) -> Reply<pb::DeleteResponse>
     where
         T: for<'a> TryFrom<&'a str, Error = crate::model::InvalidValue>,
     {
+        let call = Call::of(request)?;
+        let r = request.get_ref();
+        call.tenant(&r.tenant)?;
         let op = op(id("id", &r.id)?);
-        let (revision, _) = self.write(&r.tenant, op, &r.options).await?;
+        let (revision, _) = self.write(&call, &r.tenant, op, &r.options).await?;
         Ok(Response::new(pb::DeleteResponse {
             revision: revision.0,
         }))
@@ -236,9 +241,11 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Reply<pb::TenantResponse> {
+        let call = Call::of(&request)?;
         let r = request.get_ref();
+        call.tenant(&r.tenant)?;
         let op = Operation::CreateTenant(settings("settings", &r.settings)?);
-        let (revision, snapshot) = self.write(&r.tenant, op, &r.options).await?;
+        let (revision, snapshot) = self.write(&call, &r.tenant, op, &r.options).await?;
         tenant_reply(&snapshot, &r.tenant, revision)
     }
 
@@ -247,6 +254,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::GetTenantRequest>,
     ) -> Reply<pb::TenantResponse> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let snapshot = self.read(0).await?;
         tenant_reply(&snapshot, &r.tenant, snapshot.revision)
     }
@@ -255,6 +263,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Reply<pb::ListTenantsResponse> {
+        let visible = Call::of(&request)?.visible_tenants()?;
         let r = request.get_ref();
         let snapshot = self.read(0).await?;
         let (token, size) = match &r.page {
@@ -262,6 +271,10 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             None => page("page", "", 0)?,
         };
         let tenants: Vec<pb::Tenant> = page_from(&snapshot.tenants, token.as_deref())
+            .filter(|(id, _)| match &visible {
+                Visible::All => true,
+                Visible::Only(only) => *id == only,
+            })
             .take(size)
             .map(|(id, state)| pb::Tenant {
                 id: id.to_string(),
@@ -283,9 +296,11 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateTenantSettingsRequest>,
     ) -> Reply<pb::TenantResponse> {
+        let call = Call::of(&request)?;
         let r = request.get_ref();
+        call.tenant(&r.tenant)?;
         let op = Operation::UpdateTenantSettings(settings("settings", &r.settings)?);
-        let (revision, snapshot) = self.write(&r.tenant, op, &r.options).await?;
+        let (revision, snapshot) = self.write(&call, &r.tenant, op, &r.options).await?;
         tenant_reply(&snapshot, &r.tenant, revision)
     }
 
@@ -293,11 +308,13 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateSubjectRequest>,
     ) -> Reply<pb::SubjectResponse> {
+        let call = Call::of(&request)?;
         let r = request.get_ref();
+        call.tenant(&r.tenant)?;
         let s = subject("subject", convert::required("subject", &r.subject)?)?;
         let id = s.id.to_string();
         let (revision, snapshot) = self
-            .write(&r.tenant, Operation::CreateSubject(s), &r.options)
+            .write(&call, &r.tenant, Operation::CreateSubject(s), &r.options)
             .await?;
         subject_reply(&snapshot, &r.tenant, &id, revision)
     }
@@ -306,12 +323,19 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateSubjectRequest>,
     ) -> Reply<pb::SubjectResponse> {
+        let call = Call::of(&request)?;
         let r = request.get_ref();
+        call.tenant(&r.tenant)?;
         let given = convert::required("subject", &r.subject)?;
         let sid = id("subject.id", &given.id)?;
         let update = subject_update(&r.update_mask, given)?;
         let (revision, snapshot) = self
-            .write(&r.tenant, Operation::UpdateSubject(sid, update), &r.options)
+            .write(
+                &call,
+                &r.tenant,
+                Operation::UpdateSubject(sid, update),
+                &r.options,
+            )
             .await?;
         subject_reply(&snapshot, &r.tenant, &given.id, revision)
     }
@@ -320,12 +344,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Reply<pb::DeleteResponse> {
-        self.delete(request.get_ref(), Operation::DeleteSubject)
-            .await
+        self.delete(&request, Operation::DeleteSubject).await
     }
 
     async fn get_subject(&self, request: Request<pb::GetRequest>) -> Reply<pb::SubjectResponse> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let snapshot = self.read(r.at_least_revision).await?;
         subject_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
     }
@@ -335,6 +359,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListRequest>,
     ) -> Reply<pb::ListSubjectsResponse> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let snapshot = self.read(r.at_least_revision).await?;
         let state = tenant_of(&snapshot, &r.tenant)?;
         let (subjects, next_page_token) =
@@ -350,11 +375,13 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateScopeRequest>,
     ) -> Reply<pb::ScopeResponse> {
+        let call = Call::of(&request)?;
         let r = request.get_ref();
+        call.tenant(&r.tenant)?;
         let s = scope("scope", convert::required("scope", &r.scope)?)?;
         let id = s.id.to_string();
         let (revision, snapshot) = self
-            .write(&r.tenant, Operation::CreateScope(s), &r.options)
+            .write(&call, &r.tenant, Operation::CreateScope(s), &r.options)
             .await?;
         scope_reply(&snapshot, &r.tenant, &id, revision)
     }
@@ -363,21 +390,24 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateScopeRequest>,
     ) -> Reply<pb::ScopeResponse> {
+        let call = Call::of(&request)?;
         let r = request.get_ref();
+        call.tenant(&r.tenant)?;
         let s = scope("scope", convert::required("scope", &r.scope)?)?;
         let id = s.id.to_string();
         let (revision, snapshot) = self
-            .write(&r.tenant, Operation::UpdateScope(s), &r.options)
+            .write(&call, &r.tenant, Operation::UpdateScope(s), &r.options)
             .await?;
         scope_reply(&snapshot, &r.tenant, &id, revision)
     }
 
     async fn delete_scope(&self, request: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
-        self.delete(request.get_ref(), Operation::DeleteScope).await
+        self.delete(&request, Operation::DeleteScope).await
     }
 
     async fn get_scope(&self, request: Request<pb::GetRequest>) -> Reply<pb::ScopeResponse> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let snapshot = self.read(r.at_least_revision).await?;
         scope_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
     }
@@ -387,6 +417,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListRequest>,
     ) -> Reply<pb::ListScopesResponse> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let snapshot = self.read(r.at_least_revision).await?;
         let state = tenant_of(&snapshot, &r.tenant)?;
         let (scopes, next_page_token) = page_of(&state.scopes, &r.page, |s| scope_to_pb(s))?;
@@ -401,11 +432,13 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateGroupRequest>,
     ) -> Reply<pb::GroupResponse> {
+        let call = Call::of(&request)?;
         let r = request.get_ref();
+        call.tenant(&r.tenant)?;
         let g = group("group", convert::required("group", &r.group)?)?;
         let id = g.id.to_string();
         let (revision, snapshot) = self
-            .write(&r.tenant, Operation::CreateGroup(g), &r.options)
+            .write(&call, &r.tenant, Operation::CreateGroup(g), &r.options)
             .await?;
         group_reply(&snapshot, &r.tenant, &id, revision)
     }
@@ -414,21 +447,24 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateGroupRequest>,
     ) -> Reply<pb::GroupResponse> {
+        let call = Call::of(&request)?;
         let r = request.get_ref();
+        call.tenant(&r.tenant)?;
         let g = group("group", convert::required("group", &r.group)?)?;
         let id = g.id.to_string();
         let (revision, snapshot) = self
-            .write(&r.tenant, Operation::UpdateGroup(g), &r.options)
+            .write(&call, &r.tenant, Operation::UpdateGroup(g), &r.options)
             .await?;
         group_reply(&snapshot, &r.tenant, &id, revision)
     }
 
     async fn delete_group(&self, request: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
-        self.delete(request.get_ref(), Operation::DeleteGroup).await
+        self.delete(&request, Operation::DeleteGroup).await
     }
 
     async fn get_group(&self, request: Request<pb::GetRequest>) -> Reply<pb::GroupResponse> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let snapshot = self.read(r.at_least_revision).await?;
         group_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
     }
@@ -438,6 +474,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListRequest>,
     ) -> Reply<pb::ListGroupsResponse> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let snapshot = self.read(r.at_least_revision).await?;
         let state = tenant_of(&snapshot, &r.tenant)?;
         let (groups, next_page_token) = page_of(&state.groups, &r.page, |g| group_to_pb(g))?;
@@ -453,6 +490,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListGroupMembersRequest>,
     ) -> Reply<pb::ListGroupMembersResponse> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let snapshot = self.read(r.at_least_revision).await?;
         let state = tenant_of(&snapshot, &r.tenant)?;
         if !state.groups.contains_key(r.group.as_str()) {
@@ -489,11 +527,13 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateRoleRequest>,
     ) -> Reply<pb::RoleResponse> {
+        let call = Call::of(&request)?;
         let r = request.get_ref();
+        call.tenant(&r.tenant)?;
         let role = role("role", convert::required("role", &r.role)?)?;
         let id = role.id.to_string();
         let (revision, snapshot) = self
-            .write(&r.tenant, Operation::CreateRole(role), &r.options)
+            .write(&call, &r.tenant, Operation::CreateRole(role), &r.options)
             .await?;
         role_reply(&snapshot, &r.tenant, &id, revision)
     }
@@ -502,27 +542,31 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateRoleRequest>,
     ) -> Reply<pb::RoleResponse> {
+        let call = Call::of(&request)?;
         let r = request.get_ref();
+        call.tenant(&r.tenant)?;
         let role = role("role", convert::required("role", &r.role)?)?;
         let id = role.id.to_string();
         let (revision, snapshot) = self
-            .write(&r.tenant, Operation::UpdateRole(role), &r.options)
+            .write(&call, &r.tenant, Operation::UpdateRole(role), &r.options)
             .await?;
         role_reply(&snapshot, &r.tenant, &id, revision)
     }
 
     async fn delete_role(&self, request: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
-        self.delete(request.get_ref(), Operation::DeleteRole).await
+        self.delete(&request, Operation::DeleteRole).await
     }
 
     async fn get_role(&self, request: Request<pb::GetRequest>) -> Reply<pb::RoleResponse> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let snapshot = self.read(r.at_least_revision).await?;
         role_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
     }
 
     async fn list_roles(&self, request: Request<pb::ListRequest>) -> Reply<pb::ListRolesResponse> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let snapshot = self.read(r.at_least_revision).await?;
         let state = tenant_of(&snapshot, &r.tenant)?;
         // Builtin and custom roles share one id space; merge them in id order.
@@ -548,6 +592,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListAssignmentsRequest>,
     ) -> Reply<pb::ListAssignmentsResponse> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let snapshot = self.read(r.at_least_revision).await?;
         let state = tenant_of(&snapshot, &r.tenant)?;
         let principal = match &r.principal {

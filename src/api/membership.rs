@@ -2,7 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{id, precondition, principal, target, timestamp, write_options};
+use super::convert::{id, precondition, principal, target, timestamp};
+use super::guard::Call;
 use super::{invalid, pb};
 use crate::config::MAX_BATCH_OPERATIONS;
 use crate::engine::Operation;
@@ -123,7 +124,9 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         &self,
         request: Request<pb::ManageMembershipRequest>,
     ) -> Result<Response<pb::ManageMembershipResponse>, Status> {
+        let call = Call::of(&request)?;
         let r = request.into_inner();
+        let options = call.write_options(&r.tenant, &r.options)?;
         let tenant: TenantId = id("tenant", &r.tenant)?;
         if r.operations.is_empty() {
             return Err(invalid("operations", "give at least one operation").into());
@@ -141,7 +144,6 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
             .enumerate()
             .map(|(i, op)| operation(i, op))
             .collect::<Result<Vec<_>, _>>()?;
-        let options = write_options(&r.options)?;
         let revision = self.service.write(tenant, operations, options).await?;
         Ok(Response::new(pb::ManageMembershipResponse {
             revision: revision.0,

@@ -3,24 +3,31 @@
 //!
 //! Generated types live in [`pb`] and never leave this module; requests are
 //! converted (and refused with INVALID_ARGUMENT naming the field) before they
-//! reach the service. Must not contain rules of the model: what may be
-//! written and what a check answers are decided below this layer.
+//! reach the service. Every call passes [`CallerLayer`] (authentication,
+//! token kind, per-token bounds, request id, access log) and each handler
+//! asks its `guard::Call` about the tenant and actor before anything else.
+//! Must not contain rules of the model: what may be written and what a
+//! check answers are decided below this layer, and what a caller may do in
+//! [`crate::auth`].
 
 mod access;
 mod convert;
 mod directory;
+mod guard;
 mod membership;
 mod schema;
 mod watch;
 
 pub use access::AccessApi;
 pub use directory::DirectoryApi;
+pub use guard::CallerLayer;
 pub use membership::MembershipApi;
 pub use schema::SchemaApi;
 pub use watch::WatchApi;
 
 use tonic::{Code, Status};
 
+use crate::auth::Refusal;
 use crate::config::MAX_ERROR_MESSAGE_BYTES;
 use crate::engine::EngineError;
 use crate::model::clip;
@@ -61,6 +68,9 @@ impl From<Error> for Status {
             Error::Stopped => Code::Unavailable,
             Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,
             Error::Watch(WatchError::Gap { .. }) => Code::Aborted,
+            Error::Caller(Refusal::Missing | Refusal::Unknown) => Code::Unauthenticated,
+            Error::Caller(Refusal::Busy { .. }) => Code::ResourceExhausted,
+            Error::Caller(_) => Code::PermissionDenied,
             Error::Watch(_) | Error::Store(_) | Error::Task(_) => Code::Internal,
         };
         if code == Code::Internal {

@@ -3,6 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::revision;
+use super::guard::Call;
 use super::{invalid, pb};
 use crate::config::MAX_SCHEMA_BYTES;
 use crate::service::Service;
@@ -24,8 +25,10 @@ impl SchemaApi {
 impl pb::schema_service_server::SchemaService for SchemaApi {
     async fn read_schema(
         &self,
-        _request: Request<pb::ReadSchemaRequest>,
+        request: Request<pb::ReadSchemaRequest>,
     ) -> Result<Response<pb::ReadSchemaResponse>, Status> {
+        // The catalog is shared by every tenant and holds no tenant's data.
+        Call::of(&request)?;
         let snapshot = self.service.snapshot();
         Ok(Response::new(pb::ReadSchemaResponse {
             schema: snapshot.compiled.catalog.source().to_string(),
@@ -37,13 +40,19 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         &self,
         request: Request<pb::WriteSchemaRequest>,
     ) -> Result<Response<pb::WriteSchemaResponse>, Status> {
+        let call = Call::of(&request)?;
         let r = request.get_ref();
         if r.schema.len() > MAX_SCHEMA_BYTES {
             return Err(invalid("schema", format!("larger than {MAX_SCHEMA_BYTES} bytes")).into());
         }
         let revision = self
             .service
-            .write_schema(r.schema.clone(), r.dry_run, revision(r.expected_revision))
+            .write_schema(
+                r.schema.clone(),
+                r.dry_run,
+                revision(r.expected_revision),
+                call.origin(),
+            )
             .await?;
         Ok(Response::new(pb::WriteSchemaResponse {
             revision: revision.0,

@@ -10,6 +10,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::convert::{change_to_pb, id, optional_id, reach_to_pb, timestamp_to_pb};
+use super::guard::Call;
 use super::{invalid, pb};
 use crate::model::{Effect, EffectTarget, Revision};
 use crate::schema::PermissionPattern;
@@ -140,6 +141,7 @@ impl pb::watch_service_server::WatchService for WatchApi {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let r = request.get_ref();
+        Call::of(&request)?.tenant(&r.tenant)?;
         let filter = filter(r)?;
         let start = start(r)?;
         let tenant = r.tenant.clone();

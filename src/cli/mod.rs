@@ -1,5 +1,6 @@
-//! The command line: `serve`, `schema check`, `bench`, `import`. Parses
-//! arguments into a validated [`Config`]; must not talk to redb directly.
+//! The command line: `serve`, `schema check`, `bench`, `import`, `token
+//! new`. Parses arguments into a validated [`Config`]; must not talk to redb
+//! directly.
 
 pub mod bench;
 pub mod import;
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth;
 use crate::config::Config;
 use crate::schema;
 
@@ -34,6 +36,9 @@ pub enum Command {
     /// Import subjects and their group memberships from a CSV file into a
     /// running server.
     Import(import::ImportArgs),
+    /// Work with caller tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 /// `authzd serve`.
@@ -65,6 +70,22 @@ pub struct ServeArgs {
     /// RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = Config::default().write_queue)]
     pub write_queue: usize,
+    /// Caller tokens (TOML `[[token]]` entries; re-read on SIGHUP). Without
+    /// it every caller is trusted, and only loopback is served.
+    #[arg(long, env = "AUTHZD_TOKENS")]
+    pub tokens: Option<PathBuf>,
+    /// Serve a non-loopback address without --tokens (every caller that
+    /// reaches the port is trusted as an administrator).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Unary requests one token may have in progress; more are refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = Config::default().token_requests)]
+    pub token_max_requests: usize,
+    /// Watch streams one token may have open; more are refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = Config::default().token_watches)]
+    pub token_max_watches: usize,
 }
 
 impl ServeArgs {
@@ -80,6 +101,10 @@ impl ServeArgs {
             progress_interval: std::time::Duration::from_secs(self.progress_interval_secs.max(1)),
             retain_revisions: self.retain_revisions.max(1),
             write_queue: self.write_queue.max(1),
+            tokens: self.tokens.clone(),
+            insecure: self.insecure,
+            token_requests: self.token_max_requests.max(1),
+            token_watches: self.token_max_watches.max(1),
         }
     }
 }
@@ -119,4 +144,111 @@ pub fn schema_command(command: &SchemaCommand) -> bool {
             true
         }
     }
+}
+
+/// `authzd token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a fresh random secret (once) and the `[[token]]` entry holding
+    /// its digest, to paste into the tokens file.
+    New {
+        /// The token's name, shown in logs and the audit trail.
+        #[arg(long)]
+        name: String,
+        /// What it may do: read, write or admin.
+        #[arg(long)]
+        kind: auth::Kind,
+        /// The only tenant it may touch.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+/// Runs `authzd token ...`: prints the outcome, returns whether it succeeded.
+pub fn token_command(command: &TokenCommand) -> bool {
+    let TokenCommand::New { name, kind, tenant } = command;
+    match auth::new_token(name, *kind, tenant.as_deref()) {
+        Ok(made) => {
+            println!("# The secret, shown only now: give it to the caller as");
+            println!("# `authorization: Bearer <secret>`; the server keeps only its digest.");
+            println!("{}", made.secret);
+            println!();
+            println!("# Paste into the tokens file (then SIGHUP the server):");
+            print!("{}", made.entry);
+            true
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            false
+        }
+    }
+}
+
+/// The callers a server with `config` trusts: its tokens file, read and
+/// validated, or (refused beyond loopback unless `insecure`) everyone.
+/// Logs why it refuses, and warns when every caller is trusted.
+pub fn callers(config: &Config) -> Option<std::sync::Arc<auth::Callers>> {
+    let exposure = match auth::exposure(config.listen, config.tokens.is_some(), config.insecure) {
+        Ok(e) => e,
+        Err(reason) => {
+            tracing::error!("{reason}");
+            return None;
+        }
+    };
+    let callers = match &config.tokens {
+        Some(file) => match auth::Callers::load(file, config.into()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the tokens file");
+                return None;
+            }
+        },
+        None => auth::Callers::trust_all(),
+    };
+    match exposure {
+        auth::Exposure::Tokens => {
+            tracing::info!(
+                tokens = callers.len(),
+                "callers authenticate with bearer tokens"
+            );
+        }
+        auth::Exposure::Loopback => tracing::warn!(
+            listen = %config.listen,
+            "no --tokens: every caller that reaches this loopback address is trusted as an administrator"
+        ),
+        auth::Exposure::Insecure => tracing::warn!(
+            listen = %config.listen,
+            "no --tokens and --insecure: every caller that reaches this address is trusted as an administrator"
+        ),
+    }
+    Some(std::sync::Arc::new(callers))
+}
+
+/// Re-reads the tokens file on every SIGHUP, for as long as the process
+/// runs; an invalid file keeps the tokens in force, and the log says why.
+pub async fn reload_on_hangup(callers: std::sync::Arc<auth::Callers>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if !callers.configured() {
+            return;
+        }
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; tokens will not be reloaded");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match callers.reload() {
+                Ok(count) => tracing::info!(tokens = count, "tokens reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "tokens not reloaded; the previous tokens stay in force");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = callers;
 }

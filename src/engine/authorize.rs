@@ -13,6 +13,12 @@
 //!   are not escalation. A role's `grantable_by` permission, held at the
 //!   target, waives the holding requirement (like Kubernetes' `bind`): the
 //!   schema says who may hand the role out without exercising it.
+//! - Redefining a custom role is giving the new definition to every
+//!   current holder: the actor must manage the role as it was, and each of
+//!   its assignments must pass the assignment rules with the new definition
+//!   (so nobody widens a role they hold, or one held by others, beyond what
+//!   they could hand out). An unassigned role grants nothing: defining one
+//!   is free, assigning it is checked.
 //! - Changing a group's membership is (un)assigning every role that reaches
 //!   members through the group: the group's own roles and those of the
 //!   groups it is nested in, and roles others hold over the group (and its
@@ -52,6 +58,15 @@ pub struct Authorizer<'a> {
     pub actor: &'a SubjectId,
     /// Evaluation time.
     pub now: Timestamp,
+}
+
+/// Where the rules for an assignment at `target` are evaluated: its scope,
+/// or the root for a population.
+fn rule_scope(target: &Target) -> ScopeId {
+    match target {
+        Target::Scope(s) => s.clone(),
+        Target::Population(_) => ScopeId::root(),
+    }
 }
 
 fn denied(message: String) -> EngineError {
@@ -126,10 +141,7 @@ impl Authorizer<'_> {
         if action == Action::Revoke && is_self && role.role.self_removable {
             return Ok(());
         }
-        let scope = match &key.target {
-            Target::Scope(s) => s.clone(),
-            Target::Population(_) => ScopeId::root(),
-        };
+        let scope = rule_scope(&key.target);
         let what = format!(
             "actor {} may not {} role {} at {}",
             self.actor,
@@ -214,6 +226,30 @@ impl Authorizer<'_> {
             "{what}: it grants {}, which the actor does not hold there",
             self.names(&lacking)
         )))
+    }
+
+    /// May the actor redefine a custom role as `new`, `holders` being the
+    /// role's current assignments?
+    pub fn redefine(
+        &self,
+        new: &CompiledRole,
+        holders: &[AssignmentKey],
+    ) -> Result<(), EngineError> {
+        let entry = self.entry()?;
+        let id = &new.role.id;
+        for key in holders {
+            let scope = rule_scope(&key.target);
+            let what = format!(
+                "actor {} may not redefine role {}, which {} holds at {}",
+                self.actor, id, key.principal, key.target
+            );
+            if let Some(old) = self.state.role(self.compiled, id.as_str()) {
+                self.managed(entry, old, &scope, &what)?;
+            }
+            self.managed(entry, new, &scope, &what)?;
+            self.no_escalation(entry, new, &scope, &what)?;
+        }
+        Ok(())
     }
 
     /// May the actor add `m.member` to (or remove it from) `m.group`?

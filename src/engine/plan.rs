@@ -16,7 +16,7 @@ use super::EngineError;
 use super::authorize::{Action, Authorizer};
 use super::condition::Condition;
 use super::effects::{self, View};
-use super::roles::unknown_permissions;
+use super::roles::{CompiledRole, unknown_permissions};
 use super::tenant::{Affected, Compiled, TenantState};
 use crate::model::{
     Assignment, AssignmentKey, Change, Effect, Group, GroupId, Membership, Principal, Role, RoleId,
@@ -334,6 +334,23 @@ impl Planner<'_> {
             }
             Operation::UpdateRole(r) => {
                 self.custom_role(&r.id)?;
+                // A definition that does not compile is refused by put_role.
+                let compiled = CompiledRole::compile(
+                    &self.compiled.catalog,
+                    std::sync::Arc::new(r.clone()),
+                    false,
+                );
+                if let Ok(new) = compiled {
+                    let holders: Vec<AssignmentKey> = self
+                        .state
+                        .by_role
+                        .get(&r.id)
+                        .into_iter()
+                        .flatten()
+                        .cloned()
+                        .collect();
+                    self.authorize(|a| a.redefine(&new, &holders))?;
+                }
                 self.put_role(r)
             }
             Operation::DeleteRole(id) => {

@@ -88,13 +88,42 @@ pub enum Error {
     /// The server is shutting down and takes no more writes.
     #[error("the server is shutting down")]
     Stopped,
+    /// The caller may not make this request: no or an unknown token, a
+    /// token outside its kind or tenant, or one at its bound.
+    #[error(transparent)]
+    Caller(#[from] crate::auth::Refusal),
+}
+
+/// Who asked for a write: the caller's token name and the request's id,
+/// carried through the sequencer for the audit trail (never a secret).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The token's name; "anonymous" without tokens; "authzd" for the
+    /// server's own writes (the start-up schema, expiries).
+    pub caller: Arc<str>,
+    /// The request id (the caller's `x-request-id`, or a generated one);
+    /// empty for the server's own writes.
+    pub request_id: Arc<str>,
+}
+
+impl Default for Origin {
+    /// The server itself.
+    fn default() -> Self {
+        Origin {
+            caller: Arc::from("authzd"),
+            request_id: Arc::from(""),
+        }
+    }
 }
 
 /// A write's options besides its operations.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
-    /// On whose behalf; `None` for a system write.
+    /// On whose behalf; `None` for a system write. The API admits a write
+    /// without an actor only from an admin token.
     pub actor: Option<SubjectId>,
+    /// Who asked for it.
+    pub origin: Origin,
     /// Fail unless the latest revision is exactly this one.
     pub expected_revision: Option<Revision>,
     /// Makes a retry return the first attempt's revision.
@@ -212,6 +241,7 @@ impl Service {
                 .submit(|reply| Job::Schema {
                     catalog,
                     expected_revision: None,
+                    origin: Origin::default(),
                     reply,
                 })
                 .await?;
@@ -280,12 +310,13 @@ impl Service {
     }
 
     /// Validates a schema against the catalog's users and, unless `dry_run`,
-    /// installs it.
+    /// installs it, on behalf of `origin`.
     pub async fn write_schema(
         &self,
         text: String,
         dry_run: bool,
         expected_revision: Option<Revision>,
+        origin: Origin,
     ) -> Result<Revision, Error> {
         let current = self.snapshot();
         let (catalog, current) = self
@@ -303,6 +334,7 @@ impl Service {
         self.submit(|reply| Job::Schema {
             catalog: Arc::new(catalog),
             expected_revision,
+            origin,
             reply,
         })
         .await

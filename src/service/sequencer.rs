@@ -25,7 +25,7 @@ use std::sync::mpsc::Receiver;
 
 use tokio::sync::{oneshot, watch};
 
-use super::{Error, WriteOptions, check_schema_fits};
+use super::{Error, Origin, WriteOptions, check_schema_fits};
 use crate::clock::Clock;
 use crate::config;
 use crate::engine::{self, Engine, Snapshot};
@@ -51,6 +51,7 @@ pub(super) enum Job {
     Schema {
         catalog: Arc<Catalog>,
         expected_revision: Option<Revision>,
+        origin: Origin,
         reply: Reply,
     },
     /// Remove every assignment that has expired by now, one system write
@@ -214,6 +215,12 @@ impl Sequencer {
                 if reply.is_closed() {
                     return;
                 }
+                tracing::debug!(
+                    %tenant,
+                    caller = %options.origin.caller,
+                    request_id = %options.origin.request_id,
+                    "write taken"
+                );
                 let work = Work::Write {
                     tenant,
                     operations,
@@ -224,8 +231,10 @@ impl Sequencer {
             Job::Schema {
                 catalog,
                 expected_revision,
+                origin,
                 reply,
             } => {
+                tracing::debug!(caller = %origin.caller, request_id = %origin.request_id, "schema write taken");
                 let work = Work::Schema {
                     catalog,
                     expected_revision,

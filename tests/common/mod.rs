@@ -11,11 +11,14 @@ use authzd::clock::ManualClock;
 use authzd::model::Timestamp;
 
 pub use authzd::api::pb;
+use authzd::auth::{Callers, Limits};
 use authzd::config::Config;
 use authzd::service::Service;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub use pb::access_service_client::AccessServiceClient;
@@ -29,6 +32,8 @@ pub use pb::watch_service_client::WatchServiceClient;
 pub struct Binary {
     pub child: std::process::Child,
     pub port: u16,
+    /// Every stderr line after the announcement.
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for Binary {
@@ -42,6 +47,22 @@ impl Binary {
     /// A connected channel to it.
     pub async fn channel(&self) -> Channel {
         channel_to(self.port).await
+    }
+
+    /// Waits (at most 20 s) for a log line containing `needle`, skipping
+    /// the others, and returns it.
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the binary logged no line containing {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
     }
 }
 
@@ -87,18 +108,21 @@ pub fn announced_port(line: &str) -> Option<u16> {
 /// Starts `authzd serve` on port 0 over `data` (with a schema file, if
 /// given) and waits for its announcement.
 pub async fn spawn_binary(data: &Path, schema: Option<&Path>) -> Binary {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let mut command = Command::new(env!("CARGO_BIN_EXE_authzd"));
-    command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data);
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
     if let Some(schema) = schema {
-        command.arg("--schema").arg(schema);
+        args.push("--schema".into());
+        args.push(schema.into());
     }
+    spawn_binary_with(data, &args).await
+}
+
+/// Starts `authzd serve --data DATA ARGS` (on 127.0.0.1:0 unless `args`
+/// give `--listen`) and waits for its announcement.
+pub async fn spawn_binary_with(data: &Path, args: &[std::ffi::OsString]) -> Binary {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut command = serve_command(data, args);
     let mut child = command
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -106,15 +130,22 @@ pub async fn spawn_binary(data: &Path, schema: Option<&Path>) -> Binary {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
     // Drains stderr for the child's whole life, so it never blocks on a
     // full pipe; ends at EOF when the child dies.
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if let Some(port) = announced_port(&line) {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(port);
+            let line = strip_ansi(&line);
+            match announced_port(&line) {
+                Some(port) if tx.is_some() => {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(port);
+                    }
+                }
+                _ => {
+                    let _ = lines_tx.send(line);
                 }
             }
         }
@@ -124,13 +155,117 @@ pub async fn spawn_binary(data: &Path, schema: Option<&Path>) -> Binary {
             .await
             .unwrap()
             .expect("the binary did not announce `authzd serving ... listen=`");
-    Binary { child, port }
+    Binary { child, port, lines }
 }
+
+fn serve_command(data: &Path, args: &[std::ffi::OsString]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authzd"));
+    command.arg("serve").arg("--data").arg(data);
+    if !args.iter().any(|a| a == "--listen") {
+        command.args(["--listen", "127.0.0.1:0"]);
+    }
+    command
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info");
+    command
+}
+
+/// Runs `authzd serve --data DATA ARGS`, expecting it to exit by itself
+/// (within 20 s, else it is killed and the test fails); returns whether it
+/// succeeded and its stderr.
+pub async fn serve_until_exit(data: &Path, args: &[std::ffi::OsString]) -> (bool, String) {
+    use std::process::Stdio;
+    let child = serve_command(data, args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let waited =
+        tokio::task::spawn_blocking(move || rx.recv_timeout(std::time::Duration::from_secs(20)))
+            .await
+            .unwrap();
+    match waited {
+        Ok(output) => {
+            let output = output.unwrap();
+            (
+                output.status.success(),
+                strip_ansi(&String::from_utf8_lossy(&output.stderr)),
+            )
+        }
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            panic!("authzd serve did not exit by itself");
+        }
+    }
+}
+
+/// Sends `authorization: Bearer <secret>` with every call (nothing when
+/// `None`).
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    pub fn new(secret: &str) -> Bearer {
+        Bearer(Some(format!("Bearer {secret}").parse().unwrap()))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel that presents a token (or none).
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// A `[[token]]` entry for `secret` (`tenant` empty: unbound).
+pub fn token_entry(name: &str, kind: &str, tenant: &str, secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest: String = Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let tenant = if tenant.is_empty() {
+        String::new()
+    } else {
+        format!("tenant = \"{tenant}\"\n")
+    };
+    format!("[[token]]\nname = \"{name}\"\nkind = \"{kind}\"\n{tenant}sha256 = \"{digest}\"\n")
+}
+
+/// The secret of the admin token every tokens server of the harness has,
+/// which [`TestServer`]'s own clients present.
+pub const HARNESS_SECRET: &str = "harness-admin-secret";
 
 /// A running server. Dropping it does not stop it; call [`TestServer::stop`].
 pub struct TestServer {
     pub addr: SocketAddr,
     pub data: PathBuf,
+    /// The callers it serves (trust-all unless started with tokens); a
+    /// test reloads the tokens file through it, as SIGHUP does.
+    pub callers: Arc<Callers>,
+    /// The tokens file, when started with tokens.
+    pub tokens_file: Option<PathBuf>,
+    /// What the harness's own clients present.
+    bearer: Bearer,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     // Keeps the temporary folder alive for as long as the server (and any
@@ -181,6 +316,43 @@ impl TestServer {
         server
     }
 
+    /// Starts a server whose callers are the `[[token]]` entries `tokens`
+    /// (see [`token_entry`]) plus an unbound admin token, "harness", which
+    /// the server's own clients present (so every helper works); `limits`
+    /// bounds each token.
+    pub async fn start_with_tokens(tokens: &str, limits: Limits) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let file = dir.path().join("tokens.toml");
+        let text = format!(
+            "{}{tokens}",
+            token_entry("harness", "admin", "", HARNESS_SECRET)
+        );
+        std::fs::write(&file, text).unwrap();
+        let callers = Arc::new(Callers::load(&file, limits).unwrap());
+        let config = Config {
+            data_dir: data,
+            ..Config::default()
+        };
+        let clock = Arc::new(ManualClock::new(Timestamp::now()));
+        let mut server = Self::serve_to(config, clock, callers).await;
+        server.tokens_file = Some(file);
+        server.bearer = Bearer::new(HARNESS_SECRET);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Replaces the tokens file with the harness token and `tokens`, and
+    /// reloads it as SIGHUP does.
+    pub fn replace_tokens(&self, tokens: &str) -> Result<usize, authzd::auth::TokenError> {
+        let text = format!(
+            "{}{tokens}",
+            token_entry("harness", "admin", "", HARNESS_SECRET)
+        );
+        std::fs::write(self.tokens_file.as_ref().unwrap(), text).unwrap();
+        self.callers.reload()
+    }
+
     /// Starts a server over an existing data folder (for restarts).
     pub async fn start_at(data: &Path, schema: Option<PathBuf>) -> TestServer {
         Self::start_full(data, schema, Arc::new(ManualClock::new(Timestamp::now()))).await
@@ -200,13 +372,22 @@ impl TestServer {
     }
 
     async fn serve(config: Config, clock: Arc<ManualClock>) -> TestServer {
+        Self::serve_to(config, clock, Arc::new(Callers::trust_all())).await
+    }
+
+    async fn serve_to(
+        config: Config,
+        clock: Arc<ManualClock>,
+        callers: Arc<Callers>,
+    ) -> TestServer {
         let data = config.data_dir.clone();
         let service = Service::open_with_clock(config, clock).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
+        let serving = callers.clone();
         let task = tokio::spawn(async move {
-            authzd::server::run(service, listener, async {
+            authzd::server::serve(service, serving, listener, async {
                 let _ = stopped.await;
             })
             .await
@@ -215,6 +396,9 @@ impl TestServer {
         TestServer {
             addr,
             data: data.to_path_buf(),
+            callers,
+            tokens_file: None,
+            bearer: Bearer(None),
             stop: Some(stop),
             task: Some(task),
             _dir: None,
@@ -241,21 +425,51 @@ impl TestServer {
             .unwrap()
     }
 
-    pub async fn access(&self) -> AccessServiceClient<Channel> {
-        AccessServiceClient::new(self.channel().await)
+    /// A channel presenting the harness's token (none without tokens).
+    pub async fn authed(&self) -> Authed {
+        InterceptedService::new(self.channel().await, self.bearer.clone())
     }
-    pub async fn directory(&self) -> DirectoryServiceClient<Channel> {
-        DirectoryServiceClient::new(self.channel().await)
+    /// Clients presenting `secret` ("" presents none).
+    pub async fn clients_as(&self, secret: &str) -> Clients {
+        let bearer = if secret.is_empty() {
+            Bearer(None)
+        } else {
+            Bearer::new(secret)
+        };
+        let ch = InterceptedService::new(self.channel().await, bearer);
+        Clients {
+            access: AccessServiceClient::new(ch.clone()),
+            directory: DirectoryServiceClient::new(ch.clone()),
+            membership: MembershipServiceClient::new(ch.clone()),
+            schema: SchemaServiceClient::new(ch.clone()),
+            watch: WatchServiceClient::new(ch),
+        }
     }
-    pub async fn membership(&self) -> MembershipServiceClient<Channel> {
-        MembershipServiceClient::new(self.channel().await)
+
+    pub async fn access(&self) -> AccessServiceClient<Authed> {
+        AccessServiceClient::new(self.authed().await)
     }
-    pub async fn schema(&self) -> SchemaServiceClient<Channel> {
-        SchemaServiceClient::new(self.channel().await)
+    pub async fn directory(&self) -> DirectoryServiceClient<Authed> {
+        DirectoryServiceClient::new(self.authed().await)
     }
-    pub async fn watch(&self) -> WatchServiceClient<Channel> {
-        WatchServiceClient::new(self.channel().await)
+    pub async fn membership(&self) -> MembershipServiceClient<Authed> {
+        MembershipServiceClient::new(self.authed().await)
     }
+    pub async fn schema(&self) -> SchemaServiceClient<Authed> {
+        SchemaServiceClient::new(self.authed().await)
+    }
+    pub async fn watch(&self) -> WatchServiceClient<Authed> {
+        WatchServiceClient::new(self.authed().await)
+    }
+}
+
+/// One client of each service, over one channel presenting one token.
+pub struct Clients {
+    pub access: AccessServiceClient<Authed>,
+    pub directory: DirectoryServiceClient<Authed>,
+    pub membership: MembershipServiceClient<Authed>,
+    pub schema: SchemaServiceClient<Authed>,
+    pub watch: WatchServiceClient<Authed>,
 }
 
 pub fn subject_principal(id: &str) -> Option<pb::Principal> {
