@@ -21,7 +21,9 @@
 //! - [`api`]: tonic services, protobuf conversions, the one error-to-status mapping.
 //! - [`config`]: runtime settings and every documented limit.
 //! - [`clock`]: where "now" comes from, and waiting for an instant.
-//! - [`server`]: wiring the services onto a listener until shutdown.
+//! - [`server`]: wiring the services onto a listener (plaintext or TLS) until
+//!   shutdown.
+//! - [`tls`]: the PEM files of TLS, read and checked at start-up.
 //! - [`cli`]: the command line (`serve`, `schema check`, `bench`, `import`).
 
 pub mod api;
@@ -34,4 +36,5 @@ pub mod schema;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;
 pub mod watch;

@@ -49,6 +49,16 @@ fn block_on(task: impl std::future::Future<Output = bool>) -> bool {
 
 async fn serve(args: &ServeArgs) -> bool {
     let config = args.config();
+    let tls = match args.tls.load() {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot use the TLS files");
+            return false;
+        }
+    };
+    if tls.is_none() && !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "serving plaintext on a non-loopback address: calls, tokens and answers cross the network unencrypted; give --tls-cert and --tls-key, or keep a sidecar's TLS in front");
+    }
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -68,8 +78,13 @@ async fn serve(args: &ServeArgs) -> bool {
     let bound = listener
         .local_addr()
         .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
-    tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, "authzd serving");
-    match server::run(service, listener, shutdown_signal()).await {
+    let transport = match &tls {
+        Some(t) if t.client_ca.is_some() => "mtls",
+        Some(_) => "tls",
+        None => "plaintext",
+    };
+    tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, transport, "authzd serving");
+    match server::run_with_tls(service, listener, tls.as_ref(), shutdown_signal()).await {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

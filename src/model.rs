@@ -695,9 +695,10 @@ mod tests {
             let id = format!("admin{c}nimda");
             let error = SubjectId::try_from(id.as_str()).unwrap_err();
             assert!(
-                error
-                    .reason
-                    .contains(&format!("bidirectional control character U+{:04X}", u32::from(c))),
+                error.reason.contains(&format!(
+                    "bidirectional control character U+{:04X}",
+                    u32::from(c)
+                )),
                 "{error}"
             );
             assert!(!error.reason.chars().any(is_bidi_control), "{error:?}");

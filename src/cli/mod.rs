@@ -2,7 +2,9 @@
 //! arguments into a validated [`Config`]; must not talk to redb directly.
 
 pub mod bench;
+pub mod client;
 pub mod import;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +67,9 @@ pub struct ServeArgs {
     /// RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = Config::default().write_queue)]
     pub write_queue: usize,
+    /// TLS and mTLS.
+    #[command(flatten)]
+    pub tls: tls::ServeTlsArgs,
 }
 
 impl ServeArgs {

@@ -11,9 +11,9 @@
 //! and trusts that the layer above validated them.
 
 mod codec;
-mod private;
 #[cfg(test)]
 mod fault;
+mod private;
 mod tables;
 
 use std::collections::BTreeMap;
