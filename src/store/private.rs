@@ -59,7 +59,8 @@ fn warn_if_open(path: &Path, what: &str, private: &str) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 

@@ -199,14 +199,38 @@ impl TestServer {
         Self::serve(config, clock).await
     }
 
+    /// Starts a server over a new data folder whose listener speaks TLS
+    /// (mTLS if `tls` has a client CA). Its [`TestServer::channel`] and
+    /// friends are plaintext, so they fail against it: TLS clients come
+    /// from the test.
+    pub async fn start_tls(tls: authzd::tls::ServerTls) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let clock = Arc::new(ManualClock::new(Timestamp::now()));
+        let mut server = Self::serve_with(config, clock, Some(tls)).await;
+        server._dir = Some(dir);
+        server
+    }
+
     async fn serve(config: Config, clock: Arc<ManualClock>) -> TestServer {
+        Self::serve_with(config, clock, None).await
+    }
+
+    async fn serve_with(
+        config: Config,
+        clock: Arc<ManualClock>,
+        tls: Option<authzd::tls::ServerTls>,
+    ) -> TestServer {
         let data = config.data_dir.clone();
         let service = Service::open_with_clock(config, clock).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            authzd::server::run(service, listener, async {
+            authzd::server::run_with_tls(service, listener, tls.as_ref(), async {
                 let _ = stopped.await;
             })
             .await
