@@ -466,6 +466,15 @@ pub use tonic::Code;
 /// The tenant most tests work in.
 pub const ACME: &str = "acme";
 
+/// Cases per property-based fuzz target: `AUTHZD_FUZZ_CASES` if set (CI's
+/// fuzz step sets it high), else `default`, small enough for `cargo test`.
+pub fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("AUTHZD_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Awaits `fut`, failing the test after 10 s. A guard against a hang, never
 /// a way to wait for something to happen.
 pub async fn guard<F: std::future::Future>(what: &str, fut: F) -> F::Output {
