@@ -272,15 +272,6 @@ fn message(rng: &mut Rng, desc: &MessageDescriptor, depth: usize) -> DynamicMess
     m
 }
 
-/// A server with tenant acme holding subject alice, group g, scope eu.
-async fn seeded() -> TestServer {
-    let server = TestServer::start().await;
-    create_subject(&server, ACME, "alice").await;
-    create_group(&server, ACME, "g").await;
-    create_scope(&server, ACME, "eu", "").await;
-    server
-}
-
 /// Checks one answer; returns what is wrong with it, if anything.
 fn judge(method: &MethodDescriptor, status: &tonic::Status) -> Result<(), String> {
     match status.code() {
@@ -317,7 +308,7 @@ fn judge(method: &MethodDescriptor, status: &tonic::Status) -> Result<(), String
 #[test]
 fn arbitrary_messages_to_every_rpc() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime.block_on(seeded());
+    let server = runtime.block_on(seeded_server());
     let channel = runtime.block_on(server.channel());
     let methods = methods();
     let mut runner = TestRunner::new(Config {
@@ -355,7 +346,7 @@ fn arbitrary_messages_to_every_rpc() {
 /// RPC, saying so, and write nothing.
 #[tokio::test]
 async fn bodies_that_are_not_protobuf_are_invalid_argument() {
-    let server = seeded().await;
+    let server = seeded_server().await;
     let channel = server.channel().await;
     let before = revision(&server).await;
     for method in methods() {

@@ -466,6 +466,15 @@ pub use tonic::Code;
 /// The tenant most tests work in.
 pub const ACME: &str = "acme";
 
+/// A server with tenant acme holding subject alice, group g and scope eu.
+pub async fn seeded_server() -> TestServer {
+    let server = TestServer::start().await;
+    create_subject(&server, ACME, "alice").await;
+    create_group(&server, ACME, "g").await;
+    create_scope(&server, ACME, "eu", "").await;
+    server
+}
+
 /// Cases per property-based fuzz target: `AUTHZD_FUZZ_CASES` if set (CI's
 /// fuzz step sets it high), else `default`, small enough for `cargo test`.
 pub fn fuzz_cases(default: u32) -> u32 {
