@@ -19,9 +19,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("authzd_descriptor.bin"),
         prost::Message::encode_to_vec(&descriptors),
     )?;
+    // Messages and clients first, then the servers alone in a folder of
+    // their own: the servers decode requests with `crate::api::codec`,
+    // which answers a body that is not protobuf with INVALID_ARGUMENT
+    // (the caller's fault), while clients keep prost's INTERNAL for a bad
+    // response (the server's fault). One codec path cannot tell the two
+    // sides apart, hence two passes over the same descriptors.
     tonic_prost_build::configure()
         .build_client(true)
+        .build_server(false)
+        .compile_fds(descriptors.clone())?;
+    let servers = out.join("servers");
+    std::fs::create_dir_all(&servers)?;
+    tonic_prost_build::configure()
+        .build_client(false)
         .build_server(true)
+        .out_dir(&servers)
+        .extern_path(".authzd.v1", "crate::api::pb")
+        .codec_path("crate::api::codec::RequestCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -60,6 +60,9 @@ pub const MAX_CONDITION_COST: u64 = 10_000;
 /// Longest error message sent to a client, in bytes; a longer one is cut
 /// at a character boundary and says how long it was.
 pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+/// Longest a client may take to finish its TLS handshake; a connection
+/// that opens and stays silent is closed after it.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Unary requests one token may have in progress by default
 /// ([`Config::token_requests`]).

@@ -23,7 +23,9 @@
 //!   kind and tenant allow.
 //! - [`config`]: runtime settings and every documented limit.
 //! - [`clock`]: where "now" comes from, and waiting for an instant.
-//! - [`server`]: wiring the services onto a listener until shutdown.
+//! - [`server`]: wiring the services onto a listener (plaintext or TLS) until
+//!   shutdown.
+//! - [`tls`]: the PEM files of TLS, read and checked at start-up.
 //! - [`cli`]: the command line (`serve`, `schema check`, `bench`, `import`).
 
 pub mod api;
@@ -37,4 +39,5 @@ pub mod schema;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;
 pub mod watch;

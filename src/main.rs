@@ -53,6 +53,16 @@ async fn serve(args: &ServeArgs) -> bool {
     let Some(callers) = authzd::cli::callers(&config) else {
         return false;
     };
+    let tls = match args.tls.load() {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot use the TLS files");
+            return false;
+        }
+    };
+    if tls.is_none() && !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "serving plaintext on a non-loopback address: calls, tokens and answers cross the network unencrypted; give --tls-cert and --tls-key, or keep a sidecar's TLS in front");
+    }
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -72,9 +82,14 @@ async fn serve(args: &ServeArgs) -> bool {
     let bound = listener
         .local_addr()
         .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
-    tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, "authzd serving");
+    let transport = match &tls {
+        Some(t) if t.client_ca.is_some() => "mtls",
+        Some(_) => "tls",
+        None => "plaintext",
+    };
+    tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, transport, "authzd serving");
     tokio::spawn(authzd::cli::reload_on_hangup(callers.clone()));
-    match server::serve(service, callers, listener, shutdown_signal()).await {
+    match server::serve(service, callers, listener, tls.as_ref(), shutdown_signal()).await {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -43,9 +43,17 @@ impl InvalidValue {
     }
 }
 
-/// Checks the id rules (1-256 bytes, no whitespace or control characters)
-/// without building an id: for paths that only look ids up. Allocates only
-/// to report an error.
+/// Whether `c` is a Unicode bidirectional embedding, override or isolate
+/// (U+202A–U+202E, U+2066–U+2069). They are invisible, and they reorder
+/// the text around them, so an id holding one can print exactly like
+/// another id in a console, a log line or an audit entry ("Trojan Source").
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Checks the id rules (1-256 bytes, no whitespace, control or
+/// bidirectional control characters) without building an id: for paths
+/// that only look ids up. Allocates only to report an error.
 pub fn check_id(what: &str, s: &str) -> Result<(), InvalidValue> {
     if s.is_empty() {
         return Err(InvalidValue::new(format!("{what} must not be empty")));
@@ -59,6 +67,14 @@ pub fn check_id(what: &str, s: &str) -> Result<(), InvalidValue> {
     if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(InvalidValue::new(format!(
             "{what} {s:?} contains the character {c:?}; whitespace and control characters are not allowed"
+        )));
+    }
+    // `escape_debug` so that the message itself cannot reorder a console.
+    if let Some(c) = s.chars().find(|&c| is_bidi_control(c)) {
+        return Err(InvalidValue::new(format!(
+            "{what} {:?} contains the bidirectional control character U+{:04X}; it can make one id look like another, and is not allowed",
+            s.escape_debug().to_string(),
+            u32::from(c)
         )));
     }
     Ok(())
@@ -666,6 +682,34 @@ mod tests {
         assert!(SubjectId::try_from("a b").is_err());
         assert!(SubjectId::try_from("x".repeat(MAX_ID_LEN + 1)).is_err());
         assert!(SubjectId::try_from("alice@example.com").is_ok());
+    }
+
+    /// Every bidirectional embedding, override and isolate is refused in
+    /// an id, with a message that names it and quotes the id escaped (so
+    /// the message cannot reorder a console either); code points next to
+    /// the ranges and ordinary non-ASCII text stay allowed.
+    #[test]
+    fn ids_refuse_bidi_controls() {
+        let controls = ('\u{202A}'..='\u{202E}').chain('\u{2066}'..='\u{2069}');
+        for c in controls {
+            let id = format!("admin{c}nimda");
+            let error = SubjectId::try_from(id.as_str()).unwrap_err();
+            assert!(
+                error.reason.contains(&format!(
+                    "bidirectional control character U+{:04X}",
+                    u32::from(c)
+                )),
+                "{error}"
+            );
+            assert!(!error.reason.chars().any(is_bidi_control), "{error:?}");
+            assert!(GroupId::try_from(id.as_str()).is_err());
+            assert!(TenantId::try_from(id.as_str()).is_err());
+        }
+        for ok in ["jos\u{e9}", "\u{05d0}\u{05d1}", "a\u{2065}b", "a\u{202F}"] {
+            // U+202F is a narrow no-break space: whitespace, refused as such.
+            let expected = ok != "a\u{202F}";
+            assert_eq!(SubjectId::try_from(ok).is_ok(), expected, "{ok:?}");
+        }
     }
 
     #[test]

@@ -2,18 +2,21 @@
 //! reflection, behind the caller guard and access log, on a listener the
 //! caller bound, until the caller's shutdown future resolves. The caller
 //! binds and the caller stops, so tests can run the real server on port 0.
+//! With [`ServerTls`] the listener speaks TLS (rustls), and with a client CA
+//! it requires client certificates (mTLS).
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::api::{AccessApi, CallerLayer, DirectoryApi, MembershipApi, SchemaApi, WatchApi, pb};
 use crate::auth::Callers;
-use crate::config::MAX_MESSAGE_BYTES;
+use crate::config::{MAX_MESSAGE_BYTES, TLS_HANDSHAKE_TIMEOUT};
 use crate::service::Service;
+use crate::tls::ServerTls;
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,15 @@ pub enum ServerError {
     /// The transport failed.
     #[error("serving: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The TLS files were each readable but do not make a configuration
+    /// (a key that is not the certificate's, a CA that does not parse).
+    #[error("TLS with {files}: {reason}")]
+    Tls {
+        /// The files concerned.
+        files: String,
+        /// Why rustls refused them.
+        reason: String,
+    },
 }
 
 /// [`serve`] without tokens: every caller is trusted (loopback use, tests).
@@ -33,18 +45,36 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    serve(service, Arc::new(Callers::trust_all()), listener, shutdown).await
+    serve(
+        service,
+        Arc::new(Callers::trust_all()),
+        listener,
+        None,
+        shutdown,
+    )
+    .await
 }
 
-/// Serves `service` to `callers` on `listener` until `shutdown` resolves,
-/// then ends every Watch stream, lets in-flight calls finish, and stops the
-/// service (its write sequencer finishes and the store file is closed).
+/// Serves `service` to `callers` on `listener` (speaking TLS if `tls` is
+/// given) until `shutdown` resolves, then ends every Watch stream, lets
+/// in-flight calls finish, and stops the service (its write sequencer
+/// finishes and the store file is closed).
 pub async fn serve(
     service: Service,
     callers: Arc<Callers>,
     listener: TcpListener,
+    tls: Option<&ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls_config(tls))
+            .map_err(|e| ServerError::Tls {
+                files: tls.files(),
+                reason: crate::tls::causes(&e),
+            })?;
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
     use pb::access_service_server::AccessServiceServer;
     use pb::directory_service_server::DirectoryServiceServer;
@@ -77,7 +107,7 @@ pub async fn serve(
         closing.close();
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let served = Server::builder()
+    let served = builder
         .layer(CallerLayer::new(callers))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -109,4 +139,20 @@ pub async fn serve(
     stopping.stop().await;
     served?;
     Ok(())
+}
+
+fn tls_config(tls: &ServerTls) -> ServerTlsConfig {
+    let identity = &tls.identity;
+    let config = ServerTlsConfig::new()
+        .identity(Identity::from_pem(
+            &identity.cert.bytes,
+            &identity.key.bytes,
+        ))
+        .timeout(TLS_HANDSHAKE_TIMEOUT);
+    match &tls.client_ca {
+        // A CA makes client certificates required, not optional: tonic's
+        // default, relied on here.
+        Some(ca) => config.client_ca_root(Certificate::from_pem(&ca.bytes)),
+        None => config,
+    }
 }

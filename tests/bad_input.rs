@@ -11,21 +11,12 @@ fn long() -> String {
     "x".repeat(257)
 }
 
-/// A server with tenant acme holding subject alice, group g and scope eu.
-async fn server() -> TestServer {
-    let server = TestServer::start().await;
-    create_subject(&server, ACME, "alice").await;
-    create_group(&server, ACME, "g").await;
-    create_scope(&server, ACME, "eu", "").await;
-    server
-}
-
 /// CheckAccess: empty tenant, subject or permission; malformed, unknown or
 /// `*` permissions; unknown scope or target subject; both scope and
 /// target_subject.
 #[tokio::test]
 async fn check_access() {
-    let server = server().await;
+    let server = seeded_server().await;
     let mut a = server.access().await;
     let req = || check_request(ACME, "alice", "document:read", "");
     let invalid = [
@@ -153,7 +144,7 @@ async fn check_access() {
 /// target_subject) as malformed, naming the field, like the write path does.
 #[tokio::test]
 async fn check_access_refuses_overlong_ids() {
-    let server = server().await;
+    let server = seeded_server().await;
     let mut a = server.access().await;
     let req = || check_request(ACME, "alice", "document:read", "");
     for (request, field) in [
@@ -195,7 +186,7 @@ async fn check_access_refuses_overlong_ids() {
 /// named by its index (and nothing answered).
 #[tokio::test]
 async fn batch_check_access() {
-    let server = server().await;
+    let server = seeded_server().await;
     let mut a = server.access().await;
     let item = |subject: &str, permission: &str| pb::CheckItem {
         subject: subject.into(),
@@ -266,7 +257,7 @@ async fn batch_check_access() {
 /// scope are NOT_FOUND.
 #[tokio::test]
 async fn list_effective_permissions() {
-    let server = server().await;
+    let server = seeded_server().await;
     let mut a = server.access().await;
     let req = || pb::ListEffectivePermissionsRequest {
         tenant: ACME.into(),
@@ -317,7 +308,7 @@ async fn list_effective_permissions() {
 /// unknown permission, both scope and target_subject, page_size over 1000.
 #[tokio::test]
 async fn list_subjects_with_permission() {
-    let server = server().await;
+    let server = seeded_server().await;
     let mut a = server.access().await;
     let req = || pb::ListSubjectsWithPermissionRequest {
         tenant: ACME.into(),
@@ -411,7 +402,7 @@ async fn list_subjects_with_permission() {
 /// path; nothing is written.
 #[tokio::test]
 async fn manage_membership() {
-    let server = server().await;
+    let server = seeded_server().await;
     let before = revision(&server).await;
     let mut m = server.membership().await;
     let ok_op = || add_member("g", subject_principal("alice"));
@@ -542,7 +533,7 @@ async fn manage_membership() {
 /// update masks; nothing is written.
 #[tokio::test]
 async fn directory_writes() {
-    let server = server().await;
+    let server = seeded_server().await;
     let before = revision(&server).await;
     let mut d = server.directory().await;
     let subject = |s: Option<pb::Subject>| pb::CreateSubjectRequest {
@@ -757,7 +748,7 @@ async fn directory_writes() {
 /// not issue are INVALID_ARGUMENT naming the page field.
 #[tokio::test]
 async fn directory_paging() {
-    let server = server().await;
+    let server = seeded_server().await;
     let mut d = server.directory().await;
     let too_big = Some(pb::PageRequest {
         page_size: 1001,
@@ -856,7 +847,7 @@ async fn directory_paging() {
 /// (INVALID_ARGUMENT naming `tenant`), not as an unknown tenant.
 #[tokio::test]
 async fn directory_reads_refuse_an_empty_tenant() {
-    let server = server().await;
+    let server = seeded_server().await;
     let mut d = server.directory().await;
     let get = pb::GetRequest {
         tenant: String::new(),
@@ -888,7 +879,7 @@ async fn directory_reads_refuse_an_empty_tenant() {
 /// refused before the stream starts.
 #[tokio::test]
 async fn watch() {
-    let server = server().await;
+    let server = seeded_server().await;
     let mut w = server.watch().await;
     for (request, field) in [
         (pb::WatchRequest::default(), "tenant"),
@@ -918,7 +909,7 @@ async fn watch() {
 /// WriteSchema: a schema over 1 MiB is refused naming `schema`.
 #[tokio::test]
 async fn write_schema() {
-    let server = server().await;
+    let server = seeded_server().await;
     let huge = format!("# {}\n", "x".repeat(1 << 20));
     assert_status(
         server

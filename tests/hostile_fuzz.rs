@@ -8,7 +8,8 @@
 //! Each must be answered — accepted or refused — without a panic and with a
 //! refusal of bounded size; an accepted condition evaluates. No test times
 //! anything: an algorithm that were super-linear again would make this file
-//! run for hours, not fail.
+//! run for hours, not fail. `AUTHZD_FUZZ_CASES` sets the number of generated
+//! cases (CI's fuzz step runs many more than `cargo test`).
 
 mod common;
 use common::requiring_roles;
@@ -323,7 +324,7 @@ fn render(s: &Shape) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::fuzz_cases(64), ..ProptestConfig::default() })]
 
     /// Any generated schema is accepted or refused, never a panic, and a
     /// refusal stays within its size bound.

@@ -21,6 +21,7 @@ fn args(server: &TestServer, file: &Path) -> ImportArgs {
         target: server.addr.to_string(),
         tenant: T.into(),
         dry_run: false,
+        client: Default::default(),
     }
 }
 

@@ -32,6 +32,7 @@ fn import_args(server: &TestServer) -> ImportArgs {
         target: server.addr.to_string(),
         tenant: T.into(),
         dry_run: false,
+        client: Default::default(),
     }
 }
 

@@ -30,6 +30,7 @@ fn start(server: &TestServer, dir: &Path) -> Client {
         tenant: T.into(),
         list: dir.join("make-users.txt"),
         checkpoint: dir.join("make-users.checkpoint"),
+        client: Default::default(),
     };
     let (applied_tx, applied) = watch::channel(0);
     let (stop, stopped) = oneshot::channel::<()>();

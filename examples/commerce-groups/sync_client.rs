@@ -15,30 +15,40 @@
 //! history after the checkpoint, it lists again.
 //!
 //! Run: `cargo run --example sync_client -- --target 127.0.0.1:50051
-//! --tenant acme --list make-users.txt --checkpoint make-users.checkpoint`
+//! --tenant acme --list make-users.txt --checkpoint make-users.checkpoint`,
+//! with the CLI's TLS and token options (`--tls-ca`, `--tls-cert`,
+//! `--tls-key`, `--tls-server-name`, `--token-file` or `AUTHZD_TOKEN`) for
+//! a server that needs them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use authzd::api::pb;
+use authzd::cli::client::{ClientArgs, ClientChannel, Remote};
 use pb::access_service_client::AccessServiceClient;
 use pb::watch_service_client::WatchServiceClient;
-use tonic::transport::Channel;
 
 /// The permissions the external tool mirrors.
 pub const MIRRORED: [&str; 2] = ["make:scenario_edit", "make:app_developer"];
 
 /// Where to sync from and to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Parser)]
 pub struct Options {
-    /// The server, `host:port`.
+    /// The server, `host:port` or a URL.
+    #[arg(long, default_value = "127.0.0.1:50051")]
     pub target: String,
     /// The tenant.
+    #[arg(long)]
     pub tenant: String,
     /// The external list.
+    #[arg(long, default_value = "make-users.txt")]
     pub list: PathBuf,
     /// Where the applied revision and holders are kept between runs.
+    #[arg(long, default_value = "make-users.checkpoint")]
     pub checkpoint: PathBuf,
+    /// TLS and token.
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// What the client knows: for each holder, which mirrored permissions it
@@ -109,15 +119,15 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-async fn channel(target: &str) -> Result<Channel, Failure> {
-    Ok(Channel::from_shared(format!("http://{target}"))?
+async fn channel(options: &Options) -> Result<ClientChannel, Failure> {
+    Ok(Remote::new(&options.target, &options.client)?
         .connect()
         .await?)
 }
 
 /// Lists every holder of the mirrored permissions at the root.
 async fn list(options: &Options) -> Result<State, Failure> {
-    let mut access = AccessServiceClient::new(channel(&options.target).await?);
+    let mut access = AccessServiceClient::new(channel(options).await?);
     let mut state = State::default();
     // Both listings must describe one revision: the second waits for the
     // first's, and if writes moved on in between, list again.
@@ -172,7 +182,7 @@ pub async fn sync(
     };
     state.save(&options)?;
     applied.send_replace(state.revision);
-    let mut watch = WatchServiceClient::new(channel(&options.target).await?);
+    let mut watch = WatchServiceClient::new(channel(&options).await?);
     loop {
         let request = pb::WatchRequest {
             tenant: options.tenant.clone(),
@@ -239,26 +249,7 @@ pub async fn sync(
 #[allow(dead_code)]
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
-    let mut args = std::env::args().skip(1);
-    let mut options = Options {
-        target: "127.0.0.1:50051".into(),
-        tenant: String::new(),
-        list: "make-users.txt".into(),
-        checkpoint: "make-users.checkpoint".into(),
-    };
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--target" => options.target = value,
-            "--tenant" => options.tenant = value,
-            "--list" => options.list = value.into(),
-            "--checkpoint" => options.checkpoint = value.into(),
-            other => return Err(format!("unknown flag {other}").into()),
-        }
-    }
-    if options.tenant.is_empty() {
-        return Err("--tenant is required".into());
-    }
+    let options = <Options as clap::Parser>::parse();
     let (applied, _) = tokio::sync::watch::channel(0);
     sync(options, applied, async {
         let _ = tokio::signal::ctrl_c().await;

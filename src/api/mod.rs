@@ -11,6 +11,7 @@
 //! [`crate::auth`].
 
 mod access;
+pub mod codec;
 mod convert;
 mod directory;
 mod guard;
@@ -38,6 +39,9 @@ use crate::watch::WatchError;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod pb {
     tonic::include_proto!("authzd.v1");
+    // The servers, generated apart so that they decode with
+    // `crate::api::codec` (see `build.rs`).
+    include!(concat!(env!("OUT_DIR"), "/servers/authzd.v1.rs"));
 
     /// The encoded file descriptor set, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =

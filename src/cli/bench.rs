@@ -35,10 +35,10 @@ use clap::Args;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
 
 use self::dataset::{Dataset, Sizes};
 use self::load::{Kind, Load};
+use super::client::{ClientArgs, ClientError, Remote};
 use crate::config::Config;
 use crate::server::{self, ServerError};
 use crate::service::Service;
@@ -106,6 +106,9 @@ pub struct BenchArgs {
     /// the fsync; /dev/shm fills faster but hides it].
     #[arg(long)]
     pub data_parent: Option<PathBuf>,
+    /// TLS and token, for --target.
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -137,14 +140,10 @@ pub enum BenchError {
     /// The in-process server failed, or did not stop in time.
     #[error("the in-process server: {0}")]
     Server(String),
-    /// A connection could not be made.
-    #[error("connecting to {addr}: {source}")]
-    Connect {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: tonic::transport::Error,
-    },
+    /// A connection could not be made, or the TLS or token options could
+    /// not be used.
+    #[error(transparent)]
+    Connect(#[from] ClientError),
     /// A call of the fill failed.
     #[error("{what}: {code:?}: {message}")]
     Rpc {
@@ -310,16 +309,23 @@ pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
             "--subjects, --concurrency and --connections must be at least 1".into(),
         ));
     }
-    let (addr, in_process) = match args.target {
-        Some(addr) => (addr, None),
+    let (remote, in_process) = match args.target {
+        Some(addr) => (Remote::new(&addr.to_string(), &args.client)?, None),
+        None if args.client.any() => {
+            return Err(BenchError::Settings(
+                "TLS and token options need --target; the in-process server is plaintext on loopback".into(),
+            ));
+        }
         None => {
             let parent = args.data_parent.clone().unwrap_or_else(default_data_parent);
             let server = InProcess::start(parent).await?;
-            (server.addr, Some(server))
+            let remote = Remote::new(&server.addr.to_string(), &ClientArgs::default())?;
+            (remote, Some(server))
         }
     };
+    let remote = remote.with(|endpoint| endpoint.tcp_nodelay(true).connect_timeout(CALL_TIMEOUT));
     let data_dir = in_process.as_ref().map(|s| s.dir.path().to_path_buf());
-    let outcome = measure(args, addr).await;
+    let outcome = measure(args, &remote).await;
     // Stop the server whatever happened, and report its failure only if
     // the run itself went well.
     let stopped = match in_process {
@@ -332,7 +338,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         args: args.clone(),
         server: match args.target {
             Some(a) => format!("{a} (--target)"),
-            None => format!("{addr} (in-process)"),
+            None => format!("{} (in-process)", remote.target()),
         },
         data_dir,
         fill: measured.fill,
@@ -364,17 +370,17 @@ type FeedOutcome = (Vec<feed::FeedStats>, Option<(usize, CallStats)>);
 /// trickle of writes.
 async fn measure_feed(
     args: &BenchArgs,
-    addr: SocketAddr,
+    remote: &Remote,
     load: &Load,
 ) -> Result<FeedOutcome, BenchError> {
     let Some(&most) = args.subscribers.iter().max() else {
         return Ok((Vec::new(), None));
     };
-    let writer = connect(addr).await?;
+    let writer = remote.connect().await?;
     let mut after = feed::prepare(writer.clone(), &load.tenant).await?;
     let mut results = Vec::new();
     for &n in &args.subscribers {
-        let (streams, last) = listen(addr, &load.tenant, n, after).await?;
+        let (streams, last) = listen(remote, &load.tenant, n, after).await?;
         let drained = tokio::spawn(feed::drain(streams, last.subscribe()));
         after = feed::write(
             writer.clone(),
@@ -387,7 +393,7 @@ async fn measure_feed(
         let (h, received) = drained.await??;
         results.push(feed::stats(n, args.feed_writes, &h, received));
     }
-    let (streams, last) = listen(addr, &load.tenant, most, after).await?;
+    let (streams, last) = listen(remote, &load.tenant, most, after).await?;
     let drained = tokio::spawn(feed::drain(streams, last.subscribe()));
     let trickle = tokio::spawn({
         let (writer, tenant, writes) = (writer.clone(), load.tenant.clone(), args.feed_writes);
@@ -403,7 +409,7 @@ async fn measure_feed(
 /// `n` subscriptions after `after` over their own connections, and the
 /// sender that later tells them the last revision to wait for.
 async fn listen(
-    addr: SocketAddr,
+    remote: &Remote,
     tenant: &str,
     n: usize,
     after: u64,
@@ -416,13 +422,13 @@ async fn listen(
 > {
     let mut channels = Vec::new();
     for _ in 0..feed::connections_for(n) {
-        channels.push(connect(addr).await?);
+        channels.push(remote.connect().await?);
     }
     let streams = feed::subscribe(&channels, tenant, n, after).await?;
     Ok((streams, tokio::sync::watch::Sender::new(0)))
 }
 
-async fn measure(args: &BenchArgs, addr: SocketAddr) -> Result<Measured, BenchError> {
+async fn measure(args: &BenchArgs, remote: &Remote) -> Result<Measured, BenchError> {
     let tenant = match (&args.tenant, args.target) {
         (Some(t), _) => t.clone(),
         (None, None) => "bench".to_string(),
@@ -442,7 +448,7 @@ async fn measure(args: &BenchArgs, addr: SocketAddr) -> Result<Measured, BenchEr
     let data = Arc::new(Dataset::generate(sizes, args.seed));
     let mut channels = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        channels.push(connect(addr).await?);
+        channels.push(remote.connect().await?);
     }
     let fill_channel = channels
         .first()
@@ -458,7 +464,7 @@ async fn measure(args: &BenchArgs, addr: SocketAddr) -> Result<Measured, BenchEr
     };
     let health = load.call(Kind::Health, args).await?;
     let check = load.call(Kind::Check, args).await?;
-    let feed = measure_feed(args, addr, &load).await?;
+    let feed = measure_feed(args, remote, &load).await?;
     let writers = writes::writers(args, &load).await?;
     let wide = match args.wide_group {
         true => Some(writes::wide_group(args, &load).await?),
@@ -473,17 +479,6 @@ async fn measure(args: &BenchArgs, addr: SocketAddr) -> Result<Measured, BenchEr
         writers,
         wide,
     })
-}
-
-async fn connect(addr: SocketAddr) -> Result<Channel, BenchError> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|source| BenchError::Connect { addr, source })?
-        .tcp_nodelay(true)
-        .connect_timeout(CALL_TIMEOUT);
-    endpoint
-        .connect()
-        .await
-        .map_err(|source| BenchError::Connect { addr, source })
 }
 
 fn ratio(a: f64, b: f64) -> String {

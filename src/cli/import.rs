@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use clap::Args;
 use futures_util::{StreamExt, TryStreamExt, stream};
-use tonic::transport::{Channel, Endpoint};
 
+use super::client::{ClientArgs, ClientChannel, ClientError, Remote};
 use crate::api::pb;
 use crate::api::pb::directory_service_client::DirectoryServiceClient;
 use crate::api::pb::membership_service_client::MembershipServiceClient;
@@ -51,6 +51,9 @@ pub struct ImportArgs {
     /// be written, and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// TLS and token.
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Why an import stopped.
@@ -74,14 +77,10 @@ pub enum ImportError {
         /// Every error, in line order.
         errors: Vec<RowError>,
     },
-    /// The server could not be reached.
-    #[error("connecting to {target}: {message}")]
-    Connect {
-        /// The address.
-        target: String,
-        /// Why.
-        message: String,
-    },
+    /// The server could not be reached, or the TLS or token options could
+    /// not be used. Nothing was written.
+    #[error(transparent)]
+    Connect(#[from] ClientError),
     /// A call failed before anything was written.
     #[error("{what}: {code:?}: {message}; nothing was written")]
     Check {
@@ -234,7 +233,7 @@ pub async fn run(args: &ImportArgs) -> Result<ImportReport, ImportError> {
             }],
         });
     }
-    let channel = connect(&args.target).await?;
+    let channel = connect(args).await?;
     let plan = plan(channel.clone(), &args.tenant, &file, rows).await?;
     if args.dry_run {
         return Ok(plan.report(true));
@@ -242,18 +241,13 @@ pub async fn run(args: &ImportArgs) -> Result<ImportReport, ImportError> {
     write(channel, &args.tenant, plan).await
 }
 
-async fn connect(target: &str) -> Result<Channel, ImportError> {
-    let error = |message: String| ImportError::Connect {
-        target: target.to_string(),
-        message,
-    };
-    Endpoint::from_shared(format!("http://{target}"))
-        .map_err(|e| error(e.to_string()))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(CALL_TIMEOUT)
-        .connect()
-        .await
-        .map_err(|e| error(e.to_string()))
+async fn connect(args: &ImportArgs) -> Result<ClientChannel, ImportError> {
+    let remote = Remote::new(&args.target, &args.client)?.with(|endpoint| {
+        endpoint
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(CALL_TIMEOUT)
+    });
+    Ok(remote.connect().await?)
 }
 
 /// Parses and validates a whole import file, reporting every error.
@@ -546,7 +540,7 @@ impl Plan {
 /// must exist (else the whole file is refused, naming each line), and each
 /// subject is looked up to choose between create, update and nothing.
 async fn plan(
-    channel: Channel,
+    channel: ClientChannel,
     tenant: &str,
     file: &str,
     rows: Vec<Row>,
@@ -696,7 +690,11 @@ fn write_error(what: String, status: tonic::Status) -> ImportError {
 }
 
 /// Applies a checked plan: subjects first, then the memberships in batches.
-async fn write(channel: Channel, tenant: &str, plan: Plan) -> Result<ImportReport, ImportError> {
+async fn write(
+    channel: ClientChannel,
+    tenant: &str,
+    plan: Plan,
+) -> Result<ImportReport, ImportError> {
     let mut report = plan.report(false);
     let directory = DirectoryServiceClient::new(channel.clone());
     let revision = stream::iter(&plan.actions)
@@ -729,7 +727,7 @@ async fn write(channel: Channel, tenant: &str, plan: Plan) -> Result<ImportRepor
                             write_error(format!("line {line}: updating subject {id}"), s)
                         })?,
                 };
-                Ok(reply.into_inner().revision)
+                Ok::<_, ImportError>(reply.into_inner().revision)
             }
         })
         .buffer_unordered(IN_FLIGHT)

@@ -3,7 +3,9 @@
 //! directly.
 
 pub mod bench;
+pub mod client;
 pub mod import;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -86,6 +88,9 @@ pub struct ServeArgs {
     /// RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = Config::default().token_watches)]
     pub token_max_watches: usize,
+    /// TLS and mTLS.
+    #[command(flatten)]
+    pub tls: tls::ServeTlsArgs,
 }
 
 impl ServeArgs {

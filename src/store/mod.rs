@@ -13,6 +13,7 @@
 mod codec;
 #[cfg(test)]
 mod fault;
+mod private;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -295,12 +296,17 @@ impl Store {
     /// Opens the store in `dir`, creating the directory and the file
     /// [`FILE_NAME`] if missing. Fails if another process has it open or the
     /// file has an unknown format version.
+    ///
+    /// A folder it creates is `0700` and a file it creates `0600` (on
+    /// Unix), whatever the umask: the file holds every tenant's directory.
+    /// An existing folder or file readable by others is left as it is (an
+    /// operator may share it on purpose) with a warning naming it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        let path = dir.join(FILE_NAME);
+        private::create(dir, &path).map_err(|source| StoreError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
-        let path = dir.join(FILE_NAME);
         let location = path.display().to_string();
         Store::with_opener(
             location,

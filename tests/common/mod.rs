@@ -335,7 +335,7 @@ impl TestServer {
             ..Config::default()
         };
         let clock = Arc::new(ManualClock::new(Timestamp::now()));
-        let mut server = Self::serve_to(config, clock, callers).await;
+        let mut server = Self::serve_to(config, clock, callers, None).await;
         server.tokens_file = Some(file);
         server.bearer = Bearer::new(HARNESS_SECRET);
         server._dir = Some(dir);
@@ -371,14 +371,40 @@ impl TestServer {
         Self::serve(config, clock).await
     }
 
+    /// Starts a server over a new data folder whose listener speaks TLS
+    /// (mTLS if `tls` has a client CA). Its [`TestServer::channel`] and
+    /// friends are plaintext, so they fail against it: TLS clients come
+    /// from the test.
+    pub async fn start_tls(tls: authzd::tls::ServerTls) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let clock = Arc::new(ManualClock::new(Timestamp::now()));
+        let mut server = Self::serve_with(config, clock, Some(tls)).await;
+        server._dir = Some(dir);
+        server
+    }
+
     async fn serve(config: Config, clock: Arc<ManualClock>) -> TestServer {
-        Self::serve_to(config, clock, Arc::new(Callers::trust_all())).await
+        Self::serve_to(config, clock, Arc::new(Callers::trust_all()), None).await
+    }
+
+    /// Serves with every caller trusted, speaking TLS if `tls` is given.
+    async fn serve_with(
+        config: Config,
+        clock: Arc<ManualClock>,
+        tls: Option<authzd::tls::ServerTls>,
+    ) -> TestServer {
+        Self::serve_to(config, clock, Arc::new(Callers::trust_all()), tls).await
     }
 
     async fn serve_to(
         config: Config,
         clock: Arc<ManualClock>,
         callers: Arc<Callers>,
+        tls: Option<authzd::tls::ServerTls>,
     ) -> TestServer {
         let data = config.data_dir.clone();
         let service = Service::open_with_clock(config, clock).await.unwrap();
@@ -387,7 +413,7 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = callers.clone();
         let task = tokio::spawn(async move {
-            authzd::server::serve(service, serving, listener, async {
+            authzd::server::serve(service, serving, listener, tls.as_ref(), async {
                 let _ = stopped.await;
             })
             .await
@@ -655,6 +681,24 @@ pub use tonic::Code;
 
 /// The tenant most tests work in.
 pub const ACME: &str = "acme";
+
+/// A server with tenant acme holding subject alice, group g and scope eu.
+pub async fn seeded_server() -> TestServer {
+    let server = TestServer::start().await;
+    create_subject(&server, ACME, "alice").await;
+    create_group(&server, ACME, "g").await;
+    create_scope(&server, ACME, "eu", "").await;
+    server
+}
+
+/// Cases per property-based fuzz target: `AUTHZD_FUZZ_CASES` if set (CI's
+/// fuzz step sets it high), else `default`, small enough for `cargo test`.
+pub fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("AUTHZD_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 /// Awaits `fut`, failing the test after 10 s. A guard against a hang, never
 /// a way to wait for something to happen.

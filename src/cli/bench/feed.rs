@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
+use crate::cli::client::ClientChannel;
 use hdrhistogram::Histogram;
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 
 use super::{BenchError, CALL_TIMEOUT, rpc_error};
 use crate::api::pb;
@@ -51,7 +51,7 @@ fn histogram() -> Result<Histogram<u64>, BenchError> {
 
 /// Opens `n` subscriptions after `after`, over fresh connections.
 pub(super) async fn subscribe(
-    channels: &[Channel],
+    channels: &[ClientChannel],
     tenant: &str,
     n: usize,
     after: u64,
@@ -81,7 +81,7 @@ pub(super) fn connections_for(n: usize) -> usize {
 }
 
 /// Creates the subject the writer toggles; returns the revision after it.
-pub(super) async fn prepare(channel: Channel, tenant: &str) -> Result<u64, BenchError> {
+pub(super) async fn prepare(channel: ClientChannel, tenant: &str) -> Result<u64, BenchError> {
     let reply = DirectoryServiceClient::new(channel)
         .create_subject(pb::CreateSubjectRequest {
             tenant: tenant.to_string(),
@@ -99,7 +99,7 @@ pub(super) async fn prepare(channel: Channel, tenant: &str) -> Result<u64, Bench
 /// Commits `writes` writes, alternately giving and taking a role, `pause`
 /// apart; returns the last revision.
 pub(super) async fn write(
-    channel: Channel,
+    channel: ClientChannel,
     tenant: &str,
     writes: u64,
     pause: Duration,

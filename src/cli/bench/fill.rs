@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::cli::client::ClientChannel;
 use futures_util::{StreamExt, TryStreamExt, stream};
-use tonic::transport::Channel;
 
 use super::dataset::{Assign, Dataset, Who};
 use super::{BenchError, rpc_error};
@@ -66,7 +66,7 @@ where
 
 /// Creates the dataset in `tenant` through the directory and membership APIs.
 pub(super) async fn fill(
-    channel: Channel,
+    channel: ClientChannel,
     tenant: &str,
     data: &Dataset,
 ) -> Result<FillStats, BenchError> {

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::cli::client::ClientChannel;
 use hdrhistogram::Histogram;
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -88,15 +88,15 @@ impl Kind {
 
 /// One worker's way of making calls.
 enum Probe {
-    Health(HealthClient<Channel>),
+    Health(HealthClient<ClientChannel>),
     Check {
-        client: AccessServiceClient<Channel>,
+        client: AccessServiceClient<ClientChannel>,
         tenant: String,
         data: Arc<Dataset>,
         rng: Rng,
     },
     Write {
-        client: MembershipServiceClient<Channel>,
+        client: MembershipServiceClient<ClientChannel>,
         tenant: String,
         worker: usize,
         /// Whether the next write adds (else removes) the member.
@@ -217,7 +217,7 @@ async fn worker(
 #[derive(Clone)]
 pub(super) struct Load {
     /// The channels, at least one; worker `w` uses channel `w % len`.
-    pub(super) channels: Vec<Channel>,
+    pub(super) channels: Vec<ClientChannel>,
     /// The tenant the questions are asked in.
     pub(super) tenant: String,
     /// Where the questions come from.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tonic::transport::Channel;
+use crate::cli::client::ClientChannel;
 
 use super::dataset::Dataset;
 use super::load::{Kind, Load};
@@ -61,7 +61,7 @@ pub(super) fn membership(group: &str, subject: String, add: bool) -> pb::Members
     }
 }
 
-async fn create_group(channel: &Channel, tenant: &str, id: String) -> Result<(), BenchError> {
+async fn create_group(channel: &ClientChannel, tenant: &str, id: String) -> Result<(), BenchError> {
     let what = format!("creating group {id}");
     DirectoryServiceClient::new(channel.clone())
         .create_group(pb::CreateGroupRequest {
@@ -185,7 +185,7 @@ pub(super) async fn wide_group(args: &BenchArgs, load: &Load) -> Result<WideStat
 /// Assigns and removes [`WIDE_ROLE`] on the whole group until `stop` (or
 /// `most` writes), leaving it removed; returns each write's latency.
 async fn toggle_role(
-    channel: Channel,
+    channel: ClientChannel,
     tenant: String,
     stop: Arc<AtomicBool>,
     most: usize,
