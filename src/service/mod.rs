@@ -177,6 +177,7 @@ impl Service {
     pub async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Service, Error> {
         let dir = config.data_dir.clone();
         let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
+        store.retain(config.retain_revisions);
         let loader = store.clone();
         let loaded = tokio::task::spawn_blocking(move || loader.load()).await??;
         let configured = match &config.schema {
@@ -217,7 +218,6 @@ impl Service {
             feed: feed.clone(),
             applied: applied.clone(),
             clock: clock.clone(),
-            retain_revisions: config.retain_revisions,
         };
         let thread = std::thread::Builder::new()
             .name("authzd-sequencer".into())

@@ -14,7 +14,8 @@
 //! answered and leaves the others alone. A group holds at most
 //! [`config::MAX_GROUP_WRITES`] writes and about
 //! [`config::MAX_GROUP_BYTES`] of changelog (a single larger write commits
-//! alone).
+//! alone). Each group's transaction also prunes the changelog to its
+//! retention window, so pruning never costs a write an fsync of its own.
 //!
 //! Must not know protobuf or tonic, and must not be called from async code
 //! except through the job queue.
@@ -69,7 +70,6 @@ pub(super) struct Sequencer {
     pub(super) feed: Feed,
     pub(super) applied: Arc<watch::Sender<Revision>>,
     pub(super) clock: Arc<dyn Clock>,
-    pub(super) retain_revisions: u64,
 }
 
 /// A write that passed planning, with the state it leaves.
@@ -178,7 +178,6 @@ enum Planned {
 impl Sequencer {
     /// Runs jobs until [`Job::Stop`] or until every sender is gone.
     pub(super) fn run(self, jobs: Receiver<Job>) {
-        let mut pruned = self.engine.revision();
         while let Ok(first) = jobs.recv() {
             let mut group = Group::new(&self.engine.snapshot());
             let mut next = Some(first);
@@ -195,7 +194,6 @@ impl Sequencer {
             if stop {
                 break;
             }
-            pruned = self.prune(pruned);
         }
         tracing::debug!("write sequencer stopped");
     }
@@ -486,27 +484,6 @@ impl Sequencer {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// Keeps the changelog to the retention window, in steps so the cost is
-    /// spread over many writes; runs between groups, after their replies,
-    /// and costs no fsync (see [`Store::prune`]). Returns the revision
-    /// pruning last ran at. A failure only delays pruning.
-    fn prune(&self, last: Revision) -> Revision {
-        const STEP: u64 = 64;
-        let revision = self.engine.revision();
-        let retain = self.retain_revisions.max(1);
-        let due = revision.0 >= last.0 + STEP.min(retain);
-        if revision.0 <= retain || !due {
-            return last;
-        }
-        let keep_from = Revision(revision.0 - retain + 1);
-        match self.store.prune(keep_from) {
-            Ok(removed) if removed > 0 => tracing::debug!(removed, %keep_from, "changelog pruned"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "pruning the changelog failed"),
-        }
-        revision
     }
 }
 

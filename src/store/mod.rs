@@ -18,7 +18,7 @@ mod tables;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{
@@ -36,6 +36,11 @@ use tables::{
     ASSIGNMENTS, CHANGELOG, FORMAT_VERSION, GROUPS, IDEMPOTENCY, MEMBERSHIPS, META,
     META_FORMAT_VERSION, META_REVISION, ROLES, SCHEMA, SCHEMA_CURRENT, SCOPES, SUBJECTS, TENANTS,
 };
+
+/// Most changelog entries one commit prunes, so that shrinking the
+/// retention window never makes a single commit long; the rest go with the
+/// following commits.
+pub const MAX_PRUNED_PER_COMMIT: usize = 1024;
 
 /// Name of the database file inside the store directory.
 pub const FILE_NAME: &str = "authzd.redb";
@@ -282,6 +287,9 @@ pub struct Store {
     location: String,
     /// Set by [`Store::close`]: no operation reopens the file after it.
     closed: AtomicBool,
+    /// How many of the latest revisions the changelog keeps at least
+    /// ([`Store::retain`]); every commit prunes what falls out of it.
+    retention: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -339,7 +347,16 @@ impl Store {
             opener,
             location,
             closed: AtomicBool::new(false),
+            retention: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// Keeps at least the latest `revisions` change sets in the changelog
+    /// (at least one): each later commit also removes, in its own
+    /// transaction, up to [`MAX_PRUNED_PER_COMMIT`] older ones. Until
+    /// called, nothing is pruned.
+    pub fn retain(&self, revisions: u64) {
+        self.retention.store(revisions.max(1), Ordering::SeqCst);
     }
 
     /// Closes the file now, whoever still holds the store, so that a
@@ -407,12 +424,23 @@ impl Store {
                     return Err(err);
                 }
             };
-            if !outcomes
+            let last = outcomes
                 .iter()
-                .any(|o| matches!(o, CommitOutcome::Committed(_)))
-            {
+                .filter_map(|o| match o {
+                    CommitOutcome::Committed(set) => Some(set.revision),
+                    CommitOutcome::Replayed(_) => None,
+                })
+                .max();
+            let Some(last) = last else {
                 abort(txn);
                 return Ok(outcomes);
+            };
+            let retain = self.retention.load(Ordering::SeqCst);
+            if let Some(keep_from) = last.0.checked_sub(retain).map(|r| Revision(r + 1)) {
+                if let Err(err) = prune_in(&txn, keep_from) {
+                    abort(txn);
+                    return Err(err);
+                }
             }
             txn.commit().map_err(|err| match err {
                 // A poisoned transaction is rolled back: certainly not
@@ -468,33 +496,6 @@ impl Store {
                 out.push(codec::decode("change set", entry)?);
             }
             Ok(out)
-        })
-    }
-
-    /// Removes changelog entries below `keep_from` (the retention window),
-    /// returning how many went. Everything else is untouched.
-    ///
-    /// Pruning does not fsync: it becomes durable with the next write's
-    /// commit, and a crash before that only means it is done again, so it
-    /// never costs a write a second disk flush.
-    pub fn prune(&self, keep_from: Revision) -> Result<u64, StoreError> {
-        self.run(|db| {
-            let mut txn = db.begin_write().map_err(db_err)?;
-            txn.set_durability(Durability::None).map_err(db_err)?;
-            let removed = {
-                let mut log = txn.open_table(CHANGELOG).map_err(db_err)?;
-                let old: Vec<u64> = log
-                    .range(..keep_from.0)
-                    .map_err(db_err)?
-                    .map(|row| row.map(|(k, _)| k.value()).map_err(db_err))
-                    .collect::<Result<_, _>>()?;
-                for key in &old {
-                    log.remove(key).map_err(db_err)?;
-                }
-                old.len() as u64
-            };
-            txn.commit().map_err(db_err)?;
-            Ok(removed)
         })
     }
 
@@ -716,6 +717,22 @@ fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<CommitOutcome,
     }
     t.meta.insert(META_REVISION, revision.0).map_err(db_err)?;
     Ok(CommitOutcome::Committed(changeset))
+}
+
+/// Removes changelog entries below `keep_from` (the retention window), at
+/// most [`MAX_PRUNED_PER_COMMIT`] of them, inside the commit's transaction.
+fn prune_in(txn: &WriteTransaction, keep_from: Revision) -> Result<(), StoreError> {
+    let mut log = txn.open_table(CHANGELOG).map_err(db_err)?;
+    let old: Vec<u64> = log
+        .range(..keep_from.0)
+        .map_err(db_err)?
+        .take(MAX_PRUNED_PER_COMMIT)
+        .map(|row| row.map(|(k, _)| k.value()).map_err(db_err))
+        .collect::<Result<_, _>>()?;
+    for key in &old {
+        log.remove(key).map_err(db_err)?;
+    }
+    Ok(())
 }
 
 /// Applies one change to the state tables.
@@ -1523,6 +1540,25 @@ mod tests {
         assert_eq!(store.changes_within(Revision(0), 100, 1)?.len(), 1);
         assert_eq!(store.changes_within(Revision(4), 100, 1)?.len(), 1);
         assert_eq!(store.changes_within(Revision(0), 100, usize::MAX)?.len(), 5);
+        Ok(())
+    }
+
+    /// With a retention window, every commit prunes what falls out of it in
+    /// its own transaction: the oldest retained revision follows the latest.
+    #[test]
+    fn commits_prune_to_the_retention_window() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        store.retain(2);
+        for w in &sample_writes() {
+            store.commit(w)?;
+            let latest = store.revision()?;
+            assert_eq!(
+                store.oldest_retained()?,
+                Revision(latest.0.saturating_sub(1).max(1))
+            );
+        }
+        assert_eq!(store.load()?, sample_state());
         Ok(())
     }
 
