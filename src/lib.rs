@@ -3,7 +3,7 @@
 //! Backend services ask it "may subject S do P here?", "what may S do?" and
 //! "who may do P?"; administrators change groups and roles through it; and
 //! subscribers follow a feed of every committed change. See the README for
-//! use and `shared/DESIGN.md` for the contract.
+//! use and the protobuf files in `proto/authzd/v1/` for the wire contract.
 //!
 //! # Layout
 //!
