@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Scenario C, `app-roles` (shared/SCENARIOS.md): an automation platform
+//! Scenario C, `app-roles` (its schema, seed and README under `examples/`): an automation platform
 //! whose roles are assigned per app, with builtin and custom roles, bulk
 //! replace and removal, self-removal and tenant administrators. Starts the
 //! real server with `examples/app-roles/schema.toml` and proves every rule

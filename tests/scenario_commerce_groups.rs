@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Scenario E, `commerce-groups` (shared/SCENARIOS.md): a commerce suite
+//! Scenario E, `commerce-groups` (its schema, seed and README under `examples/`): a commerce suite
 //! with user groups, access levels and an external automation tool kept in
 //! sync. Every test starts the real server with
 //! `examples/commerce-groups/schema.toml`, seeds it as

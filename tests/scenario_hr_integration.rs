@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Scenario A, `hr-integration` (shared/SCENARIOS.md): an HR suite whose
+//! Scenario A, `hr-integration` (its schema, seed and README under `examples/`): an HR suite whose
 //! government-services integration may be run only by authorized users, for
 //! the employees they manage. Starts the real server with
 //! `examples/hr-integration/schema.toml` and proves every rule over gRPC.

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Scenario B, `hr-service-user` (shared/SCENARIOS.md): an HR platform
+//! Scenario B, `hr-service-user` (its schema, seed and README under `examples/`): an HR platform
 //! grants a learning product a service user that may view the lifecycle
 //! sections of a population of employees chosen by condition. Starts the
 //! real server with `examples/hr-service-user/schema.toml` and proves every

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Scenario D, `workforce-dual` (shared/SCENARIOS.md): a workforce platform
+//! Scenario D, `workforce-dual` (its schema, seed and README under `examples/`): a workforce platform
 //! with staff categories and manager roles. Every test starts the real
 //! server with `examples/workforce-dual/schema.toml` and drives it over
 //! gRPC only; each proves one bullet of the scenario (named in its `///`).
