@@ -133,6 +133,12 @@ impl Bearer {
                 Err(_) => return Ok(Bearer(None)),
             },
         };
+        Bearer::from_secret(&secret, &source)
+    }
+
+    /// The header for `secret` (surrounding white space ignored); `source`
+    /// names where it came from in errors.
+    pub fn from_secret(secret: &str, source: &str) -> Result<Bearer, ClientError> {
         let secret = secret.trim();
         if secret.is_empty() {
             return Err(ClientError::Token(format!(

@@ -17,7 +17,6 @@ use authzd::service::Service;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -209,28 +208,11 @@ pub async fn serve_until_exit(data: &Path, args: &[std::ffi::OsString]) -> (bool
 }
 
 /// Sends `authorization: Bearer <secret>` with every call (nothing when
-/// `None`).
-#[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
+/// empty): the CLI clients' own interceptor.
+pub use authzd::cli::client::Bearer;
 
-impl Bearer {
-    pub fn new(secret: &str) -> Bearer {
-        Bearer(Some(format!("Bearer {secret}").parse().unwrap()))
-    }
-}
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
+fn bearer(secret: &str) -> Bearer {
+    Bearer::from_secret(secret, "the test").unwrap()
 }
 
 /// A channel that presents a token (or none).
@@ -337,7 +319,7 @@ impl TestServer {
         let clock = Arc::new(ManualClock::new(Timestamp::now()));
         let mut server = Self::serve_to(config, clock, callers, None).await;
         server.tokens_file = Some(file);
-        server.bearer = Bearer::new(HARNESS_SECRET);
+        server.bearer = bearer(HARNESS_SECRET);
         server._dir = Some(dir);
         server
     }
@@ -424,7 +406,7 @@ impl TestServer {
             data: data.to_path_buf(),
             callers,
             tokens_file: None,
-            bearer: Bearer(None),
+            bearer: Bearer::default(),
             stop: Some(stop),
             task: Some(task),
             _dir: None,
@@ -458,9 +440,9 @@ impl TestServer {
     /// Clients presenting `secret` ("" presents none).
     pub async fn clients_as(&self, secret: &str) -> Clients {
         let bearer = if secret.is_empty() {
-            Bearer(None)
+            Bearer::default()
         } else {
-            Bearer::new(secret)
+            bearer(secret)
         };
         let ch = InterceptedService::new(self.channel().await, bearer);
         Clients {
