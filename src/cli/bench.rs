@@ -489,6 +489,35 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
+/// One measured call as a table row, with `note` after it.
+fn stats_row(f: &mut fmt::Formatter<'_>, label: &str, c: &CallStats, note: &str) -> fmt::Result {
+    writeln!(
+        f,
+        "{:<26} {:>10} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}{note}",
+        label,
+        c.count,
+        c.throughput(),
+        c.p50_us,
+        c.p99_us,
+        c.p999_us,
+        c.errors
+    )
+}
+
+/// The row of ratios of `a` to `b`, column by column.
+fn ratio_row(f: &mut fmt::Formatter<'_>, label: &str, a: &CallStats, b: &CallStats) -> fmt::Result {
+    writeln!(
+        f,
+        "{:<26} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        label,
+        "",
+        ratio(a.throughput(), b.throughput()),
+        ratio(a.p50_us, b.p50_us),
+        ratio(a.p99_us, b.p99_us),
+        ratio(a.p999_us, b.p999_us)
+    )
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = &self.args;
@@ -552,29 +581,10 @@ impl fmt::Display for Report {
             "call", "count", "req/s", "p50 µs", "p99 µs", "p999 µs", "errors"
         )?;
         for c in [&self.health, &self.check] {
-            writeln!(
-                f,
-                "{:<26} {:>10} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}",
-                c.name,
-                c.count,
-                c.throughput(),
-                c.p50_us,
-                c.p99_us,
-                c.p999_us,
-                c.errors
-            )?;
+            stats_row(f, c.name, c, "")?;
         }
         let (h, c) = (&self.health, &self.check);
-        writeln!(
-            f,
-            "{:<26} {:>10} {:>10} {:>9} {:>9} {:>9}",
-            "CheckAccess / Health",
-            "",
-            ratio(c.throughput(), h.throughput()),
-            ratio(c.p50_us, h.p50_us),
-            ratio(c.p99_us, h.p99_us),
-            ratio(c.p999_us, h.p999_us)
-        )?;
+        ratio_row(f, "CheckAccess / Health", c, h)?;
         if !self.feed.is_empty() {
             writeln!(f)?;
             writeln!(
@@ -620,21 +630,13 @@ impl fmt::Display for Report {
             )?;
             let single = self.writers.first().map(|(_, c)| c);
             for (n, c) in &self.writers {
-                writeln!(
-                    f,
-                    "{:<26} {:>10} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}{}",
-                    n,
-                    c.count,
-                    c.throughput(),
-                    c.p50_us,
-                    c.p99_us,
-                    c.p999_us,
-                    c.errors,
-                    single.map_or(String::new(), |s| format!(
+                let versus = single.map_or(String::new(), |s| {
+                    format!(
                         "  ({} of the first row's writes/s)",
                         ratio(c.throughput(), s.throughput())
-                    ))
-                )?;
+                    )
+                });
+                stats_row(f, &n.to_string(), c, &versus)?;
             }
         }
         if let Some(w) = &self.wide {
@@ -648,28 +650,9 @@ impl fmt::Display for Report {
                 ("CheckAccess idle", &w.idle),
                 ("CheckAccess during", &w.during),
             ] {
-                writeln!(
-                    f,
-                    "{:<26} {:>10} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}",
-                    label,
-                    c.count,
-                    c.throughput(),
-                    c.p50_us,
-                    c.p99_us,
-                    c.p999_us,
-                    c.errors
-                )?;
+                stats_row(f, label, c, "")?;
             }
-            writeln!(
-                f,
-                "{:<26} {:>10} {:>10} {:>9} {:>9} {:>9}",
-                "during / idle",
-                "",
-                ratio(w.during.throughput(), w.idle.throughput()),
-                ratio(w.during.p50_us, w.idle.p50_us),
-                ratio(w.during.p99_us, w.idle.p99_us),
-                ratio(w.during.p999_us, w.idle.p999_us)
-            )?;
+            ratio_row(f, "during / idle", &w.during, &w.idle)?;
         }
         writeln!(f)?;
         if c.count > 0 {
