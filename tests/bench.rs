@@ -4,16 +4,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use authzd::cli::bench::BenchArgs;
 use authzd::cli::{Cli, Command};
 use clap::Parser;
+
+/// `authzd bench` with these flags, parsed as the command line would be.
+fn bench_args(flags: &[&str]) -> BenchArgs {
+    let line = ["authzd", "bench"].iter().chain(flags);
+    let Command::Bench(args) = Cli::try_parse_from(line).unwrap().command else {
+        panic!("not the bench command");
+    };
+    args
+}
 
 /// A run with 50 subjects fills the tenant, makes both calls without a
 /// single error, gets a mix of answers, and prints the table with ratios.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_runs_end_to_end_at_tiny_sizes() {
-    let cli = Cli::try_parse_from([
-        "authzd",
-        "bench",
+    let args = bench_args(&[
         "--subjects",
         "50",
         "--groups",
@@ -28,11 +36,7 @@ async fn bench_runs_end_to_end_at_tiny_sizes() {
         "0.2",
         "--requests",
         "2000",
-    ])
-    .unwrap();
-    let Command::Bench(args) = cli.command else {
-        panic!("not the bench command");
-    };
+    ]);
     let report = authzd::cli::bench::run(&args).await.unwrap();
     assert!(report.ok(), "{report}");
     assert_eq!(report.fill.subjects, 50);
@@ -52,9 +56,7 @@ async fn bench_runs_end_to_end_at_tiny_sizes() {
 /// The request budget stops a run by itself, however long the duration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_stops_at_the_request_budget() {
-    let cli = Cli::try_parse_from([
-        "authzd",
-        "bench",
+    let args = bench_args(&[
         "--subjects",
         "5",
         "--groups",
@@ -69,11 +71,7 @@ async fn bench_stops_at_the_request_budget() {
         "600",
         "--requests",
         "40",
-    ])
-    .unwrap();
-    let Command::Bench(args) = cli.command else {
-        panic!("not the bench command");
-    };
+    ]);
     let report = authzd::cli::bench::run(&args).await.unwrap();
     assert!(report.ok(), "{report}");
     assert_eq!(report.health.count, 40);
@@ -83,10 +81,7 @@ async fn bench_stops_at_the_request_budget() {
 /// Bad settings are refused before anything starts.
 #[tokio::test]
 async fn bench_refuses_zero_concurrency() {
-    let cli = Cli::try_parse_from(["authzd", "bench", "--concurrency", "0"]).unwrap();
-    let Command::Bench(args) = cli.command else {
-        panic!("not the bench command");
-    };
+    let args = bench_args(&["--concurrency", "0"]);
     assert!(authzd::cli::bench::run(&args).await.is_err());
 }
 
@@ -95,9 +90,7 @@ async fn bench_refuses_zero_concurrency() {
 /// row per number of subscribers and CheckAccess while they listen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_feed_phase_delivers_every_write_to_every_subscriber() {
-    let cli = Cli::try_parse_from([
-        "authzd",
-        "bench",
+    let args = bench_args(&[
         "--subjects",
         "20",
         "--groups",
@@ -116,11 +109,7 @@ async fn bench_feed_phase_delivers_every_write_to_every_subscriber() {
         "1,3",
         "--feed-writes",
         "10",
-    ])
-    .unwrap();
-    let Command::Bench(args) = cli.command else {
-        panic!("not the bench command");
-    };
+    ]);
     let report = authzd::cli::bench::run(&args).await.unwrap();
     assert!(report.ok(), "{report}");
     let received: Vec<(usize, u64)> = report
@@ -140,9 +129,7 @@ async fn bench_feed_phase_delivers_every_write_to_every_subscriber() {
 /// a group of every subject while CheckAccess runs, without errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_write_phases_report_writers_and_the_group_wide_write() {
-    let cli = Cli::try_parse_from([
-        "authzd",
-        "bench",
+    let args = bench_args(&[
         "--subjects",
         "30",
         "--groups",
@@ -160,11 +147,7 @@ async fn bench_write_phases_report_writers_and_the_group_wide_write() {
         "--writers",
         "1,4",
         "--wide-group",
-    ])
-    .unwrap();
-    let Command::Bench(args) = cli.command else {
-        panic!("not the bench command");
-    };
+    ]);
     let report = authzd::cli::bench::run(&args).await.unwrap();
     assert!(report.ok(), "{report}");
     let rows: Vec<usize> = report.writers.iter().map(|(n, _)| *n).collect();
