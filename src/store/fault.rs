@@ -23,6 +23,8 @@ pub(crate) struct Disk {
     /// Writes still allowed before every write fails; `u64::MAX` when healthy.
     writes_left: AtomicU64,
     fail_syncs: AtomicBool,
+    /// Successful syncs so far: how many durable commits the disk saw.
+    syncs: AtomicU64,
 }
 
 impl Disk {
@@ -31,6 +33,11 @@ impl Disk {
         let disk = Disk::default();
         disk.writes_left.store(u64::MAX, Ordering::SeqCst);
         Arc::new(disk)
+    }
+
+    /// How many syncs have succeeded.
+    pub(crate) fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::SeqCst)
     }
 
     /// A backend for one database handle on this disk.
@@ -109,6 +116,7 @@ impl StorageBackend for FaultyBackend {
             return Err(std::io::Error::other("injected sync failure"));
         }
         *synced = self.0.image()?;
+        self.0.syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 

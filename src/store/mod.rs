@@ -12,7 +12,7 @@
 
 mod codec;
 #[cfg(test)]
-mod fault;
+pub(crate) mod fault;
 mod private;
 mod tables;
 
