@@ -94,6 +94,8 @@ pub struct Rpc {
     pub reach: Reach,
     /// Whether it is a `Watch` stream (bounded separately from requests).
     pub watch: bool,
+    /// Whether it writes: its refusals by token enter the audit trail.
+    pub writes: bool,
 }
 
 /// Why a caller was refused. Messages name the token, never its secret.
@@ -831,6 +833,7 @@ mod tests {
             needs: Kind::Read,
             reach: Reach::Tenant,
             watch: false,
+            writes: false,
         };
         let watch = Rpc {
             watch: true,

@@ -74,6 +74,16 @@ pub const DEFAULT_TOKEN_WATCHES: usize = 32;
 /// non-printable) one is replaced by a generated id.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// Most audit entries one `ListAuditEntries` call examines: a filter
+/// that matches little returns a short page and a cursor instead of
+/// walking the whole trail.
+pub const MAX_AUDIT_SCANNED: usize = 10_000;
+/// Longest `reason` a write may give for the audit trail, in bytes.
+pub const MAX_REASON_LEN: usize = 1024;
+/// How long the audit trail keeps entries by default
+/// ([`Config::audit_retention`]).
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -115,6 +125,9 @@ pub struct Config {
     /// `Watch` streams one token may have open; one more is refused with
     /// RESOURCE_EXHAUSTED.
     pub token_watches: usize,
+    /// How long audit entries are kept; older ones are pruned by later
+    /// commits, independently of the changelog's retention.
+    pub audit_retention: Duration,
 }
 
 impl Default for Config {
@@ -133,6 +146,7 @@ impl Default for Config {
             insecure: false,
             token_requests: DEFAULT_TOKEN_REQUESTS,
             token_watches: DEFAULT_TOKEN_WATCHES,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
         }
     }
 }

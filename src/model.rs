@@ -536,6 +536,24 @@ pub struct Membership {
     pub member: Principal,
 }
 
+impl Membership {
+    /// The group and the member.
+    pub fn principals(&self) -> Vec<Principal> {
+        vec![Principal::Group(self.group.clone()), self.member.clone()]
+    }
+}
+
+impl AssignmentKey {
+    /// The holder, and the group of a population target.
+    pub fn principals(&self) -> Vec<Principal> {
+        let mut named = vec![self.principal.clone()];
+        if let Target::Population(g) = &self.target {
+            named.push(Principal::Group(g.clone()));
+        }
+        named
+    }
+}
+
 /// Per-tenant settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantSettings {
@@ -595,6 +613,28 @@ pub enum Change {
     RoleExpired(AssignmentKey),
     /// The schema was replaced by this text (store-wide).
     SchemaWritten(String),
+}
+
+impl Change {
+    /// The subjects and groups this change names directly (for the audit
+    /// trail's `concerned`).
+    pub fn principals(&self) -> Vec<Principal> {
+        match self {
+            Change::SubjectPut(s) => vec![Principal::Subject(s.id.clone())],
+            Change::SubjectDeleted(id) => vec![Principal::Subject(id.clone())],
+            Change::GroupPut(g) => vec![Principal::Group(g.id.clone())],
+            Change::GroupDeleted(id) => vec![Principal::Group(id.clone())],
+            Change::MemberAdded(m) | Change::MemberRemoved(m) => m.principals(),
+            Change::RoleAssigned(a) => a.key.principals(),
+            Change::RoleUnassigned(k) | Change::RoleExpired(k) => k.principals(),
+            Change::TenantPut(_)
+            | Change::ScopePut(_)
+            | Change::ScopeDeleted(_)
+            | Change::RolePut(_)
+            | Change::RoleDeleted(_)
+            | Change::SchemaWritten(_) => Vec::new(),
+        }
+    }
 }
 
 /// One committed write: the unit of the changelog and of the feed.
@@ -670,6 +710,152 @@ pub struct Effect {
     /// How far below `target` it holds (or held).
     #[serde(default)]
     pub reach: Reach,
+}
+
+/// Most principals an [`AuditEntry`] names; a write that names more
+/// records the first ones and [`AuditEntry::more_concerned`].
+pub const MAX_AUDIT_CONCERNED: usize = 64;
+
+/// The position of an entry in the audit trail: its time, then a
+/// store-wide sequence number that keeps entries of one instant apart.
+/// Entries are listed newest first, by this key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AuditKey {
+    /// When the write was committed or refused.
+    pub at: Timestamp,
+    /// Store-wide, increasing.
+    pub seq: u64,
+}
+
+/// How a write recorded in the audit trail ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    /// It committed as this revision.
+    Committed(Revision),
+    /// The actor rules or the caller's token refused it; nothing was
+    /// written. The message is the one the caller got.
+    Denied(String),
+}
+
+/// Who asked for a write and why, carried from the API through the
+/// sequencer into the audit trail: never a secret, never attribute values
+/// or condition text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The caller's token name ("anonymous" without tokens, "authzd" for
+    /// the server's own writes).
+    pub caller: String,
+    /// The request id (the caller's `x-request-id` or a generated one).
+    pub request_id: String,
+    /// The RPC, e.g. `MembershipService/ManageMembership`.
+    pub method: String,
+    /// The reason the caller gave, if any.
+    pub reason: Option<String>,
+}
+
+impl Default for Origin {
+    /// The server itself (the start-up schema, expiries).
+    fn default() -> Self {
+        Origin {
+            caller: "authzd".into(),
+            request_id: String::new(),
+            method: String::new(),
+            reason: None,
+        }
+    }
+}
+
+/// One entry of the audit trail: a committed write, or one refused by the
+/// actor rules or by token kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Where it sits in the trail.
+    pub key: AuditKey,
+    /// The tenant written; `None` for store-wide writes (the schema) and
+    /// for token refusals made before the request was read.
+    pub tenant: Option<TenantId>,
+    /// On whose behalf; `None` for a system write.
+    pub actor: Option<SubjectId>,
+    /// Who asked.
+    pub origin: Origin,
+    /// The subjects and groups the write names directly (member and group,
+    /// an assignment's principal, the subject or group created, changed or
+    /// deleted), at most [`MAX_AUDIT_CONCERNED`], sorted; not everyone
+    /// whose access changed through it (the feed has those).
+    pub concerned: Vec<Principal>,
+    /// Whether the write named more principals than `concerned` holds.
+    pub more_concerned: bool,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+}
+
+impl AuditEntry {
+    /// Sets `concerned` from principals in any order, with duplicates.
+    pub fn concerning(&mut self, principals: impl IntoIterator<Item = Principal>) {
+        let all: BTreeSet<Principal> = principals.into_iter().collect();
+        self.more_concerned = all.len() > MAX_AUDIT_CONCERNED;
+        self.concerned = all.into_iter().take(MAX_AUDIT_CONCERNED).collect();
+    }
+}
+
+/// Which outcomes an audit listing wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeFilter {
+    /// Committed writes only.
+    Committed,
+    /// Refused writes only.
+    Denied,
+}
+
+/// A listing of the audit trail: every filter set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this tenant's entries.
+    pub tenant: Option<TenantId>,
+    /// Only entries concerning this subject or group.
+    pub concerning: Option<Principal>,
+    /// Only writes on this actor's behalf.
+    pub actor: Option<SubjectId>,
+    /// Only this caller's.
+    pub caller: Option<String>,
+    /// Only entries at or after this instant.
+    pub since: Option<Timestamp>,
+    /// Only entries before this instant.
+    pub until: Option<Timestamp>,
+    /// Only these outcomes.
+    pub outcome: Option<OutcomeFilter>,
+    /// Only entries older than this key (the previous page's last).
+    pub before: Option<AuditKey>,
+}
+
+impl AuditQuery {
+    /// Whether `entry` passes every filter but the key range.
+    pub fn matches(&self, entry: &AuditEntry) -> bool {
+        let outcome = matches!(
+            (self.outcome, &entry.outcome),
+            (None, _)
+                | (Some(OutcomeFilter::Committed), AuditOutcome::Committed(_))
+                | (Some(OutcomeFilter::Denied), AuditOutcome::Denied(_))
+        );
+        outcome
+            && self
+                .tenant
+                .as_ref()
+                .is_none_or(|t| entry.tenant.as_ref() == Some(t))
+            && self
+                .actor
+                .as_ref()
+                .is_none_or(|a| entry.actor.as_ref() == Some(a))
+            && self
+                .caller
+                .as_ref()
+                .is_none_or(|c| &entry.origin.caller == c)
+            && self
+                .concerning
+                .as_ref()
+                .is_none_or(|p| entry.concerned.binary_search(p).is_ok())
+    }
 }
 
 #[cfg(test)]

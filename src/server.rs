@@ -12,7 +12,9 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
-use crate::api::{AccessApi, CallerLayer, DirectoryApi, MembershipApi, SchemaApi, WatchApi, pb};
+use crate::api::{
+    AccessApi, AuditApi, CallerLayer, DirectoryApi, MembershipApi, SchemaApi, WatchApi, pb,
+};
 use crate::auth::Callers;
 use crate::config::{MAX_MESSAGE_BYTES, TLS_HANDSHAKE_TIMEOUT};
 use crate::service::Service;
@@ -77,6 +79,7 @@ pub async fn serve(
     }
     let (health, health_service) = tonic_health::server::health_reporter();
     use pb::access_service_server::AccessServiceServer;
+    use pb::audit_service_server::AuditServiceServer;
     use pb::directory_service_server::DirectoryServiceServer;
     use pb::membership_service_server::MembershipServiceServer;
     use pb::schema_service_server::SchemaServiceServer;
@@ -90,6 +93,7 @@ pub async fn serve(
         .await;
     health.set_serving::<SchemaServiceServer<SchemaApi>>().await;
     health.set_serving::<WatchServiceServer<WatchApi>>().await;
+    health.set_serving::<AuditServiceServer<AuditApi>>().await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -108,7 +112,7 @@ pub async fn serve(
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = builder
-        .layer(CallerLayer::new(callers))
+        .layer(CallerLayer::new(callers, service.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -126,6 +130,10 @@ pub async fn serve(
         )
         .add_service(
             SchemaServiceServer::new(SchemaApi::new(service.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            AuditServiceServer::new(AuditApi::new(service.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(

@@ -919,6 +919,7 @@ async fn write_schema() {
                 schema: huge,
                 dry_run: true,
                 expected_revision: 0,
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,

@@ -22,6 +22,7 @@ async fn refused_schema(server: &TestServer, schema: String, fragment: &str) -> 
             schema,
             dry_run: true,
             expected_revision: 0,
+            ..Default::default()
         }),
     )
     .await;

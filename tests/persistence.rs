@@ -105,6 +105,7 @@ async fn a_written_schema_survives_a_restart() {
             schema: schema.clone(),
             dry_run: false,
             expected_revision: 0,
+            ..Default::default()
         })
         .await
         .unwrap();

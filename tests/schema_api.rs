@@ -30,6 +30,7 @@ async fn write(
             schema: schema.into(),
             dry_run,
             expected_revision: 0,
+            ..Default::default()
         })
         .await
 }
@@ -248,6 +249,7 @@ async fn schema_write_honours_expected_revision() {
             schema: extended_schema(),
             dry_run: false,
             expected_revision: current - 1,
+            ..Default::default()
         })
         .await;
     assert_status(stale, Code::FailedPrecondition, "expected revision");
@@ -260,6 +262,7 @@ async fn schema_write_honours_expected_revision() {
             schema: extended_schema(),
             dry_run: false,
             expected_revision: current,
+            ..Default::default()
         })
         .await
         .unwrap()

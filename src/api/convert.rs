@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::invalid;
 use super::pb;
-use crate::config::{DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LEN, MAX_PAGE_SIZE};
+use crate::config::{DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LEN, MAX_PAGE_SIZE, MAX_REASON_LEN};
 use crate::engine::{Precondition, Source};
 use crate::model::{
     self, Assignment, AssignmentKey, Change, Grant, Group, InvalidValue, Name, Permission,
@@ -128,12 +128,36 @@ pub fn write_options(o: &Option<pb::WriteOptions>) -> Result<WriteOptions, Error
             format!("longer than {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
         ));
     }
-    Ok(WriteOptions {
+    let mut options = WriteOptions {
         actor: optional_id("options.actor", &o.actor)?,
         expected_revision: revision(o.expected_revision),
         idempotency_key: (!o.idempotency_key.is_empty()).then(|| o.idempotency_key.clone()),
         ..WriteOptions::default()
-    })
+    };
+    options.origin.reason = reason("options.reason", &o.reason)?;
+    Ok(options)
+}
+
+/// A write's reason for the audit trail: at most [`MAX_REASON_LEN`] bytes
+/// of text without control or bidirectional control characters (it is
+/// shown in consoles); empty means none.
+pub fn reason(field: &str, text: &str) -> Result<Option<String>, Error> {
+    if text.len() > MAX_REASON_LEN {
+        return Err(invalid(
+            field,
+            format!("{} bytes long; the limit is {MAX_REASON_LEN}", text.len()),
+        ));
+    }
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() || crate::model::is_bidi_control(*c))
+    {
+        return Err(invalid(
+            field,
+            format!("contains the control character U+{:04X}", u32::from(c)),
+        ));
+    }
+    Ok((!text.is_empty()).then(|| text.to_string()))
 }
 
 /// The page token (the last id of the previous page) and the page size.

@@ -31,10 +31,10 @@ use tonic::body::Body;
 
 use super::convert::write_options;
 use super::pb;
-use crate::auth::{Caller, Callers, Kind, Permit, Reach, Rpc, Visible};
+use crate::auth::{Caller, Callers, Kind, Permit, Reach, Refusal, Rpc, Visible};
 use crate::config::MAX_REQUEST_ID_LEN;
-use crate::model::TenantId;
-use crate::service::{Error, Origin, WriteOptions};
+use crate::model::{AuditEntry, AuditKey, AuditOutcome, SubjectId, TenantId};
+use crate::service::{Error, Origin, Service, WriteOptions};
 
 /// The metadata key of the request id, both ways.
 const REQUEST_ID: &str = "x-request-id";
@@ -43,12 +43,14 @@ const REQUEST_ID: &str = "x-request-id";
 /// `RUST_LOG=info,authzd::access=off`).
 const ACCESS_LOG: &str = "authzd::access";
 
+/// A unary RPC; every one that needs more than a read token writes.
 const fn rpc(name: &'static str, needs: Kind, reach: Reach) -> Rpc {
     Rpc {
         name,
         needs,
         reach,
         watch: false,
+        writes: !matches!(needs, Kind::Read),
     }
 }
 
@@ -118,6 +120,16 @@ pub static RPCS: &[Rpc] = &[
         needs: Kind::Read,
         reach: Reach::Tenant,
         watch: true,
+        writes: false,
+    },
+    // The trail names every caller and actor: admin only, and a
+    // tenant-bound token sees its tenant's entries alone.
+    Rpc {
+        name: "AuditService/ListAuditEntries",
+        needs: Kind::Admin,
+        reach: Reach::Shared,
+        watch: false,
+        writes: false,
     },
 ];
 
@@ -153,6 +165,8 @@ pub struct Call {
     caller: Arc<Caller>,
     rpc: &'static Rpc,
     request_id: HeaderValue,
+    /// Where refused writes are recorded.
+    audit: Service,
     /// Set by [`Call::tenant`] when the access log is on.
     tenant: OnceLock<TenantId>,
 }
@@ -171,7 +185,11 @@ impl Call {
     /// Refuses a tenant-bound token a request for another tenant; notes
     /// the tenant for the access log.
     pub fn tenant(&self, tenant: &str) -> Result<(), Error> {
-        self.caller.may_touch(self.rpc, tenant)?;
+        self.audited(
+            TenantId::try_from(tenant).ok(),
+            None,
+            self.caller.may_touch(self.rpc, tenant),
+        )?;
         if tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO) {
             if let Ok(id) = TenantId::try_from(tenant) {
                 let _ = self.tenant.set(id);
@@ -189,22 +207,72 @@ impl Call {
     ) -> Result<WriteOptions, Error> {
         self.tenant(tenant)?;
         let mut options = write_options(options)?;
-        self.caller.may_write(self.rpc, options.actor.as_ref())?;
-        options.origin = self.origin();
+        let allowed = self.caller.may_write(self.rpc, options.actor.as_ref());
+        self.audited(
+            TenantId::try_from(tenant).ok(),
+            options.actor.clone(),
+            allowed,
+        )?;
+        options.origin = self.origin(options.origin.reason.take());
         Ok(options)
     }
 
-    /// Who asked, for a write that carries no [`WriteOptions`].
-    pub fn origin(&self) -> Origin {
-        Origin {
-            caller: self.caller.name().clone(),
-            request_id: Arc::from(self.request_id.to_str().unwrap_or_default()),
+    /// Who asked, with the reason the caller gave.
+    pub fn origin(&self, reason: Option<String>) -> Origin {
+        origin(&self.caller, self.rpc, &self.request_id, reason)
+    }
+
+    /// Passes `allowed` through; a refusal of a write RPC is recorded in
+    /// the audit trail first.
+    fn audited(
+        &self,
+        tenant: Option<TenantId>,
+        actor: Option<SubjectId>,
+        allowed: Result<(), Refusal>,
+    ) -> Result<(), Error> {
+        if let Err(refusal) = &allowed {
+            if self.rpc.writes {
+                let origin = self.origin(None);
+                self.audit.deny(denial(origin, tenant, actor, refusal));
+            }
         }
+        Ok(allowed?)
     }
 
     /// The tenants a listing of tenants may show this caller.
     pub fn visible_tenants(&self) -> Result<Visible, Error> {
         Ok(self.caller.visible_tenants(self.rpc)?)
+    }
+}
+
+/// Who asked, as the audit trail records it.
+fn origin(caller: &Caller, rpc: &Rpc, request_id: &HeaderValue, reason: Option<String>) -> Origin {
+    Origin {
+        caller: caller.name().to_string(),
+        request_id: request_id.to_str().unwrap_or_default().to_string(),
+        method: rpc.name.to_string(),
+        reason,
+    }
+}
+
+/// The audit entry of a write the caller's token may not make.
+fn denial(
+    origin: Origin,
+    tenant: Option<TenantId>,
+    actor: Option<SubjectId>,
+    refusal: &Refusal,
+) -> AuditEntry {
+    AuditEntry {
+        key: AuditKey {
+            at: crate::model::Timestamp::now(),
+            seq: 0,
+        },
+        tenant,
+        actor,
+        origin,
+        concerned: Vec::new(),
+        more_concerned: false,
+        outcome: AuditOutcome::Denied(refusal.to_string()),
     }
 }
 
@@ -250,14 +318,18 @@ impl RequestIds {
 pub struct CallerLayer {
     callers: Arc<Callers>,
     ids: Arc<RequestIds>,
+    /// Where refused writes are recorded.
+    audit: Service,
 }
 
 impl CallerLayer {
-    /// Guards every call with `callers`.
-    pub fn new(callers: Arc<Callers>) -> Self {
+    /// Guards every call with `callers`, recording refused writes in
+    /// `audit`'s trail.
+    pub fn new(callers: Arc<Callers>, audit: Service) -> Self {
         CallerLayer {
             callers,
             ids: Arc::new(RequestIds::new()),
+            audit,
         }
     }
 }
@@ -310,9 +382,11 @@ where
                         .map(HeaderValue::as_bytes),
                 )
                 .and_then(|caller| {
-                    caller.may_call(rpc)?;
-                    let permit = caller.enter(rpc)?;
-                    Ok((caller, rpc, Some(permit)))
+                    let admitted = caller.may_call(rpc).and_then(|()| caller.enter(rpc));
+                    if let Err(refusal) = &admitted {
+                        self.audit_refusal(&caller, rpc, refusal, &request_id);
+                    }
+                    Ok((caller, rpc, Some(admitted?)))
                 }),
         };
         let (caller, rpc, permit) = match admitted {
@@ -343,6 +417,7 @@ where
             caller,
             rpc,
             request_id: request_id.clone(),
+            audit: self.layer.audit.clone(),
             tenant: OnceLock::new(),
         });
         request.extensions_mut().insert(call.clone());
@@ -371,6 +446,23 @@ where
             };
             Ok(logged(response, entry))
         })
+    }
+}
+
+impl<S> CallerService<S> {
+    /// Records a write RPC refused by the caller's token kind (or tenant
+    /// binding) in the audit trail. The request was not read, so the entry
+    /// names the token's tenant, if it is bound to one, and no actor.
+    /// Unauthenticated calls are not recorded: they name no token (the
+    /// access log has them).
+    fn audit_refusal(&self, caller: &Caller, rpc: &Rpc, refusal: &Refusal, id: &HeaderValue) {
+        // A token at its bound of calls in progress is shed, not refused.
+        if !rpc.writes || matches!(refusal, Refusal::Busy { .. }) {
+            return;
+        }
+        let origin = origin(caller, rpc, id, None);
+        let tenant = caller.tenant().cloned();
+        self.layer.audit.deny(denial(origin, tenant, None, refusal));
     }
 }
 

@@ -11,6 +11,7 @@
 //! [`crate::auth`].
 
 mod access;
+mod audit;
 pub mod codec;
 mod convert;
 mod directory;
@@ -20,6 +21,7 @@ mod schema;
 mod watch;
 
 pub use access::AccessApi;
+pub use audit::AuditApi;
 pub use directory::DirectoryApi;
 pub use guard::CallerLayer;
 pub use membership::MembershipApi;

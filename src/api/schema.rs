@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::revision;
+use super::convert::{reason, revision};
 use super::guard::Call;
 use super::{invalid, pb};
 use crate::config::MAX_SCHEMA_BYTES;
@@ -45,13 +45,14 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         if r.schema.len() > MAX_SCHEMA_BYTES {
             return Err(invalid("schema", format!("larger than {MAX_SCHEMA_BYTES} bytes")).into());
         }
+        let reason = reason("reason", &r.reason)?;
         let revision = self
             .service
             .write_schema(
                 r.schema.clone(),
                 r.dry_run,
                 revision(r.expected_revision),
-                call.origin(),
+                call.origin(reason),
             )
             .await?;
         Ok(Response::new(pb::WriteSchemaResponse {

@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = Config::default().token_watches)]
     pub token_max_watches: usize,
+    /// Days the audit trail keeps an entry (at least 1), independently of
+    /// the changelog's retention.
+    #[arg(long, default_value_t = Config::default().audit_retention.as_secs() / 86_400)]
+    pub audit_retain_days: u64,
     /// TLS and mTLS.
     #[command(flatten)]
     pub tls: tls::ServeTlsArgs,
@@ -110,6 +114,11 @@ impl ServeArgs {
             insecure: self.insecure,
             token_requests: self.token_max_requests.max(1),
             token_watches: self.token_max_watches.max(1),
+            audit_retention: std::time::Duration::from_secs(
+                self.audit_retain_days
+                    .clamp(1, 100 * 365)
+                    .saturating_mul(86_400),
+            ),
         }
     }
 }

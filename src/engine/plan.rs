@@ -111,6 +111,44 @@ pub enum Operation {
     },
 }
 
+impl Operation {
+    /// The subjects and groups this operation names directly (for the
+    /// audit trail of a refused write, which has no changes to look at).
+    pub fn principals(&self) -> Vec<Principal> {
+        match self {
+            Operation::CreateSubject(s) => vec![Principal::Subject(s.id.clone())],
+            Operation::UpdateSubject(id, _) | Operation::DeleteSubject(id) => {
+                vec![Principal::Subject(id.clone())]
+            }
+            Operation::CreateGroup(g) | Operation::UpdateGroup(g) => {
+                vec![Principal::Group(g.id.clone())]
+            }
+            Operation::DeleteGroup(id) => vec![Principal::Group(id.clone())],
+            Operation::AddMember(m, _) | Operation::RemoveMember(m, _) => m.principals(),
+            Operation::AssignRole(a, _) => a.key.principals(),
+            Operation::UnassignRole(k, _) => k.principals(),
+            Operation::ReplaceRoles {
+                principals, target, ..
+            }
+            | Operation::RemoveFromTarget { principals, target } => {
+                let mut named = principals.clone();
+                if let Target::Population(g) = target {
+                    named.push(Principal::Group(g.clone()));
+                }
+                named
+            }
+            Operation::CreateTenant(_)
+            | Operation::UpdateTenantSettings(_)
+            | Operation::CreateScope(_)
+            | Operation::UpdateScope(_)
+            | Operation::DeleteScope(_)
+            | Operation::CreateRole(_)
+            | Operation::UpdateRole(_)
+            | Operation::DeleteRole(_) => Vec::new(),
+        }
+    }
+}
+
 /// A refused operation: which one of the batch, and why.
 #[derive(Debug)]
 pub struct Refusal {

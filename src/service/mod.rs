@@ -19,8 +19,10 @@ use tokio::sync::{oneshot, watch};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::engine::{self, Engine, EngineError, Operation, Snapshot};
-use crate::model::{Change, Revision, SubjectId, TenantId, Timestamp};
+pub use crate::model::Origin;
+use crate::model::{AuditEntry, AuditQuery, Change, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::{self, Catalog, SchemaError};
+pub use crate::store::AuditPage;
 use crate::store::{Loaded, Store, StoreError};
 use crate::watch::{Feed, Filter, Pacing, Start, Subscription, WatchError};
 use sequencer::{Job, Reply, Sequencer};
@@ -94,28 +96,6 @@ pub enum Error {
     Caller(#[from] crate::auth::Refusal),
 }
 
-/// Who asked for a write: the caller's token name and the request's id,
-/// carried through the sequencer for the audit trail (never a secret).
-#[derive(Debug, Clone)]
-pub struct Origin {
-    /// The token's name; "anonymous" without tokens; "authzd" for the
-    /// server's own writes (the start-up schema, expiries).
-    pub caller: Arc<str>,
-    /// The request id (the caller's `x-request-id`, or a generated one);
-    /// empty for the server's own writes.
-    pub request_id: Arc<str>,
-}
-
-impl Default for Origin {
-    /// The server itself.
-    fn default() -> Self {
-        Origin {
-            caller: Arc::from("authzd"),
-            request_id: Arc::from(""),
-        }
-    }
-}
-
 /// A write's options besides its operations.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -178,6 +158,7 @@ impl Service {
         let dir = config.data_dir.clone();
         let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
         store.retain(config.retain_revisions);
+        store.retain_audit(config.audit_retention);
         let loader = store.clone();
         let loaded = tokio::task::spawn_blocking(move || loader.load()).await??;
         let configured = match &config.schema {
@@ -363,6 +344,34 @@ impl Service {
             Err(TrySendError::Disconnected(_)) => return Err(Error::Stopped),
         }
         answer.await.unwrap_or(Err(Error::Stopped))
+    }
+
+    /// Records a write refused by the caller's token in the audit trail,
+    /// with the sequencer's next commit. Never waits: with the write queue
+    /// full the entry is logged instead (the refusal itself stands).
+    pub fn deny(&self, entry: AuditEntry) {
+        if let Err(e) = self.inner.jobs.try_send(Job::Denied(Box::new(entry))) {
+            let (TrySendError::Full(job) | TrySendError::Disconnected(job)) = e;
+            if let Job::Denied(entry) = job {
+                tracing::warn!(
+                    caller = %entry.origin.caller,
+                    request_id = %entry.origin.request_id,
+                    method = %entry.origin.method,
+                    "the write queue is full: a refused write is logged but not in the audit trail"
+                );
+            }
+        }
+    }
+
+    /// A page of the audit trail, newest first (see [`Store::audit_page`]):
+    /// at most `limit` matching entries, having examined at most
+    /// [`config::MAX_AUDIT_SCANNED`].
+    pub async fn audit_page(&self, query: AuditQuery, limit: usize) -> Result<AuditPage, Error> {
+        let store = self.inner.store.clone();
+        let page = self
+            .off_runtime(move || store.audit_page(&query, limit, config::MAX_AUDIT_SCANNED))
+            .await??;
+        Ok(page)
     }
 
     /// Subscribes to a tenant's change sets from `start`. A revision after

@@ -29,8 +29,9 @@ use tokio::sync::{oneshot, watch};
 use super::{Error, Origin, WriteOptions, check_schema_fits};
 use crate::clock::Clock;
 use crate::config;
+use crate::engine::EngineError;
 use crate::engine::{self, Engine, Snapshot};
-use crate::model::{Change, Revision, TenantId};
+use crate::model::{AuditEntry, AuditKey, AuditOutcome, Change, Revision, TenantId};
 use crate::schema::Catalog;
 use crate::store::{CommitOutcome, PendingWrite, Store, StoreError};
 use crate::watch::Feed;
@@ -58,6 +59,9 @@ pub(super) enum Job {
     /// Remove every assignment that has expired by now, one system write
     /// per tenant; the reply carries the last revision written.
     Expire { reply: Reply },
+    /// Record a write the API refused by token kind or tenant in the audit
+    /// trail, with the next commit.
+    Denied(Box<AuditEntry>),
     /// Finish the current group and end the thread.
     Stop,
 }
@@ -111,6 +115,9 @@ struct Group {
     /// Idempotency keys of the group's writes, with their index, so a retry
     /// inside the same group is answered like one after it.
     keys: HashMap<(Option<TenantId>, String), usize>,
+    /// Refused writes for the audit trail, committed with the group (at
+    /// most [`config::MAX_GROUP_WRITES`]).
+    denied: Vec<AuditEntry>,
 }
 
 impl Group {
@@ -122,6 +129,7 @@ impl Group {
             bytes: 0,
             answers: Vec::new(),
             keys: HashMap::new(),
+            denied: Vec::new(),
         }
     }
 
@@ -166,6 +174,7 @@ enum Work {
     Schema {
         catalog: Arc<Catalog>,
         expected_revision: Option<Revision>,
+        origin: Origin,
     },
 }
 
@@ -236,16 +245,75 @@ impl Sequencer {
                 let work = Work::Schema {
                     catalog,
                     expected_revision,
+                    origin,
                 };
                 (work, reply)
             }
             Job::Expire { reply } => return self.expire(group, reply),
+            Job::Denied(entry) => return self.deny(group, *entry),
             Job::Stop => return,
         };
         match self.fit(group, |g| self.plan(g, &work)) {
             Planned::Admitted(admitted) => group.add(*admitted, Some(reply)),
-            Planned::Answer(answer) => group.answers.push((Some(reply), answer)),
+            Planned::Answer(answer) => {
+                if let (
+                    Answer::Refused(e),
+                    Work::Write {
+                        tenant,
+                        operations,
+                        options,
+                    },
+                ) = (&answer, &work)
+                {
+                    if let Some(entry) = self.denial(tenant, operations, options, e) {
+                        self.deny(group, entry);
+                    }
+                }
+                group.answers.push((Some(reply), answer));
+            }
         }
+    }
+
+    /// The audit entry of a write the actor rules refused; `None` for any
+    /// other refusal (bad input, preconditions), which is not audited.
+    fn denial(
+        &self,
+        tenant: &TenantId,
+        operations: &[engine::Operation],
+        options: &WriteOptions,
+        error: &Error,
+    ) -> Option<AuditEntry> {
+        let (Error::Refused {
+            error: EngineError::PermissionDenied(_),
+            ..
+        }
+        | Error::Engine(EngineError::PermissionDenied(_))) = error
+        else {
+            return None;
+        };
+        let mut entry = AuditEntry {
+            key: AuditKey {
+                at: self.clock.now(),
+                seq: 0,
+            },
+            tenant: Some(tenant.clone()),
+            actor: options.actor.clone(),
+            origin: options.origin.clone(),
+            concerned: Vec::new(),
+            more_concerned: false,
+            outcome: AuditOutcome::Denied(error.to_string()),
+        };
+        entry.concerning(operations.iter().flat_map(engine::Operation::principals));
+        Some(entry)
+    }
+
+    /// Adds a refusal to the group's audit entries, committing the group
+    /// first if it holds as many as it may.
+    fn deny(&self, group: &mut Group, entry: AuditEntry) {
+        if group.denied.len() >= config::MAX_GROUP_WRITES {
+            self.commit(group);
+        }
+        group.denied.push(entry);
     }
 
     /// Plans with `plan` on the group's state; if the result does not fit
@@ -273,7 +341,8 @@ impl Sequencer {
             Work::Schema {
                 catalog,
                 expected_revision,
-            } => self.plan_schema(group, catalog, *expected_revision),
+                origin,
+            } => self.plan_schema(group, catalog, *expected_revision, origin),
         }
     }
 
@@ -338,6 +407,7 @@ impl Sequencer {
             effects: planned.effects,
             expected_revision: options.expected_revision,
             idempotency_key: options.idempotency_key.clone(),
+            origin: options.origin.clone(),
         };
         let mut next = group.working.clone();
         next.install(tenant.clone(), planned.state);
@@ -349,6 +419,7 @@ impl Sequencer {
         group: &Group,
         catalog: &Arc<Catalog>,
         expected_revision: Option<Revision>,
+        origin: &Origin,
     ) -> Planned {
         if let Err(e) = expect_revision(expected_revision, group.revision()) {
             return Planned::Answer(Answer::Refused(e));
@@ -368,6 +439,7 @@ impl Sequencer {
             effects,
             expected_revision,
             idempotency_key: None,
+            origin: origin.clone(),
         };
         admit(write, next)
     }
@@ -399,10 +471,10 @@ impl Sequencer {
     fn commit(&self, group: &mut Group) -> bool {
         let fresh = Group::new(&group.working);
         let finished = std::mem::replace(group, fresh);
-        let result = if finished.writes.is_empty() {
+        let result = if finished.writes.is_empty() && finished.denied.is_empty() {
             Ok(Vec::new())
         } else {
-            self.store_group(finished.base, &finished.writes)
+            self.store_group(finished.base, &finished.writes, &finished.denied)
         };
         let sets = match result {
             Ok(sets) => sets,
@@ -459,8 +531,9 @@ impl Sequencer {
         &self,
         base: Revision,
         writes: &[PendingWrite],
+        denied: &[AuditEntry],
     ) -> Result<Vec<crate::model::ChangeSet>, StoreError> {
-        match self.store.commit_group(writes) {
+        match self.store.commit_audited(writes, denied) {
             Ok(outcomes) => Ok(outcomes
                 .into_iter()
                 .filter_map(|o| match o {
@@ -509,6 +582,7 @@ fn plan_expiry(group: &Group, tenant: &TenantId, now: crate::model::Timestamp) -
         effects,
         expected_revision: None,
         idempotency_key: None,
+        origin: Origin::default(),
     };
     admit(write, next)
 }

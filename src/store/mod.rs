@@ -10,6 +10,7 @@
 //! not hold rules of the model: it applies the changes it is given, in order,
 //! and trusts that the layer above validated them.
 
+mod audit;
 mod codec;
 #[cfg(test)]
 pub(crate) mod fault;
@@ -27,9 +28,13 @@ use redb::{
 };
 use serde::de::DeserializeOwned;
 
+pub use audit::AuditPage;
+use audit::AuditTable;
+
 use crate::model::{
-    Assignment, Change, ChangeSet, Effect, Group, InvalidValue, Membership, Revision, Role, Scope,
-    Subject, SubjectId, TenantId, TenantSettings, Timestamp,
+    Assignment, AuditEntry, AuditKey, AuditOutcome, AuditQuery, Change, ChangeSet, Effect, Group,
+    InvalidValue, Membership, Origin, Revision, Role, Scope, Subject, SubjectId, TenantId,
+    TenantSettings, Timestamp,
 };
 
 use tables::{
@@ -195,6 +200,8 @@ pub struct PendingWrite {
     /// If set, a second write with the same key in the same tenant (or
     /// store-wide, for `tenant: None`) is not applied again.
     pub idempotency_key: Option<String>,
+    /// Who asked for it, for the audit entry recorded beside it.
+    pub origin: Origin,
 }
 
 impl PendingWrite {
@@ -208,6 +215,24 @@ impl PendingWrite {
             changes: self.changes.clone(),
             effects: self.effects.clone(),
         }
+    }
+
+    /// The audit entry recording this write as committed at `revision`.
+    fn audit_entry(&self, revision: Revision) -> AuditEntry {
+        let mut entry = AuditEntry {
+            key: AuditKey {
+                at: self.committed_at,
+                seq: 0,
+            },
+            tenant: self.tenant.clone(),
+            actor: self.actor.clone(),
+            origin: self.origin.clone(),
+            concerned: Vec::new(),
+            more_concerned: false,
+            outcome: AuditOutcome::Committed(revision),
+        };
+        entry.concerning(self.changes.iter().flat_map(Change::principals));
+        entry
     }
 }
 
@@ -290,6 +315,9 @@ pub struct Store {
     /// How many of the latest revisions the changelog keeps at least
     /// ([`Store::retain`]); every commit prunes what falls out of it.
     retention: AtomicU64,
+    /// How long, in nanoseconds, the audit trail keeps entries
+    /// ([`Store::retain_audit`]); every commit prunes older ones.
+    audit_retention: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -348,6 +376,7 @@ impl Store {
             location,
             closed: AtomicBool::new(false),
             retention: AtomicU64::new(u64::MAX),
+            audit_retention: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -357,6 +386,29 @@ impl Store {
     /// called, nothing is pruned.
     pub fn retain(&self, revisions: u64) {
         self.retention.store(revisions.max(1), Ordering::SeqCst);
+    }
+
+    /// Keeps audit entries for `age` after their time: each later commit
+    /// also removes, in its own transaction, up to
+    /// [`MAX_PRUNED_PER_COMMIT`] older ones (older than `age` before the
+    /// commit's time). Until called, nothing is pruned.
+    pub fn retain_audit(&self, age: std::time::Duration) {
+        let nanos = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
+        self.audit_retention.store(nanos, Ordering::SeqCst);
+    }
+
+    /// A page of the audit trail, newest first: at most `limit` entries
+    /// matching `query`, having examined at most `max_scanned`.
+    pub fn audit_page(
+        &self,
+        query: &AuditQuery,
+        limit: usize,
+        max_scanned: usize,
+    ) -> Result<AuditPage, StoreError> {
+        self.run(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            audit::page(&txn, query, limit.max(1), max_scanned.max(1))
+        })
     }
 
     /// Closes the file now, whoever still holds the store, so that a
@@ -405,18 +457,23 @@ impl Store {
     /// (read [`Store::revision`]). Each write is checked as by
     /// [`Store::commit`], against the revision the writes before it leave.
     pub fn commit_group(&self, writes: &[PendingWrite]) -> Result<Vec<CommitOutcome>, StoreError> {
+        self.commit_audited(writes, &[])
+    }
+
+    /// [`Store::commit_group`], also recording `denied` (writes refused by
+    /// the actor rules or by token kind) in the audit trail, in the same
+    /// transaction. With no write to commit, the denials commit alone.
+    pub fn commit_audited(
+        &self,
+        writes: &[PendingWrite],
+        denied: &[AuditEntry],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
         self.run(|db| {
             let mut txn = db.begin_write().map_err(db_err)?;
             // Immediate is redb's default; stated because an acknowledged
             // write must survive `kill -9`.
             txn.set_durability(Durability::Immediate).map_err(db_err)?;
-            let staged = {
-                let mut tables = WriteTables::open(&txn)?;
-                writes
-                    .iter()
-                    .map(|w| stage(&mut tables, w))
-                    .collect::<Result<Vec<_>, _>>()
-            };
+            let staged = self.stage_all(&txn, writes, denied);
             let outcomes = match staged {
                 Ok(outcomes) => outcomes,
                 Err(err) => {
@@ -431,12 +488,13 @@ impl Store {
                     CommitOutcome::Replayed(_) => None,
                 })
                 .max();
-            let Some(last) = last else {
+            if last.is_none() && denied.is_empty() {
                 abort(txn);
                 return Ok(outcomes);
-            };
+            }
             let retain = self.retention.load(Ordering::SeqCst);
-            if let Some(keep_from) = last.0.checked_sub(retain).map(|r| Revision(r + 1)) {
+            let keep_from = last.and_then(|l| l.0.checked_sub(retain).map(|r| Revision(r + 1)));
+            if let Some(keep_from) = keep_from {
                 if let Err(err) = prune_in(&txn, keep_from) {
                     abort(txn);
                     return Err(err);
@@ -450,6 +508,44 @@ impl Store {
             })?;
             Ok(outcomes)
         })
+    }
+
+    /// Stages every write and its audit entry, the denials, and the audit
+    /// trail's pruning, in `txn`.
+    fn stage_all(
+        &self,
+        txn: &WriteTransaction,
+        writes: &[PendingWrite],
+        denied: &[AuditEntry],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        let mut tables = WriteTables::open(txn)?;
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for write in writes {
+            let outcome = stage(&mut tables, write)?;
+            if let CommitOutcome::Committed(set) = &outcome {
+                tables.audit.record(write.audit_entry(set.revision))?;
+            }
+            outcomes.push(outcome);
+        }
+        for entry in denied {
+            tables.audit.record(entry.clone())?;
+        }
+        let latest = writes
+            .iter()
+            .map(|w| w.committed_at)
+            .chain(denied.iter().map(|e| e.key.at))
+            .max();
+        let age = self.audit_retention.load(Ordering::SeqCst);
+        if let Some(latest) = latest {
+            if let Some(before) = i64::try_from(age)
+                .ok()
+                .and_then(|a| latest.0.checked_sub(a))
+            {
+                tables.audit.prune(Timestamp(before))?;
+            }
+        }
+        tables.audit.finish(&mut tables.meta)?;
+        Ok(outcomes)
     }
 
     /// The size of the changelog entry `write` would take (without its
@@ -629,6 +725,7 @@ fn initialize(db: &Database) -> Result<(), StoreError> {
         txn.open_table(MEMBERSHIPS).map_err(db_err)?;
         txn.open_table(CHANGELOG).map_err(db_err)?;
         txn.open_table(IDEMPOTENCY).map_err(db_err)?;
+        txn.open_table(tables::AUDIT).map_err(db_err)?;
     }
     txn.commit().map_err(db_err)
 }
@@ -655,12 +752,16 @@ struct WriteTables<'txn> {
     assignments: redb::Table<'txn, (&'static str, &'static str), &'static [u8]>,
     changelog: redb::Table<'txn, u64, &'static [u8]>,
     idempotency: redb::Table<'txn, (&'static str, &'static str), u64>,
+    audit: AuditTable<'txn>,
 }
 
 impl<'txn> WriteTables<'txn> {
     fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let audit = AuditTable::open(txn, &meta)?;
         Ok(Self {
-            meta: txn.open_table(META).map_err(db_err)?,
+            meta,
+            audit,
             schema: txn.open_table(SCHEMA).map_err(db_err)?,
             tenants: txn.open_table(TENANTS).map_err(db_err)?,
             subjects: txn.open_table(SUBJECTS).map_err(db_err)?,
@@ -937,8 +1038,8 @@ mod tests {
     use super::fault::Disk;
     use super::*;
     use crate::model::{
-        AssignmentKey, Grant, GroupId, Principal, RoleId, ScopeId, SubjectKind, SubjectStatus,
-        Target,
+        AssignmentKey, Grant, GroupId, OutcomeFilter, Principal, RoleId, ScopeId, SubjectKind,
+        SubjectStatus, Target,
     };
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -1023,6 +1124,12 @@ mod tests {
             effects: Vec::new(),
             expected_revision: None,
             idempotency_key: None,
+            origin: Origin {
+                caller: "tester".into(),
+                request_id: "r-1".into(),
+                method: "Test/Write".into(),
+                reason: Some("because".into()),
+            },
         }
     }
 
@@ -1574,6 +1681,141 @@ mod tests {
         assert!(matches!(err, Some(StoreError::Closed)), "{err:?}");
         let again = Store::open(dir.path())?;
         assert_eq!(again.revision()?, Revision(1));
+        Ok(())
+    }
+    /// Every committed write leaves an audit entry in its transaction,
+    /// listed newest first with its caller, revision and the principals it
+    /// names; filters narrow the listing and pages walk it without gaps or
+    /// repeats.
+    #[test]
+    fn commits_record_audit_entries() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let mut writes = sample_writes();
+        for (i, w) in writes.iter_mut().enumerate() {
+            w.committed_at = Timestamp(1_000 + i as i64);
+        }
+        store.commit_group(&writes)?;
+        let all = store.audit_page(&AuditQuery::default(), 100, 100)?;
+        let revisions: Vec<AuditOutcome> = all.entries.iter().map(|e| e.outcome.clone()).collect();
+        let expected: Vec<AuditOutcome> = (1..=5)
+            .rev()
+            .map(|r| AuditOutcome::Committed(Revision(r)))
+            .collect();
+        assert_eq!(revisions, expected);
+        assert!(all.next.is_none());
+        let newest = &all.entries[0];
+        assert_eq!(newest.origin.caller, "tester");
+        assert_eq!(newest.origin.reason.as_deref(), Some("because"));
+        assert_eq!(newest.tenant.as_ref().map(TenantId::as_str), Some("acme"));
+        let bob = Principal::Subject(SubjectId::try_from("bob")?);
+        assert!(newest.concerned.contains(&bob));
+        let about_bob = AuditQuery {
+            concerning: Some(bob),
+            ..AuditQuery::default()
+        };
+        let bobs: Vec<AuditOutcome> = store
+            .audit_page(&about_bob, 100, 100)?
+            .entries
+            .into_iter()
+            .map(|e| e.outcome)
+            .collect();
+        let expected: Vec<AuditOutcome> = [5, 4, 2]
+            .map(|r| AuditOutcome::Committed(Revision(r)))
+            .into();
+        assert_eq!(bobs, expected);
+        // Pages of two: all five, in order, once each.
+        let mut seen = Vec::new();
+        let mut query = AuditQuery::default();
+        for _ in 0..10 {
+            let page = store.audit_page(&query, 2, 100)?;
+            seen.extend(page.entries.into_iter().map(|e| e.outcome));
+            match page.next {
+                Some(next) => query.before = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen,
+            (1..=5)
+                .rev()
+                .map(|r| AuditOutcome::Committed(Revision(r)))
+                .collect::<Vec<_>>()
+        );
+        Ok(())
+    }
+
+    /// A listing examines a bounded number of entries: a filter matching
+    /// only the oldest entry returns short pages with cursors until it
+    /// reaches it.
+    #[test]
+    fn audit_listing_scans_a_bounded_number_of_entries() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        store.commit_group(&sample_writes())?;
+        let store_wide = AuditQuery {
+            tenant: Some(TenantId::try_from("beta")?),
+            outcome: Some(OutcomeFilter::Committed),
+            ..AuditQuery::default()
+        };
+        let mut query = store_wide.clone();
+        let mut pages = 0;
+        let mut found = Vec::new();
+        while pages < 10 {
+            pages += 1;
+            let page = store.audit_page(&query, 10, 2)?;
+            found.extend(page.entries);
+            match page.next {
+                Some(next) => query.before = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3, "five entries, two examined per call");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].outcome, AuditOutcome::Committed(Revision(3)));
+        Ok(())
+    }
+
+    /// Refusals commit alone when no write goes with them (no revision is
+    /// taken), and every commit prunes entries older than the audit
+    /// retention, whatever the changelog keeps.
+    #[test]
+    fn denials_commit_alone_and_old_entries_are_pruned() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let hour = 3_600_000_000_000i64;
+        store.retain_audit(std::time::Duration::from_secs(3600));
+        let mut first = sample_writes().remove(0);
+        first.committed_at = Timestamp(10 * hour);
+        store.commit(&first)?;
+        let denied = AuditEntry {
+            key: AuditKey {
+                at: Timestamp(10 * hour + 1),
+                seq: 0,
+            },
+            tenant: Some(TenantId::try_from("acme")?),
+            actor: None,
+            origin: Origin::default(),
+            concerned: Vec::new(),
+            more_concerned: false,
+            outcome: AuditOutcome::Denied("no".into()),
+        };
+        store.commit_audited(&[], std::slice::from_ref(&denied))?;
+        assert_eq!(store.revision()?, Revision(1));
+        let listed = store.audit_page(&AuditQuery::default(), 10, 10)?.entries;
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].outcome, AuditOutcome::Denied("no".into()));
+        let mut later = sample_writes().remove(1);
+        later.committed_at = Timestamp(11 * hour + 2);
+        store.commit(&later)?;
+        let listed = store.audit_page(&AuditQuery::default(), 10, 10)?.entries;
+        let outcomes: Vec<AuditOutcome> = listed.into_iter().map(|e| e.outcome).collect();
+        assert_eq!(outcomes, vec![AuditOutcome::Committed(Revision(2))]);
+        assert_eq!(
+            store.oldest_retained()?,
+            Revision(1),
+            "the changelog keeps its own"
+        );
         Ok(())
     }
 }

@@ -66,3 +66,11 @@ pub(super) const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("
 /// key) → the revision the key's first write committed as.
 pub(super) const IDEMPOTENCY: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("idempotency");
+
+/// Key in [`META`] of the next audit sequence number (absent means 0).
+pub(super) const META_AUDIT_SEQ: &str = "audit_seq";
+
+/// (nanoseconds since the epoch, sequence number) → JSON `AuditEntry`:
+/// the audit trail, in time order. Files written before the trail existed
+/// lack the table until their first commit; readers treat that as empty.
+pub(super) const AUDIT: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("audit");

@@ -394,6 +394,7 @@ impl Writer {
                         schema: text.into(),
                         dry_run: false,
                         expected_revision: 0,
+                        ..Default::default()
                     })
                     .await
                     .map(|r| r.into_inner().revision)
