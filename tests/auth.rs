@@ -61,9 +61,10 @@ enum Family {
     TenantSettings,
     CreateTenant,
     WriteSchema,
+    Audit,
 }
 
-const FAMILIES: [Family; 11] = [
+const FAMILIES: [Family; 12] = [
     Family::Check,
     Family::DirectoryRead,
     Family::ListTenants,
@@ -75,6 +76,7 @@ const FAMILIES: [Family; 11] = [
     Family::TenantSettings,
     Family::CreateTenant,
     Family::WriteSchema,
+    Family::Audit,
 ];
 
 fn as_alice() -> Option<pb::WriteOptions> {
@@ -194,6 +196,14 @@ async fn attempt(c: &mut Clients, family: Family, tenant: &str, n: usize) -> Res
                 .await
                 .map(drop)
         }
+        Family::Audit => c
+            .audit
+            .list_audit_entries(pb::ListAuditEntriesRequest {
+                tenant: tenant.into(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
     }
 }
 
@@ -208,7 +218,7 @@ fn expected(kind: &str, family: Family) -> Option<&'static str> {
         ("read", Membership | DirectoryWrite | SystemWrite) => Some("needs write"),
         ("write", Membership | DirectoryWrite) => None,
         ("write", SystemWrite) => Some("without options.actor: a system write needs admin"),
-        (_, TenantSettings | CreateTenant | WriteSchema) => Some("needs admin"),
+        (_, TenantSettings | CreateTenant | WriteSchema | Audit) => Some("needs admin"),
         _ => unreachable!(),
     }
 }

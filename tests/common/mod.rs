@@ -21,6 +21,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub use pb::access_service_client::AccessServiceClient;
+pub use pb::audit_service_client::AuditServiceClient;
 pub use pb::directory_service_client::DirectoryServiceClient;
 pub use pb::membership_service_client::MembershipServiceClient;
 pub use pb::schema_service_client::SchemaServiceClient;
@@ -450,6 +451,7 @@ impl TestServer {
             directory: DirectoryServiceClient::new(ch.clone()),
             membership: MembershipServiceClient::new(ch.clone()),
             schema: SchemaServiceClient::new(ch.clone()),
+            audit: AuditServiceClient::new(ch.clone()),
             watch: WatchServiceClient::new(ch),
         }
     }
@@ -469,6 +471,9 @@ impl TestServer {
     pub async fn watch(&self) -> WatchServiceClient<Authed> {
         WatchServiceClient::new(self.authed().await)
     }
+    pub async fn audit(&self) -> AuditServiceClient<Authed> {
+        AuditServiceClient::new(self.authed().await)
+    }
 }
 
 /// One client of each service, over one channel presenting one token.
@@ -477,6 +482,7 @@ pub struct Clients {
     pub directory: DirectoryServiceClient<Authed>,
     pub membership: MembershipServiceClient<Authed>,
     pub schema: SchemaServiceClient<Authed>,
+    pub audit: AuditServiceClient<Authed>,
     pub watch: WatchServiceClient<Authed>,
 }
 
