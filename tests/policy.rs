@@ -567,3 +567,215 @@ async fn explain_names_groups_the_subject_is_not_in() {
     );
     server.stop().await;
 }
+
+fn acting(actor: &str) -> Option<pb::WriteOptions> {
+    Some(pb::WriteOptions {
+        actor: actor.into(),
+        ..Default::default()
+    })
+}
+
+fn subject_update(
+    id: &str,
+    status: pb::SubjectStatus,
+    attrs: &[(&str, &str)],
+    path: &str,
+) -> pb::UpdateSubjectRequest {
+    pb::UpdateSubjectRequest {
+        tenant: T.into(),
+        subject: Some(pb::Subject {
+            id: id.into(),
+            status: status as i32,
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            home_scope: if path == "home_scope" {
+                "unit-1".into()
+            } else {
+                String::new()
+            },
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec![path.into()],
+        }),
+        options: None,
+    }
+}
+
+/// Directory writes made on behalf of an actor follow the actor rules
+/// wherever they change access: deleting a subject, a group or a custom
+/// role removes what went with it (each removal a revocation); locking a
+/// subject or changing its attributes takes or gives what it holds and the
+/// condition groups it joins; a group's new condition changes its members;
+/// moving a scope or a home scope, and tenant settings, need every
+/// permission there. A plain member is refused each of these, nothing
+/// changes, and a manager may do those within its rights.
+#[tokio::test]
+async fn directory_writes_with_an_actor_follow_the_actor_rules() {
+    let server = TestServer::start().await;
+    seed_actors(&server).await;
+    create_scope(&server, T, "unit-1", "").await;
+    create_group(&server, T, "admins").await;
+    let mut d = server.directory().await;
+    d.create_group(pb::CreateGroupRequest {
+        tenant: T.into(),
+        group: Some(pb::Group {
+            id: "it".into(),
+            title: "IT".into(),
+            condition: r#"attributes.dept == "it""#.into(),
+        }),
+        options: None,
+    })
+    .await
+    .unwrap();
+    manage(
+        &server,
+        T,
+        vec![
+            assign("admin", group_principal("admins"), None),
+            assign("admin", group_principal("it"), None),
+            assign("viewer", subject_principal("pat"), None),
+        ],
+    )
+    .await;
+    let before = revision(&server).await;
+
+    let delete = |id: &str| pb::DeleteRequest {
+        tenant: T.into(),
+        id: id.into(),
+        options: acting("pat"),
+    };
+    let with_pat = |mut r: pb::UpdateSubjectRequest| {
+        r.options = acting("pat");
+        r
+    };
+    let active = pb::SubjectStatus::Active;
+    let refusals = [
+        (
+            "delete subject mgr",
+            d.delete_subject(delete("mgr")).await.map(drop),
+        ),
+        (
+            "delete group admins",
+            d.delete_group(delete("admins")).await.map(drop),
+        ),
+        (
+            "delete role people_admin",
+            d.delete_role(delete("people_admin")).await.map(drop),
+        ),
+        (
+            "lock mgr",
+            d.update_subject(with_pat(subject_update(
+                "mgr",
+                pb::SubjectStatus::Locked,
+                &[],
+                "status",
+            )))
+            .await
+            .map(drop),
+        ),
+        (
+            "join it by attributes",
+            d.update_subject(with_pat(subject_update(
+                "pat",
+                active,
+                &[("dept", "it")],
+                "attributes",
+            )))
+            .await
+            .map(drop),
+        ),
+        (
+            "move home scope",
+            d.update_subject(with_pat(subject_update("pat", active, &[], "home_scope")))
+                .await
+                .map(drop),
+        ),
+        (
+            "widen the condition of it",
+            d.update_group(pb::UpdateGroupRequest {
+                tenant: T.into(),
+                group: Some(pb::Group {
+                    id: "it".into(),
+                    title: "IT".into(),
+                    condition: "true".into(),
+                }),
+                options: acting("pat"),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        ),
+        (
+            "retype a scope",
+            d.update_scope(pb::UpdateScopeRequest {
+                tenant: T.into(),
+                scope: Some(pb::Scope {
+                    id: "unit-1".into(),
+                    r#type: "region".into(),
+                    parent: String::new(),
+                }),
+                options: acting("pat"),
+            })
+            .await
+            .map(drop),
+        ),
+        (
+            "tenant settings",
+            d.update_tenant_settings(pb::UpdateTenantSettingsRequest {
+                tenant: T.into(),
+                settings: Some(pb::TenantSettings::default()),
+                options: acting("pat"),
+            })
+            .await
+            .map(drop),
+        ),
+    ];
+    for (what, refused) in refusals {
+        let status = refused.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{what}: {status:?}");
+        assert!(
+            status.message().contains("actor pat may not"),
+            "{what}: {}",
+            status.message()
+        );
+    }
+    assert_eq!(revision(&server).await, before, "nothing was written");
+    assert!(!check(&server, T, "pat", "users:admin", "").await);
+    assert!(check(&server, T, "mgr", "users:admin", "").await);
+
+    // The manager holds users:admin, which manages viewer: it may lock pat
+    // and delete it; moving a scope needs more than it has.
+    d.update_subject(pb::UpdateSubjectRequest {
+        options: acting("mgr"),
+        ..subject_update("pat", pb::SubjectStatus::Locked, &[], "status")
+    })
+    .await
+    .unwrap();
+    assert!(!check(&server, T, "pat", "document:read", "").await);
+    d.delete_subject(pb::DeleteRequest {
+        options: acting("mgr"),
+        ..delete("pat")
+    })
+    .await
+    .unwrap();
+    let moved = d
+        .update_scope(pb::UpdateScopeRequest {
+            tenant: T.into(),
+            scope: Some(pb::Scope {
+                id: "unit-1".into(),
+                r#type: "region".into(),
+                parent: String::new(),
+            }),
+            options: acting("mgr"),
+        })
+        .await;
+    assert_status(
+        moved,
+        Code::PermissionDenied,
+        "needs every permission at scope root",
+    );
+    server.stop().await;
+}

@@ -24,6 +24,16 @@
 //!   groups it is nested in, and roles others hold over the group (and its
 //!   ancestors) as a population.
 //!
+//! - Deleting a subject, group or custom role is removing every membership
+//!   and assignment that goes with it: each removal passes the rules above.
+//! - Changing a subject's status or attributes is giving (or taking) what
+//!   it holds: each of its memberships, the condition groups it joins or
+//!   leaves, and its own roles pass the rules above. Changing a group's
+//!   condition is changing its members.
+//! - Changes whose effect on access is no list of grants (moving a scope or
+//!   a subject's home scope, changing a scope's type, tenant settings) need
+//!   an actor who holds every permission where they take effect.
+//!
 //! Must not know about protobuf; refusals are `PermissionDenied` naming the
 //! rule and what was missing.
 
@@ -255,7 +265,23 @@ impl Authorizer<'_> {
     /// May the actor add `m.member` to (or remove it from) `m.group`?
     pub fn membership(&self, m: &Membership, action: Action) -> Result<(), EngineError> {
         let is_self = m.member == Principal::Subject(self.actor.clone());
-        for (key, through_population) in self.roles_through(&m.group) {
+        self.members_of(&m.group, action, is_self)
+    }
+
+    /// May the actor change who is in `group` other than by naming a member
+    /// (a new condition, a subject's attributes or status)? The membership
+    /// rules, for someone other than the actor.
+    pub fn group_change(&self, group: &GroupId, action: Action) -> Result<(), EngineError> {
+        self.members_of(group, action, false)
+    }
+
+    fn members_of(
+        &self,
+        group: &GroupId,
+        action: Action,
+        is_self: bool,
+    ) -> Result<(), EngineError> {
+        for (key, through_population) in self.roles_through(group) {
             // Leaving a group oneself is removing oneself from its roles; a
             // population only gives others rights over its members.
             let self_removable = self
@@ -267,14 +293,31 @@ impl Authorizer<'_> {
             }
             self.role(&key, action).map_err(|e| match e {
                 EngineError::PermissionDenied(why) => denied(format!(
-                    "changing the members of group {} means changing who holds role {}: {why}",
-                    m.group, key.role
+                    "changing the members of group {group} means changing who holds role {}: {why}",
+                    key.role
                 )),
                 other => other,
             })?;
         }
         // Even a group carrying no roles needs the actor to exist.
         self.entry().map(|_| ())
+    }
+
+    /// Does the actor administer `scope`: hold every permission there, as
+    /// managing a role without `managed_by` takes? Asked of directory
+    /// changes whose effect on access is no list of grants (moving a scope
+    /// or a subject's home scope, tenant settings); `what` names the change.
+    pub fn administers(&self, scope: &ScopeId, what: &str) -> Result<(), EngineError> {
+        let entry = self.entry()?;
+        let lacking = self.lacking(entry, self.compiled.catalog.all().iter(), scope);
+        if lacking.is_empty() {
+            return Ok(());
+        }
+        Err(denied(format!(
+            "actor {} may not {what}: it needs every permission at scope {scope}, and the actor lacks {}",
+            self.actor,
+            self.names(&lacking)
+        )))
     }
 
     /// Every assignment that reaches a member through `group`, and whether it

@@ -331,7 +331,12 @@ impl Planner<'_> {
                 }
                 self.settings(settings)
             }
-            Operation::UpdateTenantSettings(settings) => self.settings(settings),
+            Operation::UpdateTenantSettings(settings) => {
+                self.authorize(|a| {
+                    a.administers(&ScopeId::root(), "change the tenant's settings")
+                })?;
+                self.settings(settings)
+            }
             Operation::CreateSubject(s) => {
                 if self.state.subjects.contains_key(&s.id) {
                     return Err(exists("subject", &s.id));
@@ -347,8 +352,15 @@ impl Planner<'_> {
                 self.put_scope(s)
             }
             Operation::UpdateScope(s) => {
-                if !self.state.scopes.contains_key(&s.id) {
+                let Some(old) = self.state.scopes.get(&s.id).cloned() else {
                     return Err(not_found("scope", &s.id));
+                };
+                if old.parent != s.parent || old.scope_type != s.scope_type {
+                    let what = format!("move or retype scope {}", s.id);
+                    self.authorize(|a| {
+                        a.administers(&old.parent, &what)?;
+                        a.administers(&s.parent, &what)
+                    })?;
                 }
                 self.put_scope(s)
             }
@@ -361,6 +373,14 @@ impl Planner<'_> {
             }
             Operation::UpdateGroup(g) => {
                 self.group(&g.id)?;
+                let condition_changes = self
+                    .state
+                    .groups
+                    .get(&g.id)
+                    .is_some_and(|old| old.condition != g.condition);
+                if condition_changes {
+                    self.authorize(|a| a.group_change(&g.id, Action::Grant))?;
+                }
                 self.put_group(g)
             }
             Operation::DeleteGroup(id) => self.delete_group(id),
@@ -401,6 +421,7 @@ impl Planner<'_> {
                     .flatten()
                     .cloned()
                     .collect();
+                self.authorize_removals(&[], &keys)?;
                 for key in keys {
                     self.emit(Change::RoleUnassigned(key));
                 }
@@ -563,35 +584,131 @@ impl Planner<'_> {
         if let Some(home) = &u.home_scope {
             subject.home_scope = home.clone();
         }
+        if self.actor.is_some() {
+            let old = current.subject.clone();
+            self.authorize_subject_update(&old, &subject)?;
+        }
         self.put_subject(subject)
+    }
+
+    /// The actor rules for changing `old` into `new`: a status change gives
+    /// or takes everything the subject holds, an attribute change the
+    /// condition groups it joins or leaves, a home-scope move needs an
+    /// actor administering both places. Judged on the state before the
+    /// change, so a subject cannot widen its own rights by it.
+    fn authorize_subject_update(
+        &mut self,
+        old: &Subject,
+        new: &Subject,
+    ) -> Result<(), EngineError> {
+        let id = &new.id;
+        let before = self.state.matched.get(id).cloned().unwrap_or_default();
+        let after = self.state.condition_groups_of(new);
+        let (memberships, keys) = self.holdings(&Principal::Subject(id.clone()));
+        let status = (old.status != new.status).then_some(if new.status == SubjectStatus::Locked {
+            Action::Revoke
+        } else {
+            Action::Grant
+        });
+        let root = ScopeId::root();
+        let homes = (old.home_scope != new.home_scope).then(|| {
+            [&old.home_scope, &new.home_scope].map(|h| h.clone().unwrap_or_else(|| root.clone()))
+        });
+        self.authorize(|a| {
+            for g in after.iter().filter(|g| !before.contains(*g)) {
+                a.group_change(g, Action::Grant)?;
+            }
+            for g in before.iter().filter(|g| !after.contains(*g)) {
+                a.group_change(g, Action::Revoke)?;
+            }
+            if let Some(action) = status {
+                for m in &memberships {
+                    a.membership(m, action)?;
+                }
+                for g in before.iter().filter(|g| after.contains(*g)) {
+                    a.group_change(g, action)?;
+                }
+                for k in &keys {
+                    a.role(k, action)?;
+                }
+            }
+            if let Some(homes) = &homes {
+                let what = format!("move the home scope of subject {id}");
+                for home in homes {
+                    a.administers(home, &what)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The actor rules for removing these memberships and assignments (what
+    /// a delete takes with it), each as a revocation. The rules depend on
+    /// the group or the role and target, and on whether the actor removes
+    /// itself, not on whom else: each distinct case is judged once, so a
+    /// delete touching many members costs one judgement per group.
+    fn authorize_removals(
+        &mut self,
+        memberships: &[Membership],
+        keys: &[AssignmentKey],
+    ) -> Result<(), EngineError> {
+        let Some(actor) = self.actor else {
+            return Ok(());
+        };
+        let me = Principal::Subject(actor.clone());
+        let mut groups: BTreeMap<&GroupId, &Membership> = BTreeMap::new();
+        let mut crowded: BTreeSet<&GroupId> = BTreeSet::new();
+        for m in memberships {
+            if groups.insert(&m.group, m).is_some() {
+                crowded.insert(&m.group);
+            }
+        }
+        let mut cases: BTreeMap<(&RoleId, &Target, bool), &AssignmentKey> = BTreeMap::new();
+        for k in keys {
+            cases
+                .entry((&k.role, &k.target, k.principal == me))
+                .or_insert(k);
+        }
+        self.authorize(|a| {
+            for (group, m) in &groups {
+                if crowded.contains(group) {
+                    a.group_change(group, Action::Revoke)?;
+                } else {
+                    a.membership(m, Action::Revoke)?;
+                }
+            }
+            for k in cases.values() {
+                a.role(k, Action::Revoke)?;
+            }
+            Ok(())
+        })
     }
 
     fn delete_subject(&mut self, id: &SubjectId) -> Result<(), EngineError> {
         if !self.state.subjects.contains_key(id) {
             return Err(not_found("subject", id));
         }
-        self.remove_principal(&Principal::Subject(id.clone()));
+        let (memberships, keys) = self.holdings(&Principal::Subject(id.clone()));
+        self.authorize_removals(&memberships, &keys)?;
+        self.remove(memberships, keys);
         self.emit(Change::SubjectDeleted(id.clone()));
         Ok(())
     }
 
-    /// Emits the removal of every membership and assignment a principal holds.
-    fn remove_principal(&mut self, p: &Principal) {
-        let groups: Vec<GroupId> = self
+    /// Every explicit membership and assignment a principal holds.
+    fn holdings(&self, p: &Principal) -> (Vec<Membership>, Vec<AssignmentKey>) {
+        let memberships = self
             .state
             .member_of
             .get(p)
             .into_iter()
             .flatten()
-            .cloned()
-            .collect();
-        for group in groups {
-            self.emit(Change::MemberRemoved(Membership {
-                group,
+            .map(|group| Membership {
+                group: group.clone(),
                 member: p.clone(),
-            }));
-        }
-        let keys: Vec<AssignmentKey> = self
+            })
+            .collect();
+        let keys = self
             .state
             .by_principal
             .get(p)
@@ -599,6 +716,14 @@ impl Planner<'_> {
             .flatten()
             .cloned()
             .collect();
+        (memberships, keys)
+    }
+
+    /// Emits the removal of these memberships and assignments.
+    fn remove(&mut self, memberships: Vec<Membership>, keys: Vec<AssignmentKey>) {
+        for m in memberships {
+            self.emit(Change::MemberRemoved(m));
+        }
         for key in keys {
             self.emit(Change::RoleUnassigned(key));
         }
@@ -664,31 +789,28 @@ impl Planner<'_> {
 
     fn delete_group(&mut self, id: &GroupId) -> Result<(), EngineError> {
         self.group(id)?;
-        let members: Vec<Principal> = self
+        let mut memberships: Vec<Membership> = self
             .state
             .members
             .get(id)
             .into_iter()
             .flatten()
-            .cloned()
-            .collect();
-        for member in members {
-            self.emit(Change::MemberRemoved(Membership {
+            .map(|member| Membership {
                 group: id.clone(),
-                member,
-            }));
-        }
-        self.remove_principal(&Principal::Group(id.clone()));
-        let targeting: Vec<AssignmentKey> = self
-            .state
-            .assignments
-            .keys()
-            .filter(|k| k.target == Target::Population(id.clone()))
-            .cloned()
+                member: member.clone(),
+            })
             .collect();
-        for key in targeting {
-            self.emit(Change::RoleUnassigned(key));
-        }
+        let (own, mut keys) = self.holdings(&Principal::Group(id.clone()));
+        memberships.extend(own);
+        keys.extend(
+            self.state
+                .assignments
+                .keys()
+                .filter(|k| k.target == Target::Population(id.clone()))
+                .cloned(),
+        );
+        self.authorize_removals(&memberships, &keys)?;
+        self.remove(memberships, keys);
         self.emit(Change::GroupDeleted(id.clone()));
         Ok(())
     }

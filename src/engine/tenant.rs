@@ -355,6 +355,15 @@ impl TenantState {
             .collect()
     }
 
+    /// The condition groups `subject` (as given, stored or not) satisfies.
+    pub fn condition_groups_of(&self, subject: &Subject) -> OrdSet<GroupId> {
+        self.conditions
+            .iter()
+            .filter(|(_, c)| c.matches(subject))
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
+
     /// Replaces the condition groups `subject` satisfies.
     fn set_matches(&mut self, subject: &SubjectId, groups: OrdSet<GroupId>) {
         let old = self.matched.get(subject).cloned().unwrap_or_default();
@@ -374,12 +383,7 @@ impl TenantState {
     /// Re-evaluates every condition for one subject; notes it if its
     /// condition groups changed.
     fn match_subject(&mut self, subject: &Subject, affected: &mut Affected) {
-        let groups: OrdSet<GroupId> = self
-            .conditions
-            .iter()
-            .filter(|(_, c)| c.matches(subject))
-            .map(|(g, _)| g.clone())
-            .collect();
+        let groups = self.condition_groups_of(subject);
         if self.matched.get(&subject.id).cloned().unwrap_or_default() != groups {
             affected.subjects.insert(subject.id.clone());
             self.set_matches(&subject.id, groups);
