@@ -703,7 +703,6 @@ async fn directory_writes_with_an_actor_follow_the_actor_rules() {
                     condition: "true".into(),
                 }),
                 options: acting("pat"),
-                ..Default::default()
             })
             .await
             .map(drop),
