@@ -12,7 +12,10 @@ use authzd::{server, service::Service};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The bench and the import print a report; logs should not talk over it.
-    let level = if matches!(cli.command, Command::Bench(_) | Command::Import(_)) {
+    let level = if matches!(
+        cli.command,
+        Command::Bench(_) | Command::Import(_) | Command::Schema(_)
+    ) {
         "warn"
     } else {
         "info"

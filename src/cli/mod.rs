@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod client;
 pub mod import;
+pub mod schema_test;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -133,6 +134,12 @@ pub enum SchemaCommand {
     },
     /// Print the built-in example schema.
     Default,
+    /// Run a schema test: a TOML file naming a schema, seed data and
+    /// allow/deny assertions (see the README). Exits non-zero if any fails.
+    Test {
+        /// The test file.
+        file: PathBuf,
+    },
 }
 
 /// Runs `authzd schema ...`: prints the outcome, returns whether it succeeded.
@@ -157,6 +164,13 @@ pub fn schema_command(command: &SchemaCommand) -> bool {
             print!("{}", schema::DEFAULT_SCHEMA);
             true
         }
+        SchemaCommand::Test { file } => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(schema_test::command(file)),
+            Err(e) => {
+                eprintln!("cannot start the runtime: {e}");
+                false
+            }
+        },
     }
 }
 
