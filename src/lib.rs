@@ -13,11 +13,12 @@
 //! - [`model`]: checked value types shared by every layer (ids, permissions,
 //!   revisions, directory records, changes).
 //! - [`schema`]: the permission catalog, staged parse → validate → compile.
-//! - [`store`]: the redb file: tables, codecs, one transaction per write with
-//!   its changelog entry.
+//! - [`store`]: the redb file: tables, codecs, one transaction per group of
+//!   writes with their changelog and audit entries.
 //! - [`engine`]: the compiled cache, evaluation, explanations and write planning.
 //! - [`watch`]: the change feed: replay from the changelog, then live, bounded.
-//! - [`service`]: the async façade: the write gate, reads at a revision.
+//! - [`service`]: the async façade: the write sequencer, reads at a
+//!   revision, subscriptions, the audit trail's listing.
 //! - [`api`]: tonic services, protobuf conversions, the one error-to-status mapping.
 //! - [`auth`]: callers: the token set, authentication, and what a token's
 //!   kind and tenant allow.
@@ -26,7 +27,8 @@
 //! - [`server`]: wiring the services onto a listener (plaintext or TLS) until
 //!   shutdown.
 //! - [`tls`]: the PEM files of TLS, read and checked at start-up.
-//! - [`cli`]: the command line (`serve`, `schema check`, `bench`, `import`).
+//! - [`cli`]: the command line (`serve`, `schema check`, `schema test`,
+//!   `bench`, `import`, `token new`).
 
 pub mod api;
 pub mod auth;
