@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     // The bench and the import print a report; logs should not talk over it.
     let level = if matches!(
         cli.command,
-        Command::Bench(_) | Command::Import(_) | Command::Schema(_)
+        Command::Bench(_) | Command::Import(_) | Command::Schema(_) | Command::Query(_)
     ) {
         "warn"
     } else {
@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => block_on(authzd::cli::bench::command(args)),
         Command::Import(args) => block_on(authzd::cli::import::command(args)),
         Command::Token(command) => authzd::cli::token_command(command),
+        Command::Query(command) => block_on(authzd::cli::query::command(command)),
     };
     if ok {
         ExitCode::SUCCESS

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod client;
 pub mod import;
+pub mod query;
 pub mod schema_test;
 pub mod tls;
 
@@ -42,6 +43,9 @@ pub enum Command {
     /// Work with caller tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Ask a running server (check, who, what, watch).
+    #[command(flatten)]
+    Query(query::QueryCommand),
 }
 
 /// `authzd serve`.

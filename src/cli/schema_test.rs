@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
+use super::query::reason_name;
 use crate::api::pb;
 use crate::config::Config;
 use crate::service::Service;
@@ -473,15 +474,4 @@ fn judge(a: &Assertion, reply: &pb::CheckAccessResponse) -> Vec<String> {
         }
     }
     problems
-}
-
-/// A denial reason as test files write it: `no_grant`, `subject_locked`.
-fn reason_name(reason: i32) -> String {
-    pb::DenialReason::try_from(reason)
-        .map(|r| {
-            r.as_str_name()
-                .trim_start_matches("DENIAL_REASON_")
-                .to_lowercase()
-        })
-        .unwrap_or_else(|_| format!("reason {reason}"))
 }
