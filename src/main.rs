@@ -14,7 +14,11 @@ fn main() -> ExitCode {
     // The bench and the import print a report; logs should not talk over it.
     let level = if matches!(
         cli.command,
-        Command::Bench(_) | Command::Import(_) | Command::Schema(_) | Command::Query(_)
+        Command::Bench(_)
+            | Command::Import(_)
+            | Command::Schema(_)
+            | Command::Query(_)
+            | Command::Export(_)
     ) {
         "warn"
     } else {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Command::Import(args) => block_on(authzd::cli::import::command(args)),
         Command::Token(command) => authzd::cli::token_command(command),
         Command::Query(command) => block_on(authzd::cli::query::command(command)),
+        Command::Export(args) => block_on(authzd::cli::tenant_file::export_command(args)),
     };
     if ok {
         ExitCode::SUCCESS

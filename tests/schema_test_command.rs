@@ -93,9 +93,19 @@ fn bad_seeds_and_files_are_reported() {
     let (passed, out) = schema_test(&bad_seed);
     assert!(!passed);
     assert!(
-        out.contains("assignments: [1]") && out.contains("nosuchrole"),
+        out.contains("assignments[1]: ") && out.contains("nosuchrole"),
         "{out}"
     );
+
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(
+        &typo,
+        "schema = \"x.toml\"\nsubject = [{ id = \"carl\" }]\n",
+    )
+    .unwrap();
+    let (passed, out) = schema_test(&typo);
+    assert!(!passed);
+    assert!(out.contains("unknown field `subject`"), "{out}");
 
     let unknown_field = fixture(dir.path(), "[[assert]]\nsubjekt = \"bob\"\n");
     let (passed, out) = schema_test(&unknown_field);

@@ -39,7 +39,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
     /// The CSV file: a header line `id,kind,status,groups,attributes`, then
-    /// one subject per line.
+    /// one subject per line; or a `.json` file written by `authzd export`,
+    /// recreated whole (with system writes: an admin token).
     pub file: PathBuf,
     /// The server to import into (HOST:PORT).
     #[arg(long, env = "AUTHZD_ADDR", default_value = "127.0.0.1:50051")]
@@ -199,6 +200,20 @@ impl fmt::Display for ImportReport {
 /// Runs `authzd import` from the command line: prints the report or the
 /// error; returns whether it succeeded.
 pub async fn command(args: &ImportArgs) -> bool {
+    if args.file.extension().is_some_and(|e| e == "json") {
+        let imported =
+            super::tenant_file::import_file(&args.file, &args.target, &args.tenant, &args.client);
+        return match imported.await {
+            Ok(report) => {
+                println!("{}: {report}", args.file.display());
+                true
+            }
+            Err(e) => {
+                eprintln!("authzd import: {e}");
+                false
+            }
+        };
+    }
     match run(args).await {
         Ok(report) => {
             println!("{}: {report}", args.file.display());

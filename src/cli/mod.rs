@@ -7,6 +7,7 @@ pub mod client;
 pub mod import;
 pub mod query;
 pub mod schema_test;
+pub mod tenant_file;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -43,6 +44,8 @@ pub enum Command {
     /// Work with caller tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Write a tenant of a running server as JSON (for `authzd import`).
+    Export(tenant_file::ExportArgs),
     /// Ask a running server (check, who, what, watch).
     #[command(flatten)]
     Query(query::QueryCommand),
