@@ -6,33 +6,27 @@
 mod common;
 use common::*;
 
-async fn authzd(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_authzd"))
-            .args(&args)
-            .env_remove("AUTHZD_ADDR")
-            .env_remove("AUTHZD_TENANT")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+/// `authzd COMMAND --target ADDR --tenant TENANT ARGS`.
+async fn authzd(
+    command: &str,
+    server: &TestServer,
+    tenant: &str,
+    args: &[&str],
+) -> std::process::Output {
+    let mut all: Vec<String> = vec![
+        command.into(),
+        "--target".into(),
+        server.addr.to_string(),
+        "--tenant".into(),
+        tenant.into(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    run_cli(all).await
 }
 
 async fn export(server: &TestServer, tenant: &str, out: &std::path::Path) -> serde_json::Value {
-    let args = [
-        "export",
-        "--target",
-        &server.addr.to_string(),
-        "--tenant",
-        tenant,
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([out.display().to_string()])
-    .collect();
-    let done = authzd(args).await;
+    let out_arg = out.display().to_string();
+    let done = authzd("export", server, tenant, &["--out", &out_arg]).await;
     assert!(
         done.status.success(),
         "{}",
@@ -136,18 +130,8 @@ async fn export_then_import_round_trips_exactly() {
     );
 
     let target = TestServer::start().await;
-    let args = [
-        "import",
-        "--target",
-        &target.addr.to_string(),
-        "--tenant",
-        "copy",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([first.display().to_string()])
-    .collect();
-    let imported = authzd(args).await;
+    let file = first.display().to_string();
+    let imported = authzd("import", &target, "copy", &[&file]).await;
     assert!(
         imported.status.success(),
         "{}",
@@ -160,18 +144,7 @@ async fn export_then_import_round_trips_exactly() {
 
     // Importing it a second time into the same tenant is refused with the
     // entry named, not half-applied silently.
-    let args = [
-        "import",
-        "--target",
-        &target.addr.to_string(),
-        "--tenant",
-        "copy",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([first.display().to_string()])
-    .collect();
-    let twice = authzd(args).await;
+    let twice = authzd("import", &target, "copy", &[&file]).await;
     assert!(!twice.status.success());
     assert!(
         String::from_utf8_lossy(&twice.stderr).contains("scopes[1]: scope \"zeta\" already exists"),

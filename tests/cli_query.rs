@@ -17,16 +17,7 @@ async fn authzd(server: &TestServer, args: &[&str]) -> Output {
         "--tenant".into(),
         ACME.into(),
     ]);
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_authzd"))
-            .args(&all)
-            .env_remove("AUTHZD_ADDR")
-            .env_remove("AUTHZD_TENANT")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    run_cli(all).await
 }
 
 fn stdout(o: &Output) -> String {

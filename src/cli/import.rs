@@ -203,18 +203,14 @@ pub async fn command(args: &ImportArgs) -> bool {
     if args.file.extension().is_some_and(|e| e == "json") {
         let imported =
             super::tenant_file::import_file(&args.file, &args.target, &args.tenant, &args.client);
-        return match imported.await {
-            Ok(report) => {
-                println!("{}: {report}", args.file.display());
-                true
-            }
-            Err(e) => {
-                eprintln!("authzd import: {e}");
-                false
-            }
-        };
+        return report(args, imported.await);
     }
-    match run(args).await {
+    report(args, run(args).await)
+}
+
+/// Prints how an import ended; whether it succeeded.
+fn report(args: &ImportArgs, outcome: Result<impl fmt::Display, impl fmt::Display>) -> bool {
+    match outcome {
         Ok(report) => {
             println!("{}: {report}", args.file.display());
             true

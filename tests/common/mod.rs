@@ -1641,3 +1641,18 @@ pub fn requiring_roles(n: usize, steps: &[usize]) -> String {
     }
     text
 }
+
+/// Runs the real `authzd` binary with `args`, off the async workers, with
+/// no `AUTHZD_ADDR` or `AUTHZD_TENANT` from the environment.
+pub async fn run_cli(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_authzd"))
+            .args(&args)
+            .env_remove("AUTHZD_ADDR")
+            .env_remove("AUTHZD_TENANT")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
