@@ -125,6 +125,9 @@ pub struct Config {
     /// `Watch` streams one token may have open; one more is refused with
     /// RESOURCE_EXHAUSTED.
     pub token_watches: usize,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: no
+    /// metrics.
+    pub metrics_listen: Option<SocketAddr>,
     /// How long audit entries are kept; older ones are pruned by later
     /// commits, independently of the changelog's retention.
     pub audit_retention: Duration,
@@ -147,6 +150,7 @@ impl Default for Config {
             token_requests: DEFAULT_TOKEN_REQUESTS,
             token_watches: DEFAULT_TOKEN_WATCHES,
             audit_retention: DEFAULT_AUDIT_RETENTION,
+            metrics_listen: None,
         }
     }
 }

@@ -23,6 +23,7 @@
 //! - [`auth`]: callers: the token set, authentication, and what a token's
 //!   kind and tenant allow.
 //! - [`config`]: runtime settings and every documented limit.
+//! - [`metrics`]: the Prometheus metrics' names and their opt-in listener.
 //! - [`clock`]: where "now" comes from, and waiting for an instant.
 //! - [`server`]: wiring the services onto a listener (plaintext or TLS) until
 //!   shutdown.
@@ -36,6 +37,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod metrics;
 pub mod model;
 pub mod schema;
 pub mod server;

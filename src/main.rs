@@ -72,6 +72,13 @@ async fn serve(args: &ServeArgs) -> bool {
     if tls.is_none() && !config.listen.ip().is_loopback() {
         tracing::warn!(listen = %config.listen, "serving plaintext on a non-loopback address: calls, tokens and answers cross the network unencrypted; give --tls-cert and --tls-key, or keep a sidecar's TLS in front");
     }
+    if let Some(listen) = config.metrics_listen {
+        if let Err(e) = authzd::metrics::serve(listen) {
+            tracing::error!(error = %e, metrics_listen = %listen, "cannot serve metrics");
+            return false;
+        }
+        tracing::info!(metrics_listen = %listen, "serving Prometheus metrics at /metrics");
+    }
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -394,6 +394,7 @@ where
             Err(refusal) => {
                 let entry = Entry {
                     rpc: route.map_or("open", |r| r.name),
+                    stream: false,
                     caller: match &refusal {
                         crate::auth::Refusal::Missing | crate::auth::Refusal::Unknown => {
                             Arc::from("unauthenticated")
@@ -430,7 +431,12 @@ where
             response
                 .headers_mut()
                 .insert(REQUEST_ID, request_id.clone());
+            let stream = call.rpc.watch && route.is_some();
+            if stream {
+                crate::metrics::watch_streams(1.0);
+            }
             let entry = Entry {
+                stream,
                 rpc: if route.is_none() {
                     "open"
                 } else {
@@ -495,6 +501,9 @@ fn logged(response: Response<Body>, mut entry: Entry) -> Response<Logged<Body>> 
 /// Holds the call's [`Permit`], so a token's bound counts a call until then.
 struct Entry {
     rpc: &'static str,
+    /// An admitted `Watch` stream, counted in the open streams gauge
+    /// until the entry drops.
+    stream: bool,
     caller: Arc<str>,
     request_id: HeaderValue,
     call: Option<Arc<Call>>,
@@ -518,16 +527,44 @@ impl Drop for Entry {
             .as_ref()
             .and_then(|c| c.tenant.get())
             .map_or("-", TenantId::as_str);
+        let took = self.started.elapsed();
+        crate::metrics::request(self.rpc, code_name(code), took);
+        if self.stream {
+            crate::metrics::watch_streams(-1.0);
+        }
         tracing::info!(
             target: ACCESS_LOG,
             method = %self.rpc,
             tenant = %tenant,
             code = ?code,
-            latency_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             caller = %self.caller,
             request_id = %self.request_id.to_str().unwrap_or("-"),
             "call"
         );
+    }
+}
+
+/// A status code as Prometheus labels gRPC codes (`OK`, `NOT_FOUND`, …).
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

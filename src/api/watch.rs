@@ -146,8 +146,14 @@ impl pb::watch_service_server::WatchService for WatchApi {
         let start = start(r)?;
         let tenant = r.tenant.clone();
         let subscription = self.service.watch(filter, start).await?;
+        let service = self.service.clone();
         let stream = subscription.map(move |item| match item {
-            Ok(Event::Committed(piece)) => Ok(committed_to_pb(&tenant, &piece)),
+            Ok(Event::Committed(piece)) => {
+                let message = committed_to_pb(&tenant, &piece);
+                let latest = service.snapshot().revision.0;
+                crate::metrics::watch_lag(latest.saturating_sub(message.revision));
+                Ok(message)
+            }
             Ok(Event::Progress(revision)) => Ok(pb::WatchResponse {
                 revision: revision.0,
                 progress: true,

@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = Config::default().token_watches)]
     pub token_max_watches: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP; keep
+    /// it on loopback or a private network). Off unless given.
+    #[arg(long, env = "AUTHZD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Days the audit trail keeps an entry (at least 1), independently of
     /// the changelog's retention.
     #[arg(long, default_value_t = Config::default().audit_retention.as_secs() / 86_400)]
@@ -122,6 +126,7 @@ impl ServeArgs {
             insecure: self.insecure,
             token_requests: self.token_max_requests.max(1),
             token_watches: self.token_max_watches.max(1),
+            metrics_listen: self.metrics_listen,
             audit_retention: std::time::Duration::from_secs(
                 self.audit_retain_days
                     .clamp(1, 100 * 365)

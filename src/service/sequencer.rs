@@ -471,11 +471,13 @@ impl Sequencer {
     fn commit(&self, group: &mut Group) -> bool {
         let fresh = Group::new(&group.working);
         let finished = std::mem::replace(group, fresh);
+        let started = std::time::Instant::now();
         let result = if finished.writes.is_empty() && finished.denied.is_empty() {
             Ok(Vec::new())
         } else {
             self.store_group(finished.base, &finished.writes, &finished.denied)
         };
+        let took = started.elapsed();
         let sets = match result {
             Ok(sets) => sets,
             Err(e) => {
@@ -498,6 +500,16 @@ impl Sequencer {
         };
         let revisions: Vec<Revision> = sets.iter().map(|s| s.revision).collect();
         if let Some(&last) = revisions.last() {
+            crate::metrics::commit(sets.len(), took, last.0);
+            for tenant in sets.iter().filter_map(|s| s.tenant.as_ref()) {
+                if let Some(state) = finished.working.tenants.get(tenant) {
+                    crate::metrics::tenant_size(
+                        tenant.as_str(),
+                        state.subjects.len(),
+                        state.assignments.len(),
+                    );
+                }
+            }
             let mut next = finished.working;
             next.revision = last;
             self.engine.publish(next);
