@@ -2,15 +2,20 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use authzd::cli::{Cli, Command, ServeArgs};
+use authzd::cli::{Command, ServeArgs};
 use authzd::{server, service::Service};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match authzd::cli::config_file::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("authzd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // The bench and the import print a report; logs should not talk over it.
     let level = if matches!(
         cli.command,

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod config_file;
 pub mod import;
 pub mod query;
 pub mod schema_test;
@@ -51,9 +52,15 @@ pub enum Command {
     Query(query::QueryCommand),
 }
 
-/// `authzd serve`.
+/// `authzd serve`. Every flag can also be given as an `AUTHZD_*`
+/// environment variable or a key of the `--config` file.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings: keys are these flags without the dashes.
+    /// Precedence: the command line, then the environment, then the file,
+    /// then the defaults.
+    #[arg(long, env = "AUTHZD_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "AUTHZD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
@@ -65,20 +72,20 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHZD_SCHEMA")]
     pub schema: Option<PathBuf>,
     /// Committed change sets kept for Watch subscribers that are behind.
-    #[arg(long, default_value_t = Config::default().feed_capacity)]
+    #[arg(long, env = "AUTHZD_FEED_CAPACITY", default_value_t = Config::default().feed_capacity)]
     pub feed_capacity: usize,
     /// Messages buffered per Watch subscriber.
-    #[arg(long, default_value_t = Config::default().subscriber_buffer)]
+    #[arg(long, env = "AUTHZD_SUBSCRIBER_BUFFER", default_value_t = Config::default().subscriber_buffer)]
     pub subscriber_buffer: usize,
     /// Seconds of idleness after which a Watch subscriber gets a progress event.
-    #[arg(long, default_value_t = Config::default().progress_interval.as_secs())]
+    #[arg(long, env = "AUTHZD_PROGRESS_INTERVAL_SECS", default_value_t = Config::default().progress_interval.as_secs())]
     pub progress_interval_secs: u64,
     /// Change sets the changelog keeps at least (older ones are pruned).
-    #[arg(long, default_value_t = Config::default().retain_revisions)]
+    #[arg(long, env = "AUTHZD_RETAIN_REVISIONS", default_value_t = Config::default().retain_revisions)]
     pub retain_revisions: u64,
     /// Writes waiting for the write sequencer at most; more are refused with
     /// RESOURCE_EXHAUSTED.
-    #[arg(long, default_value_t = Config::default().write_queue)]
+    #[arg(long, env = "AUTHZD_WRITE_QUEUE", default_value_t = Config::default().write_queue)]
     pub write_queue: usize,
     /// Caller tokens (TOML `[[token]]` entries; re-read on SIGHUP). Without
     /// it every caller is trusted, and only loopback is served.
@@ -86,15 +93,15 @@ pub struct ServeArgs {
     pub tokens: Option<PathBuf>,
     /// Serve a non-loopback address without --tokens (every caller that
     /// reaches the port is trusted as an administrator).
-    #[arg(long)]
+    #[arg(long, env = "AUTHZD_INSECURE")]
     pub insecure: bool,
     /// Unary requests one token may have in progress; more are refused with
     /// RESOURCE_EXHAUSTED.
-    #[arg(long, default_value_t = Config::default().token_requests)]
+    #[arg(long, env = "AUTHZD_TOKEN_MAX_REQUESTS", default_value_t = Config::default().token_requests)]
     pub token_max_requests: usize,
     /// Watch streams one token may have open; more are refused with
     /// RESOURCE_EXHAUSTED.
-    #[arg(long, default_value_t = Config::default().token_watches)]
+    #[arg(long, env = "AUTHZD_TOKEN_MAX_WATCHES", default_value_t = Config::default().token_watches)]
     pub token_max_watches: usize,
     /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP; keep
     /// it on loopback or a private network). Off unless given.
@@ -102,7 +109,7 @@ pub struct ServeArgs {
     pub metrics_listen: Option<SocketAddr>,
     /// Days the audit trail keeps an entry (at least 1), independently of
     /// the changelog's retention.
-    #[arg(long, default_value_t = Config::default().audit_retention.as_secs() / 86_400)]
+    #[arg(long, env = "AUTHZD_AUDIT_RETAIN_DAYS", default_value_t = Config::default().audit_retention.as_secs() / 86_400)]
     pub audit_retain_days: u64,
     /// TLS and mTLS.
     #[command(flatten)]
