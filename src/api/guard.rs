@@ -119,7 +119,27 @@ pub static RPCS: &[Rpc] = &[
         reach: Reach::Tenant,
         watch: true,
     },
+    // A replica's streams: counted like Watch streams; a tenant-bound
+    // token is served its tenant only (the handler narrows the request).
+    Rpc {
+        name: "ReplicationService/Snapshot",
+        needs: Kind::Read,
+        reach: Reach::Shared,
+        watch: true,
+    },
+    Rpc {
+        name: "ReplicationService/Follow",
+        needs: Kind::Read,
+        reach: Reach::Shared,
+        watch: true,
+    },
 ];
+
+/// Whether a request path names an RPC that writes (needs more than a
+/// read token): what a replica forwards to its primary.
+pub fn is_write(path: &str) -> bool {
+    route(path).is_some_and(|rpc| rpc.needs != Kind::Read)
+}
 
 /// A method of the authzd package that [`RPCS`] does not list: refused to
 /// all but unbound admin tokens (tonic then answers UNIMPLEMENTED).
@@ -200,6 +220,11 @@ impl Call {
             caller: self.caller.name().clone(),
             request_id: Arc::from(self.request_id.to_str().unwrap_or_default()),
         }
+    }
+
+    /// The one tenant the caller's token is bound to, if it is.
+    pub fn bound_tenant(&self) -> Option<&TenantId> {
+        self.caller.tenant()
     }
 
     /// The tenants a listing of tenants may show this caller.

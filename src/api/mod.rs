@@ -16,6 +16,7 @@ mod convert;
 mod directory;
 mod guard;
 mod membership;
+mod replication;
 mod schema;
 mod watch;
 
@@ -23,6 +24,7 @@ pub use access::AccessApi;
 pub use directory::DirectoryApi;
 pub use guard::CallerLayer;
 pub use membership::MembershipApi;
+pub use replication::{RECORD_FORMAT, ReplicationApi};
 pub use schema::SchemaApi;
 pub use watch::WatchApi;
 
@@ -70,6 +72,9 @@ impl From<Error> for Status {
             Error::Watch(WatchError::TooOld { .. }) => Code::FailedPrecondition,
             Error::Busy { .. } => Code::ResourceExhausted,
             Error::Stopped => Code::Unavailable,
+            Error::ReadOnly => Code::FailedPrecondition,
+            Error::SnapshotsBusy { .. } => Code::ResourceExhausted,
+            Error::OutOfSequence { .. } => Code::Aborted,
             Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,
             Error::Watch(WatchError::Gap { .. }) => Code::Aborted,
             Error::Caller(Refusal::Missing | Refusal::Unknown) => Code::Unauthenticated,

@@ -26,6 +26,7 @@ use std::sync::mpsc::Receiver;
 
 use tokio::sync::{oneshot, watch};
 
+use super::replica::{Installed, Replicated};
 use super::{Error, Origin, WriteOptions, check_schema_fits};
 use crate::clock::Clock;
 use crate::config;
@@ -58,6 +59,20 @@ pub(super) enum Job {
     /// Remove every assignment that has expired by now, one system write
     /// per tenant; the reply carries the last revision written.
     Expire { reply: Reply },
+    /// A replica's writes: a primary's committed change sets, applied in
+    /// order, each as the revision the primary gave it; the reply carries
+    /// the last revision applied. A set that does not follow the one before
+    /// is refused with the rest of the job.
+    Replicate {
+        sets: Vec<Replicated>,
+        reply: Reply,
+    },
+    /// Replace store and cache with a primary's snapshot (after finishing
+    /// the current group); the reply carries the snapshot's revision.
+    Install {
+        snapshot: Box<Installed>,
+        reply: Reply,
+    },
     /// Finish the current group and end the thread.
     Stop,
 }
@@ -240,6 +255,8 @@ impl Sequencer {
                 (work, reply)
             }
             Job::Expire { reply } => return self.expire(group, reply),
+            Job::Replicate { sets, reply } => return self.replicate(group, sets, reply),
+            Job::Install { snapshot, reply } => return self.install(group, *snapshot, reply),
             Job::Stop => return,
         };
         match self.fit(group, |g| self.plan(g, &work)) {
@@ -338,6 +355,7 @@ impl Sequencer {
             effects: planned.effects,
             expected_revision: options.expected_revision,
             idempotency_key: options.idempotency_key.clone(),
+            revision: None,
         };
         let mut next = group.working.clone();
         next.install(tenant.clone(), planned.state);
@@ -368,6 +386,7 @@ impl Sequencer {
             effects,
             expected_revision,
             idempotency_key: None,
+            revision: None,
         };
         admit(write, next)
     }
@@ -390,6 +409,44 @@ impl Sequencer {
         }
         let answer = Answer::Unchanged(group.last_write());
         group.answers.push((Some(reply), answer));
+    }
+
+    /// Adds a primary's change sets to the group, each checked to follow the
+    /// one before and applied to the working state as committed (its
+    /// effects are the primary's, so the replica's feed is the primary's).
+    fn replicate(&self, group: &mut Group, sets: Vec<Replicated>, reply: Reply) {
+        for replicated in sets {
+            let planned = self.fit(group, |g| plan_replicated(g, &replicated));
+            match planned {
+                Planned::Admitted(admitted) => group.add(*admitted, None),
+                Planned::Answer(answer) => {
+                    group.answers.push((Some(reply), answer));
+                    return;
+                }
+            }
+        }
+        let answer = Answer::Unchanged(group.last_write());
+        group.answers.push((Some(reply), answer));
+    }
+
+    /// Commits the group, then replaces store and cache with `snapshot`.
+    fn install(&self, group: &mut Group, snapshot: Installed, reply: Reply) {
+        self.commit(group);
+        let Installed { export, catalog } = snapshot;
+        let stored = self
+            .store
+            .replace_all(export.revision, catalog.source(), &export.tenants);
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "installing a snapshot failed; the replica keeps its state");
+            send(Some(reply), Err(Error::Store(e)));
+            return;
+        }
+        let revision = export.revision;
+        let next = Snapshot::build(catalog, revision, export.tenants, self.clock.now());
+        self.engine.publish(next);
+        self.applied.send_replace(revision);
+        *group = Group::new(&self.engine.snapshot());
+        send(Some(reply), Ok(revision));
     }
 
     /// Commits the group's writes in one transaction, publishes them to the
@@ -509,6 +566,38 @@ fn plan_expiry(group: &Group, tenant: &TenantId, now: crate::model::Timestamp) -
         effects,
         expected_revision: None,
         idempotency_key: None,
+        revision: None,
+    };
+    admit(write, next)
+}
+
+/// A primary's change set as the group's next write, if it is the next
+/// revision.
+fn plan_replicated(group: &Group, replicated: &Replicated) -> Planned {
+    let set = &replicated.set;
+    let latest = group.revision();
+    if set.revision != latest.next() {
+        return Planned::Answer(Answer::Refused(Error::OutOfSequence {
+            given: set.revision,
+            latest,
+        }));
+    }
+    let mut next = group.working.clone();
+    next.apply_changes(
+        set.tenant.as_ref(),
+        &set.changes,
+        replicated.catalog.clone(),
+        set.committed_at,
+    );
+    let write = PendingWrite {
+        tenant: set.tenant.clone(),
+        actor: set.actor.clone(),
+        committed_at: set.committed_at,
+        changes: set.changes.clone(),
+        effects: set.effects.clone(),
+        expected_revision: None,
+        idempotency_key: None,
+        revision: Some(set.revision),
     };
     admit(write, next)
 }

@@ -147,6 +147,15 @@ pub enum StoreError {
     /// Every revision number has been used.
     #[error("the revision counter is exhausted")]
     RevisionExhausted,
+    /// A write meant to commit as a given revision does not follow the
+    /// store's latest one.
+    #[error("revision {given} does not follow the store's latest revision {latest}")]
+    OutOfSequence {
+        /// The revision the write was to commit as.
+        given: Revision,
+        /// The store's latest committed revision.
+        latest: Revision,
+    },
     /// [`Store::close`] was called: the file is no longer open.
     #[error("the store is closed")]
     Closed,
@@ -195,6 +204,11 @@ pub struct PendingWrite {
     /// If set, a second write with the same key in the same tenant (or
     /// store-wide, for `tenant: None`) is not applied again.
     pub idempotency_key: Option<String>,
+    /// If set, the write commits as exactly this revision or not at all: a
+    /// replica's copy of a primary's entry, whose number the primary chose.
+    /// It must be the revision after the store's (a hole is refused with
+    /// [`StoreError::OutOfSequence`], never skipped).
+    pub revision: Option<Revision>,
 }
 
 impl PendingWrite {
@@ -452,6 +466,32 @@ impl Store {
         })
     }
 
+    /// Replaces everything the store holds with `tenants` (each tenant's
+    /// records as the changes that recreate it) and `schema`, at
+    /// `revision`, in one transaction: a replica installing a primary's
+    /// snapshot. The changelog and idempotency keys start empty, so the
+    /// next entry must be `revision + 1`. All or nothing.
+    pub fn replace_all(
+        &self,
+        revision: Revision,
+        schema: &str,
+        tenants: &[(TenantId, Vec<Change>)],
+    ) -> Result<(), StoreError> {
+        self.run(|db| {
+            let mut txn = db.begin_write().map_err(db_err)?;
+            txn.set_durability(Durability::Immediate).map_err(db_err)?;
+            let staged = replace_in(&txn, revision, schema, tenants);
+            if let Err(err) = staged {
+                abort(txn);
+                return Err(err);
+            }
+            txn.commit().map_err(|err| match err {
+                redb::CommitError::TransactionPoisoned => db_err(err),
+                other => StoreError::CommitUncertain(Box::new(redb::Error::from(other))),
+            })
+        })
+    }
+
     /// The size of the changelog entry `write` would take (without its
     /// revision's digits), so a caller can bound a group in bytes.
     pub fn entry_bytes(write: &PendingWrite) -> Result<usize, StoreError> {
@@ -702,6 +742,15 @@ fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<CommitOutcome,
             .checked_add(1)
             .ok_or(StoreError::RevisionExhausted)?,
     );
+    match write.revision {
+        Some(given) if given != revision => {
+            return Err(StoreError::OutOfSequence {
+                given,
+                latest: current,
+            });
+        }
+        _ => {}
+    }
     for (index, change) in write.changes.iter().enumerate() {
         apply(t, tenant, index, change)?;
     }
@@ -717,6 +766,36 @@ fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<CommitOutcome,
     }
     t.meta.insert(META_REVISION, revision.0).map_err(db_err)?;
     Ok(CommitOutcome::Committed(changeset))
+}
+
+/// Empties every data table, the changelog and the idempotency keys of
+/// `txn`, then writes `tenants` and `schema` at `revision`.
+fn replace_in(
+    txn: &WriteTransaction,
+    revision: Revision,
+    schema: &str,
+    tenants: &[(TenantId, Vec<Change>)],
+) -> Result<(), StoreError> {
+    txn.delete_table(SCHEMA).map_err(db_err)?;
+    txn.delete_table(TENANTS).map_err(db_err)?;
+    for table in [SUBJECTS, SCOPES, GROUPS, ROLES, ASSIGNMENTS] {
+        txn.delete_table(table).map_err(db_err)?;
+    }
+    txn.delete_table(MEMBERSHIPS).map_err(db_err)?;
+    txn.delete_table(CHANGELOG).map_err(db_err)?;
+    txn.delete_table(IDEMPOTENCY).map_err(db_err)?;
+    let mut tables = WriteTables::open(txn)?;
+    apply(&mut tables, None, 0, &Change::SchemaWritten(schema.to_owned()))?;
+    for (tenant, changes) in tenants {
+        for (index, change) in changes.iter().enumerate() {
+            apply(&mut tables, Some(tenant.as_str()), index, change)?;
+        }
+    }
+    tables
+        .meta
+        .insert(META_REVISION, revision.0)
+        .map_err(db_err)?;
+    Ok(())
 }
 
 /// Removes changelog entries below `keep_from` (the retention window), at
@@ -1023,6 +1102,7 @@ mod tests {
             effects: Vec::new(),
             expected_revision: None,
             idempotency_key: None,
+            revision: None,
         }
     }
 
@@ -1559,6 +1639,50 @@ mod tests {
             );
         }
         assert_eq!(store.load()?, sample_state());
+        Ok(())
+    }
+
+    /// A write given its revision commits only as the store's next one: a
+    /// hole or a repeat is refused and writes nothing.
+    #[test]
+    fn a_given_revision_must_follow_the_latest() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let mut first = write(Some("t"), vec![Change::SubjectPut(subject("a"))]);
+        first.revision = Some(Revision(1));
+        store.commit(&first)?;
+        for given in [1, 3] {
+            let mut w = write(Some("t"), vec![Change::SubjectPut(subject("b"))]);
+            w.revision = Some(Revision(given));
+            let before = observe(&store)?;
+            let e = store.commit(&w).unwrap_err();
+            assert!(matches!(e, StoreError::OutOfSequence { .. }), "{e}");
+            assert_eq!(observe(&store)?, before);
+        }
+        Ok(())
+    }
+
+    /// Replacing the whole store leaves exactly the given state at the given
+    /// revision, with an empty changelog the next revision continues.
+    #[test]
+    fn replace_all_installs_a_state_at_a_revision() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        for w in &sample_writes() {
+            store.commit(w)?;
+        }
+        let tenants = vec![(tenant("x"), vec![Change::SubjectPut(subject("z"))])];
+        store.replace_all(Revision(40), "schema text", &tenants)?;
+        let loaded = store.load()?;
+        assert_eq!(loaded.revision, Revision(40));
+        assert_eq!(loaded.schema.as_deref(), Some("schema text"));
+        assert_eq!(loaded.tenants.len(), 1);
+        assert_eq!(loaded.tenants[0].subjects, vec![subject("z")]);
+        assert_eq!(store.oldest_retained()?, Revision(0));
+        let mut next = write(Some("x"), vec![Change::SubjectPut(subject("y"))]);
+        next.revision = Some(Revision(41));
+        store.commit(&next)?;
+        assert_eq!(store.revision()?, Revision(41));
         Ok(())
     }
 
