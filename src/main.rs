@@ -63,6 +63,16 @@ async fn serve(args: &ServeArgs) -> bool {
     if tls.is_none() && !config.listen.ip().is_loopback() {
         tracing::warn!(listen = %config.listen, "serving plaintext on a non-loopback address: calls, tokens and answers cross the network unencrypted; give --tls-cert and --tls-key, or keep a sidecar's TLS in front");
     }
+    let primary = match args.primary().transpose() {
+        Ok(remote) => remote.map(|r| server::Primary {
+            endpoint: r.endpoint().clone(),
+            authorization: r.authorization(),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the connection to the primary");
+            return false;
+        }
+    };
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -89,7 +99,18 @@ async fn serve(args: &ServeArgs) -> bool {
     };
     tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, transport, "authzd serving");
     tokio::spawn(authzd::cli::reload_on_hangup(callers.clone()));
-    match server::serve(service, callers, listener, tls.as_ref(), shutdown_signal()).await {
+    if let Some(follow) = &config.follow {
+        tracing::info!(primary = %follow.primary, tenants = follow.tenants.len(), "read replica: reads are local, writes go to the primary");
+    }
+    let served = server::serve(
+        service,
+        callers,
+        listener,
+        tls.as_ref(),
+        primary,
+        shutdown_signal(),
+    );
+    match served.await {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

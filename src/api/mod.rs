@@ -14,6 +14,8 @@ mod access;
 pub mod codec;
 mod convert;
 mod directory;
+mod follow;
+mod forward;
 mod guard;
 mod membership;
 mod replication;
@@ -22,6 +24,8 @@ mod watch;
 
 pub use access::AccessApi;
 pub use directory::DirectoryApi;
+pub use follow::Follower;
+pub use forward::{REVISION_HEADER, WriteLayer};
 pub use guard::CallerLayer;
 pub use membership::MembershipApi;
 pub use replication::{RECORD_FORMAT, ReplicationApi};

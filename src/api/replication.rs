@@ -247,13 +247,13 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
     ) -> Result<Response<SnapshotStream>, Status> {
         let call = Call::of(&request)?;
         let tenants = tenants(&call, &request.get_ref().tenants)?;
-        let permit = self
-            .snapshots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::SnapshotsBusy {
-                limit: config::MAX_SNAPSHOTS,
-            })?;
+        let permit =
+            self.snapshots
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| Error::SnapshotsBusy {
+                    limit: config::MAX_SNAPSHOTS,
+                })?;
         let export = self.service.export(tenants).await?;
         let chunks = Chunks::new(export, permit);
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))

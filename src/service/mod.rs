@@ -284,7 +284,12 @@ impl Service {
 
     /// Whether this server is a read replica following a primary.
     pub fn is_replica(&self) -> bool {
-        self.inner.config.follow.is_some()
+        self.following().is_some()
+    }
+
+    /// How this replica follows its primary; `None` on a primary.
+    pub fn following(&self) -> Option<&config::Follow> {
+        self.inner.config.follow.as_ref()
     }
 
     fn refuse_on_replica(&self) -> Result<(), Error> {

@@ -63,10 +63,7 @@ pub(super) enum Job {
     /// order, each as the revision the primary gave it; the reply carries
     /// the last revision applied. A set that does not follow the one before
     /// is refused with the rest of the job.
-    Replicate {
-        sets: Vec<Replicated>,
-        reply: Reply,
-    },
+    Replicate { sets: Vec<Replicated>, reply: Reply },
     /// Replace store and cache with a primary's snapshot (after finishing
     /// the current group); the reply carries the snapshot's revision.
     Install {

@@ -785,7 +785,12 @@ fn replace_in(
     txn.delete_table(CHANGELOG).map_err(db_err)?;
     txn.delete_table(IDEMPOTENCY).map_err(db_err)?;
     let mut tables = WriteTables::open(txn)?;
-    apply(&mut tables, None, 0, &Change::SchemaWritten(schema.to_owned()))?;
+    apply(
+        &mut tables,
+        None,
+        0,
+        &Change::SchemaWritten(schema.to_owned()),
+    )?;
     for (tenant, changes) in tenants {
         for (index, change) in changes.iter().enumerate() {
             apply(&mut tables, Some(tenant.as_str()), index, change)?;

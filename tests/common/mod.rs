@@ -51,14 +51,19 @@ impl Binary {
     /// Waits (at most 20 s) for a log line containing `needle`, skipping
     /// the others, and returns it.
     pub fn wait_for_line(&self, needle: &str) -> String {
+        self.wait_for_any(&[needle])
+    }
+
+    /// Waits (at most 20 s) for the first log line containing any of
+    /// `needles`, skipping the others, and returns it.
+    pub fn wait_for_any(&self, needles: &[&str]) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("the binary logged no line containing {needle:?}"));
-            if line.contains(needle) {
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("the binary logged no line containing any of {needles:?}")
+            });
+            if needles.iter().any(|n| line.contains(n)) {
                 return line;
             }
         }
@@ -395,7 +400,7 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = callers.clone();
         let task = tokio::spawn(async move {
-            authzd::server::serve(service, serving, listener, tls.as_ref(), async {
+            authzd::server::serve(service, serving, listener, tls.as_ref(), None, async {
                 let _ = stopped.await;
             })
             .await
