@@ -530,3 +530,74 @@ async fn create_subject_over(ch: &Channel, id: &str) -> u64 {
         .into_inner()
         .revision
 }
+
+/// A primary with tokens and a replica that follows it with a read token
+/// bound to acme (and, on loopback, trusts its own callers): the replica
+/// holds acme alone; a write sent through it carries its caller's token
+/// and request id to the primary, which takes it from an administrator and
+/// refuses it from a reader.
+#[tokio::test]
+async fn forwarded_writes_carry_their_callers_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(dir.path());
+    let tokens = dir.path().join("tokens.toml");
+    let entries = [
+        token_entry("admin", "admin", "", "s-admin"),
+        token_entry("reader", "read", "", "s-read"),
+        token_entry("acme-follower", "read", ACME, "s-follow"),
+    ]
+    .concat();
+    std::fs::write(&tokens, entries).unwrap();
+    let follow_token = dir.path().join("follow.token");
+    std::fs::write(&follow_token, "s-follow\n").unwrap();
+    let tokens_arg = tokens.to_str().unwrap();
+    let p = primary(&dir.path().join("p"), &schema, 0, &["--tokens", tokens_arg]).await;
+    let follow_arg = follow_token.to_str().unwrap();
+    let r = replica(
+        &dir.path().join("r"),
+        p.port,
+        &["--follow-token-file", follow_arg],
+    )
+    .await;
+    installed(&r);
+    let as_token = |port: u16, secret: &'static str| async move {
+        tonic::service::interceptor::InterceptedService::new(
+            channel_to(port).await,
+            Bearer::from_secret(secret, "the test").unwrap(),
+        )
+    };
+    let write = |channel, id: &'static str| async move {
+        let mut request = tonic::Request::new(pb::CreateSubjectRequest {
+            tenant: OTHER.into(),
+            subject: Some(pb::Subject {
+                id: id.into(),
+                ..Default::default()
+            }),
+            options: None,
+        });
+        request
+            .metadata_mut()
+            .insert("x-request-id", format!("fwd-{id}").parse().unwrap());
+        DirectoryServiceClient::new(channel)
+            .create_subject(request)
+            .await
+    };
+    let refused = write(as_token(r.port, "s-read").await, "by-reader").await;
+    assert_eq!(refused.unwrap_err().code(), Code::PermissionDenied);
+    let written = write(as_token(r.port, "s-admin").await, "by-writer").await;
+    let revision = written.unwrap().into_inner().revision;
+    p.wait_for_line("fwd-by-writer");
+    // Landed on the primary, but the replica follows acme only.
+    let get = |channel| async move {
+        DirectoryServiceClient::new(channel)
+            .get_subject(pb::GetRequest {
+                tenant: OTHER.into(),
+                id: "by-writer".into(),
+                at_least_revision: revision,
+            })
+            .await
+    };
+    get(as_token(p.port, "s-read").await).await.unwrap();
+    let missing = get(as_token(r.port, "s-read").await).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+}

@@ -78,7 +78,9 @@ struct Chunks {
     tenants: std::vec::IntoIter<(TenantId, Vec<Change>)>,
     current: Option<(TenantId, std::vec::IntoIter<Change>)>,
     done: bool,
-    _permit: OwnedSemaphorePermit,
+    /// Released with the last message, before the client has it, so a
+    /// client that read a snapshot to its end may take the next at once.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Chunks {
@@ -89,7 +91,7 @@ impl Chunks {
             tenants: export.tenants.into_iter(),
             current: None,
             done: false,
-            _permit: permit,
+            permit: Some(permit),
         }
     }
 
@@ -153,11 +155,13 @@ impl Iterator for Chunks {
         match self.next_records() {
             Some(Err(status)) => {
                 self.done = true;
+                self.permit = None;
                 Some(Err(status))
             }
             Some(ok) => Some(ok),
             None => {
                 self.done = true;
+                self.permit = None;
                 Some(Ok(pb::SnapshotReply {
                     done: true,
                     ..self.reply()
