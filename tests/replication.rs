@@ -601,3 +601,55 @@ async fn forwarded_writes_carry_their_callers_token() {
     let missing = get(as_token(r.port, "s-read").await).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 }
+
+/// `authzd bench --target PRIMARY --replica REPLICA` at tiny sizes: the
+/// replica catches up with the fill, both calls run on it without an error,
+/// and every write of both lag rows reaches its Watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_measures_a_replica_next_to_its_primary() {
+    use authzd::cli::{Cli, Command};
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let p = spawn_binary(&dir.path().join("p"), None).await;
+    let r = replica(&dir.path().join("r"), p.port, &[]).await;
+    let (target, replica_addr) = (
+        format!("127.0.0.1:{}", p.port),
+        format!("127.0.0.1:{}", r.port),
+    );
+    let line = [
+        "authzd",
+        "bench",
+        "--target",
+        &target,
+        "--replica",
+        &replica_addr,
+        "--subjects",
+        "40",
+        "--groups",
+        "12",
+        "--scopes",
+        "20",
+        "--concurrency",
+        "2",
+        "--connections",
+        "1",
+        "--duration",
+        "0.2",
+        "--requests",
+        "500",
+        "--replica-writes",
+        "20",
+    ];
+    let Command::Bench(args) = Cli::try_parse_from(line).unwrap().command else {
+        panic!("not the bench command");
+    };
+    let report = authzd::cli::bench::run(&args).await.unwrap();
+    assert!(report.ok(), "{report}");
+    let measured = report.replica.as_ref().unwrap();
+    assert!(measured.check.count > 0 && measured.health.count > 0);
+    assert_eq!(measured.lag.len(), 2);
+    for row in &measured.lag {
+        assert_eq!(row.received, 20, "{report}");
+    }
+    assert!(report.to_string().contains("replica / primary CheckAccess"));
+}
