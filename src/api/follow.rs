@@ -217,7 +217,6 @@ impl Follower {
             *progressed = true;
         }
         let after = self.service.snapshot().revision;
-        tracing::info!(primary = %self.follow.primary, after = %after, "following the primary from the local revision");
         let request = self.request(pb::FollowRequest {
             after_revision: after.0,
             tenants: self.tenant_names(),
@@ -226,6 +225,7 @@ impl Follower {
             Ok(response) => response.into_inner(),
             Err(status) => return ending(&status),
         };
+        tracing::info!(primary = %self.follow.primary, after = %after, "following the primary from the local revision");
         loop {
             let reply = match tokio::time::timeout(SILENCE, stream.message()).await {
                 Err(_) => {
@@ -376,13 +376,16 @@ async fn report_lag(
         let applied = service.snapshot().revision;
         let (behind, since) = lag.measure(applied);
         let now_serving = since.is_some_and(|s| s <= max_lag);
-        let lag_ms = since.map_or(u64::MAX, |s| s.as_millis() as u64);
+        let lag = since.map_or_else(
+            || "not yet in step".to_string(),
+            |s| format!("{} ms", s.as_millis()),
+        );
         if serving != Some(now_serving) {
             let status = if now_serving {
-                tracing::info!(%applied, behind, lag_ms, "replica in step with the primary: SERVING");
+                tracing::info!(%applied, behind, %lag, "replica in step with the primary: SERVING");
                 ServingStatus::Serving
             } else {
-                tracing::warn!(%applied, behind, lag_ms, max_lag_secs = max_lag.as_secs(), "replica behind the primary past the bound: NOT_SERVING");
+                tracing::warn!(%applied, behind, %lag, max_lag_secs = max_lag.as_secs(), "replica behind the primary past the bound: NOT_SERVING");
                 ServingStatus::NotServing
             };
             for name in &services {
@@ -391,7 +394,7 @@ async fn report_lag(
             serving = Some(now_serving);
             logged = Instant::now();
         } else if logged.elapsed() >= LAG_LOG_EVERY && (behind > 0 || !now_serving) {
-            tracing::info!(%applied, behind, lag_ms, "replica lag");
+            tracing::info!(%applied, behind, %lag, "replica lag");
             logged = Instant::now();
         }
     }

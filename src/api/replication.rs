@@ -179,6 +179,8 @@ struct Following {
     after: Revision,
     /// A page read before the stream began (so its errors are the call's).
     first: Option<Vec<ChangeSet>>,
+    /// Whether anything was sent yet.
+    greeted: bool,
     ended: bool,
 }
 
@@ -203,7 +205,13 @@ impl Following {
             };
             if let Some(last) = page.last() {
                 self.after = last.revision;
+                self.greeted = true;
                 return Some(self.entries(&page));
+            }
+            // A follower that is in step learns so at once, not after the
+            // first heartbeat interval.
+            if !std::mem::replace(&mut self.greeted, true) {
+                return Some(Ok(self.heartbeat(self.service.snapshot().revision)));
             }
             let head = self
                 .service
@@ -277,6 +285,7 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
             tenants,
             after,
             first: Some(first),
+            greeted: false,
             ended: false,
         };
         let stream = futures_util::stream::unfold(following, |mut f| async move {
