@@ -46,16 +46,6 @@ async fn replica(data: &Path, port: u16, extra: &[&str]) -> Binary {
     spawn_binary_with(data, &args).await
 }
 
-/// The primary's latest revision.
-async fn latest(ch: &Channel) -> u64 {
-    SchemaServiceClient::new(ch.clone())
-        .read_schema(pb::ReadSchemaRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .revision
-}
-
 /// One random read, as asked of every server.
 #[derive(Debug, Clone)]
 enum Query {
@@ -145,7 +135,7 @@ async fn answer(ch: &Channel, tenant: &str, revision: u64, query: &Query) -> Str
 /// primary's latest revision (no write in flight) and asserts identical
 /// answers; returns that revision.
 async fn assert_in_step(rng: &mut Rng, primary: &Channel, replicas: &[&Channel]) -> u64 {
-    let revision = latest(primary).await;
+    let revision = latest_over(primary).await;
     for query in queries(rng, 40) {
         let expected = answer(primary, ACME, revision, &query).await;
         assert!(
@@ -297,15 +287,7 @@ fn installed(replica: &Binary) -> u64 {
 /// Every tenant revision after `after` up to `through`, as `ch`'s Watch
 /// delivers them (whole, rendered).
 async fn watched(ch: &Channel, after: u64, through: u64) -> Vec<String> {
-    let mut stream = WatchServiceClient::new(ch.clone())
-        .watch(pb::WatchRequest {
-            tenant: ACME.into(),
-            after_revision: after,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = watch_over(ch, ACME, after).await;
     let mut out = Vec::new();
     loop {
         let m = next_whole_revision(&mut stream).await;
@@ -454,15 +436,7 @@ async fn a_tenant_filtered_replica_holds_only_its_tenants() {
         .and_then(|r| r.split(',').next())
         .and_then(|r| r.parse().ok())
         .unwrap();
-    let mut stream = WatchServiceClient::new(rc.clone())
-        .watch(pb::WatchRequest {
-            tenant: ACME.into(),
-            after_revision: resume_after,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = watch_over(&rc, ACME, resume_after).await;
     for expected in &all[half..] {
         assert_eq!(
             &format!("{:?}", next_whole_revision(&mut stream).await),
@@ -515,16 +489,10 @@ async fn health_follows_the_lag() {
     next_status(&mut health, ServingStatus::Serving).await;
 }
 
+/// Creates subject `id` in acme through `ch`; returns the revision.
 async fn create_subject_over(ch: &Channel, id: &str) -> u64 {
     DirectoryServiceClient::new(ch.clone())
-        .create_subject(pb::CreateSubjectRequest {
-            tenant: ACME.into(),
-            subject: Some(pb::Subject {
-                id: id.into(),
-                ..Default::default()
-            }),
-            options: None,
-        })
+        .create_subject(new_subject(ACME, id))
         .await
         .unwrap()
         .into_inner()
@@ -567,14 +535,7 @@ async fn forwarded_writes_carry_their_callers_token() {
         )
     };
     let write = |channel, id: &'static str| async move {
-        let mut request = tonic::Request::new(pb::CreateSubjectRequest {
-            tenant: OTHER.into(),
-            subject: Some(pb::Subject {
-                id: id.into(),
-                ..Default::default()
-            }),
-            options: None,
-        });
+        let mut request = tonic::Request::new(new_subject(OTHER, id));
         request
             .metadata_mut()
             .insert("x-request-id", format!("fwd-{id}").parse().unwrap());
@@ -607,8 +568,6 @@ async fn forwarded_writes_carry_their_callers_token() {
 /// and every write of both lag rows reaches its Watch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bench_measures_a_replica_next_to_its_primary() {
-    use authzd::cli::{Cli, Command};
-    use clap::Parser;
     let dir = tempfile::tempdir().unwrap();
     let p = spawn_binary(&dir.path().join("p"), None).await;
     let r = replica(&dir.path().join("r"), p.port, &[]).await;
@@ -616,9 +575,7 @@ async fn the_bench_measures_a_replica_next_to_its_primary() {
         format!("127.0.0.1:{}", p.port),
         format!("127.0.0.1:{}", r.port),
     );
-    let line = [
-        "authzd",
-        "bench",
+    let args = bench_args(&[
         "--target",
         &target,
         "--replica",
@@ -639,10 +596,7 @@ async fn the_bench_measures_a_replica_next_to_its_primary() {
         "500",
         "--replica-writes",
         "20",
-    ];
-    let Command::Bench(args) = Cli::try_parse_from(line).unwrap().command else {
-        panic!("not the bench command");
-    };
+    ]);
     let report = authzd::cli::bench::run(&args).await.unwrap();
     assert!(report.ok(), "{report}");
     let measured = report.replica.as_ref().unwrap();

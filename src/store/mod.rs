@@ -456,12 +456,7 @@ impl Store {
                     return Err(err);
                 }
             }
-            txn.commit().map_err(|err| match err {
-                // A poisoned transaction is rolled back: certainly not
-                // written.
-                redb::CommitError::TransactionPoisoned => db_err(err),
-                other => StoreError::CommitUncertain(Box::new(redb::Error::from(other))),
-            })?;
+            commit(txn)?;
             Ok(outcomes)
         })
     }
@@ -485,10 +480,7 @@ impl Store {
                 abort(txn);
                 return Err(err);
             }
-            txn.commit().map_err(|err| match err {
-                redb::CommitError::TransactionPoisoned => db_err(err),
-                other => StoreError::CommitUncertain(Box::new(redb::Error::from(other))),
-            })
+            commit(txn)
         })
     }
 
@@ -671,6 +663,15 @@ fn initialize(db: &Database) -> Result<(), StoreError> {
         txn.open_table(IDEMPOTENCY).map_err(db_err)?;
     }
     txn.commit().map_err(db_err)
+}
+
+/// Commits `txn`; a failure of the final step leaves the outcome unknown.
+fn commit(txn: WriteTransaction) -> Result<(), StoreError> {
+    txn.commit().map_err(|err| match err {
+        // A poisoned transaction is rolled back: certainly not written.
+        redb::CommitError::TransactionPoisoned => db_err(err),
+        other => StoreError::CommitUncertain(Box::new(redb::Error::from(other))),
+    })
 }
 
 /// Aborts explicitly so that a failing abort is logged rather than lost in

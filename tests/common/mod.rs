@@ -568,21 +568,26 @@ pub fn unassign(
     }
 }
 
-/// Creates a subject (user, active) and returns the write's revision.
-pub async fn create_subject(server: &TestServer, tenant: &str, id: &str) -> u64 {
-    let mut d = server.directory().await;
-    d.create_subject(pb::CreateSubjectRequest {
+/// The request creating subject `id` (user, active) in `tenant`.
+pub fn new_subject(tenant: &str, id: &str) -> pb::CreateSubjectRequest {
+    pb::CreateSubjectRequest {
         tenant: tenant.into(),
         subject: Some(pb::Subject {
             id: id.into(),
             ..Default::default()
         }),
         options: None,
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .revision
+    }
+}
+
+/// Creates a subject (user, active) and returns the write's revision.
+pub async fn create_subject(server: &TestServer, tenant: &str, id: &str) -> u64 {
+    let mut d = server.directory().await;
+    d.create_subject(new_subject(tenant, id))
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
 }
 
 /// Creates a scope under `parent` ("" for the root).
@@ -1021,6 +1026,44 @@ pub fn assignment_text(a: &pb::Assignment) -> String {
     };
     let principal = a.principal.as_ref().map(principal_text).unwrap_or_default();
     format!("{} {principal} {target}", a.role)
+}
+
+/// The latest revision of the server at `channel` (as `ReadSchema` says).
+pub async fn latest_over(channel: &Channel) -> u64 {
+    SchemaServiceClient::new(channel.clone())
+        .read_schema(pb::ReadSchemaRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+/// Opens a Watch stream of `tenant` after `after_revision` over `channel`.
+pub async fn watch_over(
+    channel: &Channel,
+    tenant: &str,
+    after_revision: u64,
+) -> tonic::Streaming<pb::WatchResponse> {
+    WatchServiceClient::new(channel.clone())
+        .watch(pb::WatchRequest {
+            tenant: tenant.into(),
+            after_revision,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// `authzd bench` with these flags, parsed as the command line would be.
+pub fn bench_args(flags: &[&str]) -> authzd::cli::bench::BenchArgs {
+    use clap::Parser;
+    let line = ["authzd", "bench"].iter().chain(flags);
+    let authzd::cli::Command::Bench(args) = authzd::cli::Cli::try_parse_from(line).unwrap().command
+    else {
+        panic!("not the bench command");
+    };
+    args
 }
 
 /// Opens a Watch stream.
