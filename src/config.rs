@@ -81,6 +81,8 @@ pub const SNAPSHOT_CHUNK_RECORDS: usize = 1000;
 /// is filled to: a quarter of the 4 MiB a gRPC client accepts by default.
 /// A single larger record travels alone.
 pub const REPLICATION_MESSAGE_BYTES: usize = 1 << 20;
+/// Most tenants one Snapshot or Follow request may name.
+pub const MAX_REPLICATED_TENANTS: usize = 1000;
 /// Most Snapshot streams served at once: each holds a copy of the state it
 /// sends; one more is refused with RESOURCE_EXHAUSTED.
 pub const MAX_SNAPSHOTS: usize = 2;

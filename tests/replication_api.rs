@@ -74,7 +74,8 @@ async fn follow_sends_every_revision_in_order_with_other_tenants_emptied() {
 
 /// Follow after the latest revision is OUT_OF_RANGE; after a revision the
 /// changelog no longer retains, FAILED_PRECONDITION (take a snapshot); a
-/// malformed tenant is INVALID_ARGUMENT naming it.
+/// malformed tenant, or more tenants than the bound, is INVALID_ARGUMENT
+/// naming the field.
 #[tokio::test]
 async fn follow_refuses_what_it_cannot_continue() {
     let server = TestServer::start_with(|c| c.retain_revisions = 2).await;
@@ -91,6 +92,17 @@ async fn follow_refuses_what_it_cannot_continue() {
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("tenants[0]"), "{}", bad.message());
+    let many: Vec<String> = (0..=authzd::config::MAX_REPLICATED_TENANTS)
+        .map(|i| format!("t{i}"))
+        .collect();
+    let names: Vec<&str> = many.iter().map(String::as_str).collect();
+    let too_many = follow(&server, last, &names).await.unwrap_err();
+    assert_eq!(too_many.code(), Code::InvalidArgument);
+    assert!(
+        too_many.message().starts_with("tenants:"),
+        "{}",
+        too_many.message()
+    );
     // The latest revision itself is a valid place to go on from.
     follow(&server, last, &[]).await.unwrap();
 }

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::id;
 use super::guard::Call;
-use super::pb;
+use super::{invalid, pb};
 use crate::config;
 use crate::model::{Change, ChangeSet, Revision, TenantId};
 use crate::service::{Error, Export, Service, Tenants};
@@ -53,6 +53,16 @@ fn tenants(call: &Call, named: &[String]) -> Result<Tenants, Error> {
             Some(t) => Tenants::Only(vec![t.clone()]),
             None => Tenants::All,
         });
+    }
+    if named.len() > config::MAX_REPLICATED_TENANTS {
+        return Err(invalid(
+            "tenants",
+            format!(
+                "{} tenants named; the limit is {}",
+                named.len(),
+                config::MAX_REPLICATED_TENANTS
+            ),
+        ));
     }
     let mut ids = Vec::with_capacity(named.len());
     for (i, t) in named.iter().enumerate() {
