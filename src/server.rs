@@ -3,7 +3,8 @@
 //! caller bound, until the caller's shutdown future resolves. The caller
 //! binds and the caller stops, so tests can run the real server on port 0.
 //! With [`ServerTls`] the listener speaks TLS (rustls), and with a client CA
-//! it requires client certificates (mTLS).
+//! it requires client certificates (mTLS). With a [`Primary`] the server is
+//! a read replica: it runs the follower and forwards writes.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -4,8 +4,11 @@
 //! Generated types live in [`pb`] and never leave this module; requests are
 //! converted (and refused with INVALID_ARGUMENT naming the field) before they
 //! reach the service. Every call passes [`CallerLayer`] (authentication,
-//! token kind, per-token bounds, request id, access log) and each handler
-//! asks its `guard::Call` about the tenant and actor before anything else.
+//! token kind, per-token bounds, request id, access log), then
+//! [`WriteLayer`] (which, on a read replica, forwards writes to the
+//! primary), and each handler asks its `guard::Call` about the tenant and
+//! actor before anything else. [`Follower`] is the replica's client side
+//! of `ReplicationService`.
 //! Must not contain rules of the model: what may be written and what a
 //! check answers are decided below this layer, and what a caller may do in
 //! [`crate::auth`].
