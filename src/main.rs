@@ -100,7 +100,17 @@ async fn serve(args: &ServeArgs) -> bool {
     tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, transport, "authzd serving");
     tokio::spawn(authzd::cli::reload_on_hangup(callers.clone()));
     if let Some(follow) = &config.follow {
-        tracing::info!(primary = %follow.primary, tenants = follow.tenants.len(), "read replica: reads are local, writes go to the primary");
+        let tenants = if follow.tenants.is_empty() {
+            "all".to_string()
+        } else {
+            follow
+                .tenants
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        tracing::info!(primary = %follow.primary, %tenants, "read replica: reads are local, writes go to the primary");
     }
     let served = server::serve(
         service,
