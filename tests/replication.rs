@@ -224,12 +224,14 @@ async fn writes_are_read_back_on_a_replica() {
     }
 }
 
-/// `kill -9` of the primary while a replica follows it, and a restart on
-/// the same port and folder: the replica reconnects and goes on; its own
+/// `kill -9` of the primary while a replica follows it and writes keep
+/// coming, and a restart on the same port and folder: the replica
+/// reconnects and goes on; its own
 /// Watch from the first revision replays exactly what the primary's does
 /// (no revision missing, none twice, identical content), which a snapshot
 /// taken meanwhile would have made impossible.
-#[tokio::test]
+// Two workers: the flood writes while the test blocks on the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_survives_kill_9_of_its_primary() {
     let dir = tempfile::tempdir().unwrap();
     let schema = schema_file(dir.path());
@@ -248,8 +250,14 @@ async fn a_replica_survives_kill_9_of_its_primary() {
     for _ in 0..30 {
         writer.write(&mut rng).await;
     }
+    // Writes keep coming while the primary dies: some commit, some fail.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let flood = tokio::spawn(flood(p.channel().await, stopped));
+    p.wait_for_line("request_id=flood-");
     p.child.kill().unwrap();
     p.child.wait().unwrap();
+    stop.send_replace(true);
+    assert!(flood.await.unwrap() > 0, "no write landed before the kill");
     let p = primary(&pdata, &schema, port, &[]).await;
     let pc = p.channel().await;
     let writer = Writer {
@@ -265,6 +273,28 @@ async fn a_replica_survives_kill_9_of_its_primary() {
         watched(&rc, bootstrapped, revision).await,
         "the replica's feed differs from the primary's"
     );
+}
+
+/// Creates subjects over `channel` one after another (request ids
+/// `flood-N`), ignoring failures, until `stop` (at most 10 000); returns
+/// how many were acknowledged.
+async fn flood(channel: Channel, mut stop: tokio::sync::watch::Receiver<bool>) -> usize {
+    let mut client = DirectoryServiceClient::new(channel);
+    let mut acknowledged = 0;
+    for i in 0..10_000 {
+        if *stop.borrow_and_update() {
+            break;
+        }
+        let mut request = tonic::Request::new(new_subject(ACME, &format!("flood{i}")));
+        let id = format!("flood-{i}").parse().unwrap();
+        request.metadata_mut().insert("x-request-id", id);
+        let write = client.create_subject(request);
+        tokio::select! {
+            written = write => acknowledged += usize::from(written.is_ok()),
+            _ = stop.changed() => break,
+        }
+    }
+    acknowledged
 }
 
 /// The number after `key=` in a log line.
