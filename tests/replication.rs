@@ -253,7 +253,8 @@ async fn a_replica_survives_kill_9_of_its_primary() {
     // Writes keep coming while the primary dies: some commit, some fail.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let flood = tokio::spawn(flood(p.channel().await, stopped));
-    p.wait_for_line("request_id=flood-");
+    // flood-1 was sent, so flood-0 was acknowledged: writes are landing.
+    p.wait_for_line("request_id=flood-1");
     p.child.kill().unwrap();
     p.child.wait().unwrap();
     stop.send_replace(true);
