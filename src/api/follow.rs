@@ -26,7 +26,7 @@ use super::pb::replication_service_client::ReplicationServiceClient;
 use super::replication::RECORD_FORMAT;
 use crate::config::{self, Follow};
 use crate::model::{Change, ChangeSet, Revision, TenantId, Timestamp};
-use crate::service::{Error, Export, Service};
+use crate::service::{Error, Export, Service, decode_record};
 
 /// How long a stream may stay silent (no entries, no heartbeat) before the
 /// replica takes the primary for gone and reconnects.
@@ -321,7 +321,7 @@ fn unknown_format(found: u32) -> Ending {
 fn decode_all<T: serde::de::DeserializeOwned>(records: &[Vec<u8>]) -> Result<Vec<T>, String> {
     records
         .iter()
-        .map(|r| serde_json::from_slice(r).map_err(|e| format!("an undecodable record: {e}")))
+        .map(|r| decode_record(r).map_err(|e| e.to_string()))
         .collect()
 }
 

@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 
 use super::guard::is_write;
 use crate::model::Revision;
-use crate::service::Service;
+use crate::service::{Error, Service};
 
 /// The response header naming the revision a write's reply reflects.
 pub const REVISION_HEADER: &str = "x-authzd-revision";
@@ -107,10 +107,7 @@ async fn forward(mut primary: Channel, service: Service, request: Request<Body>)
         Ok(response) => response,
         Err(e) => {
             tracing::warn!(error = %crate::tls::causes(&e), "forwarding a write to the primary failed");
-            let status = tonic::Status::unavailable(
-                "this server is a read replica and cannot reach its primary; retry, or write to the primary",
-            );
-            return status.into_http();
+            return tonic::Status::from(Error::PrimaryUnreachable).into_http();
         }
     };
     let stamped = response

@@ -81,6 +81,8 @@ impl From<Error> for Status {
             Error::Stopped => Code::Unavailable,
             Error::ReadOnly => Code::FailedPrecondition,
             Error::SnapshotsBusy { .. } => Code::ResourceExhausted,
+            Error::PrimaryUnreachable => Code::Unavailable,
+            Error::Record { .. } => Code::Internal,
             Error::OutOfSequence { .. } => Code::Aborted,
             Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,
             Error::Watch(WatchError::Gap { .. }) => Code::Aborted,

@@ -21,7 +21,7 @@ use super::guard::Call;
 use super::{invalid, pb};
 use crate::config;
 use crate::model::{Change, ChangeSet, Revision, TenantId};
-use crate::service::{Error, Export, Service, Tenants};
+use crate::service::{Error, Export, Service, Tenants, encode_record};
 
 /// The encoding of Snapshot records and Follow entries: 1 is the JSON of
 /// the store's changelog format.
@@ -72,12 +72,9 @@ fn tenants(call: &Call, named: &[String]) -> Result<Tenants, Error> {
     Ok(Tenants::Only(ids))
 }
 
-/// Encodes a record or an entry; the model types always encode.
+/// Encodes a record or an entry (the model types always encode).
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Status> {
-    serde_json::to_vec(value).map_err(|e| {
-        tracing::error!(error = %e, "encoding a replication record failed");
-        Status::internal("encoding a replication record failed")
-    })
+    Ok(encode_record(value)?)
 }
 
 /// A snapshot's messages, encoded one at a time as the stream is read, so

@@ -10,7 +10,7 @@
 //! about protobuf or tonic.
 
 mod replica;
-pub use replica::{Export, Tenants};
+pub use replica::{Export, Tenants, decode_record, encode_record};
 mod sequencer;
 
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -96,6 +96,20 @@ pub enum Error {
         /// How many it streams at once.
         limit: usize,
     },
+    /// A replication record could not be encoded (a bug) or decoded (a
+    /// primary of another record format, or a corrupt message).
+    #[error("replication {what}: {source}")]
+    Record {
+        /// What kind of record.
+        what: &'static str,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// A read replica could not reach its primary to forward a write.
+    #[error(
+        "this server is a read replica and cannot reach its primary; retry, or write to the primary"
+    )]
+    PrimaryUnreachable,
     /// A read replica takes no writes of its own (the API forwards them to
     /// its primary).
     #[error("this server is a read replica; send writes to its primary")]

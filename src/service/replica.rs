@@ -195,6 +195,23 @@ impl Service {
     }
 }
 
+/// Encodes a replication record (a change, a change set) in the
+/// changelog's own JSON form ([`crate::model`] defines it).
+pub fn encode_record<T: serde::Serialize>(record: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(record).map_err(|source| Error::Record {
+        what: "record encoding",
+        source,
+    })
+}
+
+/// Decodes a replication record received from a primary.
+pub fn decode_record<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Record {
+        what: "record",
+        source,
+    })
+}
+
 /// A change set with nothing of its tenant left but its revision and time.
 fn emptied(set: ChangeSet) -> ChangeSet {
     ChangeSet {
