@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/authzd/v1/schema.proto",
         "proto/authzd/v1/watch.proto",
         "proto/authzd/v1/audit.proto",
+        "proto/authzd/v1/replication.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;

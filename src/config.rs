@@ -83,6 +83,43 @@ pub const MAX_REASON_LEN: usize = 1024;
 /// How long the audit trail keeps entries by default
 /// ([`Config::audit_retention`]).
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Most records one Snapshot message carries; with
+/// [`REPLICATION_MESSAGE_BYTES`] it bounds a message.
+pub const SNAPSHOT_CHUNK_RECORDS: usize = 1000;
+/// Estimated bytes a replication message (a Snapshot chunk, a Follow batch)
+/// is filled to: a quarter of the 4 MiB a gRPC client accepts by default.
+/// A single larger record travels alone.
+pub const REPLICATION_MESSAGE_BYTES: usize = 1 << 20;
+/// Most tenants one Snapshot or Follow request may name.
+pub const MAX_REPLICATED_TENANTS: usize = 1000;
+/// Most Snapshot streams served at once: each holds a copy of the state it
+/// sends; one more is refused with RESOURCE_EXHAUSTED.
+pub const MAX_SNAPSHOTS: usize = 2;
+/// Idle time after which a Follow stream sends a heartbeat carrying the
+/// primary's latest revision, so a replica can tell "nothing happened" from
+/// "the primary is gone" and measure its lag.
+pub const FOLLOW_HEARTBEAT: Duration = Duration::from_secs(1);
+/// First wait before a replica reconnects to its primary; doubled after
+/// each failed attempt up to [`FOLLOW_BACKOFF_MAX`].
+pub const FOLLOW_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between a replica's attempts to reach its primary.
+pub const FOLLOW_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Default lag past which a replica's health is NOT_SERVING
+/// ([`Follow::max_lag`]).
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(30);
+
+/// How a read replica follows its primary (`serve --follow`).
+#[derive(Debug, Clone)]
+pub struct Follow {
+    /// The primary, `HOST:PORT` or an `http(s)://` URL, for the log.
+    pub primary: String,
+    /// Only these tenants are held; empty: every tenant the follow token
+    /// may see.
+    pub tenants: Vec<crate::model::TenantId>,
+    /// How far behind (in seconds since it was last known in step with
+    /// the primary) the replica may be before its health is NOT_SERVING.
+    pub max_lag: Duration,
+}
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -131,6 +168,9 @@ pub struct Config {
     /// How long audit entries are kept; older ones are pruned by later
     /// commits, independently of the changelog's retention.
     pub audit_retention: Duration,
+    /// Set on a read replica: the store follows this primary and takes no
+    /// writes of its own (they are forwarded).
+    pub follow: Option<Follow>,
 }
 
 impl Default for Config {
@@ -151,6 +191,7 @@ impl Default for Config {
             token_watches: DEFAULT_TOKEN_WATCHES,
             audit_retention: DEFAULT_AUDIT_RETENTION,
             metrics_listen: None,
+            follow: None,
         }
     }
 }

@@ -18,8 +18,10 @@
 //! - [`engine`]: the compiled cache, evaluation, explanations and write planning.
 //! - [`watch`]: the change feed: replay from the changelog, then live, bounded.
 //! - [`service`]: the async façade: the write sequencer, reads at a
-//!   revision, subscriptions, the audit trail's listing.
-//! - [`api`]: tonic services, protobuf conversions, the one error-to-status mapping.
+//!   revision, subscriptions, the audit trail's listing, and replication's
+//!   two sides (what a primary exports, how a replica applies it).
+//! - [`api`]: tonic services, protobuf conversions, the one error-to-status
+//!   mapping; a replica's follower and the layer that forwards its writes.
 //! - [`auth`]: callers: the token set, authentication, and what a token's
 //!   kind and tenant allow.
 //! - [`config`]: runtime settings and every documented limit.

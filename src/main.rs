@@ -84,6 +84,16 @@ async fn serve(args: &ServeArgs) -> bool {
         }
         tracing::info!(metrics_listen = %listen, "serving Prometheus metrics at /metrics");
     }
+    let primary = match args.primary().transpose() {
+        Ok(remote) => remote.map(|r| server::Primary {
+            endpoint: r.endpoint().clone(),
+            authorization: r.authorization(),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the connection to the primary");
+            return false;
+        }
+    };
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -110,7 +120,28 @@ async fn serve(args: &ServeArgs) -> bool {
     };
     tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, transport, "authzd serving");
     tokio::spawn(authzd::cli::reload_on_hangup(callers.clone()));
-    match server::serve(service, callers, listener, tls.as_ref(), shutdown_signal()).await {
+    if let Some(follow) = &config.follow {
+        let tenants = if follow.tenants.is_empty() {
+            "all".to_string()
+        } else {
+            follow
+                .tenants
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        tracing::info!(primary = %follow.primary, %tenants, "read replica: reads are local, writes go to the primary");
+    }
+    let served = server::serve(
+        service,
+        callers,
+        listener,
+        tls.as_ref(),
+        primary,
+        shutdown_signal(),
+    );
+    match served.await {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

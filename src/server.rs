@@ -3,17 +3,20 @@
 //! caller bound, until the caller's shutdown future resolves. The caller
 //! binds and the caller stops, so tests can run the real server on port 0.
 //! With [`ServerTls`] the listener speaks TLS (rustls), and with a client CA
-//! it requires client certificates (mTLS).
+//! it requires client certificates (mTLS). With a [`Primary`] the server is
+//! a read replica: it runs the follower and forwards writes.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Endpoint, Identity, Server, ServerTlsConfig};
 
 use crate::api::{
-    AccessApi, AuditApi, CallerLayer, DirectoryApi, MembershipApi, SchemaApi, WatchApi, pb,
+    AccessApi, AuditApi, CallerLayer, DirectoryApi, Follower, MembershipApi, ReplicationApi,
+    SchemaApi, WatchApi, WriteLayer, pb,
 };
 use crate::auth::Callers;
 use crate::config::{MAX_MESSAGE_BYTES, TLS_HANDSHAKE_TIMEOUT};
@@ -41,6 +44,15 @@ pub enum ServerError {
     },
 }
 
+/// How a replica reaches its primary.
+#[derive(Debug, Clone)]
+pub struct Primary {
+    /// The primary's endpoint, TLS configured.
+    pub endpoint: Endpoint,
+    /// The follow token's `authorization` header value, if any.
+    pub authorization: Option<AsciiMetadataValue>,
+}
+
 /// [`serve`] without tokens: every caller is trusted (loopback use, tests).
 pub async fn run(
     service: Service,
@@ -52,6 +64,7 @@ pub async fn run(
         Arc::new(Callers::trust_all()),
         listener,
         None,
+        None,
         shutdown,
     )
     .await
@@ -60,12 +73,14 @@ pub async fn run(
 /// Serves `service` to `callers` on `listener` (speaking TLS if `tls` is
 /// given) until `shutdown` resolves, then ends every Watch stream, lets
 /// in-flight calls finish, and stops the service (its write sequencer
-/// finishes and the store file is closed).
+/// finishes and the store file is closed). With `primary` (and a service
+/// opened as a replica) it follows the primary and forwards writes to it.
 pub async fn serve(
     service: Service,
     callers: Arc<Callers>,
     listener: TcpListener,
     tls: Option<&ServerTls>,
+    primary: Option<Primary>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let mut builder = Server::builder();
@@ -82,6 +97,7 @@ pub async fn serve(
     use pb::audit_service_server::AuditServiceServer;
     use pb::directory_service_server::DirectoryServiceServer;
     use pb::membership_service_server::MembershipServiceServer;
+    use pb::replication_service_server::ReplicationServiceServer;
     use pb::schema_service_server::SchemaServiceServer;
     use pb::watch_service_server::WatchServiceServer;
     health.set_serving::<AccessServiceServer<AccessApi>>().await;
@@ -94,6 +110,26 @@ pub async fn serve(
     health.set_serving::<SchemaServiceServer<SchemaApi>>().await;
     health.set_serving::<WatchServiceServer<WatchApi>>().await;
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
+    health
+        .set_serving::<ReplicationServiceServer<ReplicationApi>>()
+        .await;
+    let upstream = primary.map(|p| (p.endpoint.connect_lazy(), p.authorization));
+    if let (Some((channel, authorization)), Some(follow)) = (&upstream, service.following()) {
+        // Not serving until in step with the primary.
+        let names = health_names();
+        for name in &names {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+        let follower = Follower::new(
+            service.clone(),
+            channel.clone(),
+            authorization.clone(),
+            follow.clone(),
+        );
+        tokio::spawn(follower.run(health.clone(), names));
+    }
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -113,6 +149,10 @@ pub async fn serve(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = builder
         .layer(CallerLayer::new(callers, service.clone()))
+        .layer(WriteLayer::new(
+            service.clone(),
+            upstream.map(|(channel, _)| channel),
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -137,7 +177,11 @@ pub async fn serve(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            WatchServiceServer::new(WatchApi::new(service))
+            WatchServiceServer::new(WatchApi::new(service.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            ReplicationServiceServer::new(ReplicationApi::new(service))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .serve_with_incoming_shutdown(incoming, shutdown)
@@ -147,6 +191,21 @@ pub async fn serve(
     stopping.stop().await;
     served?;
     Ok(())
+}
+
+/// The health statuses a replica's lag switches: the server's ("") and
+/// every authzd service's.
+fn health_names() -> Vec<&'static str> {
+    use tonic::server::NamedService;
+    vec![
+        "",
+        <pb::access_service_server::AccessServiceServer<AccessApi> as NamedService>::NAME,
+        <pb::membership_service_server::MembershipServiceServer<MembershipApi> as NamedService>::NAME,
+        <pb::directory_service_server::DirectoryServiceServer<DirectoryApi> as NamedService>::NAME,
+        <pb::schema_service_server::SchemaServiceServer<SchemaApi> as NamedService>::NAME,
+        <pb::watch_service_server::WatchServiceServer<WatchApi> as NamedService>::NAME,
+        <pb::replication_service_server::ReplicationServiceServer<ReplicationApi> as NamedService>::NAME,
+    ]
 }
 
 fn tls_config(tls: &ServerTls) -> ServerTlsConfig {

@@ -4,18 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use authzd::cli::bench::BenchArgs;
-use authzd::cli::{Cli, Command};
-use clap::Parser;
-
-/// `authzd bench` with these flags, parsed as the command line would be.
-fn bench_args(flags: &[&str]) -> BenchArgs {
-    let line = ["authzd", "bench"].iter().chain(flags);
-    let Command::Bench(args) = Cli::try_parse_from(line).unwrap().command else {
-        panic!("not the bench command");
-    };
-    args
-}
+mod common;
+use common::bench_args;
 
 /// A run with 50 subjects fills the tenant, makes both calls without a
 /// single error, gets a mix of answers, and prints the table with ratios.

@@ -23,15 +23,6 @@ async fn open(ch: &tonic::transport::Channel, after: u64) -> tonic::Streaming<pb
         .into_inner()
 }
 
-async fn latest(ch: &tonic::transport::Channel) -> u64 {
-    SchemaServiceClient::new(ch.clone())
-        .read_schema(pb::ReadSchemaRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .revision
-}
-
 /// Reads revisions `from..=to` in order, each exactly once (its pieces
 /// joined).
 async fn read_range(
@@ -99,7 +90,7 @@ async fn resuming_after_kill_9_replays_exactly_what_was_delivered() {
 
     let second = spawn_binary(&data, None).await;
     let ch = second.channel().await;
-    assert_eq!(latest(&ch).await, acked, "the restart wrote nothing");
+    assert_eq!(latest_over(&ch).await, acked, "the restart wrote nothing");
     let mut resumed = open(&ch, seen).await;
     for (m, original) in read_range(&mut resumed, seen + 1, acked)
         .await
@@ -119,7 +110,7 @@ async fn resuming_after_kill_9_replays_exactly_what_was_delivered() {
     for _ in 0..20 {
         writer.write(&mut rng).await;
     }
-    let now = latest(&ch).await;
+    let now = latest_over(&ch).await;
     assert!(now > acked);
     let mut whole = Folded::default();
     for m in record

@@ -131,7 +131,30 @@ pub static RPCS: &[Rpc] = &[
         watch: false,
         writes: false,
     },
+    // A replica's streams: counted like Watch streams; a tenant-bound
+    // token is served its tenant only (the handler narrows the request).
+    Rpc {
+        name: "ReplicationService/Snapshot",
+        needs: Kind::Read,
+        reach: Reach::Shared,
+        watch: true,
+        writes: false,
+    },
+    Rpc {
+        name: "ReplicationService/Follow",
+        needs: Kind::Read,
+        reach: Reach::Shared,
+        watch: true,
+        writes: false,
+    },
 ];
+
+/// Whether a request path names an RPC that needs more than a read token:
+/// what a replica forwards to its primary (its writes, and the audit
+/// listing, whose trail the primary holds).
+pub fn is_write(path: &str) -> bool {
+    route(path).is_some_and(|rpc| rpc.needs != Kind::Read)
+}
 
 /// A method of the authzd package that [`RPCS`] does not list: refused to
 /// all but unbound admin tokens (tonic then answers UNIMPLEMENTED).
@@ -237,6 +260,11 @@ impl Call {
             }
         }
         Ok(allowed?)
+    }
+
+    /// The one tenant the caller's token is bound to, if it is.
+    pub fn bound_tenant(&self) -> Option<&TenantId> {
+        self.caller.tenant()
     }
 
     /// The tenants a listing of tenants may show this caller.

@@ -4,8 +4,11 @@
 //! Generated types live in [`pb`] and never leave this module; requests are
 //! converted (and refused with INVALID_ARGUMENT naming the field) before they
 //! reach the service. Every call passes [`CallerLayer`] (authentication,
-//! token kind, per-token bounds, request id, access log) and each handler
-//! asks its `guard::Call` about the tenant and actor before anything else.
+//! token kind, per-token bounds, request id, access log), then
+//! [`WriteLayer`] (which, on a read replica, forwards writes to the
+//! primary), and each handler asks its `guard::Call` about the tenant and
+//! actor before anything else. [`Follower`] is the replica's client side
+//! of `ReplicationService`.
 //! Must not contain rules of the model: what may be written and what a
 //! check answers are decided below this layer, and what a caller may do in
 //! [`crate::auth`].
@@ -15,16 +18,22 @@ mod audit;
 pub mod codec;
 mod convert;
 mod directory;
+mod follow;
+mod forward;
 mod guard;
 mod membership;
+mod replication;
 mod schema;
 mod watch;
 
 pub use access::AccessApi;
 pub use audit::AuditApi;
 pub use directory::DirectoryApi;
+pub use follow::Follower;
+pub use forward::{REVISION_HEADER, WriteLayer};
 pub use guard::CallerLayer;
 pub use membership::MembershipApi;
+pub use replication::{RECORD_FORMAT, ReplicationApi};
 pub use schema::SchemaApi;
 pub use watch::WatchApi;
 
@@ -72,6 +81,11 @@ impl From<Error> for Status {
             Error::Watch(WatchError::TooOld { .. }) => Code::FailedPrecondition,
             Error::Busy { .. } => Code::ResourceExhausted,
             Error::Stopped => Code::Unavailable,
+            Error::ReadOnly => Code::FailedPrecondition,
+            Error::SnapshotsBusy { .. } => Code::ResourceExhausted,
+            Error::PrimaryUnreachable => Code::Unavailable,
+            Error::Record { .. } => Code::Internal,
+            Error::OutOfSequence { .. } => Code::Aborted,
             Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,
             Error::Watch(WatchError::Gap { .. }) => Code::Aborted,
             Error::Caller(Refusal::Missing | Refusal::Unknown) => Code::Unauthenticated,

@@ -19,10 +19,12 @@ pub mod dataset;
 mod feed;
 mod fill;
 mod load;
+mod replica;
 mod writes;
 
 pub use fill::FillStats;
 pub use load::CallStats;
+pub use replica::{LagRow, ReplicaStats};
 pub use writes::WideStats;
 
 use std::fmt;
@@ -106,6 +108,15 @@ pub struct BenchArgs {
     /// the fsync; /dev/shm fills faster but hides it].
     #[arg(long)]
     pub data_parent: Option<PathBuf>,
+    /// Replica phase: the read replica at this address follows --target;
+    /// measure Health and CheckAccess on it next to the primary's, then
+    /// the replication lag (primary commit to receipt through the
+    /// replica's Watch). Uses the same TLS and token options.
+    #[arg(long, requires = "target", conflicts_with = "subscribers")]
+    pub replica: Option<SocketAddr>,
+    /// Writes committed per replication-lag measurement.
+    #[arg(long, default_value_t = 500)]
+    pub replica_writes: u64,
     /// TLS and token, for --target.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -196,17 +207,25 @@ pub struct Report {
     pub writers: Vec<(usize, CallStats)>,
     /// The group-wide phase.
     pub wide: Option<WideStats>,
+    /// The replica phase.
+    pub replica: Option<ReplicaStats>,
 }
 
 impl Report {
-    /// Whether every measured call succeeded.
-    pub fn ok(&self) -> bool {
+    /// Every measured call.
+    fn calls(&self) -> impl Iterator<Item = &CallStats> {
         let wide = self.wide.iter().flat_map(|w| [&w.idle, &w.during]);
+        let replica = self.replica.iter().flat_map(|r| [&r.health, &r.check]);
         [&self.health, &self.check]
             .into_iter()
             .chain(self.writers.iter().map(|(_, c)| c))
             .chain(wide)
-            .all(|c| c.errors == 0)
+            .chain(replica)
+    }
+
+    /// Whether every measured call succeeded.
+    pub fn ok(&self) -> bool {
+        self.calls().all(|c| c.errors == 0)
     }
 }
 
@@ -348,6 +367,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         check_under_feed: measured.feed.1,
         writers: measured.writers,
         wide: measured.wide,
+        replica: measured.replica,
         tenant: measured.tenant,
     })
 }
@@ -361,6 +381,7 @@ struct Measured {
     feed: FeedOutcome,
     writers: Vec<(usize, CallStats)>,
     wide: Option<WideStats>,
+    replica: Option<ReplicaStats>,
 }
 
 type FeedOutcome = (Vec<feed::FeedStats>, Option<(usize, CallStats)>);
@@ -464,6 +485,14 @@ async fn measure(args: &BenchArgs, remote: &Remote) -> Result<Measured, BenchErr
     };
     let health = load.call(Kind::Health, args).await?;
     let check = load.call(Kind::Check, args).await?;
+    let replica = match args.replica {
+        Some(addr) => {
+            let remote = Remote::new(&addr.to_string(), &args.client)?
+                .with(|e| e.tcp_nodelay(true).connect_timeout(CALL_TIMEOUT));
+            Some(replica::measure(args, &remote, &load, fill.revision).await?)
+        }
+        None => None,
+    };
     let feed = measure_feed(args, remote, &load).await?;
     let writers = writes::writers(args, &load).await?;
     let wide = match args.wide_group {
@@ -478,6 +507,7 @@ async fn measure(args: &BenchArgs, remote: &Remote) -> Result<Measured, BenchErr
         feed,
         writers,
         wide,
+        replica,
     })
 }
 
@@ -516,6 +546,45 @@ fn ratio_row(f: &mut fmt::Formatter<'_>, label: &str, a: &CallStats, b: &CallSta
         ratio(a.p99_us, b.p99_us),
         ratio(a.p999_us, b.p999_us)
     )
+}
+
+/// The replica phase's rows: its calls (and their ratios to its floor and
+/// to the primary's CheckAccess), then the lag table.
+fn write_replica(f: &mut fmt::Formatter<'_>, r: &ReplicaStats, primary: &CallStats) -> fmt::Result {
+    writeln!(f)?;
+    writeln!(
+        f,
+        "replica: {} (applied the fill {:.2} s after its last reply)",
+        r.target,
+        r.catch_up.as_secs_f64()
+    )?;
+    stats_row(f, "replica Health/Check", &r.health, "")?;
+    stats_row(f, "replica CheckAccess", &r.check, "")?;
+    ratio_row(f, "replica CheckAccess / Health", &r.check, &r.health)?;
+    ratio_row(f, "replica / primary CheckAccess", &r.check, primary)?;
+    writeln!(f)?;
+    writeln!(
+        f,
+        "replication lag: commit on the primary to receipt through the replica's Watch, after the replica applied it"
+    )?;
+    writeln!(
+        f,
+        "{:<26} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "writes", "received", "writes/s", "p50 µs", "p99 µs", "max µs"
+    )?;
+    for row in &r.lag {
+        writeln!(
+            f,
+            "{:<26} {:>10} {:>10.0} {:>9.1} {:>9.1} {:>9.1}",
+            format!("{} ({})", row.writes, row.pacing),
+            row.received,
+            row.writes_per_sec,
+            row.p50_us,
+            row.p99_us,
+            row.max_us
+        )?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for Report {
@@ -585,6 +654,9 @@ impl fmt::Display for Report {
         }
         let (h, c) = (&self.health, &self.check);
         ratio_row(f, "CheckAccess / Health", c, h)?;
+        if let Some(r) = &self.replica {
+            write_replica(f, r, c)?;
+        }
         if !self.feed.is_empty() {
             writeln!(f)?;
             writeln!(
@@ -662,9 +734,7 @@ impl fmt::Display for Report {
                 100.0 * c.positive as f64 / c.count as f64
             )?;
         }
-        let writers = self.writers.iter().map(|(_, c)| c);
-        let wide = self.wide.iter().flat_map(|w| [&w.idle, &w.during]);
-        for call in [h, c].into_iter().chain(writers).chain(wide) {
+        for call in self.calls() {
             if let Some(e) = &call.first_error {
                 writeln!(f, "{} failed: {e}", call.name)?;
             }

@@ -216,6 +216,17 @@ impl Remote {
         &self.target
     }
 
+    /// The endpoint, TLS configured, for a caller that manages its own
+    /// connections (a replica's channel to its primary).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The `authorization` header value the token makes, if there is one.
+    pub fn authorization(&self) -> Option<AsciiMetadataValue> {
+        self.bearer.0.clone()
+    }
+
     /// Adjusts the endpoint (timeouts, TCP settings).
     pub fn with(mut self, adjust: impl FnOnce(Endpoint) -> Endpoint) -> Remote {
         self.endpoint = adjust(self.endpoint);

@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::auth;
-use crate::config::Config;
+use crate::config::{Config, Follow};
+use crate::model::TenantId;
 use crate::schema;
 
 /// authzd: a gRPC RBAC authorization service.
@@ -114,6 +115,27 @@ pub struct ServeArgs {
     /// TLS and mTLS.
     #[command(flatten)]
     pub tls: tls::ServeTlsArgs,
+    /// Run as a read replica of the primary at this address (`HOST:PORT`,
+    /// or an `http://` / `https://` URL): bootstrap from its snapshot,
+    /// follow its changes, answer reads locally, forward writes to it.
+    #[arg(long, env = "AUTHZD_FOLLOW", conflicts_with = "schema")]
+    pub follow: Option<String>,
+    /// Hold only this tenant of the primary (repeat for several); others
+    /// are NOT_FOUND here. [default: every tenant the follow token sees]
+    #[arg(long, requires = "follow")]
+    pub follow_tenant: Vec<TenantId>,
+    /// The secret (a read token of the primary) this replica follows with.
+    /// Forwarded writes carry their caller's own token.
+    #[arg(long, requires = "follow")]
+    pub follow_token_file: Option<PathBuf>,
+    /// Verify the primary's certificate against the CAs in this PEM bundle,
+    /// and speak TLS to it.
+    #[arg(long, requires = "follow")]
+    pub follow_tls_ca: Option<PathBuf>,
+    /// On a replica: seconds behind the primary past which health reports
+    /// NOT_SERVING (so a load balancer takes a stale sidecar out).
+    #[arg(long, default_value_t = crate::config::DEFAULT_MAX_LAG.as_secs())]
+    pub max_lag_secs: u64,
 }
 
 impl ServeArgs {
@@ -139,7 +161,24 @@ impl ServeArgs {
                     .clamp(1, 100 * 365)
                     .saturating_mul(86_400),
             ),
+            follow: self.follow.as_ref().map(|primary| Follow {
+                primary: primary.clone(),
+                tenants: self.follow_tenant.clone(),
+                max_lag: std::time::Duration::from_secs(self.max_lag_secs.max(1)),
+            }),
         }
+    }
+
+    /// How to reach the primary of a replica, if this is one: its files
+    /// read and checked now.
+    pub fn primary(&self) -> Option<Result<client::Remote, client::ClientError>> {
+        let target = self.follow.as_ref()?;
+        let args = client::ClientArgs {
+            tls_ca: self.follow_tls_ca.clone(),
+            token_file: self.follow_token_file.clone(),
+            ..client::ClientArgs::default()
+        };
+        Some(client::Remote::new(target, &args))
     }
 }
 

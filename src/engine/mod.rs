@@ -118,6 +118,33 @@ impl Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot of `tenants` (each tenant's records expressed as changes)
+    /// under `catalog`, reflecting `revision`.
+    pub fn build(
+        catalog: Arc<Catalog>,
+        revision: Revision,
+        tenants: Vec<(TenantId, Vec<Change>)>,
+        now: Timestamp,
+    ) -> Snapshot {
+        let compiled = Arc::new(Compiled::new(catalog));
+        let mut map = OrdMap::new();
+        for (id, changes) in tenants {
+            let mut state = TenantState::new(&compiled);
+            let mut affected = tenant::Affected::default();
+            for change in &changes {
+                state.apply(&compiled, change, &mut affected);
+            }
+            affected.everyone = true;
+            state.recompute(&compiled, &affected, now);
+            map.insert(id, Arc::new(state));
+        }
+        Snapshot {
+            revision,
+            compiled,
+            tenants: map,
+        }
+    }
+
     /// Applies changes that were already planned (a committed change set
     /// replayed, or a schema install carrying its compiled catalog) to this
     /// snapshot in place, returning their permission changes. The revision
@@ -222,24 +249,8 @@ impl Engine {
         tenants: Vec<(TenantId, Vec<Change>)>,
         now: Timestamp,
     ) -> Self {
-        let compiled = Arc::new(Compiled::new(catalog));
-        let mut map = OrdMap::new();
-        for (id, changes) in tenants {
-            let mut state = TenantState::new(&compiled);
-            let mut affected = tenant::Affected::default();
-            for change in &changes {
-                state.apply(&compiled, change, &mut affected);
-            }
-            affected.everyone = true;
-            state.recompute(&compiled, &affected, now);
-            map.insert(id, Arc::new(state));
-        }
         Self {
-            current: ArcSwap::from_pointee(Snapshot {
-                revision,
-                compiled,
-                tenants: map,
-            }),
+            current: ArcSwap::from_pointee(Snapshot::build(catalog, revision, tenants, now)),
         }
     }
 

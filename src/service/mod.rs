@@ -9,6 +9,8 @@
 //! schema parsing, big listings) runs off the async workers. Must not know
 //! about protobuf or tonic.
 
+mod replica;
+pub use replica::{Export, Tenants, decode_record, encode_record};
 mod sequencer;
 
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -90,6 +92,39 @@ pub enum Error {
     /// The server is shutting down and takes no more writes.
     #[error("the server is shutting down")]
     Stopped,
+    /// As many snapshots as the server streams at once are being streamed.
+    #[error("{limit} snapshots are being streamed already; retry later")]
+    SnapshotsBusy {
+        /// How many it streams at once.
+        limit: usize,
+    },
+    /// A replication record could not be encoded (a bug) or decoded (a
+    /// primary of another record format, or a corrupt message).
+    #[error("replication {what}: {source}")]
+    Record {
+        /// What kind of record.
+        what: &'static str,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// A read replica could not reach its primary to forward a write.
+    #[error(
+        "this server is a read replica and cannot reach its primary; retry, or write to the primary"
+    )]
+    PrimaryUnreachable,
+    /// A read replica takes no writes of its own (the API forwards them to
+    /// its primary).
+    #[error("this server is a read replica; send writes to its primary")]
+    ReadOnly,
+    /// A replicated change set does not follow the replica's latest
+    /// revision: a hole in what the primary sent. Nothing of it was applied.
+    #[error("replicated revision {given} does not follow the replica's latest revision {latest}")]
+    OutOfSequence {
+        /// The revision received.
+        given: Revision,
+        /// The replica's latest applied revision.
+        latest: Revision,
+    },
     /// The caller may not make this request: no or an unknown token, a
     /// token outside its kind or tenant, or one at its bound.
     #[error(transparent)]
@@ -173,6 +208,14 @@ impl Service {
         // a different configured one is installed through the write path,
         // which checks it against that data first.
         let (start, install) = match (stored, configured) {
+            // A replica's schema is its primary's, replicated like any change.
+            (stored, _) if config.follow.is_some() => (
+                match stored {
+                    Some(stored) => stored,
+                    None => Arc::new(schema::load("built-in schema", schema::DEFAULT_SCHEMA)?),
+                },
+                None,
+            ),
             (Some(stored), Some(wanted)) if stored.source() != wanted.source() => {
                 (stored, Some(wanted))
             }
@@ -227,8 +270,28 @@ impl Service {
                 })
                 .await?;
         }
-        tokio::spawn(service.clone().expire());
+        // A replica's expiries are its primary's system writes, replicated.
+        if !service.is_replica() {
+            tokio::spawn(service.clone().expire());
+        }
         Ok(service)
+    }
+
+    /// Whether this server is a read replica following a primary.
+    pub fn is_replica(&self) -> bool {
+        self.following().is_some()
+    }
+
+    /// How this replica follows its primary; `None` on a primary.
+    pub fn following(&self) -> Option<&config::Follow> {
+        self.inner.config.follow.as_ref()
+    }
+
+    fn refuse_on_replica(&self) -> Result<(), Error> {
+        if self.is_replica() {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
     }
 
     /// The current time, as evaluation sees it.
@@ -250,9 +313,13 @@ impl Service {
         }
         // A client can only know a revision the store committed, and at most
         // one group of writes is between commit and apply; anything further
-        // ahead is not a revision this server has produced.
+        // ahead is not a revision this server has produced. A replica's
+        // revisions are its primary's, any number of which may be on their
+        // way: it waits for the bound.
         let latest = snapshot.revision;
-        if revision.0 > latest.0.saturating_add(config::MAX_GROUP_WRITES as u64) {
+        if !self.is_replica()
+            && revision.0 > latest.0.saturating_add(config::MAX_GROUP_WRITES as u64)
+        {
             return Err(Error::RevisionAhead {
                 requested: revision,
                 latest,
@@ -281,6 +348,7 @@ impl Service {
         operations: Vec<Operation>,
         options: WriteOptions,
     ) -> Result<Revision, Error> {
+        self.refuse_on_replica()?;
         self.submit(|reply| Job::Write {
             tenant,
             operations,
@@ -299,6 +367,7 @@ impl Service {
         expected_revision: Option<Revision>,
         origin: Origin,
     ) -> Result<Revision, Error> {
+        self.refuse_on_replica()?;
         let current = self.snapshot();
         let (catalog, current) = self
             .off_runtime(move || -> Result<_, Error> {
@@ -367,6 +436,8 @@ impl Service {
     /// at most `limit` matching entries, having examined at most
     /// [`config::MAX_AUDIT_SCANNED`].
     pub async fn audit_page(&self, query: AuditQuery, limit: usize) -> Result<AuditPage, Error> {
+        // Refusals queued before this call are committed first.
+        self.submit(|reply| Job::Flush { reply }).await?;
         let store = self.inner.store.clone();
         let page = self
             .off_runtime(move || store.audit_page(&query, limit, config::MAX_AUDIT_SCANNED))
@@ -436,6 +507,11 @@ impl Service {
             progress_every: self.inner.config.progress_interval,
         };
         Ok(self.inner.feed.subscribe(filter, after, pacing, replay))
+    }
+
+    /// Whether the server is shutting down.
+    pub fn is_closing(&self) -> bool {
+        *self.inner.closing.borrow()
     }
 
     /// Ends every subscription, so a graceful shutdown is not held open by

@@ -26,6 +26,7 @@ use std::sync::mpsc::Receiver;
 
 use tokio::sync::{oneshot, watch};
 
+use super::replica::{Installed, Replicated};
 use super::{Error, Origin, WriteOptions, check_schema_fits};
 use crate::clock::Clock;
 use crate::config;
@@ -62,6 +63,20 @@ pub(super) enum Job {
     /// Record a write the API refused by token kind or tenant in the audit
     /// trail, with the next commit.
     Denied(Box<AuditEntry>),
+    /// Answer once everything queued before has been committed (a reader
+    /// of the audit trail sees the refusals recorded before it asked).
+    Flush { reply: Reply },
+    /// A replica's writes: a primary's committed change sets, applied in
+    /// order, each as the revision the primary gave it; the reply carries
+    /// the last revision applied. A set that does not follow the one before
+    /// is refused with the rest of the job.
+    Replicate { sets: Vec<Replicated>, reply: Reply },
+    /// Replace store and cache with a primary's snapshot (after finishing
+    /// the current group); the reply carries the snapshot's revision.
+    Install {
+        snapshot: Box<Installed>,
+        reply: Reply,
+    },
     /// Finish the current group and end the thread.
     Stop,
 }
@@ -251,6 +266,12 @@ impl Sequencer {
             }
             Job::Expire { reply } => return self.expire(group, reply),
             Job::Denied(entry) => return self.deny(group, *entry),
+            Job::Flush { reply } => {
+                let answer = Answer::Unchanged(group.last_write());
+                return group.answers.push((Some(reply), answer));
+            }
+            Job::Replicate { sets, reply } => return self.replicate(group, sets, reply),
+            Job::Install { snapshot, reply } => return self.install(group, *snapshot, reply),
             Job::Stop => return,
         };
         match self.fit(group, |g| self.plan(g, &work)) {
@@ -408,6 +429,7 @@ impl Sequencer {
             expected_revision: options.expected_revision,
             idempotency_key: options.idempotency_key.clone(),
             origin: options.origin.clone(),
+            revision: None,
         };
         let mut next = group.working.clone();
         next.install(tenant.clone(), planned.state);
@@ -440,6 +462,7 @@ impl Sequencer {
             expected_revision,
             idempotency_key: None,
             origin: origin.clone(),
+            revision: None,
         };
         admit(write, next)
     }
@@ -462,6 +485,44 @@ impl Sequencer {
         }
         let answer = Answer::Unchanged(group.last_write());
         group.answers.push((Some(reply), answer));
+    }
+
+    /// Adds a primary's change sets to the group, each checked to follow the
+    /// one before and applied to the working state as committed (its
+    /// effects are the primary's, so the replica's feed is the primary's).
+    fn replicate(&self, group: &mut Group, sets: Vec<Replicated>, reply: Reply) {
+        for replicated in sets {
+            let planned = self.fit(group, |g| plan_replicated(g, &replicated));
+            match planned {
+                Planned::Admitted(admitted) => group.add(*admitted, None),
+                Planned::Answer(answer) => {
+                    group.answers.push((Some(reply), answer));
+                    return;
+                }
+            }
+        }
+        let answer = Answer::Unchanged(group.last_write());
+        group.answers.push((Some(reply), answer));
+    }
+
+    /// Commits the group, then replaces store and cache with `snapshot`.
+    fn install(&self, group: &mut Group, snapshot: Installed, reply: Reply) {
+        self.commit(group);
+        let Installed { export, catalog } = snapshot;
+        let stored = self
+            .store
+            .replace_all(export.revision, catalog.source(), &export.tenants);
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "installing a snapshot failed; the replica keeps its state");
+            send(Some(reply), Err(Error::Store(e)));
+            return;
+        }
+        let revision = export.revision;
+        let next = Snapshot::build(catalog, revision, export.tenants, self.clock.now());
+        self.engine.publish(next);
+        self.applied.send_replace(revision);
+        *group = Group::new(&self.engine.snapshot());
+        send(Some(reply), Ok(revision));
     }
 
     /// Commits the group's writes in one transaction, publishes them to the
@@ -595,6 +656,39 @@ fn plan_expiry(group: &Group, tenant: &TenantId, now: crate::model::Timestamp) -
         expected_revision: None,
         idempotency_key: None,
         origin: Origin::default(),
+        revision: None,
+    };
+    admit(write, next)
+}
+
+/// A primary's change set as the group's next write, if it is the next
+/// revision.
+fn plan_replicated(group: &Group, replicated: &Replicated) -> Planned {
+    let set = &replicated.set;
+    let latest = group.revision();
+    if set.revision != latest.next() {
+        return Planned::Answer(Answer::Refused(Error::OutOfSequence {
+            given: set.revision,
+            latest,
+        }));
+    }
+    let mut next = group.working.clone();
+    next.apply_changes(
+        set.tenant.as_ref(),
+        &set.changes,
+        replicated.catalog.clone(),
+        set.committed_at,
+    );
+    let write = PendingWrite {
+        tenant: set.tenant.clone(),
+        actor: set.actor.clone(),
+        committed_at: set.committed_at,
+        changes: set.changes.clone(),
+        effects: set.effects.clone(),
+        expected_revision: None,
+        idempotency_key: None,
+        origin: Origin::default(),
+        revision: Some(set.revision),
     };
     admit(write, next)
 }

@@ -152,6 +152,15 @@ pub enum StoreError {
     /// Every revision number has been used.
     #[error("the revision counter is exhausted")]
     RevisionExhausted,
+    /// A write meant to commit as a given revision does not follow the
+    /// store's latest one.
+    #[error("revision {given} does not follow the store's latest revision {latest}")]
+    OutOfSequence {
+        /// The revision the write was to commit as.
+        given: Revision,
+        /// The store's latest committed revision.
+        latest: Revision,
+    },
     /// [`Store::close`] was called: the file is no longer open.
     #[error("the store is closed")]
     Closed,
@@ -202,6 +211,11 @@ pub struct PendingWrite {
     pub idempotency_key: Option<String>,
     /// Who asked for it, for the audit entry recorded beside it.
     pub origin: Origin,
+    /// If set, the write commits as exactly this revision or not at all: a
+    /// replica's copy of a primary's entry, whose number the primary chose.
+    /// It must be the revision after the store's (a hole is refused with
+    /// [`StoreError::OutOfSequence`], never skipped).
+    pub revision: Option<Revision>,
 }
 
 impl PendingWrite {
@@ -500,12 +514,7 @@ impl Store {
                     return Err(err);
                 }
             }
-            txn.commit().map_err(|err| match err {
-                // A poisoned transaction is rolled back: certainly not
-                // written.
-                redb::CommitError::TransactionPoisoned => db_err(err),
-                other => StoreError::CommitUncertain(Box::new(redb::Error::from(other))),
-            })?;
+            commit(txn)?;
             Ok(outcomes)
         })
     }
@@ -522,7 +531,9 @@ impl Store {
         let mut outcomes = Vec::with_capacity(writes.len());
         for write in writes {
             let outcome = stage(&mut tables, write)?;
-            if let CommitOutcome::Committed(set) = &outcome {
+            // A replica's copy of a primary's write is audited on the
+            // primary, which knows who asked.
+            if let (CommitOutcome::Committed(set), None) = (&outcome, write.revision) {
                 tables.audit.record(write.audit_entry(set.revision))?;
             }
             outcomes.push(outcome);
@@ -546,6 +557,29 @@ impl Store {
         }
         tables.audit.finish(&mut tables.meta)?;
         Ok(outcomes)
+    }
+
+    /// Replaces everything the store holds with `tenants` (each tenant's
+    /// records as the changes that recreate it) and `schema`, at
+    /// `revision`, in one transaction: a replica installing a primary's
+    /// snapshot. The changelog and idempotency keys start empty, so the
+    /// next entry must be `revision + 1`. All or nothing.
+    pub fn replace_all(
+        &self,
+        revision: Revision,
+        schema: &str,
+        tenants: &[(TenantId, Vec<Change>)],
+    ) -> Result<(), StoreError> {
+        self.run(|db| {
+            let mut txn = db.begin_write().map_err(db_err)?;
+            txn.set_durability(Durability::Immediate).map_err(db_err)?;
+            let staged = replace_in(&txn, revision, schema, tenants);
+            if let Err(err) = staged {
+                abort(txn);
+                return Err(err);
+            }
+            commit(txn)
+        })
     }
 
     /// The size of the changelog entry `write` would take (without its
@@ -730,6 +764,15 @@ fn initialize(db: &Database) -> Result<(), StoreError> {
     txn.commit().map_err(db_err)
 }
 
+/// Commits `txn`; a failure of the final step leaves the outcome unknown.
+fn commit(txn: WriteTransaction) -> Result<(), StoreError> {
+    txn.commit().map_err(|err| match err {
+        // A poisoned transaction is rolled back: certainly not written.
+        redb::CommitError::TransactionPoisoned => db_err(err),
+        other => StoreError::CommitUncertain(Box::new(redb::Error::from(other))),
+    })
+}
+
 /// Aborts explicitly so that a failing abort is logged rather than lost in
 /// `Drop`; the caller's own outcome stands either way, since nothing of an
 /// uncommitted transaction is ever visible.
@@ -803,6 +846,15 @@ fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<CommitOutcome,
             .checked_add(1)
             .ok_or(StoreError::RevisionExhausted)?,
     );
+    match write.revision {
+        Some(given) if given != revision => {
+            return Err(StoreError::OutOfSequence {
+                given,
+                latest: current,
+            });
+        }
+        _ => {}
+    }
     for (index, change) in write.changes.iter().enumerate() {
         apply(t, tenant, index, change)?;
     }
@@ -818,6 +870,41 @@ fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<CommitOutcome,
     }
     t.meta.insert(META_REVISION, revision.0).map_err(db_err)?;
     Ok(CommitOutcome::Committed(changeset))
+}
+
+/// Empties every data table, the changelog and the idempotency keys of
+/// `txn`, then writes `tenants` and `schema` at `revision`.
+fn replace_in(
+    txn: &WriteTransaction,
+    revision: Revision,
+    schema: &str,
+    tenants: &[(TenantId, Vec<Change>)],
+) -> Result<(), StoreError> {
+    txn.delete_table(SCHEMA).map_err(db_err)?;
+    txn.delete_table(TENANTS).map_err(db_err)?;
+    for table in [SUBJECTS, SCOPES, GROUPS, ROLES, ASSIGNMENTS] {
+        txn.delete_table(table).map_err(db_err)?;
+    }
+    txn.delete_table(MEMBERSHIPS).map_err(db_err)?;
+    txn.delete_table(CHANGELOG).map_err(db_err)?;
+    txn.delete_table(IDEMPOTENCY).map_err(db_err)?;
+    let mut tables = WriteTables::open(txn)?;
+    apply(
+        &mut tables,
+        None,
+        0,
+        &Change::SchemaWritten(schema.to_owned()),
+    )?;
+    for (tenant, changes) in tenants {
+        for (index, change) in changes.iter().enumerate() {
+            apply(&mut tables, Some(tenant.as_str()), index, change)?;
+        }
+    }
+    tables
+        .meta
+        .insert(META_REVISION, revision.0)
+        .map_err(db_err)?;
+    Ok(())
 }
 
 /// Removes changelog entries below `keep_from` (the retention window), at
@@ -1130,6 +1217,7 @@ mod tests {
                 method: "Test/Write".into(),
                 reason: Some("because".into()),
             },
+            revision: None,
         }
     }
 
@@ -1666,6 +1754,50 @@ mod tests {
             );
         }
         assert_eq!(store.load()?, sample_state());
+        Ok(())
+    }
+
+    /// A write given its revision commits only as the store's next one: a
+    /// hole or a repeat is refused and writes nothing.
+    #[test]
+    fn a_given_revision_must_follow_the_latest() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let mut first = write(Some("t"), vec![Change::SubjectPut(subject("a"))]);
+        first.revision = Some(Revision(1));
+        store.commit(&first)?;
+        for given in [1, 3] {
+            let mut w = write(Some("t"), vec![Change::SubjectPut(subject("b"))]);
+            w.revision = Some(Revision(given));
+            let before = observe(&store)?;
+            let e = store.commit(&w).unwrap_err();
+            assert!(matches!(e, StoreError::OutOfSequence { .. }), "{e}");
+            assert_eq!(observe(&store)?, before);
+        }
+        Ok(())
+    }
+
+    /// Replacing the whole store leaves exactly the given state at the given
+    /// revision, with an empty changelog the next revision continues.
+    #[test]
+    fn replace_all_installs_a_state_at_a_revision() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        for w in &sample_writes() {
+            store.commit(w)?;
+        }
+        let tenants = vec![(tenant("x"), vec![Change::SubjectPut(subject("z"))])];
+        store.replace_all(Revision(40), "schema text", &tenants)?;
+        let loaded = store.load()?;
+        assert_eq!(loaded.revision, Revision(40));
+        assert_eq!(loaded.schema.as_deref(), Some("schema text"));
+        assert_eq!(loaded.tenants.len(), 1);
+        assert_eq!(loaded.tenants[0].subjects, vec![subject("z")]);
+        assert_eq!(store.oldest_retained()?, Revision(0));
+        let mut next = write(Some("x"), vec![Change::SubjectPut(subject("y"))]);
+        next.revision = Some(Revision(41));
+        store.commit(&next)?;
+        assert_eq!(store.revision()?, Revision(41));
         Ok(())
     }
 

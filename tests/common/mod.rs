@@ -52,14 +52,19 @@ impl Binary {
     /// Waits (at most 20 s) for a log line containing `needle`, skipping
     /// the others, and returns it.
     pub fn wait_for_line(&self, needle: &str) -> String {
+        self.wait_for_any(&[needle])
+    }
+
+    /// Waits (at most 20 s) for the first log line containing any of
+    /// `needles`, skipping the others, and returns it.
+    pub fn wait_for_any(&self, needles: &[&str]) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("the binary logged no line containing {needle:?}"));
-            if line.contains(needle) {
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("the binary logged no line containing any of {needles:?}")
+            });
+            if needles.iter().any(|n| line.contains(n)) {
                 return line;
             }
         }
@@ -396,7 +401,7 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = callers.clone();
         let task = tokio::spawn(async move {
-            authzd::server::serve(service, serving, listener, tls.as_ref(), async {
+            authzd::server::serve(service, serving, listener, tls.as_ref(), None, async {
                 let _ = stopped.await;
             })
             .await
@@ -569,21 +574,26 @@ pub fn unassign(
     }
 }
 
-/// Creates a subject (user, active) and returns the write's revision.
-pub async fn create_subject(server: &TestServer, tenant: &str, id: &str) -> u64 {
-    let mut d = server.directory().await;
-    d.create_subject(pb::CreateSubjectRequest {
+/// The request creating subject `id` (user, active) in `tenant`.
+pub fn new_subject(tenant: &str, id: &str) -> pb::CreateSubjectRequest {
+    pb::CreateSubjectRequest {
         tenant: tenant.into(),
         subject: Some(pb::Subject {
             id: id.into(),
             ..Default::default()
         }),
         options: None,
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .revision
+    }
+}
+
+/// Creates a subject (user, active) and returns the write's revision.
+pub async fn create_subject(server: &TestServer, tenant: &str, id: &str) -> u64 {
+    let mut d = server.directory().await;
+    d.create_subject(new_subject(tenant, id))
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
 }
 
 /// Creates a scope under `parent` ("" for the root).
@@ -1022,6 +1032,44 @@ pub fn assignment_text(a: &pb::Assignment) -> String {
     };
     let principal = a.principal.as_ref().map(principal_text).unwrap_or_default();
     format!("{} {principal} {target}", a.role)
+}
+
+/// The latest revision of the server at `channel` (as `ReadSchema` says).
+pub async fn latest_over(channel: &Channel) -> u64 {
+    SchemaServiceClient::new(channel.clone())
+        .read_schema(pb::ReadSchemaRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+/// Opens a Watch stream of `tenant` after `after_revision` over `channel`.
+pub async fn watch_over(
+    channel: &Channel,
+    tenant: &str,
+    after_revision: u64,
+) -> tonic::Streaming<pb::WatchResponse> {
+    WatchServiceClient::new(channel.clone())
+        .watch(pb::WatchRequest {
+            tenant: tenant.into(),
+            after_revision,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// `authzd bench` with these flags, parsed as the command line would be.
+pub fn bench_args(flags: &[&str]) -> authzd::cli::bench::BenchArgs {
+    use clap::Parser;
+    let line = ["authzd", "bench"].iter().chain(flags);
+    let authzd::cli::Command::Bench(args) = authzd::cli::Cli::try_parse_from(line).unwrap().command
+    else {
+        panic!("not the bench command");
+    };
+    args
 }
 
 /// Opens a Watch stream.

@@ -96,17 +96,26 @@ pub(super) async fn prepare(channel: ClientChannel, tenant: &str) -> Result<u64,
     Ok(reply.into_inner().revision)
 }
 
-/// Commits `writes` writes, alternately giving and taking a role, `pause`
-/// apart; returns the last revision.
+/// Commits `writes` writes, alternately giving and taking a role, one per
+/// `period` (each as soon as the one before is answered if zero, or late);
+/// returns the last revision.
 pub(super) async fn write(
     channel: ClientChannel,
     tenant: &str,
     writes: u64,
-    pause: Duration,
+    period: Duration,
 ) -> Result<u64, BenchError> {
     let mut client = MembershipServiceClient::new(channel);
     let mut last = 0;
+    let mut ticks = (!period.is_zero()).then(|| {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
     for i in 0..writes {
+        if let Some(ticks) = &mut ticks {
+            ticks.tick().await;
+        }
         let target = Some(pb::Target {
             kind: Some(pb::target::Kind::Scope("root".into())),
         });
@@ -140,9 +149,6 @@ pub(super) async fn write(
             .map_err(|_| BenchError::Settings("a feed write timed out".into()))?
             .map_err(rpc_error("ManageMembership for the feed"))?;
         last = reply.into_inner().revision;
-        if !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
     }
     Ok(last)
 }
