@@ -73,7 +73,7 @@ async fn serve(args: &ServeArgs) -> bool {
     let service = match Service::open(config.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, data = %config.data_dir.display(), "cannot open the store");
+            tracing::error!(error = %e, data = %config.data_dir.display(), "cannot start");
             return false;
         }
     };

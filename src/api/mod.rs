@@ -75,14 +75,19 @@ impl From<Error> for Status {
             Error::Caller(Refusal::Missing | Refusal::Unknown) => Code::Unauthenticated,
             Error::Caller(Refusal::Busy { .. }) => Code::ResourceExhausted,
             Error::Caller(_) => Code::PermissionDenied,
-            Error::Watch(_) | Error::Store(_) | Error::Task(_) => Code::Internal,
+            Error::Watch(_) | Error::Store(_) | Error::Open(_) | Error::Task(_) => Code::Internal,
         };
         if code == Code::Internal {
             // Internal detail stays in the log; the client gets a generic message.
             tracing::error!(error = ?e, "internal error");
         }
-        // No details or metadata: the message is the whole of the status.
-        Status::new(code, bounded(e.to_string()))
+        // No details or metadata: the message is the whole of the status. A
+        // start-up failure names paths, which are the operator's business.
+        let message = match &e {
+            Error::Open(_) => "storage failure".to_owned(),
+            _ => e.to_string(),
+        };
+        Status::new(code, bounded(message))
     }
 }
 

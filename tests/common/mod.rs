@@ -157,12 +157,23 @@ pub async fn spawn_binary_with(data: &Path, args: &[std::ffi::OsString]) -> Bina
     Binary { child, port, lines }
 }
 
-fn serve_command(data: &Path, args: &[std::ffi::OsString]) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authzd"));
-    command.arg("serve").arg("--data").arg(data);
+/// The arguments of `authzd serve --data DATA ARGS` (on 127.0.0.1:0
+/// unless `args` give `--listen`).
+pub fn serve_args(data: &Path, args: &[std::ffi::OsString]) -> Vec<std::ffi::OsString> {
+    let mut all: Vec<std::ffi::OsString> = vec!["serve".into(), "--data".into(), data.into()];
     if !args.iter().any(|a| a == "--listen") {
-        command.args(["--listen", "127.0.0.1:0"]);
+        all.extend(["--listen".into(), "127.0.0.1:0".into()]);
     }
+    all.extend(args.iter().cloned());
+    all
+}
+
+/// `program ARGS` with the environment the harness gives the binary.
+pub fn logged_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[std::ffi::OsString],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
     command
         .args(args)
         .env("NO_COLOR", "1")
@@ -170,12 +181,22 @@ fn serve_command(data: &Path, args: &[std::ffi::OsString]) -> std::process::Comm
     command
 }
 
+fn serve_command(data: &Path, args: &[std::ffi::OsString]) -> std::process::Command {
+    logged_command(env!("CARGO_BIN_EXE_authzd"), &serve_args(data, args))
+}
+
 /// Runs `authzd serve --data DATA ARGS`, expecting it to exit by itself
 /// (within 20 s, else it is killed and the test fails); returns whether it
 /// succeeded and its stderr.
 pub async fn serve_until_exit(data: &Path, args: &[std::ffi::OsString]) -> (bool, String) {
+    run_until_exit(serve_command(data, args)).await
+}
+
+/// Runs `command`, expecting it to exit by itself (within 20 s, else it is
+/// killed and the test fails); returns whether it succeeded and its stderr.
+pub async fn run_until_exit(mut command: std::process::Command) -> (bool, String) {
     use std::process::Stdio;
-    let child = serve_command(data, args)
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
