@@ -532,7 +532,7 @@ async fn group_create_get_update_list() {
                 title: "The A Team".into(),
                 ..Default::default()
             }),
-            options: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -591,7 +591,7 @@ async fn group_create_get_update_list() {
                 title: String::new(),
                 ..Default::default()
             }),
-            options: None,
+            ..Default::default()
         })
         .await,
         Code::NotFound,

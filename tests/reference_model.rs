@@ -23,7 +23,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use authzd::engine::{At, Engine, Operation, Precondition, Question, SubjectUpdate, plan};
+use authzd::engine::{
+    At, Engine, GroupUpdate, Operation, Precondition, Question, SubjectUpdate, plan,
+};
 use authzd::model::{
     Assignment, AssignmentKey, ChangeSet, Grant, Group, Membership, Principal, Revision, Role,
     Scope, Subject, SubjectKind, SubjectStatus, Target, TenantId, TenantSettings, Timestamp,
@@ -758,7 +760,13 @@ fn group_write(id: &str, condition: Option<usize>, create: bool) -> Write {
         op: if create {
             Operation::CreateGroup(group)
         } else {
-            Operation::UpdateGroup(group)
+            Operation::UpdateGroup(
+                group.id.clone(),
+                GroupUpdate {
+                    title: Some(group.title.clone()),
+                    condition: Some(group.condition.clone()),
+                },
+            )
         },
         mirror: Box::new(move |w| {
             w.groups.insert(id, condition.map(|c| DEPTS[c].to_string()));

@@ -50,7 +50,7 @@ pub mod pb {
 
 fn engine_code(e: &EngineError) -> Code {
     match e {
-        EngineError::NotFound { .. } => Code::NotFound,
+        EngineError::NotFound { .. } | EngineError::UnknownRole { .. } => Code::NotFound,
         EngineError::AlreadyExists { .. } => Code::AlreadyExists,
         EngineError::InvalidArgument { .. } => Code::InvalidArgument,
         EngineError::FailedPrecondition(_) => Code::FailedPrecondition,
@@ -68,6 +68,7 @@ impl From<Error> for Status {
             }
             Error::Watch(WatchError::Lagged { .. }) => Code::ResourceExhausted,
             Error::Watch(WatchError::TooOld { .. }) => Code::FailedPrecondition,
+            Error::UnknownActor { .. } => Code::NotFound,
             Error::Busy { .. } => Code::ResourceExhausted,
             Error::Stopped => Code::Unavailable,
             Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,

@@ -46,8 +46,9 @@ pub enum Command {
 /// `authzd serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "AUTHZD_LISTEN", default_value = "127.0.0.1:50051")]
+    /// Address to listen on: IP:PORT or HOST:PORT (a name is resolved
+    /// once, at start; see `listen_address`).
+    #[arg(long, env = "AUTHZD_LISTEN", default_value = "127.0.0.1:50051", value_parser = listen_address)]
     pub listen: SocketAddr,
     /// Folder for the data file (created if missing).
     #[arg(long, env = "AUTHZD_DATA", default_value = "./authzd-data")]
@@ -91,6 +92,27 @@ pub struct ServeArgs {
     /// TLS and mTLS.
     #[command(flatten)]
     pub tls: tls::ServeTlsArgs,
+}
+
+/// The address `--listen` names. A host name is resolved once; the server
+/// listens on one of its addresses: a non-loopback one if there is any, so
+/// that a name counts as loopback (servable without tokens) only when every
+/// address it resolves to is loopback.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {text}: {e}; give HOST:PORT or IP:PORT"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| !a.ip().is_loopback())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
 impl ServeArgs {

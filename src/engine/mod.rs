@@ -27,7 +27,7 @@ use imbl::OrdMap;
 pub use condition::{Condition, ConditionError, MAX_CONDITION_LEN};
 pub use eval::{Denial, DenialReason, Explanation, Place, Source};
 pub use grants::SubjectGrants;
-pub use plan::{Operation, Planned, Precondition, Refusal, SubjectUpdate, plan};
+pub use plan::{GroupUpdate, Operation, Planned, Precondition, Refusal, SubjectUpdate, plan};
 pub use query::{At, EffectiveTarget, Holder, Question, page_from};
 pub use roles::unknown_permissions as unknown_role_permissions;
 pub use tenant::{Compiled, SubjectEntry, TenantState};
@@ -48,6 +48,15 @@ pub enum EngineError {
         kind: &'static str,
         /// Its id.
         id: String,
+    },
+    /// A role named in a request exists neither in the schema nor in the
+    /// tenant.
+    #[error("role {id:?} not found{hint}")]
+    UnknownRole {
+        /// The id asked for.
+        id: String,
+        /// A "did you mean" for the closest role, or empty.
+        hint: String,
     },
     /// A thing to be created exists already.
     #[error("{kind} {id:?} already exists")]
@@ -82,6 +91,22 @@ pub struct Snapshot {
     pub compiled: Arc<Compiled>,
     /// Tenants by id.
     pub tenants: OrdMap<TenantId, Arc<TenantState>>,
+}
+
+impl TenantState {
+    /// The refusal of a role id no role of the tenant or the schema has,
+    /// with a suggestion of the closest one.
+    pub fn unknown_role(&self, compiled: &Compiled, id: &str) -> EngineError {
+        let candidates = compiled
+            .builtin
+            .keys()
+            .chain(self.roles.keys())
+            .map(|r| r.as_str());
+        EngineError::UnknownRole {
+            id: id.to_owned(),
+            hint: crate::schema::suggestion(id, candidates),
+        }
+    }
 }
 
 impl Snapshot {

@@ -50,6 +50,15 @@ pub struct SubjectUpdate {
     pub home_scope: Option<Option<ScopeId>>,
 }
 
+/// The fields of a group an update replaces; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupUpdate {
+    /// New title.
+    pub title: Option<String>,
+    /// New condition (`Some(None)` removes it).
+    pub condition: Option<Option<String>>,
+}
+
 /// One requested write operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -71,8 +80,8 @@ pub enum Operation {
     DeleteScope(ScopeId),
     /// Create a group.
     CreateGroup(Group),
-    /// Change a group.
-    UpdateGroup(Group),
+    /// Change some of a group's fields.
+    UpdateGroup(GroupId, GroupUpdate),
     /// Delete a group with its memberships and assignments.
     DeleteGroup(GroupId),
     /// Create a custom role.
@@ -203,6 +212,15 @@ struct Planner<'a> {
     now: Timestamp,
 }
 
+/// Every tenant's root scope exists without being created, and is the
+/// ancestor of every scope: a write may not create, change or delete it.
+fn root_is_fixed() -> EngineError {
+    EngineError::FailedPrecondition(format!(
+        "scope {} is every tenant's root: it always exists and cannot be created, changed or deleted",
+        crate::model::ROOT_SCOPE
+    ))
+}
+
 fn not_found(kind: &'static str, id: impl ToString) -> EngineError {
     EngineError::NotFound {
         kind,
@@ -302,6 +320,10 @@ impl Planner<'_> {
             }
             Operation::UpdateSubject(id, update) => self.update_subject(id, update),
             Operation::DeleteSubject(id) => self.delete_subject(id),
+            Operation::CreateScope(s) | Operation::UpdateScope(s) if s.id.is_root() => {
+                Err(root_is_fixed())
+            }
+            Operation::DeleteScope(id) if id.is_root() => Err(root_is_fixed()),
             Operation::CreateScope(s) => {
                 if self.state.has_scope(s.id.as_str()) {
                     return Err(exists("scope", &s.id));
@@ -321,9 +343,20 @@ impl Planner<'_> {
                 }
                 self.put_group(g)
             }
-            Operation::UpdateGroup(g) => {
-                self.group(&g.id)?;
-                self.put_group(g)
+            Operation::UpdateGroup(id, u) => {
+                let mut g = Group::clone(
+                    self.state
+                        .groups
+                        .get(id)
+                        .ok_or_else(|| not_found("group", id))?,
+                );
+                if let Some(title) = &u.title {
+                    g.title = title.clone();
+                }
+                if let Some(condition) = &u.condition {
+                    g.condition = condition.clone();
+                }
+                self.put_group(&g)
             }
             Operation::DeleteGroup(id) => self.delete_group(id),
             Operation::CreateRole(r) => {
@@ -453,7 +486,7 @@ impl Planner<'_> {
         {
             return Err(EngineError::InvalidArgument {
                 field: "settings.disabled_resources".into(),
-                reason: format!("unknown resource type {unknown:?}"),
+                reason: format!("unknown resource type \"{unknown}\""),
             });
         }
         self.emit(Change::TenantPut(settings.clone()));
@@ -494,7 +527,7 @@ impl Planner<'_> {
                 "role {id} is builtin (defined by the schema) and cannot be changed through the API"
             )))
         } else {
-            Err(not_found("role", id))
+            Err(self.state.unknown_role(self.compiled, id.as_str()))
         }
     }
 
@@ -567,12 +600,6 @@ impl Planner<'_> {
     }
 
     fn put_scope(&mut self, s: &Scope) -> Result<(), EngineError> {
-        if s.id.is_root() {
-            return Err(EngineError::InvalidArgument {
-                field: "scope.id".into(),
-                reason: "the root scope is implicit and cannot be created or changed".into(),
-            });
-        }
         self.scope(&s.parent)?;
         if self.state.is_within(&s.parent, &s.id) {
             return Err(EngineError::FailedPrecondition(format!(
@@ -693,7 +720,7 @@ impl Planner<'_> {
             if catalog.role_class(class).is_none() {
                 return Err(EngineError::InvalidArgument {
                     field: "role.class".into(),
-                    reason: format!("unknown role class {class:?}"),
+                    reason: format!("unknown role class \"{class}\""),
                 });
             }
         }
@@ -778,7 +805,7 @@ impl Planner<'_> {
     fn assign(&mut self, a: &Assignment, pre: Precondition) -> Result<(), EngineError> {
         let key = &a.key;
         if self.state.role(self.compiled, key.role.as_str()).is_none() {
-            return Err(not_found("role", &key.role));
+            return Err(self.state.unknown_role(self.compiled, key.role.as_str()));
         }
         self.principal(&key.principal)?;
         match &key.target {

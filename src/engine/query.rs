@@ -87,7 +87,13 @@ impl Snapshot {
         Err(match text.parse::<Permission>() {
             Err(e) => invalid(field, e.reason),
             Ok(Permission::All) => invalid(field, "\"*\" can be granted, not checked".into()),
-            Ok(p) => invalid(field, format!("unknown permission {p}")),
+            Ok(p) => invalid(
+                field,
+                format!(
+                    "unknown permission {p}{}",
+                    crate::schema::suggestion(text, self.compiled.catalog.names())
+                ),
+            ),
         })
     }
 

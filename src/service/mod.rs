@@ -69,6 +69,14 @@ pub enum Error {
         /// The latest committed revision.
         latest: Revision,
     },
+    /// `options.actor` names no subject of the tenant.
+    #[error("options.actor: subject {actor} not found in tenant {tenant}")]
+    UnknownActor {
+        /// The actor named.
+        actor: SubjectId,
+        /// The tenant of the write.
+        tenant: TenantId,
+    },
     /// The subscription could not start or ended early.
     #[error(transparent)]
     Watch(#[from] WatchError),
