@@ -412,3 +412,34 @@ async fn after_revision_zero_is_the_whole_history_and_from_oldest_retained_what_
     assert_eq!(next_event(&mut retained).await.revision, live);
     server.stop().await;
 }
+
+/// Every permission change carries its direction, DIRECTION_GAINED or
+/// DIRECTION_LOST (never the zero value), so a loss shows in proto3 JSON
+/// as a gain does; `gained` agrees with it.
+#[tokio::test]
+async fn permission_changes_say_gained_or_lost() {
+    let server = TestServer::start().await;
+    create_subject(&server, ACME, "alice").await;
+    let mut feed = watch(&server, ACME, revision(&server).await, "alice").await;
+    manage(
+        &server,
+        ACME,
+        vec![assign("viewer", subject_principal("alice"), None)],
+    )
+    .await;
+    manage(
+        &server,
+        ACME,
+        vec![unassign("viewer", subject_principal("alice"), None)],
+    )
+    .await;
+    for (expected, gained) in [(pb::Direction::Gained, true), (pb::Direction::Lost, false)] {
+        let message = next_whole_revision(&mut feed).await;
+        assert!(!message.permission_changes.is_empty(), "{message:?}");
+        for change in &message.permission_changes {
+            assert_eq!(change.direction(), expected, "{change:?}");
+            assert_eq!(change.gained, gained, "{change:?}");
+        }
+    }
+    server.stop().await;
+}
