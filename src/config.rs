@@ -115,6 +115,9 @@ pub struct Config {
     /// `Watch` streams one token may have open; one more is refused with
     /// RESOURCE_EXHAUSTED.
     pub token_watches: usize,
+    /// How long calls in progress at shutdown may take to finish; then the
+    /// server stops whatever its clients still hold open.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -133,6 +136,7 @@ impl Default for Config {
             insecure: false,
             token_requests: DEFAULT_TOKEN_REQUESTS,
             token_watches: DEFAULT_TOKEN_WATCHES,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

@@ -12,7 +12,18 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
-use crate::api::{AccessApi, CallerLayer, DirectoryApi, MembershipApi, SchemaApi, WatchApi, pb};
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::HealthReporter;
+
+use crate::api::pb::access_service_server::AccessServiceServer;
+use crate::api::pb::directory_service_server::DirectoryServiceServer;
+use crate::api::pb::membership_service_server::MembershipServiceServer;
+use crate::api::pb::schema_service_server::SchemaServiceServer;
+use crate::api::pb::watch_service_server::WatchServiceServer;
+use crate::api::{
+    AccessApi, CallerLayer, DirectoryApi, HealthApi, MembershipApi, SchemaApi, WatchApi, pb,
+};
 use crate::auth::Callers;
 use crate::config::{MAX_MESSAGE_BYTES, TLS_HANDSHAKE_TIMEOUT};
 use crate::service::Service;
@@ -75,21 +86,9 @@ pub async fn serve(
                 reason: crate::tls::causes(&e),
             })?;
     }
-    let (health, health_service) = tonic_health::server::health_reporter();
-    use pb::access_service_server::AccessServiceServer;
-    use pb::directory_service_server::DirectoryServiceServer;
-    use pb::membership_service_server::MembershipServiceServer;
-    use pb::schema_service_server::SchemaServiceServer;
-    use pb::watch_service_server::WatchServiceServer;
-    health.set_serving::<AccessServiceServer<AccessApi>>().await;
-    health
-        .set_serving::<MembershipServiceServer<MembershipApi>>()
-        .await;
-    health
-        .set_serving::<DirectoryServiceServer<DirectoryApi>>()
-        .await;
-    health.set_serving::<SchemaServiceServer<SchemaApi>>().await;
-    health.set_serving::<WatchServiceServer<WatchApi>>().await;
+    let health = tonic_health::server::HealthReporter::new();
+    set_health(&health, ServingStatus::Serving).await;
+    let health_service = HealthServer::new(HealthApi::new(health.clone(), service.clone()));
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -101,10 +100,25 @@ pub async fn serve(
 
     let stopping = service.clone();
     let closing = service.clone();
+    let grace = service.config().shutdown_grace;
+    let (signalled, grace_starts) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
-        tracing::info!("shutting down: ending watch streams, finishing in-flight calls");
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: health NOT_SERVING, ending watch streams, finishing in-flight calls"
+        );
+        set_health(&health, ServingStatus::NotServing).await;
         closing.close();
+        let _ = signalled.send(());
+    };
+    // Runs out only after the shutdown began: calls still in progress then
+    // (a client that holds a stream open) do not keep the process alive.
+    let grace_over = async move {
+        match grace_starts.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending().await,
+        }
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = builder
@@ -132,13 +146,37 @@ pub async fn serve(
             WatchServiceServer::new(WatchApi::new(service))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    let served = tokio::select! {
+        served = served => served,
+        () = grace_over => {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "calls still in progress after the shutdown grace period; closing their connections"
+            );
+            Ok(())
+        }
+    };
     // Whether serving ended well or not, the writes already taken are
     // finished and the store is let go.
     stopping.stop().await;
     served?;
     Ok(())
+}
+
+/// Sets the overall status ("") and every authzd service's to `status`.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    use tonic::server::NamedService;
+    for name in [
+        "",
+        AccessServiceServer::<AccessApi>::NAME,
+        MembershipServiceServer::<MembershipApi>::NAME,
+        DirectoryServiceServer::<DirectoryApi>::NAME,
+        SchemaServiceServer::<SchemaApi>::NAME,
+        WatchServiceServer::<WatchApi>::NAME,
+    ] {
+        health.set_service_status(name, status).await;
+    }
 }
 
 fn tls_config(tls: &ServerTls) -> ServerTlsConfig {

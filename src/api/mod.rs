@@ -15,6 +15,7 @@ pub mod codec;
 mod convert;
 mod directory;
 mod guard;
+mod health;
 mod membership;
 mod schema;
 mod watch;
@@ -22,6 +23,7 @@ mod watch;
 pub use access::AccessApi;
 pub use directory::DirectoryApi;
 pub use guard::CallerLayer;
+pub use health::HealthApi;
 pub use membership::MembershipApi;
 pub use schema::SchemaApi;
 pub use watch::WatchApi;
@@ -73,6 +75,7 @@ impl From<Error> for Status {
             Error::Stopped => Code::Unavailable,
             Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,
             Error::Watch(WatchError::Gap { .. }) => Code::Aborted,
+            Error::Watch(WatchError::ShuttingDown { .. }) => Code::Unavailable,
             Error::Caller(Refusal::Missing | Refusal::Unknown) => Code::Unauthenticated,
             Error::Caller(Refusal::Busy { .. }) => Code::ResourceExhausted,
             Error::Caller(_) => Code::PermissionDenied,

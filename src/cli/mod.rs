@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = Config::default().token_watches)]
     pub token_max_watches: usize,
+    /// Seconds calls in progress at shutdown (SIGTERM, SIGINT) may take to
+    /// finish before the server exits anyway.
+    #[arg(long, default_value_t = Config::default().shutdown_grace.as_secs())]
+    pub shutdown_grace_secs: u64,
     /// TLS and mTLS.
     #[command(flatten)]
     pub tls: tls::ServeTlsArgs,
@@ -132,6 +136,7 @@ impl ServeArgs {
             insecure: self.insecure,
             token_requests: self.token_max_requests.max(1),
             token_watches: self.token_max_watches.max(1),
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_secs),
         }
     }
 }

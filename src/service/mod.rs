@@ -455,6 +455,17 @@ impl Service {
         self.inner.closing.send_replace(true);
     }
 
+    /// The settings it runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Resolves once [`Service::close`] has been called (at once if it has).
+    pub async fn closed(&self) {
+        let mut closing = self.inner.closing.subscribe();
+        let _ = closing.wait_for(|c| *c).await;
+    }
+
     /// After the last request: lets the sequencer finish the writes it has
     /// taken, waits for its thread, and closes the store file, so the data
     /// folder can be opened again at once (by a restart, or a test).

@@ -48,6 +48,33 @@ impl Binary {
         channel_to(self.port).await
     }
 
+    /// Sends SIGTERM and waits for the process to exit; after 30 s it is
+    /// killed instead (and then did not exit successfully). Blocks its
+    /// thread: a test whose clients must answer the server while it shuts
+    /// down runs on more than one.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let (exited, watchdog) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if watchdog
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .is_err()
+            {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid])
+                    .status();
+            }
+        });
+        let status = self.child.wait().unwrap();
+        let _ = exited.send(());
+        status
+    }
+
     /// Waits (at most 20 s) for a log line containing `needle`, skipping
     /// the others, and returns it.
     pub fn wait_for_line(&self, needle: &str) -> String {
