@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 use authzd::cli::{Cli, Command, ServeArgs};
 use authzd::{server, service::Service};
@@ -17,12 +16,7 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    authzd::cli::logs::init(cli.log_format, level);
     let ok = match &cli.command {
         Command::Schema(command) => authzd::cli::schema_command(command),
         Command::Serve(args) => block_on(serve(args)),

@@ -1,10 +1,11 @@
 //! The command line: `serve`, `schema check`, `bench`, `import`, `token
-//! new`. Parses arguments into a validated [`Config`]; must not talk to redb
+//! new`, and how the binary logs. Parses arguments into a validated [`Config`]; must not talk to redb
 //! directly.
 
 pub mod bench;
 pub mod client;
 pub mod import;
+pub mod logs;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -20,6 +21,10 @@ use crate::schema;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
+    /// How logs are written to stderr: text (coloured only on a terminal)
+    /// or json (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = logs::LogFormat::Text)]
+    pub log_format: logs::LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

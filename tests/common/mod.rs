@@ -120,14 +120,21 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-/// The port of a `listen=127.0.0.1:PORT` field on an "authzd serving" line.
+/// The port of the `listen` field of an "authzd serving" line, as text
+/// (`listen=127.0.0.1:PORT`) or JSON (`"listen":"127.0.0.1:PORT"`).
 pub fn announced_port(line: &str) -> Option<u16> {
     let line = strip_ansi(line);
     if !line.contains("authzd serving") {
         return None;
     }
-    let rest = &line[line.find("listen=")? + "listen=".len()..];
-    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+    let (at, marker) = ["listen=", "\"listen\":\""]
+        .iter()
+        .find_map(|m| line.find(m).map(|at| (at, *m)))?;
+    let rest = &line[at + marker.len()..];
+    let addr: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"')
+        .collect();
     addr.rsplit_once(':')?.1.parse().ok()
 }
 
@@ -216,11 +223,13 @@ fn serve_command(data: &Path, args: &[std::ffi::OsString]) -> std::process::Comm
 /// (within 20 s, else it is killed and the test fails); returns whether it
 /// succeeded and its stderr.
 pub async fn serve_until_exit(data: &Path, args: &[std::ffi::OsString]) -> (bool, String) {
-    run_until_exit(serve_command(data, args)).await
+    let (ok, stderr) = run_until_exit(serve_command(data, args)).await;
+    (ok, strip_ansi(&stderr))
 }
 
 /// Runs `command`, expecting it to exit by itself (within 20 s, else it is
-/// killed and the test fails); returns whether it succeeded and its stderr.
+/// killed and the test fails); returns whether it succeeded and its stderr
+/// as written.
 pub async fn run_until_exit(mut command: std::process::Command) -> (bool, String) {
     use std::process::Stdio;
     let child = command
@@ -243,7 +252,7 @@ pub async fn run_until_exit(mut command: std::process::Command) -> (bool, String
             let output = output.unwrap();
             (
                 output.status.success(),
-                strip_ansi(&String::from_utf8_lossy(&output.stderr)),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
             )
         }
         Err(_) => {
