@@ -26,7 +26,8 @@
 //! - [`server`]: wiring the services onto a listener (plaintext or TLS) until
 //!   shutdown.
 //! - [`tls`]: the PEM files of TLS, read and checked at start-up.
-//! - [`cli`]: the command line (`serve`, `schema check`, `bench`, `import`).
+//! - [`cli`]: the command line (`serve`, `schema check`, `bench`, `import`)
+//!   and how the binary logs.
 
 pub mod api;
 pub mod auth;

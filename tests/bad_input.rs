@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Malformed input, RPC by RPC: every refusal carries the right status code
-//! and a message naming the offending field (DESIGN §4), and changes
+//! and a message naming the offending field (the README's Limits), and changes
 //! nothing.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Evaluation: the check (DESIGN §2), its explanation, and the two listings
+//! Evaluation: the check (the README's policy model), its explanation, and the two listings
 //! built on it (a subject's effective permissions, the holders of a
 //! permission).
 //!
@@ -125,7 +125,7 @@ enum Fit {
 }
 
 impl TenantState {
-    /// The check of DESIGN §2. Allocates nothing.
+    /// The check of the README's policy model. Allocates nothing.
     pub fn check(
         &self,
         compiled: &Compiled,

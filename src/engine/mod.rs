@@ -30,7 +30,7 @@ pub use grants::SubjectGrants;
 pub use plan::{GroupUpdate, Operation, Planned, Precondition, Refusal, SubjectUpdate, plan};
 pub use query::{At, EffectiveTarget, Holder, Question, page_from};
 pub use roles::unknown_permissions as unknown_role_permissions;
-pub use tenant::{Compiled, SubjectEntry, TenantState};
+pub use tenant::{Compiled, MAX_RECENTLY_EXPIRED, SubjectEntry, TenantState};
 
 use crate::model::{Change, ChangeSet, Effect, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::Catalog;
