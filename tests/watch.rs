@@ -302,10 +302,11 @@ async fn tenant_filter_shows_nothing_of_other_tenants() {
     server.stop().await;
 }
 
-/// When the server shuts down, an open stream ends cleanly (no error), and
-/// the shutdown is not held open by it.
+/// When the server shuts down, an open stream ends with UNAVAILABLE naming
+/// the revision to resume after (so a subscriber tells it from a normal
+/// end), and the shutdown is not held open by it.
 #[tokio::test]
-async fn the_stream_ends_cleanly_at_shutdown() {
+async fn the_stream_ends_unavailable_at_shutdown() {
     let server = TestServer::start().await;
     let mut stream = watch(&server, ACME, 0, "").await;
     let first = create_subject(&server, ACME, "alice").await;
@@ -319,8 +320,16 @@ async fn the_stream_ends_cleanly_at_shutdown() {
     })
     .await;
     match end {
-        Ok(None) => {}
-        other => panic!("expected a clean end of stream, got {other:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            assert!(
+                status
+                    .message()
+                    .contains(&format!("resume with after_revision = {first}")),
+                "{status:?}"
+            );
+        }
+        other => panic!("expected UNAVAILABLE, got {other:?}"),
     }
 }
 

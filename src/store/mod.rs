@@ -92,8 +92,8 @@ pub enum StoreError {
         /// What redb found.
         reason: String,
     },
-    /// The database file could not be opened (missing permissions, locked by
-    /// another process, not a redb file, ...).
+    /// The database file could not be opened, for a reason the variants
+    /// above and below do not name.
     #[error("cannot open the store {location}: {source}")]
     Open {
         /// The file, or a description of a non-file backend.
@@ -1462,7 +1462,10 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let _first = Store::open(dir.path())?;
         let err = Store::open(dir.path()).err();
-        assert!(matches!(err, Some(StoreError::Open { .. })), "{err:?}");
+        match err {
+            Some(StoreError::InUse { path }) => assert_eq!(path, dir.path()),
+            other => panic!("expected InUse, got {other:?}"),
+        }
         Ok(())
     }
 
