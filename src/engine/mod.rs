@@ -42,7 +42,7 @@ use effects::View;
 #[non_exhaustive]
 pub enum EngineError {
     /// A named thing does not exist.
-    #[error("{kind} {id:?} not found")]
+    #[error("{kind} {} not found", crate::model::Quoted(id))]
     NotFound {
         /// What kind of thing ("subject", "scope", ...).
         kind: &'static str,
@@ -51,7 +51,7 @@ pub enum EngineError {
     },
     /// A role named in a request exists neither in the schema nor in the
     /// tenant.
-    #[error("role {id:?} not found{hint}")]
+    #[error("role {} not found{hint}", crate::model::Quoted(id))]
     UnknownRole {
         /// The id asked for.
         id: String,
@@ -59,7 +59,7 @@ pub enum EngineError {
         hint: String,
     },
     /// A thing to be created exists already.
-    #[error("{kind} {id:?} already exists")]
+    #[error("{kind} {} already exists", crate::model::Quoted(id))]
     AlreadyExists {
         /// What kind of thing.
         kind: &'static str,
