@@ -81,9 +81,10 @@ async fn serve(args: &ServeArgs) -> bool {
         Some(_) => "tls",
         None => "plaintext",
     };
+    let shutdown = shutdown_signal();
     tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, transport, "authzd serving");
     tokio::spawn(authzd::cli::reload_on_hangup(callers.clone()));
-    match server::serve(service, callers, listener, tls.as_ref(), shutdown_signal()).await {
+    match server::serve(service, callers, listener, tls.as_ref(), shutdown).await {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, "server failed");
@@ -92,22 +93,28 @@ async fn serve(args: &ServeArgs) -> bool {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives
+/// right after the server announced itself still shuts it down cleanly.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let interrupt = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let terminate = async move {
+            match terminate {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
     }
 }
