@@ -171,6 +171,9 @@ pub struct Config {
     /// Set on a read replica: the store follows this primary and takes no
     /// writes of its own (they are forwarded).
     pub follow: Option<Follow>,
+    /// How long calls in progress at shutdown may take to finish; then the
+    /// server stops whatever its clients still hold open.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -192,6 +195,7 @@ impl Default for Config {
             audit_retention: DEFAULT_AUDIT_RETENTION,
             metrics_listen: None,
             follow: None,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 use authzd::cli::{Command, ServeArgs};
 use authzd::{server, service::Service};
@@ -29,12 +28,7 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    authzd::cli::logs::init(cli.log_format, level);
     let ok = match &cli.command {
         Command::Schema(command) => authzd::cli::schema_command(command),
         Command::Serve(args) => block_on(serve(args)),
@@ -104,7 +98,7 @@ async fn serve(args: &ServeArgs) -> bool {
     let service = match Service::open(config.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, data = %config.data_dir.display(), "cannot open the store");
+            tracing::error!(error = %e, data = %config.data_dir.display(), "cannot start");
             return false;
         }
     };
@@ -118,6 +112,7 @@ async fn serve(args: &ServeArgs) -> bool {
         Some(_) => "tls",
         None => "plaintext",
     };
+    let shutdown = shutdown_signal();
     tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, transport, "authzd serving");
     tokio::spawn(authzd::cli::reload_on_hangup(callers.clone()));
     if let Some(follow) = &config.follow {
@@ -139,7 +134,7 @@ async fn serve(args: &ServeArgs) -> bool {
         listener,
         tls.as_ref(),
         primary,
-        shutdown_signal(),
+        shutdown,
     );
     match served.await {
         Ok(()) => true,
@@ -150,22 +145,28 @@ async fn serve(args: &ServeArgs) -> bool {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives
+/// right after the server announced itself still shuts it down cleanly.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let interrupt = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let terminate = async move {
+            match terminate {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
     }
 }

@@ -394,6 +394,18 @@ pub fn check_text(what: &str, s: &str) -> Result<(), InvalidValue> {
     Ok(())
 }
 
+/// A name as error messages quote it: in double quotes, with control and
+/// other unprintable characters escaped, so input that names nothing
+/// cannot forge or hide text in a message.
+#[derive(Debug, Clone, Copy)]
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", self.0.escape_debug())
+    }
+}
+
 /// The longest prefix of `text` that is at most `max_bytes` long and ends on
 /// a character boundary: for bounding text that echoes input without ever
 /// splitting a UTF-8 sequence.
@@ -907,5 +919,14 @@ mod tests {
         for bad in ["product", "product:", ":edit", "a:b:c", "pro duct:edit"] {
             assert!(bad.parse::<Permission>().is_err(), "{bad} should fail");
         }
+    }
+
+    /// Quoted names keep plain text as it is and escape what could forge
+    /// or hide text in a message.
+    #[test]
+    fn quoted_names_escape_control_characters() {
+        assert_eq!(Quoted("editor").to_string(), "\"editor\"");
+        assert_eq!(Quoted("a\nb\"c").to_string(), "\"a\\nb\\\"c\"");
+        assert_eq!(Quoted("\u{202e}x").to_string(), "\"\\u{202e}x\"");
     }
 }

@@ -14,9 +14,20 @@ use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Endpoint, Identity, Server, ServerTlsConfig};
 
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::HealthReporter;
+
+use crate::api::pb::access_service_server::AccessServiceServer;
+use crate::api::pb::audit_service_server::AuditServiceServer;
+use crate::api::pb::directory_service_server::DirectoryServiceServer;
+use crate::api::pb::membership_service_server::MembershipServiceServer;
+use crate::api::pb::replication_service_server::ReplicationServiceServer;
+use crate::api::pb::schema_service_server::SchemaServiceServer;
+use crate::api::pb::watch_service_server::WatchServiceServer;
 use crate::api::{
-    AccessApi, AuditApi, CallerLayer, DirectoryApi, Follower, MembershipApi, ReplicationApi,
-    SchemaApi, WatchApi, WriteLayer, pb,
+    AccessApi, AuditApi, CallerLayer, DirectoryApi, Follower, HealthApi, MembershipApi,
+    ReplicationApi, SchemaApi, WatchApi, WriteLayer, pb,
 };
 use crate::auth::Callers;
 use crate::config::{MAX_MESSAGE_BYTES, TLS_HANDSHAKE_TIMEOUT};
@@ -92,44 +103,23 @@ pub async fn serve(
                 reason: crate::tls::causes(&e),
             })?;
     }
-    let (health, health_service) = tonic_health::server::health_reporter();
-    use pb::access_service_server::AccessServiceServer;
-    use pb::audit_service_server::AuditServiceServer;
-    use pb::directory_service_server::DirectoryServiceServer;
-    use pb::membership_service_server::MembershipServiceServer;
-    use pb::replication_service_server::ReplicationServiceServer;
-    use pb::schema_service_server::SchemaServiceServer;
-    use pb::watch_service_server::WatchServiceServer;
-    health.set_serving::<AccessServiceServer<AccessApi>>().await;
-    health
-        .set_serving::<MembershipServiceServer<MembershipApi>>()
-        .await;
-    health
-        .set_serving::<DirectoryServiceServer<DirectoryApi>>()
-        .await;
-    health.set_serving::<SchemaServiceServer<SchemaApi>>().await;
-    health.set_serving::<WatchServiceServer<WatchApi>>().await;
-    health.set_serving::<AuditServiceServer<AuditApi>>().await;
-    health
-        .set_serving::<ReplicationServiceServer<ReplicationApi>>()
-        .await;
+    let health = tonic_health::server::HealthReporter::new();
     let upstream = primary.map(|p| (p.endpoint.connect_lazy(), p.authorization));
-    if let (Some((channel, authorization)), Some(follow)) = (&upstream, service.following()) {
-        // Not serving until in step with the primary.
-        let names = health_names();
-        for name in &names {
-            health
-                .set_service_status(name, tonic_health::ServingStatus::NotServing)
-                .await;
+    match (&upstream, service.following()) {
+        (Some((channel, authorization)), Some(follow)) => {
+            // Not serving until in step with the primary.
+            set_health(&health, ServingStatus::NotServing).await;
+            let follower = Follower::new(
+                service.clone(),
+                channel.clone(),
+                authorization.clone(),
+                follow.clone(),
+            );
+            tokio::spawn(follower.run(health.clone(), health_names()));
         }
-        let follower = Follower::new(
-            service.clone(),
-            channel.clone(),
-            authorization.clone(),
-            follow.clone(),
-        );
-        tokio::spawn(follower.run(health.clone(), names));
+        _ => set_health(&health, ServingStatus::Serving).await,
     }
+    let health_service = HealthServer::new(HealthApi::new(health.clone(), service.clone()));
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -141,10 +131,25 @@ pub async fn serve(
 
     let stopping = service.clone();
     let closing = service.clone();
+    let grace = service.config().shutdown_grace;
+    let (signalled, grace_starts) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
-        tracing::info!("shutting down: ending watch streams, finishing in-flight calls");
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: health NOT_SERVING, ending watch streams, finishing in-flight calls"
+        );
+        set_health(&health, ServingStatus::NotServing).await;
         closing.close();
+        let _ = signalled.send(());
+    };
+    // Runs out only after the shutdown began: calls still in progress then
+    // (a client that holds a stream open) do not keep the process alive.
+    let grace_over = async move {
+        match grace_starts.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending().await,
+        }
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = builder
@@ -184,8 +189,17 @@ pub async fn serve(
             ReplicationServiceServer::new(ReplicationApi::new(service))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    let served = tokio::select! {
+        served = served => served,
+        () = grace_over => {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "calls still in progress after the shutdown grace period; closing their connections"
+            );
+            Ok(())
+        }
+    };
     // Whether serving ended well or not, the writes already taken are
     // finished and the store is let go.
     stopping.stop().await;
@@ -193,19 +207,27 @@ pub async fn serve(
     Ok(())
 }
 
-/// The health statuses a replica's lag switches: the server's ("") and
-/// every authzd service's.
+/// The health statuses a replica's lag and a shutdown switch: the
+/// server's ("") and every authzd service's.
 fn health_names() -> Vec<&'static str> {
     use tonic::server::NamedService;
     vec![
         "",
-        <pb::access_service_server::AccessServiceServer<AccessApi> as NamedService>::NAME,
-        <pb::membership_service_server::MembershipServiceServer<MembershipApi> as NamedService>::NAME,
-        <pb::directory_service_server::DirectoryServiceServer<DirectoryApi> as NamedService>::NAME,
-        <pb::schema_service_server::SchemaServiceServer<SchemaApi> as NamedService>::NAME,
-        <pb::watch_service_server::WatchServiceServer<WatchApi> as NamedService>::NAME,
-        <pb::replication_service_server::ReplicationServiceServer<ReplicationApi> as NamedService>::NAME,
+        AccessServiceServer::<AccessApi>::NAME,
+        MembershipServiceServer::<MembershipApi>::NAME,
+        DirectoryServiceServer::<DirectoryApi>::NAME,
+        SchemaServiceServer::<SchemaApi>::NAME,
+        WatchServiceServer::<WatchApi>::NAME,
+        AuditServiceServer::<AuditApi>::NAME,
+        ReplicationServiceServer::<ReplicationApi>::NAME,
     ]
+}
+
+/// Sets every status of [`health_names`] to `status`.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    for name in health_names() {
+        health.set_service_status(name, status).await;
+    }
 }
 
 fn tls_config(tls: &ServerTls) -> ServerTlsConfig {

@@ -83,6 +83,13 @@ pub enum WatchError {
     /// The changelog could not be read.
     #[error("the changelog could not be read")]
     Replay,
+    /// The server is shutting down; another server (or this one, restarted)
+    /// continues the feed.
+    #[error("the server is shutting down; resume with after_revision = {resume_after}")]
+    ShuttingDown {
+        /// The last revision delivered completely.
+        resume_after: Revision,
+    },
 }
 
 /// Where a subscription starts.
@@ -138,7 +145,8 @@ struct Shared {
     ring: Mutex<Ring>,
     /// The latest revision published; subscribers wait on it for the next.
     published: watch::Sender<Revision>,
-    /// Flips to true at shutdown so every stream ends cleanly.
+    /// Flips to true at shutdown so every stream ends, with
+    /// [`WatchError::ShuttingDown`] naming where to resume.
     closing: watch::Sender<bool>,
     /// Most change sets the ring keeps.
     capacity: usize,
@@ -549,7 +557,9 @@ impl Stream {
                         return Ok(());
                     }
                 }
-                _ = async { closing.wait_for(|c| *c).await.is_ok() } => return Ok(()),
+                _ = async { closing.wait_for(|c| *c).await.is_ok() } => {
+                    return Err(WatchError::ShuttingDown { resume_after: self.last });
+                }
                 _ = self.tx.closed() => return Ok(()),
             }
         }

@@ -692,6 +692,37 @@ async fn sighup_adds_and_revokes_tokens_in_the_binary() {
     );
 }
 
+/// `--listen` takes a host name: `localhost` resolves to loopback only, so
+/// the binary serves it without tokens, on a loopback address; a name that
+/// does not resolve stops it with a message naming the name.
+#[tokio::test]
+async fn listen_accepts_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let binary = spawn_binary_with(&data, &["--listen".into(), "localhost:0".into()]).await;
+    let warning = binary.wait_for_line("no --tokens");
+    assert!(warning.contains("loopback"), "{warning}");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(binary.channel().await);
+    health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .unwrap();
+    drop(binary);
+
+    let other = dir.path().join("other");
+    let (ok, stderr) = serve_until_exit(
+        &other,
+        &["--listen".into(), "no-such-host.invalid:1".into()],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot resolve no-such-host.invalid:1"),
+        "{stderr}"
+    );
+    assert!(!other.exists());
+}
+
 /// Without tokens the binary refuses a non-loopback address unless
 /// `--insecure`, and warns that every caller is trusted when it serves.
 #[tokio::test]

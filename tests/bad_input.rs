@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Malformed input, RPC by RPC: every refusal carries the right status code
-//! and a message naming the offending field (DESIGN §4), and changes
+//! and a message naming the offending field (the README's Limits), and changes
 //! nothing.
 
 mod common;
@@ -514,14 +514,15 @@ async fn manage_membership() {
         Code::InvalidArgument,
         "options.actor",
     );
+    // An actor that is well formed but names no subject is NOT_FOUND.
     assert_status(
         m.manage_membership(options(pb::WriteOptions {
             actor: "ghost".into(),
             ..Default::default()
         }))
         .await,
-        Code::InvalidArgument,
-        "options.actor",
+        Code::NotFound,
+        "options.actor: subject ghost not found in tenant acme",
     );
     assert_eq!(revision(&server).await, before);
     assert!(members(&server, ACME, "g").await.is_empty());
@@ -809,6 +810,57 @@ async fn directory_paging() {
         page_size: 10,
         page_token: "forged".into(),
     });
+    let forged_list = pb::ListRequest {
+        tenant: ACME.into(),
+        page: forged.clone(),
+        at_least_revision: 0,
+    };
+    let token_field = "page.page_token";
+    assert_status(
+        d.list_subjects(forged_list.clone()).await,
+        Code::InvalidArgument,
+        token_field,
+    );
+    assert_status(
+        d.list_scopes(forged_list.clone()).await,
+        Code::InvalidArgument,
+        token_field,
+    );
+    assert_status(
+        d.list_groups(forged_list.clone()).await,
+        Code::InvalidArgument,
+        token_field,
+    );
+    assert_status(
+        d.list_roles(forged_list).await,
+        Code::InvalidArgument,
+        token_field,
+    );
+    assert_status(
+        d.list_tenants(pb::ListTenantsRequest {
+            page: forged.clone(),
+        })
+        .await,
+        Code::InvalidArgument,
+        token_field,
+    );
+    // A token that decodes but was cut short, and one of another scheme.
+    for token in ["p16", "p1zz", "alice"] {
+        assert_status(
+            server
+                .access()
+                .await
+                .list_subjects_with_permission(pb::ListSubjectsWithPermissionRequest {
+                    tenant: ACME.into(),
+                    permission: "document:read".into(),
+                    page_token: token.into(),
+                    ..Default::default()
+                })
+                .await,
+            Code::InvalidArgument,
+            "page_token",
+        );
+    }
     assert_status(
         d.list_assignments(pb::ListAssignmentsRequest {
             tenant: ACME.into(),
@@ -925,5 +977,94 @@ async fn write_schema() {
         Code::InvalidArgument,
         "schema",
     );
+    server.stop().await;
+}
+
+/// A request over the 4 MiB decoding limit is RESOURCE_EXHAUSTED (a limit,
+/// as gRPC names it), for a unary RPC and for Watch, and writes nothing.
+#[tokio::test]
+async fn oversized_requests_are_resource_exhausted() {
+    let server = seeded_server().await;
+    let before = revision(&server).await;
+    let huge = "x".repeat(authzd::config::MAX_MESSAGE_BYTES + 1);
+    let status = assert_status(
+        server
+            .directory()
+            .await
+            .max_encoding_message_size(usize::MAX)
+            .create_group(pb::CreateGroupRequest {
+                tenant: ACME.into(),
+                group: Some(pb::Group {
+                    id: "big".into(),
+                    title: huge.clone(),
+                    condition: String::new(),
+                }),
+                options: None,
+            })
+            .await,
+        Code::ResourceExhausted,
+        "request: the message is too large",
+    );
+    assert!(status.message().contains("4194304"), "{status:?}");
+    assert_status(
+        server
+            .watch()
+            .await
+            .max_encoding_message_size(usize::MAX)
+            .watch(pb::WatchRequest {
+                tenant: ACME.into(),
+                subject: huge,
+                ..Default::default()
+            })
+            .await,
+        Code::ResourceExhausted,
+        "request: the message is too large",
+    );
+    assert_eq!(revision(&server).await, before);
+    server.stop().await;
+}
+
+/// An unknown permission in a check, and an unknown role in a write, come
+/// with the closest known name, as the schema checker suggests them.
+#[tokio::test]
+async fn unknown_names_in_requests_suggest_the_closest() {
+    let server = seeded_server().await;
+    assert_status(
+        server
+            .access()
+            .await
+            .check_access(check_request(ACME, "alice", "document:eidt", ""))
+            .await,
+        Code::InvalidArgument,
+        "permission: unknown permission document:eidt; did you mean \"document:edit\"?",
+    );
+    let before = revision(&server).await;
+    assert_status(
+        server
+            .membership()
+            .await
+            .manage_membership(batch(
+                ACME,
+                vec![assign("edtor", subject_principal("alice"), None)],
+                None,
+            ))
+            .await,
+        Code::NotFound,
+        "role \"edtor\" not found; did you mean \"editor\"?",
+    );
+    assert_status(
+        server
+            .directory()
+            .await
+            .get_role(pb::GetRequest {
+                tenant: ACME.into(),
+                id: "viewr".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+        "did you mean \"viewer\"?",
+    );
+    assert_eq!(revision(&server).await, before);
     server.stop().await;
 }

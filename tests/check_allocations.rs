@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The check path allocates nothing (DESIGN §6): proven by counting heap
+//! The check path allocates nothing (the README's Performance): proven by counting heap
 //! allocations while answering checks against a populated snapshot.
 
 use std::sync::Arc;

@@ -309,7 +309,7 @@ async fn subjects_list_in_id_order_with_paging() {
 }
 
 /// Scopes: create, read, list (without the implicit root), change type,
-/// duplicate and root ids refused, unknown parent NOT_FOUND.
+/// duplicate ids refused, unknown parent NOT_FOUND.
 #[tokio::test]
 async fn scope_create_get_list_update() {
     let server = TestServer::start().await;
@@ -376,17 +376,154 @@ async fn scope_create_get_list_update() {
         "eu",
     );
     assert_status(
-        d.create_scope(create("root", "")).await,
-        Code::AlreadyExists,
-        "root",
-    );
-    assert_status(
         d.create_scope(create("x", "nowhere")).await,
         Code::NotFound,
         "nowhere",
     );
     assert_status(d.get_scope(get("nowhere")).await, Code::NotFound, "nowhere");
     assert_eq!(revision(&server).await, before);
+    server.stop().await;
+}
+
+/// The root scope behaves as always existing: it can be read (no type, no
+/// parent), and creating, changing or deleting it is FAILED_PRECONDITION,
+/// with nothing written.
+#[tokio::test]
+async fn the_root_scope_always_exists() {
+    let server = TestServer::start().await;
+    create_subject(&server, ACME, "alice").await;
+    let mut d = server.directory().await;
+    let root = d.get_scope(get("root")).await.unwrap().into_inner();
+    assert_eq!(
+        root.scope,
+        Some(pb::Scope {
+            id: "root".into(),
+            ..Default::default()
+        })
+    );
+    let before = revision(&server).await;
+    let scope = Some(pb::Scope {
+        id: "root".into(),
+        r#type: "unit".into(),
+        parent: String::new(),
+    });
+    let fixed = "scope root is every tenant's root";
+    assert_status(
+        d.create_scope(pb::CreateScopeRequest {
+            tenant: ACME.into(),
+            scope: scope.clone(),
+            options: None,
+        })
+        .await,
+        Code::FailedPrecondition,
+        fixed,
+    );
+    assert_status(
+        d.update_scope(pb::UpdateScopeRequest {
+            tenant: ACME.into(),
+            scope,
+            options: None,
+        })
+        .await,
+        Code::FailedPrecondition,
+        fixed,
+    );
+    assert_status(
+        d.delete_scope(pb::DeleteRequest {
+            tenant: ACME.into(),
+            id: "root".into(),
+            ..Default::default()
+        })
+        .await,
+        Code::FailedPrecondition,
+        fixed,
+    );
+    assert_eq!(revision(&server).await, before);
+    server.stop().await;
+}
+
+/// UpdateGroup changes only what its `update_mask` names; without a mask,
+/// only the fields the request sets, so a rename keeps the condition (and
+/// the access it gives). Naming `condition` with an empty one removes it; an
+/// unknown path is INVALID_ARGUMENT naming `update_mask`.
+#[tokio::test]
+async fn update_group_changes_only_what_it_is_asked_to() {
+    let server = TestServer::start().await;
+    create_subject(&server, ACME, "alice").await;
+    set_attributes(&server, ACME, "alice", &[("dept", "hr")]).await;
+    let mut d = server.directory().await;
+    d.create_group(pb::CreateGroupRequest {
+        tenant: ACME.into(),
+        group: Some(pb::Group {
+            id: "hr".into(),
+            title: "HR".into(),
+            condition: r#"attributes.dept == "hr""#.into(),
+        }),
+        options: None,
+    })
+    .await
+    .unwrap();
+    manage(
+        &server,
+        ACME,
+        vec![assign("editor", group_principal("hr"), None)],
+    )
+    .await;
+    assert!(check(&server, ACME, "alice", "document:edit", "").await);
+
+    let update = |title: &str, condition: &str, paths: &[&str]| pb::UpdateGroupRequest {
+        tenant: ACME.into(),
+        group: Some(pb::Group {
+            id: "hr".into(),
+            title: title.into(),
+            condition: condition.into(),
+        }),
+        options: None,
+        update_mask: (!paths.is_empty()).then(|| prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        }),
+    };
+    let renamed = d
+        .update_group(update("People team", "", &[]))
+        .await
+        .unwrap()
+        .into_inner()
+        .group
+        .unwrap();
+    assert_eq!(renamed.title, "People team");
+    assert_eq!(renamed.condition, r#"attributes.dept == "hr""#);
+    assert!(check(&server, ACME, "alice", "document:edit", "").await);
+
+    let retitled = d
+        .update_group(update("Ignored", r#"attributes.dept == "x""#, &["title"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .group
+        .unwrap();
+    assert_eq!(retitled.title, "Ignored");
+    assert_eq!(retitled.condition, r#"attributes.dept == "hr""#);
+
+    let before = revision(&server).await;
+    assert_status(
+        d.update_group(update("x", "", &["members"])).await,
+        Code::InvalidArgument,
+        "update_mask",
+    );
+    assert_eq!(revision(&server).await, before);
+
+    let cleared = d
+        .update_group(update("", "", &["condition"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .group
+        .unwrap();
+    assert_eq!(
+        (cleared.title.as_str(), cleared.condition.as_str()),
+        ("Ignored", "")
+    );
+    assert!(!check(&server, ACME, "alice", "document:edit", "").await);
     server.stop().await;
 }
 
@@ -532,7 +669,7 @@ async fn group_create_get_update_list() {
                 title: "The A Team".into(),
                 ..Default::default()
             }),
-            options: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -591,7 +728,7 @@ async fn group_create_get_update_list() {
                 title: String::new(),
                 ..Default::default()
             }),
-            options: None,
+            ..Default::default()
         })
         .await,
         Code::NotFound,

@@ -110,10 +110,10 @@ fn operation() -> impl Strategy<Value = Operation> {
             }
         )),
         (idx.clone(), proptest::option::of(0usize..2)).prop_map(|(g, c)| Operation::UpdateGroup(
-            Group {
-                id: GROUPS[g % 3].parse().unwrap(),
-                title: String::new(),
-                condition: c.map(|v| format!("attributes.tier == \"t{v}\"")),
+            GROUPS[g % 3].parse().unwrap(),
+            authzd::engine::GroupUpdate {
+                title: Some(String::new()),
+                condition: Some(c.map(|v| format!("attributes.tier == \"t{v}\""))),
             }
         )),
         (idx.clone(), 0usize..3).prop_map(|(s, v)| Operation::UpdateSubject(

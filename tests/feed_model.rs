@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use authzd::engine::{
-    At, Engine, Operation, Precondition, Question, Snapshot, SubjectUpdate, TenantState, plan,
+    At, Engine, GroupUpdate, Operation, Precondition, Question, Snapshot, SubjectUpdate,
+    TenantState, plan,
 };
 use authzd::model::{
     Assignment, AssignmentKey, Change, Effect, EffectTarget, Grant, Group, Membership, Principal,
@@ -150,11 +151,13 @@ fn operation() -> impl Strategy<Value = Operation> {
             status: Some(if locked { SubjectStatus::Locked } else { SubjectStatus::Active }),
             ..Default::default()
         })),
-        2 => (idx.clone(), prop::option::of(0usize..2)).prop_map(|(g, c)| Operation::UpdateGroup(Group {
-            id: GROUPS[g % 3].parse().unwrap(),
-            title: String::new(),
-            condition: c.map(|v| format!("attributes.tier == \"t{v}\"")),
-        })),
+        2 => (idx.clone(), prop::option::of(0usize..2)).prop_map(|(g, c)| Operation::UpdateGroup(
+            GROUPS[g % 3].parse().unwrap(),
+            GroupUpdate {
+                title: Some(String::new()),
+                condition: Some(c.map(|v| format!("attributes.tier == \"t{v}\""))),
+            },
+        )),
         3 => (idx.clone(), 0usize..3).prop_map(|(s, v)| Operation::UpdateSubject(sid(s), SubjectUpdate {
             attributes: Some([("tier".to_string(), format!("t{v}"))].into()),
             ..Default::default()

@@ -132,13 +132,16 @@ async fn a_written_schema_survives_a_restart() {
     drop(dir);
 }
 
-/// The log-line parser finds the port with and without colour codes.
+/// The log-line parser finds the port in text lines, with and without
+/// colour codes, and in JSON lines.
 #[test]
-fn announced_port_parses_plain_and_coloured_lines() {
+fn announced_port_parses_plain_coloured_and_json_lines() {
     let plain = "2024-01-01T00:00:00Z  INFO authzd: authzd serving listen=127.0.0.1:40123 data=/tmp/x revision=0";
     assert_eq!(announced_port(plain), Some(40123));
     let coloured = "\u{1b}[2m2024\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m authzd serving \u{1b}[3mlisten\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:5555 \u{1b}[3mdata\u{1b}[0m";
     assert_eq!(announced_port(coloured), Some(5555));
+    let json = r#"{"timestamp":"2024-01-01T00:00:00Z","level":"INFO","fields":{"message":"authzd serving","listen":"127.0.0.1:6000","data":"d"},"target":"authzd"}"#;
+    assert_eq!(announced_port(json), Some(6000));
     assert_eq!(announced_port("something else listen=127.0.0.1:1"), None);
 }
 

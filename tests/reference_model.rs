@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Model-based property tests: the engine against a naive reference
-//! evaluator written straight from DESIGN §2.
+//! evaluator written straight from the README's policy model.
 //!
 //! Each case generates a random schema (ladders and action sets, `follows`,
 //! non-inheriting types, derived permissions, a role class with
@@ -23,7 +23,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use authzd::engine::{At, Engine, Operation, Precondition, Question, SubjectUpdate, plan};
+use authzd::engine::{
+    At, Engine, GroupUpdate, Operation, Precondition, Question, SubjectUpdate, plan,
+};
 use authzd::model::{
     Assignment, AssignmentKey, ChangeSet, Grant, Group, Membership, Principal, Revision, Role,
     Scope, Subject, SubjectKind, SubjectStatus, Target, TenantId, TenantSettings, Timestamp,
@@ -758,7 +760,13 @@ fn group_write(id: &str, condition: Option<usize>, create: bool) -> Write {
         op: if create {
             Operation::CreateGroup(group)
         } else {
-            Operation::UpdateGroup(group)
+            Operation::UpdateGroup(
+                group.id.clone(),
+                GroupUpdate {
+                    title: Some(group.title.clone()),
+                    condition: Some(group.condition.clone()),
+                },
+            )
         },
         mirror: Box::new(move |w| {
             w.groups.insert(id, condition.map(|c| DEPTS[c].to_string()));
@@ -1009,7 +1017,7 @@ impl OpSpec {
 }
 
 // ---------------------------------------------------------------------------
-// The reference evaluator: DESIGN §2, recomputed from scratch, over the
+// The reference evaluator: the README's policy model, recomputed from scratch, over the
 // record and the schema model only.
 
 /// Where a question is asked: a scope, and for questions over a target
@@ -1231,7 +1239,7 @@ impl Reference<'_> {
         }
     }
 
-    /// The effective set of DESIGN §2 at a place; empty for a missing or
+    /// The effective set of the README's policy model at a place; empty for a missing or
     /// locked subject.
     fn effective(&self, subject: &str, spot: &Spot<'_>) -> BTreeSet<String> {
         match self.world.subjects.get(subject) {
@@ -1474,7 +1482,7 @@ fn allowed(engine: &Engine, subject: &str, permission: &str, now: Timestamp) -> 
 
 /// Switching a type off withdraws the roles whose prerequisites were met
 /// only by permissions of that type, and switching it back on restores them
-/// (DESIGN §2.2 with §1 "tenant settings"): settings changes must recompute
+/// (the README's policy model, tenant settings): settings changes must recompute
 /// prerequisites, not only mask checks.
 #[test]
 fn switching_a_type_off_withdraws_roles_that_required_it() {

@@ -302,10 +302,11 @@ async fn tenant_filter_shows_nothing_of_other_tenants() {
     server.stop().await;
 }
 
-/// When the server shuts down, an open stream ends cleanly (no error), and
-/// the shutdown is not held open by it.
+/// When the server shuts down, an open stream ends with UNAVAILABLE naming
+/// the revision to resume after (so a subscriber tells it from a normal
+/// end), and the shutdown is not held open by it.
 #[tokio::test]
-async fn the_stream_ends_cleanly_at_shutdown() {
+async fn the_stream_ends_unavailable_at_shutdown() {
     let server = TestServer::start().await;
     let mut stream = watch(&server, ACME, 0, "").await;
     let first = create_subject(&server, ACME, "alice").await;
@@ -319,8 +320,16 @@ async fn the_stream_ends_cleanly_at_shutdown() {
     })
     .await;
     match end {
-        Ok(None) => {}
-        other => panic!("expected a clean end of stream, got {other:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            assert!(
+                status
+                    .message()
+                    .contains(&format!("resume with after_revision = {first}")),
+                "{status:?}"
+            );
+        }
+        other => panic!("expected UNAVAILABLE, got {other:?}"),
     }
 }
 
@@ -410,5 +419,36 @@ async fn after_revision_zero_is_the_whole_history_and_from_oldest_retained_what_
     }
     let live = create_subject(&server, ACME, "live").await;
     assert_eq!(next_event(&mut retained).await.revision, live);
+    server.stop().await;
+}
+
+/// Every permission change carries its direction, DIRECTION_GAINED or
+/// DIRECTION_LOST (never the zero value), so a loss shows in proto3 JSON
+/// as a gain does; `gained` agrees with it.
+#[tokio::test]
+async fn permission_changes_say_gained_or_lost() {
+    let server = TestServer::start().await;
+    create_subject(&server, ACME, "alice").await;
+    let mut feed = watch(&server, ACME, revision(&server).await, "alice").await;
+    manage(
+        &server,
+        ACME,
+        vec![assign("viewer", subject_principal("alice"), None)],
+    )
+    .await;
+    manage(
+        &server,
+        ACME,
+        vec![unassign("viewer", subject_principal("alice"), None)],
+    )
+    .await;
+    for (expected, gained) in [(pb::Direction::Gained, true), (pb::Direction::Lost, false)] {
+        let message = next_whole_revision(&mut feed).await;
+        assert!(!message.permission_changes.is_empty(), "{message:?}");
+        for change in &message.permission_changes {
+            assert_eq!(change.direction(), expected, "{change:?}");
+            assert_eq!(change.gained, gained, "{change:?}");
+        }
+    }
     server.stop().await;
 }

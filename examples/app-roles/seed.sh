@@ -4,15 +4,22 @@
 # self-removal; then prints a few checks. Start the server with this
 # example's schema first:
 #
-#   authzd serve --data "$(mktemp -d)" --schema examples/app-roles/schema.toml
+#   authzd serve --listen 127.0.0.1:50061 --data "$(mktemp -d)" --schema examples/app-roles/schema.toml
 #   examples/app-roles/seed.sh               # AUTHZD_ADDR=host:port to override
 #
 # See README.md next to this file for what each step means.
 set -euo pipefail
-addr=${AUTHZD_ADDR:-127.0.0.1:50051}
+addr=${AUTHZD_ADDR:-127.0.0.1:50061}
 
 # call METHOD: sends the JSON on stdin to authzd.v1.METHOD; quiet on success.
-call() { grpcurl -plaintext -d @ "$addr" "authzd.v1.$1" >/dev/null; }
+# ALREADY_EXISTS is success: run again against the same store, the script
+# finds what its first run created and leaves it as it is.
+call() {
+  local out
+  if ! out=$(grpcurl -plaintext -d @ "$addr" "authzd.v1.$1" 2>&1); then
+    grep -q "Code: AlreadyExists" <<<"$out" || { echo "$1 failed: $out" >&2; exit 1; }
+  fi
+}
 # show METHOD: the same, printing the reply.
 show() { grpcurl -plaintext -d @ "$addr" "authzd.v1.$1"; }
 # refused METHOD CODE: the call must fail with CODE; prints its message.

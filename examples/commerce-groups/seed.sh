@@ -3,16 +3,16 @@
 # prints a few CheckAccess answers and who the automation tool (Make) must
 # contain. Needs grpcurl, and a server started with this example's schema:
 #
-#   authzd serve --schema examples/commerce-groups/schema.toml --data /tmp/shop
-#   AUTHZD_ADDR=127.0.0.1:50051 examples/commerce-groups/seed.sh
+#   authzd serve --schema examples/commerce-groups/schema.toml --listen 127.0.0.1:50062 --data "$(mktemp -d)"
+#   AUTHZD_ADDR=127.0.0.1:50062 examples/commerce-groups/seed.sh
 #
 # Groups, roles and assignments are created with grpcurl; the users come
 # from users.csv through `authzd import` (the binary in $AUTHZD_BIN, else
 # `authzd` on the PATH, else `cargo run` in this repository).
-# Run it against an empty store: creating what exists fails.
+# Running it again against the same store changes nothing and succeeds.
 set -euo pipefail
 
-ADDR="${AUTHZD_ADDR:-127.0.0.1:50051}"
+ADDR="${AUTHZD_ADDR:-127.0.0.1:50062}"
 T="${AUTHZD_TENANT:-shop}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -25,8 +25,13 @@ else
 fi
 
 # call METHOD JSON: one unary call; prints nothing unless it fails.
+# ALREADY_EXISTS is success: run again against the same store, the script
+# finds what its first run created and leaves it as it is.
 call() {
-  grpcurl -plaintext -d "$2" "$ADDR" "authzd.v1.$1" >/dev/null
+  local out
+  if ! out=$(grpcurl -plaintext -d "$2" "$ADDR" "authzd.v1.$1" 2>&1); then
+    grep -q "Code: AlreadyExists" <<<"$out" || { echo "$1 failed: $out" >&2; exit 1; }
+  fi
 }
 
 # group ID TITLE

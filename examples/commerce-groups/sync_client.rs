@@ -14,11 +14,13 @@
 //! without missing or repeating anything. If the server no longer has the
 //! history after the checkpoint, it lists again.
 //!
-//! Run: `cargo run --example sync_client -- --target 127.0.0.1:50051
-//! --tenant acme --list make-users.txt --checkpoint make-users.checkpoint`,
-//! with the CLI's TLS and token options (`--tls-ca`, `--tls-cert`,
-//! `--tls-key`, `--tls-server-name`, `--token-file` or `AUTHZD_TOKEN`) for
-//! a server that needs them.
+//! Run: `cargo run --example sync_client -- --target 127.0.0.1:50062
+//! --tenant shop --list make-users.txt --checkpoint make-users.checkpoint`
+//! (`--help` lists every option), with the CLI's TLS and token options
+//! (`--tls-ca`, `--tls-cert`, `--tls-key`, `--tls-server-name`,
+//! `--token-file` or `AUTHZD_TOKEN`) for a server that needs them. It
+//! reports its progress on stderr: the listing, each revision applied, a
+//! resume or a new listing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,14 +33,18 @@ use pb::watch_service_client::WatchServiceClient;
 /// The permissions the external tool mirrors.
 pub const MIRRORED: [&str; 2] = ["make:scenario_edit", "make:app_developer"];
 
-/// Where to sync from and to.
+/// Keeps a file equal to who holds make:scenario_edit or
+/// make:app_developer tenant-wide, from authzd's change feed, across its
+/// own restarts.
 #[derive(Debug, Clone, clap::Parser)]
+#[command(name = "sync_client", version)]
 pub struct Options {
-    /// The server, `host:port` or a URL.
-    #[arg(long, default_value = "127.0.0.1:50051")]
+    /// The server, `host:port` or a URL (the commerce-groups example's
+    /// server listens on 127.0.0.1:50062).
+    #[arg(long, env = "AUTHZD_ADDR", default_value = "127.0.0.1:50062")]
     pub target: String,
-    /// The tenant.
-    #[arg(long)]
+    /// The tenant (the commerce-groups seed creates "shop").
+    #[arg(long, default_value = "shop")]
     pub tenant: String,
     /// The external list.
     #[arg(long, default_value = "make-users.txt")]
@@ -102,7 +108,7 @@ impl State {
             return;
         }
         let held = self.holders.entry(change.subject.clone()).or_default();
-        if change.gained {
+        if change.direction() == pb::Direction::Gained {
             held.insert(change.permission.clone());
         } else {
             held.remove(&change.permission);
@@ -163,6 +169,12 @@ async fn list(options: &Options) -> Result<State, Failure> {
         }
         if revisions.len() == 1 {
             state.revision = revisions.into_iter().next().unwrap_or(0);
+            eprintln!(
+                "listed {} holders of {} at revision {}",
+                state.holders.len(),
+                MIRRORED.join(" and "),
+                state.revision
+            );
             return Ok(state);
         }
     }
@@ -177,7 +189,15 @@ pub async fn sync(
 ) -> Result<(), Failure> {
     tokio::pin!(stop);
     let mut state = match State::load(&options.checkpoint) {
-        Some(state) => state,
+        Some(state) => {
+            eprintln!(
+                "resuming from {} at revision {} ({} holders)",
+                options.checkpoint.display(),
+                state.revision,
+                state.holders.len()
+            );
+            state
+        }
         None => list(&options).await?,
     };
     state.save(&options)?;
@@ -206,6 +226,11 @@ pub async fn sync(
                 // The history after our checkpoint is gone, or the server
                 // never had our checkpoint (its data was replaced): start
                 // over.
+                eprintln!(
+                    "the server cannot continue after revision {}: {}; listing again",
+                    state.revision,
+                    status.message()
+                );
                 state = list(&options).await?;
                 state.save(&options)?;
                 continue;
@@ -229,17 +254,34 @@ pub async fn sync(
                         // one is applied and checkpointed, so a restart
                         // mid-revision resumes before it, not halfway.
                         if m.revision_complete {
+                            let changes = pending.len();
                             for change in pending.drain(..) {
                                 state.apply(&change);
                             }
                             state.revision = m.revision;
                             state.save(&options)?;
+                            if changes > 0 {
+                                eprintln!(
+                                    "revision {}: {changes} permission changes applied, {} holders",
+                                    state.revision,
+                                    state.holders.len()
+                                );
+                            }
                             applied.send_replace(state.revision);
                         }
                     }
-                    // Lagged, a gap, or ended: resume from the checkpoint
-                    // (whatever was pending of a revision is read again).
-                    Ok(None) | Err(_) => break,
+                    // Lagged, a gap, a server shutting down, or ended:
+                    // resume from the checkpoint (whatever was pending of
+                    // a revision is read again).
+                    Ok(None) => break,
+                    Err(status) => {
+                        eprintln!(
+                            "the feed ended ({}); resuming after revision {}",
+                            status.message(),
+                            state.revision
+                        );
+                        break;
+                    }
                 },
             }
         }

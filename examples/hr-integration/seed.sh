@@ -2,15 +2,22 @@
 # Seeds the hr-integration demo tenant ("hr_demo") through grpcurl, then
 # prints a few checks. Start the server with this example's schema first:
 #
-#   authzd serve --data "$(mktemp -d)" --schema examples/hr-integration/schema.toml
+#   authzd serve --listen 127.0.0.1:50063 --data "$(mktemp -d)" --schema examples/hr-integration/schema.toml
 #   examples/hr-integration/seed.sh          # AUTHZD_ADDR=host:port to override
 #
 # See README.md next to this file for what each step means.
 set -euo pipefail
-addr=${AUTHZD_ADDR:-127.0.0.1:50051}
+addr=${AUTHZD_ADDR:-127.0.0.1:50063}
 
 # call METHOD: sends the JSON on stdin to authzd.v1.METHOD; quiet on success.
-call() { grpcurl -plaintext -d @ "$addr" "authzd.v1.$1" >/dev/null; }
+# ALREADY_EXISTS is success: run again against the same store, the script
+# finds what its first run created and leaves it as it is.
+call() {
+  local out
+  if ! out=$(grpcurl -plaintext -d @ "$addr" "authzd.v1.$1" 2>&1); then
+    grep -q "Code: AlreadyExists" <<<"$out" || { echo "$1 failed: $out" >&2; exit 1; }
+  fi
+}
 # show METHOD: the same, printing the reply (fields at default values too).
 show() { grpcurl -plaintext -emit-defaults -d @ "$addr" "authzd.v1.$1"; }
 # refused METHOD CODE: the call must fail with CODE; prints its message.
@@ -70,9 +77,13 @@ refused MembershipService/ManageMembership FailedPrecondition <<'JSON'
 JSON
 
 echo "== an integrations manager cannot hand out an authorization it does not hold itself"
+# At riyadh, where nobody is ever authorized: a second run of this script
+# is refused the same way (hr_sara's authorization at the root, below,
+# would by then exist, and giving an existing assignment again changes
+# nothing).
 refused MembershipService/ManageMembership PermissionDenied <<'JSON'
 {"tenant": "hr_demo", "options": {"actor": "it_khalid"}, "operations": [
-  {"assign_role": {"role": "authorized_user", "principal": {"subject": "hr_sara"}}}
+  {"assign_role": {"role": "authorized_user", "principal": {"subject": "hr_sara"}, "target": {"scope": "riyadh"}}}
 ]}
 JSON
 

@@ -3,18 +3,23 @@
 # prints a few CheckAccess answers. Needs grpcurl and a server started with
 # this example's schema:
 #
-#   authzd serve --schema examples/workforce-dual/schema.toml --data /tmp/wf
-#   AUTHZD_ADDR=127.0.0.1:50051 examples/workforce-dual/seed.sh
+#   authzd serve --schema examples/workforce-dual/schema.toml --listen 127.0.0.1:50065 --data "$(mktemp -d)"
+#   AUTHZD_ADDR=127.0.0.1:50065 examples/workforce-dual/seed.sh
 #
-# Run it against an empty store: creating what exists fails.
+# Running it again against the same store changes nothing and succeeds.
 set -euo pipefail
 
-ADDR="${AUTHZD_ADDR:-127.0.0.1:50051}"
+ADDR="${AUTHZD_ADDR:-127.0.0.1:50065}"
 T="${AUTHZD_TENANT:-retail}"
 
 # call METHOD JSON: one unary call; prints nothing unless it fails.
+# ALREADY_EXISTS is success: run again against the same store, the script
+# finds what its first run created and leaves it as it is.
 call() {
-  grpcurl -plaintext -d "$2" "$ADDR" "authzd.v1.$1" >/dev/null
+  local out
+  if ! out=$(grpcurl -plaintext -d "$2" "$ADDR" "authzd.v1.$1" 2>&1); then
+    grep -q "Code: AlreadyExists" <<<"$out" || { echo "$1 failed: $out" >&2; exit 1; }
+  fi
 }
 
 # role ID TITLE CLASS GRANT...: a custom role (a staff category or a manager role).

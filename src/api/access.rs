@@ -3,7 +3,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{page, reach_to_pb, source_to_pb};
+use super::convert::{page, page_token, reach_to_pb, source_to_pb};
 use super::guard::Call;
 use super::{invalid, pb};
 use crate::config::MAX_BATCH_CHECKS;
@@ -292,7 +292,7 @@ fn holders(
                 reach: reach_to_pb(h.reach) as i32,
             })
             .collect(),
-        next_page_token: next.unwrap_or_default(),
+        next_page_token: next.as_deref().map(page_token).unwrap_or_default(),
         revision: snapshot.revision.0,
     })
 }

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    self, assignment_to_pb, group, group_to_pb, id, optional_id, page, principal_to_pb, role,
-    role_to_pb, scope, scope_to_pb, settings, settings_to_pb, subject, subject_to_pb,
+    self, assignment_to_pb, group, group_to_pb, id, optional_id, page, page_token, principal_to_pb,
+    role, role_to_pb, scope, scope_to_pb, settings, settings_to_pb, subject, subject_to_pb,
 };
 use super::guard::Call;
 use super::{invalid, pb};
 use crate::auth::Visible;
-use crate::engine::{EngineError, Operation, Snapshot, SubjectUpdate, TenantState, page_from};
+use crate::engine::{
+    EngineError, GroupUpdate, Operation, Snapshot, SubjectUpdate, TenantState, page_from,
+};
 use crate::model::{Principal, Revision, TenantId};
 use crate::service::{Error, Service};
 
@@ -112,9 +114,9 @@ where
         next = k.to_string();
     }
     if items.len() < size {
-        next.clear();
+        return Ok((items, String::new()));
     }
-    Ok((items, next))
+    Ok((items, page_token(&next)))
 }
 
 fn tenant_of<'s>(snapshot: &'s Snapshot, tenant: &str) -> Result<&'s TenantState, Error> {
@@ -146,9 +148,16 @@ fn scope_reply(
     revision: Revision,
 ) -> Reply<pb::ScopeResponse> {
     let state = tenant_of(snapshot, tenant)?;
-    let scope = state.scopes.get(id).ok_or_else(|| not_found("scope", id))?;
+    let scope = if id == crate::model::ROOT_SCOPE {
+        pb::Scope {
+            id: id.to_owned(),
+            ..pb::Scope::default()
+        }
+    } else {
+        scope_to_pb(state.scopes.get(id).ok_or_else(|| not_found("scope", id))?)
+    };
     Ok(Response::new(pb::ScopeResponse {
-        scope: Some(scope_to_pb(scope)),
+        scope: Some(scope),
         revision: revision.0,
     }))
 }
@@ -176,7 +185,7 @@ fn role_reply(
     let state = tenant_of(snapshot, tenant)?;
     let role = state
         .role(&snapshot.compiled, id)
-        .ok_or_else(|| not_found("role", id))?;
+        .ok_or_else(|| Error::Engine(state.unknown_role(&snapshot.compiled, id)))?;
     Ok(Response::new(pb::RoleResponse {
         role: Some(role_to_pb(&role.role, role.builtin)),
         revision: revision.0,
@@ -227,12 +236,45 @@ fn subject_update(
             other => {
                 return Err(invalid(
                     "update_mask",
-                    format!("unknown field {other:?}; use kind, status, attributes or home_scope"),
+                    format!(
+                        "unknown field \"{other}\"; use kind, status, attributes or home_scope"
+                    ),
                 ));
             }
         }
     }
     Ok(update)
+}
+
+fn group_update(
+    mask: &Option<prost_types::FieldMask>,
+    g: &pb::Group,
+) -> Result<(crate::model::GroupId, GroupUpdate), Error> {
+    let full = group("group", g)?;
+    let paths: Vec<&str> = match mask {
+        Some(m) if !m.paths.is_empty() => m.paths.iter().map(String::as_str).collect(),
+        _ => [
+            (!g.title.is_empty()).then_some("title"),
+            (!g.condition.is_empty()).then_some("condition"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    };
+    let mut update = GroupUpdate::default();
+    for path in paths {
+        match path {
+            "title" => update.title = Some(full.title.clone()),
+            "condition" => update.condition = Some(full.condition.clone()),
+            other => {
+                return Err(invalid(
+                    "update_mask",
+                    format!("unknown field \"{other}\"; use title or condition"),
+                ));
+            }
+        }
+    }
+    Ok((full.id, update))
 }
 
 #[tonic::async_trait]
@@ -282,7 +324,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             })
             .collect();
         let next_page_token = match tenants.last() {
-            Some(last) if tenants.len() == size => last.id.clone(),
+            Some(last) if tenants.len() == size => page_token(&last.id),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListTenantsResponse {
@@ -450,11 +492,16 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let call = Call::of(&request)?;
         let r = request.get_ref();
         call.tenant(&r.tenant)?;
-        let g = group("group", convert::required("group", &r.group)?)?;
-        let id = g.id.to_string();
+        let (id, update) = group_update(&r.update_mask, convert::required("group", &r.group)?)?;
         let (revision, snapshot) = self
-            .write(&call, &r.tenant, Operation::UpdateGroup(g), &r.options)
+            .write(
+                &call,
+                &r.tenant,
+                Operation::UpdateGroup(id.clone(), update),
+                &r.options,
+            )
             .await?;
+        let id = id.to_string();
         group_reply(&snapshot, &r.tenant, &id, revision)
     }
 
@@ -502,7 +549,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         };
         // Tokens are "subject:<id>" or "group:<id>": members sort subjects
         // first, then groups, each by id, as `Principal` orders them.
-        let after = token.as_deref().map(parse_member_token).transpose()?;
+        let after = token.as_deref().map(parse_member_position).transpose()?;
         let members: Vec<Principal> = state
             .members
             .get(r.group.as_str())
@@ -513,7 +560,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             .cloned()
             .collect();
         let next_page_token = match members.last() {
-            Some(last) if members.len() == size => member_token(last),
+            Some(last) if members.len() == size => page_token(&member_position(last)),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListGroupMembersResponse {
@@ -625,7 +672,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             .map(assignment_to_pb)
             .collect();
         let next_page_token = if matching.len() == size {
-            (skip + size).to_string()
+            page_token(&(skip + size).to_string())
         } else {
             String::new()
         };
@@ -637,14 +684,14 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
     }
 }
 
-fn member_token(p: &Principal) -> String {
+fn member_position(p: &Principal) -> String {
     match p {
         Principal::Subject(s) => format!("subject:{s}"),
         Principal::Group(g) => format!("group:{g}"),
     }
 }
 
-fn parse_member_token(t: &str) -> Result<Principal, Error> {
+fn parse_member_position(t: &str) -> Result<Principal, Error> {
     let bad = || invalid("page.page_token", "not a token this server issued");
     match t.split_once(':') {
         Some(("subject", s)) => Ok(Principal::Subject(s.parse().map_err(|_| bad())?)),

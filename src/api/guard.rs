@@ -455,7 +455,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let mut response = inner.call(request).await?;
+            let mut response = oversized_as_exhausted(inner.call(request).await?);
             response
                 .headers_mut()
                 .insert(REQUEST_ID, request_id.clone());
@@ -497,6 +497,27 @@ impl<S> CallerService<S> {
         let origin = origin(caller, rpc, id, None);
         let tenant = caller.tenant().cloned();
         self.layer.audit.deny(denial(origin, tenant, None, refusal));
+    }
+}
+
+/// How tonic's decoder begins the message of a request over
+/// [`crate::config::MAX_MESSAGE_BYTES`].
+const TONIC_TOO_LARGE: &str = "Error, decoded message length too large: ";
+
+/// tonic refuses a request over the decoding limit with OUT_OF_RANGE,
+/// before any handler runs (a trailers-only response); gRPC and this API
+/// name a limit RESOURCE_EXHAUSTED, so that refusal is rewritten here, the
+/// one place every response passes.
+fn oversized_as_exhausted(response: Response<Body>) -> Response<Body> {
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    match status.message().strip_prefix(TONIC_TOO_LARGE) {
+        Some(sizes) if status.code() == Code::OutOfRange => {
+            tonic::Status::resource_exhausted(format!("request: the message is too large: {sizes}"))
+                .into_http()
+        }
+        _ => response,
     }
 }
 

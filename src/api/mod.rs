@@ -21,6 +21,7 @@ mod directory;
 mod follow;
 mod forward;
 mod guard;
+mod health;
 mod membership;
 mod replication;
 mod schema;
@@ -32,6 +33,7 @@ pub use directory::DirectoryApi;
 pub use follow::Follower;
 pub use forward::{REVISION_HEADER, WriteLayer};
 pub use guard::CallerLayer;
+pub use health::HealthApi;
 pub use membership::MembershipApi;
 pub use replication::{RECORD_FORMAT, ReplicationApi};
 pub use schema::SchemaApi;
@@ -61,7 +63,7 @@ pub mod pb {
 
 fn engine_code(e: &EngineError) -> Code {
     match e {
-        EngineError::NotFound { .. } => Code::NotFound,
+        EngineError::NotFound { .. } | EngineError::UnknownRole { .. } => Code::NotFound,
         EngineError::AlreadyExists { .. } => Code::AlreadyExists,
         EngineError::InvalidArgument { .. } => Code::InvalidArgument,
         EngineError::FailedPrecondition(_) => Code::FailedPrecondition,
@@ -79,6 +81,7 @@ impl From<Error> for Status {
             }
             Error::Watch(WatchError::Lagged { .. }) => Code::ResourceExhausted,
             Error::Watch(WatchError::TooOld { .. }) => Code::FailedPrecondition,
+            Error::UnknownActor { .. } => Code::NotFound,
             Error::Busy { .. } => Code::ResourceExhausted,
             Error::Stopped => Code::Unavailable,
             Error::ReadOnly => Code::FailedPrecondition,
@@ -88,17 +91,23 @@ impl From<Error> for Status {
             Error::OutOfSequence { .. } => Code::Aborted,
             Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,
             Error::Watch(WatchError::Gap { .. }) => Code::Aborted,
+            Error::Watch(WatchError::ShuttingDown { .. }) => Code::Unavailable,
             Error::Caller(Refusal::Missing | Refusal::Unknown) => Code::Unauthenticated,
             Error::Caller(Refusal::Busy { .. }) => Code::ResourceExhausted,
             Error::Caller(_) => Code::PermissionDenied,
-            Error::Watch(_) | Error::Store(_) | Error::Task(_) => Code::Internal,
+            Error::Watch(_) | Error::Store(_) | Error::Open(_) | Error::Task(_) => Code::Internal,
         };
         if code == Code::Internal {
             // Internal detail stays in the log; the client gets a generic message.
             tracing::error!(error = ?e, "internal error");
         }
-        // No details or metadata: the message is the whole of the status.
-        Status::new(code, bounded(e.to_string()))
+        // No details or metadata: the message is the whole of the status. A
+        // start-up failure names paths, which are the operator's business.
+        let message = match &e {
+            Error::Open(_) => "storage failure".to_owned(),
+            _ => e.to_string(),
+        };
+        Status::new(code, bounded(message))
     }
 }
 

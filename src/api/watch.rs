@@ -96,6 +96,11 @@ fn effect_to_pb(e: &Effect) -> pb::PermissionChange {
         scope,
         target_subject,
         gained: e.gained,
+        direction: if e.gained {
+            pb::Direction::Gained
+        } else {
+            pb::Direction::Lost
+        } as i32,
         reach: reach_to_pb(e.reach) as i32,
     }
 }

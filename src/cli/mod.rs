@@ -1,5 +1,5 @@
 //! The command line: `serve`, `schema check`, `bench`, `import`, `token
-//! new`. Parses arguments into a validated [`Config`]; must not talk to redb
+//! new`, and how the binary logs. Parses arguments into a validated [`Config`]; must not talk to redb
 //! directly.
 
 pub mod bench;
@@ -9,6 +9,7 @@ pub mod import;
 pub mod query;
 pub mod schema_test;
 pub mod tenant_file;
+pub mod logs;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -25,6 +26,10 @@ use crate::schema;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
+    /// How logs are written to stderr: text (coloured only on a terminal)
+    /// or json (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = logs::LogFormat::Text)]
+    pub log_format: logs::LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -62,8 +67,9 @@ pub struct ServeArgs {
     /// then the defaults.
     #[arg(long, env = "AUTHZD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, env = "AUTHZD_LISTEN", default_value = "127.0.0.1:50051")]
+    /// Address to listen on: IP:PORT or HOST:PORT (a name is resolved
+    /// once, at start; see `listen_address`).
+    #[arg(long, env = "AUTHZD_LISTEN", default_value = "127.0.0.1:50051", value_parser = listen_address)]
     pub listen: SocketAddr,
     /// Folder for the data file (created if missing).
     #[arg(long, env = "AUTHZD_DATA", default_value = "./authzd-data")]
@@ -112,6 +118,10 @@ pub struct ServeArgs {
     /// the changelog's retention.
     #[arg(long, env = "AUTHZD_AUDIT_RETAIN_DAYS", default_value_t = Config::default().audit_retention.as_secs() / 86_400)]
     pub audit_retain_days: u64,
+    /// Seconds calls in progress at shutdown (SIGTERM, SIGINT) may take to
+    /// finish before the server exits anyway.
+    #[arg(long, default_value_t = Config::default().shutdown_grace.as_secs())]
+    pub shutdown_grace_secs: u64,
     /// TLS and mTLS.
     #[command(flatten)]
     pub tls: tls::ServeTlsArgs,
@@ -136,6 +146,27 @@ pub struct ServeArgs {
     /// NOT_SERVING (so a load balancer takes a stale sidecar out).
     #[arg(long, default_value_t = crate::config::DEFAULT_MAX_LAG.as_secs())]
     pub max_lag_secs: u64,
+}
+
+/// The address `--listen` names. A host name is resolved once; the server
+/// listens on one of its addresses: a non-loopback one if there is any, so
+/// that a name counts as loopback (servable without tokens) only when every
+/// address it resolves to is loopback.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {text}: {e}; give HOST:PORT or IP:PORT"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| !a.ip().is_loopback())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
 impl ServeArgs {
@@ -166,6 +197,7 @@ impl ServeArgs {
                 tenants: self.follow_tenant.clone(),
                 max_lag: std::time::Duration::from_secs(self.max_lag_secs.max(1)),
             }),
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_secs),
         }
     }
 

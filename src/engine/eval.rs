@@ -1,4 +1,4 @@
-//! Evaluation: the check (DESIGN §2), its explanation, and the two listings
+//! Evaluation: the check (the README's policy model), its explanation, and the two listings
 //! built on it (a subject's effective permissions, the holders of a
 //! permission).
 //!
@@ -125,7 +125,7 @@ enum Fit {
 }
 
 impl TenantState {
-    /// The check of DESIGN §2. Allocates nothing.
+    /// The check of the README's policy model. Allocates nothing.
     pub fn check(
         &self,
         compiled: &Compiled,
@@ -455,11 +455,22 @@ impl TenantState {
         );
         let mut out = Vec::new();
         for (principal, path) in paths {
-            for key in self.by_principal.get(&principal).into_iter().flatten() {
-                let (Some(assignment), Some(role)) = (
-                    self.assignments.get(key),
-                    self.role(compiled, key.role.as_str()),
-                ) else {
+            // Expired assignments the timer already removed still explain a
+            // denial (bounded by MAX_RECENTLY_EXPIRED, and only here, never
+            // on the check path).
+            let live = self
+                .by_principal
+                .get(&principal)
+                .into_iter()
+                .flatten()
+                .filter_map(|key| self.assignments.get(key));
+            let expired = self
+                .recently_expired
+                .values()
+                .filter(|a| a.key.principal == principal);
+            for assignment in live.chain(expired) {
+                let key = &assignment.key;
+                let Some(role) = self.role(compiled, key.role.as_str()) else {
                     continue;
                 };
                 let mask = role.class_mask(catalog);

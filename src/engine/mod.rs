@@ -27,10 +27,10 @@ use imbl::OrdMap;
 pub use condition::{Condition, ConditionError, MAX_CONDITION_LEN};
 pub use eval::{Denial, DenialReason, Explanation, Place, Source};
 pub use grants::SubjectGrants;
-pub use plan::{Operation, Planned, Precondition, Refusal, SubjectUpdate, plan};
+pub use plan::{GroupUpdate, Operation, Planned, Precondition, Refusal, SubjectUpdate, plan};
 pub use query::{At, EffectiveTarget, Holder, Question, page_from};
 pub use roles::unknown_permissions as unknown_role_permissions;
-pub use tenant::{Compiled, SubjectEntry, TenantState};
+pub use tenant::{Compiled, MAX_RECENTLY_EXPIRED, SubjectEntry, TenantState};
 
 use crate::model::{Change, ChangeSet, Effect, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::Catalog;
@@ -42,15 +42,24 @@ use effects::View;
 #[non_exhaustive]
 pub enum EngineError {
     /// A named thing does not exist.
-    #[error("{kind} {id:?} not found")]
+    #[error("{kind} {} not found", crate::model::Quoted(id))]
     NotFound {
         /// What kind of thing ("subject", "scope", ...).
         kind: &'static str,
         /// Its id.
         id: String,
     },
+    /// A role named in a request exists neither in the schema nor in the
+    /// tenant.
+    #[error("role {} not found{hint}", crate::model::Quoted(id))]
+    UnknownRole {
+        /// The id asked for.
+        id: String,
+        /// A "did you mean" for the closest role, or empty.
+        hint: String,
+    },
     /// A thing to be created exists already.
-    #[error("{kind} {id:?} already exists")]
+    #[error("{kind} {} already exists", crate::model::Quoted(id))]
     AlreadyExists {
         /// What kind of thing.
         kind: &'static str,
@@ -82,6 +91,22 @@ pub struct Snapshot {
     pub compiled: Arc<Compiled>,
     /// Tenants by id.
     pub tenants: OrdMap<TenantId, Arc<TenantState>>,
+}
+
+impl TenantState {
+    /// The refusal of a role id no role of the tenant or the schema has,
+    /// with a suggestion of the closest one.
+    pub fn unknown_role(&self, compiled: &Compiled, id: &str) -> EngineError {
+        let candidates = compiled
+            .builtin
+            .keys()
+            .chain(self.roles.keys())
+            .map(|r| r.as_str());
+        EngineError::UnknownRole {
+            id: id.to_owned(),
+            hint: crate::schema::suggestion(id, candidates),
+        }
+    }
 }
 
 impl Snapshot {

@@ -50,6 +50,15 @@ pub struct SubjectUpdate {
     pub home_scope: Option<Option<ScopeId>>,
 }
 
+/// The fields of a group an update replaces; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupUpdate {
+    /// New title.
+    pub title: Option<String>,
+    /// New condition (`Some(None)` removes it).
+    pub condition: Option<Option<String>>,
+}
+
 /// One requested write operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -71,8 +80,8 @@ pub enum Operation {
     DeleteScope(ScopeId),
     /// Create a group.
     CreateGroup(Group),
-    /// Change a group.
-    UpdateGroup(Group),
+    /// Change some of a group's fields.
+    UpdateGroup(GroupId, GroupUpdate),
     /// Delete a group with its memberships and assignments.
     DeleteGroup(GroupId),
     /// Create a custom role.
@@ -120,10 +129,10 @@ impl Operation {
             Operation::UpdateSubject(id, _) | Operation::DeleteSubject(id) => {
                 vec![Principal::Subject(id.clone())]
             }
-            Operation::CreateGroup(g) | Operation::UpdateGroup(g) => {
-                vec![Principal::Group(g.id.clone())]
+            Operation::CreateGroup(g) => vec![Principal::Group(g.id.clone())],
+            Operation::UpdateGroup(id, _) | Operation::DeleteGroup(id) => {
+                vec![Principal::Group(id.clone())]
             }
-            Operation::DeleteGroup(id) => vec![Principal::Group(id.clone())],
             Operation::AddMember(m, _) | Operation::RemoveMember(m, _) => m.principals(),
             Operation::AssignRole(a, _) => a.key.principals(),
             Operation::UnassignRole(k, _) => k.principals(),
@@ -241,6 +250,15 @@ struct Planner<'a> {
     now: Timestamp,
 }
 
+/// Every tenant's root scope exists without being created, and is the
+/// ancestor of every scope: a write may not create, change or delete it.
+fn root_is_fixed() -> EngineError {
+    EngineError::FailedPrecondition(format!(
+        "scope {} is every tenant's root: it always exists and cannot be created, changed or deleted",
+        crate::model::ROOT_SCOPE
+    ))
+}
+
 fn not_found(kind: &'static str, id: impl ToString) -> EngineError {
     EngineError::NotFound {
         kind,
@@ -345,6 +363,10 @@ impl Planner<'_> {
             }
             Operation::UpdateSubject(id, update) => self.update_subject(id, update),
             Operation::DeleteSubject(id) => self.delete_subject(id),
+            Operation::CreateScope(s) | Operation::UpdateScope(s) if s.id.is_root() => {
+                Err(root_is_fixed())
+            }
+            Operation::DeleteScope(id) if id.is_root() => Err(root_is_fixed()),
             Operation::CreateScope(s) => {
                 if self.state.has_scope(s.id.as_str()) {
                     return Err(exists("scope", &s.id));
@@ -371,17 +393,23 @@ impl Planner<'_> {
                 }
                 self.put_group(g)
             }
-            Operation::UpdateGroup(g) => {
-                self.group(&g.id)?;
-                let condition_changes = self
+            Operation::UpdateGroup(id, u) => {
+                let old = self
                     .state
                     .groups
-                    .get(&g.id)
-                    .is_some_and(|old| old.condition != g.condition);
-                if condition_changes {
-                    self.authorize(|a| a.group_change(&g.id, Action::Grant))?;
+                    .get(id)
+                    .ok_or_else(|| not_found("group", id))?;
+                let mut g = Group::clone(old);
+                if let Some(title) = &u.title {
+                    g.title = title.clone();
                 }
-                self.put_group(g)
+                if let Some(condition) = &u.condition {
+                    g.condition = condition.clone();
+                }
+                if old.condition != g.condition {
+                    self.authorize(|a| a.group_change(id, Action::Grant))?;
+                }
+                self.put_group(&g)
             }
             Operation::DeleteGroup(id) => self.delete_group(id),
             Operation::CreateRole(r) => {
@@ -512,7 +540,7 @@ impl Planner<'_> {
         {
             return Err(EngineError::InvalidArgument {
                 field: "settings.disabled_resources".into(),
-                reason: format!("unknown resource type {unknown:?}"),
+                reason: format!("unknown resource type \"{unknown}\""),
             });
         }
         self.emit(Change::TenantPut(settings.clone()));
@@ -553,7 +581,7 @@ impl Planner<'_> {
                 "role {id} is builtin (defined by the schema) and cannot be changed through the API"
             )))
         } else {
-            Err(not_found("role", id))
+            Err(self.state.unknown_role(self.compiled, id.as_str()))
         }
     }
 
@@ -730,12 +758,6 @@ impl Planner<'_> {
     }
 
     fn put_scope(&mut self, s: &Scope) -> Result<(), EngineError> {
-        if s.id.is_root() {
-            return Err(EngineError::InvalidArgument {
-                field: "scope.id".into(),
-                reason: "the root scope is implicit and cannot be created or changed".into(),
-            });
-        }
         self.scope(&s.parent)?;
         if self.state.is_within(&s.parent, &s.id) {
             return Err(EngineError::FailedPrecondition(format!(
@@ -853,7 +875,7 @@ impl Planner<'_> {
             if catalog.role_class(class).is_none() {
                 return Err(EngineError::InvalidArgument {
                     field: "role.class".into(),
-                    reason: format!("unknown role class {class:?}"),
+                    reason: format!("unknown role class \"{class}\""),
                 });
             }
         }
@@ -938,7 +960,7 @@ impl Planner<'_> {
     fn assign(&mut self, a: &Assignment, pre: Precondition) -> Result<(), EngineError> {
         let key = &a.key;
         if self.state.role(self.compiled, key.role.as_str()).is_none() {
-            return Err(not_found("role", &key.role));
+            return Err(self.state.unknown_role(self.compiled, key.role.as_str()));
         }
         self.principal(&key.principal)?;
         match &key.target {

@@ -3,7 +3,7 @@
 //!
 //! Name resolution refuses what cannot be answered (unknown tenant, scope,
 //! target subject, permission) with errors naming the request field; an
-//! unknown *acting* subject is not an error but a deny (DESIGN §2.1). Must not
+//! unknown *acting* subject is not an error but a deny (the README's policy model). Must not
 //! know about protobuf.
 
 use std::ops::Bound;
@@ -87,7 +87,13 @@ impl Snapshot {
         Err(match text.parse::<Permission>() {
             Err(e) => invalid(field, e.reason),
             Ok(Permission::All) => invalid(field, "\"*\" can be granted, not checked".into()),
-            Ok(p) => invalid(field, format!("unknown permission {p}")),
+            Ok(p) => invalid(
+                field,
+                format!(
+                    "unknown permission {p}{}",
+                    crate::schema::suggestion(text, self.compiled.catalog.names())
+                ),
+            ),
         })
     }
 

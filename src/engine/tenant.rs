@@ -92,7 +92,16 @@ pub struct TenantState {
     /// Assignments that expire, soonest first: what the expiry timer waits
     /// for, without scanning every assignment.
     pub expiring: OrdSet<(Timestamp, AssignmentKey)>,
+    /// The latest assignments the expiry timer removed, by expiry instant,
+    /// at most [`MAX_RECENTLY_EXPIRED`] (the oldest go first): explain says
+    /// `ASSIGNMENT_EXPIRED` for them rather than `NO_GRANT`. Only in memory,
+    /// so forgotten on restart; one assigned again, unassigned, or whose
+    /// principal is deleted leaves.
+    pub recently_expired: OrdMap<(Timestamp, AssignmentKey), Assignment>,
 }
+
+/// Expired assignments each tenant remembers for explanations.
+pub const MAX_RECENTLY_EXPIRED: usize = 1024;
 
 /// The subjects whose grants a batch of changes may have altered.
 #[derive(Debug, Default)]
@@ -156,6 +165,7 @@ impl TenantState {
             by_principal: HashMap::new(),
             by_role: HashMap::new(),
             expiring: OrdSet::new(),
+            recently_expired: OrdMap::new(),
         }
     }
 
@@ -275,6 +285,7 @@ impl TenantState {
             }
             Change::SubjectPut(subject) => self.put_subject(subject, affected),
             Change::SubjectDeleted(id) => {
+                self.forget_expired(|k| k.principal == Principal::Subject(id.clone()));
                 affected.answers.insert(id.clone());
                 self.subjects.remove(id);
                 self.set_matches(id, OrdSet::new());
@@ -293,6 +304,7 @@ impl TenantState {
             }
             Change::GroupPut(group) => self.put_group(group, affected),
             Change::GroupDeleted(id) => {
+                self.forget_expired(|k| k.principal == Principal::Group(id.clone()));
                 self.groups.remove(id);
                 self.members.remove(id);
                 self.conditions.remove(id);
@@ -318,6 +330,7 @@ impl TenantState {
             Change::RoleAssigned(a) => {
                 affected.subjects.extend(self.subjects_of(&a.key.principal));
                 self.forget_expiry(&a.key);
+                self.forget_expired(|k| *k == a.key);
                 if let Some(at) = a.expires_at {
                     self.expiring.insert((at, a.key.clone()));
                 }
@@ -330,6 +343,10 @@ impl TenantState {
                 self.assignments.insert(a.key.clone(), a.clone());
             }
             Change::RoleUnassigned(key) | Change::RoleExpired(key) => {
+                self.forget_expired(|k| k == key);
+                if let Change::RoleExpired(_) = change {
+                    self.remember_expired(key);
+                }
                 affected.subjects.extend(self.subjects_of(&key.principal));
                 self.forget_expiry(key);
                 remove_index(&mut self.by_principal, &key.principal, key);
@@ -337,6 +354,33 @@ impl TenantState {
                 self.assignments.remove(key);
             }
             Change::SchemaWritten(_) => affected.everyone = true,
+        }
+    }
+
+    fn remember_expired(&mut self, key: &AssignmentKey) {
+        let Some(a) = self.assignments.get(key) else {
+            return;
+        };
+        let at = a.expires_at.unwrap_or_default();
+        self.recently_expired.insert((at, key.clone()), a.clone());
+        while self.recently_expired.len() > MAX_RECENTLY_EXPIRED {
+            let Some((oldest, _)) = self.recently_expired.get_min().cloned() else {
+                break;
+            };
+            self.recently_expired.remove(&oldest);
+        }
+    }
+
+    /// Forgets the recently expired assignments whose key `gone` matches.
+    fn forget_expired(&mut self, gone: impl Fn(&AssignmentKey) -> bool) {
+        let keys: Vec<(Timestamp, AssignmentKey)> = self
+            .recently_expired
+            .keys()
+            .filter(|(_, k)| gone(k))
+            .cloned()
+            .collect();
+        for key in keys {
+            self.recently_expired.remove(&key);
         }
     }
 

@@ -576,6 +576,12 @@ impl Catalog {
         &self.info(b).name
     }
 
+    /// `"type:verb"` of every permission, in bit order: the candidates of a
+    /// "did you mean" for an unknown permission.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.bits.iter().map(|b| &*b.name)
+    }
+
     /// Whether `b` holds below the scope it was granted at; `false` for types
     /// declared with `inherit = false`.
     pub fn inherits(&self, b: PermBit) -> bool {

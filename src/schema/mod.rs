@@ -62,6 +62,19 @@ pub const MAX_DIAGNOSTIC_TEXT: usize = 512;
 /// quadratic in its size.
 const SUGGESTION_BUDGET: usize = 1 << 24;
 
+/// Character pairs the "did you mean" of one request may compare (about a
+/// million, well under a millisecond): a request naming a long unknown
+/// permission or role gets no suggestion rather than a slow answer.
+pub const REQUEST_SUGGESTION_BUDGET: usize = 1 << 20;
+
+/// `"; did you mean \"x\"?"` for the candidate closest to `word` (a
+/// request's unknown permission or role), or nothing: the schema checker's
+/// suggestions, within [`REQUEST_SUGGESTION_BUDGET`].
+pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    let mut budget = REQUEST_SUGGESTION_BUDGET;
+    did_you_mean(word, candidates, &mut budget)
+}
+
 /// The key reported for problems that belong to the document as a whole
 /// (size limit, syntax errors outside any table).
 const DOCUMENT_KEY: &str = "(document)";

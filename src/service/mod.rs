@@ -73,12 +73,24 @@ pub enum Error {
         /// The latest committed revision.
         latest: Revision,
     },
+    /// `options.actor` names no subject of the tenant.
+    #[error("options.actor: subject {actor} not found in tenant {tenant}")]
+    UnknownActor {
+        /// The actor named.
+        actor: SubjectId,
+        /// The tenant of the write.
+        tenant: TenantId,
+    },
     /// The subscription could not start or ended early.
     #[error(transparent)]
     Watch(#[from] WatchError),
     /// The store failed; details are logged, not returned.
     #[error("storage failure")]
     Store(#[from] StoreError),
+    /// The store could not be opened at start-up; says why in full, for
+    /// the operator (never sent to a client).
+    #[error(transparent)]
+    Open(StoreError),
     /// A blocking task died.
     #[error("internal task failure")]
     Task(#[from] tokio::task::JoinError),
@@ -190,16 +202,23 @@ impl Service {
     /// [`Service::open`] with a given clock (tests move time with a
     /// [`crate::clock::ManualClock`] instead of sleeping).
     pub async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Service, Error> {
-        let dir = config.data_dir.clone();
-        let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
-        store.retain(config.retain_revisions);
-        store.retain_audit(config.audit_retention);
-        let loader = store.clone();
-        let loaded = tokio::task::spawn_blocking(move || loader.load()).await??;
+        // Read first, so that a schema file that is missing or invalid stops
+        // the start before anything is created on disk.
         let configured = match &config.schema {
             Some(path) => Some(Arc::new(schema::load_file(path)?)),
             None => None,
         };
+        let dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+            .await?
+            .map_err(Error::Open)?;
+        let store = Arc::new(store);
+        store.retain(config.retain_revisions);
+        store.retain_audit(config.audit_retention);
+        let loader = store.clone();
+        let loaded = tokio::task::spawn_blocking(move || loader.load())
+            .await?
+            .map_err(Error::Open)?;
         let stored = match &loaded.schema {
             Some(text) => Some(Arc::new(schema::load("stored schema", text)?)),
             None => None,
@@ -519,6 +538,17 @@ impl Service {
     pub fn close(&self) {
         self.inner.feed.close();
         self.inner.closing.send_replace(true);
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Resolves once [`Service::close`] has been called (at once if it has).
+    pub async fn closed(&self) {
+        let mut closing = self.inner.closing.subscribe();
+        let _ = closing.wait_for(|c| *c).await;
     }
 
     /// After the last request: lets the sequencer finish the writes it has

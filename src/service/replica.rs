@@ -150,12 +150,6 @@ impl Service {
         self.snapshot().revision
     }
 
-    /// Resolves once the server is shutting down.
-    pub async fn closed(&self) {
-        let mut closing = self.inner.closing.subscribe();
-        let _ = closing.wait_for(|c| *c).await;
-    }
-
     /// Applies a primary's change sets, in order, as the primary's
     /// revisions; returns the last one applied. The first must follow the
     /// replica's latest revision and each the one before.

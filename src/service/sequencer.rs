@@ -393,9 +393,9 @@ impl Sequencer {
         if let Some(actor) = &options.actor {
             let known = state.is_some_and(|t| t.subjects.contains_key(actor));
             if !known {
-                return Planned::Answer(Answer::Refused(Error::InvalidArgument {
-                    field: "options.actor".into(),
-                    reason: format!("subject {actor} does not exist in tenant {tenant}"),
+                return Planned::Answer(Answer::Refused(Error::UnknownActor {
+                    actor: actor.clone(),
+                    tenant: tenant.clone(),
                 }));
             }
         }

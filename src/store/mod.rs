@@ -71,8 +71,34 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
-    /// The database file could not be opened (missing permissions, locked by
-    /// another process, not a redb file, ...).
+    /// The data folder (or a folder on its path) is a file.
+    #[error("the data folder {path} is not a directory")]
+    NotADirectory {
+        /// The data folder.
+        path: PathBuf,
+    },
+    /// This user may not create or write the data folder or the store file.
+    #[error("permission denied: this user may not write {path}")]
+    PermissionDenied {
+        /// The folder or file refused.
+        path: PathBuf,
+    },
+    /// Another process holds redb's lock on the file.
+    #[error("another authzd process is using {path}")]
+    InUse {
+        /// The data folder.
+        path: PathBuf,
+    },
+    /// The file is not a redb database, or a damaged one.
+    #[error("the store {location} is not an authzd store or is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        location: String,
+        /// What redb found.
+        reason: String,
+    },
+    /// The database file could not be opened, for a reason the variants
+    /// above and below do not name.
     #[error("cannot open the store {location}: {source}")]
     Open {
         /// The file, or a description of a non-file backend.
@@ -353,15 +379,35 @@ impl Store {
     /// operator may share it on purpose) with a warning naming it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join(FILE_NAME);
-        private::create(dir, &path).map_err(|source| StoreError::CreateDir {
-            path: dir.to_path_buf(),
-            source,
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::NotADirectory {
+                path: dir.to_path_buf(),
+            });
+        }
+        private::create(dir, &path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::PermissionDenied => StoreError::PermissionDenied {
+                path: dir.to_path_buf(),
+            },
+            std::io::ErrorKind::NotADirectory | std::io::ErrorKind::AlreadyExists => {
+                StoreError::NotADirectory {
+                    path: dir.to_path_buf(),
+                }
+            }
+            _ => StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            },
         })?;
         let location = path.display().to_string();
+        let folder = dir.to_path_buf();
         Store::with_opener(
             location,
             Box::new(move || Builder::new().set_cache_size(CACHE_BYTES).create(&path)),
         )
+        .map_err(|e| match e {
+            StoreError::InUse { .. } => StoreError::InUse { path: folder },
+            other => other,
+        })
     }
 
     /// Opens a store on any redb storage, so tests can inject faults.
@@ -702,10 +748,7 @@ impl Store {
 /// Opens a handle and checks (or, for a new file, records) the format
 /// version.
 fn open_db(opener: &Opener, location: &str) -> Result<Database, StoreError> {
-    let db = opener().map_err(|err| StoreError::Open {
-        location: location.to_owned(),
-        source: Box::new(redb::Error::from(err)),
-    })?;
+    let db = opener().map_err(|err| open_error(err, location))?;
     let txn = db.begin_read().map_err(db_err)?;
     let names: Vec<String> = txn
         .list_tables()
@@ -741,6 +784,48 @@ fn open_db(opener: &Opener, location: &str) -> Result<Database, StoreError> {
     drop(meta);
     drop(txn);
     Ok(db)
+}
+
+/// Names the cause of a failed open: the lock of another process, a file
+/// that is not (or no longer) a redb database, a permission; anything else
+/// keeps redb's own description.
+fn open_error(err: redb::DatabaseError, location: &str) -> StoreError {
+    use redb::{DatabaseError, StorageError};
+    match err {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            StoreError::InUse {
+                path: PathBuf::from(location),
+            }
+        }
+        DatabaseError::UpgradeRequired(version) => StoreError::Corrupt {
+            location: location.to_owned(),
+            reason: format!("redb file format {version}, which this build does not read"),
+        },
+        DatabaseError::Storage(StorageError::Corrupted(reason)) => StoreError::Corrupt {
+            location: location.to_owned(),
+            reason,
+        },
+        DatabaseError::Storage(StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            StoreError::PermissionDenied {
+                path: PathBuf::from(location),
+            }
+        }
+        DatabaseError::Storage(StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData
+                || io.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            StoreError::Corrupt {
+                location: location.to_owned(),
+                reason: io.to_string(),
+            }
+        }
+        other => StoreError::Open {
+            location: location.to_owned(),
+            source: Box::new(redb::Error::from(other)),
+        },
+    }
 }
 
 /// Creates every table and records the format version in a new file, so that
@@ -1572,7 +1657,10 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let _first = Store::open(dir.path())?;
         let err = Store::open(dir.path()).err();
-        assert!(matches!(err, Some(StoreError::Open { .. })), "{err:?}");
+        match err {
+            Some(StoreError::InUse { path }) => assert_eq!(path, dir.path()),
+            other => panic!("expected InUse, got {other:?}"),
+        }
         Ok(())
     }
 

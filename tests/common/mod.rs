@@ -49,6 +49,33 @@ impl Binary {
         channel_to(self.port).await
     }
 
+    /// Sends SIGTERM and waits for the process to exit; after 30 s it is
+    /// killed instead (and then did not exit successfully). Blocks its
+    /// thread: a test whose clients must answer the server while it shuts
+    /// down runs on more than one.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let (exited, watchdog) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if watchdog
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .is_err()
+            {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid])
+                    .status();
+            }
+        });
+        let status = self.child.wait().unwrap();
+        let _ = exited.send(());
+        status
+    }
+
     /// Waits (at most 20 s) for a log line containing `needle`, skipping
     /// the others, and returns it.
     pub fn wait_for_line(&self, needle: &str) -> String {
@@ -99,14 +126,21 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-/// The port of a `listen=127.0.0.1:PORT` field on an "authzd serving" line.
+/// The port of the `listen` field of an "authzd serving" line, as text
+/// (`listen=127.0.0.1:PORT`) or JSON (`"listen":"127.0.0.1:PORT"`).
 pub fn announced_port(line: &str) -> Option<u16> {
     let line = strip_ansi(line);
     if !line.contains("authzd serving") {
         return None;
     }
-    let rest = &line[line.find("listen=")? + "listen=".len()..];
-    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+    let (at, marker) = ["listen=", "\"listen\":\""]
+        .iter()
+        .find_map(|m| line.find(m).map(|at| (at, *m)))?;
+    let rest = &line[at + marker.len()..];
+    let addr: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"')
+        .collect();
     addr.rsplit_once(':')?.1.parse().ok()
 }
 
@@ -163,12 +197,23 @@ pub async fn spawn_binary_with(data: &Path, args: &[std::ffi::OsString]) -> Bina
     Binary { child, port, lines }
 }
 
-fn serve_command(data: &Path, args: &[std::ffi::OsString]) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authzd"));
-    command.arg("serve").arg("--data").arg(data);
+/// The arguments of `authzd serve --data DATA ARGS` (on 127.0.0.1:0
+/// unless `args` give `--listen`).
+pub fn serve_args(data: &Path, args: &[std::ffi::OsString]) -> Vec<std::ffi::OsString> {
+    let mut all: Vec<std::ffi::OsString> = vec!["serve".into(), "--data".into(), data.into()];
     if !args.iter().any(|a| a == "--listen") {
-        command.args(["--listen", "127.0.0.1:0"]);
+        all.extend(["--listen".into(), "127.0.0.1:0".into()]);
     }
+    all.extend(args.iter().cloned());
+    all
+}
+
+/// `program ARGS` with the environment the harness gives the binary.
+pub fn logged_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[std::ffi::OsString],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
     command
         .args(args)
         .env("NO_COLOR", "1")
@@ -176,12 +221,24 @@ fn serve_command(data: &Path, args: &[std::ffi::OsString]) -> std::process::Comm
     command
 }
 
+fn serve_command(data: &Path, args: &[std::ffi::OsString]) -> std::process::Command {
+    logged_command(env!("CARGO_BIN_EXE_authzd"), &serve_args(data, args))
+}
+
 /// Runs `authzd serve --data DATA ARGS`, expecting it to exit by itself
 /// (within 20 s, else it is killed and the test fails); returns whether it
 /// succeeded and its stderr.
 pub async fn serve_until_exit(data: &Path, args: &[std::ffi::OsString]) -> (bool, String) {
+    let (ok, stderr) = run_until_exit(serve_command(data, args)).await;
+    (ok, strip_ansi(&stderr))
+}
+
+/// Runs `command`, expecting it to exit by itself (within 20 s, else it is
+/// killed and the test fails); returns whether it succeeded and its stderr
+/// as written.
+pub async fn run_until_exit(mut command: std::process::Command) -> (bool, String) {
     use std::process::Stdio;
-    let child = serve_command(data, args)
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -201,7 +258,7 @@ pub async fn serve_until_exit(data: &Path, args: &[std::ffi::OsString]) -> (bool
             let output = output.unwrap();
             (
                 output.status.success(),
-                strip_ansi(&String::from_utf8_lossy(&output.stderr)),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
             )
         }
         Err(_) => {

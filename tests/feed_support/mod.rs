@@ -340,6 +340,9 @@ impl Writer {
                         condition,
                     }),
                     options: None,
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["condition".into()],
+                    }),
                 })
                 .await
                 .map(|r| r.into_inner().revision)
