@@ -593,15 +593,10 @@ impl Planner<'_> {
                 "scope {id} is still in use: {why}"
             )))
         };
-        if let Some(child) = self.state.scopes.values().find(|s| &s.parent == id) {
-            return in_use(format!("scope {} is its child", child.id));
+        if let Some(child) = self.state.children.get(id).and_then(|c| c.get_min()) {
+            return in_use(format!("scope {child} is its child"));
         }
-        if let Some(key) = self
-            .state
-            .assignments
-            .keys()
-            .find(|k| k.target == Target::Scope(id.clone()))
-        {
+        if let Some(key) = self.state.assignments_at(&Target::Scope(id.clone())).next() {
             return in_use(describe(key));
         }
         if let Some(role) = self
@@ -612,13 +607,8 @@ impl Planner<'_> {
         {
             return in_use(format!("role {} pins a grant to it", role.role.id));
         }
-        if let Some(s) = self
-            .state
-            .subjects
-            .values()
-            .find(|s| s.subject.home_scope.as_ref() == Some(id))
-        {
-            return in_use(format!("it is the home scope of subject {}", s.subject.id));
+        if let Some(subject) = self.state.homed.get(id).and_then(|h| h.get_min()) {
+            return in_use(format!("it is the home scope of subject {subject}"));
         }
         self.emit(Change::ScopeDeleted(id.clone()));
         Ok(())
@@ -643,9 +633,7 @@ impl Planner<'_> {
         self.remove_principal(&Principal::Group(id.clone()));
         let targeting: Vec<AssignmentKey> = self
             .state
-            .assignments
-            .keys()
-            .filter(|k| k.target == Target::Population(id.clone()))
+            .assignments_at(&Target::Population(id.clone()))
             .cloned()
             .collect();
         for key in targeting {

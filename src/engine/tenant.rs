@@ -68,6 +68,11 @@ pub struct TenantState {
     pub subjects: OrdMap<SubjectId, SubjectEntry>,
     /// Scopes by id, the root excluded.
     pub scopes: OrdMap<ScopeId, Arc<Scope>>,
+    /// The children of each scope, the root's included (reverse of each
+    /// scope's `parent`): whether a scope may be deleted is a lookup.
+    pub children: HashMap<ScopeId, OrdSet<ScopeId>>,
+    /// The subjects whose home scope each scope is, for the same reason.
+    pub homed: HashMap<ScopeId, OrdSet<SubjectId>>,
     /// Groups by id.
     pub groups: OrdMap<GroupId, Arc<Group>>,
     /// Custom roles, compiled.
@@ -89,6 +94,10 @@ pub struct TenantState {
     pub by_principal: HashMap<Principal, OrdSet<AssignmentKey>>,
     /// The keys of each role's assignments.
     pub by_role: HashMap<RoleId, OrdSet<AssignmentKey>>,
+    /// The keys of the assignments at each target, so that who holds
+    /// through a population, or what a scope or group still carries, is a
+    /// lookup rather than a scan of every assignment of the tenant.
+    pub by_target: HashMap<Target, OrdSet<AssignmentKey>>,
     /// Assignments that expire, soonest first: what the expiry timer waits
     /// for, without scanning every assignment.
     pub expiring: OrdSet<(Timestamp, AssignmentKey)>,
@@ -145,6 +154,8 @@ impl TenantState {
             disabled: PermSet::empty(compiled.catalog.len()),
             subjects: OrdMap::new(),
             scopes: OrdMap::new(),
+            children: HashMap::new(),
+            homed: HashMap::new(),
             groups: OrdMap::new(),
             roles: OrdMap::new(),
             members: HashMap::new(),
@@ -155,6 +166,7 @@ impl TenantState {
             assignments: OrdMap::new(),
             by_principal: HashMap::new(),
             by_role: HashMap::new(),
+            by_target: HashMap::new(),
             expiring: OrdSet::new(),
         }
     }
@@ -255,6 +267,11 @@ impl TenantState {
         subjects
     }
 
+    /// The keys of the assignments at `target`.
+    pub fn assignments_at(&self, target: &Target) -> impl Iterator<Item = &AssignmentKey> {
+        self.by_target.get(target).into_iter().flatten()
+    }
+
     /// The subjects a principal stands for.
     pub fn subjects_of(&self, p: &Principal) -> BTreeSet<SubjectId> {
         match p {
@@ -276,7 +293,9 @@ impl TenantState {
             Change::SubjectPut(subject) => self.put_subject(subject, affected),
             Change::SubjectDeleted(id) => {
                 affected.answers.insert(id.clone());
-                self.subjects.remove(id);
+                if let Some(old) = self.subjects.remove(id) {
+                    self.move_home(id, old.subject.home_scope.as_ref(), None);
+                }
                 self.set_matches(id, OrdSet::new());
                 affected.subjects.remove(id);
             }
@@ -285,11 +304,18 @@ impl TenantState {
                 // Pinned grants count only below their assignment's scope, so
                 // a move can change what they give: recompute everyone.
                 affected.everyone |= moved && self.scopes.contains_key(&scope.id);
-                self.scopes
+                let old = self
+                    .scopes
                     .insert(scope.id.clone(), Arc::new(scope.clone()));
+                if let Some(old) = old {
+                    remove_index(&mut self.children, &old.parent, &scope.id);
+                }
+                insert_index(&mut self.children, scope.parent.clone(), scope.id.clone());
             }
             Change::ScopeDeleted(id) => {
-                self.scopes.remove(id);
+                if let Some(old) = self.scopes.remove(id) {
+                    remove_index(&mut self.children, &old.parent, id);
+                }
             }
             Change::GroupPut(group) => self.put_group(group, affected),
             Change::GroupDeleted(id) => {
@@ -327,6 +353,7 @@ impl TenantState {
                     a.key.clone(),
                 );
                 insert_index(&mut self.by_role, a.key.role.clone(), a.key.clone());
+                insert_index(&mut self.by_target, a.key.target.clone(), a.key.clone());
                 self.assignments.insert(a.key.clone(), a.clone());
             }
             Change::RoleUnassigned(key) | Change::RoleExpired(key) => {
@@ -334,9 +361,23 @@ impl TenantState {
                 self.forget_expiry(key);
                 remove_index(&mut self.by_principal, &key.principal, key);
                 remove_index(&mut self.by_role, &key.role, key);
+                remove_index(&mut self.by_target, &key.target, key);
                 self.assignments.remove(key);
             }
             Change::SchemaWritten(_) => affected.everyone = true,
+        }
+    }
+
+    /// Keeps `homed` current when a subject's home scope changes.
+    fn move_home(&mut self, id: &SubjectId, from: Option<&ScopeId>, to: Option<&ScopeId>) {
+        if from == to {
+            return;
+        }
+        if let Some(from) = from {
+            remove_index(&mut self.homed, from, id);
+        }
+        if let Some(to) = to {
+            insert_index(&mut self.homed, to.clone(), id.clone());
         }
     }
 
@@ -444,6 +485,11 @@ impl TenantState {
     }
 
     fn put_subject(&mut self, subject: &Subject, affected: &mut Affected) {
+        let old_home = self
+            .subjects
+            .get(&subject.id)
+            .and_then(|old| old.subject.home_scope.clone());
+        self.move_home(&subject.id, old_home.as_ref(), subject.home_scope.as_ref());
         let grants = match self.subjects.get(&subject.id) {
             Some(old) => {
                 // A new home scope changes what population holders hold
