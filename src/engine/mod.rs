@@ -10,6 +10,7 @@
 //! alter are recomputed. Must not know about protobuf, tonic or redb.
 
 mod authorize;
+mod candidates;
 mod condition;
 mod effects;
 mod eval;

@@ -10,6 +10,7 @@ use std::ops::Bound;
 
 use imbl::OrdMap;
 
+use super::candidates::candidates;
 use super::eval::{Explanation, Place, Source};
 use super::{EngineError, Snapshot, TenantState};
 use crate::model::{Permission, ROOT_SCOPE, Reach, ScopeId, Timestamp};
@@ -279,8 +280,9 @@ impl Snapshot {
 
     /// Who holds a permission at a place, in subject id order, after the
     /// subject id `after`, at most `limit`. Returns the holders and whether
-    /// more may follow. Scans subjects in order, so a page costs at most one
-    /// pass over the tenant's subjects.
+    /// more may follow. Checks only the subjects an assignment applying at
+    /// the place reaches (see `candidates`), so a page costs in proportion
+    /// to those, not to the tenant.
     pub fn holders(
         &self,
         tenant: &str,
@@ -295,7 +297,10 @@ impl Snapshot {
         let place = self.place(state, at)?;
         let mut holders = Vec::new();
         let mut next = None;
-        for (id, entry) in page_from(&state.subjects, after) {
+        for id in candidates(state, &self.compiled, bit, place, after) {
+            let Some(entry) = state.subjects.get(id) else {
+                continue;
+            };
             if !state.check(
                 &self.compiled,
                 &entry.subject,
