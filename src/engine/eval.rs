@@ -124,6 +124,15 @@ enum Fit {
     OutsidePopulation(GroupId, String),
 }
 
+/// Which sources a trace must return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Traced {
+    /// Those that hold: the explanation of an allow names only these.
+    Holding,
+    /// Every one, with why it does not hold: for the reasons of a deny.
+    Every,
+}
+
 impl TenantState {
     /// The check of DESIGN §2. Allocates nothing.
     pub fn check(
@@ -230,7 +239,7 @@ impl TenantState {
                     .scopes
                     .iter()
                     .map(|e| &e.at)
-                    .filter(|at| self.is_within(at, scope)),
+                    .filter(|at| self.is_within(*at, scope)),
             )
             .any(|at| self.holds(compiled, grants, bit, Place::scope(at.as_str()), now, 0))
     }
@@ -305,7 +314,12 @@ impl TenantState {
                 ),
             });
         }
-        for (source, fit) in self.trace(compiled, &subject.id, grants, bit, place, now) {
+        let wanted = if allowed {
+            Traced::Holding
+        } else {
+            Traced::Every
+        };
+        for (source, fit) in self.trace(compiled, &subject.id, grants, bit, place, now, wanted) {
             match fit {
                 Fit::Holds => out.sources.push(source),
                 other if !allowed => out.denials.push(denial(&source, other)),
@@ -405,9 +419,15 @@ impl TenantState {
         };
         for term in &rule.terms {
             if self.holds(compiled, grants, *term, place, now, 1) {
-                for (mut source, fit) in
-                    self.trace(compiled, &subject.id, grants, *term, place, now)
-                {
+                for (mut source, fit) in self.trace(
+                    compiled,
+                    &subject.id,
+                    grants,
+                    *term,
+                    place,
+                    now,
+                    Traced::Holding,
+                ) {
                     if matches!(fit, Fit::Holds) {
                         source.implication = join(
                             &source.implication,
@@ -436,7 +456,9 @@ impl TenantState {
     }
 
     /// Every (path, assignment, grant) whose closure contains `bit`, with how
-    /// it relates to the place.
+    /// it relates to the place; with [`Traced::Holding`], at least those
+    /// that hold there (the others may be left out).
+    #[allow(clippy::too_many_arguments)]
     fn trace(
         &self,
         compiled: &Compiled,
@@ -445,6 +467,7 @@ impl TenantState {
         bit: PermBit,
         place: Place<'_>,
         now: Timestamp,
+        wanted: Traced,
     ) -> Vec<(Source, Fit)> {
         let catalog = &compiled.catalog;
         let me = Principal::Subject(subject.clone());
@@ -470,38 +493,47 @@ impl TenantState {
                     if !set.contains(bit) {
                         continue;
                     }
-                    let implication = match (&grant.permission, catalog.bit(&grant.permission)) {
+                    let implication = || match (&grant.permission, catalog.bit(&grant.permission)) {
                         (crate::model::Permission::All, _) => "every permission (*)".to_string(),
                         (_, Some(from)) => catalog.implication(from, bit).unwrap_or_default(),
                         (_, None) => String::new(),
                     };
+                    let population = match &key.target {
+                        Target::Population(g) => Some(g),
+                        Target::Scope(_) => None,
+                    };
+                    let masked = mask.is_some_and(|m| m.contains(bit));
                     let places: Vec<Option<ScopeId>> = match &key.target {
                         Target::Population(_) => vec![None],
                         Target::Scope(s) if grant.scopes.is_empty() => vec![Some(s.clone())],
                         Target::Scope(s) => grant
                             .scopes
                             .iter()
-                            .filter(|p| self.is_within(p, s))
+                            .filter(|p| self.is_within(*p, s))
                             .cloned()
                             .map(Some)
                             .collect(),
                     };
                     for at in places {
+                        // Most of a subject's grants miss any one place:
+                        // naming them costs more than the rest of the trace.
+                        let reaches =
+                            !masked && self.covers(compiled, bit, at.as_ref(), population, place);
+                        if wanted == Traced::Holding && !reaches {
+                            continue;
+                        }
                         let source = Source {
                             role: key.role.to_string(),
                             groups: path.clone(),
                             scope: at.clone(),
-                            population: match &key.target {
-                                Target::Population(g) => Some(g.clone()),
-                                Target::Scope(_) => None,
-                            },
+                            population: population.cloned(),
                             grant: grant.permission.to_string(),
-                            implication: implication.clone(),
+                            implication: implication(),
                             expires_at: assignment.expires_at,
                         };
                         let lacking =
                             self.missing_requirements(compiled, grants, role, &key.target, now);
-                        let fit = if mask.is_some_and(|m| m.contains(bit)) {
+                        let fit = if masked {
                             Fit::Masked
                         } else if let Some(miss) = self.misses(compiled, bit, &source, place) {
                             miss
@@ -518,6 +550,41 @@ impl TenantState {
             }
         }
         out
+    }
+
+    /// Whether a grant of `bit` at scope `at` (`None`: over `population`)
+    /// reaches the place. Allocates nothing: a trace asks it of every
+    /// grant of the subject, at every place a listing visits.
+    fn covers(
+        &self,
+        compiled: &Compiled,
+        bit: PermBit,
+        at: Option<&ScopeId>,
+        population: Option<&GroupId>,
+        place: Place<'_>,
+    ) -> bool {
+        match (population, at) {
+            (Some(group), _) => place.target.is_some_and(|t| t.in_group(group.as_str())),
+            (None, Some(at)) => self.scope_covers(compiled, bit, at, place),
+            (None, None) => true,
+        }
+    }
+
+    /// Whether a grant of `bit` at scope `at` reaches the place's scope. A
+    /// place that is not a scope (a population-only question, scope `""`)
+    /// is reached by no scope grant.
+    fn scope_covers(
+        &self,
+        compiled: &Compiled,
+        bit: PermBit,
+        at: &ScopeId,
+        place: Place<'_>,
+    ) -> bool {
+        if compiled.catalog.inherits(bit) {
+            self.is_within(place.scope, at)
+        } else {
+            place.scope == at.as_str()
+        }
     }
 
     /// Why a source's place does not cover the checked place, if it does not.
@@ -537,17 +604,7 @@ impl TenantState {
             });
         }
         let at = source.scope.as_ref()?;
-        // A place that is not a scope (a population-only question) is covered
-        // by no scope grant.
-        let here = ScopeId::try_from(place.scope).ok();
-        let covers = here.as_ref().is_some_and(|here| {
-            if compiled.catalog.inherits(bit) {
-                self.is_within(here, at)
-            } else {
-                here == at
-            }
-        });
-        (!covers).then(|| {
+        (!self.scope_covers(compiled, bit, at, place)).then(|| {
             Fit::OutOfScope(format!(
                 "{} is granted at scope {at}, which does not cover scope {}{}",
                 compiled.catalog.name(bit),

@@ -187,14 +187,19 @@ impl TenantState {
     }
 
     /// Whether `scope` is `ancestor` or lies below it.
-    pub fn is_within(&self, scope: &ScopeId, ancestor: &ScopeId) -> bool {
-        let mut cur = Some(scope);
+    pub fn is_within(
+        &self,
+        scope: &(impl std::borrow::Borrow<str> + ?Sized),
+        ancestor: &(impl std::borrow::Borrow<str> + ?Sized),
+    ) -> bool {
+        let ancestor = ancestor.borrow();
+        let mut cur = Some(scope.borrow());
         // The tree is acyclic (moves that would close a cycle are refused),
         // but bound the walk by the number of scopes anyway.
         for _ in 0..=self.scopes.len() {
             match cur {
                 Some(s) if s == ancestor => return true,
-                Some(s) => cur = self.parent(s.as_str()),
+                Some(s) => cur = self.parent(s).map(ScopeId::as_str),
                 None => return false,
             }
         }
