@@ -63,6 +63,9 @@ pub enum Operation {
     UpdateSubject(SubjectId, SubjectUpdate),
     /// Delete a subject with its memberships and assignments.
     DeleteSubject(SubjectId),
+    /// Create a subject, or replace it whole where it exists (a bulk
+    /// import's record: loading it again changes nothing).
+    PutSubject(Subject),
     /// Create a scope.
     CreateScope(Scope),
     /// Change a scope's type or parent.
@@ -73,6 +76,8 @@ pub enum Operation {
     CreateGroup(Group),
     /// Change a group.
     UpdateGroup(Group),
+    /// Create a group, or replace it whole where it exists.
+    PutGroup(Group),
     /// Delete a group with its memberships and assignments.
     DeleteGroup(GroupId),
     /// Create a custom role.
@@ -301,6 +306,13 @@ impl Planner<'_> {
                 self.put_subject(s.clone())
             }
             Operation::UpdateSubject(id, update) => self.update_subject(id, update),
+            Operation::PutSubject(s) => {
+                let current = self.state.subjects.get(&s.id);
+                if current.is_some_and(|e| *e.subject == *s) {
+                    return Ok(());
+                }
+                self.put_subject(s.clone())
+            }
             Operation::DeleteSubject(id) => self.delete_subject(id),
             Operation::CreateScope(s) => {
                 if self.state.has_scope(s.id.as_str()) {
@@ -326,6 +338,12 @@ impl Planner<'_> {
                 self.put_group(g)
             }
             Operation::DeleteGroup(id) => self.delete_group(id),
+            Operation::PutGroup(g) => {
+                if self.state.groups.get(&g.id).is_some_and(|old| **old == *g) {
+                    return Ok(());
+                }
+                self.put_group(g)
+            }
             Operation::CreateRole(r) => {
                 if self.state.role(self.compiled, r.id.as_str()).is_some() {
                     return Err(exists("role", &r.id));
