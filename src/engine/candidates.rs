@@ -106,11 +106,7 @@ fn nested<'a>(state: &'a TenantState, groups: BTreeSet<&'a GroupId>) -> BTreeSet
         if !seen.insert(g) {
             continue;
         }
-        for member in state.members.get(g).into_iter().flatten() {
-            if let Principal::Group(inner) = member {
-                stack.push(inner);
-            }
-        }
+        stack.extend(state.subgroups.get(g).into_iter().flatten());
     }
     seen
 }

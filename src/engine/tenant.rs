@@ -81,6 +81,10 @@ pub struct TenantState {
     pub members: HashMap<GroupId, OrdSet<Principal>>,
     /// The groups each principal is a direct member of (reverse of `members`).
     pub member_of: HashMap<Principal, OrdSet<GroupId>>,
+    /// The groups directly inside each group (the group part of
+    /// `members`): walking down nested groups without visiting their
+    /// subjects.
+    pub subgroups: HashMap<GroupId, OrdSet<GroupId>>,
     /// Compiled conditions of condition groups.
     pub conditions: HashMap<GroupId, Arc<Condition>>,
     /// The condition groups each subject satisfies; kept current on every
@@ -160,6 +164,7 @@ impl TenantState {
             roles: OrdMap::new(),
             members: HashMap::new(),
             member_of: HashMap::new(),
+            subgroups: HashMap::new(),
             conditions: HashMap::new(),
             matched: HashMap::new(),
             matched_members: HashMap::new(),
@@ -326,6 +331,7 @@ impl TenantState {
             Change::GroupDeleted(id) => {
                 self.groups.remove(id);
                 self.members.remove(id);
+                self.subgroups.remove(id);
                 self.conditions.remove(id);
                 for s in self.matched_members.remove(id).into_iter().flatten() {
                     remove_index(&mut self.matched, &s, id);
@@ -340,11 +346,17 @@ impl TenantState {
                 affected.subjects.extend(self.subjects_of(&m.member));
                 insert_index(&mut self.members, m.group.clone(), m.member.clone());
                 insert_index(&mut self.member_of, m.member.clone(), m.group.clone());
+                if let Principal::Group(inner) = &m.member {
+                    insert_index(&mut self.subgroups, m.group.clone(), inner.clone());
+                }
             }
             Change::MemberRemoved(m) => {
                 affected.subjects.extend(self.subjects_of(&m.member));
                 remove_index(&mut self.members, &m.group, &m.member);
                 remove_index(&mut self.member_of, &m.member, &m.group);
+                if let Principal::Group(inner) = &m.member {
+                    remove_index(&mut self.subgroups, &m.group, inner);
+                }
             }
             Change::RoleAssigned(a) => {
                 affected.subjects.extend(self.subjects_of(&a.key.principal));
