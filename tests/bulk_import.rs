@@ -99,11 +99,7 @@ async fn one_bad_record_changes_nothing_and_is_named() {
 
     let mut refused = chunk("team", 10, "");
     refused.memberships[7].group = "nowhere".into();
-    let status = assert_status(
-        m.import(refused).await,
-        Code::NotFound,
-        "memberships[7]",
-    );
+    let status = assert_status(m.import(refused).await, Code::NotFound, "memberships[7]");
     assert!(status.message().contains("nowhere"), "{}", status.message());
 
     let mut unknown_role = chunk("team", 10, "");
@@ -210,5 +206,8 @@ async fn an_import_resumes_after_kill_9_without_duplicates() {
     let puts = subject_puts(channel, three).await;
     assert_eq!(puts.len(), 150);
     let repeated: Vec<_> = puts.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(repeated.is_empty(), "subjects put more than once: {repeated:?}");
+    assert!(
+        repeated.is_empty(),
+        "subjects put more than once: {repeated:?}"
+    );
 }

@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 use imbl::OrdMap;
 
 pub use condition::{Condition, ConditionError, MAX_CONDITION_LEN};
-pub use eval::{Denial, DenialReason, Explanation, Place, Source};
+pub use eval::{Denial, DenialReason, Explanation, Place, Source, Traceable};
 pub use grants::SubjectGrants;
 pub use plan::{Operation, Planned, Precondition, Refusal, SubjectUpdate, plan};
 pub use query::{At, EffectiveTarget, Holder, Question, page_from};

@@ -195,16 +195,12 @@ impl Snapshot {
                 all
             }
         };
+        let traceable = state.traceable(&self.compiled, &entry.subject, &entry.grants);
         let mut out: Vec<EffectiveTarget> = scopes
             .into_iter()
             .map(|s| {
-                let held = state.effective_at(
-                    &self.compiled,
-                    &entry.subject,
-                    &entry.grants,
-                    Place::scope(s.as_str()),
-                    now,
-                );
+                let held =
+                    state.effective_at(&self.compiled, &traceable, Place::scope(s.as_str()), now);
                 let (subject, grants) = (&entry.subject, &entry.grants);
                 let reach =
                     |bit| state.reach(&self.compiled, subject, grants, bit, s.as_str(), now);
@@ -219,7 +215,7 @@ impl Snapshot {
             })
             .collect();
         if scope.is_none() {
-            out.extend(self.population_targets(state, entry, now));
+            out.extend(self.population_targets(state, &traceable, now));
         }
         out.retain(|t| !t.permissions.is_empty());
         // Catalog order is ladder order; the contract is name order.
@@ -243,10 +239,10 @@ impl Snapshot {
     fn population_targets(
         &self,
         state: &TenantState,
-        entry: &super::SubjectEntry,
+        traceable: &super::Traceable<'_>,
         now: Timestamp,
     ) -> Vec<EffectiveTarget> {
-        let mut groups: Vec<_> = entry
+        let mut groups: Vec<_> = traceable
             .grants
             .populations
             .iter()
@@ -264,8 +260,7 @@ impl Snapshot {
                     target_id: None,
                     below: false,
                 };
-                let held =
-                    state.effective_at(&self.compiled, &entry.subject, &entry.grants, place, now);
+                let held = state.effective_at(&self.compiled, traceable, place, now);
                 EffectiveTarget {
                     scope: None,
                     population: Some(g),
