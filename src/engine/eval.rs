@@ -500,10 +500,12 @@ impl TenantState {
         let catalog = &compiled.catalog;
         let grants = traceable.grants;
         let mut out = Vec::new();
+        let chain = self.ancestors(place.scope);
         for route in &traceable.routes {
             let (assignment, role, path) = (route.assignment, route.role, &route.groups);
             let key = &assignment.key;
-            if wanted == Traced::Holding && !self.may_hold(compiled, role, key, bit, place) {
+            if wanted == Traced::Holding && !self.may_hold(compiled, role, key, bit, place, &chain)
+            {
                 continue;
             }
             let mask = role.class_mask(catalog);
@@ -727,10 +729,11 @@ impl TenantState {
         }
     }
 
-    /// Whether an assignment could make `bit` hold at the place: its role
-    /// gives it (after the class mask) and its target covers the place.
-    /// Pinned grants lie at or below the assignment's scope, so a scope
-    /// assignment that misses the place misses it with all its grants.
+    /// Whether an assignment could make `bit` hold at the place, whose
+    /// scope and ancestors are `chain`: its role gives it (after the class
+    /// mask) and its target covers the place. Pinned grants lie at or below
+    /// the assignment's scope, so a scope assignment that misses the place
+    /// misses it with all its grants.
     fn may_hold(
         &self,
         compiled: &Compiled,
@@ -738,14 +741,15 @@ impl TenantState {
         key: &crate::model::AssignmentKey,
         bit: PermBit,
         place: Place<'_>,
+        chain: &[&str],
     ) -> bool {
         let gives =
             role.at_target.contains(bit) || role.pinned.iter().any(|(_, set)| set.contains(bit));
-        let reaches = match &key.target {
-            Target::Scope(at) => self.is_within(place.scope, at),
-            Target::Population(group) => self.covers(compiled, bit, None, Some(group), place),
-        };
-        gives && reaches
+        gives
+            && match &key.target {
+                Target::Scope(at) => chain.contains(&at.as_str()),
+                Target::Population(group) => self.covers(compiled, bit, None, Some(group), place),
+            }
     }
 }
 

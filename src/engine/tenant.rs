@@ -211,6 +211,20 @@ impl TenantState {
         false
     }
 
+    /// `scope` and its ancestors up to the root, nearest first (an unknown
+    /// scope is its own chain).
+    pub fn ancestors<'a>(&'a self, scope: &'a str) -> Vec<&'a str> {
+        let mut chain = Vec::new();
+        let mut cur = Some(scope);
+        // Bounded like `is_within`.
+        for _ in 0..=self.scopes.len() {
+            let Some(s) = cur else { break };
+            chain.push(s);
+            cur = self.parent(s).map(ScopeId::as_str);
+        }
+        chain
+    }
+
     /// Whether a principal exists.
     pub fn has_principal(&self, p: &Principal) -> bool {
         match p {
