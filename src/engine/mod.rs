@@ -198,6 +198,66 @@ impl Snapshot {
     }
 }
 
+/// Builds the cache from stored records streamed one at a time (see the
+/// store's `stream`), so that no copy of the whole store is held beside it.
+/// Records are applied without noting whose grants they change (everyone
+/// is computed once, at the end), which is why they must arrive in an order
+/// where each names only what came before it.
+pub struct Loader {
+    compiled: Arc<Compiled>,
+    tenants: std::collections::BTreeMap<TenantId, TenantState>,
+    /// What every record is applied with: everyone, so nothing is noted.
+    everyone: tenant::Affected,
+}
+
+impl Loader {
+    /// An empty cache for `catalog`.
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self {
+            compiled: Arc::new(Compiled::new(catalog)),
+            tenants: std::collections::BTreeMap::new(),
+            everyone: tenant::Affected {
+                everyone: true,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Applies one stored record of `tenant`.
+    pub fn apply(&mut self, tenant: &TenantId, change: &Change) {
+        let compiled = &self.compiled;
+        let state = match self.tenants.get_mut(tenant) {
+            Some(state) => state,
+            None => self
+                .tenants
+                .entry(tenant.clone())
+                .or_insert_with(|| TenantState::new(compiled)),
+        };
+        state.apply(compiled, change, &mut self.everyone);
+    }
+
+    /// Computes everyone's grants as of `now` (each tenant on every core)
+    /// and gives the cache at `revision`.
+    pub fn finish(self, revision: Revision, now: Timestamp) -> Engine {
+        let compiled = self.compiled;
+        let tenants = self
+            .tenants
+            .into_iter()
+            .map(|(id, mut state)| {
+                state.recompute(&compiled, &self.everyone, now);
+                (id, Arc::new(state))
+            })
+            .collect();
+        Engine {
+            current: ArcSwap::from_pointee(Snapshot {
+                revision,
+                compiled,
+                tenants,
+            }),
+        }
+    }
+}
+
 /// The cache: the snapshot readers see. One writer (the service's
 /// sequencer) replaces it; nothing else serialises writers, because nothing
 /// else writes.
@@ -223,25 +283,13 @@ impl Engine {
         tenants: Vec<(TenantId, Vec<Change>)>,
         now: Timestamp,
     ) -> Self {
-        let compiled = Arc::new(Compiled::new(catalog));
-        let mut map = OrdMap::new();
-        for (id, changes) in tenants {
-            let mut state = TenantState::new(&compiled);
-            let mut affected = tenant::Affected::default();
-            for change in &changes {
-                state.apply(&compiled, change, &mut affected);
+        let mut loader = Loader::new(catalog);
+        for (id, changes) in &tenants {
+            for change in changes {
+                loader.apply(id, change);
             }
-            affected.everyone = true;
-            state.recompute(&compiled, &affected, now);
-            map.insert(id, Arc::new(state));
         }
-        Self {
-            current: ArcSwap::from_pointee(Snapshot {
-                revision,
-                compiled,
-                tenants: map,
-            }),
-        }
+        loader.finish(revision, now)
     }
 
     /// The current snapshot.

@@ -107,6 +107,10 @@ pub struct TenantState {
     pub expiring: OrdSet<(Timestamp, AssignmentKey)>,
 }
 
+/// Fewest subjects per thread when grants are recomputed in parallel:
+/// below it a thread costs more than it saves.
+const PARALLEL_RECOMPUTE_MIN: usize = 4096;
+
 /// The subjects whose grants a batch of changes may have altered.
 #[derive(Debug, Default)]
 pub struct Affected {
@@ -121,6 +125,29 @@ pub struct Affected {
 }
 
 impl Affected {
+    /// Notes that `subject`'s grants may have changed; nothing to note once
+    /// everyone is recomputed (a start-up load never fills the sets).
+    fn note(&mut self, subject: SubjectId) {
+        if !self.everyone {
+            self.subjects.insert(subject);
+        }
+    }
+
+    /// Notes every subject a principal stands for, without walking a
+    /// group's members once everyone is recomputed.
+    fn note_principal(&mut self, state: &TenantState, principal: &Principal) {
+        if !self.everyone {
+            self.subjects.extend(state.subjects_of(principal));
+        }
+    }
+
+    /// Notes a subject whose answers, not grants, may have changed.
+    fn note_answers(&mut self, subject: SubjectId) {
+        if !self.everyone {
+            self.answers.insert(subject);
+        }
+    }
+
     /// Adds what a later change affected.
     pub fn absorb(&mut self, later: Affected) {
         self.subjects.extend(later.subjects);
@@ -316,7 +343,7 @@ impl TenantState {
             }
             Change::SubjectPut(subject) => self.put_subject(subject, affected),
             Change::SubjectDeleted(id) => {
-                affected.answers.insert(id.clone());
+                affected.note_answers(id.clone());
                 if let Some(old) = self.subjects.remove(id) {
                     self.move_home(id, old.subject.home_scope.as_ref(), None);
                 }
@@ -349,7 +376,7 @@ impl TenantState {
                 self.conditions.remove(id);
                 for s in self.matched_members.remove(id).into_iter().flatten() {
                     remove_index(&mut self.matched, &s, id);
-                    affected.subjects.insert(s);
+                    affected.note(s);
                 }
             }
             Change::RolePut(role) => self.put_role(compiled, role, affected),
@@ -357,7 +384,7 @@ impl TenantState {
                 self.roles.remove(id);
             }
             Change::MemberAdded(m) => {
-                affected.subjects.extend(self.subjects_of(&m.member));
+                affected.note_principal(self, &m.member);
                 insert_index(&mut self.members, m.group.clone(), m.member.clone());
                 insert_index(&mut self.member_of, m.member.clone(), m.group.clone());
                 if let Principal::Group(inner) = &m.member {
@@ -365,7 +392,7 @@ impl TenantState {
                 }
             }
             Change::MemberRemoved(m) => {
-                affected.subjects.extend(self.subjects_of(&m.member));
+                affected.note_principal(self, &m.member);
                 remove_index(&mut self.members, &m.group, &m.member);
                 remove_index(&mut self.member_of, &m.member, &m.group);
                 if let Principal::Group(inner) = &m.member {
@@ -373,7 +400,7 @@ impl TenantState {
                 }
             }
             Change::RoleAssigned(a) => {
-                affected.subjects.extend(self.subjects_of(&a.key.principal));
+                affected.note_principal(self, &a.key.principal);
                 self.forget_expiry(&a.key);
                 if let Some(at) = a.expires_at {
                     self.expiring.insert((at, a.key.clone()));
@@ -388,7 +415,7 @@ impl TenantState {
                 self.assignments.insert(a.key.clone(), a.clone());
             }
             Change::RoleUnassigned(key) | Change::RoleExpired(key) => {
-                affected.subjects.extend(self.subjects_of(&key.principal));
+                affected.note_principal(self, &key.principal);
                 self.forget_expiry(key);
                 remove_index(&mut self.by_principal, &key.principal, key);
                 remove_index(&mut self.by_role, &key.role, key);
@@ -453,7 +480,7 @@ impl TenantState {
             .map(|(g, _)| g.clone())
             .collect();
         if self.matched.get(&subject.id).cloned().unwrap_or_default() != groups {
-            affected.subjects.insert(subject.id.clone());
+            affected.note(subject.id.clone());
             self.set_matches(&subject.id, groups);
         }
     }
@@ -512,7 +539,9 @@ impl TenantState {
             }
             self.set_matches(s, groups);
         }
-        affected.subjects.extend(changed);
+        for s in changed {
+            affected.note(s);
+        }
     }
 
     fn put_subject(&mut self, subject: &Subject, affected: &mut Affected) {
@@ -528,12 +557,12 @@ impl TenantState {
                 if old.subject.status != subject.status
                     || old.subject.home_scope != subject.home_scope
                 {
-                    affected.answers.insert(subject.id.clone());
+                    affected.note_answers(subject.id.clone());
                 }
                 old.grants.clone()
             }
             None => {
-                affected.subjects.insert(subject.id.clone());
+                affected.note(subject.id.clone());
                 Arc::new(SubjectGrants::default())
             }
         };
@@ -558,7 +587,7 @@ impl TenantState {
             .map(|k| k.principal.clone())
             .collect();
         for principal in &holders {
-            affected.subjects.extend(self.subjects_of(principal));
+            affected.note_principal(self, principal);
         }
     }
 
@@ -574,15 +603,42 @@ impl TenantState {
 
     /// Recomputes the grants of every affected subject, as of `now` (which
     /// decides whether expiring assignments still support prerequisites).
+    /// Many subjects are computed on every core: each subject's grants
+    /// depend only on the directory, which no one changes meanwhile.
     pub fn recompute(&mut self, compiled: &Compiled, affected: &Affected, now: Timestamp) {
         let ids: Vec<SubjectId> = if affected.everyone {
             self.subjects.keys().cloned().collect()
         } else {
             affected.subjects.iter().cloned().collect()
         };
-        for id in ids {
-            let grants = Arc::new(self.compute_grants(compiled, &id, now));
-            if let Some(entry) = self.subjects.get_mut(&id) {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(ids.len() / PARALLEL_RECOMPUTE_MIN)
+            .max(1);
+        let state = &*self;
+        let compute = |ids: &[SubjectId]| -> Vec<Arc<SubjectGrants>> {
+            ids.iter()
+                .map(|id| Arc::new(state.compute_grants(compiled, id, now)))
+                .collect()
+        };
+        let computed: Vec<Arc<SubjectGrants>> = if threads == 1 {
+            compute(&ids)
+        } else {
+            let per = ids.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = ids
+                    .chunks(per)
+                    .map(|part| scope.spawn(move || compute(part)))
+                    .collect();
+                parts
+                    .into_iter()
+                    // A worker panics only on a bug; carry it on here.
+                    .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        };
+        for (id, grants) in ids.iter().zip(computed) {
+            if let Some(entry) = self.subjects.get_mut(id) {
                 entry.grants = grants;
             }
         }
