@@ -554,7 +554,6 @@ async fn plan(
     let checked_at = match directory
         .get_tenant(pb::GetTenantRequest {
             tenant: tenant.to_string(),
-            ..Default::default()
         })
         .await
     {
