@@ -7,98 +7,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authzd::cli::bench::dataset::{Dataset, Rng, Sizes, Who};
-use authzd::engine::{At, Engine, Question as Ask, Snapshot};
-use authzd::model::{
-    Assignment, AssignmentKey, Change, Group, GroupId, Membership, Principal, Revision, RoleId,
-    Scope, ScopeId, Subject, SubjectId, SubjectKind, SubjectStatus, Target, TenantId,
-    TenantSettings, Timestamp,
-};
+use authzd::cli::bench::dataset::{Dataset, Rng};
+use authzd::engine::{At, Question as Ask, Snapshot};
+use authzd::model::Timestamp;
+use common::TENANT;
 use criterion::{Criterion, criterion_group, criterion_main};
-
-const TENANT: &str = "bench";
-
-fn scope_id(i: Option<usize>) -> ScopeId {
-    match i {
-        Some(_) => ScopeId::try_from(Dataset::scope_id(i).as_str()).unwrap(),
-        None => ScopeId::root(),
-    }
-}
-
-fn subject(i: usize) -> Principal {
-    Principal::Subject(SubjectId::try_from(Dataset::subject_id(i).as_str()).unwrap())
-}
-
-fn group(i: usize) -> Principal {
-    Principal::Group(GroupId::try_from(Dataset::group_id(i).as_str()).unwrap())
-}
-
-fn group_id(i: usize) -> GroupId {
-    GroupId::try_from(Dataset::group_id(i).as_str()).unwrap()
-}
-
-/// The dataset as the changes that would create it.
-fn changes(data: &Dataset) -> Vec<Change> {
-    let mut out = vec![Change::TenantPut(TenantSettings::default())];
-    for (i, parent) in data.scope_parents.iter().enumerate() {
-        out.push(Change::ScopePut(Scope {
-            id: scope_id(Some(i)),
-            scope_type: "unit".into(),
-            parent: scope_id(*parent),
-        }));
-    }
-    for (i, &locked) in data.locked.iter().enumerate() {
-        out.push(Change::SubjectPut(Subject {
-            id: SubjectId::try_from(Dataset::subject_id(i).as_str()).unwrap(),
-            kind: SubjectKind::User,
-            status: if locked {
-                SubjectStatus::Locked
-            } else {
-                SubjectStatus::Active
-            },
-            attributes: BTreeMap::new(),
-            home_scope: None,
-        }));
-    }
-    for i in 0..data.sizes.groups {
-        out.push(Change::GroupPut(Group {
-            id: group_id(i),
-            title: Dataset::group_id(i),
-            condition: None,
-        }));
-    }
-    for &(parent, child) in &data.nestings {
-        out.push(Change::MemberAdded(Membership {
-            group: group_id(parent),
-            member: group(child),
-        }));
-    }
-    for &(g, s) in &data.memberships {
-        out.push(Change::MemberAdded(Membership {
-            group: group_id(g),
-            member: subject(s),
-        }));
-    }
-    for a in &data.assignments {
-        out.push(Change::RoleAssigned(Assignment {
-            key: AssignmentKey {
-                role: RoleId::try_from(a.role).unwrap(),
-                principal: match a.who {
-                    Who::Subject(s) => subject(s),
-                    Who::Group(g) => group(g),
-                },
-                target: Target::Scope(scope_id(a.scope)),
-            },
-            expires_at: None,
-        }));
-    }
-    out
-}
 
 struct Fixture {
     snapshot: Arc<Snapshot>,
@@ -108,22 +27,8 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let sizes = Sizes {
-            subjects: 10_000,
-            groups: 100,
-            scopes: 1_000,
-        };
-        let data = Dataset::generate(sizes, 1);
-        let catalog = Arc::new(
-            authzd::schema::load("built-in schema", authzd::schema::DEFAULT_SCHEMA).unwrap(),
-        );
-        let tenant = TenantId::try_from(TENANT).unwrap();
-        let engine = Engine::new(
-            catalog,
-            Revision(1),
-            vec![(tenant, changes(&data))],
-            Timestamp(0),
-        );
+        let data = Dataset::generate(common::sizes(10_000), 1);
+        let engine = common::engine(&data);
         Self {
             snapshot: engine.snapshot(),
             data,

@@ -8,8 +8,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Most operations in one `ManageMembership` batch.
-pub const MAX_BATCH_OPERATIONS: usize = 1000;
+/// Most operations in one `ManageMembership` batch, records in one
+/// `Import` chunk, and principals in one bulk operation. Their bytes are
+/// bounded by [`MAX_MESSAGE_BYTES`]: ten thousand records of typical size
+/// (ids, a few attributes) take well under half of it.
+pub const MAX_BATCH_OPERATIONS: usize = 10_000;
 /// Most checks in one `BatchCheckAccess`.
 pub const MAX_BATCH_CHECKS: usize = 1000;
 /// Page size when a request gives none.

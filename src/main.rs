@@ -128,14 +128,7 @@ async fn serve(args: &ServeArgs) -> bool {
         };
         tracing::info!(primary = %follow.primary, %tenants, "read replica: reads are local, writes go to the primary");
     }
-    let served = server::serve(
-        service,
-        callers,
-        listener,
-        tls.as_ref(),
-        primary,
-        shutdown,
-    );
+    let served = server::serve(service, callers, listener, tls.as_ref(), primary, shutdown);
     match served.await {
         Ok(()) => true,
         Err(e) => {

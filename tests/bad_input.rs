@@ -424,10 +424,17 @@ async fn manage_membership() {
         "operations",
     );
     assert_status(
-        m.manage_membership(batch(ACME, vec![ok_op(); 1001], None))
-            .await,
+        m.manage_membership(batch(
+            ACME,
+            vec![ok_op(); authzd::config::MAX_BATCH_OPERATIONS + 1],
+            None,
+        ))
+        .await,
         Code::InvalidArgument,
-        "operations: at most 1000",
+        &format!(
+            "operations: at most {}",
+            authzd::config::MAX_BATCH_OPERATIONS
+        ),
     );
     let unset = pb::MembershipOperation { operation: None };
     let no_member = add_member("g", None);

@@ -103,7 +103,7 @@ async fn import_creates_users_and_adds_them_to_their_groups() {
             updated: 0,
             unchanged: 0,
             memberships: 4,
-            batches: 1,
+            chunks: 1,
             revision: revision(&server).await,
             dry_run: false,
         }
@@ -230,10 +230,11 @@ async fn a_missing_group_is_refused_before_anything_is_written() {
     server.stop().await;
 }
 
-/// More memberships than one batch holds are sent in batches of at most
-/// 1000 operations (101 users in 10 groups each: 1010 memberships).
+/// More records than one chunk holds are sent in chunks of at most
+/// `MAX_BATCH_OPERATIONS` (1001 users in 10 groups each: 11011 records),
+/// each row whole in one chunk.
 #[tokio::test]
-async fn memberships_are_sent_in_batches_of_a_thousand() {
+async fn large_files_are_sent_in_chunks() {
     let (server, _dir) = common::de::start_in_memory_folder().await;
     seed_groups(&server).await;
     let groups: Vec<String> = (0..9).map(|g| format!("g{g}")).collect();
@@ -242,34 +243,43 @@ async fn memberships_are_sent_in_batches_of_a_thousand() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from("id,kind,status,groups,attributes\n");
-    for i in 0..101 {
-        text.push_str(&format!("u{i:03},,,readers;{},\n", groups.join(";")));
+    for i in 0..1001 {
+        text.push_str(&format!("u{i:04},,,readers;{},\n", groups.join(";")));
     }
     let file = write_csv(&dir, &text);
     let report = run(&args(&server, &file)).await.unwrap();
     assert_eq!(
-        (report.created, report.memberships, report.batches),
-        (101, 1010, 2)
+        (report.created, report.memberships, report.chunks),
+        (1001, 10010, 2)
     );
-    assert!(check(&server, T, "u000", "document:read", "").await);
-    assert!(check(&server, T, "u100", "document:read", "").await);
-    let last = server
-        .directory()
-        .await
-        .list_group_members(pb::ListGroupMembersRequest {
-            tenant: T.into(),
-            group: "g8".into(),
-            page: Some(pb::PageRequest {
-                page_size: 1000,
-                page_token: String::new(),
-            }),
-            at_least_revision: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .members;
-    assert_eq!(last.len(), 101, "every row's memberships, both batches");
+    assert!(check(&server, T, "u0000", "document:read", "").await);
+    assert!(check(&server, T, "u1000", "document:read", "").await);
+    let mut in_g8 = 0;
+    let mut token = String::new();
+    // 1001 members in pages of 1000: two pages, and a bound for a bug.
+    for _ in 0..3 {
+        let page = server
+            .directory()
+            .await
+            .list_group_members(pb::ListGroupMembersRequest {
+                tenant: T.into(),
+                group: "g8".into(),
+                page: Some(pb::PageRequest {
+                    page_size: 1000,
+                    page_token: token,
+                }),
+                at_least_revision: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        in_g8 += page.members.len();
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(in_g8, 1001, "every row's memberships, both chunks");
     server.stop().await;
 }
 
@@ -298,7 +308,7 @@ async fn a_dry_run_writes_nothing() {
     );
     assert_eq!(
         report.to_string(),
-        "2 rows: 1 would be created, 1 would be updated, 0 unchanged; 2 memberships in 1 batch; nothing written (--dry-run)"
+        "2 rows: 1 would be created, 1 would be updated, 0 unchanged; 2 memberships; 1 chunk; nothing written (--dry-run)"
     );
     assert_eq!(revision(&server).await, before);
     assert_eq!(subject_ids(&server).await, ["alice"]);

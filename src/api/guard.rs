@@ -75,6 +75,7 @@ pub static RPCS: &[Rpc] = &[
         Kind::Write,
         Reach::Tenant,
     ),
+    rpc("MembershipService/Import", Kind::Write, Reach::Tenant),
     rpc("DirectoryService/CreateTenant", Kind::Admin, Reach::Tenant),
     rpc("DirectoryService/GetTenant", Kind::Read, Reach::Tenant),
     rpc("DirectoryService/ListTenants", Kind::Read, Reach::Shared),

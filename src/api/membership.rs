@@ -1,8 +1,11 @@
-//! `MembershipService`: batches of membership and role operations.
+//! `MembershipService`: batches of membership and role operations, and the
+//! chunks of a bulk import (one batch of the same planner, so a chunk is
+//! validated whole, commits as one revision and has its permission changes
+//! computed once).
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{id, precondition, principal, target, timestamp};
+use super::convert::{group, id, precondition, principal, subject, target, timestamp};
 use super::guard::Call;
 use super::{invalid, pb};
 use crate::config::MAX_BATCH_OPERATIONS;
@@ -59,17 +62,28 @@ fn principals(at: &str, list: &[pb::Principal]) -> Result<Vec<crate::model::Prin
         .collect()
 }
 
+fn add_member(at: &str, m: &pb::AddMember) -> Result<Operation, Error> {
+    Ok(Operation::AddMember(
+        membership(at, &m.group, &m.member)?,
+        precondition(&format!("{at}.precondition"), m.precondition)?,
+    ))
+}
+
+fn assign_role(at: &str, a: &pb::AssignRole) -> Result<Operation, Error> {
+    Ok(Operation::AssignRole(
+        Assignment {
+            key: assignment_key(at, &a.role, &a.principal, &a.target)?,
+            expires_at: timestamp(&format!("{at}.expires_at"), &a.expires_at)?,
+        },
+        precondition(&format!("{at}.precondition"), a.precondition)?,
+    ))
+}
+
 fn operation(index: usize, op: &pb::MembershipOperation) -> Result<Operation, Error> {
     use pb::membership_operation::Operation as Op;
     let base = format!("operations[{index}]");
     match op.operation.as_ref() {
-        Some(Op::AddMember(m)) => {
-            let at = format!("{base}.add_member");
-            Ok(Operation::AddMember(
-                membership(&at, &m.group, &m.member)?,
-                precondition(&format!("{at}.precondition"), m.precondition)?,
-            ))
-        }
+        Some(Op::AddMember(m)) => add_member(&format!("{base}.add_member"), m),
         Some(Op::RemoveMember(m)) => {
             let at = format!("{base}.remove_member");
             Ok(Operation::RemoveMember(
@@ -77,16 +91,7 @@ fn operation(index: usize, op: &pb::MembershipOperation) -> Result<Operation, Er
                 precondition(&format!("{at}.precondition"), m.precondition)?,
             ))
         }
-        Some(Op::AssignRole(a)) => {
-            let at = format!("{base}.assign_role");
-            Ok(Operation::AssignRole(
-                Assignment {
-                    key: assignment_key(&at, &a.role, &a.principal, &a.target)?,
-                    expires_at: timestamp(&format!("{at}.expires_at"), &a.expires_at)?,
-                },
-                precondition(&format!("{at}.precondition"), a.precondition)?,
-            ))
-        }
+        Some(Op::AssignRole(a)) => assign_role(&format!("{base}.assign_role"), a),
         Some(Op::UnassignRole(u)) => {
             let at = format!("{base}.unassign_role");
             Ok(Operation::UnassignRole(
@@ -118,6 +123,64 @@ fn operation(index: usize, op: &pb::MembershipOperation) -> Result<Operation, Er
     }
 }
 
+/// The record lists of an import chunk, in the order they are applied.
+const IMPORT_LISTS: [&str; 4] = ["subjects", "groups", "memberships", "assignments"];
+
+/// An import chunk as one batch of operations, with where each list starts
+/// in it (to name a refused record by its own list and index).
+fn import_operations(r: &pb::ImportRequest) -> Result<(Vec<Operation>, [usize; 4]), Error> {
+    let records = r.subjects.len() + r.groups.len() + r.memberships.len() + r.assignments.len();
+    if records == 0 {
+        return Err(invalid("subjects", "give at least one record"));
+    }
+    if records > MAX_BATCH_OPERATIONS {
+        return Err(invalid(
+            "subjects",
+            format!("at most {MAX_BATCH_OPERATIONS} records per chunk in all lists, got {records}"),
+        ));
+    }
+    let mut operations = Vec::with_capacity(records);
+    let mut starts = [0; 4];
+    let at = |list: usize, i: usize| format!("{}[{i}]", IMPORT_LISTS[list]);
+    starts[0] = operations.len();
+    for (i, s) in r.subjects.iter().enumerate() {
+        operations.push(Operation::PutSubject(subject(&at(0, i), s)?));
+    }
+    starts[1] = operations.len();
+    for (i, g) in r.groups.iter().enumerate() {
+        operations.push(Operation::PutGroup(group(&at(1, i), g)?));
+    }
+    starts[2] = operations.len();
+    for (i, m) in r.memberships.iter().enumerate() {
+        operations.push(add_member(&at(2, i), m)?);
+    }
+    starts[3] = operations.len();
+    for (i, a) in r.assignments.iter().enumerate() {
+        operations.push(assign_role(&at(3, i), a)?);
+    }
+    Ok((operations, starts))
+}
+
+/// Names a refused operation of an import chunk by its record's list and
+/// index rather than its place in the combined batch.
+fn name_record(e: Error, starts: &[usize; 4]) -> Error {
+    match e {
+        Error::Refused {
+            list: "operations",
+            index,
+            error,
+        } => {
+            let list = starts.iter().rposition(|s| *s <= index).unwrap_or(0);
+            Error::Refused {
+                list: IMPORT_LISTS[list],
+                index: index - starts[list],
+                error,
+            }
+        }
+        other => other,
+    }
+}
+
 #[tonic::async_trait]
 impl pb::membership_service_server::MembershipService for MembershipApi {
     async fn manage_membership(
@@ -146,6 +209,25 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
             .collect::<Result<Vec<_>, _>>()?;
         let revision = self.service.write(tenant, operations, options).await?;
         Ok(Response::new(pb::ManageMembershipResponse {
+            revision: revision.0,
+        }))
+    }
+
+    async fn import(
+        &self,
+        request: Request<pb::ImportRequest>,
+    ) -> Result<Response<pb::ImportResponse>, Status> {
+        let call = Call::of(&request)?;
+        let r = request.into_inner();
+        let options = call.write_options(&r.tenant, &r.options)?;
+        let tenant: TenantId = id("tenant", &r.tenant)?;
+        let (operations, starts) = import_operations(&r)?;
+        let revision = self
+            .service
+            .write(tenant, operations, options)
+            .await
+            .map_err(|e| name_record(e, &starts))?;
+        Ok(Response::new(pb::ImportResponse {
             revision: revision.0,
         }))
     }

@@ -6,8 +6,11 @@
 //! row, every error with its line number) and the three stages of a run:
 //! read and validate the whole file; check it against the server (the groups
 //! it names exist; which subjects exist already) with reads only; then
-//! write: `CreateSubject` or `UpdateSubject` per row, then `ManageMembership`
-//! batches of at most [`MAX_BATCH_OPERATIONS`] `add_member` operations.
+//! write: `Import` chunks of at most [`MAX_BATCH_OPERATIONS`] records (each
+//! row's subject, created or replaced, and its memberships), one revision
+//! each, with an idempotency key per chunk, printing progress after each.
+//! An import stopped half way is resumed by running it again: the rows
+//! already written are found unchanged and skipped.
 //! Must not write anything before the whole file has passed both checks,
 //! remove anything (an import only adds memberships), or reach around the
 //! API into the server (no store, no engine).
@@ -168,8 +171,8 @@ pub struct ImportReport {
     pub unchanged: usize,
     /// `add_member` operations sent (those already true change nothing).
     pub memberships: usize,
-    /// `ManageMembership` batches sent.
-    pub batches: usize,
+    /// `Import` chunks sent (each one revision).
+    pub chunks: usize,
     /// The highest revision the writes answered (0 for a dry run).
     pub revision: u64,
     /// Whether nothing was written.
@@ -185,14 +188,14 @@ impl fmt::Display for ImportReport {
         };
         write!(
             f,
-            "{} rows: {} {verb}created, {} {verb}updated, {} unchanged; {} memberships in {} batch{}{tail}",
+            "{} rows: {} {verb}created, {} {verb}updated, {} unchanged; {} memberships; {} chunk{}{tail}",
             self.rows,
             self.created,
             self.updated,
             self.unchanged,
             self.memberships,
-            self.batches,
-            if self.batches == 1 { "" } else { "es" },
+            self.chunks,
+            if self.chunks == 1 { "" } else { "s" },
         )
     }
 }
@@ -518,8 +521,8 @@ fn parse_row(line: usize, fields: &[String]) -> Result<Row, Vec<RowError>> {
 enum Action {
     /// The subject does not exist: create it.
     Create(pb::Subject),
-    /// The subject exists and differs: change these fields.
-    Update(pb::Subject, Vec<String>),
+    /// The subject exists and differs: replace it with this record.
+    Update(pb::Subject),
     /// The subject exists as the file says.
     Unchanged,
 }
@@ -529,6 +532,8 @@ enum Action {
 struct Plan {
     actions: Vec<(usize, SubjectId, Action)>,
     memberships: Vec<(GroupId, SubjectId)>,
+    /// The latest revision when the checks began (0 for a new tenant).
+    checked_at: u64,
 }
 
 impl Plan {
@@ -537,10 +542,10 @@ impl Plan {
         ImportReport {
             rows: self.actions.len(),
             created: count(|a| matches!(a, Action::Create(_))),
-            updated: count(|a| matches!(a, Action::Update(..))),
+            updated: count(|a| matches!(a, Action::Update(_))),
             unchanged: count(|a| matches!(a, Action::Unchanged)),
             memberships: self.memberships.len(),
-            batches: self.memberships.len().div_ceil(MAX_BATCH_OPERATIONS),
+            chunks: chunks(self).len(),
             revision: 0,
             dry_run,
         }
@@ -556,7 +561,17 @@ async fn plan(
     file: &str,
     rows: Vec<Row>,
 ) -> Result<Plan, ImportError> {
-    let directory = DirectoryServiceClient::new(channel);
+    let mut directory = DirectoryServiceClient::new(channel);
+    let checked_at = match directory
+        .get_tenant(pb::GetTenantRequest {
+            tenant: tenant.to_string(),
+        })
+        .await
+    {
+        Ok(reply) => reply.into_inner().revision,
+        Err(s) if s.code() == tonic::Code::NotFound => 0,
+        Err(s) => return Err(check_error(format!("reading tenant {tenant}"), s)),
+    };
     let groups: BTreeSet<GroupId> = rows.iter().flat_map(|r| r.groups.iter().cloned()).collect();
     let missing: BTreeSet<GroupId> = stream::iter(groups)
         .map(|g| {
@@ -636,6 +651,7 @@ async fn plan(
     Ok(Plan {
         actions,
         memberships,
+        checked_at,
     })
 }
 
@@ -654,33 +670,23 @@ fn new_subject(row: &Row) -> pb::Subject {
     }
 }
 
-/// What changes for an existing subject: only the fields the row gives and
-/// that differ.
+/// What changes for an existing subject: the fields the row gives and that
+/// differ; the record to send is the current one with those replaced.
 fn update(row: &Row, current: pb::Subject) -> Action {
-    let mut mask = Vec::new();
-    let mut next = pb::Subject {
-        id: row.id.to_string(),
-        ..Default::default()
-    };
-    if let Some(kind) = row.kind.filter(|k| *k as i32 != current.kind) {
+    let mut next = current.clone();
+    if let Some(kind) = row.kind {
         next.kind = kind as i32;
-        mask.push("kind".to_string());
     }
-    if let Some(status) = row.status.filter(|s| *s as i32 != current.status) {
+    if let Some(status) = row.status {
         next.status = status as i32;
-        mask.push("status".to_string());
     }
     if let Some(attributes) = &row.attributes {
-        let current: BTreeMap<&String, &String> = current.attributes.iter().collect();
-        if current != attributes.iter().collect::<BTreeMap<_, _>>() {
-            next.attributes = attributes.clone().into_iter().collect();
-            mask.push("attributes".to_string());
-        }
+        next.attributes = attributes.clone().into_iter().collect();
     }
-    if mask.is_empty() {
+    if next == current {
         Action::Unchanged
     } else {
-        Action::Update(next, mask)
+        Action::Update(next)
     }
 }
 
@@ -700,78 +706,112 @@ fn write_error(what: String, status: tonic::Status) -> ImportError {
     }
 }
 
-/// Applies a checked plan: subjects first, then the memberships in batches.
+/// The records of one `Import` chunk, before they are sent.
+#[derive(Debug, Default)]
+struct Chunk {
+    subjects: Vec<pb::Subject>,
+    memberships: Vec<pb::AddMember>,
+}
+
+impl Chunk {
+    fn records(&self) -> usize {
+        self.subjects.len() + self.memberships.len()
+    }
+}
+
+/// The plan's records in chunks of at most [`MAX_BATCH_OPERATIONS`],
+/// each row's subject and memberships in one chunk (a row never has more
+/// than one subject and a file's groups are far fewer than the limit).
+fn chunks(plan: &Plan) -> Vec<Chunk> {
+    let mut memberships: HashMap<&SubjectId, Vec<&GroupId>> = HashMap::new();
+    for (group, subject) in &plan.memberships {
+        memberships.entry(subject).or_default().push(group);
+    }
+    let mut out = vec![Chunk::default()];
+    for (_, id, action) in &plan.actions {
+        let record = match action {
+            Action::Create(s) | Action::Update(s) => Some(s.clone()),
+            Action::Unchanged => None,
+        };
+        let groups = memberships.remove(id).unwrap_or_default();
+        let adds = groups.into_iter().map(|group| pb::AddMember {
+            group: group.to_string(),
+            member: Some(pb::Principal {
+                kind: Some(pb::principal::Kind::Subject(id.to_string())),
+            }),
+            precondition: pb::Precondition::Unspecified as i32,
+        });
+        let adds: Vec<pb::AddMember> = adds.collect();
+        let size = usize::from(record.is_some()) + adds.len();
+        if out
+            .last()
+            .is_some_and(|c| c.records() + size > MAX_BATCH_OPERATIONS)
+        {
+            out.push(Chunk::default());
+        }
+        if let Some(chunk) = out.last_mut() {
+            chunk.subjects.extend(record);
+            chunk.memberships.extend(adds);
+        }
+    }
+    out.retain(|c| c.records() > 0);
+    out
+}
+
+/// The idempotency key of a chunk: its content and the revision the plan
+/// was checked at, so a retry of the same chunk is answered once, while a
+/// later import of the same rows (after a subject was deleted, say) is
+/// planned and written afresh.
+fn chunk_key(tenant: &str, checked_at: u64, request: &pb::ImportRequest) -> String {
+    use prost::Message;
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(tenant.as_bytes());
+    hash.update(checked_at.to_be_bytes());
+    hash.update(request.encode_to_vec());
+    let digest = hash.finalize();
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("import-{hex}")
+}
+
+/// Applies a checked plan in `Import` chunks, one revision each, printing
+/// progress to stderr after each.
 async fn write(
     channel: ClientChannel,
     tenant: &str,
     plan: Plan,
 ) -> Result<ImportReport, ImportError> {
     let mut report = plan.report(false);
-    let directory = DirectoryServiceClient::new(channel.clone());
-    let revision = stream::iter(&plan.actions)
-        .map(|(line, id, action)| {
-            let mut d = directory.clone();
-            async move {
-                let reply = match action {
-                    Action::Unchanged => return Ok(0),
-                    Action::Create(subject) => d
-                        .create_subject(pb::CreateSubjectRequest {
-                            tenant: tenant.to_string(),
-                            subject: Some(subject.clone()),
-                            options: None,
-                        })
-                        .await
-                        .map_err(|s| {
-                            write_error(format!("line {line}: creating subject {id}"), s)
-                        })?,
-                    Action::Update(subject, paths) => d
-                        .update_subject(pb::UpdateSubjectRequest {
-                            tenant: tenant.to_string(),
-                            subject: Some(subject.clone()),
-                            update_mask: Some(prost_types::FieldMask {
-                                paths: paths.clone(),
-                            }),
-                            options: None,
-                        })
-                        .await
-                        .map_err(|s| {
-                            write_error(format!("line {line}: updating subject {id}"), s)
-                        })?,
-                };
-                Ok::<_, ImportError>(reply.into_inner().revision)
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .try_fold(0, |high, r| async move { Ok(high.max(r)) })
-        .await?;
-    report.revision = revision;
-
+    let chunks = chunks(&plan);
+    report.chunks = chunks.len();
     let mut membership = MembershipServiceClient::new(channel);
-    let operations: Vec<pb::MembershipOperation> = plan
-        .memberships
-        .iter()
-        .map(|(group, subject)| pb::MembershipOperation {
-            operation: Some(pb::membership_operation::Operation::AddMember(
-                pb::AddMember {
-                    group: group.to_string(),
-                    member: Some(pb::Principal {
-                        kind: Some(pb::principal::Kind::Subject(subject.to_string())),
-                    }),
-                    precondition: pb::Precondition::Unspecified as i32,
-                },
-            )),
-        })
-        .collect();
-    for (n, chunk) in operations.chunks(MAX_BATCH_OPERATIONS).enumerate() {
+    let total: usize = chunks.iter().map(Chunk::records).sum();
+    let mut sent = 0;
+    for (n, chunk) in chunks.into_iter().enumerate() {
+        let records = chunk.records();
+        let mut request = pb::ImportRequest {
+            tenant: tenant.to_string(),
+            subjects: chunk.subjects,
+            memberships: chunk.memberships,
+            ..Default::default()
+        };
+        let key = chunk_key(tenant, plan.checked_at, &request);
+        request.options = Some(pb::WriteOptions {
+            idempotency_key: key,
+            ..Default::default()
+        });
         let reply = membership
-            .manage_membership(pb::ManageMembershipRequest {
-                tenant: tenant.to_string(),
-                operations: chunk.to_vec(),
-                options: None,
-            })
+            .import(request)
             .await
-            .map_err(|s| write_error(format!("membership batch {}", n + 1), s))?;
+            .map_err(|s| write_error(format!("chunk {}", n + 1), s))?;
         report.revision = report.revision.max(reply.into_inner().revision);
+        sent += records;
+        eprintln!(
+            "authzd import: chunk {}/{}: {sent}/{total} records, revision {}",
+            n + 1,
+            report.chunks,
+            report.revision
+        );
     }
     Ok(report)
 }
@@ -904,13 +944,13 @@ mod tests {
             updated: 1,
             unchanged: 0,
             memberships: 4,
-            batches: 1,
+            chunks: 1,
             revision: 9,
             dry_run: false,
         };
         assert_eq!(
             report.to_string(),
-            "3 rows: 2 created, 1 updated, 0 unchanged; 4 memberships in 1 batch; revision 9"
+            "3 rows: 2 created, 1 updated, 0 unchanged; 4 memberships; 1 chunk; revision 9"
         );
     }
 }

@@ -6,10 +6,10 @@ pub mod bench;
 pub mod client;
 pub mod config_file;
 pub mod import;
+pub mod logs;
 pub mod query;
 pub mod schema_test;
 pub mod tenant_file;
-pub mod logs;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -166,9 +166,7 @@ impl<'a> View<'a> {
             return BTreeSet::new();
         };
         state
-            .assignments
-            .keys()
-            .filter(|k| k.target == Target::Population(group.clone()))
+            .assignments_at(&Target::Population(group.clone()))
             .flat_map(|k| state.subjects_of(&k.principal))
             .collect()
     }

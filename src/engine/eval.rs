@@ -124,6 +124,38 @@ enum Fit {
     OutsidePopulation(GroupId, String),
 }
 
+/// A subject as explanations see it: its record and grants, and every
+/// assignment that reaches it with the groups it comes through, gathered
+/// once so that explaining many permissions at many places (a listing)
+/// walks its groups once.
+#[derive(Debug)]
+pub struct Traceable<'a> {
+    /// The subject.
+    pub subject: &'a Subject,
+    /// Its memoised grants.
+    pub grants: &'a SubjectGrants,
+    /// Its own assignments, then its groups' in the order `groups_of` finds them.
+    routes: Vec<Route<'a>>,
+}
+
+/// One assignment reaching a subject.
+#[derive(Debug)]
+struct Route<'a> {
+    assignment: &'a crate::model::Assignment,
+    role: &'a std::sync::Arc<CompiledRole>,
+    /// The groups it comes through, innermost first; empty when direct.
+    groups: Vec<GroupId>,
+}
+
+/// Which sources a trace must return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Traced {
+    /// Those that hold: the explanation of an allow names only these.
+    Holding,
+    /// Every one, with why it does not hold: for the reasons of a deny.
+    Every,
+}
+
 impl TenantState {
     /// The check of the README's policy model. Allocates nothing.
     pub fn check(
@@ -230,7 +262,7 @@ impl TenantState {
                     .scopes
                     .iter()
                     .map(|e| &e.at)
-                    .filter(|at| self.is_within(at, scope)),
+                    .filter(|at| self.is_within(*at, scope)),
             )
             .any(|at| self.holds(compiled, grants, bit, Place::scope(at.as_str()), now, 0))
     }
@@ -288,6 +320,21 @@ impl TenantState {
             });
             return (false, out);
         };
+        let traceable = self.traceable(compiled, subject, grants);
+        self.explain_traced(compiled, &traceable, bit, place, now)
+    }
+
+    /// [`TenantState::explain`] for a subject whose routes are gathered.
+    pub fn explain_traced(
+        &self,
+        compiled: &Compiled,
+        traceable: &Traceable<'_>,
+        bit: PermBit,
+        place: Place<'_>,
+        now: Timestamp,
+    ) -> (bool, Explanation) {
+        let mut out = Explanation::default();
+        let (subject, grants) = (traceable.subject, traceable.grants);
         let allowed = self.check(compiled, subject, grants, bit, place, now);
         let catalog = &compiled.catalog;
         if subject.status == SubjectStatus::Locked {
@@ -305,7 +352,12 @@ impl TenantState {
                 ),
             });
         }
-        for (source, fit) in self.trace(compiled, &subject.id, grants, bit, place, now) {
+        let wanted = if allowed {
+            Traced::Holding
+        } else {
+            Traced::Every
+        };
+        for (source, fit) in self.trace(compiled, traceable, bit, place, now, wanted) {
             match fit {
                 Fit::Holds => out.sources.push(source),
                 other if !allowed => out.denials.push(denial(&source, other)),
@@ -313,7 +365,7 @@ impl TenantState {
             }
         }
         if !allowed {
-            self.explain_derived(compiled, subject, grants, bit, place, now, &mut out);
+            self.explain_derived(compiled, traceable, bit, place, now, &mut out);
             // Joining a group cannot help a locked subject or a switched-off
             // type: naming groups there would send an administrator the
             // wrong way.
@@ -332,7 +384,7 @@ impl TenantState {
                 });
             }
         } else if out.sources.is_empty() {
-            self.explain_derived(compiled, subject, grants, bit, place, now, &mut out);
+            self.explain_derived(compiled, traceable, bit, place, now, &mut out);
         }
         if allowed {
             out.denials.clear();
@@ -384,12 +436,10 @@ impl TenantState {
 
     /// For a derived permission: the sources of the terms that hold (on an
     /// allow) or the terms that are missing (on a deny).
-    #[allow(clippy::too_many_arguments)]
     fn explain_derived(
         &self,
         compiled: &Compiled,
-        subject: &Subject,
-        grants: &SubjectGrants,
+        traceable: &Traceable<'_>,
         bit: PermBit,
         place: Place<'_>,
         now: Timestamp,
@@ -404,9 +454,9 @@ impl TenantState {
             RuleKind::AnyOf => "any of",
         };
         for term in &rule.terms {
-            if self.holds(compiled, grants, *term, place, now, 1) {
+            if self.holds(compiled, traceable.grants, *term, place, now, 1) {
                 for (mut source, fit) in
-                    self.trace(compiled, &subject.id, grants, *term, place, now)
+                    self.trace(compiled, traceable, *term, place, now, Traced::Holding)
                 {
                     if matches!(fit, Fit::Holds) {
                         source.implication = join(
@@ -436,99 +486,127 @@ impl TenantState {
     }
 
     /// Every (path, assignment, grant) whose closure contains `bit`, with how
-    /// it relates to the place.
+    /// it relates to the place; with [`Traced::Holding`], at least those
+    /// that hold there (the others may be left out).
     fn trace(
         &self,
         compiled: &Compiled,
-        subject: &SubjectId,
-        grants: &SubjectGrants,
+        traceable: &Traceable<'_>,
         bit: PermBit,
         place: Place<'_>,
         now: Timestamp,
+        wanted: Traced,
     ) -> Vec<(Source, Fit)> {
         let catalog = &compiled.catalog;
-        let me = Principal::Subject(subject.clone());
-        let paths = std::iter::once((me.clone(), Vec::new())).chain(
-            self.groups_of(&me)
-                .into_iter()
-                .map(|(g, path)| (Principal::Group(g), path)),
-        );
+        let grants = traceable.grants;
         let mut out = Vec::new();
-        for (principal, path) in paths {
-            // Expired assignments the timer already removed still explain a
-            // denial (bounded by MAX_RECENTLY_EXPIRED, and only here, never
-            // on the check path).
-            let live = self
-                .by_principal
-                .get(&principal)
-                .into_iter()
-                .flatten()
-                .filter_map(|key| self.assignments.get(key));
-            let expired = self
-                .recently_expired
-                .values()
-                .filter(|a| a.key.principal == principal);
-            for assignment in live.chain(expired) {
-                let key = &assignment.key;
-                let Some(role) = self.role(compiled, key.role.as_str()) else {
+        let chain = self.ancestors(place.scope);
+        for route in &traceable.routes {
+            let (assignment, role, path) = (route.assignment, route.role, &route.groups);
+            let key = &assignment.key;
+            if wanted == Traced::Holding && !self.may_hold(compiled, role, key, bit, place, &chain)
+            {
+                continue;
+            }
+            let mask = role.class_mask(catalog);
+            for grant in &role.role.grants {
+                let Some(set) = catalog.grant_set(&grant.permission) else {
                     continue;
                 };
-                let mask = role.class_mask(catalog);
-                for grant in &role.role.grants {
-                    let Some(set) = catalog.grant_set(&grant.permission) else {
-                        continue;
-                    };
-                    if !set.contains(bit) {
+                if !set.contains(bit) {
+                    continue;
+                }
+                let implication = || match (&grant.permission, catalog.bit(&grant.permission)) {
+                    (crate::model::Permission::All, _) => "every permission (*)".to_string(),
+                    (_, Some(from)) => catalog.implication(from, bit).unwrap_or_default(),
+                    (_, None) => String::new(),
+                };
+                let population = match &key.target {
+                    Target::Population(g) => Some(g),
+                    Target::Scope(_) => None,
+                };
+                let masked = mask.is_some_and(|m| m.contains(bit));
+                let places: Vec<Option<ScopeId>> = match &key.target {
+                    Target::Population(_) => vec![None],
+                    Target::Scope(s) if grant.scopes.is_empty() => vec![Some(s.clone())],
+                    Target::Scope(s) => grant
+                        .scopes
+                        .iter()
+                        .filter(|p| self.is_within(*p, s))
+                        .cloned()
+                        .map(Some)
+                        .collect(),
+                };
+                for at in places {
+                    // Most of a subject's grants miss any one place:
+                    // naming them costs more than the rest of the trace.
+                    let reaches =
+                        !masked && self.covers(compiled, bit, at.as_ref(), population, place);
+                    if wanted == Traced::Holding && !reaches {
                         continue;
                     }
-                    let implication = match (&grant.permission, catalog.bit(&grant.permission)) {
-                        (crate::model::Permission::All, _) => "every permission (*)".to_string(),
-                        (_, Some(from)) => catalog.implication(from, bit).unwrap_or_default(),
-                        (_, None) => String::new(),
+                    let source = Source {
+                        role: key.role.to_string(),
+                        groups: path.clone(),
+                        scope: at.clone(),
+                        population: population.cloned(),
+                        grant: grant.permission.to_string(),
+                        implication: implication(),
+                        expires_at: assignment.expires_at,
                     };
-                    let places: Vec<Option<ScopeId>> = match &key.target {
-                        Target::Population(_) => vec![None],
-                        Target::Scope(s) if grant.scopes.is_empty() => vec![Some(s.clone())],
-                        Target::Scope(s) => grant
-                            .scopes
-                            .iter()
-                            .filter(|p| self.is_within(p, s))
-                            .cloned()
-                            .map(Some)
-                            .collect(),
+                    let lacking =
+                        self.missing_requirements(compiled, grants, role, &key.target, now);
+                    let fit = if masked {
+                        Fit::Masked
+                    } else if let Some(miss) = self.misses(compiled, bit, &source, place) {
+                        miss
+                    } else if !lacking.is_empty() {
+                        Fit::PrerequisiteMissing(term_names(compiled, &lacking))
+                    } else if assignment.expires_at.is_some_and(|t| t <= now) {
+                        Fit::Expired
+                    } else {
+                        Fit::Holds
                     };
-                    for at in places {
-                        let source = Source {
-                            role: key.role.to_string(),
-                            groups: path.clone(),
-                            scope: at.clone(),
-                            population: match &key.target {
-                                Target::Population(g) => Some(g.clone()),
-                                Target::Scope(_) => None,
-                            },
-                            grant: grant.permission.to_string(),
-                            implication: implication.clone(),
-                            expires_at: assignment.expires_at,
-                        };
-                        let lacking =
-                            self.missing_requirements(compiled, grants, role, &key.target, now);
-                        let fit = if mask.is_some_and(|m| m.contains(bit)) {
-                            Fit::Masked
-                        } else if let Some(miss) = self.misses(compiled, bit, &source, place) {
-                            miss
-                        } else if !lacking.is_empty() {
-                            Fit::PrerequisiteMissing(term_names(compiled, &lacking))
-                        } else if assignment.expires_at.is_some_and(|t| t <= now) {
-                            Fit::Expired
-                        } else {
-                            Fit::Holds
-                        };
-                        out.push((source, fit));
-                    }
+                    out.push((source, fit));
                 }
             }
         }
         out
+    }
+
+    /// Whether a grant of `bit` at scope `at` (`None`: over `population`)
+    /// reaches the place. Allocates nothing: a trace asks it of every
+    /// grant of the subject, at every place a listing visits.
+    fn covers(
+        &self,
+        compiled: &Compiled,
+        bit: PermBit,
+        at: Option<&ScopeId>,
+        population: Option<&GroupId>,
+        place: Place<'_>,
+    ) -> bool {
+        match (population, at) {
+            (Some(group), _) => place.target.is_some_and(|t| t.in_group(group.as_str())),
+            (None, Some(at)) => self.scope_covers(compiled, bit, at, place),
+            (None, None) => true,
+        }
+    }
+
+    /// Whether a grant of `bit` at scope `at` reaches the place's scope. A
+    /// place that is not a scope (a population-only question, scope `""`)
+    /// is reached by no scope grant.
+    fn scope_covers(
+        &self,
+        compiled: &Compiled,
+        bit: PermBit,
+        at: &ScopeId,
+        place: Place<'_>,
+    ) -> bool {
+        if compiled.catalog.inherits(bit) {
+            self.is_within(place.scope, at)
+        } else {
+            place.scope == at.as_str()
+        }
     }
 
     /// Why a source's place does not cover the checked place, if it does not.
@@ -548,17 +626,7 @@ impl TenantState {
             });
         }
         let at = source.scope.as_ref()?;
-        // A place that is not a scope (a population-only question) is covered
-        // by no scope grant.
-        let here = ScopeId::try_from(place.scope).ok();
-        let covers = here.as_ref().is_some_and(|here| {
-            if compiled.catalog.inherits(bit) {
-                self.is_within(here, at)
-            } else {
-                here == at
-            }
-        });
-        (!covers).then(|| {
+        (!self.scope_covers(compiled, bit, at, place)).then(|| {
             Fit::OutOfScope(format!(
                 "{} is granted at scope {at}, which does not cover scope {}{}",
                 compiled.catalog.name(bit),
@@ -608,21 +676,89 @@ impl TenantState {
     pub fn effective_at(
         &self,
         compiled: &Compiled,
-        subject: &Subject,
-        grants: &SubjectGrants,
+        traceable: &Traceable<'_>,
         place: Place<'_>,
         now: Timestamp,
     ) -> Vec<(PermBit, Vec<Source>)> {
+        let (subject, grants) = (traceable.subject, traceable.grants);
         compiled
             .catalog
             .all()
             .iter()
             .filter(|bit| self.check(compiled, subject, grants, *bit, place, now))
             .map(|bit| {
-                let (_, why) = self.explain(compiled, Some((subject, grants)), bit, place, now);
+                let (_, why) = self.explain_traced(compiled, traceable, bit, place, now);
                 (bit, why.sources)
             })
             .collect()
+    }
+
+    /// A subject ready to be explained: every assignment that reaches it,
+    /// with the groups it comes through.
+    pub fn traceable<'a>(
+        &'a self,
+        compiled: &'a Compiled,
+        subject: &'a Subject,
+        grants: &'a SubjectGrants,
+    ) -> Traceable<'a> {
+        let me = Principal::Subject(subject.id.clone());
+        let paths = std::iter::once((me.clone(), Vec::new())).chain(
+            self.groups_of(&me)
+                .into_iter()
+                .map(|(g, path)| (Principal::Group(g), path)),
+        );
+        let mut routes = Vec::new();
+        for (principal, groups) in paths {
+            // Expired assignments the timer already removed still explain a
+            // denial (at most MAX_RECENTLY_EXPIRED; never on the check path).
+            let live = self
+                .by_principal
+                .get(&principal)
+                .into_iter()
+                .flatten()
+                .filter_map(|key| self.assignments.get(key));
+            let expired = self
+                .recently_expired
+                .values()
+                .filter(|a| a.key.principal == principal);
+            for assignment in live.chain(expired) {
+                if let Some(role) = self.role(compiled, assignment.key.role.as_str()) {
+                    routes.push(Route {
+                        assignment,
+                        role,
+                        groups: groups.clone(),
+                    });
+                }
+            }
+        }
+        Traceable {
+            subject,
+            grants,
+            routes,
+        }
+    }
+
+    /// Whether an assignment could make `bit` hold at the place, whose
+    /// scope and ancestors are `chain`: its role gives it (after the class
+    /// mask) and its target covers the place. Pinned grants lie at or below
+    /// the assignment's scope, so a scope assignment that misses the place
+    /// misses it with all its grants.
+    fn may_hold(
+        &self,
+        compiled: &Compiled,
+        role: &CompiledRole,
+        key: &crate::model::AssignmentKey,
+        bit: PermBit,
+        place: Place<'_>,
+        chain: &[&str],
+    ) -> bool {
+        let gives =
+            role.at_target.contains(bit) || role.pinned.iter().any(|(_, set)| set.contains(bit));
+        gives
+            && match &key.target {
+                Target::Scope(at) => chain.contains(&at.as_str()),
+                Target::Population(group) => self.covers(compiled, bit, None, Some(group), place),
+            }
     }
 }
 

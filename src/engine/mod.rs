@@ -10,6 +10,7 @@
 //! alter are recomputed. Must not know about protobuf, tonic or redb.
 
 mod authorize;
+mod candidates;
 mod condition;
 mod effects;
 mod eval;
@@ -25,7 +26,7 @@ use arc_swap::ArcSwap;
 use imbl::OrdMap;
 
 pub use condition::{Condition, ConditionError, MAX_CONDITION_LEN};
-pub use eval::{Denial, DenialReason, Explanation, Place, Source};
+pub use eval::{Denial, DenialReason, Explanation, Place, Source, Traceable};
 pub use grants::SubjectGrants;
 pub use plan::{GroupUpdate, Operation, Planned, Precondition, Refusal, SubjectUpdate, plan};
 pub use query::{At, EffectiveTarget, Holder, Question, page_from};
@@ -151,23 +152,13 @@ impl Snapshot {
         tenants: Vec<(TenantId, Vec<Change>)>,
         now: Timestamp,
     ) -> Snapshot {
-        let compiled = Arc::new(Compiled::new(catalog));
-        let mut map = OrdMap::new();
-        for (id, changes) in tenants {
-            let mut state = TenantState::new(&compiled);
-            let mut affected = tenant::Affected::default();
-            for change in &changes {
-                state.apply(&compiled, change, &mut affected);
+        let mut loader = Loader::new(catalog);
+        for (id, changes) in &tenants {
+            for change in changes {
+                loader.apply(id, change);
             }
-            affected.everyone = true;
-            state.recompute(&compiled, &affected, now);
-            map.insert(id, Arc::new(state));
         }
-        Snapshot {
-            revision,
-            compiled,
-            tenants: map,
-        }
+        loader.finish(revision, now)
     }
 
     /// Applies changes that were already planned (a committed change set
@@ -249,6 +240,64 @@ impl Snapshot {
     }
 }
 
+/// Builds the cache from stored records streamed one at a time (see the
+/// store's `stream`), so that no copy of the whole store is held beside it.
+/// Records are applied without noting whose grants they change (everyone
+/// is computed once, at the end), which is why they must arrive in an order
+/// where each names only what came before it.
+pub struct Loader {
+    compiled: Arc<Compiled>,
+    tenants: std::collections::BTreeMap<TenantId, TenantState>,
+    /// What every record is applied with: everyone, so nothing is noted.
+    everyone: tenant::Affected,
+}
+
+impl Loader {
+    /// An empty cache for `catalog`.
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self {
+            compiled: Arc::new(Compiled::new(catalog)),
+            tenants: std::collections::BTreeMap::new(),
+            everyone: tenant::Affected {
+                everyone: true,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Applies one stored record of `tenant`.
+    pub fn apply(&mut self, tenant: &TenantId, change: &Change) {
+        let compiled = &self.compiled;
+        let state = match self.tenants.get_mut(tenant) {
+            Some(state) => state,
+            None => self
+                .tenants
+                .entry(tenant.clone())
+                .or_insert_with(|| TenantState::new(compiled)),
+        };
+        state.apply(compiled, change, &mut self.everyone);
+    }
+
+    /// Computes everyone's grants as of `now` (each tenant on every core)
+    /// and gives the snapshot at `revision`.
+    pub fn finish(self, revision: Revision, now: Timestamp) -> Snapshot {
+        let compiled = self.compiled;
+        let tenants = self
+            .tenants
+            .into_iter()
+            .map(|(id, mut state)| {
+                state.recompute(&compiled, &self.everyone, now);
+                (id, Arc::new(state))
+            })
+            .collect();
+        Snapshot {
+            revision,
+            compiled,
+            tenants,
+        }
+    }
+}
+
 /// The cache: the snapshot readers see. One writer (the service's
 /// sequencer) replaces it; nothing else serialises writers, because nothing
 /// else writes.
@@ -274,8 +323,13 @@ impl Engine {
         tenants: Vec<(TenantId, Vec<Change>)>,
         now: Timestamp,
     ) -> Self {
+        Self::with(Snapshot::build(catalog, revision, tenants, now))
+    }
+
+    /// A cache holding `snapshot` (a store streamed through a [`Loader`]).
+    pub fn with(snapshot: Snapshot) -> Self {
         Self {
-            current: ArcSwap::from_pointee(Snapshot::build(catalog, revision, tenants, now)),
+            current: ArcSwap::from_pointee(snapshot),
         }
     }
 

@@ -72,6 +72,9 @@ pub enum Operation {
     UpdateSubject(SubjectId, SubjectUpdate),
     /// Delete a subject with its memberships and assignments.
     DeleteSubject(SubjectId),
+    /// Create a subject, or replace it whole where it exists (a bulk
+    /// import's record: loading it again changes nothing).
+    PutSubject(Subject),
     /// Create a scope.
     CreateScope(Scope),
     /// Change a scope's type or parent.
@@ -82,6 +85,8 @@ pub enum Operation {
     CreateGroup(Group),
     /// Change some of a group's fields.
     UpdateGroup(GroupId, GroupUpdate),
+    /// Create a group, or replace it whole where it exists.
+    PutGroup(Group),
     /// Delete a group with its memberships and assignments.
     DeleteGroup(GroupId),
     /// Create a custom role.
@@ -125,11 +130,15 @@ impl Operation {
     /// audit trail of a refused write, which has no changes to look at).
     pub fn principals(&self) -> Vec<Principal> {
         match self {
-            Operation::CreateSubject(s) => vec![Principal::Subject(s.id.clone())],
+            Operation::CreateSubject(s) | Operation::PutSubject(s) => {
+                vec![Principal::Subject(s.id.clone())]
+            }
             Operation::UpdateSubject(id, _) | Operation::DeleteSubject(id) => {
                 vec![Principal::Subject(id.clone())]
             }
-            Operation::CreateGroup(g) => vec![Principal::Group(g.id.clone())],
+            Operation::CreateGroup(g) | Operation::PutGroup(g) => {
+                vec![Principal::Group(g.id.clone())]
+            }
             Operation::UpdateGroup(id, _) | Operation::DeleteGroup(id) => {
                 vec![Principal::Group(id.clone())]
             }
@@ -362,6 +371,16 @@ impl Planner<'_> {
                 self.put_subject(s.clone())
             }
             Operation::UpdateSubject(id, update) => self.update_subject(id, update),
+            Operation::PutSubject(s) => {
+                let current = self.state.subjects.get(&s.id).map(|e| e.subject.clone());
+                match current {
+                    Some(old) if *old == *s => return Ok(()),
+                    // Replacing a subject is updating it, under the same rules.
+                    Some(old) if self.actor.is_some() => self.authorize_subject_update(&old, s)?,
+                    _ => {}
+                }
+                self.put_subject(s.clone())
+            }
             Operation::DeleteSubject(id) => self.delete_subject(id),
             Operation::CreateScope(s) | Operation::UpdateScope(s) if s.id.is_root() => {
                 Err(root_is_fixed())
@@ -412,6 +431,16 @@ impl Planner<'_> {
                 self.put_group(&g)
             }
             Operation::DeleteGroup(id) => self.delete_group(id),
+            Operation::PutGroup(g) => {
+                let old = self.state.groups.get(&g.id).cloned();
+                if old.as_ref().is_some_and(|old| **old == *g) {
+                    return Ok(());
+                }
+                if old.is_some_and(|old| old.condition != g.condition) {
+                    self.authorize(|a| a.group_change(&g.id, Action::Grant))?;
+                }
+                self.put_group(g)
+            }
             Operation::CreateRole(r) => {
                 if self.state.role(self.compiled, r.id.as_str()).is_some() {
                     return Err(exists("role", &r.id));
@@ -778,15 +807,10 @@ impl Planner<'_> {
                 "scope {id} is still in use: {why}"
             )))
         };
-        if let Some(child) = self.state.scopes.values().find(|s| &s.parent == id) {
-            return in_use(format!("scope {} is its child", child.id));
+        if let Some(child) = self.state.children.get(id).and_then(|c| c.get_min()) {
+            return in_use(format!("scope {child} is its child"));
         }
-        if let Some(key) = self
-            .state
-            .assignments
-            .keys()
-            .find(|k| k.target == Target::Scope(id.clone()))
-        {
+        if let Some(key) = self.state.assignments_at(&Target::Scope(id.clone())).next() {
             return in_use(describe(key));
         }
         if let Some(role) = self
@@ -797,13 +821,8 @@ impl Planner<'_> {
         {
             return in_use(format!("role {} pins a grant to it", role.role.id));
         }
-        if let Some(s) = self
-            .state
-            .subjects
-            .values()
-            .find(|s| s.subject.home_scope.as_ref() == Some(id))
-        {
-            return in_use(format!("it is the home scope of subject {}", s.subject.id));
+        if let Some(subject) = self.state.homed.get(id).and_then(|h| h.get_min()) {
+            return in_use(format!("it is the home scope of subject {subject}"));
         }
         self.emit(Change::ScopeDeleted(id.clone()));
         Ok(())
@@ -826,9 +845,7 @@ impl Planner<'_> {
         memberships.extend(own);
         keys.extend(
             self.state
-                .assignments
-                .keys()
-                .filter(|k| k.target == Target::Population(id.clone()))
+                .assignments_at(&Target::Population(id.clone()))
                 .cloned(),
         );
         self.authorize_removals(&memberships, &keys)?;

@@ -10,6 +10,7 @@ use std::ops::Bound;
 
 use imbl::OrdMap;
 
+use super::candidates::candidates;
 use super::eval::{Explanation, Place, Source};
 use super::{EngineError, Snapshot, TenantState};
 use crate::model::{Permission, ROOT_SCOPE, Reach, ScopeId, Timestamp};
@@ -200,16 +201,12 @@ impl Snapshot {
                 all
             }
         };
+        let traceable = state.traceable(&self.compiled, &entry.subject, &entry.grants);
         let mut out: Vec<EffectiveTarget> = scopes
             .into_iter()
             .map(|s| {
-                let held = state.effective_at(
-                    &self.compiled,
-                    &entry.subject,
-                    &entry.grants,
-                    Place::scope(s.as_str()),
-                    now,
-                );
+                let held =
+                    state.effective_at(&self.compiled, &traceable, Place::scope(s.as_str()), now);
                 let (subject, grants) = (&entry.subject, &entry.grants);
                 let reach =
                     |bit| state.reach(&self.compiled, subject, grants, bit, s.as_str(), now);
@@ -224,7 +221,7 @@ impl Snapshot {
             })
             .collect();
         if scope.is_none() {
-            out.extend(self.population_targets(state, entry, now));
+            out.extend(self.population_targets(state, &traceable, now));
         }
         out.retain(|t| !t.permissions.is_empty());
         // Catalog order is ladder order; the contract is name order.
@@ -248,10 +245,10 @@ impl Snapshot {
     fn population_targets(
         &self,
         state: &TenantState,
-        entry: &super::SubjectEntry,
+        traceable: &super::Traceable<'_>,
         now: Timestamp,
     ) -> Vec<EffectiveTarget> {
-        let mut groups: Vec<_> = entry
+        let mut groups: Vec<_> = traceable
             .grants
             .populations
             .iter()
@@ -269,8 +266,7 @@ impl Snapshot {
                     target_id: None,
                     below: false,
                 };
-                let held =
-                    state.effective_at(&self.compiled, &entry.subject, &entry.grants, place, now);
+                let held = state.effective_at(&self.compiled, traceable, place, now);
                 EffectiveTarget {
                     scope: None,
                     population: Some(g),
@@ -285,8 +281,9 @@ impl Snapshot {
 
     /// Who holds a permission at a place, in subject id order, after the
     /// subject id `after`, at most `limit`. Returns the holders and whether
-    /// more may follow. Scans subjects in order, so a page costs at most one
-    /// pass over the tenant's subjects.
+    /// more may follow. Checks only the subjects an assignment applying at
+    /// the place reaches (see `candidates`), so a page costs in proportion
+    /// to those, not to the tenant.
     pub fn holders(
         &self,
         tenant: &str,
@@ -301,7 +298,10 @@ impl Snapshot {
         let place = self.place(state, at)?;
         let mut holders = Vec::new();
         let mut next = None;
-        for (id, entry) in page_from(&state.subjects, after) {
+        for id in candidates(state, &self.compiled, bit, place, after) {
+            let Some(entry) = state.subjects.get(id) else {
+                continue;
+            };
             if !state.check(
                 &self.compiled,
                 &entry.subject,

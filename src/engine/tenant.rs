@@ -68,6 +68,11 @@ pub struct TenantState {
     pub subjects: OrdMap<SubjectId, SubjectEntry>,
     /// Scopes by id, the root excluded.
     pub scopes: OrdMap<ScopeId, Arc<Scope>>,
+    /// The children of each scope, the root's included (reverse of each
+    /// scope's `parent`): whether a scope may be deleted is a lookup.
+    pub children: HashMap<ScopeId, OrdSet<ScopeId>>,
+    /// The subjects whose home scope each scope is, for the same reason.
+    pub homed: HashMap<ScopeId, OrdSet<SubjectId>>,
     /// Groups by id.
     pub groups: OrdMap<GroupId, Arc<Group>>,
     /// Custom roles, compiled.
@@ -76,6 +81,10 @@ pub struct TenantState {
     pub members: HashMap<GroupId, OrdSet<Principal>>,
     /// The groups each principal is a direct member of (reverse of `members`).
     pub member_of: HashMap<Principal, OrdSet<GroupId>>,
+    /// The groups directly inside each group (the group part of
+    /// `members`): walking down nested groups without visiting their
+    /// subjects.
+    pub subgroups: HashMap<GroupId, OrdSet<GroupId>>,
     /// Compiled conditions of condition groups.
     pub conditions: HashMap<GroupId, Arc<Condition>>,
     /// The condition groups each subject satisfies; kept current on every
@@ -89,6 +98,10 @@ pub struct TenantState {
     pub by_principal: HashMap<Principal, OrdSet<AssignmentKey>>,
     /// The keys of each role's assignments.
     pub by_role: HashMap<RoleId, OrdSet<AssignmentKey>>,
+    /// The keys of the assignments at each target, so that who holds
+    /// through a population, or what a scope or group still carries, is a
+    /// lookup rather than a scan of every assignment of the tenant.
+    pub by_target: HashMap<Target, OrdSet<AssignmentKey>>,
     /// Assignments that expire, soonest first: what the expiry timer waits
     /// for, without scanning every assignment.
     pub expiring: OrdSet<(Timestamp, AssignmentKey)>,
@@ -102,6 +115,9 @@ pub struct TenantState {
 
 /// Expired assignments each tenant remembers for explanations.
 pub const MAX_RECENTLY_EXPIRED: usize = 1024;
+/// Fewest subjects per thread when grants are recomputed in parallel:
+/// below it a thread costs more than it saves.
+const PARALLEL_RECOMPUTE_MIN: usize = 4096;
 
 /// The subjects whose grants a batch of changes may have altered.
 #[derive(Debug, Default)]
@@ -117,6 +133,29 @@ pub struct Affected {
 }
 
 impl Affected {
+    /// Notes that `subject`'s grants may have changed; nothing to note once
+    /// everyone is recomputed (a start-up load never fills the sets).
+    fn note(&mut self, subject: SubjectId) {
+        if !self.everyone {
+            self.subjects.insert(subject);
+        }
+    }
+
+    /// Notes every subject a principal stands for, without walking a
+    /// group's members once everyone is recomputed.
+    fn note_principal(&mut self, state: &TenantState, principal: &Principal) {
+        if !self.everyone {
+            self.subjects.extend(state.subjects_of(principal));
+        }
+    }
+
+    /// Notes a subject whose answers, not grants, may have changed.
+    fn note_answers(&mut self, subject: SubjectId) {
+        if !self.everyone {
+            self.answers.insert(subject);
+        }
+    }
+
     /// Adds what a later change affected.
     pub fn absorb(&mut self, later: Affected) {
         self.subjects.extend(later.subjects);
@@ -154,16 +193,20 @@ impl TenantState {
             disabled: PermSet::empty(compiled.catalog.len()),
             subjects: OrdMap::new(),
             scopes: OrdMap::new(),
+            children: HashMap::new(),
+            homed: HashMap::new(),
             groups: OrdMap::new(),
             roles: OrdMap::new(),
             members: HashMap::new(),
             member_of: HashMap::new(),
+            subgroups: HashMap::new(),
             conditions: HashMap::new(),
             matched: HashMap::new(),
             matched_members: HashMap::new(),
             assignments: OrdMap::new(),
             by_principal: HashMap::new(),
             by_role: HashMap::new(),
+            by_target: HashMap::new(),
             expiring: OrdSet::new(),
             recently_expired: OrdMap::new(),
         }
@@ -185,18 +228,37 @@ impl TenantState {
     }
 
     /// Whether `scope` is `ancestor` or lies below it.
-    pub fn is_within(&self, scope: &ScopeId, ancestor: &ScopeId) -> bool {
-        let mut cur = Some(scope);
+    pub fn is_within(
+        &self,
+        scope: &(impl std::borrow::Borrow<str> + ?Sized),
+        ancestor: &(impl std::borrow::Borrow<str> + ?Sized),
+    ) -> bool {
+        let ancestor = ancestor.borrow();
+        let mut cur = Some(scope.borrow());
         // The tree is acyclic (moves that would close a cycle are refused),
         // but bound the walk by the number of scopes anyway.
         for _ in 0..=self.scopes.len() {
             match cur {
                 Some(s) if s == ancestor => return true,
-                Some(s) => cur = self.parent(s.as_str()),
+                Some(s) => cur = self.parent(s).map(ScopeId::as_str),
                 None => return false,
             }
         }
         false
+    }
+
+    /// `scope` and its ancestors up to the root, nearest first (an unknown
+    /// scope is its own chain).
+    pub fn ancestors<'a>(&'a self, scope: &'a str) -> Vec<&'a str> {
+        let mut chain = Vec::new();
+        let mut cur = Some(scope);
+        // Bounded like `is_within`.
+        for _ in 0..=self.scopes.len() {
+            let Some(s) = cur else { break };
+            chain.push(s);
+            cur = self.parent(s).map(ScopeId::as_str);
+        }
+        chain
     }
 
     /// Whether a principal exists.
@@ -265,6 +327,11 @@ impl TenantState {
         subjects
     }
 
+    /// The keys of the assignments at `target`.
+    pub fn assignments_at(&self, target: &Target) -> impl Iterator<Item = &AssignmentKey> {
+        self.by_target.get(target).into_iter().flatten()
+    }
+
     /// The subjects a principal stands for.
     pub fn subjects_of(&self, p: &Principal) -> BTreeSet<SubjectId> {
         match p {
@@ -286,8 +353,10 @@ impl TenantState {
             Change::SubjectPut(subject) => self.put_subject(subject, affected),
             Change::SubjectDeleted(id) => {
                 self.forget_expired(|k| k.principal == Principal::Subject(id.clone()));
-                affected.answers.insert(id.clone());
-                self.subjects.remove(id);
+                affected.note_answers(id.clone());
+                if let Some(old) = self.subjects.remove(id) {
+                    self.move_home(id, old.subject.home_scope.as_ref(), None);
+                }
                 self.set_matches(id, OrdSet::new());
                 affected.subjects.remove(id);
             }
@@ -296,21 +365,29 @@ impl TenantState {
                 // Pinned grants count only below their assignment's scope, so
                 // a move can change what they give: recompute everyone.
                 affected.everyone |= moved && self.scopes.contains_key(&scope.id);
-                self.scopes
+                let old = self
+                    .scopes
                     .insert(scope.id.clone(), Arc::new(scope.clone()));
+                if let Some(old) = old {
+                    remove_index(&mut self.children, &old.parent, &scope.id);
+                }
+                insert_index(&mut self.children, scope.parent.clone(), scope.id.clone());
             }
             Change::ScopeDeleted(id) => {
-                self.scopes.remove(id);
+                if let Some(old) = self.scopes.remove(id) {
+                    remove_index(&mut self.children, &old.parent, id);
+                }
             }
             Change::GroupPut(group) => self.put_group(group, affected),
             Change::GroupDeleted(id) => {
                 self.forget_expired(|k| k.principal == Principal::Group(id.clone()));
                 self.groups.remove(id);
                 self.members.remove(id);
+                self.subgroups.remove(id);
                 self.conditions.remove(id);
                 for s in self.matched_members.remove(id).into_iter().flatten() {
                     remove_index(&mut self.matched, &s, id);
-                    affected.subjects.insert(s);
+                    affected.note(s);
                 }
             }
             Change::RolePut(role) => self.put_role(compiled, role, affected),
@@ -318,17 +395,23 @@ impl TenantState {
                 self.roles.remove(id);
             }
             Change::MemberAdded(m) => {
-                affected.subjects.extend(self.subjects_of(&m.member));
+                affected.note_principal(self, &m.member);
                 insert_index(&mut self.members, m.group.clone(), m.member.clone());
                 insert_index(&mut self.member_of, m.member.clone(), m.group.clone());
+                if let Principal::Group(inner) = &m.member {
+                    insert_index(&mut self.subgroups, m.group.clone(), inner.clone());
+                }
             }
             Change::MemberRemoved(m) => {
-                affected.subjects.extend(self.subjects_of(&m.member));
+                affected.note_principal(self, &m.member);
                 remove_index(&mut self.members, &m.group, &m.member);
                 remove_index(&mut self.member_of, &m.member, &m.group);
+                if let Principal::Group(inner) = &m.member {
+                    remove_index(&mut self.subgroups, &m.group, inner);
+                }
             }
             Change::RoleAssigned(a) => {
-                affected.subjects.extend(self.subjects_of(&a.key.principal));
+                affected.note_principal(self, &a.key.principal);
                 self.forget_expiry(&a.key);
                 self.forget_expired(|k| *k == a.key);
                 if let Some(at) = a.expires_at {
@@ -340,6 +423,7 @@ impl TenantState {
                     a.key.clone(),
                 );
                 insert_index(&mut self.by_role, a.key.role.clone(), a.key.clone());
+                insert_index(&mut self.by_target, a.key.target.clone(), a.key.clone());
                 self.assignments.insert(a.key.clone(), a.clone());
             }
             Change::RoleUnassigned(key) | Change::RoleExpired(key) => {
@@ -347,10 +431,11 @@ impl TenantState {
                 if let Change::RoleExpired(_) = change {
                     self.remember_expired(key);
                 }
-                affected.subjects.extend(self.subjects_of(&key.principal));
+                affected.note_principal(self, &key.principal);
                 self.forget_expiry(key);
                 remove_index(&mut self.by_principal, &key.principal, key);
                 remove_index(&mut self.by_role, &key.role, key);
+                remove_index(&mut self.by_target, &key.target, key);
                 self.assignments.remove(key);
             }
             Change::SchemaWritten(_) => affected.everyone = true,
@@ -381,6 +466,19 @@ impl TenantState {
             .collect();
         for key in keys {
             self.recently_expired.remove(&key);
+        }
+    }
+
+    /// Keeps `homed` current when a subject's home scope changes.
+    fn move_home(&mut self, id: &SubjectId, from: Option<&ScopeId>, to: Option<&ScopeId>) {
+        if from == to {
+            return;
+        }
+        if let Some(from) = from {
+            remove_index(&mut self.homed, from, id);
+        }
+        if let Some(to) = to {
+            insert_index(&mut self.homed, to.clone(), id.clone());
         }
     }
 
@@ -429,7 +527,7 @@ impl TenantState {
     fn match_subject(&mut self, subject: &Subject, affected: &mut Affected) {
         let groups = self.condition_groups_of(subject);
         if self.matched.get(&subject.id).cloned().unwrap_or_default() != groups {
-            affected.subjects.insert(subject.id.clone());
+            affected.note(subject.id.clone());
             self.set_matches(&subject.id, groups);
         }
     }
@@ -488,10 +586,17 @@ impl TenantState {
             }
             self.set_matches(s, groups);
         }
-        affected.subjects.extend(changed);
+        for s in changed {
+            affected.note(s);
+        }
     }
 
     fn put_subject(&mut self, subject: &Subject, affected: &mut Affected) {
+        let old_home = self
+            .subjects
+            .get(&subject.id)
+            .and_then(|old| old.subject.home_scope.clone());
+        self.move_home(&subject.id, old_home.as_ref(), subject.home_scope.as_ref());
         let grants = match self.subjects.get(&subject.id) {
             Some(old) => {
                 // A new home scope changes what population holders hold
@@ -499,12 +604,12 @@ impl TenantState {
                 if old.subject.status != subject.status
                     || old.subject.home_scope != subject.home_scope
                 {
-                    affected.answers.insert(subject.id.clone());
+                    affected.note_answers(subject.id.clone());
                 }
                 old.grants.clone()
             }
             None => {
-                affected.subjects.insert(subject.id.clone());
+                affected.note(subject.id.clone());
                 Arc::new(SubjectGrants::default())
             }
         };
@@ -529,7 +634,7 @@ impl TenantState {
             .map(|k| k.principal.clone())
             .collect();
         for principal in &holders {
-            affected.subjects.extend(self.subjects_of(principal));
+            affected.note_principal(self, principal);
         }
     }
 
@@ -545,15 +650,42 @@ impl TenantState {
 
     /// Recomputes the grants of every affected subject, as of `now` (which
     /// decides whether expiring assignments still support prerequisites).
+    /// Many subjects are computed on every core: each subject's grants
+    /// depend only on the directory, which no one changes meanwhile.
     pub fn recompute(&mut self, compiled: &Compiled, affected: &Affected, now: Timestamp) {
         let ids: Vec<SubjectId> = if affected.everyone {
             self.subjects.keys().cloned().collect()
         } else {
             affected.subjects.iter().cloned().collect()
         };
-        for id in ids {
-            let grants = Arc::new(self.compute_grants(compiled, &id, now));
-            if let Some(entry) = self.subjects.get_mut(&id) {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(ids.len() / PARALLEL_RECOMPUTE_MIN)
+            .max(1);
+        let state = &*self;
+        let compute = |ids: &[SubjectId]| -> Vec<Arc<SubjectGrants>> {
+            ids.iter()
+                .map(|id| Arc::new(state.compute_grants(compiled, id, now)))
+                .collect()
+        };
+        let computed: Vec<Arc<SubjectGrants>> = if threads == 1 {
+            compute(&ids)
+        } else {
+            let per = ids.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = ids
+                    .chunks(per)
+                    .map(|part| scope.spawn(move || compute(part)))
+                    .collect();
+                parts
+                    .into_iter()
+                    // A worker panics only on a bug; carry it on here.
+                    .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        };
+        for (id, grants) in ids.iter().zip(computed) {
+            if let Some(entry) = self.subjects.get_mut(id) {
                 entry.grants = grants;
             }
         }

@@ -22,10 +22,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::engine::{self, Engine, EngineError, Operation, Snapshot};
 pub use crate::model::Origin;
-use crate::model::{AuditEntry, AuditQuery, Change, Revision, SubjectId, TenantId, Timestamp};
+use crate::model::{AuditEntry, AuditQuery, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::{self, Catalog, SchemaError};
 pub use crate::store::AuditPage;
-use crate::store::{Loaded, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::watch::{Feed, Filter, Pacing, Start, Subscription, WatchError};
 use sequencer::{Job, Reply, Sequencer};
 
@@ -215,11 +215,11 @@ impl Service {
         let store = Arc::new(store);
         store.retain(config.retain_revisions);
         store.retain_audit(config.audit_retention);
-        let loader = store.clone();
-        let loaded = tokio::task::spawn_blocking(move || loader.load())
+        let reader = store.clone();
+        let (revision, stored_schema) = tokio::task::spawn_blocking(move || reader.header())
             .await?
             .map_err(Error::Open)?;
-        let stored = match &loaded.schema {
+        let stored = match &stored_schema {
             Some(text) => Some(Arc::new(schema::load("stored schema", text)?)),
             None => None,
         };
@@ -245,13 +245,11 @@ impl Service {
                 (default.clone(), Some(default))
             }
         };
-        let revision = loaded.revision;
-        let engine = Arc::new(Engine::new(
-            start,
-            revision,
-            tenant_changes(loaded),
-            clock.now(),
-        ));
+        let reader = store.clone();
+        let now = clock.now();
+        let engine = Arc::new(
+            tokio::task::spawn_blocking(move || load(&reader, start, revision, now)).await??,
+        );
         let applied = Arc::new(watch::Sender::new(revision));
         let feed = Feed::new(config.feed_capacity, config::FEED_BUFFER_BYTES);
         let (jobs, queue) = std::sync::mpsc::sync_channel(config.write_queue.max(1));
@@ -664,21 +662,47 @@ fn check_schema_fits(catalog: &Catalog, snapshot: &Snapshot) -> Result<(), Error
     .into())
 }
 
-/// Expresses each stored tenant as the changes that would recreate it.
-fn tenant_changes(loaded: Loaded) -> Vec<(TenantId, Vec<Change>)> {
-    loaded
-        .tenants
-        .into_iter()
-        .map(|t| {
-            let changes = std::iter::once(Change::TenantPut(t.settings))
-                .chain(t.scopes.into_iter().map(Change::ScopePut))
-                .chain(t.subjects.into_iter().map(Change::SubjectPut))
-                .chain(t.groups.into_iter().map(Change::GroupPut))
-                .chain(t.roles.into_iter().map(Change::RolePut))
-                .chain(t.memberships.into_iter().map(Change::MemberAdded))
-                .chain(t.assignments.into_iter().map(Change::RoleAssigned))
-                .collect();
-            (t.id, changes)
-        })
-        .collect()
+/// Records between two progress lines of a start-up load.
+const LOAD_PROGRESS_RECORDS: u64 = 1_000_000;
+
+/// Builds the cache straight from the store's records, one at a time,
+/// logging progress; the store must still be at `revision` (nothing writes
+/// before the sequencer starts).
+fn load(
+    store: &Store,
+    catalog: Arc<Catalog>,
+    revision: Revision,
+    now: crate::model::Timestamp,
+) -> Result<Engine, Error> {
+    let started = std::time::Instant::now();
+    let mut loader = engine::Loader::new(catalog);
+    let mut records: u64 = 0;
+    let streamed = store.stream(&mut |tenant, change| {
+        loader.apply(tenant, &change);
+        records += 1;
+        if records % LOAD_PROGRESS_RECORDS == 0 {
+            tracing::info!(
+                records,
+                elapsed_ms = started.elapsed().as_millis(),
+                "loading the store"
+            );
+        }
+    })?;
+    if streamed != revision {
+        return Err(Error::Store(StoreError::Database(
+            format!("the store moved from revision {revision} to {streamed} while loading").into(),
+        )));
+    }
+    tracing::info!(
+        records,
+        elapsed_ms = started.elapsed().as_millis(),
+        "store read; computing grants"
+    );
+    let engine = Engine::with(loader.finish(revision, now));
+    tracing::info!(
+        records,
+        elapsed_ms = started.elapsed().as_millis(),
+        "cache built"
+    );
+    Ok(engine)
 }

@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Error, Service, tenant_changes};
+use super::{Error, Service};
 use crate::config;
 use crate::model::{Change, ChangeSet, Revision, TenantId};
 use crate::schema::{self, Catalog};
-use crate::store::StoreError;
+use crate::store::{Loaded, StoreError};
 use crate::watch::WatchError;
 
 /// The whole state (or some tenants'), at one revision.
@@ -216,6 +216,26 @@ fn emptied(set: ChangeSet) -> ChangeSet {
         changes: Vec::new(),
         effects: Vec::new(),
     }
+}
+
+/// Expresses each stored tenant as the changes that would recreate it, in
+/// an order where each change names only what came before it.
+fn tenant_changes(loaded: Loaded) -> Vec<(TenantId, Vec<Change>)> {
+    loaded
+        .tenants
+        .into_iter()
+        .map(|t| {
+            let changes = std::iter::once(Change::TenantPut(t.settings))
+                .chain(t.scopes.into_iter().map(Change::ScopePut))
+                .chain(t.subjects.into_iter().map(Change::SubjectPut))
+                .chain(t.groups.into_iter().map(Change::GroupPut))
+                .chain(t.roles.into_iter().map(Change::RolePut))
+                .chain(t.memberships.into_iter().map(Change::MemberAdded))
+                .chain(t.assignments.into_iter().map(Change::RoleAssigned))
+                .collect();
+            (t.id, changes)
+        })
+        .collect()
 }
 
 #[cfg(test)]

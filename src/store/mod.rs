@@ -487,6 +487,29 @@ impl Store {
         })
     }
 
+    /// The revision and the schema text of the store, for a streamed load
+    /// ([`Store::stream`]) that needs the schema before the records.
+    pub fn header(&self) -> Result<(Revision, Option<String>), StoreError> {
+        self.run(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            Ok((read_revision_of(&txn)?, read_schema(&txn)?))
+        })
+    }
+
+    /// Every stored directory record as the change that recreates it,
+    /// handed to `each` one at a time as it is decoded, without collecting
+    /// them: table by table (tenant settings, scopes, subjects, groups,
+    /// roles, memberships, assignments), each in key order, so that within
+    /// a tenant a change only names what came before it. Returns the
+    /// revision the records reflect.
+    pub fn stream(&self, each: &mut dyn FnMut(&TenantId, Change)) -> Result<Revision, StoreError> {
+        self.run(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            each_record(&txn, each)?;
+            read_revision_of(&txn)
+        })
+    }
+
     /// The latest committed revision; 0 for an empty store.
     pub fn revision(&self) -> Result<Revision, StoreError> {
         self.run(|db| {
@@ -1102,49 +1125,77 @@ fn read_revision(meta: &impl ReadableTable<&'static str, u64>) -> Result<Revisio
     Ok(Revision(stored.map_or(0, |value| value.value())))
 }
 
-/// Tenants being assembled by [`load_all`], in id order.
+/// A table keyed by (tenant id, record id).
+type PairTable = redb::TableDefinition<'static, (&'static str, &'static str), &'static [u8]>;
+
+fn read_revision_of(txn: &ReadTransaction) -> Result<Revision, StoreError> {
+    read_revision(&txn.open_table(META).map_err(db_err)?)
+}
+
+fn read_schema(txn: &ReadTransaction) -> Result<Option<String>, StoreError> {
+    Ok(txn
+        .open_table(SCHEMA)
+        .map_err(db_err)?
+        .get(SCHEMA_CURRENT)
+        .map_err(db_err)?
+        .map(|text| text.value().to_owned()))
+}
+
+fn load_all(txn: &ReadTransaction) -> Result<Loaded, StoreError> {
+    let mut tenants: BTreeMap<TenantId, TenantData> = BTreeMap::new();
+    each_record(txn, &mut |tenant, change| {
+        let t = tenants
+            .entry(tenant.clone())
+            .or_insert_with(|| TenantData::empty(tenant.clone()));
+        match change {
+            Change::TenantPut(settings) => t.settings = settings,
+            Change::ScopePut(r) => t.scopes.push(r),
+            Change::SubjectPut(r) => t.subjects.push(r),
+            Change::GroupPut(r) => t.groups.push(r),
+            Change::RolePut(r) => t.roles.push(r),
+            Change::MemberAdded(r) => t.memberships.push(r),
+            Change::RoleAssigned(r) => t.assignments.push(r),
+            // `each_record` produces no other kind.
+            _ => {}
+        }
+    })?;
+    Ok(Loaded {
+        revision: read_revision_of(txn)?,
+        schema: read_schema(txn)?,
+        tenants: tenants.into_values().collect(),
+    })
+}
+
+/// Parses tenant ids of consecutive rows, which arrive grouped by tenant:
+/// the same id is parsed (and allocated) once per run of rows.
 #[derive(Default)]
-struct TenantsBuilder {
-    tenants: BTreeMap<TenantId, TenantData>,
-    /// The id parsed for the previous row: rows arrive grouped by tenant, so
-    /// this saves parsing (and allocating) the same id once per row.
+struct TenantIds {
     last: Option<TenantId>,
 }
 
-impl TenantsBuilder {
-    fn slot(&mut self, tenant: &str) -> Result<&mut TenantData, StoreError> {
-        let id = match &self.last {
-            Some(last) if last.as_str() == tenant => last.clone(),
+impl TenantIds {
+    fn parse(&mut self, tenant: &str) -> Result<TenantId, StoreError> {
+        match &self.last {
+            Some(last) if last.as_str() == tenant => Ok(last.clone()),
             _ => {
                 let id = TenantId::try_from(tenant).map_err(|source| StoreError::InvalidKey {
                     what: "tenant",
                     source,
                 })?;
                 self.last = Some(id.clone());
-                id
+                Ok(id)
             }
-        };
-        Ok(self
-            .tenants
-            .entry(id)
-            .or_insert_with_key(|id| TenantData::empty(id.clone())))
+        }
     }
 }
 
-/// A table keyed by (tenant id, record id).
-type PairTable = redb::TableDefinition<'static, (&'static str, &'static str), &'static [u8]>;
-
-fn load_all(txn: &ReadTransaction) -> Result<Loaded, StoreError> {
-    let meta = txn.open_table(META).map_err(db_err)?;
-    let revision = read_revision(&meta)?;
-    let schema = txn
-        .open_table(SCHEMA)
-        .map_err(db_err)?
-        .get(SCHEMA_CURRENT)
-        .map_err(db_err)?
-        .map(|text| text.value().to_owned());
-
-    let mut tenants = TenantsBuilder::default();
+/// Hands every directory record to `each`, in the order [`Store::stream`]
+/// documents.
+fn each_record(
+    txn: &ReadTransaction,
+    each: &mut dyn FnMut(&TenantId, Change),
+) -> Result<(), StoreError> {
+    let mut ids = TenantIds::default();
     for row in txn
         .open_table(TENANTS)
         .map_err(db_err)?
@@ -1152,17 +1203,13 @@ fn load_all(txn: &ReadTransaction) -> Result<Loaded, StoreError> {
         .map_err(db_err)?
     {
         let (key, value) = row.map_err(db_err)?;
-        tenants.slot(key.value())?.settings = codec::decode("tenant settings", value.value())?;
+        let settings = codec::decode("tenant settings", value.value())?;
+        each(&ids.parse(key.value())?, Change::TenantPut(settings));
     }
-    load_pairs(txn, SUBJECTS, "subject", &mut tenants, |t, r| {
-        t.subjects.push(r)
-    })?;
-    load_pairs(txn, SCOPES, "scope", &mut tenants, |t, r| t.scopes.push(r))?;
-    load_pairs(txn, GROUPS, "group", &mut tenants, |t, r| t.groups.push(r))?;
-    load_pairs(txn, ROLES, "role", &mut tenants, |t, r| t.roles.push(r))?;
-    load_pairs(txn, ASSIGNMENTS, "assignment", &mut tenants, |t, r| {
-        t.assignments.push(r);
-    })?;
+    each_pair(txn, SCOPES, "scope", &mut ids, each, Change::ScopePut)?;
+    each_pair(txn, SUBJECTS, "subject", &mut ids, each, Change::SubjectPut)?;
+    each_pair(txn, GROUPS, "group", &mut ids, each, Change::GroupPut)?;
+    each_pair(txn, ROLES, "role", &mut ids, each, Change::RolePut)?;
     for row in txn
         .open_table(MEMBERSHIPS)
         .map_err(db_err)?
@@ -1172,21 +1219,25 @@ fn load_all(txn: &ReadTransaction) -> Result<Loaded, StoreError> {
         let (key, value) = row.map_err(db_err)?;
         let (tenant, _, _) = key.value();
         let membership = codec::decode("membership", value.value())?;
-        tenants.slot(tenant)?.memberships.push(membership);
+        each(&ids.parse(tenant)?, Change::MemberAdded(membership));
     }
-    Ok(Loaded {
-        revision,
-        schema,
-        tenants: tenants.tenants.into_values().collect(),
-    })
+    each_pair(
+        txn,
+        ASSIGNMENTS,
+        "assignment",
+        &mut ids,
+        each,
+        Change::RoleAssigned,
+    )
 }
 
-fn load_pairs<T: DeserializeOwned>(
+fn each_pair<T: DeserializeOwned>(
     txn: &ReadTransaction,
     table: PairTable,
     what: &'static str,
-    tenants: &mut TenantsBuilder,
-    push: impl Fn(&mut TenantData, T),
+    ids: &mut TenantIds,
+    each: &mut dyn FnMut(&TenantId, Change),
+    change: fn(T) -> Change,
 ) -> Result<(), StoreError> {
     for row in txn
         .open_table(table)
@@ -1197,7 +1248,7 @@ fn load_pairs<T: DeserializeOwned>(
         let (key, value) = row.map_err(db_err)?;
         let (tenant, _) = key.value();
         let record = codec::decode(what, value.value())?;
-        push(tenants.slot(tenant)?, record);
+        each(&ids.parse(tenant)?, change(record));
     }
     Ok(())
 }
