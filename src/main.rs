@@ -23,6 +23,7 @@ fn main() -> ExitCode {
             | Command::Schema(_)
             | Command::Query(_)
             | Command::Export(_)
+            | Command::Backup(_)
     ) {
         "warn"
     } else {
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Command::Token(command) => authzd::cli::token_command(command),
         Command::Query(command) => block_on(authzd::cli::query::command(command)),
         Command::Export(args) => block_on(authzd::cli::tenant_file::export_command(args)),
+        Command::Backup(args) => block_on(authzd::cli::backup::command(args)),
     };
     if ok {
         ExitCode::SUCCESS

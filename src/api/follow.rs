@@ -37,7 +37,7 @@ const LAG_TICK: Duration = Duration::from_millis(200);
 const LAG_LOG_EVERY: Duration = Duration::from_secs(30);
 /// Largest replication message a replica accepts: a single committed write
 /// travels whole, and may be larger than a request.
-const MAX_REPLICATION_MESSAGE_BYTES: usize = 64 << 20;
+pub const MAX_REPLICATION_MESSAGE_BYTES: usize = 64 << 20;
 
 /// How far behind the primary the replica is.
 #[derive(Debug, Default)]
@@ -236,7 +236,7 @@ impl Follower {
                 Ok(Ok(Some(reply))) => reply,
             };
             if reply.record_format != RECORD_FORMAT {
-                return unknown_format(reply.record_format);
+                return Ending::Retry(unknown_format(reply.record_format));
             }
             let sets = match decode_all::<ChangeSet>(&reply.entries) {
                 Ok(sets) => sets,
@@ -273,34 +273,13 @@ impl Follower {
             .await
             .map_err(|s| ending(&s))?
             .into_inner();
-        let mut export: Option<Export> = None;
-        let mut records = 0usize;
-        loop {
-            let chunk = match tokio::time::timeout(SILENCE, stream.message()).await {
-                Err(_) => {
-                    return Err(Ending::Retry(format!(
-                        "the snapshot stalled for {SILENCE:?}"
-                    )));
-                }
-                Ok(Err(status)) => return Err(ending(&status)),
-                Ok(Ok(None)) => {
-                    return Err(Ending::Retry(
-                        "the snapshot ended before its last chunk".into(),
-                    ));
-                }
-                Ok(Ok(Some(chunk))) => chunk,
-            };
-            if chunk.record_format != RECORD_FORMAT {
-                return Err(unknown_format(chunk.record_format));
-            }
-            let done = chunk.done;
-            records += chunk.records.len();
-            add_chunk(&mut export, chunk).map_err(Ending::Retry)?;
-            if done {
-                break;
-            }
-        }
-        let export = export.ok_or_else(|| Ending::Retry("the snapshot was empty".into()))?;
+        let (export, records) =
+            receive_snapshot(&mut stream)
+                .await
+                .map_err(|failure| match failure {
+                    SnapshotFailure::Status(status) => ending(&status),
+                    SnapshotFailure::Broken(why) => Ending::Retry(why),
+                })?;
         let tenants = export.tenants.len();
         let revision = self
             .service
@@ -312,10 +291,64 @@ impl Follower {
     }
 }
 
-fn unknown_format(found: u32) -> Ending {
-    Ending::Retry(format!(
-        "the primary sends record format {found}; this build reads only format {RECORD_FORMAT}"
-    ))
+/// Why receiving a snapshot stopped.
+#[derive(Debug)]
+pub enum SnapshotFailure {
+    /// The primary ended the stream with this status.
+    Status(tonic::Status),
+    /// The stream broke off, stalled, or carried what this build cannot
+    /// read.
+    Broken(String),
+}
+
+impl std::fmt::Display for SnapshotFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotFailure::Status(s) => write!(f, "{:?}: {}", s.code(), s.message()),
+            SnapshotFailure::Broken(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Reads a `Snapshot` stream to its last chunk: the state it carries and
+/// how many records it held. Used by a replica's bootstrap and by
+/// `authzd backup`.
+pub async fn receive_snapshot(
+    stream: &mut tonic::Streaming<pb::SnapshotReply>,
+) -> Result<(Export, usize), SnapshotFailure> {
+    let mut export: Option<Export> = None;
+    let mut records = 0usize;
+    loop {
+        let chunk = match tokio::time::timeout(SILENCE, stream.message()).await {
+            Err(_) => {
+                return Err(SnapshotFailure::Broken(format!(
+                    "the snapshot stalled for {SILENCE:?}"
+                )));
+            }
+            Ok(Err(status)) => return Err(SnapshotFailure::Status(status)),
+            Ok(Ok(None)) => {
+                return Err(SnapshotFailure::Broken(
+                    "the snapshot ended before its last chunk".into(),
+                ));
+            }
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        if chunk.record_format != RECORD_FORMAT {
+            return Err(SnapshotFailure::Broken(unknown_format(chunk.record_format)));
+        }
+        let done = chunk.done;
+        records += chunk.records.len();
+        add_chunk(&mut export, chunk).map_err(SnapshotFailure::Broken)?;
+        if done {
+            break;
+        }
+    }
+    let export = export.ok_or_else(|| SnapshotFailure::Broken("the snapshot was empty".into()))?;
+    Ok((export, records))
+}
+
+fn unknown_format(found: u32) -> String {
+    format!("the primary sends record format {found}; this build reads only format {RECORD_FORMAT}")
 }
 
 fn decode_all<T: serde::de::DeserializeOwned>(records: &[Vec<u8>]) -> Result<Vec<T>, String> {

@@ -30,7 +30,7 @@ mod watch;
 pub use access::AccessApi;
 pub use audit::AuditApi;
 pub use directory::DirectoryApi;
-pub use follow::Follower;
+pub use follow::{Follower, MAX_REPLICATION_MESSAGE_BYTES, SnapshotFailure, receive_snapshot};
 pub use forward::{REVISION_HEADER, WriteLayer};
 pub use guard::CallerLayer;
 pub use health::HealthApi;

@@ -2,6 +2,7 @@
 //! new`, and how the binary logs. Parses arguments into a validated [`Config`]; must not talk to redb
 //! directly.
 
+pub mod backup;
 pub mod bench;
 pub mod client;
 pub mod config_file;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Work with caller tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Copy a running server's store, consistently at one revision, into a
+    /// data folder `serve --data` opens.
+    Backup(backup::BackupArgs),
     /// Write a tenant of a running server as JSON (for `authzd import`).
     Export(tenant_file::ExportArgs),
     /// Ask a running server (check, who, what, watch).

@@ -10,7 +10,7 @@
 //! about protobuf or tonic.
 
 mod replica;
-pub use replica::{Export, Tenants, decode_record, encode_record};
+pub use replica::{Export, Tenants, decode_record, encode_record, write_backup};
 mod sequencer;
 
 use std::sync::mpsc::{SyncSender, TrySendError};

@@ -15,7 +15,7 @@ use super::{Error, Service};
 use crate::config;
 use crate::model::{Change, ChangeSet, Revision, TenantId};
 use crate::schema::{self, Catalog};
-use crate::store::{Loaded, StoreError};
+use crate::store::{Loaded, Store, StoreError};
 use crate::watch::WatchError;
 
 /// The whole state (or some tenants'), at one revision.
@@ -28,6 +28,27 @@ pub struct Export {
     /// Each tenant's records, as the changes that recreate it, in an order
     /// that applies as it comes.
     pub tenants: Vec<(TenantId, Vec<Change>)>,
+}
+
+/// Writes `export` as a new store in `dir` (which must hold none): a
+/// backup any server can open with `--data`. Blocks; call off the async
+/// workers.
+pub fn write_backup(dir: &std::path::Path, export: &Export) -> Result<(), Error> {
+    let store = Store::open(dir).map_err(Error::Open)?;
+    let existing = store.revision()?;
+    if existing != Revision(0) {
+        store.close();
+        return Err(Error::InvalidArgument {
+            field: "--out".into(),
+            reason: format!(
+                "{} already holds a store (at revision {existing})",
+                dir.display()
+            ),
+        });
+    }
+    let written = store.replace_all(export.revision, &export.schema, &export.tenants);
+    store.close();
+    Ok(written?)
 }
 
 /// Which tenants a replica holds.
