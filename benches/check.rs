@@ -11,7 +11,6 @@ mod common;
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use authzd::cli::bench::dataset::{Dataset, Rng};
 use authzd::engine::{At, Question as Ask, Snapshot};
@@ -112,9 +111,7 @@ fn bench_check(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = common::criterion();
     targets = bench_check
 }
 criterion_main!(benches);

@@ -22,7 +22,6 @@
 mod common;
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use authzd::cli::bench::dataset::Dataset;
 use authzd::engine::{At, Operation, Precondition, Snapshot, plan};
@@ -160,9 +159,7 @@ fn bench_scale(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = common::criterion();
     targets = bench_scale
 }
 criterion_main!(benches);

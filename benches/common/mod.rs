@@ -118,3 +118,11 @@ pub fn engine(data: &Dataset) -> Engine {
         Timestamp(0),
     )
 }
+
+/// The measurement settings both benches share: short warm-up and
+/// measurement, so a full run fits a CI-sized machine.
+pub fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3))
+}
