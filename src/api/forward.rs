@@ -17,7 +17,7 @@ use http::{HeaderValue, Request, Response};
 use tonic::body::Body;
 use tonic::transport::Channel;
 
-use super::guard::is_write;
+use super::guard::needs_primary;
 use crate::model::Revision;
 use crate::service::{Error, Service};
 
@@ -73,7 +73,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let write = is_write(request.uri().path());
+        let write = needs_primary(request.uri().path());
         let service = self.layer.service.clone();
         if let (true, Some(primary)) = (write, &self.layer.primary) {
             let primary = primary.clone();

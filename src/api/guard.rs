@@ -153,7 +153,7 @@ pub static RPCS: &[Rpc] = &[
 /// Whether a request path names an RPC that needs more than a read token:
 /// what a replica forwards to its primary (its writes, and the audit
 /// listing, whose trail the primary holds).
-pub fn is_write(path: &str) -> bool {
+pub fn needs_primary(path: &str) -> bool {
     route(path).is_some_and(|rpc| rpc.needs != Kind::Read)
 }
 
