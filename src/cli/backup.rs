@@ -69,9 +69,8 @@ async fn run(args: &BackupArgs) -> Result<String, String> {
     let revision = export.revision;
     let tenants = export.tenants.len();
     let out = args.out.clone();
-    tokio::task::spawn_blocking(move || write_backup(&out, &export))
+    write_backup(&out, export)
         .await
-        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     Ok(format!(
         "backed up revision {revision} ({tenants} tenants, {records} records) to {}; serve it with `authzd serve --data {}`",

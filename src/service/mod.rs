@@ -5,9 +5,10 @@
 //! publishes to cache and feed, and replies, in revision order; an RPC only
 //! submits its write and awaits the reply, so a client that goes away can
 //! never leave a write half-applied. Reads never wait for writes: they take
-//! the cache's current snapshot. Blocking and CPU-heavy work (redb reads,
-//! schema parsing, big listings) runs off the async workers. Must not know
-//! about protobuf or tonic.
+//! the cache's current snapshot. The store is reached only through the
+//! [`Datastore`] trait; CPU-heavy work (the start-up load, schema parsing,
+//! big listings) runs off the async workers. Must not know about protobuf or
+//! tonic, nor which backend the store is.
 
 mod replica;
 pub use replica::{Export, Tenants, decode_record, encode_record, write_backup};
@@ -25,7 +26,7 @@ pub use crate::model::Origin;
 use crate::model::{AuditEntry, AuditQuery, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::{self, Catalog, SchemaError};
 pub use crate::store::AuditPage;
-use crate::store::{Store, StoreError};
+use crate::store::{self as storage, Datastore, SnapshotStream, StoreError};
 use crate::watch::{Feed, Filter, Pacing, Start, Subscription, WatchError};
 use sequencer::{Job, Reply, Sequencer};
 
@@ -166,7 +167,7 @@ pub struct Service {
 struct Inner {
     /// Shared with the sequencer, which alone writes it; reads (feed replay,
     /// retention) go to it directly.
-    store: Arc<Store>,
+    store: Arc<dyn Datastore>,
     /// The cache; the sequencer alone publishes to it.
     engine: Arc<Engine>,
     feed: Feed,
@@ -208,18 +209,12 @@ impl Service {
             Some(path) => Some(Arc::new(schema::load_file(path)?)),
             None => None,
         };
-        let dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
-            .await?
-            .map_err(Error::Open)?;
-        let store = Arc::new(store);
+        let store = storage::open(&config.data_dir).await.map_err(Error::Open)?;
         store.retain(config.retain_revisions);
         store.retain_audit(config.audit_retention);
-        let reader = store.clone();
-        let (revision, stored_schema) = tokio::task::spawn_blocking(move || reader.header())
-            .await?
-            .map_err(Error::Open)?;
-        let stored = match &stored_schema {
+        let snapshot = store.snapshot().await.map_err(Error::Open)?;
+        let revision = snapshot.revision;
+        let stored = match &snapshot.schema {
             Some(text) => Some(Arc::new(schema::load("stored schema", text)?)),
             None => None,
         };
@@ -245,16 +240,15 @@ impl Service {
                 (default.clone(), Some(default))
             }
         };
-        let reader = store.clone();
         let now = clock.now();
-        let engine = Arc::new(
-            tokio::task::spawn_blocking(move || load(&reader, start, revision, now)).await??,
-        );
+        let engine =
+            Arc::new(tokio::task::spawn_blocking(move || load(snapshot, start, now)).await??);
         let applied = Arc::new(watch::Sender::new(revision));
         let feed = Feed::new(config.feed_capacity, config::FEED_BUFFER_BYTES);
         let (jobs, queue) = std::sync::mpsc::sync_channel(config.write_queue.max(1));
         let sequencer = Sequencer {
             store: store.clone(),
+            runtime: tokio::runtime::Handle::current(),
             engine: engine.clone(),
             feed: feed.clone(),
             applied: applied.clone(),
@@ -449,16 +443,17 @@ impl Service {
         }
     }
 
-    /// A page of the audit trail, newest first (see [`Store::audit_page`]):
+    /// A page of the audit trail, newest first (see [`Datastore::audit_page`]):
     /// at most `limit` matching entries, having examined at most
     /// [`config::MAX_AUDIT_SCANNED`].
     pub async fn audit_page(&self, query: AuditQuery, limit: usize) -> Result<AuditPage, Error> {
         // Refusals queued before this call are committed first.
         self.submit(|reply| Job::Flush { reply }).await?;
-        let store = self.inner.store.clone();
         let page = self
-            .off_runtime(move || store.audit_page(&query, limit, config::MAX_AUDIT_SCANNED))
-            .await??;
+            .inner
+            .store
+            .audit_page(query, limit, config::MAX_AUDIT_SCANNED)
+            .await?;
         Ok(page)
     }
 
@@ -467,13 +462,11 @@ impl Service {
     /// events for it would let a subscriber checkpoint past real revisions
     /// later); so is one before the retained changelog.
     pub async fn watch(&self, filter: Filter, start: Start) -> Result<Subscription, Error> {
-        let store = self.inner.store.clone();
+        let store = &self.inner.store;
         // Read at subscription time, so a revision committed between a
         // client's write reply and its Watch counts as written.
-        let (oldest, latest) = tokio::task::spawn_blocking(move || {
-            Ok::<_, StoreError>((store.oldest_retained()?, store.revision()?))
-        })
-        .await??;
+        let oldest = store.oldest_retained().await?;
+        let latest = store.revision().await?;
         let after = match start {
             Start::After(after) if after > latest => {
                 return Err(WatchError::Ahead {
@@ -498,23 +491,19 @@ impl Service {
         let replay = move |from: Revision| {
             let store = store.clone();
             async move {
-                let page = tokio::task::spawn_blocking(move || {
-                    store.changes_within(from, config::REPLAY_PAGE, config::REPLAY_PAGE_BYTES)
-                })
-                .await
-                .map_err(|_| WatchError::Replay)?
-                .map_err(|e| {
-                    tracing::error!(error = %e, "changelog replay failed");
-                    WatchError::Replay
-                })?;
-                // Pruning may have overtaken a slow replay: never skip ahead.
-                match page.first() {
-                    Some(first) if first.revision != from.next() => Err(WatchError::TooOld {
-                        requested: from,
-                        oldest: first.revision,
-                    }),
-                    _ => Ok(page),
-                }
+                store
+                    .changes_after(from, config::REPLAY_PAGE, config::REPLAY_PAGE_BYTES)
+                    .await
+                    .map_err(|e| match changelog_error(e) {
+                        // Pruning may have overtaken a slow replay: never
+                        // skip ahead.
+                        Error::Watch(e) => e,
+                        Error::Store(e) => {
+                            tracing::error!(error = %e, "changelog replay failed");
+                            WatchError::Replay
+                        }
+                        _ => WatchError::Replay,
+                    })
             }
         };
         let pacing = Pacing {
@@ -561,7 +550,6 @@ impl Service {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let store = self.inner.store.clone();
         let stopped = tokio::task::spawn_blocking(move || {
             // Blocks only while the queue is full, which the sequencer is
             // draining.
@@ -571,12 +559,12 @@ impl Service {
                     tracing::error!("the write sequencer panicked");
                 }
             }
-            store.close();
         })
         .await;
         if let Err(e) = stopped {
             tracing::error!(error = %e, "stopping the write sequencer failed");
         }
+        self.inner.store.close().await;
     }
 
     /// The expiry timer: sleeps until the soonest assignment expiry (or
@@ -603,6 +591,20 @@ impl Service {
                 _ = async { closing.wait_for(|c| *c).await.is_ok() } => return,
             }
         }
+    }
+}
+
+/// A failed changelog read as the service's error: revisions pruned past
+/// the reader's are the feed's `TooOld` (resync from a snapshot), anything
+/// else a storage failure.
+fn changelog_error(e: StoreError) -> Error {
+    match e {
+        StoreError::Pruned { after, oldest } => WatchError::TooOld {
+            requested: after,
+            oldest,
+        }
+        .into(),
+        e => Error::Store(e),
     }
 }
 
@@ -665,33 +667,31 @@ fn check_schema_fits(catalog: &Catalog, snapshot: &Snapshot) -> Result<(), Error
 /// Records between two progress lines of a start-up load.
 const LOAD_PROGRESS_RECORDS: u64 = 1_000_000;
 
-/// Builds the cache straight from the store's records, one at a time,
-/// logging progress; the store must still be at `revision` (nothing writes
-/// before the sequencer starts).
+/// Builds the cache straight from the store's snapshot, a batch at a time,
+/// logging progress. Runs on the blocking pool: it waits for each batch
+/// there, so the async workers stay free.
 fn load(
-    store: &Store,
+    mut snapshot: SnapshotStream,
     catalog: Arc<Catalog>,
-    revision: Revision,
     now: crate::model::Timestamp,
 ) -> Result<Engine, Error> {
     let started = std::time::Instant::now();
+    let runtime = tokio::runtime::Handle::current();
+    let revision = snapshot.revision;
     let mut loader = engine::Loader::new(catalog);
     let mut records: u64 = 0;
-    let streamed = store.stream(&mut |tenant, change| {
-        loader.apply(tenant, &change);
-        records += 1;
-        if records % LOAD_PROGRESS_RECORDS == 0 {
-            tracing::info!(
-                records,
-                elapsed_ms = started.elapsed().as_millis(),
-                "loading the store"
-            );
+    while let Some(batch) = runtime.block_on(snapshot.next_batch()) {
+        for (tenant, change) in batch? {
+            loader.apply(&tenant, &change);
+            records += 1;
+            if records % LOAD_PROGRESS_RECORDS == 0 {
+                tracing::info!(
+                    records,
+                    elapsed_ms = started.elapsed().as_millis(),
+                    "loading the store"
+                );
+            }
         }
-    })?;
-    if streamed != revision {
-        return Err(Error::Store(StoreError::Database(
-            format!("the store moved from revision {revision} to {streamed} while loading").into(),
-        )));
     }
     tracing::info!(
         records,

@@ -15,7 +15,7 @@ use super::{Error, Service};
 use crate::config;
 use crate::model::{Change, ChangeSet, Revision, TenantId};
 use crate::schema::{self, Catalog};
-use crate::store::{Loaded, Store, StoreError};
+use crate::store::{self as storage, TenantRecords};
 use crate::watch::WatchError;
 
 /// The whole state (or some tenants'), at one revision.
@@ -27,28 +27,33 @@ pub struct Export {
     pub schema: String,
     /// Each tenant's records, as the changes that recreate it, in an order
     /// that applies as it comes.
-    pub tenants: Vec<(TenantId, Vec<Change>)>,
+    pub tenants: TenantRecords,
 }
 
 /// Writes `export` as a new store in `dir` (which must hold none): a
-/// backup any server can open with `--data`. Blocks; call off the async
-/// workers.
-pub fn write_backup(dir: &std::path::Path, export: &Export) -> Result<(), Error> {
-    let store = Store::open(dir).map_err(Error::Open)?;
-    let existing = store.revision()?;
-    if existing != Revision(0) {
-        store.close();
-        return Err(Error::InvalidArgument {
+/// backup any server can open with `--data`.
+pub async fn write_backup(dir: &std::path::Path, export: Export) -> Result<(), Error> {
+    let store = storage::open(dir).await.map_err(Error::Open)?;
+    let existing = store.revision().await;
+    let written = match existing {
+        Ok(Revision(0)) => {
+            let tenants = Arc::new(export.tenants);
+            store
+                .replace_all(export.revision, export.schema, tenants)
+                .await
+                .map_err(Error::Store)
+        }
+        Ok(existing) => Err(Error::InvalidArgument {
             field: "--out".into(),
             reason: format!(
                 "{} already holds a store (at revision {existing})",
                 dir.display()
             ),
-        });
-    }
-    let written = store.replace_all(export.revision, &export.schema, &export.tenants);
-    store.close();
-    Ok(written?)
+        }),
+        Err(e) => Err(Error::Store(e)),
+    };
+    store.close().await;
+    written
 }
 
 /// Which tenants a replica holds.
@@ -85,14 +90,15 @@ impl Service {
     /// The state of `tenants` at the store's latest revision, read in one
     /// transaction.
     pub async fn export(&self, tenants: Tenants) -> Result<Export, Error> {
-        let store = self.inner.store.clone();
-        let loaded = tokio::task::spawn_blocking(move || store.load()).await??;
-        let revision = loaded.revision;
-        let schema = loaded
+        let snapshot = self.inner.store.snapshot().await?;
+        let revision = snapshot.revision;
+        let schema = snapshot
             .schema
             .clone()
             .unwrap_or_else(|| schema::DEFAULT_SCHEMA.to_string());
-        let tenants = tenant_changes(loaded)
+        let tenants = snapshot
+            .collect()
+            .await?
             .into_iter()
             .filter(|(id, _)| tenants.holds(id))
             .collect();
@@ -113,17 +119,8 @@ impl Service {
         after: Revision,
         tenants: &Tenants,
     ) -> Result<Vec<ChangeSet>, Error> {
-        let store = self.inner.store.clone();
-        let (latest, page) = tokio::task::spawn_blocking(move || {
-            let latest = store.revision()?;
-            let page = store.changes_within(
-                after,
-                config::REPLAY_PAGE,
-                config::REPLICATION_MESSAGE_BYTES,
-            )?;
-            Ok::<_, StoreError>((latest, page))
-        })
-        .await??;
+        let store = &self.inner.store;
+        let latest = store.revision().await?;
         if after > latest {
             return Err(WatchError::Ahead {
                 requested: after,
@@ -131,24 +128,14 @@ impl Service {
             }
             .into());
         }
-        match page.first() {
-            Some(first) if first.revision != after.next() => {
-                return Err(WatchError::TooOld {
-                    requested: after,
-                    oldest: first.revision,
-                }
-                .into());
-            }
-            // Everything up to `latest` was pruned past `after`.
-            None if after < latest => {
-                return Err(WatchError::TooOld {
-                    requested: after,
-                    oldest: latest.next(),
-                }
-                .into());
-            }
-            _ => {}
-        }
+        let page = store
+            .changes_after(
+                after,
+                config::REPLAY_PAGE,
+                config::REPLICATION_MESSAGE_BYTES,
+            )
+            .await
+            .map_err(super::changelog_error)?;
         Ok(page
             .into_iter()
             .map(|set| match &set.tenant {
@@ -237,26 +224,6 @@ fn emptied(set: ChangeSet) -> ChangeSet {
         changes: Vec::new(),
         effects: Vec::new(),
     }
-}
-
-/// Expresses each stored tenant as the changes that would recreate it, in
-/// an order where each change names only what came before it.
-fn tenant_changes(loaded: Loaded) -> Vec<(TenantId, Vec<Change>)> {
-    loaded
-        .tenants
-        .into_iter()
-        .map(|t| {
-            let changes = std::iter::once(Change::TenantPut(t.settings))
-                .chain(t.scopes.into_iter().map(Change::ScopePut))
-                .chain(t.subjects.into_iter().map(Change::SubjectPut))
-                .chain(t.groups.into_iter().map(Change::GroupPut))
-                .chain(t.roles.into_iter().map(Change::RolePut))
-                .chain(t.memberships.into_iter().map(Change::MemberAdded))
-                .chain(t.assignments.into_iter().map(Change::RoleAssigned))
-                .collect();
-            (t.id, changes)
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@
 //!
 //! Writes that queue up while a commit is in flight form the next group:
 //! each is planned on the state the ones before it leave, and the group is
-//! committed in one redb transaction and one fsync, each write keeping its
-//! own revision and changelog entry. A write refused by the planner is
+//! committed as one store transaction (one fsync), each write keeping its
+//! own revision and changelog entry. The store is async; the sequencer's
+//! thread waits on its calls through the runtime's handle, which is what
+//! makes this thread, and no tokio worker, the one that blocks. A write refused by the planner is
 //! answered and leaves the others alone. A group holds at most
 //! [`config::MAX_GROUP_WRITES`] writes and about
 //! [`config::MAX_GROUP_BYTES`] of changelog (a single larger write commits
@@ -34,7 +36,7 @@ use crate::engine::EngineError;
 use crate::engine::{self, Engine, Snapshot};
 use crate::model::{AuditEntry, AuditKey, AuditOutcome, Change, Revision, TenantId};
 use crate::schema::Catalog;
-use crate::store::{CommitOutcome, PendingWrite, Store, StoreError};
+use crate::store::{self, CommitOutcome, Datastore, PendingWrite, StoreError};
 use crate::watch::Feed;
 
 /// Where a job's answer goes. The receiver may be gone (the client gave
@@ -84,7 +86,9 @@ pub(super) enum Job {
 /// What the sequencer owns: the only handle that writes the store, and the
 /// only writer of the cache and the feed.
 pub(super) struct Sequencer {
-    pub(super) store: Arc<Store>,
+    pub(super) store: Arc<dyn Datastore>,
+    /// The runtime the store's futures run on, waited on from this thread.
+    pub(super) runtime: tokio::runtime::Handle,
     pub(super) engine: Arc<Engine>,
     pub(super) feed: Feed,
     pub(super) applied: Arc<watch::Sender<Revision>>,
@@ -380,7 +384,10 @@ impl Sequencer {
             if let Some(index) = group.keys.get(&(Some(tenant.clone()), key.clone())) {
                 return Planned::Answer(Answer::Unchanged(Some(*index)));
             }
-            match self.store.idempotent_revision(Some(tenant), key) {
+            let known = self
+                .store
+                .idempotent_revision(Some(tenant.clone()), key.clone());
+            match self.runtime.block_on(known) {
                 Ok(Some(revision)) => return Planned::Answer(Answer::Earlier(revision)),
                 Ok(None) => {}
                 Err(e) => return Planned::Answer(Answer::Refused(Error::Store(e))),
@@ -509,16 +516,21 @@ impl Sequencer {
     fn install(&self, group: &mut Group, snapshot: Installed, reply: Reply) {
         self.commit(group);
         let Installed { export, catalog } = snapshot;
-        let stored = self
-            .store
-            .replace_all(export.revision, catalog.source(), &export.tenants);
+        let revision = export.revision;
+        let tenants = Arc::new(export.tenants);
+        let stored = self.runtime.block_on(self.store.replace_all(
+            revision,
+            catalog.source().to_string(),
+            tenants.clone(),
+        ));
         if let Err(e) = stored {
             tracing::error!(error = %e, "installing a snapshot failed; the replica keeps its state");
             send(Some(reply), Err(Error::Store(e)));
             return;
         }
-        let revision = export.revision;
-        let next = Snapshot::build(catalog, revision, export.tenants, self.clock.now());
+        // The store has let go of its share by now, so this rarely copies.
+        let tenants = Arc::unwrap_or_clone(tenants);
+        let next = Snapshot::build(catalog, revision, tenants, self.clock.now());
         self.engine.publish(next);
         self.applied.send_replace(revision);
         *group = Group::new(&self.engine.snapshot());
@@ -533,16 +545,17 @@ impl Sequencer {
         let fresh = Group::new(&group.working);
         let finished = std::mem::replace(group, fresh);
         let started = std::time::Instant::now();
+        let writes = finished.writes.len();
         let result = if finished.writes.is_empty() && finished.denied.is_empty() {
             Ok(Vec::new())
         } else {
-            self.store_group(finished.base, &finished.writes, &finished.denied)
+            self.store_group(finished.base, finished.writes, finished.denied)
         };
         let took = started.elapsed();
         let sets = match result {
             Ok(sets) => sets,
             Err(e) => {
-                tracing::error!(error = %e, writes = finished.writes.len(), "a write group failed; nothing of it was applied");
+                tracing::error!(error = %e, writes, "a write group failed; nothing of it was applied");
                 let failure = e.to_string();
                 for (reply, answer) in finished.answers {
                     let result = match answer {
@@ -603,10 +616,11 @@ impl Sequencer {
     fn store_group(
         &self,
         base: Revision,
-        writes: &[PendingWrite],
-        denied: &[AuditEntry],
+        writes: Vec<PendingWrite>,
+        denied: Vec<AuditEntry>,
     ) -> Result<Vec<crate::model::ChangeSet>, StoreError> {
-        match self.store.commit_audited(writes, denied) {
+        let count = writes.len();
+        match self.runtime.block_on(self.store.commit_group(writes, denied)) {
             Ok(outcomes) => Ok(outcomes
                 .into_iter()
                 .filter_map(|o| match o {
@@ -621,8 +635,10 @@ impl Sequencer {
                 .collect()),
             Err(StoreError::CommitUncertain(e)) => {
                 tracing::error!(error = %e, "commit outcome unknown; re-reading the changelog");
-                let landed = self.store.changes_after(base, writes.len())?;
-                if landed.len() == writes.len() {
+                let landed = self
+                    .runtime
+                    .block_on(self.store.changes_after(base, count, usize::MAX))?;
+                if landed.len() == count {
                     Ok(landed)
                 } else {
                     Err(StoreError::CommitUncertain("the write did not land".into()))
@@ -695,7 +711,7 @@ fn plan_replicated(group: &Group, replicated: &Replicated) -> Planned {
 
 /// Wraps a write that passed planning, measuring its changelog entry.
 fn admit(write: PendingWrite, next: Snapshot) -> Planned {
-    match Store::entry_bytes(&write) {
+    match store::entry_bytes(&write) {
         Ok(bytes) => Planned::Admitted(Box::new(Admitted { write, bytes, next })),
         Err(e) => Planned::Answer(Answer::Refused(Error::Store(e))),
     }
@@ -724,18 +740,19 @@ mod tests {
     use crate::clock::SystemClock;
     use crate::model::{Subject, SubjectId, SubjectKind, SubjectStatus};
     use crate::schema;
-    use crate::store::fault::Disk;
+    use crate::store::faulty::Faulty;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     /// Runs a sequencer over `store` on one subject creation per name in
     /// `names`, all queued before it starts; returns their revisions.
     fn run_queued(
-        store: &Arc<Store>,
+        runtime: &tokio::runtime::Runtime,
+        store: Arc<dyn Datastore>,
         names: &[&str],
     ) -> Result<Vec<Revision>, Box<dyn std::error::Error>> {
         let catalog = Arc::new(schema::load("built-in", schema::DEFAULT_SCHEMA)?);
-        let revision = store.revision()?;
+        let revision = runtime.block_on(store.revision())?;
         let engine = Arc::new(Engine::new(
             catalog,
             revision,
@@ -743,7 +760,8 @@ mod tests {
             crate::model::Timestamp::now(),
         ));
         let sequencer = Sequencer {
-            store: store.clone(),
+            store,
+            runtime: runtime.handle().clone(),
             engine,
             feed: Feed::new(16, 1 << 20),
             applied: Arc::new(watch::Sender::new(revision)),
@@ -777,26 +795,22 @@ mod tests {
     }
 
     /// Writes that queue up while the sequencer is busy are committed in
-    /// one transaction: ten queued writes cost the disk exactly the syncs of
-    /// one, yet each gets its own revision, in order.
+    /// one transaction: ten queued writes cost the store exactly one
+    /// commit, yet each gets its own revision, in order.
     #[test]
     fn queued_writes_share_one_commit() -> TestResult {
-        let disk = Disk::new();
-        let backing = disk.clone();
-        let store = Arc::new(Store::open_with_backend("memory", move || {
-            backing.backend()
-        })?);
-        let before = disk.syncs();
-        assert_eq!(run_queued(&store, &["solo"])?, vec![Revision(1)]);
-        let one = disk.syncs() - before;
-        let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
-        let revisions = run_queued(&store, &names)?;
-        assert_eq!(revisions, (2..=11).map(Revision).collect::<Vec<_>>());
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = Faulty::new(runtime.block_on(crate::store::open(dir.path()))?);
         assert_eq!(
-            disk.syncs() - before - one,
-            one,
-            "ten queued writes, one commit"
+            run_queued(&runtime, store.clone(), &["solo"])?,
+            vec![Revision(1)]
         );
+        assert_eq!(store.commits(), 1);
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+        let revisions = run_queued(&runtime, store.clone(), &names)?;
+        assert_eq!(revisions, (2..=11).map(Revision).collect::<Vec<_>>());
+        assert_eq!(store.commits(), 2, "ten queued writes, one commit");
         Ok(())
     }
 }

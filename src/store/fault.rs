@@ -1,4 +1,6 @@
-//! A storage backend for tests that fails on command.
+//! A redb storage backend for the embedded store's own tests that fails on
+//! command, page by page (faults at the trait's level are
+//! [`super::faulty`]'s).
 //!
 //! It owns the fault model only: a [`Disk`] shared by every handle the store
 //! opens on it, whose writes and syncs can be made to fail. It must not be
@@ -23,8 +25,6 @@ pub(crate) struct Disk {
     /// Writes still allowed before every write fails; `u64::MAX` when healthy.
     writes_left: AtomicU64,
     fail_syncs: AtomicBool,
-    /// Successful syncs so far: how many durable commits the disk saw.
-    syncs: AtomicU64,
 }
 
 impl Disk {
@@ -33,11 +33,6 @@ impl Disk {
         let disk = Disk::default();
         disk.writes_left.store(u64::MAX, Ordering::SeqCst);
         Arc::new(disk)
-    }
-
-    /// How many syncs have succeeded.
-    pub(crate) fn syncs(&self) -> u64 {
-        self.syncs.load(Ordering::SeqCst)
     }
 
     /// A backend for one database handle on this disk.
@@ -116,7 +111,6 @@ impl StorageBackend for FaultyBackend {
             return Err(std::io::Error::other("injected sync failure"));
         }
         *synced = self.0.image()?;
-        self.0.syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 

@@ -1,9 +1,12 @@
 //! The durable store: the only module that names redb.
 //!
-//! It owns the database file, the transactions that apply a write's changes
-//! together with its changelog entry, the revision counter, idempotency keys
-//! and the start-up load. All calls block; the service runs them on its
-//! write sequencer's thread or in `spawn_blocking`.
+//! The layers above reach it through the async [`Datastore`] trait
+//! ([`datastore`]), opened with [`open`]; redb is its embedded
+//! implementation ([`embedded`]), whose synchronous core here owns the
+//! database file, the transactions that apply a write's changes together
+//! with its changelog entry, the revision counter, idempotency keys and the
+//! consistent snapshot read. The core's calls block; the embedded
+//! implementation runs them on tokio's blocking pool.
 //!
 //! It must not leak redb types upward (errors reach callers as
 //! [`StoreError`], whose sources are boxed), must not know protobuf, and must
@@ -12,12 +15,15 @@
 
 mod audit;
 mod codec;
+pub mod datastore;
+mod embedded;
 #[cfg(test)]
-pub(crate) mod fault;
+mod fault;
+pub mod faulty;
 mod private;
 mod tables;
 
-use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -30,11 +36,12 @@ use serde::de::DeserializeOwned;
 
 pub use audit::AuditPage;
 use audit::AuditTable;
+pub use datastore::{Datastore, Record, SnapshotStream, TenantRecords};
+pub use embedded::open;
 
 use crate::model::{
-    Assignment, AuditEntry, AuditKey, AuditOutcome, AuditQuery, Change, ChangeSet, Effect, Group,
-    InvalidValue, Membership, Origin, Revision, Role, Scope, Subject, SubjectId, TenantId,
-    TenantSettings, Timestamp,
+    AuditEntry, AuditKey, AuditOutcome, AuditQuery, Change, ChangeSet, Effect, InvalidValue,
+    Origin, Revision, SubjectId, TenantId, Timestamp,
 };
 
 use tables::{
@@ -132,8 +139,8 @@ pub enum StoreError {
     Database(#[source] Source),
     /// The final commit step failed: the write may or may not have become
     /// durable. The store reopens its file before its next operation; read
-    /// [`Store::revision`] (or [`Store::changes_after`]) to learn whether the
-    /// write landed.
+    /// [`Datastore::revision`] (or [`Datastore::changes_after`]) to learn
+    /// whether the write landed.
     #[error("the commit failed and may or may not have been persisted: {0}")]
     CommitUncertain(#[source] Source),
     /// The write's expected revision is not the store's current revision.
@@ -187,7 +194,20 @@ pub enum StoreError {
         /// The store's latest committed revision.
         latest: Revision,
     },
-    /// [`Store::close`] was called: the file is no longer open.
+    /// The changelog no longer holds the revision after the one a read
+    /// started from: it was pruned (or, after a snapshot install, never
+    /// kept). The reader must resync from a snapshot.
+    #[error(
+        "the changelog no longer holds the revisions after {after}; the oldest retained is {oldest}"
+    )]
+    Pruned {
+        /// The revision the read started after.
+        after: Revision,
+        /// The oldest revision the changelog retains (the one after the
+        /// latest, when it retains none).
+        oldest: Revision,
+    },
+    /// [`Datastore::close`] was called: the storage is no longer open.
     #[error("the store is closed")]
     Closed,
 }
@@ -276,7 +296,7 @@ impl PendingWrite {
     }
 }
 
-/// What [`Store::commit`] did.
+/// What a commit did with one write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommitOutcome {
     /// The write committed as this change set.
@@ -286,61 +306,13 @@ pub enum CommitOutcome {
     Replayed(Revision),
 }
 
-/// The whole store, as read by one transaction, for the start-up cache
-/// rebuild.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Loaded {
-    /// The revision the data reflects.
-    pub revision: Revision,
-    /// The schema text, if one was ever written.
-    pub schema: Option<String>,
-    /// Every tenant, in id order.
-    pub tenants: Vec<TenantData>,
-}
-
-/// One tenant's records, each vector in key order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TenantData {
-    /// The tenant.
-    pub id: TenantId,
-    /// Its settings; the defaults if rows exist without a tenant row (which
-    /// only a caller that skipped `TenantPut` can cause).
-    pub settings: TenantSettings,
-    /// By subject id.
-    pub subjects: Vec<Subject>,
-    /// By scope id.
-    pub scopes: Vec<Scope>,
-    /// By group id.
-    pub groups: Vec<Group>,
-    /// Custom roles, by role id.
-    pub roles: Vec<Role>,
-    /// By group, then member.
-    pub memberships: Vec<Membership>,
-    /// By role, then principal, then target.
-    pub assignments: Vec<Assignment>,
-}
-
-impl TenantData {
-    fn empty(id: TenantId) -> Self {
-        Self {
-            id,
-            settings: TenantSettings::default(),
-            subjects: Vec::new(),
-            scopes: Vec::new(),
-            groups: Vec::new(),
-            roles: Vec::new(),
-            memberships: Vec::new(),
-            assignments: Vec::new(),
-        }
-    }
-}
-
 /// Makes a fresh redb handle on the same storage; called at open and again
 /// after a failure that left the previous handle unusable.
 type Opener = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
 
-/// The durable store. `Send + Sync`: share it behind an `Arc`.
-pub struct Store {
+/// The redb file, synchronously: the embedded implementation's core, whose
+/// every call blocks. `Send + Sync`: shared behind an `Arc`.
+struct Store {
     /// The open database, or `None` after a failure that requires a reopen
     /// (or a reopen that failed); the next operation reopens. A `RwLock`
     /// because operations share the handle (redb orders writers itself) and
@@ -412,7 +384,7 @@ impl Store {
 
     /// Opens a store on any redb storage, so tests can inject faults.
     #[cfg(test)]
-    pub(crate) fn open_with_backend<B: redb::StorageBackend>(
+    fn open_with_backend<B: redb::StorageBackend>(
         location: &str,
         backend: impl Fn() -> B + Send + Sync + 'static,
     ) -> Result<Store, StoreError> {
@@ -479,34 +451,22 @@ impl Store {
         *self.write_slot() = None;
     }
 
-    /// Reads everything, in one transaction, for the start-up cache rebuild.
-    pub fn load(&self) -> Result<Loaded, StoreError> {
+    /// Reads every stored record in one transaction: hands `header` the
+    /// revision and schema text the records reflect, then `each` the records
+    /// one at a time as they are decoded, without collecting them, in the
+    /// order [`SnapshotStream`] documents. Either callback stops the read by
+    /// breaking.
+    pub fn snapshot(
+        &self,
+        header: &mut dyn FnMut(Revision, Option<String>) -> ControlFlow<()>,
+        each: &mut dyn FnMut(&TenantId, Change) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
         self.run(|db| {
             let txn = db.begin_read().map_err(db_err)?;
-            load_all(&txn)
-        })
-    }
-
-    /// The revision and the schema text of the store, for a streamed load
-    /// ([`Store::stream`]) that needs the schema before the records.
-    pub fn header(&self) -> Result<(Revision, Option<String>), StoreError> {
-        self.run(|db| {
-            let txn = db.begin_read().map_err(db_err)?;
-            Ok((read_revision_of(&txn)?, read_schema(&txn)?))
-        })
-    }
-
-    /// Every stored directory record as the change that recreates it,
-    /// handed to `each` one at a time as it is decoded, without collecting
-    /// them: table by table (tenant settings, scopes, subjects, groups,
-    /// roles, memberships, assignments), each in key order, so that within
-    /// a tenant a change only names what came before it. Returns the
-    /// revision the records reflect.
-    pub fn stream(&self, each: &mut dyn FnMut(&TenantId, Change)) -> Result<Revision, StoreError> {
-        self.run(|db| {
-            let txn = db.begin_read().map_err(db_err)?;
-            each_record(&txn, each)?;
-            read_revision_of(&txn)
+            if header(read_revision_of(&txn)?, read_schema(&txn)?).is_break() {
+                return Ok(());
+            }
+            each_record(&txn, each)
         })
     }
 
@@ -526,26 +486,23 @@ impl Store {
     /// An idempotency key seen before wins over `expected_revision`: a retry
     /// of a write that did commit is answered with its revision, not with a
     /// mismatch caused by that very write.
-    pub fn commit(&self, write: &PendingWrite) -> Result<CommitOutcome, StoreError> {
+    #[cfg(test)]
+    fn commit(&self, write: &PendingWrite) -> Result<CommitOutcome, StoreError> {
         let mut outcomes = self.commit_group(std::slice::from_ref(write))?;
         outcomes.pop().ok_or(StoreError::CommitUncertain(
             "a one-write group gave no outcome".into(),
         ))
     }
 
-    /// Commits several writes in one transaction and one fsync, each as its
-    /// own revision (the next ones, in order) with its own changelog entry.
-    /// All or nothing: on any error none of them was written, except for
-    /// [`StoreError::CommitUncertain`], after which either all or none did
-    /// (read [`Store::revision`]). Each write is checked as by
-    /// [`Store::commit`], against the revision the writes before it leave.
-    pub fn commit_group(&self, writes: &[PendingWrite]) -> Result<Vec<CommitOutcome>, StoreError> {
+    /// Commits several writes in one transaction and one fsync, as
+    /// [`Datastore::commit_group`] documents.
+    #[cfg(test)]
+    fn commit_group(&self, writes: &[PendingWrite]) -> Result<Vec<CommitOutcome>, StoreError> {
         self.commit_audited(writes, &[])
     }
 
-    /// [`Store::commit_group`], also recording `denied` (writes refused by
-    /// the actor rules or by token kind) in the audit trail, in the same
-    /// transaction. With no write to commit, the denials commit alone.
+    /// Commits `writes` and records `denied` in one transaction and one
+    /// fsync, as [`Datastore::commit_group`] documents.
     pub fn commit_audited(
         &self,
         writes: &[PendingWrite],
@@ -651,26 +608,16 @@ impl Store {
         })
     }
 
-    /// The size of the changelog entry `write` would take (without its
-    /// revision's digits), so a caller can bound a group in bytes.
-    pub fn entry_bytes(write: &PendingWrite) -> Result<usize, StoreError> {
-        codec::encoded_len("change set", &write.entry(Revision(0)))
-    }
-
     /// Changelog entries with a revision above `after`, ascending, at most
     /// `limit` of them.
-    pub fn changes_after(
-        &self,
-        after: Revision,
-        limit: usize,
-    ) -> Result<Vec<ChangeSet>, StoreError> {
+    #[cfg(test)]
+    fn changes_after(&self, after: Revision, limit: usize) -> Result<Vec<ChangeSet>, StoreError> {
         self.changes_within(after, limit, usize::MAX)
     }
 
-    /// Like [`Store::changes_after`], but stops before the entry that would
-    /// take the stored bytes read past `max_bytes` (always returning at
-    /// least one entry when there is one), so a page of huge revisions stays
-    /// bounded in memory.
+    /// Changelog entries after `after`, as [`Datastore::changes_after`]
+    /// documents: bounded in count and in stored bytes, and never skipping a
+    /// pruned revision.
     pub fn changes_within(
         &self,
         after: Revision,
@@ -682,7 +629,18 @@ impl Store {
                 return Ok(Vec::new());
             };
             let txn = db.begin_read().map_err(db_err)?;
+            let latest = read_revision_of(&txn)?;
+            if after >= latest {
+                return Ok(Vec::new());
+            }
             let log = txn.open_table(CHANGELOG).map_err(db_err)?;
+            let oldest = log
+                .first()
+                .map_err(db_err)?
+                .map_or(latest.next(), |(key, _)| Revision(key.value()));
+            if oldest.0 > first {
+                return Err(StoreError::Pruned { after, oldest });
+            }
             let mut out = Vec::new();
             let mut bytes = 0usize;
             for row in log.range(first..).map_err(db_err)?.take(limit) {
@@ -766,6 +724,12 @@ impl Store {
     fn write_slot(&self) -> RwLockWriteGuard<'_, Option<Database>> {
         self.slot.write().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The size of the changelog entry `write` would take (without its
+/// revision's digits), so a caller can bound a group in bytes.
+pub fn entry_bytes(write: &PendingWrite) -> Result<usize, StoreError> {
+    codec::encoded_len("change set", &write.entry(Revision(0)))
 }
 
 /// Opens a handle and checks (or, for a new file, records) the format
@@ -1141,31 +1105,6 @@ fn read_schema(txn: &ReadTransaction) -> Result<Option<String>, StoreError> {
         .map(|text| text.value().to_owned()))
 }
 
-fn load_all(txn: &ReadTransaction) -> Result<Loaded, StoreError> {
-    let mut tenants: BTreeMap<TenantId, TenantData> = BTreeMap::new();
-    each_record(txn, &mut |tenant, change| {
-        let t = tenants
-            .entry(tenant.clone())
-            .or_insert_with(|| TenantData::empty(tenant.clone()));
-        match change {
-            Change::TenantPut(settings) => t.settings = settings,
-            Change::ScopePut(r) => t.scopes.push(r),
-            Change::SubjectPut(r) => t.subjects.push(r),
-            Change::GroupPut(r) => t.groups.push(r),
-            Change::RolePut(r) => t.roles.push(r),
-            Change::MemberAdded(r) => t.memberships.push(r),
-            Change::RoleAssigned(r) => t.assignments.push(r),
-            // `each_record` produces no other kind.
-            _ => {}
-        }
-    })?;
-    Ok(Loaded {
-        revision: read_revision_of(txn)?,
-        schema: read_schema(txn)?,
-        tenants: tenants.into_values().collect(),
-    })
-}
-
 /// Parses tenant ids of consecutive rows, which arrive grouped by tenant:
 /// the same id is parsed (and allocated) once per run of rows.
 #[derive(Default)]
@@ -1189,13 +1128,60 @@ impl TenantIds {
     }
 }
 
-/// Hands every directory record to `each`, in the order [`Store::stream`]
-/// documents.
+/// Hands every directory record to `each`, in the order [`SnapshotStream`]
+/// documents, until `each` breaks.
 fn each_record(
     txn: &ReadTransaction,
-    each: &mut dyn FnMut(&TenantId, Change),
+    each: &mut dyn FnMut(&TenantId, Change) -> ControlFlow<()>,
 ) -> Result<(), StoreError> {
     let mut ids = TenantIds::default();
+    let mut read = || -> Result<(), Halt> {
+        each_tenant(txn, &mut ids, each)?;
+        each_pair(txn, SCOPES, "scope", &mut ids, each, Change::ScopePut)?;
+        each_pair(txn, SUBJECTS, "subject", &mut ids, each, Change::SubjectPut)?;
+        each_pair(txn, GROUPS, "group", &mut ids, each, Change::GroupPut)?;
+        each_pair(txn, ROLES, "role", &mut ids, each, Change::RolePut)?;
+        each_membership(txn, &mut ids, each)?;
+        let assignment = Change::RoleAssigned;
+        each_pair(txn, ASSIGNMENTS, "assignment", &mut ids, each, assignment)
+    };
+    match read() {
+        Ok(()) | Err(Halt::Stopped) => Ok(()),
+        Err(Halt::Failed(e)) => Err(e),
+    }
+}
+
+/// Why a read of the records ended early.
+enum Halt {
+    /// The reader broke off.
+    Stopped,
+    /// The store failed.
+    Failed(StoreError),
+}
+
+impl From<StoreError> for Halt {
+    fn from(e: StoreError) -> Self {
+        Halt::Failed(e)
+    }
+}
+
+/// Hands `each` one record, turning its break into [`Halt::Stopped`].
+fn hand(
+    each: &mut dyn FnMut(&TenantId, Change) -> ControlFlow<()>,
+    tenant: &TenantId,
+    change: Change,
+) -> Result<(), Halt> {
+    match each(tenant, change) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(Halt::Stopped),
+    }
+}
+
+fn each_tenant(
+    txn: &ReadTransaction,
+    ids: &mut TenantIds,
+    each: &mut dyn FnMut(&TenantId, Change) -> ControlFlow<()>,
+) -> Result<(), Halt> {
     for row in txn
         .open_table(TENANTS)
         .map_err(db_err)?
@@ -1204,12 +1190,16 @@ fn each_record(
     {
         let (key, value) = row.map_err(db_err)?;
         let settings = codec::decode("tenant settings", value.value())?;
-        each(&ids.parse(key.value())?, Change::TenantPut(settings));
+        hand(each, &ids.parse(key.value())?, Change::TenantPut(settings))?;
     }
-    each_pair(txn, SCOPES, "scope", &mut ids, each, Change::ScopePut)?;
-    each_pair(txn, SUBJECTS, "subject", &mut ids, each, Change::SubjectPut)?;
-    each_pair(txn, GROUPS, "group", &mut ids, each, Change::GroupPut)?;
-    each_pair(txn, ROLES, "role", &mut ids, each, Change::RolePut)?;
+    Ok(())
+}
+
+fn each_membership(
+    txn: &ReadTransaction,
+    ids: &mut TenantIds,
+    each: &mut dyn FnMut(&TenantId, Change) -> ControlFlow<()>,
+) -> Result<(), Halt> {
     for row in txn
         .open_table(MEMBERSHIPS)
         .map_err(db_err)?
@@ -1219,16 +1209,9 @@ fn each_record(
         let (key, value) = row.map_err(db_err)?;
         let (tenant, _, _) = key.value();
         let membership = codec::decode("membership", value.value())?;
-        each(&ids.parse(tenant)?, Change::MemberAdded(membership));
+        hand(each, &ids.parse(tenant)?, Change::MemberAdded(membership))?;
     }
-    each_pair(
-        txn,
-        ASSIGNMENTS,
-        "assignment",
-        &mut ids,
-        each,
-        Change::RoleAssigned,
-    )
+    Ok(())
 }
 
 fn each_pair<T: DeserializeOwned>(
@@ -1236,9 +1219,9 @@ fn each_pair<T: DeserializeOwned>(
     table: PairTable,
     what: &'static str,
     ids: &mut TenantIds,
-    each: &mut dyn FnMut(&TenantId, Change),
+    each: &mut dyn FnMut(&TenantId, Change) -> ControlFlow<()>,
     change: fn(T) -> Change,
-) -> Result<(), StoreError> {
+) -> Result<(), Halt> {
     for row in txn
         .open_table(table)
         .map_err(db_err)?
@@ -1248,7 +1231,7 @@ fn each_pair<T: DeserializeOwned>(
         let (key, value) = row.map_err(db_err)?;
         let (tenant, _) = key.value();
         let record = codec::decode(what, value.value())?;
-        each(&ids.parse(tenant)?, change(record));
+        hand(each, &ids.parse(tenant)?, change(record))?;
     }
     Ok(())
 }
@@ -1258,14 +1241,95 @@ mod tests {
     use std::collections::BTreeSet;
     use std::sync::Arc;
 
+    use std::collections::BTreeMap;
+
     use super::fault::Disk;
     use super::*;
     use crate::model::{
-        AssignmentKey, Grant, GroupId, OutcomeFilter, Principal, RoleId, ScopeId, SubjectKind,
-        SubjectStatus, Target,
+        Assignment, AssignmentKey, Grant, Group, GroupId, Membership, OutcomeFilter, Principal,
+        Role, RoleId, Scope, ScopeId, Subject, SubjectKind, SubjectStatus, Target, TenantSettings,
     };
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// The whole store, as read by one transaction, to compare states.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    struct Loaded {
+        /// The revision the data reflects.
+        revision: Revision,
+        /// The schema text, if one was ever written.
+        schema: Option<String>,
+        /// Every tenant, in id order.
+        tenants: Vec<TenantData>,
+    }
+
+    /// One tenant's records, each vector in key order.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    struct TenantData {
+        /// The tenant.
+        id: TenantId,
+        /// Its settings; the defaults if rows exist without a tenant row (which
+        /// only a caller that skipped `TenantPut` can cause).
+        settings: TenantSettings,
+        /// By subject id.
+        subjects: Vec<Subject>,
+        /// By scope id.
+        scopes: Vec<Scope>,
+        /// By group id.
+        groups: Vec<Group>,
+        /// Custom roles, by role id.
+        roles: Vec<Role>,
+        /// By group, then member.
+        memberships: Vec<Membership>,
+        /// By role, then principal, then target.
+        assignments: Vec<Assignment>,
+    }
+
+    impl TenantData {
+        fn empty(id: TenantId) -> Self {
+            Self {
+                id,
+                settings: TenantSettings::default(),
+                subjects: Vec::new(),
+                scopes: Vec::new(),
+                groups: Vec::new(),
+                roles: Vec::new(),
+                memberships: Vec::new(),
+                assignments: Vec::new(),
+            }
+        }
+    }
+
+    fn load_all(txn: &ReadTransaction) -> Result<Loaded, StoreError> {
+        let mut tenants: BTreeMap<TenantId, TenantData> = BTreeMap::new();
+        each_record(txn, &mut |tenant, change| {
+            let t = tenants
+                .entry(tenant.clone())
+                .or_insert_with(|| TenantData::empty(tenant.clone()));
+            match change {
+                Change::TenantPut(settings) => t.settings = settings,
+                Change::ScopePut(r) => t.scopes.push(r),
+                Change::SubjectPut(r) => t.subjects.push(r),
+                Change::GroupPut(r) => t.groups.push(r),
+                Change::RolePut(r) => t.roles.push(r),
+                Change::MemberAdded(r) => t.memberships.push(r),
+                Change::RoleAssigned(r) => t.assignments.push(r),
+                // `each_record` produces no other kind.
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(Loaded {
+            revision: read_revision_of(txn)?,
+            schema: read_schema(txn)?,
+            tenants: tenants.into_values().collect(),
+        })
+    }
+
+    /// Everything `store` holds, read in one transaction.
+    fn load(store: &Store) -> Result<Loaded, StoreError> {
+        store.run(|db| load_all(&db.begin_read().map_err(db_err)?))
+    }
 
     fn tenant(id: &str) -> TenantId {
         TenantId::try_from(id).unwrap()
@@ -1452,7 +1516,7 @@ mod tests {
         Ok((
             store.revision()?,
             store.changes_after(Revision(0), usize::MAX)?,
-            store.load()?,
+            load(&store)?,
         ))
     }
 
@@ -1471,7 +1535,7 @@ mod tests {
         assert_eq!(store.revision()?, Revision(0));
         assert_eq!(store.oldest_retained()?, Revision(0));
         assert_eq!(store.changes_after(Revision(0), 10)?, vec![]);
-        assert_eq!(store.load()?, Loaded::default());
+        assert_eq!(load(&store)?, Loaded::default());
         assert!(dir.path().join("nested/data").join(FILE_NAME).is_file());
         Ok(())
     }
@@ -1496,7 +1560,7 @@ mod tests {
             }
         }
         let store = Store::open(dir.path())?;
-        assert_eq!(store.load()?, sample_state());
+        assert_eq!(load(&store)?, sample_state());
         assert_eq!(store.revision()?, Revision(5));
         assert_eq!(store.changes_after(Revision(0), 100)?, changesets);
         Ok(())
@@ -1626,7 +1690,7 @@ mod tests {
         let disk = Disk::new();
         let store = memory_store(&disk)?;
         store.commit(&write(Some("gamma"), vec![Change::GroupPut(group("g"))]))?;
-        let loaded = store.load()?;
+        let loaded = load(&store)?;
         assert_eq!(loaded.tenants.len(), 1);
         assert_eq!(loaded.tenants[0].id, tenant("gamma"));
         assert_eq!(loaded.tenants[0].settings, TenantSettings::default());
@@ -1642,7 +1706,7 @@ mod tests {
         store.commit(&write(Some("a"), vec![Change::SubjectPut(subject("x"))]))?;
         store.commit(&write(Some("ab"), vec![Change::SubjectPut(subject("y"))]))?;
         store.commit(&write(Some("a"), vec![Change::SubjectPut(subject("z"))]))?;
-        let loaded = store.load()?;
+        let loaded = load(&store)?;
         let subjects: Vec<(String, Vec<Subject>)> = loaded
             .tenants
             .into_iter()
@@ -1739,7 +1803,7 @@ mod tests {
         let next = committed(store.commit(&sample_writes()[3])?);
         assert_eq!(next.revision, before.0.next());
         store.commit(&sample_writes()[4])?;
-        assert_eq!(store.load()?, sample_state());
+        assert_eq!(load(&store)?, sample_state());
         Ok(())
     }
 
@@ -1829,7 +1893,7 @@ mod tests {
             .map(|o| committed(o).revision)
             .collect();
         assert_eq!(revisions, (1..=5).map(Revision).collect::<Vec<_>>());
-        assert_eq!(store.load()?, sample_state());
+        assert_eq!(load(&store)?, sample_state());
         let log = store.changes_after(Revision(0), usize::MAX)?;
         assert_eq!(log.len(), 5);
         for (entry, write) in log.iter().zip(sample_writes()) {
@@ -1860,7 +1924,7 @@ mod tests {
         disk.heal();
         assert_eq!(observe(&store)?, before);
         store.commit_group(&sample_writes()[3..])?;
-        assert_eq!(store.load()?, sample_state());
+        assert_eq!(load(&store)?, sample_state());
         Ok(())
     }
 
@@ -1892,7 +1956,7 @@ mod tests {
                 Revision(latest.0.saturating_sub(1).max(1))
             );
         }
-        assert_eq!(store.load()?, sample_state());
+        assert_eq!(load(&store)?, sample_state());
         Ok(())
     }
 
@@ -1927,7 +1991,7 @@ mod tests {
         }
         let tenants = vec![(tenant("x"), vec![Change::SubjectPut(subject("z"))])];
         store.replace_all(Revision(40), "schema text", &tenants)?;
-        let loaded = store.load()?;
+        let loaded = load(&store)?;
         assert_eq!(loaded.revision, Revision(40));
         assert_eq!(loaded.schema.as_deref(), Some("schema text"));
         assert_eq!(loaded.tenants.len(), 1);
