@@ -73,7 +73,7 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() -> datastore::TestResult {
                 let storage = $storage;
-                datastore::$check(&storage).await
+                tokio::time::timeout(datastore::HANG, datastore::$check(&storage)).await?
             }
         )*
     };

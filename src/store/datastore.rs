@@ -68,7 +68,7 @@ impl SnapshotStream {
         let mut tenants: BTreeMap<TenantId, Vec<Change>> = BTreeMap::new();
         while let Some(batch) = self.next_batch().await {
             for (tenant, change) in batch? {
-                let changes = tenants.entry(tenant).or_insert_with(Vec::new);
+                let changes = tenants.entry(tenant).or_default();
                 if changes.is_empty() && !matches!(change, Change::TenantPut(_)) {
                     changes.push(Change::TenantPut(Default::default()));
                 }

@@ -1516,7 +1516,7 @@ mod tests {
         Ok((
             store.revision()?,
             store.changes_after(Revision(0), usize::MAX)?,
-            load(&store)?,
+            load(store)?,
         ))
     }
 
@@ -1803,7 +1803,7 @@ mod tests {
         let next = committed(store.commit(&sample_writes()[3])?);
         assert_eq!(next.revision, before.0.next());
         store.commit(&sample_writes()[4])?;
-        assert_eq!(load(&store)?, sample_state());
+        assert_eq!(load(store)?, sample_state());
         Ok(())
     }
 
