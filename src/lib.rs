@@ -13,8 +13,9 @@
 //! - [`model`]: checked value types shared by every layer (ids, permissions,
 //!   revisions, directory records, changes).
 //! - [`schema`]: the permission catalog, staged parse → validate → compile.
-//! - [`store`]: the redb file: tables, codecs, one transaction per group of
-//!   writes with their changelog and audit entries.
+//! - [`store`]: the async `Datastore` trait and its embedded redb
+//!   implementation: tables, codecs, one transaction per group of writes
+//!   with their changelog and audit entries, consistent snapshots.
 //! - [`engine`]: the compiled cache, evaluation, explanations and write planning.
 //! - [`watch`]: the change feed: replay from the changelog, then live, bounded.
 //! - [`service`]: the async façade: the write sequencer, reads at a

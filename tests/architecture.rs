@@ -182,6 +182,25 @@ fn nothing_below_the_edge_imports_it() {
     assert!(bad.is_empty(), "the cli talks to the store: {bad:#?}");
 }
 
+/// Above `src/store/`, the store is reached only through the `Datastore`
+/// trait: nothing names the embedded implementation, and only the service
+/// opens a store (at start-up, to write a backup, and in its tests).
+#[test]
+fn the_store_is_reached_through_its_trait() {
+    let bad = offenders(&["RedbDatastore", "store::Store", "embedded::"], |p| {
+        p.starts_with("store/")
+    });
+    assert!(bad.is_empty(), "the embedded store named: {bad:#?}");
+    let opens = offenders(&["storage::open(", "store::open("], |p| {
+        p.starts_with("store/") || p.starts_with("service/")
+    });
+    assert!(
+        opens.is_empty(),
+        "a store opened outside the service: {opens:#?}"
+    );
+    assert!(!offenders(&["storage::open("], |_| false).is_empty());
+}
+
 /// The greps themselves work: they find what they look for.
 #[test]
 fn the_greps_find_what_they_look_for() {
