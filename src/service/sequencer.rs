@@ -740,17 +740,18 @@ mod tests {
     use crate::clock::SystemClock;
     use crate::model::{Subject, SubjectId, SubjectKind, SubjectStatus};
     use crate::schema;
-    use crate::store::faulty::Faulty;
+    use crate::store::faulty::{Fault, Faulty};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    /// Runs a sequencer over `store` on one subject creation per name in
-    /// `names`, all queued before it starts; returns their revisions.
-    fn run_queued(
+    /// Answers of the jobs handed to a sequencer.
+    type Answers = Vec<oneshot::Receiver<Result<Revision, Error>>>;
+
+    /// A sequencer over `store`, with an empty cache at the store's revision.
+    fn sequencer(
         runtime: &tokio::runtime::Runtime,
         store: Arc<dyn Datastore>,
-        names: &[&str],
-    ) -> Result<Vec<Revision>, Box<dyn std::error::Error>> {
+    ) -> Result<Sequencer, Box<dyn std::error::Error>> {
         let catalog = Arc::new(schema::load("built-in", schema::DEFAULT_SCHEMA)?);
         let revision = runtime.block_on(store.revision())?;
         let engine = Arc::new(Engine::new(
@@ -759,16 +760,24 @@ mod tests {
             vec![],
             crate::model::Timestamp::now(),
         ));
-        let sequencer = Sequencer {
+        Ok(Sequencer {
             store,
             runtime: runtime.handle().clone(),
             engine,
             feed: Feed::new(16, 1 << 20),
             applied: Arc::new(watch::Sender::new(revision)),
             clock: Arc::new(SystemClock),
-        };
+        })
+    }
+
+    /// Runs `sequencer` on one subject creation per name in `names`, all
+    /// queued before it starts; returns their answers.
+    fn run_queued(
+        sequencer: Sequencer,
+        names: &[&str],
+    ) -> Result<Vec<Result<Revision, Error>>, Box<dyn std::error::Error>> {
         let (jobs, queue) = sync_channel(names.len() + 1);
-        let mut answers = Vec::new();
+        let mut answers: Answers = Vec::new();
         for name in names {
             let (reply, answer) = oneshot::channel();
             let subject = Subject {
@@ -790,7 +799,7 @@ mod tests {
         sequencer.run(queue);
         answers
             .into_iter()
-            .map(|a| Ok(a.blocking_recv()??))
+            .map(|a| Ok(a.blocking_recv()?))
             .collect()
     }
 
@@ -802,15 +811,51 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new()?;
         let dir = tempfile::tempdir()?;
         let store = Faulty::new(runtime.block_on(crate::store::open(dir.path()))?);
+        let solo = run_queued(sequencer(&runtime, store.clone())?, &["solo"])?;
         assert_eq!(
-            run_queued(&runtime, store.clone(), &["solo"])?,
+            solo.into_iter().collect::<Result<Vec<_>, _>>()?,
             vec![Revision(1)]
         );
         assert_eq!(store.commits(), 1);
         let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
-        let revisions = run_queued(&runtime, store.clone(), &names)?;
+        let revisions = run_queued(sequencer(&runtime, store.clone())?, &names)?;
+        let revisions = revisions.into_iter().collect::<Result<Vec<_>, _>>()?;
         assert_eq!(revisions, (2..=11).map(Revision).collect::<Vec<_>>());
         assert_eq!(store.commits(), 2, "ten queued writes, one commit");
+        Ok(())
+    }
+
+    /// A commit the store fails, or loses before its fsync, is answered
+    /// with an error and leaves the cache and the applied revision as they
+    /// were; one that landed but whose acknowledgement was lost is found in
+    /// the changelog and answered, cached and published as committed.
+    #[test]
+    fn a_failed_commit_leaves_the_cache_alone() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = Faulty::new(runtime.block_on(crate::store::open(dir.path()))?);
+        for fault in [Fault::FailCommit, Fault::LoseCommit] {
+            store.arm(fault);
+            let sequencer = sequencer(&runtime, store.clone())?;
+            let (engine, applied) = (sequencer.engine.clone(), sequencer.applied.clone());
+            let answers = run_queued(sequencer, &["a", "b"])?;
+            assert!(
+                answers.iter().all(|a| matches!(a, Err(Error::Store(_)))),
+                "{fault:?}"
+            );
+            assert_eq!(engine.revision(), Revision(0), "{fault:?}");
+            assert_eq!(*applied.borrow(), Revision(0), "{fault:?}");
+            assert_eq!(runtime.block_on(store.revision())?, Revision(0));
+            store.heal();
+        }
+        store.arm(Fault::FailAfterCommit);
+        let sequencer = sequencer(&runtime, store.clone())?;
+        let (engine, applied) = (sequencer.engine.clone(), sequencer.applied.clone());
+        let answers = run_queued(sequencer, &["a", "b"])?;
+        let revisions = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
+        assert_eq!(revisions, vec![Revision(1), Revision(2)]);
+        assert_eq!(engine.revision(), Revision(2));
+        assert_eq!(*applied.borrow(), Revision(2));
         Ok(())
     }
 }
