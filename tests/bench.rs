@@ -229,7 +229,7 @@ async fn bench_scale_reports_every_figure_at_two_tiny_sizes() {
             "the administrator holds it"
         );
         assert_eq!(row.effective.positive, row.effective.count);
-        let w = &row.wide;
+        let w = row.wide.as_ref().unwrap();
         assert_eq!(w.members, row.subjects);
         assert!(w.writes > 0 && w.p50_ms > 0.0 && w.p50_ms <= w.max_ms);
     }

@@ -172,8 +172,9 @@ pub struct ScaleRow {
     pub effective: CallStats,
     /// Single membership writes per number of writers.
     pub writers: Vec<(usize, CallStats)>,
-    /// The group-wide role write.
-    pub wide: WideWrite,
+    /// The group-wide role write, last, or why it failed (the figures
+    /// before it still stand).
+    pub wide: Result<WideWrite, String>,
 }
 
 impl ScaleRow {
@@ -199,7 +200,11 @@ pub struct ScaleReport {
 impl ScaleReport {
     /// Whether every size completed and every call succeeded.
     pub fn ok(&self) -> bool {
-        self.failure.is_none() && self.rows.iter().all(|r| r.calls().all(|c| c.errors == 0))
+        self.failure.is_none()
+            && self
+                .rows
+                .iter()
+                .all(|r| r.wide.is_ok() && r.calls().all(|c| c.errors == 0))
     }
 }
 
@@ -337,12 +342,7 @@ async fn measure(
     eprintln!("{label}: writes");
     let writers = writes::writers(&args.writers, budget, &load).await?;
     eprintln!("{label}: group-wide role write");
-    let filling = Instant::now();
-    let members = writes::fill_wide_group(&load).await?;
-    let fill = filling.elapsed();
-    let latencies = writes::toggle_alone(&load, writes::IDLE_WIDE_WRITES).await?;
-    let count = latencies.len();
-    let (p50_ms, max_ms) = writes::median_and_max(latencies);
+    let wide = wide_write(&load).await.map_err(|e| e.to_string());
     server.stop(STOP_TIMEOUT).await?;
     Ok(ScaleRow {
         subjects,
@@ -357,13 +357,25 @@ async fn measure(
         holders_common,
         effective,
         writers,
-        wide: WideWrite {
-            members,
-            fill,
-            writes: count,
-            p50_ms,
-            max_ms,
-        },
+        wide,
+    })
+}
+
+/// Every subject into one group, then a role assigned to it and removed,
+/// a few times, each timed.
+async fn wide_write(load: &Load) -> Result<WideWrite, BenchError> {
+    let filling = Instant::now();
+    let members = writes::fill_wide_group(load).await?;
+    let fill = filling.elapsed();
+    let latencies = writes::toggle_alone(load, writes::IDLE_WIDE_WRITES).await?;
+    let count = latencies.len();
+    let (p50_ms, max_ms) = writes::median_and_max(latencies);
+    Ok(WideWrite {
+        members,
+        fill,
+        writes: count,
+        p50_ms,
+        max_ms,
     })
 }
 
@@ -544,15 +556,23 @@ fn call_columns(args: &ScaleArgs) -> Vec<Column> {
             })
         }));
     }
-    columns.push(column("group-wide role write (p50, max)", |r| Cell {
-        text: format!(
-            "{:.1} ms, {:.1} ms ({} members)",
-            r.wide.p50_ms,
-            r.wide.max_ms,
-            count(r.wide.members)
-        ),
-        value: r.wide.p50_ms / 1e3,
-        growth: Growth::Seconds,
+    columns.push(column("group-wide role write (p50, max)", |r| {
+        match &r.wide {
+            Ok(w) => Cell {
+                text: format!(
+                    "{:.1} ms, {:.1} ms ({} members)",
+                    w.p50_ms,
+                    w.max_ms,
+                    count(w.members)
+                ),
+                value: w.p50_ms / 1e3,
+                growth: Growth::Seconds,
+            },
+            Err(_) => Cell {
+                text: "failed (below)".into(),
+                ..missing()
+            },
+        }
     }));
     columns
 }
@@ -621,9 +641,13 @@ impl fmt::Display for ScaleReport {
         writeln!(f, "build: {build}; {cpus} CPUs available")?;
         for r in &self.rows {
             let i = &r.import;
+            let wide = match &r.wide {
+                Ok(w) => format!("group-wide group filled in {:.2} s", w.fill.as_secs_f64()),
+                Err(e) => format!("group-wide write failed: {e}"),
+            };
             writeln!(
                 f,
-                "{} subjects: {} groups, {} scopes (created first, {:.2} s), {} memberships, {} role assignments; {} records in {} Import chunks, revision {}; group-wide group filled in {:.2} s",
+                "{} subjects: {} groups, {} scopes (created first, {:.2} s), {} memberships, {} role assignments; {} records in {} Import chunks, revision {}; {wide}",
                 count(r.subjects),
                 i.groups,
                 i.scopes,
@@ -633,7 +657,6 @@ impl fmt::Display for ScaleReport {
                 count(i.records),
                 i.chunks,
                 i.revision,
-                r.wide.fill.as_secs_f64()
             )?;
         }
         writeln!(f)?;
