@@ -554,6 +554,17 @@ async fn measure(args: &BenchArgs, remote: &Remote) -> Result<Measured, BenchErr
     })
 }
 
+/// The line saying how the bench was built and on how many CPUs it runs.
+fn build_line(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let build = if cfg!(debug_assertions) {
+        "debug (numbers not representative: use --release)"
+    } else {
+        "release"
+    };
+    writeln!(f, "build: {build}; {cpus} CPUs available")
+}
+
 fn ratio(a: f64, b: f64) -> String {
     if b > 0.0 {
         format!("{:.2}x", a / b)
@@ -633,12 +644,6 @@ fn write_replica(f: &mut fmt::Formatter<'_>, r: &ReplicaStats, primary: &CallSta
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = &self.args;
-        let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let build = if cfg!(debug_assertions) {
-            "debug (numbers not representative: use --release)"
-        } else {
-            "release"
-        };
         writeln!(
             f,
             "settings: --subjects {} --groups {} --scopes {} --concurrency {} --connections {} --duration {} --requests {} --seed {}",
@@ -651,7 +656,7 @@ impl fmt::Display for Report {
             a.requests,
             a.seed
         )?;
-        writeln!(f, "build: {build}; {cpus} CPUs available")?;
+        build_line(f)?;
         writeln!(f, "server: {}", self.server)?;
         if let Some(dir) = &self.data_dir {
             writeln!(f, "data folder: {} (removed at exit)", dir.display())?;

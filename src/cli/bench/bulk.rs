@@ -19,6 +19,7 @@ use super::dataset::{Assign, Dataset, MEMBER_OF_ALL, Who};
 use super::fill::{
     assign_record, create_scopes, group, group_record, member_record, subject, subject_record,
 };
+use super::load::per_second;
 use super::{BenchError, rpc_error};
 use crate::api::pb;
 use crate::api::pb::directory_service_client::DirectoryServiceClient;
@@ -62,12 +63,7 @@ pub struct ImportStats {
 impl ImportStats {
     /// Subjects imported per second of the `Import` chunks.
     pub fn subjects_per_sec(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.subjects as f64 / secs
-        } else {
-            0.0
-        }
+        per_second(self.subjects as u64, self.elapsed)
     }
 }
 

@@ -55,13 +55,14 @@ pub struct CallStats {
 impl CallStats {
     /// Successful calls per second.
     pub fn throughput(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.count as f64 / secs
-        } else {
-            0.0
-        }
+        per_second(self.count, self.elapsed)
     }
+}
+
+/// `n` per second of `elapsed` (0 when no time passed).
+pub(super) fn per_second(n: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
 }
 
 /// Which call a load phase makes.

@@ -22,7 +22,7 @@ use super::bulk::{self, ImportStats};
 use super::child::{ChildServer, Memory};
 use super::dataset::{Dataset, Sizes};
 use super::load::{Budget, Kind, Load};
-use super::{BenchError, CallStats, command_line, parse_seconds, ratio, writes};
+use super::{BenchError, CallStats, build_line, command_line, parse_seconds, ratio, writes};
 
 /// The tenant every size fills.
 const TENANT: &str = "bench";
@@ -622,12 +622,6 @@ fn table(f: &mut fmt::Formatter<'_>, rows: &[ScaleRow], columns: &[Column]) -> f
 impl fmt::Display for ScaleReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = &self.args;
-        let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let build = if cfg!(debug_assertions) {
-            "debug (numbers not representative: use --release)"
-        } else {
-            "release"
-        };
         writeln!(
             f,
             "settings: --groups {} --scopes {} --connections {} --duration {} --requests {} --seed {}",
@@ -638,7 +632,7 @@ impl fmt::Display for ScaleReport {
             a.requests,
             a.seed
         )?;
-        writeln!(f, "build: {build}; {cpus} CPUs available")?;
+        build_line(f)?;
         for r in &self.rows {
             let i = &r.import;
             let wide = match &r.wide {
