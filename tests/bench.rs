@@ -1,6 +1,7 @@
 //! `authzd bench` end to end at tiny sizes: the subcommand's server, fill,
 //! load loops and report all run under `cargo test`. Nothing here is timed:
-//! only counts are asserted.
+//! only counts are asserted. `authzd bench scale` runs the real binary as
+//! its server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -147,4 +148,165 @@ async fn bench_write_phases_report_writers_and_the_group_wide_write() {
     assert_eq!(wide.members, 30);
     assert!(wide.writes > 0 && wide.during.count > 0, "{report}");
     assert!(report.to_string().contains("group-wide"), "{report}");
+}
+
+/// `authzd bench scale` with these flags, parsed as the command line would be.
+fn scale_args(flags: &[&str]) -> authzd::cli::bench::scale::ScaleArgs {
+    let all: Vec<&str> = ["scale"].iter().chain(flags).copied().collect();
+    match bench_args(&all).command {
+        Some(authzd::cli::bench::BenchCommand::Scale(args)) => args,
+        None => panic!("not the scale bench"),
+    }
+}
+
+/// Tiny sizes, short calls, the real binary as the server.
+fn tiny_scale(subjects: &str, server: &str) -> authzd::cli::bench::scale::ScaleArgs {
+    scale_args(&[
+        "--subjects",
+        subjects,
+        "--groups",
+        "12",
+        "--scopes",
+        "20",
+        "--concurrency",
+        "1,3",
+        "--connections",
+        "1",
+        "--writers",
+        "1,2",
+        "--duration",
+        "0.1",
+        "--requests",
+        "200",
+        "--start-timeout",
+        "60",
+        "--server-binary",
+        server,
+    ])
+}
+
+/// The scale bench at two tiny sizes, on the real binary run as a child:
+/// each size imports its tenant in chunks, restarts the server, and
+/// reports every figure with a plausible value (memory read from the
+/// process, a data file on disk, every call answered, p50 at most p99),
+/// and the tables carry a row per size and a growth row between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_scale_reports_every_figure_at_two_tiny_sizes() {
+    let args = tiny_scale("200,100", env!("CARGO_BIN_EXE_authzd"));
+    let report = authzd::cli::bench::scale::run(&args).await.unwrap();
+    assert!(report.ok(), "{report}");
+    let sizes: Vec<usize> = report.rows.iter().map(|r| r.subjects).collect();
+    assert_eq!(sizes, vec![100, 200], "smallest first");
+    for row in &report.rows {
+        let i = &row.import;
+        assert_eq!(i.subjects, row.subjects);
+        assert!(i.records > i.subjects + i.groups, "{report}");
+        assert!(
+            i.chunks >= 3,
+            "groups, subjects, one subject in every group"
+        );
+        assert!(i.revision > 0 && !i.elapsed.is_zero());
+        for m in [row.after_import, row.after_start] {
+            assert!(m.rss > 0 && m.peak >= m.rss, "{m:?}");
+        }
+        assert!(row.data_bytes > 0);
+        assert!(!row.cold_start.is_zero());
+        let calls = row
+            .health
+            .iter()
+            .chain(&row.check)
+            .chain(&row.writers)
+            .map(|(_, c)| c)
+            .chain([&row.holders_rare, &row.holders_common, &row.effective]);
+        for c in calls {
+            assert!(c.count > 0 && c.count <= 200, "{}: {}", c.name, c.count);
+            assert!(c.p50_us > 0.0 && c.p50_us <= c.p99_us, "{}", c.name);
+        }
+        let concurrencies: Vec<usize> = row.check.iter().map(|(n, _)| *n).collect();
+        assert_eq!(concurrencies, vec![1, 3]);
+        assert_eq!(
+            row.holders_rare.positive, row.holders_rare.count,
+            "the administrator holds it"
+        );
+        assert_eq!(row.effective.positive, row.effective.count);
+        let w = row.wide.as_ref().unwrap();
+        assert_eq!(w.members, row.subjects);
+        assert!(w.writes > 0 && w.p50_ms > 0.0 && w.p50_ms <= w.max_ms);
+    }
+    let text = report.to_string();
+    assert!(text.contains("| *growth, 100 → 200* |"), "{text}");
+    assert_eq!(text.matches("\n| 200 |").count(), 2, "{text}");
+}
+
+/// `authzd bench scale` as the binary runs it (its own executable as the
+/// server) prints both tables and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_scale_runs_as_a_command_of_the_binary() {
+    let flags = [
+        "bench",
+        "scale",
+        "--subjects",
+        "100",
+        "--groups",
+        "5",
+        "--scopes",
+        "5",
+        "--concurrency",
+        "1",
+        "--connections",
+        "1",
+        "--writers",
+        "1",
+        "--duration",
+        "0.05",
+        "--requests",
+        "50",
+    ];
+    let out = common::run_cli(flags.iter().map(|s| s.to_string()).collect()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("| subjects | records imported |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| subjects | Health, 1 in flight |"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("\n| 100 |").count(), 2, "{stdout}");
+}
+
+/// Sizes and counts outside their bounds are refused, naming the flag,
+/// before any server starts.
+#[tokio::test]
+async fn bench_scale_refuses_settings_out_of_bounds() {
+    let server = env!("CARGO_BIN_EXE_authzd");
+    for (subjects, flag) in [("99", "--subjects"), ("10000001", "--subjects")] {
+        let e = authzd::cli::bench::scale::run(&tiny_scale(subjects, server))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(flag), "{e}");
+    }
+    let mut args = tiny_scale("100", server);
+    args.writers = vec![0];
+    let e = authzd::cli::bench::scale::run(&args).await.unwrap_err();
+    assert!(e.to_string().contains("--writers"), "{e}");
+}
+
+/// A server that exits without serving ends the run with the reason, and
+/// no row.
+#[tokio::test]
+async fn bench_scale_reports_a_server_that_never_serves() {
+    let report = authzd::cli::bench::scale::run(&tiny_scale("100", "false"))
+        .await
+        .unwrap();
+    assert!(!report.ok());
+    assert!(report.rows.is_empty());
+    let (size, why) = report.failure.unwrap();
+    assert_eq!(size, 100);
+    assert!(why.contains("exited before serving"), "{why}");
 }

@@ -13,15 +13,21 @@
 //! run (server, fill, measurements) and the report; `fill` sends the data,
 //! `load` runs the loops. Must not talk to redb or reach into the server's
 //! internals: everything it measures goes through gRPC, as a client would
-//! see it.
+//! see it. `authzd bench scale` ([`scale`]) measures how the figures grow
+//! with the tenant, on a server run as a child process.
 
+mod bulk;
+mod child;
 pub mod dataset;
 mod feed;
 mod fill;
 mod load;
 mod replica;
+pub mod scale;
 mod writes;
 
+pub use bulk::ImportStats;
+pub use child::Memory;
 pub use fill::FillStats;
 pub use load::CallStats;
 pub use replica::{LagRow, ReplicaStats};
@@ -33,13 +39,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use self::dataset::{Dataset, Sizes};
-use self::load::{Kind, Load};
+use self::load::{Budget, Kind, Load};
 use super::client::{ClientArgs, ClientError, Remote};
 use crate::config::Config;
 use crate::server::{self, ServerError};
@@ -52,7 +58,11 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `authzd bench`.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// Another bench instead of this one.
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
     /// Use the server at this address instead of starting one in-process.
     /// It must run the built-in schema; the filled tenant stays there.
     #[arg(long)]
@@ -122,6 +132,25 @@ pub struct BenchArgs {
     pub client: ClientArgs,
 }
 
+/// The benches besides the default one.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// Build a tenant of each given size through the bulk import in a real
+    /// server process, restart it, and measure import, memory, cold start,
+    /// data size, checks, listings and writes; prints markdown tables with
+    /// the growth per subject.
+    Scale(scale::ScaleArgs),
+}
+
+impl BenchArgs {
+    fn budget(&self) -> Budget {
+        Budget {
+            duration: self.duration,
+            requests: self.requests,
+        }
+    }
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
     if !(0.0..=3600.0).contains(&secs) {
@@ -151,6 +180,9 @@ pub enum BenchError {
     /// The in-process server failed, or did not stop in time.
     #[error("the in-process server: {0}")]
     Server(String),
+    /// The server process of `bench scale` failed, or did not stop cleanly.
+    #[error("the server process: {0}")]
+    Child(String),
     /// A connection could not be made, or the TLS or token options could
     /// not be used.
     #[error(transparent)]
@@ -164,6 +196,14 @@ pub enum BenchError {
         code: tonic::Code,
         /// Its status message.
         message: String,
+    },
+    /// A call or a step did not finish in time.
+    #[error("{what}: no answer within {} s", after.as_secs_f64())]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// How long.
+        after: Duration,
     },
     /// A latency histogram could not be built or merged.
     #[error("latency histogram: {0}")]
@@ -232,6 +272,9 @@ impl Report {
 /// Runs `authzd bench` from the command line: prints the command, the
 /// report or the error; returns whether it succeeded.
 pub async fn command(args: &BenchArgs) -> bool {
+    if let Some(BenchCommand::Scale(scale)) = &args.command {
+        return scale::command(scale).await;
+    }
     println!("command: {}", command_line());
     match run(args).await {
         Ok(report) => {
@@ -420,7 +463,7 @@ async fn measure_feed(
         let (writer, tenant, writes) = (writer.clone(), load.tenant.clone(), args.feed_writes);
         async move { feed::write(writer, &tenant, writes, Duration::from_millis(10)).await }
     });
-    let check = load.call(Kind::Check, args).await?;
+    let check = load.call(Kind::Check, args.budget()).await?;
     let final_revision = trickle.await??;
     last.send_replace(final_revision);
     drained.await??;
@@ -483,8 +526,8 @@ async fn measure(args: &BenchArgs, remote: &Remote) -> Result<Measured, BenchErr
         seed: args.seed,
         concurrency: args.concurrency,
     };
-    let health = load.call(Kind::Health, args).await?;
-    let check = load.call(Kind::Check, args).await?;
+    let health = load.call(Kind::Health, args.budget()).await?;
+    let check = load.call(Kind::Check, args.budget()).await?;
     let replica = match args.replica {
         Some(addr) => {
             let remote = Remote::new(&addr.to_string(), &args.client)?
@@ -494,7 +537,7 @@ async fn measure(args: &BenchArgs, remote: &Remote) -> Result<Measured, BenchErr
         None => None,
     };
     let feed = measure_feed(args, remote, &load).await?;
-    let writers = writes::writers(args, &load).await?;
+    let writers = writes::writers(&args.writers, args.budget(), &load).await?;
     let wide = match args.wide_group {
         true => Some(writes::wide_group(args, &load).await?),
         false => None,
@@ -509,6 +552,17 @@ async fn measure(args: &BenchArgs, remote: &Remote) -> Result<Measured, BenchErr
         wide,
         replica,
     })
+}
+
+/// The line saying how the bench was built and on how many CPUs it runs.
+fn build_line(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let build = if cfg!(debug_assertions) {
+        "debug (numbers not representative: use --release)"
+    } else {
+        "release"
+    };
+    writeln!(f, "build: {build}; {cpus} CPUs available")
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -590,12 +644,6 @@ fn write_replica(f: &mut fmt::Formatter<'_>, r: &ReplicaStats, primary: &CallSta
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = &self.args;
-        let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let build = if cfg!(debug_assertions) {
-            "debug (numbers not representative: use --release)"
-        } else {
-            "release"
-        };
         writeln!(
             f,
             "settings: --subjects {} --groups {} --scopes {} --concurrency {} --connections {} --duration {} --requests {} --seed {}",
@@ -608,7 +656,7 @@ impl fmt::Display for Report {
             a.requests,
             a.seed
         )?;
-        writeln!(f, "build: {build}; {cpus} CPUs available")?;
+        build_line(f)?;
         writeln!(f, "server: {}", self.server)?;
         if let Some(dir) = &self.data_dir {
             writeln!(f, "data folder: {} (removed at exit)", dir.display())?;

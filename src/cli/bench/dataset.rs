@@ -36,6 +36,17 @@ pub const PERMISSIONS: [&str; 9] = [
     "document:publish",
 ];
 
+/// A permission only the tenant administrator holds: who holds it is a
+/// listing of one among every subject.
+pub const RARE_PERMISSION: &str = "users:admin";
+
+/// A permission most subjects hold through their groups.
+pub const COMMON_PERMISSION: &str = "document:read";
+
+/// The subject that `authzd bench scale` puts into every group, whose
+/// effective permissions it lists.
+pub const MEMBER_OF_ALL: usize = 2;
+
 /// The depth the scope tree is shaped for (below the root).
 pub const SCOPE_DEPTH: u32 = 4;
 

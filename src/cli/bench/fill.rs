@@ -64,17 +64,14 @@ where
         .await
 }
 
-/// Creates the dataset in `tenant` through the directory and membership APIs.
-pub(super) async fn fill(
-    channel: ClientChannel,
+/// Creates the dataset's scopes level by level, so every parent exists
+/// before its children; returns the highest revision.
+pub(super) async fn create_scopes(
+    directory: &DirectoryServiceClient<ClientChannel>,
     tenant: &str,
     data: &Dataset,
-) -> Result<FillStats, BenchError> {
-    let started = Instant::now();
-    let directory = DirectoryServiceClient::new(channel.clone());
+) -> Result<u64, BenchError> {
     let mut revision = 0;
-
-    // Scopes level by level, so every parent exists before its children.
     for level in data.scope_levels() {
         let r = in_flight(level, |i| {
             let mut d = directory.clone();
@@ -96,20 +93,24 @@ pub(super) async fn fill(
         .await?;
         revision = revision.max(r);
     }
+    Ok(revision)
+}
+
+/// Creates the dataset in `tenant` through the directory and membership APIs.
+pub(super) async fn fill(
+    channel: ClientChannel,
+    tenant: &str,
+    data: &Dataset,
+) -> Result<FillStats, BenchError> {
+    let started = Instant::now();
+    let directory = DirectoryServiceClient::new(channel.clone());
+    let mut revision = create_scopes(&directory, tenant, data).await?;
 
     let r = in_flight(0..data.sizes.subjects, |i| {
         let mut d = directory.clone();
-        let status = match data.locked.get(i) {
-            Some(true) => pb::SubjectStatus::Locked,
-            _ => pb::SubjectStatus::Active,
-        };
         let request = pb::CreateSubjectRequest {
             tenant: tenant.to_string(),
-            subject: Some(pb::Subject {
-                id: Dataset::subject_id(i),
-                status: status as i32,
-                ..Default::default()
-            }),
+            subject: Some(subject_record(data, i)),
             options: None,
         };
         async move {
@@ -125,11 +126,7 @@ pub(super) async fn fill(
         let mut d = directory.clone();
         let request = pb::CreateGroupRequest {
             tenant: tenant.to_string(),
-            group: Some(pb::Group {
-                id: Dataset::group_id(i),
-                title: format!("Group {i}"),
-                ..Default::default()
-            }),
+            group: Some(group_record(i)),
             options: None,
         };
         async move {
@@ -196,46 +193,78 @@ pub(super) async fn fill(
     })
 }
 
-fn subject(i: usize) -> Option<pb::Principal> {
+/// Subject `i` as created: active, or locked for one in a hundred.
+pub(super) fn subject_record(data: &Dataset, i: usize) -> pb::Subject {
+    let status = match data.locked.get(i) {
+        Some(true) => pb::SubjectStatus::Locked,
+        _ => pb::SubjectStatus::Active,
+    };
+    pb::Subject {
+        id: Dataset::subject_id(i),
+        status: status as i32,
+        ..Default::default()
+    }
+}
+
+/// Group `i` as created.
+pub(super) fn group_record(i: usize) -> pb::Group {
+    pb::Group {
+        id: Dataset::group_id(i),
+        title: format!("Group {i}"),
+        ..Default::default()
+    }
+}
+
+pub(super) fn subject(i: usize) -> Option<pb::Principal> {
     Some(pb::Principal {
         kind: Some(pb::principal::Kind::Subject(Dataset::subject_id(i))),
     })
 }
 
-fn group(i: usize) -> Option<pb::Principal> {
+pub(super) fn group(i: usize) -> Option<pb::Principal> {
     Some(pb::Principal {
         kind: Some(pb::principal::Kind::Group(Dataset::group_id(i))),
     })
 }
 
+/// `member` into group `group`, as an import record.
+pub(super) fn member_record(group: usize, member: Option<pb::Principal>) -> pb::AddMember {
+    pb::AddMember {
+        group: Dataset::group_id(group),
+        member,
+        precondition: 0,
+    }
+}
+
+/// An assignment of the data, as an import record.
+pub(super) fn assign_record(a: &Assign) -> pb::AssignRole {
+    let principal = match a.who {
+        Who::Subject(s) => subject(s),
+        Who::Group(g) => group(g),
+    };
+    pb::AssignRole {
+        role: a.role.to_string(),
+        principal,
+        target: Some(pb::Target {
+            kind: Some(pb::target::Kind::Scope(Dataset::scope_id(a.scope))),
+        }),
+        expires_at: None,
+        precondition: 0,
+    }
+}
+
 fn add_member(group: usize, member: Option<pb::Principal>) -> pb::MembershipOperation {
     pb::MembershipOperation {
         operation: Some(pb::membership_operation::Operation::AddMember(
-            pb::AddMember {
-                group: Dataset::group_id(group),
-                member,
-                precondition: 0,
-            },
+            member_record(group, member),
         )),
     }
 }
 
 fn assign(a: &Assign) -> pb::MembershipOperation {
-    let principal = match a.who {
-        Who::Subject(s) => subject(s),
-        Who::Group(g) => group(g),
-    };
     pb::MembershipOperation {
         operation: Some(pb::membership_operation::Operation::AssignRole(
-            pb::AssignRole {
-                role: a.role.to_string(),
-                principal,
-                target: Some(pb::Target {
-                    kind: Some(pb::target::Kind::Scope(Dataset::scope_id(a.scope))),
-                }),
-                expires_at: None,
-                precondition: 0,
-            },
+            assign_record(a),
         )),
     }
 }

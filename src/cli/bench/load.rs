@@ -17,9 +17,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::dataset::{Dataset, Question, Rng};
+use super::dataset::{COMMON_PERMISSION, Dataset, MEMBER_OF_ALL, Question, RARE_PERMISSION, Rng};
 use super::writes::{membership, writer_group};
-use super::{BenchArgs, BenchError, CALL_TIMEOUT};
+use super::{BenchError, CALL_TIMEOUT};
 use crate::api::pb;
 use crate::api::pb::access_service_client::AccessServiceClient;
 use crate::api::pb::membership_service_client::MembershipServiceClient;
@@ -55,13 +55,14 @@ pub struct CallStats {
 impl CallStats {
     /// Successful calls per second.
     pub fn throughput(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.count as f64 / secs
-        } else {
-            0.0
-        }
+        per_second(self.count, self.elapsed)
     }
+}
+
+/// `n` per second of `elapsed` (0 when no time passed).
+pub(super) fn per_second(n: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
 }
 
 /// Which call a load phase makes.
@@ -74,7 +75,17 @@ pub(super) enum Kind {
     /// `ManageMembership` with one operation: each worker adds its subject
     /// to its own group, then removes it, and so on.
     Write,
+    /// `ListSubjectsWithPermission` of [`RARE_PERMISSION`] at the last
+    /// scope (a leaf), first page of 100.
+    HoldersRare,
+    /// The same for [`COMMON_PERMISSION`].
+    HoldersCommon,
+    /// `ListEffectivePermissions` of [`MEMBER_OF_ALL`], everywhere.
+    Effective,
 }
+
+/// The page size of the listings measured.
+const LISTING_PAGE: u32 = 100;
 
 impl Kind {
     fn name(self) -> &'static str {
@@ -82,8 +93,21 @@ impl Kind {
             Kind::Health => "Health/Check",
             Kind::Check => "CheckAccess",
             Kind::Write => "ManageMembership (1 op)",
+            Kind::HoldersRare => "ListSubjectsWithPermission (rare)",
+            Kind::HoldersCommon => "ListSubjectsWithPermission (common)",
+            Kind::Effective => "ListEffectivePermissions",
         }
     }
+}
+
+/// How long, and for how many calls at most, one call is measured.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Budget {
+    /// Wall time of the measurement (a tenth of it, at most
+    /// [`MAX_WARMUP`], is spent warming up first).
+    pub(super) duration: Duration,
+    /// Calls issued by all workers together, at most.
+    pub(super) requests: u64,
 }
 
 /// One worker's way of making calls.
@@ -101,6 +125,14 @@ enum Probe {
         worker: usize,
         /// Whether the next write adds (else removes) the member.
         add: bool,
+    },
+    Holders {
+        client: AccessServiceClient<ClientChannel>,
+        request: pb::ListSubjectsWithPermissionRequest,
+    },
+    Effective {
+        client: AccessServiceClient<ClientChannel>,
+        request: pb::ListEffectivePermissionsRequest,
     },
 }
 
@@ -155,6 +187,16 @@ impl Probe {
                     })
                     .await?;
                 Ok(true)
+            }
+            Probe::Holders { client, request } => {
+                let reply = client
+                    .list_subjects_with_permission(request.clone())
+                    .await?;
+                Ok(!reply.into_inner().holders.is_empty())
+            }
+            Probe::Effective { client, request } => {
+                let reply = client.list_effective_permissions(request.clone()).await?;
+                Ok(!reply.into_inner().targets.is_empty())
             }
         }
     }
@@ -250,6 +292,28 @@ impl Load {
                 worker,
                 add: true,
             },
+            Kind::HoldersRare | Kind::HoldersCommon => Probe::Holders {
+                client: AccessServiceClient::new(channel),
+                request: pb::ListSubjectsWithPermissionRequest {
+                    tenant: self.tenant.clone(),
+                    permission: match kind {
+                        Kind::HoldersRare => RARE_PERMISSION,
+                        _ => COMMON_PERMISSION,
+                    }
+                    .to_string(),
+                    scope: Dataset::scope_id(self.data.sizes.scopes.checked_sub(1)),
+                    page_size: LISTING_PAGE,
+                    ..Default::default()
+                },
+            },
+            Kind::Effective => Probe::Effective {
+                client: AccessServiceClient::new(channel),
+                request: pb::ListEffectivePermissionsRequest {
+                    tenant: self.tenant.clone(),
+                    subject: Dataset::subject_id(MEMBER_OF_ALL),
+                    ..Default::default()
+                },
+            },
         }
     }
 
@@ -295,13 +359,14 @@ impl Load {
     }
 
     /// Warms up (unrecorded), then measures one call.
-    pub(super) async fn call(&self, kind: Kind, args: &BenchArgs) -> Result<CallStats, BenchError> {
-        let warmup = (args.duration / 10).min(MAX_WARMUP);
-        let (warm, _) = self.phase(kind, warmup, args.requests / 10, 0).await?;
+    pub(super) async fn call(&self, kind: Kind, budget: Budget) -> Result<CallStats, BenchError> {
+        let warmup = (budget.duration / 10).min(MAX_WARMUP);
+        let (warm, _) = self.phase(kind, warmup, budget.requests / 10, 0).await?;
         let (t, elapsed) = if warm.errors > 0 {
             (warm, Duration::ZERO)
         } else {
-            self.phase(kind, args.duration, args.requests, 1).await?
+            self.phase(kind, budget.duration, budget.requests, 1)
+                .await?
         };
         let us = |q: f64| t.histogram.value_at_quantile(q) as f64 / 1000.0;
         Ok(CallStats {

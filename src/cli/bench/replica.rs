@@ -80,8 +80,8 @@ pub(super) async fn measure(
         seed: primary.seed,
         concurrency: primary.concurrency,
     };
-    let health = load.call(Kind::Health, args).await?;
-    let check = load.call(Kind::Check, args).await?;
+    let health = load.call(Kind::Health, args.budget()).await?;
+    let check = load.call(Kind::Check, args.budget()).await?;
     let writer = primary.channels[0].clone();
     let mut after = feed::prepare(writer.clone(), &primary.tenant).await?;
     let mut lag = Vec::new();

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use crate::cli::client::ClientChannel;
 
 use super::dataset::Dataset;
-use super::load::{Kind, Load};
-use super::{BenchArgs, BenchError, CALL_TIMEOUT, CallStats, rpc_error};
+use super::load::{Budget, Kind, Load};
+use super::{BenchArgs, BenchError, CallStats, rpc_error};
 use crate::api::pb;
 use crate::api::pb::directory_service_client::DirectoryServiceClient;
 use crate::api::pb::membership_service_client::MembershipServiceClient;
@@ -31,7 +31,9 @@ const WIDE_ROLE: &str = "viewer";
 /// Most group-wide writes in one phase.
 const MAX_WIDE_WRITES: usize = 1000;
 /// Group-wide writes timed on the idle server, before the checks start.
-const IDLE_WIDE_WRITES: usize = 4;
+pub(super) const IDLE_WIDE_WRITES: usize = 4;
+/// Longest one group-wide write may take.
+const WIDE_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The write toggled by writer `w`: subject `w` in group `bench-writer-w`.
 pub(super) fn writer_group(worker: usize) -> String {
@@ -78,12 +80,14 @@ async fn create_group(channel: &ClientChannel, tenant: &str, id: String) -> Resu
     Ok(())
 }
 
-/// One measurement per number of writers, on groups created first.
+/// One measurement per number of writers in `counts`, on groups created
+/// first.
 pub(super) async fn writers(
-    args: &BenchArgs,
+    counts: &[usize],
+    budget: Budget,
     load: &Load,
 ) -> Result<Vec<(usize, CallStats)>, BenchError> {
-    let Some(&most) = args.writers.iter().max() else {
+    let Some(&most) = counts.iter().max() else {
         return Ok(Vec::new());
     };
     let channel = &load.channels[0];
@@ -91,12 +95,12 @@ pub(super) async fn writers(
         create_group(channel, &load.tenant, writer_group(w)).await?;
     }
     let mut out = Vec::new();
-    for &n in &args.writers {
+    for &n in counts {
         let phase = Load {
             concurrency: n.min(load.data.sizes.subjects),
             ..load.clone()
         };
-        out.push((n, phase.call(Kind::Write, args).await?));
+        out.push((n, phase.call(Kind::Write, budget).await?));
     }
     Ok(out)
 }
@@ -122,7 +126,7 @@ pub struct WideStats {
 }
 
 /// The median and the slowest of some latencies, in milliseconds.
-fn median_and_max(mut latencies: Vec<Duration>) -> (f64, f64) {
+pub(super) fn median_and_max(mut latencies: Vec<Duration>) -> (f64, f64) {
     latencies.sort();
     let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     (ms(latencies.get(latencies.len() / 2)), ms(latencies.last()))
@@ -132,32 +136,9 @@ fn median_and_max(mut latencies: Vec<Duration>) -> (f64, f64) {
 /// and while [`WIDE_ROLE`] is assigned to and removed from the group.
 pub(super) async fn wide_group(args: &BenchArgs, load: &Load) -> Result<WideStats, BenchError> {
     let channel = load.channels[0].clone();
-    create_group(&channel, &load.tenant, WIDE_GROUP.to_string()).await?;
-    let members = load.data.sizes.subjects;
-    let ids: Vec<usize> = (0..members).collect();
-    let mut m = MembershipServiceClient::new(channel.clone());
-    for chunk in ids.chunks(MAX_BATCH_OPERATIONS) {
-        let operations = chunk
-            .iter()
-            .map(|&i| membership(WIDE_GROUP, Dataset::subject_id(i), true))
-            .collect();
-        m.manage_membership(pb::ManageMembershipRequest {
-            tenant: load.tenant.clone(),
-            operations,
-            options: None,
-        })
-        .await
-        .map_err(rpc_error("filling the group-wide group"))?;
-    }
-    let alone = toggle_role(
-        channel.clone(),
-        load.tenant.clone(),
-        Arc::new(AtomicBool::new(false)),
-        IDLE_WIDE_WRITES,
-    )
-    .await?;
-    let (idle_p50_ms, _) = median_and_max(alone);
-    let idle = load.call(Kind::Check, args).await?;
+    let members = fill_wide_group(load).await?;
+    let (idle_p50_ms, _) = median_and_max(toggle_alone(load, IDLE_WIDE_WRITES).await?);
+    let idle = load.call(Kind::Check, args.budget()).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(toggle_role(
         channel,
@@ -165,7 +146,7 @@ pub(super) async fn wide_group(args: &BenchArgs, load: &Load) -> Result<WideStat
         stop.clone(),
         MAX_WIDE_WRITES,
     ));
-    let during = load.call(Kind::Check, args).await;
+    let during = load.call(Kind::Check, args.budget()).await;
     stop.store(true, Ordering::Relaxed);
     let latencies = writer.await??;
     let during = during?;
@@ -180,6 +161,47 @@ pub(super) async fn wide_group(args: &BenchArgs, load: &Load) -> Result<WideStat
         p50_ms,
         max_ms,
     })
+}
+
+/// Creates [`WIDE_GROUP`] and puts every subject of the data in it, in
+/// batches of [`MAX_BATCH_OPERATIONS`]; returns how many members it has.
+pub(super) async fn fill_wide_group(load: &Load) -> Result<usize, BenchError> {
+    let channel = load.channels[0].clone();
+    create_group(&channel, &load.tenant, WIDE_GROUP.to_string()).await?;
+    let members = load.data.sizes.subjects;
+    let ids: Vec<usize> = (0..members).collect();
+    let mut m = MembershipServiceClient::new(channel);
+    for chunk in ids.chunks(MAX_BATCH_OPERATIONS) {
+        let operations = chunk
+            .iter()
+            .map(|&i| membership(WIDE_GROUP, Dataset::subject_id(i), true))
+            .collect();
+        let call = m.manage_membership(pb::ManageMembershipRequest {
+            tenant: load.tenant.clone(),
+            operations,
+            options: None,
+        });
+        tokio::time::timeout(WIDE_WRITE_TIMEOUT, call)
+            .await
+            .map_err(|_| BenchError::Timeout {
+                what: "a batch filling the group-wide group".into(),
+                after: WIDE_WRITE_TIMEOUT,
+            })?
+            .map_err(rpc_error("filling the group-wide group"))?;
+    }
+    Ok(members)
+}
+
+/// `writes` group-wide writes (assign, remove, assign, …) on an otherwise
+/// idle server; each one's end-to-end latency.
+pub(super) async fn toggle_alone(load: &Load, writes: usize) -> Result<Vec<Duration>, BenchError> {
+    toggle_role(
+        load.channels[0].clone(),
+        load.tenant.clone(),
+        Arc::new(AtomicBool::new(false)),
+        writes,
+    )
+    .await
 }
 
 /// Assigns and removes [`WIDE_ROLE`] on the whole group until `stop` (or
@@ -227,9 +249,12 @@ async fn toggle_role(
             }],
             options: None,
         });
-        tokio::time::timeout(CALL_TIMEOUT * 12, call)
+        tokio::time::timeout(WIDE_WRITE_TIMEOUT, call)
             .await
-            .map_err(|_| BenchError::Settings("a group-wide write took over a minute".into()))?
+            .map_err(|_| BenchError::Timeout {
+                what: "a group-wide role write".into(),
+                after: WIDE_WRITE_TIMEOUT,
+            })?
             .map_err(rpc_error("a group-wide role write"))?;
         latencies.push(started.elapsed());
     }
