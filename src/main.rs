@@ -104,6 +104,19 @@ async fn serve(args: &ServeArgs) -> bool {
             return false;
         }
     };
+    let traces = match &config.otlp_endpoint {
+        None => None,
+        Some(endpoint) => match authzd::api::traces::install(endpoint) {
+            Ok(traces) => {
+                tracing::info!(otlp_endpoint = %endpoint, "exporting a span per call over OTLP");
+                Some(traces)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot export traces");
+                return false;
+            }
+        },
+    };
     // The bound address, not the requested one: with port 0 this is how a
     // caller (or a test) learns the port.
     let bound = listener
@@ -130,8 +143,11 @@ async fn serve(args: &ServeArgs) -> bool {
         };
         tracing::info!(primary = %follow.primary, %tenants, "read replica: reads are local, writes go to the primary");
     }
-    let served = server::serve(service, callers, listener, tls.as_ref(), primary, shutdown);
-    match served.await {
+    let served = server::serve(service, callers, listener, tls.as_ref(), primary, shutdown).await;
+    if let Some(traces) = traces {
+        traces.stop().await;
+    }
+    match served {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -118,6 +118,11 @@ pub struct ServeArgs {
     /// it on loopback or a private network). Off unless given.
     #[arg(long, env = "AUTHZD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Export OpenTelemetry traces (a span per RPC) over OTLP/gRPC to
+    /// this collector: an http:// or https:// URL (https verifies it
+    /// against the system's CAs). Off unless given.
+    #[arg(long, env = "AUTHZD_OTLP_ENDPOINT", value_name = "URL", value_parser = otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
     /// Days the audit trail keeps an entry (at least 1), independently of
     /// the changelog's retention.
     #[arg(long, env = "AUTHZD_AUDIT_RETAIN_DAYS", default_value_t = Config::default().audit_retention.as_secs() / 86_400)]
@@ -173,6 +178,24 @@ fn listen_address(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
+/// An OTLP/gRPC collector's URL: `http://` or `https://`, a host, an
+/// optional port, and no path (gRPC names its own).
+fn otlp_endpoint(text: &str) -> Result<String, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e| format!("not a URL ({e}); give http://HOST:PORT or https://HOST:PORT"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("the URL must start with http:// or https://".into());
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("the URL names no host".into());
+    }
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err("the URL must have no path: the collector's gRPC service names its own".into());
+    }
+    Ok(text.to_string())
+}
+
 impl ServeArgs {
     /// The runtime settings these arguments describe.
     pub fn config(&self) -> Config {
@@ -191,6 +214,7 @@ impl ServeArgs {
             token_requests: self.token_max_requests.max(1),
             token_watches: self.token_max_watches.max(1),
             metrics_listen: self.metrics_listen,
+            otlp_endpoint: self.otlp_endpoint.clone(),
             audit_retention: std::time::Duration::from_secs(
                 self.audit_retain_days
                     .clamp(1, 100 * 365)
