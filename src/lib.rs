@@ -32,8 +32,8 @@
 //!   shutdown.
 //! - [`tls`]: the PEM files of TLS, read and checked at start-up.
 //! - [`cli`]: the command line (`serve`, `schema check`, `schema test`,
-//!   `bench`, `import`, `export`, the query commands, `token new`), the
-//!   `--config` file, and how the binary logs.
+//!   `bench`, `import`, `export`, `backup`, `restore`, the query commands,
+//!   `token new`), the `--config` file, and how the binary logs.
 
 pub mod api;
 pub mod auth;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             | Command::Query(_)
             | Command::Export(_)
             | Command::Backup(_)
+            | Command::Restore(_)
     ) {
         "warn"
     } else {
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Query(command) => block_on(authzd::cli::query::command(command)),
         Command::Export(args) => block_on(authzd::cli::tenant_file::export_command(args)),
         Command::Backup(args) => block_on(authzd::cli::backup::command(args)),
+        Command::Restore(args) => block_on(authzd::cli::restore::command(args)),
     };
     if ok {
         ExitCode::SUCCESS

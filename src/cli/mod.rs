@@ -1,5 +1,5 @@
-//! The command line: `serve`, `schema check`, `bench`, `import`, `token
-//! new`, and how the binary logs. Parses arguments into a validated [`Config`]; must not talk to redb
+//! The command line: `serve`, `schema check`, `bench`, `import`, `backup`,
+//! `restore`, `token new`, and how the binary logs. Parses arguments into a validated [`Config`]; must not talk to redb
 //! directly.
 
 pub mod backup;
@@ -9,6 +9,7 @@ pub mod config_file;
 pub mod import;
 pub mod logs;
 pub mod query;
+pub mod restore;
 pub mod schema_test;
 pub mod tenant_file;
 pub mod tls;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Copy a running server's store, consistently at one revision, into a
     /// data folder `serve --data` opens.
     Backup(backup::BackupArgs),
+    /// Put a backup in place as a data folder: checked (format, revision,
+    /// tenants), copied beside it, fsynced, renamed in.
+    Restore(restore::RestoreArgs),
     /// Write a tenant of a running server as JSON (for `authzd import`).
     Export(tenant_file::ExportArgs),
     /// Ask a running server (check, who, what, watch).

@@ -15,7 +15,7 @@ use super::{Error, Service};
 use crate::config;
 use crate::model::{Change, ChangeSet, Revision, TenantId};
 use crate::schema::{self, Catalog};
-use crate::store::{Loaded, Store, StoreError};
+use crate::store::{FILE_NAME, Loaded, Store, StoreError};
 use crate::watch::WatchError;
 
 /// The whole state (or some tenants'), at one revision.
@@ -49,6 +49,48 @@ pub fn write_backup(dir: &std::path::Path, export: &Export) -> Result<(), Error>
     let written = store.replace_all(export.revision, &export.schema, &export.tenants);
     store.close();
     Ok(written?)
+}
+
+/// What a data folder's store holds, as a server would load it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSummary {
+    /// The revision it reflects.
+    pub revision: Revision,
+    /// Each tenant, in id order, with the number of its records.
+    pub tenants: Vec<(TenantId, u64)>,
+}
+
+/// Opens the store in `dir` as a server would (the format version
+/// checked), decodes every record, and closes it: what `dir` would serve.
+/// `dir` must already hold a store file; nothing is created. Blocks; call
+/// off the async workers.
+pub fn inspect_store(dir: &std::path::Path) -> Result<StoreSummary, Error> {
+    if !dir.join(FILE_NAME).is_file() {
+        return Err(Error::InvalidArgument {
+            field: dir.display().to_string(),
+            reason: format!("holds no authzd store (no {FILE_NAME})"),
+        });
+    }
+    let store = Store::open(dir).map_err(Error::Open)?;
+    let mut tenants = std::collections::BTreeMap::<TenantId, u64>::new();
+    let read = store.stream(&mut |tenant, _| match tenants.get_mut(tenant) {
+        Some(records) => *records += 1,
+        None => {
+            tenants.insert(tenant.clone(), 1);
+        }
+    });
+    store.close();
+    Ok(StoreSummary {
+        revision: read.map_err(Error::Open)?,
+        tenants: tenants.into_iter().collect(),
+    })
+}
+
+impl Error {
+    /// Whether this is a store another process (a running server) holds.
+    pub fn in_use(&self) -> bool {
+        matches!(self, Error::Open(StoreError::InUse { .. }))
+    }
 }
 
 /// Which tenants a replica holds.
