@@ -614,8 +614,15 @@ impl Drop for Entry {
     }
 }
 
-/// A status code as Prometheus labels gRPC codes (`OK`, `NOT_FOUND`, …).
-fn code_name(code: Code) -> &'static str {
+/// A status as a person reads it: the code as gRPC names it, then the
+/// message (`NOT_FOUND: tenant "t1" not found`).
+pub fn status_text(status: &tonic::Status) -> String {
+    format!("{}: {}", code_name(status.code()), status.message())
+}
+
+/// A status code as gRPC names it (`OK`, `NOT_FOUND`, …): in metrics'
+/// labels, spans and messages.
+pub fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

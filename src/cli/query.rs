@@ -177,7 +177,7 @@ pub async fn command(command: &QueryCommand) -> bool {
     match done {
         Ok(ok) => ok,
         Err(status) => {
-            eprintln!("{:?}: {}", status.code(), status.message());
+            eprintln!("{}", crate::api::status_text(&status));
             false
         }
     }
