@@ -103,6 +103,14 @@ async fn a_backup_taken_while_writing_holds_exactly_its_revision() {
         said.contains(&format!("restored revision {at} (1 tenants: {ACME};")),
         "{said}"
     );
+    assert!(!said.contains("open to other users"), "{said}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700, "the restored folder is owner-only");
+        assert_eq!(mode(&data.join("authzd.redb")), 0o600);
+    }
     let served = spawn_binary(&data, None).await;
     let channel = served.channel().await;
     let schema = SchemaServiceClient::new(channel.clone())

@@ -289,7 +289,8 @@ async fn who(
         request.page_token = page.next_page_token;
     }
     if !q.json {
-        eprintln!("{printed} holders of {permission} {}", place.describe());
+        let holders = if printed == 1 { "holder" } else { "holders" };
+        eprintln!("{printed} {holders} of {permission} {}", place.describe());
     }
     Ok(true)
 }

@@ -100,8 +100,13 @@ pub fn restore(args: &RestoreArgs) -> Result<String, RestoreError> {
         .ok_or_else(|| target(&args.data, "name a folder (not `..` or a root)"))?
         .to_string_lossy()
         .into_owned();
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}.restoring-"))
+    let prefix = format!(".{name}.restoring-");
+    let mut staging = tempfile::Builder::new();
+    staging.prefix(&prefix);
+    // Owner-only, like a data folder the server creates: it becomes one.
+    #[cfg(unix)]
+    staging.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    let staging = staging
         .tempdir_in(&parent)
         .map_err(io("creating a folder in", &parent))?;
     copy_synced(&source, &staging.path().join(FILE_NAME))?;
