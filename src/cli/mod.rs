@@ -133,7 +133,7 @@ pub struct ServeArgs {
     pub audit_retain_days: u64,
     /// Seconds calls in progress at shutdown (SIGTERM, SIGINT) may take to
     /// finish before the server exits anyway.
-    #[arg(long, default_value_t = Config::default().shutdown_grace.as_secs())]
+    #[arg(long, env = "AUTHZD_SHUTDOWN_GRACE_SECS", default_value_t = Config::default().shutdown_grace.as_secs())]
     pub shutdown_grace_secs: u64,
     /// TLS and mTLS.
     #[command(flatten)]
@@ -145,19 +145,21 @@ pub struct ServeArgs {
     pub follow: Option<String>,
     /// Hold only this tenant of the primary (repeat for several); others
     /// are NOT_FOUND here. [default: every tenant the follow token sees]
+    /// (Repeatable, so not an environment variable: give a list in the
+    /// --config file instead.)
     #[arg(long, requires = "follow")]
     pub follow_tenant: Vec<TenantId>,
     /// The secret (a read token of the primary) this replica follows with.
     /// Forwarded writes carry their caller's own token.
-    #[arg(long, requires = "follow")]
+    #[arg(long, env = "AUTHZD_FOLLOW_TOKEN_FILE", requires = "follow")]
     pub follow_token_file: Option<PathBuf>,
     /// Verify the primary's certificate against the CAs in this PEM bundle,
     /// and speak TLS to it.
-    #[arg(long, requires = "follow")]
+    #[arg(long, env = "AUTHZD_FOLLOW_TLS_CA", requires = "follow")]
     pub follow_tls_ca: Option<PathBuf>,
     /// On a replica: seconds behind the primary past which health reports
     /// NOT_SERVING (so a load balancer takes a stale sidecar out).
-    #[arg(long, default_value_t = crate::config::DEFAULT_MAX_LAG.as_secs())]
+    #[arg(long, env = "AUTHZD_MAX_LAG_SECS", default_value_t = crate::config::DEFAULT_MAX_LAG.as_secs())]
     pub max_lag_secs: u64,
 }
 
@@ -401,4 +403,31 @@ pub async fn reload_on_hangup(callers: std::sync::Arc<auth::Callers>) {
     }
     #[cfg(not(unix))]
     let _ = callers;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every `serve` flag has its `AUTHZD_*` variable, named after it (the
+    /// README promises it), but the repeatable `--follow-tenant`.
+    #[test]
+    fn every_serve_flag_has_its_environment_variable() {
+        let command = Cli::command();
+        let serve = command.find_subcommand("serve").unwrap();
+        let mut checked = 0;
+        for arg in serve.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "log-format" | "follow-tenant") {
+                continue;
+            }
+            let expected = format!("AUTHZD_{}", long.replace('-', "_").to_uppercase());
+            let env = arg.get_env().and_then(|e| e.to_str());
+            assert_eq!(env, Some(expected.as_str()), "--{long}");
+            checked += 1;
+        }
+        assert!(checked > 20, "{checked} flags");
+    }
 }
