@@ -6,7 +6,8 @@
 //! that a tenant-bound token does not call an RPC reaching every tenant),
 //! counts the call against the token's bounds, and returns the request id
 //! in the response headers; when the response is finished (or abandoned) it
-//! writes one access-log line. Health and reflection are open: no token is
+//! writes one access-log line, counts the call in the metrics and reports
+//! it to [`super::traces`] (a span, when traces are exported). Health and reflection are open: no token is
 //! asked for, so probes and `grpcurl list` work without one.
 //!
 //! What only the request body shows is checked by the handler through its
