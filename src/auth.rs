@@ -64,7 +64,8 @@ impl std::str::FromStr for Kind {
             "write" => Ok(Kind::Write),
             "admin" => Ok(Kind::Admin),
             other => Err(format!(
-                "unknown kind {other:?}; use \"read\", \"write\" or \"admin\""
+                "unknown kind {}; use \"read\", \"write\" or \"admin\"",
+                crate::model::Quoted(other)
             )),
         }
     }

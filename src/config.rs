@@ -168,6 +168,9 @@ pub struct Config {
     /// Where to serve Prometheus metrics (`GET /metrics`); `None`: no
     /// metrics.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to export OpenTelemetry traces (an OTLP/gRPC `http://` or
+    /// `https://` URL); `None`: no spans are made.
+    pub otlp_endpoint: Option<String>,
     /// How long audit entries are kept; older ones are pruned by later
     /// commits, independently of the changelog's retention.
     pub audit_retention: Duration,
@@ -197,6 +200,7 @@ impl Default for Config {
             token_watches: DEFAULT_TOKEN_WATCHES,
             audit_retention: DEFAULT_AUDIT_RETENTION,
             metrics_listen: None,
+            otlp_endpoint: None,
             follow: None,
             shutdown_grace: Duration::from_secs(10),
         }

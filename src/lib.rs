@@ -22,7 +22,8 @@
 //!   revision, subscriptions, the audit trail's listing, and replication's
 //!   two sides (what a primary exports, how a replica applies it).
 //! - [`api`]: tonic services, protobuf conversions, the one error-to-status
-//!   mapping; a replica's follower and the layer that forwards its writes.
+//!   mapping; a replica's follower and the layer that forwards its writes;
+//!   the span each call makes and the opt-in OTLP exporter.
 //! - [`auth`]: callers: the token set, authentication, and what a token's
 //!   kind and tenant allow.
 //! - [`config`]: runtime settings and every documented limit.
@@ -32,8 +33,8 @@
 //!   shutdown.
 //! - [`tls`]: the PEM files of TLS, read and checked at start-up.
 //! - [`cli`]: the command line (`serve`, `schema check`, `schema test`,
-//!   `bench`, `import`, `export`, the query commands, `token new`), the
-//!   `--config` file, and how the binary logs.
+//!   `bench`, `import`, `export`, `backup`, `restore`, the query commands,
+//!   `token new`), the `--config` file, and how the binary logs.
 
 pub mod api;
 pub mod auth;

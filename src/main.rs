@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             | Command::Query(_)
             | Command::Export(_)
             | Command::Backup(_)
+            | Command::Restore(_)
     ) {
         "warn"
     } else {
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Query(command) => block_on(authzd::cli::query::command(command)),
         Command::Export(args) => block_on(authzd::cli::tenant_file::export_command(args)),
         Command::Backup(args) => block_on(authzd::cli::backup::command(args)),
+        Command::Restore(args) => block_on(authzd::cli::restore::command(args)),
     };
     if ok {
         ExitCode::SUCCESS
@@ -104,6 +106,19 @@ async fn serve(args: &ServeArgs) -> bool {
             return false;
         }
     };
+    let traces = match &config.otlp_endpoint {
+        None => None,
+        Some(endpoint) => match authzd::api::traces::install(endpoint) {
+            Ok(traces) => {
+                tracing::info!(otlp_endpoint = %endpoint, "exporting a span per call over OTLP");
+                Some(traces)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot export traces");
+                return false;
+            }
+        },
+    };
     // The bound address, not the requested one: with port 0 this is how a
     // caller (or a test) learns the port.
     let bound = listener
@@ -130,8 +145,11 @@ async fn serve(args: &ServeArgs) -> bool {
         };
         tracing::info!(primary = %follow.primary, %tenants, "read replica: reads are local, writes go to the primary");
     }
-    let served = server::serve(service, callers, listener, tls.as_ref(), primary, shutdown);
-    match served.await {
+    let served = server::serve(service, callers, listener, tls.as_ref(), primary, shutdown).await;
+    if let Some(traces) = traces {
+        traces.stop().await;
+    }
+    match served {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, "server failed");

@@ -66,14 +66,16 @@ pub fn check_id(what: &str, s: &str) -> Result<(), InvalidValue> {
     }
     if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(InvalidValue::new(format!(
-            "{what} {s:?} contains the character {c:?}; whitespace and control characters are not allowed"
+            "{what} {} contains the character {}; whitespace and control characters are not allowed",
+            Quoted(s),
+            QuotedChar(c)
         )));
     }
-    // `escape_debug` so that the message itself cannot reorder a console.
+    // Quoted escapes it, so that the message itself cannot reorder a console.
     if let Some(c) = s.chars().find(|&c| is_bidi_control(c)) {
         return Err(InvalidValue::new(format!(
-            "{what} {:?} contains the bidirectional control character U+{:04X}; it can make one id look like another, and is not allowed",
-            s.escape_debug().to_string(),
+            "{what} {} contains the bidirectional control character U+{:04X}; it can make one id look like another, and is not allowed",
+            Quoted(s),
             u32::from(c)
         )));
     }
@@ -194,7 +196,8 @@ impl FromStr for Name {
     fn from_str(s: &str) -> Result<Self, InvalidValue> {
         if s.is_empty() || s.len() > MAX_NAME_LEN {
             return Err(InvalidValue::new(format!(
-                "name {s:?} must be 1 to {MAX_NAME_LEN} bytes long"
+                "name {} must be 1 to {MAX_NAME_LEN} bytes long",
+                Quoted(s)
             )));
         }
         if let Some(c) = s
@@ -202,7 +205,9 @@ impl FromStr for Name {
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
         {
             return Err(InvalidValue::new(format!(
-                "name {s:?} contains {c:?}; use letters, digits, '_', '-' and '.'"
+                "name {} contains {}; use letters, digits, '_', '-' and '.'",
+                Quoted(s),
+                QuotedChar(c)
             )));
         }
         Ok(Self(s.into()))
@@ -252,12 +257,13 @@ impl FromStr for Permission {
         }
         let Some((resource, verb)) = s.split_once(':') else {
             return Err(InvalidValue::new(format!(
-                "permission {s:?} is not of the form \"type:level\", \"type:action\" or \"*\""
+                "permission {} is not of the form \"type:level\", \"type:action\" or \"*\"",
+                Quoted(s)
             )));
         };
         let part = |p: &str| {
             p.parse::<Name>()
-                .map_err(|e| InvalidValue::new(format!("permission {s:?}: {e}")))
+                .map_err(|e| InvalidValue::new(format!("permission {}: {e}", Quoted(s))))
         };
         Ok(Permission::Specific {
             resource: part(resource)?,
@@ -374,10 +380,11 @@ impl Subject {
         for (k, v) in attributes {
             if k.is_empty() || k.len() > MAX_ATTRIBUTE_KEY_LEN {
                 return Err(InvalidValue::new(format!(
-                    "attribute key {k:?} must be 1 to {MAX_ATTRIBUTE_KEY_LEN} bytes long"
+                    "attribute key {} must be 1 to {MAX_ATTRIBUTE_KEY_LEN} bytes long",
+                    Quoted(k)
                 )));
             }
-            check_text(&format!("attribute {k:?}"), v)?;
+            check_text(&format!("attribute {}", Quoted(k)), v)?;
         }
         Ok(())
     }
@@ -403,6 +410,22 @@ pub struct Quoted<'a>(pub &'a str);
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "\"{}\"", self.0.escape_debug())
+    }
+}
+
+/// A character as error messages quote it: in single quotes, escaped like
+/// [`Quoted`], with its code point (`' ' (U+0020)`).
+#[derive(Debug, Clone, Copy)]
+pub struct QuotedChar(pub char);
+
+impl fmt::Display for QuotedChar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "'{}' (U+{:04X})",
+            self.0.escape_debug(),
+            u32::from(self.0)
+        )
     }
 }
 
@@ -928,5 +951,14 @@ mod tests {
         assert_eq!(Quoted("editor").to_string(), "\"editor\"");
         assert_eq!(Quoted("a\nb\"c").to_string(), "\"a\\nb\\\"c\"");
         assert_eq!(Quoted("\u{202e}x").to_string(), "\"\\u{202e}x\"");
+    }
+
+    /// A quoted character is escaped the same way and names its code
+    /// point, so a space or a control character is seen for what it is.
+    #[test]
+    fn quoted_characters_name_their_code_point() {
+        assert_eq!(QuotedChar(' ').to_string(), "' ' (U+0020)");
+        assert_eq!(QuotedChar('\t').to_string(), "'\\t' (U+0009)");
+        assert_eq!(QuotedChar('\u{202e}').to_string(), "'\\u{202e}' (U+202E)");
     }
 }

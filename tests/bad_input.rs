@@ -1075,3 +1075,186 @@ async fn unknown_names_in_requests_suggest_the_closest() {
     assert_eq!(revision(&server).await, before);
     server.stop().await;
 }
+
+/// What Rust's debug formatting leaves in a message: a newtype's or an
+/// enum's name with its parenthesis, an `Option`, a struct, or a string
+/// escaped inside another value's debug form (its quotes, or an escape
+/// escaped again).
+const DEBUG_SHAPES: [&str; 13] = [
+    "SubjectId(",
+    "TenantId(",
+    "GroupId(",
+    "ScopeId(",
+    "RoleId(",
+    "Name(",
+    "Permission(",
+    "Specific {",
+    "Some(",
+    "None",
+    "\\\"",
+    "\\\\",
+    "InvalidValue",
+];
+
+fn assert_plain(what: &str, message: &str) {
+    for shape in DEBUG_SHAPES {
+        assert!(
+            !message.contains(shape),
+            "{what}: {shape} in the message: {message}"
+        );
+    }
+}
+
+/// Refusals of bad input to several RPCs, and the schema checker's
+/// errors, show names as text (quoted where the message needs it), never
+/// in Rust's debug form.
+#[tokio::test]
+async fn no_message_shows_debug_formatting() {
+    let server = seeded_server().await;
+    let mut refusals: Vec<(&str, tonic::Status)> = Vec::new();
+    let mut a = server.access().await;
+    let checks = [
+        ("unknown tenant", "nosuch", "alice", "document:read", ""),
+        ("subject with a space", ACME, "bad id", "document:read", ""),
+        (
+            "bidirectional control",
+            ACME,
+            "x\u{202e}y",
+            "document:read",
+            "",
+        ),
+        ("unknown type", ACME, "alice", "nosuchtype:read", ""),
+        ("unknown verb", ACME, "alice", "document:eidt", ""),
+        ("malformed permission", ACME, "alice", "document", ""),
+        ("bad name", ACME, "alice", "docu ment:read", ""),
+        ("unknown scope", ACME, "alice", "document:read", "nowhere"),
+    ];
+    for (what, tenant, subject, permission, scope) in checks {
+        let request = check_request(tenant, subject, permission, scope);
+        refusals.push((what, a.check_access(request).await.unwrap_err()));
+    }
+    refusals.push((
+        "holders of an unknown permission",
+        a.list_subjects_with_permission(pb::ListSubjectsWithPermissionRequest {
+            tenant: ACME.into(),
+            permission: "nosuchtype:read".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err(),
+    ));
+    let mut m = server.membership().await;
+    let actor = pb::WriteOptions {
+        actor: "ghost".into(),
+        ..Default::default()
+    };
+    for (what, request) in [
+        (
+            "unknown actor",
+            batch(
+                ACME,
+                vec![add_member("g", subject_principal("alice"))],
+                Some(actor),
+            ),
+        ),
+        (
+            "unknown group",
+            batch(
+                ACME,
+                vec![add_member("nogroup", subject_principal("alice"))],
+                None,
+            ),
+        ),
+        (
+            "unknown member",
+            batch(
+                ACME,
+                vec![add_member("g", subject_principal("nobody"))],
+                None,
+            ),
+        ),
+        (
+            "unknown role",
+            batch(
+                ACME,
+                vec![assign("nosuchrole", subject_principal("alice"), None)],
+                None,
+            ),
+        ),
+    ] {
+        refusals.push((what, m.manage_membership(request).await.unwrap_err()));
+    }
+    let mut d = server.directory().await;
+    for (what, condition) in [
+        ("unknown variable", "nosuchvar == 1"),
+        ("unknown function", "nosuchfn(id)"),
+        ("unknown field", "id.x == 1"),
+    ] {
+        let request = pb::CreateGroupRequest {
+            tenant: ACME.into(),
+            group: Some(pb::Group {
+                id: "cond".into(),
+                title: String::new(),
+                condition: condition.into(),
+            }),
+            options: None,
+        };
+        refusals.push((what, d.create_group(request).await.unwrap_err()));
+    }
+    let attributes = [(String::new(), "x".to_string())].into();
+    let request = pb::CreateSubjectRequest {
+        tenant: ACME.into(),
+        subject: Some(pb::Subject {
+            id: "bob".into(),
+            attributes,
+            ..Default::default()
+        }),
+        options: None,
+    };
+    refusals.push((
+        "empty attribute key",
+        d.create_subject(request).await.unwrap_err(),
+    ));
+    let request = pb::GetRequest {
+        tenant: ACME.into(),
+        id: "nobody".into(),
+        ..Default::default()
+    };
+    refusals.push((
+        "get an unknown subject",
+        d.get_subject(request).await.unwrap_err(),
+    ));
+    let bad_schema = "[resources.doc]\nlevels = [\"read\", \"read\"]\nfollows = [\"nosuch\"]\n\n\
+                      [role_classes.c]\nper_subject = \"sometimes\"\n\n\
+                      [roles.r]\ngrants = [\"doc:write\", \"nosuch:read\"]\nclass = \"noclass\"\n";
+    let request = pb::WriteSchemaRequest {
+        schema: bad_schema.into(),
+        dry_run: true,
+        ..Default::default()
+    };
+    let schema = server
+        .schema()
+        .await
+        .write_schema(request)
+        .await
+        .unwrap_err();
+    refusals.push(("WriteSchema", schema));
+
+    for (what, status) in &refusals {
+        assert_plain(what, status.message());
+    }
+    // The checker reports every error; each names what it is about.
+    let checked = authzd::schema::load("bad.toml", bad_schema)
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "\"read\" is listed twice",
+        "\"nosuch\"",
+        "\"sometimes\"",
+        "\"noclass\"",
+    ] {
+        assert!(checked.contains(expected), "{expected}: {checked}");
+    }
+    assert_plain("schema check", &checked);
+    server.stop().await;
+}

@@ -77,7 +77,7 @@ async fn check_answers_with_its_exit_code_and_explains() {
 
     let refused = authzd(&server, &["check", "bob", "nosuch:perm"]).await;
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("InvalidArgument"));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("INVALID_ARGUMENT"));
     server.stop().await;
 }
 

@@ -100,7 +100,7 @@ enum Ending {
 }
 
 fn ending(status: &tonic::Status) -> Ending {
-    let why = format!("{:?}: {}", status.code(), status.message());
+    let why = super::status_text(status);
     match status.code() {
         // The changelog no longer reaches the local revision, or the local
         // revision is one the primary never had (a primary restored from
@@ -304,7 +304,7 @@ pub enum SnapshotFailure {
 impl std::fmt::Display for SnapshotFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SnapshotFailure::Status(s) => write!(f, "{:?}: {}", s.code(), s.message()),
+            SnapshotFailure::Status(s) => f.write_str(&super::status_text(s)),
             SnapshotFailure::Broken(why) => f.write_str(why),
         }
     }

@@ -6,7 +6,8 @@
 //! that a tenant-bound token does not call an RPC reaching every tenant),
 //! counts the call against the token's bounds, and returns the request id
 //! in the response headers; when the response is finished (or abandoned) it
-//! writes one access-log line. Health and reflection are open: no token is
+//! writes one access-log line, counts the call in the metrics and reports
+//! it to [`super::traces`] (a span, when traces are exported). Health and reflection are open: no token is
 //! asked for, so probes and `grpcurl list` work without one.
 //!
 //! What only the request body shows is checked by the handler through its
@@ -191,7 +192,7 @@ pub struct Call {
     request_id: HeaderValue,
     /// Where refused writes are recorded.
     audit: Service,
-    /// Set by [`Call::tenant`] when the access log is on.
+    /// Set by [`Call::tenant`] when the access log or traces are on.
     tenant: OnceLock<TenantId>,
 }
 
@@ -214,7 +215,7 @@ impl Call {
             None,
             self.caller.may_touch(self.rpc, tenant),
         )?;
-        if tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO) {
+        if tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO) || super::traces::on() {
             if let Ok(id) = TenantId::try_from(tenant) {
                 let _ = self.tenant.set(id);
             }
@@ -422,7 +423,7 @@ where
             Ok(admitted) => admitted,
             Err(refusal) => {
                 let entry = Entry {
-                    rpc: route.map_or("open", |r| r.name),
+                    rpc: route.map_or(OPEN.name, |r| r.name),
                     stream: false,
                     caller: match &refusal {
                         crate::auth::Refusal::Missing | crate::auth::Refusal::Unknown => {
@@ -435,6 +436,7 @@ where
                     started,
                     code: None,
                     ended: false,
+                    parent: super::traces::parent(request.headers()),
                     _permit: None,
                 };
                 let status = tonic::Status::from(Error::Caller(refusal));
@@ -451,6 +453,7 @@ where
             tenant: OnceLock::new(),
         });
         request.extensions_mut().insert(call.clone());
+        let parent = super::traces::parent(request.headers());
         // The service that was made ready is the one called; its clone
         // waits for the next request (tower's rule for moving into a future).
         let clone = self.inner.clone();
@@ -467,7 +470,7 @@ where
             let entry = Entry {
                 stream,
                 rpc: if route.is_none() {
-                    "open"
+                    OPEN.name
                 } else {
                     call.rpc.name
                 },
@@ -477,6 +480,7 @@ where
                 started,
                 code: None,
                 ended: false,
+                parent,
                 _permit: permit,
             };
             Ok(logged(response, entry))
@@ -560,6 +564,8 @@ struct Entry {
     started: Instant,
     code: Option<Code>,
     ended: bool,
+    /// The caller's span, when traces are on and it sent one.
+    parent: Option<super::traces::Parent>,
     _permit: Option<Permit>,
 }
 
@@ -576,27 +582,48 @@ impl Drop for Entry {
             .call
             .as_ref()
             .and_then(|c| c.tenant.get())
-            .map_or("-", TenantId::as_str);
+            .map(TenantId::as_str);
         let took = self.started.elapsed();
+        let request_id = self.request_id.to_str().unwrap_or("-");
         crate::metrics::request(self.rpc, code_name(code), took);
         if self.stream {
             crate::metrics::watch_streams(-1.0);
         }
+        // Health and reflection (probes, grpcurl's listings) make no span.
+        if self.rpc != OPEN.name {
+            super::traces::rpc(super::traces::Call {
+                method: self.rpc,
+                tenant,
+                code,
+                code_name: code_name(code),
+                caller: &self.caller,
+                request_id,
+                took,
+                parent: self.parent.take(),
+            });
+        }
         tracing::info!(
             target: ACCESS_LOG,
             method = %self.rpc,
-            tenant = %tenant,
+            tenant = %tenant.unwrap_or("-"),
             code = ?code,
             latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             caller = %self.caller,
-            request_id = %self.request_id.to_str().unwrap_or("-"),
+            request_id = %request_id,
             "call"
         );
     }
 }
 
-/// A status code as Prometheus labels gRPC codes (`OK`, `NOT_FOUND`, …).
-fn code_name(code: Code) -> &'static str {
+/// A status as a person reads it: the code as gRPC names it, then the
+/// message (`NOT_FOUND: tenant "t1" not found`).
+pub fn status_text(status: &tonic::Status) -> String {
+    format!("{}: {}", code_name(status.code()), status.message())
+}
+
+/// A status code as gRPC names it (`OK`, `NOT_FOUND`, …): in metrics'
+/// labels, spans and messages.
+pub fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

@@ -6,7 +6,8 @@
 //! reach the service. Every call passes [`CallerLayer`] (authentication,
 //! token kind, per-token bounds, request id, access log), then
 //! [`WriteLayer`] (which, on a read replica, forwards writes to the
-//! primary), and each handler asks its `guard::Call` about the tenant and
+//! primary); the guard reports each finished call to [`traces`] (a span,
+//! when `--otlp-endpoint` is given), and each handler asks its `guard::Call` about the tenant and
 //! actor before anything else. [`Follower`] is the replica's client side
 //! of `ReplicationService`.
 //! Must not contain rules of the model: what may be written and what a
@@ -25,6 +26,7 @@ mod health;
 mod membership;
 mod replication;
 mod schema;
+pub mod traces;
 mod watch;
 
 pub use access::AccessApi;
@@ -32,7 +34,7 @@ pub use audit::AuditApi;
 pub use directory::DirectoryApi;
 pub use follow::{Follower, MAX_REPLICATION_MESSAGE_BYTES, SnapshotFailure, receive_snapshot};
 pub use forward::{REVISION_HEADER, WriteLayer};
-pub use guard::CallerLayer;
+pub use guard::{CallerLayer, code_name, status_text};
 pub use health::HealthApi;
 pub use membership::MembershipApi;
 pub use replication::{RECORD_FORMAT, ReplicationApi};

@@ -61,7 +61,7 @@ async fn run(args: &BackupArgs) -> Result<String, String> {
             tenants: args.tenant.clone(),
         })
         .await
-        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+        .map_err(|s| crate::api::status_text(&s))?
         .into_inner();
     let (export, records) = receive_snapshot(&mut stream)
         .await

@@ -152,11 +152,12 @@ impl BenchArgs {
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    let quoted = crate::model::Quoted(s);
+    let secs: f64 = s.parse().map_err(|e| format!("{quoted}: {e}"))?;
     if !(0.0..=3600.0).contains(&secs) {
-        return Err(format!("{s:?}: give 0 to 3600 seconds"));
+        return Err(format!("{quoted}: give 0 to 3600 seconds"));
     }
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{quoted}: {e}"))
 }
 
 /// Why the bench stopped.
@@ -188,7 +189,7 @@ pub enum BenchError {
     #[error(transparent)]
     Connect(#[from] ClientError),
     /// A call of the fill failed.
-    #[error("{what}: {code:?}: {message}")]
+    #[error("{what}: {}: {message}", crate::api::code_name(*code))]
     Rpc {
         /// What the call was doing.
         what: String,
@@ -664,7 +665,7 @@ impl fmt::Display for Report {
         let d = &self.fill;
         writeln!(
             f,
-            "data: tenant {:?}: {} subjects ({} locked), {} groups ({} nested), {} scopes (depth {}), {} memberships, {} role assignments",
+            "data: tenant {}: {} subjects ({} locked), {} groups ({} nested), {} scopes (depth {}), {} memberships, {} role assignments",
             self.tenant,
             d.subjects,
             d.locked,

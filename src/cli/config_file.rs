@@ -79,8 +79,9 @@ fn file_args(file: &Path, set: impl Fn(&str) -> bool) -> Result<Vec<OsString>, S
             .any(|a| a.get_id() == id.as_str() && a.get_long() == Some(key.as_str()));
         if !known || key == "config" {
             return Err(format!(
-                "{}: unknown key {key:?} (keys are serve's flags without the dashes)",
-                file.display()
+                "{}: unknown key {} (keys are serve's flags without the dashes)",
+                file.display(),
+                crate::model::Quoted(key)
             ));
         }
         if set(&id) {

@@ -28,7 +28,7 @@ use crate::api::pb;
 use crate::api::pb::directory_service_client::DirectoryServiceClient;
 use crate::api::pb::membership_service_client::MembershipServiceClient;
 use crate::config::MAX_BATCH_OPERATIONS;
-use crate::model::{GroupId, Subject, SubjectId, check_id};
+use crate::model::{GroupId, Quoted, QuotedChar, Subject, SubjectId, check_id};
 
 /// The header line every import file starts with.
 pub const HEADER: &str = "id,kind,status,groups,attributes";
@@ -86,7 +86,7 @@ pub enum ImportError {
     #[error(transparent)]
     Connect(#[from] ClientError),
     /// A call failed before anything was written.
-    #[error("{what}: {code:?}: {message}; nothing was written")]
+    #[error("{what}: {}: {message}; nothing was written", crate::api::code_name(*code))]
     Check {
         /// What the call was doing.
         what: String,
@@ -98,7 +98,8 @@ pub enum ImportError {
     /// A write failed after the file had passed every check. Writes before
     /// it may have been applied; running the import again is safe.
     #[error(
-        "{what}: {code:?}: {message}; the writes before it may have been applied, and running the import again is safe"
+        "{what}: {}: {message}; the writes before it may have been applied, and running the import again is safe",
+        crate::api::code_name(*code)
     )]
     Write {
         /// What the call was doing.
@@ -320,7 +321,11 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<RowError>> {
                 errors.push(RowError {
                     line,
                     column: "header",
-                    message: format!("expected the header {HEADER:?}, found {:?}", raw.trim()),
+                    message: format!(
+                        "expected the header {}, found {}",
+                        Quoted(HEADER),
+                        Quoted(raw.trim())
+                    ),
                 });
             }
             continue;
@@ -345,7 +350,10 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<RowError>> {
         errors.push(RowError {
             line: 1,
             column: "header",
-            message: format!("the file is empty; it must start with the header {HEADER:?}"),
+            message: format!(
+                "the file is empty; it must start with the header {}",
+                Quoted(HEADER)
+            ),
         });
     }
     if errors.is_empty() {
@@ -394,8 +402,9 @@ fn split_record(line: &str) -> Result<Vec<String>, String> {
                 Some(',') => fields.push(field),
                 Some(c) => {
                     return Err(format!(
-                        "field {} has {c:?} after its closing quote; expected a comma",
-                        fields.len() + 1
+                        "field {} has {} after its closing quote; expected a comma",
+                        fields.len() + 1,
+                        QuotedChar(c)
                     ));
                 }
             }
@@ -451,7 +460,10 @@ fn parse_row(line: usize, fields: &[String]) -> Result<Row, Vec<RowError>> {
         other => {
             error(
                 "kind",
-                format!("unknown kind {other:?}; expected user, service or empty"),
+                format!(
+                    "unknown kind {}; expected user, service or empty",
+                    Quoted(other)
+                ),
             );
             None
         }
@@ -463,7 +475,10 @@ fn parse_row(line: usize, fields: &[String]) -> Result<Row, Vec<RowError>> {
         other => {
             error(
                 "status",
-                format!("unknown status {other:?}; expected active, locked or empty"),
+                format!(
+                    "unknown status {}; expected active, locked or empty",
+                    Quoted(other)
+                ),
             );
             None
         }
@@ -489,13 +504,13 @@ fn parse_row(line: usize, fields: &[String]) -> Result<Row, Vec<RowError>> {
             let Some((key, value)) = pair.split_once('=') else {
                 error(
                     "attributes",
-                    format!("{pair:?} is not key=value; separate pairs with ';'"),
+                    format!("{} is not key=value; separate pairs with ';'", Quoted(pair)),
                 );
                 continue;
             };
             let key = key.trim().to_string();
             if map.insert(key.clone(), value.trim().to_string()).is_some() {
-                error("attributes", format!("key {key:?} is given twice"));
+                error("attributes", format!("key {} is given twice", Quoted(&key)));
             }
         }
         if let Err(e) = Subject::check_attributes(&map) {
@@ -879,7 +894,7 @@ mod tests {
         assert_eq!(
             errors(text),
             [
-                "3: id: subject id \"bad id\" contains the character ' '; whitespace and control characters are not allowed",
+                "3: id: subject id \"bad id\" contains the character ' ' (U+0020); whitespace and control characters are not allowed",
                 "3: kind: unknown kind \"robot\"; expected user, service or empty",
                 "3: status: unknown status \"frozen\"; expected active, locked or empty",
                 "4: attributes: \"novalue\" is not key=value; separate pairs with ';'",

@@ -1,5 +1,5 @@
-//! The command line: `serve`, `schema check`, `bench`, `import`, `token
-//! new`, and how the binary logs. Parses arguments into a validated [`Config`]; must not talk to redb
+//! The command line: `serve`, `schema check`, `bench`, `import`, `backup`,
+//! `restore`, `token new`, and how the binary logs. Parses arguments into a validated [`Config`]; must not talk to redb
 //! directly.
 
 pub mod backup;
@@ -9,6 +9,7 @@ pub mod config_file;
 pub mod import;
 pub mod logs;
 pub mod query;
+pub mod restore;
 pub mod schema_test;
 pub mod tenant_file;
 pub mod tls;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Copy a running server's store, consistently at one revision, into a
     /// data folder `serve --data` opens.
     Backup(backup::BackupArgs),
+    /// Put a backup in place as a data folder: checked (format, revision,
+    /// tenants), copied beside it, fsynced, renamed in.
+    Restore(restore::RestoreArgs),
     /// Write a tenant of a running server as JSON (for `authzd import`).
     Export(tenant_file::ExportArgs),
     /// Ask a running server (check, who, what, watch).
@@ -118,13 +122,18 @@ pub struct ServeArgs {
     /// it on loopback or a private network). Off unless given.
     #[arg(long, env = "AUTHZD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Export OpenTelemetry traces (a span per RPC) over OTLP/gRPC to
+    /// this collector: an http:// or https:// URL (https verifies it
+    /// against the system's CAs). Off unless given.
+    #[arg(long, env = "AUTHZD_OTLP_ENDPOINT", value_name = "URL", value_parser = otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
     /// Days the audit trail keeps an entry (at least 1), independently of
     /// the changelog's retention.
     #[arg(long, env = "AUTHZD_AUDIT_RETAIN_DAYS", default_value_t = Config::default().audit_retention.as_secs() / 86_400)]
     pub audit_retain_days: u64,
     /// Seconds calls in progress at shutdown (SIGTERM, SIGINT) may take to
     /// finish before the server exits anyway.
-    #[arg(long, default_value_t = Config::default().shutdown_grace.as_secs())]
+    #[arg(long, env = "AUTHZD_SHUTDOWN_GRACE_SECS", default_value_t = Config::default().shutdown_grace.as_secs())]
     pub shutdown_grace_secs: u64,
     /// TLS and mTLS.
     #[command(flatten)]
@@ -136,19 +145,21 @@ pub struct ServeArgs {
     pub follow: Option<String>,
     /// Hold only this tenant of the primary (repeat for several); others
     /// are NOT_FOUND here. [default: every tenant the follow token sees]
+    /// (Repeatable, so not an environment variable: give a list in the
+    /// --config file instead.)
     #[arg(long, requires = "follow")]
     pub follow_tenant: Vec<TenantId>,
     /// The secret (a read token of the primary) this replica follows with.
     /// Forwarded writes carry their caller's own token.
-    #[arg(long, requires = "follow")]
+    #[arg(long, env = "AUTHZD_FOLLOW_TOKEN_FILE", requires = "follow")]
     pub follow_token_file: Option<PathBuf>,
     /// Verify the primary's certificate against the CAs in this PEM bundle,
     /// and speak TLS to it.
-    #[arg(long, requires = "follow")]
+    #[arg(long, env = "AUTHZD_FOLLOW_TLS_CA", requires = "follow")]
     pub follow_tls_ca: Option<PathBuf>,
     /// On a replica: seconds behind the primary past which health reports
     /// NOT_SERVING (so a load balancer takes a stale sidecar out).
-    #[arg(long, default_value_t = crate::config::DEFAULT_MAX_LAG.as_secs())]
+    #[arg(long, env = "AUTHZD_MAX_LAG_SECS", default_value_t = crate::config::DEFAULT_MAX_LAG.as_secs())]
     pub max_lag_secs: u64,
 }
 
@@ -173,6 +184,24 @@ fn listen_address(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
+/// An OTLP/gRPC collector's URL: `http://` or `https://`, a host, an
+/// optional port, and no path (gRPC names its own).
+fn otlp_endpoint(text: &str) -> Result<String, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e| format!("not a URL ({e}); give http://HOST:PORT or https://HOST:PORT"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("the URL must start with http:// or https://".into());
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("the URL names no host".into());
+    }
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err("the URL must have no path: the collector's gRPC service names its own".into());
+    }
+    Ok(text.to_string())
+}
+
 impl ServeArgs {
     /// The runtime settings these arguments describe.
     pub fn config(&self) -> Config {
@@ -191,6 +220,7 @@ impl ServeArgs {
             token_requests: self.token_max_requests.max(1),
             token_watches: self.token_max_watches.max(1),
             metrics_listen: self.metrics_listen,
+            otlp_endpoint: self.otlp_endpoint.clone(),
             audit_retention: std::time::Duration::from_secs(
                 self.audit_retain_days
                     .clamp(1, 100 * 365)
@@ -373,4 +403,31 @@ pub async fn reload_on_hangup(callers: std::sync::Arc<auth::Callers>) {
     }
     #[cfg(not(unix))]
     let _ = callers;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every `serve` flag has its `AUTHZD_*` variable, named after it (the
+    /// README promises it), but the repeatable `--follow-tenant`.
+    #[test]
+    fn every_serve_flag_has_its_environment_variable() {
+        let command = Cli::command();
+        let serve = command.find_subcommand("serve").unwrap();
+        let mut checked = 0;
+        for arg in serve.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "log-format" | "follow-tenant") {
+                continue;
+            }
+            let expected = format!("AUTHZD_{}", long.replace('-', "_").to_uppercase());
+            let env = arg.get_env().and_then(|e| e.to_str());
+            assert_eq!(env, Some(expected.as_str()), "--{long}");
+            checked += 1;
+        }
+        assert!(checked > 20, "{checked} flags");
+    }
 }

@@ -177,7 +177,7 @@ pub async fn command(command: &QueryCommand) -> bool {
     match done {
         Ok(ok) => ok,
         Err(status) => {
-            eprintln!("{:?}: {}", status.code(), status.message());
+            eprintln!("{}", crate::api::status_text(&status));
             false
         }
     }
@@ -289,7 +289,8 @@ async fn who(
         request.page_token = page.next_page_token;
     }
     if !q.json {
-        eprintln!("{printed} holders of {permission} {}", place.describe());
+        let holders = if printed == 1 { "holder" } else { "holders" };
+        eprintln!("{printed} {holders} of {permission} {}", place.describe());
     }
     Ok(true)
 }

@@ -42,7 +42,7 @@ use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
 use cel::{Context, Env, Program, Value};
 
 use crate::config::{MAX_CONDITION_COST, MAX_CONDITION_DEPTH};
-use crate::model::{MAX_ATTRIBUTES, Subject, SubjectKind, SubjectStatus};
+use crate::model::{MAX_ATTRIBUTES, Quoted, Subject, SubjectKind, SubjectStatus};
 
 /// Longest condition text, in bytes.
 pub const MAX_CONDITION_LEN: usize = 4096;
@@ -445,7 +445,8 @@ impl Checker<'_> {
                 None => Err(self.error(
                     e,
                     format!(
-                        "unknown variable {name:?}; a condition may read {}",
+                        "unknown variable {}; a condition may read {}",
+                        Quoted(name),
                         VARIABLES.join(", ")
                     ),
                 )),
@@ -460,8 +461,8 @@ impl Checker<'_> {
                         return Err(self.error(
                             e,
                             format!(
-                                "cannot read field {:?} of {}",
-                                select.field,
+                                "cannot read field {} of {}",
+                                Quoted(&select.field),
                                 other.described()
                             ),
                         ));
@@ -735,7 +736,8 @@ impl Checker<'_> {
                 wrong(format!("{known} cannot be {style} {on}"))
             }
             (unknown, _, _) => wrong(format!(
-                "unknown function {unknown:?}; a condition may call {} and the CEL operators",
+                "unknown function {}; a condition may call {} and the CEL operators",
+                Quoted(unknown),
                 FUNCTIONS.join(", ")
             )),
         }

@@ -654,7 +654,7 @@ impl TenantState {
                 e.subject
                     .attributes
                     .iter()
-                    .map(|(k, v)| format!("{k} = {v:?}"))
+                    .map(|(k, v)| format!("{k} = {}", crate::model::Quoted(v)))
                     .collect::<Vec<_>>()
                     .join(", ")
             })

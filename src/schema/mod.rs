@@ -287,7 +287,7 @@ pub(crate) fn key_path(parent: &str, key: &str) -> String {
     let segment = if bare {
         key.to_owned()
     } else {
-        format!("{key:?}")
+        crate::model::Quoted(key).to_string()
     };
     if parent.is_empty() {
         segment
@@ -333,7 +333,7 @@ fn did_you_mean<'a>(
             best = Some((d, c));
         }
     }
-    best.map(|(_, c)| format!("; did you mean {c:?}?"))
+    best.map(|(_, c)| format!("; did you mean {}?", crate::model::Quoted(c)))
         .unwrap_or_default()
 }
 
@@ -610,7 +610,7 @@ impl FromStr for PermissionPattern {
             return Ok(PermissionPattern::All);
         }
         let invalid = |why: String| InvalidValue {
-            reason: format!("pattern {s:?} {why}"),
+            reason: format!("pattern {} {why}", crate::model::Quoted(s)),
         };
         let Some((resource, verb)) = s.split_once(':') else {
             return Err(invalid(

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::model::{Grant, MAX_GRANTS, Name, Permission, Role, RoleId, check_text};
+use crate::model::{Grant, MAX_GRANTS, Name, Permission, Quoted, Role, RoleId, check_text};
 
 use super::graph::{Adjacency, components, describe_cycle, is_cycle, member_of, shortest_cycle};
 use super::parse::{
@@ -204,7 +204,10 @@ impl Validator<'_> {
             }
             for verb in &list.value {
                 if !names.insert(verb.value.clone()) {
-                    self.report(&verb.at, format!("{what} {:?} is listed twice", verb.value));
+                    self.report(
+                        &verb.at,
+                        format!("{what} {} is listed twice", Quoted(&verb.value)),
+                    );
                     continue;
                 }
                 if let Some(parsed) = self.name(verb, &format!("{what} name")) {
@@ -240,14 +243,17 @@ impl Validator<'_> {
             for entry in &list.value {
                 let leader = &entry.value;
                 if !seen.insert(leader.clone()) {
-                    self.report(&entry.at, format!("{leader:?} is listed twice"));
+                    self.report(&entry.at, format!("{} is listed twice", Quoted(leader)));
                     continue;
                 }
                 let Some(info) = self.types.get(leader) else {
                     let hint = self
                         .out
                         .suggest(leader, self.types.keys().map(String::as_str));
-                    self.report(&entry.at, format!("unknown resource type {leader:?}{hint}"));
+                    self.report(
+                        &entry.at,
+                        format!("unknown resource type {}{hint}", Quoted(leader)),
+                    );
                     continue;
                 };
                 let mine = self.types.get(follower).and_then(|i| i.verbs.as_ref());
@@ -255,13 +261,15 @@ impl Validator<'_> {
                     let missing: Vec<String> = theirs
                         .iter()
                         .filter(|v| !mine.contains(*v))
-                        .map(|v| format!("{v:?}"))
+                        .map(|v| Quoted(v).to_string())
                         .collect();
                     if !missing.is_empty() {
                         self.report(
                             &entry.at,
                             format!(
-                                "{follower:?} cannot follow {leader:?}: it lacks {}; a follower must define every verb of the type it follows",
+                                "{} cannot follow {}: it lacks {}; a follower must define every verb of the type it follows",
+                                Quoted(follower),
+                                Quoted(leader),
                                 missing.join(", ")
                             ),
                         );
@@ -301,8 +309,9 @@ impl Validator<'_> {
                 .out
                 .suggest(resource.as_str(), self.types.keys().map(String::as_str));
             return Err(Some(format!(
-                "unknown permission {text:?}: no resource type {:?}{hint}",
-                resource.as_str()
+                "unknown permission {}: no resource type {}{hint}",
+                Quoted(&text),
+                Quoted(resource.as_str())
             )));
         };
         let Some(verbs) = &info.verbs else {
@@ -332,9 +341,10 @@ impl Validator<'_> {
             String::new()
         };
         Err(Some(format!(
-            "unknown permission {text:?}: {:?} has no {kind} or derived permission {:?}{hint}",
-            resource.as_str(),
-            verb.as_str()
+            "unknown permission {}: {} has no {kind} or derived permission {}{hint}",
+            Quoted(&text),
+            Quoted(resource.as_str()),
+            Quoted(verb.as_str())
         )))
     }
 
@@ -393,8 +403,8 @@ impl Validator<'_> {
                 self.report(
                     &d.name.at,
                     format!(
-                        "unknown resource type {:?}; a derived permission is named after a declared type{hint}",
-                        resource.as_str()
+                        "unknown resource type {}; a derived permission is named after a declared type{hint}",
+                        Quoted(resource.as_str())
                     ),
                 );
             }
@@ -406,9 +416,9 @@ impl Validator<'_> {
                 self.report(
                     &d.name.at,
                     format!(
-                        "{:?} is already a {kind} of {:?}; a derived permission needs a name of its own",
-                        verb.as_str(),
-                        resource.as_str()
+                        "{} is already a {kind} of {}; a derived permission needs a name of its own",
+                        Quoted(verb.as_str()),
+                        Quoted(resource.as_str())
                     ),
                 );
             }
@@ -445,7 +455,7 @@ impl Validator<'_> {
                 continue;
             };
             if !seen.insert(p.clone()) {
-                self.report(&term.at, format!("{:?} is listed twice", term.value));
+                self.report(&term.at, format!("{} is listed twice", Quoted(&term.value)));
                 ok = false;
                 continue;
             }
@@ -506,7 +516,8 @@ impl Validator<'_> {
                     self.report(
                         &item.at,
                         format!(
-                            "unknown per_subject {other:?}; expected exactly_one, at_most_one or many{hint}"
+                            "unknown per_subject {}; expected exactly_one, at_most_one or many{hint}",
+                            Quoted(other)
                         ),
                     );
                     None
@@ -551,9 +562,9 @@ impl Validator<'_> {
                         .out
                         .suggest(r.as_str(), self.types.keys().map(String::as_str));
                     Err(Some(format!(
-                        "unknown resource type {:?} in pattern {:?}{hint}",
-                        r.as_str(),
-                        item.value
+                        "unknown resource type {} in pattern {}{hint}",
+                        Quoted(r.as_str()),
+                        Quoted(&item.value)
                     )))
                 }
             }
@@ -588,7 +599,7 @@ impl Validator<'_> {
             match self.permission(item, allow_all) {
                 Some(p) if seen.insert(p.clone()) => list.push(p),
                 Some(_) => {
-                    self.report(&item.at, format!("{:?} is listed twice", item.value));
+                    self.report(&item.at, format!("{} is listed twice", Quoted(&item.value)));
                     ok = false;
                 }
                 None => ok = false,
@@ -633,7 +644,10 @@ impl Validator<'_> {
                 let hint = self
                     .out
                     .suggest(&c.value, self.classes.iter().map(String::as_str));
-                self.report(&c.at, format!("unknown role class {:?}{hint}", c.value));
+                self.report(
+                    &c.at,
+                    format!("unknown role class {}{hint}", Quoted(&c.value)),
+                );
                 None
             }
         };

@@ -11,7 +11,9 @@
 //! tonic, nor which backend the store is.
 
 mod replica;
-pub use replica::{Export, Tenants, decode_record, encode_record, write_backup};
+pub use replica::{
+    Export, StoreSummary, Tenants, decode_record, encode_record, inspect_store, write_backup,
+};
 mod sequencer;
 
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -25,7 +27,7 @@ use crate::engine::{self, Engine, EngineError, Operation, Snapshot};
 pub use crate::model::Origin;
 use crate::model::{AuditEntry, AuditQuery, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::{self, Catalog, SchemaError};
-pub use crate::store::AuditPage;
+pub use crate::store::{AuditPage, FILE_NAME};
 use crate::store::{self as storage, Datastore, SnapshotStream, StoreError};
 use crate::watch::{Feed, Filter, Pacing, Start, Subscription, WatchError};
 use sequencer::{Job, Reply, Sequencer};

@@ -15,7 +15,7 @@ use super::{Error, Service};
 use crate::config;
 use crate::model::{Change, ChangeSet, Revision, TenantId};
 use crate::schema::{self, Catalog};
-use crate::store::{self as storage, TenantRecords};
+use crate::store::{self as storage, Datastore, FILE_NAME, StoreError, TenantRecords};
 use crate::watch::WatchError;
 
 /// The whole state (or some tenants'), at one revision.
@@ -54,6 +54,54 @@ pub async fn write_backup(dir: &std::path::Path, export: Export) -> Result<(), E
     };
     store.close().await;
     written
+}
+
+/// What a data folder's store holds, as a server would load it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSummary {
+    /// The revision it reflects.
+    pub revision: Revision,
+    /// Each tenant, in id order, with the number of its records.
+    pub tenants: Vec<(TenantId, u64)>,
+}
+
+/// Opens the store in `dir` as a server would (the format version
+/// checked), reads every record through a snapshot, and closes it: what
+/// `dir` would serve. `dir` must already hold a store file; nothing is
+/// created.
+pub async fn inspect_store(dir: &std::path::Path) -> Result<StoreSummary, Error> {
+    if !dir.join(FILE_NAME).is_file() {
+        return Err(Error::InvalidArgument {
+            field: dir.display().to_string(),
+            reason: format!("holds no authzd store (no {FILE_NAME})"),
+        });
+    }
+    let store = storage::open(dir).await.map_err(Error::Open)?;
+    let summary = summarise(store.as_ref()).await;
+    store.close().await;
+    summary
+}
+
+/// Counts each tenant's records in one snapshot of `store`.
+async fn summarise(store: &dyn Datastore) -> Result<StoreSummary, Error> {
+    let mut snapshot = store.snapshot().await.map_err(Error::Open)?;
+    let mut tenants = std::collections::BTreeMap::<TenantId, u64>::new();
+    while let Some(batch) = snapshot.next_batch().await {
+        for (tenant, _) in batch.map_err(Error::Open)? {
+            *tenants.entry(tenant).or_default() += 1;
+        }
+    }
+    Ok(StoreSummary {
+        revision: snapshot.revision,
+        tenants: tenants.into_iter().collect(),
+    })
+}
+
+impl Error {
+    /// Whether this is a store another process (a running server) holds.
+    pub fn in_use(&self) -> bool {
+        matches!(self, Error::Open(StoreError::InUse { .. }))
+    }
 }
 
 /// Which tenants a replica holds.

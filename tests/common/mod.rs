@@ -158,9 +158,19 @@ pub async fn spawn_binary(data: &Path, schema: Option<&Path>) -> Binary {
 /// Starts `authzd serve --data DATA ARGS` (on 127.0.0.1:0 unless `args`
 /// give `--listen`) and waits for its announcement.
 pub async fn spawn_binary_with(data: &Path, args: &[std::ffi::OsString]) -> Binary {
+    spawn_binary_env(data, args, &[]).await
+}
+
+/// [`spawn_binary_with`], with these environment variables set as well.
+pub async fn spawn_binary_env(
+    data: &Path,
+    args: &[std::ffi::OsString],
+    env: &[(&str, &str)],
+) -> Binary {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut command = serve_command(data, args);
+    command.envs(env.iter().copied());
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())

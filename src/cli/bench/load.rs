@@ -242,7 +242,7 @@ async fn worker(
             }
             Ok(Err(status)) => {
                 tally.errors += 1;
-                tally.first_error = Some(format!("{:?}: {}", status.code(), status.message()));
+                tally.first_error = Some(crate::api::status_text(&status));
                 break;
             }
             Err(_) => {
@@ -349,7 +349,7 @@ impl Load {
             total
                 .histogram
                 .add(&t.histogram)
-                .map_err(|e| BenchError::Histogram(format!("{e:?}")))?;
+                .map_err(|e| BenchError::Histogram(e.to_string()))?;
             total.count += t.count;
             total.errors += t.errors;
             total.positive += t.positive;
