@@ -45,7 +45,8 @@ pub enum Command {
     /// Work with schema files.
     #[command(subcommand)]
     Schema(SchemaCommand),
-    /// Measure CheckAccess against the Health floor on loopback.
+    /// Measure CheckAccess against the Health floor on loopback (`bench
+    /// scale`: how the figures grow with the tenant).
     Bench(bench::BenchArgs),
     /// Import subjects and their group memberships from a CSV file into a
     /// running server.

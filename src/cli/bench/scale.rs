@@ -388,6 +388,8 @@ enum Growth {
     Seconds,
     /// Only the ratio (rates, counts).
     Ratio,
+    /// No figure (the phase failed): no growth either.
+    Missing,
 }
 
 /// One cell: its text, and the figure its growth is computed from.
@@ -480,7 +482,7 @@ fn missing() -> Cell {
     Cell {
         text: "-".into(),
         value: 0.0,
-        growth: Growth::Ratio,
+        growth: Growth::Missing,
     }
 }
 
@@ -582,10 +584,11 @@ fn growth(a: &Cell, b: &Cell, subjects: f64) -> String {
     let times = ratio(b.value, a.value);
     let per = (b.value - a.value) / subjects;
     let sign = if per >= 0.0 { "+" } else { "-" };
-    match a.growth {
-        Growth::Bytes => format!("{sign}{}/subject ({times})", bytes(per.abs())),
-        Growth::Seconds => format!("{sign}{}/subject ({times})", seconds(per.abs())),
-        Growth::Ratio => times,
+    match (a.growth, b.growth) {
+        (Growth::Missing, _) | (_, Growth::Missing) => "-".into(),
+        (Growth::Bytes, _) => format!("{sign}{}/subject ({times})", bytes(per.abs())),
+        (Growth::Seconds, _) => format!("{sign}{}/subject ({times})", seconds(per.abs())),
+        (Growth::Ratio, _) => times,
     }
 }
 
