@@ -167,6 +167,10 @@ async fn restore_refuses_what_is_not_a_backup() {
             "{said}"
         );
         assert!(said.contains(reason), "{said}");
+        assert!(
+            !said.contains("restoring"),
+            "names the staging folder: {said}"
+        );
         assert!(!data.exists(), "{said}");
     }
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())

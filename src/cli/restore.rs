@@ -109,11 +109,17 @@ pub fn restore(args: &RestoreArgs) -> Result<String, RestoreError> {
     let staging = staging
         .tempdir_in(&parent)
         .map_err(io("creating a folder in", &parent))?;
-    copy_synced(&source, &staging.path().join(FILE_NAME))?;
-    let summary = block_on(service::inspect_store(staging.path())).map_err(|e| RestoreError::Backup {
-        path: args.from.clone(),
-        reason: e.to_string(),
-    })?;
+    let copy = staging.path().join(FILE_NAME);
+    copy_synced(&source, &copy)?;
+    // The copy's faults are the backup's: the message names the backup's
+    // file, not the staging folder that is about to go.
+    let summary =
+        block_on(service::inspect_store(staging.path())).map_err(|e| RestoreError::Backup {
+            path: args.from.clone(),
+            reason: e
+                .to_string()
+                .replace(&copy.display().to_string(), &source.display().to_string()),
+        })?;
     if summary.revision == Revision(0) {
         return Err(backup(
             &args.from,

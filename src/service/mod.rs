@@ -27,8 +27,8 @@ use crate::engine::{self, Engine, EngineError, Operation, Snapshot};
 pub use crate::model::Origin;
 use crate::model::{AuditEntry, AuditQuery, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::{self, Catalog, SchemaError};
-pub use crate::store::{AuditPage, FILE_NAME};
 use crate::store::{self as storage, Datastore, SnapshotStream, StoreError};
+pub use crate::store::{AuditPage, FILE_NAME};
 use crate::watch::{Feed, Filter, Pacing, Start, Subscription, WatchError};
 use sequencer::{Job, Reply, Sequencer};
 
