@@ -426,6 +426,13 @@ impl PermSet {
         }
     }
 
+    /// Adds every member of `other` that is also in `mask`.
+    pub fn union_masked(&mut self, other: &PermSet, mask: &PermSet) {
+        for ((mine, theirs), keep) in self.0.iter_mut().zip(other.0.iter()).zip(mask.0.iter()) {
+            *mine |= theirs & keep;
+        }
+    }
+
     /// Removes every member of `other`.
     pub fn subtract(&mut self, other: &PermSet) {
         for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
