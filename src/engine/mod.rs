@@ -14,6 +14,7 @@ mod candidates;
 mod condition;
 mod effects;
 mod eval;
+mod few;
 mod grants;
 mod plan;
 mod query;

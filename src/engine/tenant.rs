@@ -13,6 +13,7 @@ use std::sync::Arc;
 use imbl::{HashMap, OrdMap, OrdSet};
 
 use super::condition::Condition;
+use super::few::Few;
 use super::grants::{GrantEntry, SubjectGrants};
 use super::roles::CompiledRole;
 use crate::model::{
@@ -79,8 +80,9 @@ pub struct TenantState {
     pub roles: OrdMap<RoleId, Arc<CompiledRole>>,
     /// Direct members of each group.
     pub members: HashMap<GroupId, OrdSet<Principal>>,
-    /// The groups each principal is a direct member of (reverse of `members`).
-    pub member_of: HashMap<Principal, OrdSet<GroupId>>,
+    /// The groups each principal is a direct member of (reverse of
+    /// `members`); [`Few`] because there is an entry per subject.
+    pub member_of: HashMap<Principal, Few<GroupId>>,
     /// The groups directly inside each group (the group part of
     /// `members`): walking down nested groups without visiting their
     /// subjects.
@@ -94,8 +96,9 @@ pub struct TenantState {
     pub matched_members: HashMap<GroupId, OrdSet<SubjectId>>,
     /// Assignments by key.
     pub assignments: OrdMap<AssignmentKey, Assignment>,
-    /// The keys of each principal's own assignments.
-    pub by_principal: HashMap<Principal, OrdSet<AssignmentKey>>,
+    /// The keys of each principal's own assignments; [`Few`] for the same
+    /// reason as `member_of`.
+    pub by_principal: HashMap<Principal, Few<AssignmentKey>>,
     /// The keys of each role's assignments.
     pub by_role: HashMap<RoleId, OrdSet<AssignmentKey>>,
     /// The keys of the assignments at each target, so that who holds
@@ -164,22 +167,53 @@ impl Affected {
     }
 }
 
-fn insert_index<K, V>(index: &mut HashMap<K, OrdSet<V>>, key: K, value: V)
-where
-    K: std::hash::Hash + Eq + Clone,
-    V: Ord + Clone,
-{
-    index.entry(key).or_default().insert(value);
+/// The sets the tenant's indexes map keys to.
+trait IndexSet<V>: Default {
+    fn put(&mut self, value: V);
+    fn take(&mut self, value: &V);
+    fn is_void(&self) -> bool;
 }
 
-fn remove_index<K, V>(index: &mut HashMap<K, OrdSet<V>>, key: &K, value: &V)
+impl<V: Ord + Clone> IndexSet<V> for OrdSet<V> {
+    fn put(&mut self, value: V) {
+        self.insert(value);
+    }
+    fn take(&mut self, value: &V) {
+        self.remove(value);
+    }
+    fn is_void(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<V: Ord + Clone> IndexSet<V> for Few<V> {
+    fn put(&mut self, value: V) {
+        self.insert(value);
+    }
+    fn take(&mut self, value: &V) {
+        self.remove(value);
+    }
+    fn is_void(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+fn insert_index<K, V, S>(index: &mut HashMap<K, S>, key: K, value: V)
 where
     K: std::hash::Hash + Eq + Clone,
-    V: Ord + Clone,
+    S: IndexSet<V> + Clone,
+{
+    index.entry(key).or_default().put(value);
+}
+
+fn remove_index<K, V, S>(index: &mut HashMap<K, S>, key: &K, value: &V)
+where
+    K: std::hash::Hash + Eq + Clone,
+    S: IndexSet<V> + Clone,
 {
     if let Some(set) = index.get_mut(key) {
-        set.remove(value);
-        if set.is_empty() {
+        set.take(value);
+        if set.is_void() {
             index.remove(key);
         }
     }
@@ -269,20 +303,23 @@ impl TenantState {
         }
     }
 
-    /// Every group `principal` belongs to, directly or through nesting, with
-    /// the chain of groups that leads there (the group itself last).
-    pub fn groups_of(&self, principal: &Principal) -> Vec<(GroupId, Vec<GroupId>)> {
-        let mut out: Vec<(GroupId, Vec<GroupId>)> = Vec::new();
+    /// The groups `principal` is in without nesting: explicitly, or for a
+    /// subject by condition (a group may come twice).
+    pub fn direct_groups<'a>(&'a self, principal: &Principal) -> impl Iterator<Item = &'a GroupId> {
         let matched = match principal {
             Principal::Subject(s) => self.matched.get(s),
             Principal::Group(_) => None,
         };
+        let explicit = self.member_of.get(principal).into_iter().flatten();
+        explicit.chain(matched.into_iter().flatten())
+    }
+
+    /// Every group `principal` belongs to, directly or through nesting, with
+    /// the chain of groups that leads there (the group itself last).
+    pub fn groups_of(&self, principal: &Principal) -> Vec<(GroupId, Vec<GroupId>)> {
+        let mut out: Vec<(GroupId, Vec<GroupId>)> = Vec::new();
         let mut queue: VecDeque<(GroupId, Vec<GroupId>)> = self
-            .member_of
-            .get(principal)
-            .into_iter()
-            .chain(matched)
-            .flatten()
+            .direct_groups(principal)
             .map(|g| (g.clone(), vec![g.clone()]))
             .collect();
         let mut seen = BTreeSet::new();
@@ -664,8 +701,16 @@ impl TenantState {
             .max(1);
         let state = &*self;
         let compute = |ids: &[SubjectId]| -> Vec<Arc<SubjectGrants>> {
+            let mut shared: std::collections::HashMap<Vec<GroupId>, Arc<SubjectGrants>> =
+                std::collections::HashMap::new();
             ids.iter()
-                .map(|id| Arc::new(state.compute_grants(compiled, id, now)))
+                .map(|id| match state.grant_key(id) {
+                    Some(key) => shared
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(state.compute_grants(compiled, id, now)))
+                        .clone(),
+                    None => Arc::new(state.compute_grants(compiled, id, now)),
+                })
                 .collect()
         };
         let computed: Vec<Arc<SubjectGrants>> = if threads == 1 {
@@ -689,6 +734,22 @@ impl TenantState {
                 entry.grants = grants;
             }
         }
+    }
+
+    /// What a subject's grants depend on when it holds no assignment of its
+    /// own: the groups it is directly in, sorted. Subjects with the same key
+    /// have the same grants, so a recompute computes them once and shares
+    /// them (most subjects of a large tenant hold roles only through
+    /// groups). `None` for a subject with assignments of its own.
+    fn grant_key(&self, id: &SubjectId) -> Option<Vec<GroupId>> {
+        let me = Principal::Subject(id.clone());
+        if self.by_principal.contains_key(&me) {
+            return None;
+        }
+        let mut groups: Vec<GroupId> = self.direct_groups(&me).cloned().collect();
+        groups.sort();
+        groups.dedup();
+        Some(groups)
     }
 
     /// Every assignment that reaches a subject (its own and its groups'),
