@@ -2,7 +2,8 @@
 //! tenant written into a fresh data folder in one transaction (as a replica
 //! installs a snapshot), then `authzd serve` started over it. Prints, per
 //! size: the records and the data file's size, the time from spawning the
-//! process to its announcement and the cache build time it logs, and its
+//! process to its announcement and the start-up lines it logs (store read,
+//! cache built, with their elapsed times), and its
 //! resident memory once serving (`VmRSS`) and at its peak (`VmHWM`).
 //!
 //! Sizes come from `AUTHZD_SCALE_SUBJECTS` (comma-separated subject counts,
@@ -56,7 +57,7 @@ fn fill(dir: &std::path::Path, subjects: usize) -> usize {
 }
 
 /// Starts `authzd serve` over `dir`; returns the child and, once it
-/// announced itself, the log line that says the cache was built.
+/// announced itself, its start-up log lines.
 fn serve(dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_authzd"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -76,8 +77,12 @@ fn serve(dir: &std::path::Path) -> (Child, String) {
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if line.contains("cache built") {
-                built = line.clone();
+            if ["loading the store", "store read", "cache built"]
+                .iter()
+                .any(|l| line.contains(l))
+            {
+                built.push_str("\n  ");
+                built.push_str(&line);
             }
             if line.contains("authzd serving") {
                 if let Some(tx) = tx.take() {
@@ -107,7 +112,7 @@ fn run(subjects: usize) {
     child.wait().unwrap();
     println!(
         "subjects {subjects}: {records} records, data file {} MiB; \
-         announced after {:.2} s; RSS {} MiB, peak {} MiB\n  {built}",
+         announced after {:.2} s; RSS {} MiB, peak {} MiB{built}",
         bytes >> 20,
         announced.as_secs_f64(),
         rss >> 10,
