@@ -444,11 +444,12 @@ impl TenantState {
             }
             Change::MemberAdded(m) => {
                 affected.note_principal(self, &m.member);
-                insert_index(&mut self.members, m.group.clone(), m.member.clone());
-                insert_index(&mut self.member_of, m.member.clone(), m.group.clone());
-                if let Principal::Group(inner) = &m.member {
-                    insert_index(&mut self.subgroups, m.group.clone(), inner.clone());
+                let (group, member) = (self.canonical_group(&m.group), self.canonical(&m.member));
+                insert_index(&mut self.members, group.clone(), member.clone());
+                if let Principal::Group(inner) = &member {
+                    insert_index(&mut self.subgroups, group.clone(), inner.clone());
                 }
+                insert_index(&mut self.member_of, member, group);
             }
             Change::MemberRemoved(m) => {
                 affected.note_principal(self, &m.member);
@@ -462,6 +463,10 @@ impl TenantState {
                 affected.note_principal(self, &a.key.principal);
                 self.forget_expiry(&a.key);
                 self.forget_expired(|k| *k == a.key);
+                let a = &Assignment {
+                    key: self.canonical_key(compiled, &a.key),
+                    expires_at: a.expires_at,
+                };
                 if let Some(at) = a.expires_at {
                     self.expiring.insert((at, a.key.clone()));
                 }
@@ -487,6 +492,40 @@ impl TenantState {
                 self.assignments.remove(key);
             }
             Change::SchemaWritten(_) => affected.everyone = true,
+        }
+    }
+
+    /// The held copy of a group's id: every index then shares one
+    /// allocation per id instead of one per record that names it (a
+    /// million memberships name a hundred groups).
+    fn canonical_group(&self, id: &GroupId) -> GroupId {
+        held(self.groups.get_key_value(id), id)
+    }
+
+    /// The held copy of a principal's id (see `canonical_group`).
+    fn canonical(&self, principal: &Principal) -> Principal {
+        match principal {
+            Principal::Subject(id) => Principal::Subject(held(self.by_id.get_key_value(id), id)),
+            Principal::Group(id) => Principal::Group(self.canonical_group(id)),
+        }
+    }
+
+    /// An assignment key whose ids are the held copies (see
+    /// `canonical_group`).
+    fn canonical_key(&self, compiled: &Compiled, key: &AssignmentKey) -> AssignmentKey {
+        let found = self.roles.get_key_value(&key.role);
+        let role = held(
+            found.or_else(|| compiled.builtin.get_key_value(&key.role)),
+            &key.role,
+        );
+        let target = match &key.target {
+            Target::Scope(id) => Target::Scope(held(self.scopes.get_key_value(id), id)),
+            Target::Population(id) => Target::Population(self.canonical_group(id)),
+        };
+        AssignmentKey {
+            role,
+            principal: self.canonical(&key.principal),
+            target,
         }
     }
 
@@ -910,6 +949,11 @@ impl TenantState {
             }
         }
     }
+}
+
+/// The key a map holds for `id`, if it holds one, else `id` itself.
+fn held<K: Clone, V>(found: Option<(&K, &V)>, id: &K) -> K {
+    found.map_or_else(|| id.clone(), |(key, _)| key.clone())
 }
 
 /// Compiles a custom role. Roles are validated before they are stored; one
