@@ -140,7 +140,7 @@ impl Snapshot {
         let state = self.tenant(tenant)?;
         let bit = self.permission_bit("permission", q.permission)?;
         let place = self.place(state, q.at)?;
-        Ok(state.subject(q.subject).is_some_and(|entry| {
+        Ok(state.subjects.get(q.subject).is_some_and(|entry| {
             state.check(
                 &self.compiled,
                 &entry.subject,

@@ -67,10 +67,6 @@ pub struct TenantState {
     pub disabled: PermSet,
     /// Subjects by id (ordered for paging).
     pub subjects: OrdMap<SubjectId, SubjectEntry>,
-    /// The same entries, hashed: a check finds its subject in a few hashed
-    /// steps instead of string comparisons down an ordered tree of a
-    /// million keys, each a cache miss. Written with `subjects`, always.
-    by_id: HashMap<SubjectId, SubjectEntry>,
     /// Scopes by id, the root excluded.
     pub scopes: OrdMap<ScopeId, Arc<Scope>>,
     /// The children of each scope, the root's included (reverse of each
@@ -230,7 +226,6 @@ impl TenantState {
             settings: TenantSettings::default(),
             disabled: PermSet::empty(compiled.catalog.len()),
             subjects: OrdMap::new(),
-            by_id: HashMap::new(),
             scopes: OrdMap::new(),
             children: HashMap::new(),
             homed: HashMap::new(),
@@ -298,11 +293,6 @@ impl TenantState {
             cur = self.parent(s).map(ScopeId::as_str);
         }
         chain
-    }
-
-    /// A subject's entry, found by hash (the check's way in).
-    pub fn subject(&self, id: &str) -> Option<&SubjectEntry> {
-        self.by_id.get(id)
     }
 
     /// Whether a principal exists.
@@ -401,7 +391,6 @@ impl TenantState {
             Change::SubjectDeleted(id) => {
                 self.forget_expired(|k| k.principal == Principal::Subject(id.clone()));
                 affected.note_answers(id.clone());
-                self.by_id.remove(id);
                 if let Some(old) = self.subjects.remove(id) {
                     self.move_home(id, old.subject.home_scope.as_ref(), None);
                 }
@@ -700,12 +689,13 @@ impl TenantState {
                 Arc::new(SubjectGrants::default())
             }
         };
-        let entry = SubjectEntry {
-            subject: Arc::new(subject.clone()),
-            grants,
-        };
-        self.by_id.insert(subject.id.clone(), entry.clone());
-        self.subjects.insert(subject.id.clone(), entry);
+        self.subjects.insert(
+            subject.id.clone(),
+            SubjectEntry {
+                subject: Arc::new(subject.clone()),
+                grants,
+            },
+        );
         self.match_subject(subject, affected);
     }
 
@@ -779,9 +769,6 @@ impl TenantState {
             })
         };
         for (id, grants) in ids.iter().zip(computed) {
-            if let Some(entry) = self.by_id.get_mut(id) {
-                entry.grants = grants.clone();
-            }
             if let Some(entry) = self.subjects.get_mut(id) {
                 entry.grants = grants;
             }
