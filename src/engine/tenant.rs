@@ -491,10 +491,13 @@ impl TenantState {
         held(self.groups.get_key_value(id), id)
     }
 
-    /// The held copy of a principal's id (see `canonical_group`).
+    /// The held copy of a principal's id (see `canonical_group`). A subject
+    /// keeps the record's copy: finding the held one in the ordered map of
+    /// a million subjects, for every membership, would cost start-up more
+    /// than the copy costs memory.
     fn canonical(&self, principal: &Principal) -> Principal {
         match principal {
-            Principal::Subject(id) => Principal::Subject(held(self.by_id.get_key_value(id), id)),
+            Principal::Subject(id) => Principal::Subject(id.clone()),
             Principal::Group(id) => Principal::Group(self.canonical_group(id)),
         }
     }
