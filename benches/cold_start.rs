@@ -91,7 +91,9 @@ fn serve(dir: &std::path::Path) -> (Child, String) {
             }
         }
     });
-    let built = rx.recv_timeout(START_TIMEOUT).expect("authzd serve did not announce itself");
+    let built = rx
+        .recv_timeout(START_TIMEOUT)
+        .expect("authzd serve did not announce itself");
     (child, built)
 }
 
@@ -107,7 +109,10 @@ fn run(subjects: usize) {
     let started = Instant::now();
     let (mut child, built) = serve(dir.path());
     let announced = started.elapsed();
-    let (rss, peak) = (status_kib(child.id(), "VmRSS:"), status_kib(child.id(), "VmHWM:"));
+    let (rss, peak) = (
+        status_kib(child.id(), "VmRSS:"),
+        status_kib(child.id(), "VmHWM:"),
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     println!(

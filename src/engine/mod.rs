@@ -287,7 +287,14 @@ impl Loader {
             .tenants
             .into_iter()
             .map(|(id, mut state)| {
-                state.recompute(&compiled, &self.everyone, now);
+                let (subjects, computing, installing) = state.recompute_everyone(&compiled, now);
+                tracing::info!(
+                    tenant = %id,
+                    subjects,
+                    compute_ms = computing.as_millis(),
+                    install_ms = installing.as_millis(),
+                    "grants computed"
+                );
                 (id, Arc::new(state))
             })
             .collect();

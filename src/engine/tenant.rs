@@ -737,26 +737,52 @@ impl TenantState {
         } else {
             affected.subjects.iter().cloned().collect()
         };
+        let computed = self.compute_all(compiled, &ids, now);
+        self.install_grants(&ids, computed);
+    }
+
+    /// Every subject's grants, at start-up, with how long computing and
+    /// installing them took (what the start-up log reports).
+    pub(super) fn recompute_everyone(
+        &mut self,
+        compiled: &Compiled,
+        now: Timestamp,
+    ) -> (usize, std::time::Duration, std::time::Duration) {
+        let started = std::time::Instant::now();
+        let ids: Vec<SubjectId> = self.subjects.keys().cloned().collect();
+        let computed = self.compute_all(compiled, &ids, now);
+        let computing = started.elapsed();
+        self.install_grants(&ids, computed);
+        (ids.len(), computing, started.elapsed() - computing)
+    }
+
+    /// The grants of `ids`, in order, computed on every core when there
+    /// are many.
+    fn compute_all(
+        &self,
+        compiled: &Compiled,
+        ids: &[SubjectId],
+        now: Timestamp,
+    ) -> Vec<Arc<SubjectGrants>> {
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .min(ids.len() / PARALLEL_RECOMPUTE_MIN)
             .max(1);
-        let state = &*self;
         let compute = |ids: &[SubjectId]| -> Vec<Arc<SubjectGrants>> {
             let mut shared: std::collections::HashMap<Vec<GroupId>, Arc<SubjectGrants>> =
                 std::collections::HashMap::new();
             ids.iter()
-                .map(|id| match state.grant_key(id) {
+                .map(|id| match self.grant_key(id) {
                     Some(key) => shared
                         .entry(key)
-                        .or_insert_with(|| Arc::new(state.compute_grants(compiled, id, now)))
+                        .or_insert_with(|| Arc::new(self.compute_grants(compiled, id, now)))
                         .clone(),
-                    None => Arc::new(state.compute_grants(compiled, id, now)),
+                    None => Arc::new(self.compute_grants(compiled, id, now)),
                 })
                 .collect()
         };
-        let computed: Vec<Arc<SubjectGrants>> = if threads == 1 {
-            compute(&ids)
+        if threads == 1 {
+            compute(ids)
         } else {
             let per = ids.len().div_ceil(threads);
             std::thread::scope(|scope| {
@@ -770,7 +796,11 @@ impl TenantState {
                     .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                     .collect()
             })
-        };
+        }
+    }
+
+    /// Puts computed grants in place, `computed[i]` for `ids[i]`.
+    fn install_grants(&mut self, ids: &[SubjectId], computed: Vec<Arc<SubjectGrants>>) {
         for (id, grants) in ids.iter().zip(computed) {
             if let Some(entry) = self.subjects.get_mut(id) {
                 entry.grants = grants;
