@@ -174,29 +174,25 @@ trait IndexSet<V>: Default {
     fn is_void(&self) -> bool;
 }
 
-impl<V: Ord + Clone> IndexSet<V> for OrdSet<V> {
-    fn put(&mut self, value: V) {
-        self.insert(value);
-    }
-    fn take(&mut self, value: &V) {
-        self.remove(value);
-    }
-    fn is_void(&self) -> bool {
-        self.is_empty()
-    }
+/// The same three calls for every set type an index uses.
+macro_rules! index_set {
+    ($set:ident) => {
+        impl<V: Ord + Clone> IndexSet<V> for $set<V> {
+            fn put(&mut self, value: V) {
+                self.insert(value);
+            }
+            fn take(&mut self, value: &V) {
+                self.remove(value);
+            }
+            fn is_void(&self) -> bool {
+                self.is_empty()
+            }
+        }
+    };
 }
 
-impl<V: Ord + Clone> IndexSet<V> for Few<V> {
-    fn put(&mut self, value: V) {
-        self.insert(value);
-    }
-    fn take(&mut self, value: &V) {
-        self.remove(value);
-    }
-    fn is_void(&self) -> bool {
-        self.is_empty()
-    }
-}
+index_set!(OrdSet);
+index_set!(Few);
 
 fn insert_index<K, V, S>(index: &mut HashMap<K, S>, key: K, value: V)
 where
