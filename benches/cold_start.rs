@@ -77,9 +77,14 @@ fn serve(dir: &std::path::Path) -> (Child, String) {
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if ["loading the store", "store read", "cache built"]
-                .iter()
-                .any(|l| line.contains(l))
+            if [
+                "loading the store",
+                "store read",
+                "grants computed",
+                "cache built",
+            ]
+            .iter()
+            .any(|l| line.contains(l))
             {
                 built.push_str("\n  ");
                 built.push_str(&line);
