@@ -1,6 +1,9 @@
 //! Criterion benchmark of the check path alone: `Snapshot::check` on a cache
 //! built in-process (no gRPC, no redb) from the same synthetic tenant the
-//! `authzd bench` subcommand loads over the network, at 10k subjects.
+//! `authzd bench` subcommand loads over the network. Sizes come from
+//! `AUTHZD_SCALE_SUBJECTS` (comma-separated subject counts, default
+//! `10000`), as in `scale.rs`; each size is its own group,
+//! `check_<subjects>_subjects`.
 //!
 //! Run with `cargo bench --bench check`. It is built, not run, by
 //! `cargo test --all-targets` and `cargo clippy --all-targets`.
@@ -25,8 +28,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new() -> Self {
-        let data = Dataset::generate(common::sizes(10_000), 1);
+    fn new(subjects: usize) -> Self {
+        let data = Dataset::generate(common::sizes(subjects), 1);
         let engine = common::engine(&data);
         Self {
             snapshot: engine.snapshot(),
@@ -62,8 +65,14 @@ impl Fixture {
 }
 
 fn bench_check(c: &mut Criterion) {
-    let fx = Fixture::new();
-    let mut group = c.benchmark_group("check_10k_subjects");
+    for subjects in common::subject_counts("10000") {
+        bench_size(c, subjects);
+    }
+}
+
+fn bench_size(c: &mut Criterion, subjects: usize) {
+    let fx = Fixture::new(subjects);
+    let mut group = c.benchmark_group(format!("check_{subjects}_subjects"));
     for (name, wanted) in [("allowed", true), ("denied", false)] {
         let (subject, permission, scope) = fx.find(wanted);
         let ask = Ask {

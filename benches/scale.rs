@@ -38,18 +38,6 @@ const GROUP: usize = 99;
 /// The subject put into every group for `effective_100_groups`.
 const MEMBER_OF_ALL: usize = 2;
 
-fn subject_counts() -> Vec<usize> {
-    std::env::var("AUTHZD_SCALE_SUBJECTS")
-        .unwrap_or_else(|_| "10000,100000".into())
-        .split(',')
-        .map(|n| {
-            n.trim()
-                .parse()
-                .expect("AUTHZD_SCALE_SUBJECTS: subject counts")
-        })
-        .collect()
-}
-
 /// Plans `operations` as a system write on `snapshot` and installs the
 /// state it leaves.
 fn write(snapshot: &mut Snapshot, operations: &[Operation]) {
@@ -102,7 +90,7 @@ fn fixture(subjects: usize) -> Snapshot {
 fn bench_scale(c: &mut Criterion) {
     let mut group = c.benchmark_group("scale");
     group.sample_size(20);
-    for subjects in subject_counts() {
+    for subjects in common::subject_counts("10000,100000") {
         let mut snapshot = fixture(subjects);
         let join = [Operation::AddMember(
             membership(GROUP, WRITER),

@@ -119,6 +119,20 @@ pub fn engine(data: &Dataset) -> Engine {
     )
 }
 
+/// The subject counts to measure: `AUTHZD_SCALE_SUBJECTS` (comma-separated),
+/// else `default`, so the ratios between sizes come from one run.
+pub fn subject_counts(default: &str) -> Vec<usize> {
+    std::env::var("AUTHZD_SCALE_SUBJECTS")
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("AUTHZD_SCALE_SUBJECTS: subject counts")
+        })
+        .collect()
+}
+
 /// The measurement settings both benches share: short warm-up and
 /// measurement, so a full run fits a CI-sized machine.
 pub fn criterion() -> criterion::Criterion {

@@ -13,7 +13,7 @@ use super::tenant::{Compiled, TenantState};
 use crate::model::{
     GroupId, Principal, Reach, ScopeId, Subject, SubjectId, SubjectStatus, Target, Timestamp,
 };
-use crate::schema::{PermBit, RuleKind};
+use crate::schema::{PermBit, PermSet, Rule, RuleKind};
 
 /// Where a check applies, resolved against the tenant.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +41,11 @@ impl<'a> Place<'a> {
             target_id: None,
             below: false,
         }
+    }
+
+    /// Whether the place's target subject is in `group`.
+    fn in_population(&self, group: &GroupId) -> bool {
+        self.target.is_some_and(|t| t.in_group(group.as_str()))
     }
 
     /// A check at a scope directly below `scope` with no grants of its own.
@@ -246,6 +251,40 @@ impl TenantState {
         }
     }
 
+    /// Every permission [`TenantState::check`] allows at the place, at
+    /// once: what a listing needs, instead of one check per catalog bit.
+    /// Derived bits come last in the catalog and their terms before them,
+    /// so one pass in bit order settles every rule.
+    pub fn held(
+        &self,
+        compiled: &Compiled,
+        subject: &Subject,
+        grants: &SubjectGrants,
+        place: Place<'_>,
+        now: Timestamp,
+    ) -> PermSet {
+        let catalog = &compiled.catalog;
+        let mut set = PermSet::empty(catalog.len());
+        if subject.status != SubjectStatus::Active {
+            return set;
+        }
+        for (step, scope) in self.ancestors(place.scope).into_iter().enumerate() {
+            let exact = step == 0 && !place.below;
+            let mask = (!exact).then(|| catalog.inheriting());
+            grants.gather_at(scope, now, mask, &mut set);
+        }
+        if let Some(target) = place.target {
+            grants.gather_over(target, now, &mut set);
+        }
+        set.subtract(&self.disabled);
+        for &bit in catalog.derived() {
+            if !self.disabled.contains(bit) && catalog.rule(bit).is_some_and(|r| r.holds(&set)) {
+                set.insert(bit);
+            }
+        }
+        set
+    }
+
     /// Whether `bit` holds at `scope` or at any scope below it where the
     /// subject has a grant: where a prerequisite counts.
     pub(super) fn holds_within(
@@ -418,7 +457,7 @@ impl TenantState {
                         &here == s
                     }
                 }),
-                Target::Population(p) => place.target.is_some_and(|t| t.in_group(p.as_str())),
+                Target::Population(p) => place.in_population(p),
             };
             if covers && role.at_target.contains(bit) && !grants.in_group(group.as_str()) {
                 out.denials.push(Denial {
@@ -455,20 +494,12 @@ impl TenantState {
         };
         for term in &rule.terms {
             if self.holds(compiled, traceable.grants, *term, place, now, 1) {
-                for (mut source, fit) in
+                for (source, fit) in
                     self.trace(compiled, traceable, *term, place, now, Traced::Holding)
                 {
                     if matches!(fit, Fit::Holds) {
-                        source.implication = join(
-                            &source.implication,
-                            &format!(
-                                "{} counts toward {} ({kind} {})",
-                                catalog.name(*term),
-                                catalog.name(bit),
-                                term_names(compiled, &rule.terms)
-                            ),
-                        );
-                        out.sources.push(source);
+                        out.sources
+                            .push(counted_toward(compiled, rule, *term, bit, source));
                     }
                 }
             } else {
@@ -497,17 +528,33 @@ impl TenantState {
         now: Timestamp,
         wanted: Traced,
     ) -> Vec<(Source, Fit)> {
-        let catalog = &compiled.catalog;
-        let grants = traceable.grants;
-        let mut out = Vec::new();
         let chain = self.ancestors(place.scope);
-        for route in &traceable.routes {
+        let routes = traceable.routes.iter().filter(|route| {
+            wanted == Traced::Every
+                || (gives(route.role, bit) && self.route_covers(route, place, &chain))
+        });
+        self.trace_routes(compiled, traceable.grants, routes, bit, place, now, wanted)
+    }
+
+    /// [`TenantState::trace`] over the routes given.
+    #[expect(clippy::too_many_arguments, reason = "the trace's whole question")]
+    fn trace_routes<'r>(
+        &self,
+        compiled: &Compiled,
+        grants: &SubjectGrants,
+        routes: impl Iterator<Item = &'r Route<'r>>,
+        bit: PermBit,
+        place: Place<'_>,
+        now: Timestamp,
+        wanted: Traced,
+    ) -> Vec<(Source, Fit)> {
+        let catalog = &compiled.catalog;
+        let mut out = Vec::new();
+        for route in routes {
             let (assignment, role, path) = (route.assignment, route.role, &route.groups);
             let key = &assignment.key;
-            if wanted == Traced::Holding && !self.may_hold(compiled, role, key, bit, place, &chain)
-            {
-                continue;
-            }
+            // What a route lacks depends on neither the grant nor the place.
+            let mut lacking: Option<Vec<PermBit>> = None;
             let mask = role.class_mask(catalog);
             for grant in &role.role.grants {
                 let Some(set) = catalog.grant_set(&grant.permission) else {
@@ -554,14 +601,15 @@ impl TenantState {
                         implication: implication(),
                         expires_at: assignment.expires_at,
                     };
-                    let lacking =
-                        self.missing_requirements(compiled, grants, role, &key.target, now);
+                    let lacking = lacking.get_or_insert_with(|| {
+                        self.missing_requirements(compiled, grants, role, &key.target, now)
+                    });
                     let fit = if masked {
                         Fit::Masked
                     } else if let Some(miss) = self.misses(compiled, bit, &source, place) {
                         miss
                     } else if !lacking.is_empty() {
-                        Fit::PrerequisiteMissing(term_names(compiled, &lacking))
+                        Fit::PrerequisiteMissing(term_names(compiled, lacking))
                     } else if assignment.expires_at.is_some_and(|t| t <= now) {
                         Fit::Expired
                     } else {
@@ -586,7 +634,7 @@ impl TenantState {
         place: Place<'_>,
     ) -> bool {
         match (population, at) {
-            (Some(group), _) => place.target.is_some_and(|t| t.in_group(group.as_str())),
+            (Some(group), _) => place.in_population(group),
             (None, Some(at)) => self.scope_covers(compiled, bit, at, place),
             (None, None) => true,
         }
@@ -618,9 +666,7 @@ impl TenantState {
         place: Place<'_>,
     ) -> Option<Fit> {
         if let Some(population) = &source.population {
-            let inside = place
-                .target
-                .is_some_and(|t| t.in_group(population.as_str()));
+            let inside = place.in_population(population);
             return (!inside).then(|| {
                 Fit::OutsidePopulation(population.clone(), self.why_outside(population, place))
             });
@@ -672,7 +718,9 @@ impl TenantState {
         }
     }
 
-    /// Every permission the subject holds at the place, with sources.
+    /// Every permission the subject holds at the place, with sources: the
+    /// answer of [`TenantState::explain_traced`] for each bit that holds,
+    /// with the routes that reach the place found once rather than per bit.
     pub fn effective_at(
         &self,
         compiled: &Compiled,
@@ -680,15 +728,45 @@ impl TenantState {
         place: Place<'_>,
         now: Timestamp,
     ) -> Vec<(PermBit, Vec<Source>)> {
-        let (subject, grants) = (traceable.subject, traceable.grants);
-        compiled
-            .catalog
-            .all()
+        let held = self.held(compiled, traceable.subject, traceable.grants, place, now);
+        if held.is_empty() {
+            return Vec::new();
+        }
+        let chain = self.ancestors(place.scope);
+        let covering: Vec<&Route<'_>> = traceable
+            .routes
             .iter()
-            .filter(|bit| self.check(compiled, subject, grants, *bit, place, now))
+            .filter(|route| self.route_covers(route, place, &chain))
+            .collect();
+        let holding = |bit: PermBit| -> Vec<Source> {
+            let routes = covering.iter().copied().filter(|r| gives(r.role, bit));
+            let traced = self.trace_routes(
+                compiled,
+                traceable.grants,
+                routes,
+                bit,
+                place,
+                now,
+                Traced::Holding,
+            );
+            traced
+                .into_iter()
+                .filter_map(|(source, fit)| matches!(fit, Fit::Holds).then_some(source))
+                .collect()
+        };
+        held.iter()
             .map(|bit| {
-                let (_, why) = self.explain_traced(compiled, traceable, bit, place, now);
-                (bit, why.sources)
+                let mut sources = holding(bit);
+                if let Some(rule) = compiled.catalog.rule(bit).filter(|_| sources.is_empty()) {
+                    for term in rule.terms.iter().filter(|t| held.contains(**t)) {
+                        sources.extend(
+                            holding(*term)
+                                .into_iter()
+                                .map(|s| counted_toward(compiled, rule, *term, bit, s)),
+                        );
+                    }
+                }
+                (bit, sources)
             })
             .collect()
     }
@@ -738,28 +816,46 @@ impl TenantState {
         }
     }
 
-    /// Whether an assignment could make `bit` hold at the place, whose
-    /// scope and ancestors are `chain`: its role gives it (after the class
-    /// mask) and its target covers the place. Pinned grants lie at or below
-    /// the assignment's scope, so a scope assignment that misses the place
+    /// Whether a route's assignment targets the place, whose scope and
+    /// ancestors are `chain`. Pinned grants lie at or below the
+    /// assignment's scope, so a scope assignment that misses the place
     /// misses it with all its grants.
-    fn may_hold(
-        &self,
-        compiled: &Compiled,
-        role: &CompiledRole,
-        key: &crate::model::AssignmentKey,
-        bit: PermBit,
-        place: Place<'_>,
-        chain: &[&str],
-    ) -> bool {
-        let gives =
-            role.at_target.contains(bit) || role.pinned.iter().any(|(_, set)| set.contains(bit));
-        gives
-            && match &key.target {
-                Target::Scope(at) => chain.contains(&at.as_str()),
-                Target::Population(group) => self.covers(compiled, bit, None, Some(group), place),
-            }
+    fn route_covers(&self, route: &Route<'_>, place: Place<'_>, chain: &[&str]) -> bool {
+        match &route.assignment.key.target {
+            Target::Scope(at) => chain.contains(&at.as_str()),
+            Target::Population(group) => place.in_population(group),
+        }
     }
+}
+
+/// Whether a role gives `bit` anywhere (after its class mask).
+fn gives(role: &CompiledRole, bit: PermBit) -> bool {
+    role.at_target.contains(bit) || role.pinned.iter().any(|(_, set)| set.contains(bit))
+}
+
+/// A source of `term` named as counting toward the derived `bit`.
+fn counted_toward(
+    compiled: &Compiled,
+    rule: &Rule,
+    term: PermBit,
+    bit: PermBit,
+    mut source: Source,
+) -> Source {
+    let catalog = &compiled.catalog;
+    let kind = match rule.kind {
+        RuleKind::AllOf => "all of",
+        RuleKind::AnyOf => "any of",
+    };
+    source.implication = join(
+        &source.implication,
+        &format!(
+            "{} counts toward {} ({kind} {})",
+            catalog.name(term),
+            catalog.name(bit),
+            term_names(compiled, &rule.terms)
+        ),
+    );
+    source
 }
 
 fn denial(source: &Source, fit: Fit) -> Denial {

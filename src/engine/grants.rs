@@ -122,6 +122,36 @@ impl SubjectGrants {
             .any(|e| e.live(now) && e.perms.contains(bit))
     }
 
+    /// Adds what live grants at exactly `scope` give to `out`, only the bits
+    /// of `mask` when one is given.
+    pub fn gather_at(
+        &self,
+        scope: &str,
+        now: Timestamp,
+        mask: Option<&PermSet>,
+        out: &mut PermSet,
+    ) {
+        for e in entries_at(&self.scopes, scope)
+            .iter()
+            .filter(|e| e.live(now))
+        {
+            match mask {
+                Some(mask) => out.union_masked(&e.perms, mask),
+                None => out.union_with(&e.perms),
+            }
+        }
+    }
+
+    /// Adds what live grants over the populations `target` is in give to
+    /// `out`.
+    pub fn gather_over(&self, target: &SubjectGrants, now: Timestamp, out: &mut PermSet) {
+        for e in &self.populations {
+            if e.live(now) && target.in_group(e.at.as_str()) {
+                out.union_with(&e.perms);
+            }
+        }
+    }
+
     /// Whether the subject has any grant at all (live or not).
     pub fn is_empty(&self) -> bool {
         self.scopes.is_empty() && self.populations.is_empty()

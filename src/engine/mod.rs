@@ -14,6 +14,7 @@ mod candidates;
 mod condition;
 mod effects;
 mod eval;
+mod few;
 mod grants;
 mod plan;
 mod query;
@@ -245,48 +246,115 @@ impl Snapshot {
 /// Records are applied without noting whose grants they change (everyone
 /// is computed once, at the end), which is why they must arrive in an order
 /// where each names only what came before it.
+///
+/// Records are applied on a thread of their own, so the store decodes the
+/// next records while the last ones are applied.
 pub struct Loader {
     compiled: Arc<Compiled>,
-    tenants: std::collections::BTreeMap<TenantId, TenantState>,
-    /// What every record is applied with: everyone, so nothing is noted.
-    everyone: tenant::Affected,
+    applier: Applier,
+}
+
+/// Tenants being built, by id.
+type Tenants = std::collections::BTreeMap<TenantId, TenantState>;
+
+/// Records queued for the applying thread; bounded, so that a slow apply
+/// holds the store's reader back rather than the queue growing.
+const LOAD_QUEUE_RECORDS: usize = 4096;
+
+/// Where records are applied.
+enum Applier {
+    /// On the applying thread, through a bounded queue; the thread gives
+    /// the tenants back once the queue closes.
+    Thread {
+        records: std::sync::mpsc::SyncSender<(TenantId, Change)>,
+        done: std::thread::JoinHandle<Tenants>,
+    },
+    /// Here, when no thread could be started.
+    Inline(Tenants),
+}
+
+/// Applies one stored record of `tenant` to `tenants`.
+fn apply_record(compiled: &Compiled, tenants: &mut Tenants, tenant: &TenantId, change: &Change) {
+    // Nothing is noted when everyone is recomputed at the end.
+    let mut everyone = tenant::Affected {
+        everyone: true,
+        ..Default::default()
+    };
+    let state = match tenants.get_mut(tenant) {
+        Some(state) => state,
+        None => tenants
+            .entry(tenant.clone())
+            .or_insert_with(|| TenantState::new(compiled)),
+    };
+    state.apply(compiled, change, &mut everyone);
 }
 
 impl Loader {
     /// An empty cache for `catalog`.
     pub fn new(catalog: Arc<Catalog>) -> Self {
-        Self {
-            compiled: Arc::new(Compiled::new(catalog)),
-            tenants: std::collections::BTreeMap::new(),
-            everyone: tenant::Affected {
-                everyone: true,
-                ..Default::default()
-            },
-        }
+        let compiled = Arc::new(Compiled::new(catalog));
+        let (records, queue) =
+            std::sync::mpsc::sync_channel::<(TenantId, Change)>(LOAD_QUEUE_RECORDS);
+        let on_thread = compiled.clone();
+        let started = std::thread::Builder::new()
+            .name("authzd-load".into())
+            .spawn(move || {
+                let mut tenants = Tenants::new();
+                for (tenant, change) in queue {
+                    apply_record(&on_thread, &mut tenants, &tenant, &change);
+                }
+                tenants
+            });
+        let applier = match started {
+            Ok(done) => Applier::Thread { records, done },
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread to apply the store's records on; applying them inline");
+                Applier::Inline(Tenants::new())
+            }
+        };
+        Self { compiled, applier }
     }
 
     /// Applies one stored record of `tenant`.
     pub fn apply(&mut self, tenant: &TenantId, change: &Change) {
-        let compiled = &self.compiled;
-        let state = match self.tenants.get_mut(tenant) {
-            Some(state) => state,
-            None => self
-                .tenants
-                .entry(tenant.clone())
-                .or_insert_with(|| TenantState::new(compiled)),
+        match &mut self.applier {
+            // A send fails only once the thread is gone, which it is only
+            // by a panic; `finish` carries that on.
+            Applier::Thread { records, .. } => {
+                let _ = records.send((tenant.clone(), change.clone()));
+            }
+            Applier::Inline(tenants) => apply_record(&self.compiled, tenants, tenant, change),
+        }
+    }
+
+    /// Every tenant with every record applied.
+    fn tenants(self) -> (Arc<Compiled>, Tenants) {
+        let tenants = match self.applier {
+            Applier::Thread { records, done } => {
+                drop(records);
+                // The thread panics only on a bug; carry it on here.
+                done.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+            }
+            Applier::Inline(tenants) => tenants,
         };
-        state.apply(compiled, change, &mut self.everyone);
+        (self.compiled, tenants)
     }
 
     /// Computes everyone's grants as of `now` (each tenant on every core)
     /// and gives the snapshot at `revision`.
     pub fn finish(self, revision: Revision, now: Timestamp) -> Snapshot {
-        let compiled = self.compiled;
-        let tenants = self
-            .tenants
+        let (compiled, tenants) = self.tenants();
+        let tenants = tenants
             .into_iter()
             .map(|(id, mut state)| {
-                state.recompute(&compiled, &self.everyone, now);
+                let (subjects, computing, installing) = state.recompute_everyone(&compiled, now);
+                tracing::info!(
+                    tenant = %id,
+                    subjects,
+                    compute_ms = computing.as_millis(),
+                    install_ms = installing.as_millis(),
+                    "grants computed"
+                );
                 (id, Arc::new(state))
             })
             .collect();

@@ -202,14 +202,21 @@ impl Snapshot {
             }
         };
         let traceable = state.traceable(&self.compiled, &entry.subject, &entry.grants);
+        let (subject, grants) = (&*entry.subject, &*entry.grants);
         let mut out: Vec<EffectiveTarget> = scopes
             .into_iter()
             .map(|s| {
                 let held =
                     state.effective_at(&self.compiled, &traceable, Place::scope(s.as_str()), now);
-                let (subject, grants) = (&entry.subject, &entry.grants);
-                let reach =
-                    |bit| state.reach(&self.compiled, subject, grants, bit, s.as_str(), now);
+                let below = Place::below(s.as_str());
+                let subtree = state.held(&self.compiled, subject, grants, below, now);
+                let reach = |bit| {
+                    if subtree.contains(bit) {
+                        Reach::Subtree
+                    } else {
+                        Reach::Exact
+                    }
+                };
                 EffectiveTarget {
                     scope: Some(s.clone()),
                     population: None,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use imbl::{HashMap, OrdMap, OrdSet};
 
 use super::condition::Condition;
+use super::few::Few;
 use super::grants::{GrantEntry, SubjectGrants};
 use super::roles::CompiledRole;
 use crate::model::{
@@ -79,8 +80,9 @@ pub struct TenantState {
     pub roles: OrdMap<RoleId, Arc<CompiledRole>>,
     /// Direct members of each group.
     pub members: HashMap<GroupId, OrdSet<Principal>>,
-    /// The groups each principal is a direct member of (reverse of `members`).
-    pub member_of: HashMap<Principal, OrdSet<GroupId>>,
+    /// The groups each principal is a direct member of (reverse of
+    /// `members`); [`Few`] because there is an entry per subject.
+    pub member_of: HashMap<Principal, Few<GroupId>>,
     /// The groups directly inside each group (the group part of
     /// `members`): walking down nested groups without visiting their
     /// subjects.
@@ -94,8 +96,9 @@ pub struct TenantState {
     pub matched_members: HashMap<GroupId, OrdSet<SubjectId>>,
     /// Assignments by key.
     pub assignments: OrdMap<AssignmentKey, Assignment>,
-    /// The keys of each principal's own assignments.
-    pub by_principal: HashMap<Principal, OrdSet<AssignmentKey>>,
+    /// The keys of each principal's own assignments; [`Few`] for the same
+    /// reason as `member_of`.
+    pub by_principal: HashMap<Principal, Few<AssignmentKey>>,
     /// The keys of each role's assignments.
     pub by_role: HashMap<RoleId, OrdSet<AssignmentKey>>,
     /// The keys of the assignments at each target, so that who holds
@@ -164,22 +167,49 @@ impl Affected {
     }
 }
 
-fn insert_index<K, V>(index: &mut HashMap<K, OrdSet<V>>, key: K, value: V)
-where
-    K: std::hash::Hash + Eq + Clone,
-    V: Ord + Clone,
-{
-    index.entry(key).or_default().insert(value);
+/// The sets the tenant's indexes map keys to.
+trait IndexSet<V>: Default {
+    fn put(&mut self, value: V);
+    fn take(&mut self, value: &V);
+    fn is_void(&self) -> bool;
 }
 
-fn remove_index<K, V>(index: &mut HashMap<K, OrdSet<V>>, key: &K, value: &V)
+/// The same three calls for every set type an index uses.
+macro_rules! index_set {
+    ($set:ident) => {
+        impl<V: Ord + Clone> IndexSet<V> for $set<V> {
+            fn put(&mut self, value: V) {
+                self.insert(value);
+            }
+            fn take(&mut self, value: &V) {
+                self.remove(value);
+            }
+            fn is_void(&self) -> bool {
+                self.is_empty()
+            }
+        }
+    };
+}
+
+index_set!(OrdSet);
+index_set!(Few);
+
+fn insert_index<K, V, S>(index: &mut HashMap<K, S>, key: K, value: V)
 where
     K: std::hash::Hash + Eq + Clone,
-    V: Ord + Clone,
+    S: IndexSet<V> + Clone,
+{
+    index.entry(key).or_default().put(value);
+}
+
+fn remove_index<K, V, S>(index: &mut HashMap<K, S>, key: &K, value: &V)
+where
+    K: std::hash::Hash + Eq + Clone,
+    S: IndexSet<V> + Clone,
 {
     if let Some(set) = index.get_mut(key) {
-        set.remove(value);
-        if set.is_empty() {
+        set.take(value);
+        if set.is_void() {
             index.remove(key);
         }
     }
@@ -269,20 +299,23 @@ impl TenantState {
         }
     }
 
-    /// Every group `principal` belongs to, directly or through nesting, with
-    /// the chain of groups that leads there (the group itself last).
-    pub fn groups_of(&self, principal: &Principal) -> Vec<(GroupId, Vec<GroupId>)> {
-        let mut out: Vec<(GroupId, Vec<GroupId>)> = Vec::new();
+    /// The groups `principal` is in without nesting: explicitly, or for a
+    /// subject by condition (a group may come twice).
+    pub fn direct_groups<'a>(&'a self, principal: &Principal) -> impl Iterator<Item = &'a GroupId> {
         let matched = match principal {
             Principal::Subject(s) => self.matched.get(s),
             Principal::Group(_) => None,
         };
+        let explicit = self.member_of.get(principal).into_iter().flatten();
+        explicit.chain(matched.into_iter().flatten())
+    }
+
+    /// Every group `principal` belongs to, directly or through nesting, with
+    /// the chain of groups that leads there (the group itself last).
+    pub fn groups_of(&self, principal: &Principal) -> Vec<(GroupId, Vec<GroupId>)> {
+        let mut out: Vec<(GroupId, Vec<GroupId>)> = Vec::new();
         let mut queue: VecDeque<(GroupId, Vec<GroupId>)> = self
-            .member_of
-            .get(principal)
-            .into_iter()
-            .chain(matched)
-            .flatten()
+            .direct_groups(principal)
             .map(|g| (g.clone(), vec![g.clone()]))
             .collect();
         let mut seen = BTreeSet::new();
@@ -396,11 +429,12 @@ impl TenantState {
             }
             Change::MemberAdded(m) => {
                 affected.note_principal(self, &m.member);
-                insert_index(&mut self.members, m.group.clone(), m.member.clone());
-                insert_index(&mut self.member_of, m.member.clone(), m.group.clone());
-                if let Principal::Group(inner) = &m.member {
-                    insert_index(&mut self.subgroups, m.group.clone(), inner.clone());
+                let (group, member) = (self.canonical_group(&m.group), self.canonical(&m.member));
+                insert_index(&mut self.members, group.clone(), member.clone());
+                if let Principal::Group(inner) = &member {
+                    insert_index(&mut self.subgroups, group.clone(), inner.clone());
                 }
+                insert_index(&mut self.member_of, member, group);
             }
             Change::MemberRemoved(m) => {
                 affected.note_principal(self, &m.member);
@@ -414,6 +448,10 @@ impl TenantState {
                 affected.note_principal(self, &a.key.principal);
                 self.forget_expiry(&a.key);
                 self.forget_expired(|k| *k == a.key);
+                let a = &Assignment {
+                    key: self.canonical_key(compiled, &a.key),
+                    expires_at: a.expires_at,
+                };
                 if let Some(at) = a.expires_at {
                     self.expiring.insert((at, a.key.clone()));
                 }
@@ -439,6 +477,43 @@ impl TenantState {
                 self.assignments.remove(key);
             }
             Change::SchemaWritten(_) => affected.everyone = true,
+        }
+    }
+
+    /// The held copy of a group's id: every index then shares one
+    /// allocation per id instead of one per record that names it (a
+    /// million memberships name a hundred groups).
+    fn canonical_group(&self, id: &GroupId) -> GroupId {
+        held(self.groups.get_key_value(id), id)
+    }
+
+    /// The held copy of a principal's id (see `canonical_group`). A subject
+    /// keeps the record's copy: finding the held one in the ordered map of
+    /// a million subjects, for every membership, would cost start-up more
+    /// than the copy costs memory.
+    fn canonical(&self, principal: &Principal) -> Principal {
+        match principal {
+            Principal::Subject(id) => Principal::Subject(id.clone()),
+            Principal::Group(id) => Principal::Group(self.canonical_group(id)),
+        }
+    }
+
+    /// An assignment key whose ids are the held copies (see
+    /// `canonical_group`).
+    fn canonical_key(&self, compiled: &Compiled, key: &AssignmentKey) -> AssignmentKey {
+        let found = self.roles.get_key_value(&key.role);
+        let role = held(
+            found.or_else(|| compiled.builtin.get_key_value(&key.role)),
+            &key.role,
+        );
+        let target = match &key.target {
+            Target::Scope(id) => Target::Scope(held(self.scopes.get_key_value(id), id)),
+            Target::Population(id) => Target::Population(self.canonical_group(id)),
+        };
+        AssignmentKey {
+            role,
+            principal: self.canonical(&key.principal),
+            target,
         }
     }
 
@@ -658,18 +733,52 @@ impl TenantState {
         } else {
             affected.subjects.iter().cloned().collect()
         };
+        let computed = self.compute_all(compiled, &ids, now);
+        self.install_grants(&ids, computed);
+    }
+
+    /// Every subject's grants, at start-up, with how long computing and
+    /// installing them took (what the start-up log reports).
+    pub(super) fn recompute_everyone(
+        &mut self,
+        compiled: &Compiled,
+        now: Timestamp,
+    ) -> (usize, std::time::Duration, std::time::Duration) {
+        let started = std::time::Instant::now();
+        let ids: Vec<SubjectId> = self.subjects.keys().cloned().collect();
+        let computed = self.compute_all(compiled, &ids, now);
+        let computing = started.elapsed();
+        self.install_grants(&ids, computed);
+        (ids.len(), computing, started.elapsed() - computing)
+    }
+
+    /// The grants of `ids`, in order, computed on every core when there
+    /// are many.
+    fn compute_all(
+        &self,
+        compiled: &Compiled,
+        ids: &[SubjectId],
+        now: Timestamp,
+    ) -> Vec<Arc<SubjectGrants>> {
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .min(ids.len() / PARALLEL_RECOMPUTE_MIN)
             .max(1);
-        let state = &*self;
         let compute = |ids: &[SubjectId]| -> Vec<Arc<SubjectGrants>> {
+            let mut shared: std::collections::HashMap<Vec<GroupId>, Arc<SubjectGrants>> =
+                std::collections::HashMap::new();
             ids.iter()
-                .map(|id| Arc::new(state.compute_grants(compiled, id, now)))
+                .map(|id| match self.grant_key(id) {
+                    Some(key) => shared
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(self.compute_grants(compiled, id, now)))
+                        .clone(),
+                    None => Arc::new(self.compute_grants(compiled, id, now)),
+                })
                 .collect()
         };
-        let computed: Vec<Arc<SubjectGrants>> = if threads == 1 {
-            compute(&ids)
+        if threads == 1 {
+            compute(ids)
         } else {
             let per = ids.len().div_ceil(threads);
             std::thread::scope(|scope| {
@@ -683,12 +792,32 @@ impl TenantState {
                     .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                     .collect()
             })
-        };
+        }
+    }
+
+    /// Puts computed grants in place, `computed[i]` for `ids[i]`.
+    fn install_grants(&mut self, ids: &[SubjectId], computed: Vec<Arc<SubjectGrants>>) {
         for (id, grants) in ids.iter().zip(computed) {
             if let Some(entry) = self.subjects.get_mut(id) {
                 entry.grants = grants;
             }
         }
+    }
+
+    /// What a subject's grants depend on when it holds no assignment of its
+    /// own: the groups it is directly in, sorted. Subjects with the same key
+    /// have the same grants, so a recompute computes them once and shares
+    /// them (most subjects of a large tenant hold roles only through
+    /// groups). `None` for a subject with assignments of its own.
+    fn grant_key(&self, id: &SubjectId) -> Option<Vec<GroupId>> {
+        let me = Principal::Subject(id.clone());
+        if self.by_principal.contains_key(&me) {
+            return None;
+        }
+        let mut groups: Vec<GroupId> = self.direct_groups(&me).cloned().collect();
+        groups.sort();
+        groups.dedup();
+        Some(groups)
     }
 
     /// Every assignment that reaches a subject (its own and its groups'),
@@ -836,6 +965,11 @@ impl TenantState {
             }
         }
     }
+}
+
+/// The key a map holds for `id`, if it holds one, else `id` itself.
+fn held<K: Clone, V>(found: Option<(&K, &V)>, id: &K) -> K {
+    found.map_or_else(|| id.clone(), |(key, _)| key.clone())
 }
 
 /// Compiles a custom role. Roles are validated before they are stored; one

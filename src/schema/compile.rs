@@ -34,6 +34,8 @@ pub struct Catalog {
     resource_index: HashMap<Box<str>, usize>,
     /// Every bit.
     all: PermSet,
+    /// The bits that hold below the scope they are granted at.
+    inheriting: PermSet,
     /// The derived bits, in increasing (evaluation) order.
     derived: Vec<PermBit>,
     classes: BTreeMap<String, RoleClass>,
@@ -241,6 +243,7 @@ pub(crate) fn compile(source: &str, valid: ValidSchema, out: &mut Diagnostics) -
     }
 
     let mut all = PermSet::empty(len);
+    let mut inheriting = PermSet::empty(len);
     for r in &mut resources {
         r.mask = PermSet::empty(len);
     }
@@ -249,6 +252,9 @@ pub(crate) fn compile(source: &str, valid: ValidSchema, out: &mut Diagnostics) -
             continue;
         };
         all.insert(bit);
+        if info.inherits {
+            inheriting.insert(bit);
+        }
         if let Some(r) = resource_index
             .get(info.resource.as_str())
             .and_then(|&r| resources.get_mut(r))
@@ -280,6 +286,7 @@ pub(crate) fn compile(source: &str, valid: ValidSchema, out: &mut Diagnostics) -
         resources,
         resource_index,
         all,
+        inheriting,
         derived,
         classes: BTreeMap::new(),
         roles: BTreeMap::new(),
@@ -586,6 +593,12 @@ impl Catalog {
     /// declared with `inherit = false`.
     pub fn inherits(&self, b: PermBit) -> bool {
         self.info(b).inherits
+    }
+
+    /// Every bit that [`Catalog::inherits`]: what a grant at a scope gives
+    /// the scopes below it.
+    pub fn inheriting(&self) -> &PermSet {
+        &self.inheriting
     }
 
     /// The resource type `b` belongs to.

@@ -383,13 +383,103 @@ impl PermBit {
 /// Bits beyond the capacity are never members: inserting one is ignored and
 /// asking for one answers `false`, so a stale bit can never panic a request.
 /// Equality and hashing compare capacity as well as members.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
-pub struct PermSet(Box<[u64]>);
+///
+/// Catalogs of up to 128 permissions (most) keep the words inline: the
+/// memoised grants hold a set per entry, and a heap allocation each would
+/// cost a cache miss per entry a check reads.
+#[derive(Clone, Debug, Default)]
+pub struct PermSet(Words);
+
+/// Words kept inline.
+const INLINE_WORDS: usize = 2;
+
+/// A set's words: inline for small catalogs, else on the heap.
+#[derive(Clone, Debug)]
+enum Words {
+    /// `len` words of `words` are the set's (at most [`INLINE_WORDS`]).
+    Inline { len: u8, words: [u64; INLINE_WORDS] },
+    /// More.
+    Heap(Box<[u64]>),
+}
+
+impl Default for Words {
+    fn default() -> Self {
+        Words::Inline {
+            len: 0,
+            words: [0; INLINE_WORDS],
+        }
+    }
+}
+
+impl Words {
+    fn from_vec(words: Vec<u64>) -> Self {
+        match u8::try_from(words.len()) {
+            Ok(len) if words.len() <= INLINE_WORDS => {
+                let mut inline = [0; INLINE_WORDS];
+                inline.iter_mut().zip(&words).for_each(|(w, v)| *w = *v);
+                Words::Inline { len, words: inline }
+            }
+            _ => Words::Heap(words.into_boxed_slice()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Words::Inline { len, words } => words.get(..usize::from(*len)).unwrap_or(&[]),
+            Words::Heap(words) => words,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u64] {
+        match self {
+            Words::Inline { len, words } => words.get_mut(..usize::from(*len)).unwrap_or(&mut []),
+            Words::Heap(words) => words,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, u64> {
+        self.as_slice().iter()
+    }
+
+    fn iter_mut(&mut self) -> std::slice::IterMut<'_, u64> {
+        self.as_mut_slice().iter_mut()
+    }
+
+    fn get(&self, i: usize) -> Option<&u64> {
+        self.as_slice().get(i)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut u64> {
+        self.as_mut_slice().get_mut(i)
+    }
+
+    fn to_vec(&self) -> Vec<u64> {
+        self.as_slice().to_vec()
+    }
+}
+
+impl PartialEq for PermSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_slice() == other.0.as_slice()
+    }
+}
+
+impl Eq for PermSet {}
+
+impl std::hash::Hash for PermSet {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_slice().hash(state);
+    }
+}
 
 impl PermSet {
     /// An empty set able to hold bits `0..len`.
     pub fn empty(len: usize) -> Self {
-        PermSet(vec![0; len.div_ceil(64)].into_boxed_slice())
+        PermSet(Words::from_vec(vec![0; len.div_ceil(64)]))
     }
 
     /// Adds `b`; ignored if `b` is beyond the capacity.
@@ -419,10 +509,17 @@ impl PermSet {
         if other.0.len() > self.0.len() {
             let mut grown = self.0.to_vec();
             grown.resize(other.0.len(), 0);
-            self.0 = grown.into_boxed_slice();
+            self.0 = Words::from_vec(grown);
         }
         for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
             *mine |= theirs;
+        }
+    }
+
+    /// Adds every member of `other` that is also in `mask`.
+    pub fn union_masked(&mut self, other: &PermSet, mask: &PermSet) {
+        for ((mine, theirs), keep) in self.0.iter_mut().zip(other.0.iter()).zip(mask.0.iter()) {
+            *mine |= theirs & keep;
         }
     }
 
