@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::model::{InvalidValue, Name, Permission, clip};
 
@@ -387,99 +388,19 @@ impl PermBit {
 /// Catalogs of up to 128 permissions (most) keep the words inline: the
 /// memoised grants hold a set per entry, and a heap allocation each would
 /// cost a cache miss per entry a check reads.
-#[derive(Clone, Debug, Default)]
-pub struct PermSet(Words);
+#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
+pub struct PermSet(SmallVec<[u64; INLINE_WORDS]>);
 
-/// Words kept inline.
+/// Words kept inline (128 permissions).
 const INLINE_WORDS: usize = 2;
 
-/// A set's words: inline for small catalogs, else on the heap.
-#[derive(Clone, Debug)]
-enum Words {
-    /// `len` words of `words` are the set's (at most [`INLINE_WORDS`]).
-    Inline { len: u8, words: [u64; INLINE_WORDS] },
-    /// More.
-    Heap(Box<[u64]>),
-}
-
-impl Default for Words {
-    fn default() -> Self {
-        Words::Inline {
-            len: 0,
-            words: [0; INLINE_WORDS],
-        }
-    }
-}
-
-impl Words {
-    fn from_vec(words: Vec<u64>) -> Self {
-        match u8::try_from(words.len()) {
-            Ok(len) if words.len() <= INLINE_WORDS => {
-                let mut inline = [0; INLINE_WORDS];
-                inline.iter_mut().zip(&words).for_each(|(w, v)| *w = *v);
-                Words::Inline { len, words: inline }
-            }
-            _ => Words::Heap(words.into_boxed_slice()),
-        }
-    }
-
-    fn as_slice(&self) -> &[u64] {
-        match self {
-            Words::Inline { len, words } => words.get(..usize::from(*len)).unwrap_or(&[]),
-            Words::Heap(words) => words,
-        }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u64] {
-        match self {
-            Words::Inline { len, words } => words.get_mut(..usize::from(*len)).unwrap_or(&mut []),
-            Words::Heap(words) => words,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.as_slice().len()
-    }
-
-    fn iter(&self) -> std::slice::Iter<'_, u64> {
-        self.as_slice().iter()
-    }
-
-    fn iter_mut(&mut self) -> std::slice::IterMut<'_, u64> {
-        self.as_mut_slice().iter_mut()
-    }
-
-    fn get(&self, i: usize) -> Option<&u64> {
-        self.as_slice().get(i)
-    }
-
-    fn get_mut(&mut self, i: usize) -> Option<&mut u64> {
-        self.as_mut_slice().get_mut(i)
-    }
-
-    fn to_vec(&self) -> Vec<u64> {
-        self.as_slice().to_vec()
-    }
-}
-
-impl PartialEq for PermSet {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_slice() == other.0.as_slice()
-    }
-}
-
-impl Eq for PermSet {}
-
-impl std::hash::Hash for PermSet {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.as_slice().hash(state);
-    }
-}
+// A set is in every grant entry of every subject: it stays three words.
+const _: () = assert!(std::mem::size_of::<PermSet>() == 24);
 
 impl PermSet {
     /// An empty set able to hold bits `0..len`.
     pub fn empty(len: usize) -> Self {
-        PermSet(Words::from_vec(vec![0; len.div_ceil(64)]))
+        PermSet(SmallVec::from_elem(0, len.div_ceil(64)))
     }
 
     /// Adds `b`; ignored if `b` is beyond the capacity.
@@ -507,9 +428,7 @@ impl PermSet {
     /// larger (which sets of one catalog never are), so no member is lost.
     pub fn union_with(&mut self, other: &PermSet) {
         if other.0.len() > self.0.len() {
-            let mut grown = self.0.to_vec();
-            grown.resize(other.0.len(), 0);
-            self.0 = Words::from_vec(grown);
+            self.0.resize(other.0.len(), 0);
         }
         for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
             *mine |= theirs;
