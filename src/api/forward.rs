@@ -9,8 +9,7 @@
 //! client writing through its sidecar reads its write there next. Must not
 //! look into request bodies or decide who may write: the primary does.
 
-use std::future::Future;
-use std::pin::Pin;
+use futures_util::future::BoxFuture;
 use std::task::{Context, Poll};
 
 use http::{HeaderValue, Request, Response};
@@ -56,8 +55,6 @@ pub struct WriteService<S> {
     layer: WriteLayer,
 }
 
-type Boxed<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
 impl<S> tower_service::Service<Request<Body>> for WriteService<S>
 where
     S: tower_service::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
@@ -66,7 +63,7 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = Boxed<Response<Body>, S::Error>;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)

@@ -18,7 +18,7 @@
 //! access log holds the method, tenant, status code, latency, caller name
 //! and request id, nothing else.
 
-use std::future::Future;
+use futures_util::future::BoxFuture;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -381,8 +381,6 @@ pub struct CallerService<S> {
     layer: CallerLayer,
 }
 
-type Boxed<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
 impl<S> tower_service::Service<Request<Body>> for CallerService<S>
 where
     S: tower_service::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
@@ -391,7 +389,7 @@ where
 {
     type Response = Response<Logged<Body>>;
     type Error = S::Error;
-    type Future = Boxed<Self::Response, S::Error>;
+    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
