@@ -655,24 +655,10 @@ pub async fn crash_safety(storage: &dyn Storage) -> TestResult {
     let durable = observe(&*store).await?;
     let extra = || write(Some("acme"), vec![Change::SubjectPut(subject("late"))]);
 
-    store.arm(Fault::LoseCommit);
-    let err = store.commit(extra()).await;
-    assert!(
-        matches!(err, Err(StoreError::CommitUncertain(_))),
-        "{err:?}"
-    );
-    store.close().await;
-    let store = Faulty::new(storage.open().await?);
+    let store = uncertain_then_reopen(storage, store, Fault::LoseCommit, extra()).await?;
     assert_eq!(observe(&*store).await?, durable);
 
-    store.arm(Fault::FailAfterCommit);
-    let err = store.commit(extra()).await;
-    assert!(
-        matches!(err, Err(StoreError::CommitUncertain(_))),
-        "{err:?}"
-    );
-    store.close().await;
-    let store = Faulty::new(storage.open().await?);
+    let store = uncertain_then_reopen(storage, store, Fault::FailAfterCommit, extra()).await?;
     let landed = observe(&*store).await?;
     assert_eq!(landed.revision, durable.revision.next());
     assert_eq!(&landed.log[..durable.log.len()], &durable.log[..]);
@@ -698,6 +684,24 @@ pub async fn crash_safety(storage: &dyn Storage) -> TestResult {
     assert_eq!(next.revision, landed.revision.next());
     store.close().await;
     Ok(())
+}
+
+/// Commits `write` with `fault` armed, expects an uncertain outcome, and
+/// opens the storage again, as a restart after the crash would.
+async fn uncertain_then_reopen(
+    storage: &dyn Storage,
+    store: Arc<Faulty>,
+    fault: Fault,
+    write: PendingWrite,
+) -> Result<Arc<Faulty>, Box<dyn std::error::Error + Send + Sync>> {
+    store.arm(fault);
+    let err = store.commit(write).await;
+    assert!(
+        matches!(err, Err(StoreError::CommitUncertain(_))),
+        "{err:?}"
+    );
+    store.close().await;
+    Ok(Faulty::new(storage.open().await?))
 }
 
 /// Closing and reopening changes nothing observable: revision, changelog,
