@@ -418,6 +418,34 @@ async fn a_replica_behind_the_retained_changelog_resnapshots() {
     assert_in_step(&mut rng, &pc, &[&r.channel().await]).await;
 }
 
+/// A replica's changelog starts at the snapshot it installed: a Watch
+/// resuming from before it is refused with FAILED_PRECONDITION (resync
+/// from a snapshot), never a stream silently missing what the snapshot
+/// folded in; one resuming at the snapshot gets the writes after it.
+#[tokio::test]
+async fn a_watch_from_before_the_replicas_snapshot_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(dir.path());
+    let p = primary(&dir.path().join("p"), &schema, 0, &[]).await;
+    let pc = p.channel().await;
+    let writer = Writer {
+        channel: pc.clone(),
+        tenant: ACME.into(),
+    };
+    let seeded = writer.seed().await;
+    let r = replica(&dir.path().join("r"), p.port, &[]).await;
+    let snapshot = installed(&r);
+    assert!(snapshot >= seeded && seeded > 1, "{snapshot} {seeded}");
+    let rc = r.channel().await;
+    let mut refused = watch_over(&rc, ACME, 1).await;
+    let status = refused.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("oldest retained"), "{status:?}");
+    let late = create_subject_over(&pc, "late").await;
+    let seen = watched(&rc, snapshot, late).await;
+    assert!(seen.last().is_some_and(|m| m.contains("late")), "{seen:?}");
+}
+
 /// A replica following one tenant holds only it: the other tenant is
 /// NOT_FOUND there (while the primary has it), the followed one answers
 /// like the primary, and its Watch serves a local subscriber resumably.
