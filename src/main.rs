@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use tokio::net::TcpListener;
 
 use authzd::cli::{Command, ServeArgs};
-use authzd::{server, service::Service};
+use authzd_server as server;
+use authzd_service::Service;
 
 fn main() -> ExitCode {
     let cli = match authzd::cli::config_file::parse() {
@@ -15,11 +16,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The bench and the import print a report; logs should not talk over it.
+    // The import prints a report; logs should not talk over it.
     let level = if matches!(
         cli.command,
-        Command::Bench(_)
-            | Command::Import(_)
+        Command::Import(_)
             | Command::Schema(_)
             | Command::Query(_)
             | Command::Export(_)
@@ -34,7 +34,6 @@ fn main() -> ExitCode {
     let ok = match &cli.command {
         Command::Schema(command) => authzd::cli::schema_command(command),
         Command::Serve(args) => block_on(serve(args)),
-        Command::Bench(args) => block_on(authzd::cli::bench::command(args)),
         Command::Import(args) => block_on(authzd::cli::import::command(args)),
         Command::Token(command) => authzd::cli::token_command(command),
         Command::Query(command) => block_on(authzd::cli::query::command(command)),
@@ -76,7 +75,7 @@ async fn serve(args: &ServeArgs) -> bool {
         tracing::warn!(listen = %config.listen, "serving plaintext on a non-loopback address: calls, tokens and answers cross the network unencrypted; give --tls-cert and --tls-key, or keep a sidecar's TLS in front");
     }
     if let Some(listen) = config.metrics_listen {
-        if let Err(e) = authzd::metrics::serve(listen) {
+        if let Err(e) = authzd_service::metrics::serve(listen) {
             tracing::error!(error = %e, metrics_listen = %listen, "cannot serve metrics");
             return false;
         }
@@ -108,7 +107,7 @@ async fn serve(args: &ServeArgs) -> bool {
     };
     let traces = match &config.otlp_endpoint {
         None => None,
-        Some(endpoint) => match authzd::api::traces::install(endpoint) {
+        Some(endpoint) => match authzd_server::api::traces::install(endpoint) {
             Ok(traces) => {
                 tracing::info!(otlp_endpoint = %endpoint, "exporting a span per call over OTLP");
                 Some(traces)

@@ -4,7 +4,7 @@
 //! locks, switched-off types, targets), its explanations, BatchCheckAccess,
 //! ListEffectivePermissions and ListSubjectsWithPermission.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 /// The scope tree most tests use: root → eu → berlin → team, and root → us.
@@ -869,7 +869,7 @@ async fn role_class_masks_what_its_roles_grant() {
     let path = dir.path().join("schema.toml");
     let schema = format!(
         "{}\n[roles.guest_plus]\ngrants = [\"document:read\", \"users:invite\"]\nclass = \"guest\"\n",
-        authzd::schema::DEFAULT_SCHEMA
+        authzd_core::schema::DEFAULT_SCHEMA
     );
     std::fs::write(&path, schema).unwrap();
     let server = TestServer::start_with_schema(&path).await;

@@ -1,18 +1,35 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The layering of STYLE.md, held by cheap greps over `src/`: redb only in
-//! `store`, protobuf and tonic only at the edge, and imports flowing
-//! downward only (`api → service → engine, store, watch → schema → model`).
+//! What the crate boundaries cannot say by themselves.
+//!
+//! The seams of the workspace are crates, so the compiler refuses an import
+//! that crosses one the wrong way. Two things remain for this file:
+//!
+//! - **The manifests keep the seams.** A dependency added to a crate's
+//!   `Cargo.toml` would open a seam without any import failing; the
+//!   workspace's manifests (`cargo metadata`) are checked against the map.
+//! - **Layers inside one crate.** `authzd-core` holds `model → schema →
+//!   engine`, and `authzd-service` holds the feed and the callers beside the
+//!   sequencer; within a crate only greps can tell who imports whom.
 //!
 //! Comments are ignored, so a module may *say* what it must not know.
 
-mod common;
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests: a failed expectation is a failed test"
+)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Every `.rs` file under `src/`, as (path relative to `src/`, code lines
+/// The workspace's root folder.
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every `.rs` file under `dir`, as (path relative to `dir`, code lines
 /// with `//` comments removed).
-fn sources() -> Vec<(String, Vec<String>)> {
+fn sources(dir: &Path) -> Vec<(String, Vec<String>)> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -23,11 +40,10 @@ fn sources() -> Vec<(String, Vec<String>)> {
             }
         }
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    walk(&src, &mut files);
+    walk(dir, &mut files);
     files.sort();
-    assert!(files.len() > 10, "src/ not found or nearly empty");
+    assert!(!files.is_empty(), "{} holds no source", dir.display());
     files
         .into_iter()
         .map(|path| {
@@ -37,7 +53,7 @@ fn sources() -> Vec<(String, Vec<String>)> {
                 .map(|l| l.split("//").next().unwrap_or_default().to_string())
                 .collect();
             let rel = path
-                .strip_prefix(&src)
+                .strip_prefix(dir)
                 .unwrap()
                 .to_string_lossy()
                 .replace('\\', "/");
@@ -46,173 +62,186 @@ fn sources() -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// The files (outside `allowed`) whose code mentions any of `needles`, with
-/// the first offending line.
-fn offenders(needles: &[&str], allowed: impl Fn(&str) -> bool) -> Vec<String> {
-    sources()
-        .into_iter()
-        .filter(|(path, _)| !allowed(path))
-        .filter_map(|(path, code)| {
-            code.iter()
-                .enumerate()
-                .find(|(_, line)| needles.iter().any(|n| line.contains(n)))
-                .map(|(i, line)| format!("{path}:{}: {}", i + 1, line.trim()))
-        })
-        .collect()
-}
-
-/// The crate modules a file's code names (`crate::engine::…` → "engine").
+/// The crate's modules a file's code names through `crate::`.
 fn crate_modules(code: &[String]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+    let mut found = BTreeSet::new();
     for line in code {
         let mut rest = line.as_str();
         while let Some(at) = rest.find("crate::") {
             rest = &rest[at + "crate::".len()..];
             let name: String = rest
                 .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             if !name.is_empty() {
-                out.insert(name);
+                found.insert(name);
             }
         }
     }
-    out
+    found
 }
 
-/// Asserts that every file under `prefix` names only `allowed` crate
-/// modules.
-fn imports_only(prefix: &str, allowed: &[&str]) {
+/// Asserts that the files of crate folder `krate` under `prefix` name no
+/// module of their crate but `allowed` (and their own).
+fn imports_only(krate: &str, prefix: &str, allowed: &[&str]) {
+    let own = prefix.trim_end_matches('/').trim_end_matches(".rs");
     let mut checked = 0;
-    for (path, code) in sources() {
+    for (path, code) in sources(&root().join(krate).join("src")) {
         if !path.starts_with(prefix) {
             continue;
         }
         checked += 1;
         let bad: Vec<String> = crate_modules(&code)
             .into_iter()
-            .filter(|m| !allowed.contains(&m.as_str()))
+            .filter(|m| m != own && !allowed.contains(&m.as_str()))
             .collect();
         assert!(
             bad.is_empty(),
-            "src/{path} imports crate::{bad:?}; {prefix} may only use {allowed:?}"
+            "{krate}/src/{path} imports {bad:?}; it may import only {allowed:?}"
         );
     }
-    assert!(checked > 0, "no file under src/{prefix}");
+    assert!(checked > 0, "no file under {krate}/src/{prefix}");
 }
 
-/// redb is named only under `src/store/`.
+/// `model` imports nothing of `authzd-core` but the limits.
 #[test]
-fn redb_only_in_store() {
-    let bad = offenders(&["redb::", "use redb"], |p| p.starts_with("store/"));
-    assert!(bad.is_empty(), "redb outside src/store/: {bad:#?}");
+fn model_depends_on_nothing_but_the_limits() {
+    imports_only("crates/core", "model.rs", &["limits"]);
 }
 
-/// Whether a file sits at the top of the map, above the API: the binary,
-/// the wiring and the command line (whose `bench` is a gRPC client).
-fn is_top(p: &str) -> bool {
-    p == "server.rs" || p == "main.rs" || p == "lib.rs" || p.starts_with("cli/") || p == "cli.rs"
-}
-
-/// tonic, prost and the generated `pb` types appear only in `src/api/` and
-/// the top of the map (server, binary, command line).
-#[test]
-fn protobuf_and_tonic_only_at_the_edge() {
-    let bad = offenders(&["tonic", "prost", "pb::"], |p| {
-        p.starts_with("api/") || is_top(p)
-    });
-    assert!(bad.is_empty(), "protobuf/tonic outside the edge: {bad:#?}");
-}
-
-/// `src/model.rs` imports nothing from the crate.
-#[test]
-fn model_depends_on_nothing_in_the_crate() {
-    imports_only("model.rs", &[]);
-}
-
-/// `src/schema/` imports only `crate::model`.
+/// `schema` builds on `model` only.
 #[test]
 fn schema_depends_only_on_model() {
-    imports_only("schema/", &["model"]);
+    imports_only("crates/core", "schema/", &["model", "limits"]);
 }
 
-/// `src/engine/` knows neither the store, the service, the feed nor the
-/// API.
+/// `engine` builds on `model` and `schema`.
 #[test]
-fn engine_does_not_know_store_service_or_api() {
-    imports_only("engine/", &["model", "schema", "config"]);
-    let bad = offenders(
-        &[
-            "crate::store",
-            "crate::service",
-            "crate::api",
-            "crate::server",
-            "crate::watch",
-        ],
-        |p| !p.starts_with("engine/"),
-    );
-    assert!(bad.is_empty(), "{bad:#?}");
+fn engine_depends_on_model_and_schema() {
+    imports_only("crates/core", "engine/", &["model", "schema", "limits"]);
 }
 
-/// `src/store/` builds on the model only; `src/watch.rs` on the model and
-/// the schema (for permission patterns): the feed is handed its replay and
-/// never reads the store itself.
+/// The feed is handed its replay and never reads the store, the sequencer
+/// or the callers; the token rules know the settings and nothing else of
+/// the service.
 #[test]
-fn store_and_watch_depend_only_on_model() {
-    imports_only("store/", &["model"]);
-    imports_only("watch.rs", &["model", "schema"]);
+fn the_feed_and_the_callers_stand_apart_in_the_service() {
+    imports_only("crates/service", "watch.rs", &[]);
+    imports_only("crates/service", "auth.rs", &["config"]);
 }
 
-/// `src/auth.rs` (the token set and the caller rules) builds on the model
-/// and the settings only: it knows neither tonic nor the service.
-#[test]
-fn auth_depends_only_on_model_and_config() {
-    imports_only("auth.rs", &["model", "config"]);
-}
-
-/// Nothing below the API imports it, and the command line does not reach
-/// into the store.
-#[test]
-fn nothing_below_the_edge_imports_it() {
-    let bad = offenders(&["crate::api", "crate::server"], |p| {
-        p.starts_with("api/") || is_top(p)
-    });
-    assert!(bad.is_empty(), "{bad:#?}");
-    let bad = offenders(&["crate::store"], |p| !p.starts_with("cli"));
-    assert!(bad.is_empty(), "the cli talks to the store: {bad:#?}");
-}
-
-/// Above `src/store/`, the store is reached only through the `Datastore`
-/// trait: nothing names the embedded implementation, and only the service
-/// opens a store (at start-up, to write a backup, and in its tests).
-#[test]
-fn the_store_is_reached_through_its_trait() {
-    let bad = offenders(&["RedbDatastore", "store::Store", "embedded::"], |p| {
-        p.starts_with("store/")
-    });
-    assert!(bad.is_empty(), "the embedded store named: {bad:#?}");
-    let opens = offenders(&["storage::open(", "store::open("], |p| {
-        p.starts_with("store/") || p.starts_with("service/")
-    });
+/// Each workspace package's name and the names of its normal (not dev,
+/// not build) dependencies, from `cargo metadata --no-deps`: the manifests
+/// as written, read offline.
+fn normal_dependencies() -> BTreeMap<String, BTreeSet<String>> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
     assert!(
-        opens.is_empty(),
-        "a store opened outside the service: {opens:#?}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!offenders(&["storage::open("], |_| false).is_empty());
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_string())
+                .collect();
+            (p["name"].as_str().unwrap().to_string(), deps)
+        })
+        .collect()
 }
 
-/// The greps themselves work: they find what they look for.
+/// Every package `name` depends on through normal dependencies: the
+/// workspace's crates it reaches and their direct dependencies.
+fn closure(graph: &BTreeMap<String, BTreeSet<String>>, name: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![name.to_string()];
+    while let Some(next) = todo.pop() {
+        for dep in graph.get(&next).into_iter().flatten() {
+            if seen.insert(dep.clone()) {
+                todo.push(dep.clone());
+            }
+        }
+    }
+    seen
+}
+
+/// The seams of the map, as the dependency graph holds them: the core runs
+/// no async runtime, speaks no protobuf and opens no database; the store
+/// contract names no backend and no wire; the service knows no protobuf;
+/// only the redb backend depends on redb; and the server builds without the
+/// load generator and its histogram.
 #[test]
-fn the_greps_find_what_they_look_for() {
-    let engine_mod: Vec<String> = sources()
+fn the_manifests_keep_the_seams() {
+    let graph = normal_dependencies();
+    let forbidden: [(&str, &[&str]); 5] = [
+        (
+            "authzd-core",
+            &["tokio", "tonic", "prost", "redb", "authzd-store"],
+        ),
+        (
+            "authzd-store",
+            &["tonic", "prost", "redb", "authzd-store-redb"],
+        ),
+        (
+            "authzd-service",
+            &["tonic", "prost", "authzd-proto", "authzd-server"],
+        ),
+        (
+            "authzd-server",
+            &["authzd-bench", "authzd-testkit", "hdrhistogram"],
+        ),
+        (
+            "authzd",
+            &["authzd-bench", "authzd-testkit", "hdrhistogram"],
+        ),
+    ];
+    for (package, banned) in forbidden {
+        assert!(graph.contains_key(package), "{package} is not in the build");
+        let deps = closure(&graph, package);
+        for name in banned {
+            assert!(!deps.contains(*name), "{package} depends on {name}");
+        }
+    }
+    let redb_users: Vec<&String> = graph
+        .iter()
+        .filter(|(_, deps)| deps.contains("redb"))
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(redb_users, ["authzd-store-redb"], "who depends on redb");
+}
+
+/// The checks themselves work: they find what they look for.
+#[test]
+fn the_checks_find_what_they_look_for() {
+    let engine_mod = sources(&root().join("crates/core/src"))
         .into_iter()
         .find(|(p, _)| p == "engine/mod.rs")
         .unwrap()
         .1;
     assert!(crate_modules(&engine_mod).contains("model"));
-    assert!(!offenders(&["redb::"], |_| false).is_empty());
     assert_eq!(
         crate_modules(&["use crate::a::b; x(crate::c_d::e)".to_string()]),
         BTreeSet::from(["a".to_string(), "c_d".to_string()])
     );
+    let graph = normal_dependencies();
+    assert!(closure(&graph, "authzd-server").contains("tokio"));
+    assert!(closure(&graph, "authzd-bench").contains("hdrhistogram"));
 }

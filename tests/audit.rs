@@ -5,10 +5,10 @@
 //! and key-based paging; a tenant-bound token sees only its tenant; the
 //! trail survives a restart.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
-use authzd::auth::Limits;
+use authzd_service::auth::Limits;
 use tonic::Request;
 
 const OTHER: &str = "globex";

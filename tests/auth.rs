@@ -4,10 +4,10 @@
 //! with a write token, request ids, per-token bounds, and (with the real
 //! binary) SIGHUP, `token new`, the access log and the loopback rule.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
-use authzd::auth::Limits;
+use authzd_service::auth::Limits;
 use tonic::Status;
 
 const OTHER: &str = "globex";

@@ -3,7 +3,7 @@
 //! and a message naming the offending field (the README's Limits), and changes
 //! nothing.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 /// 257 bytes: one over the id limit.
@@ -426,14 +426,14 @@ async fn manage_membership() {
     assert_status(
         m.manage_membership(batch(
             ACME,
-            vec![ok_op(); authzd::config::MAX_BATCH_OPERATIONS + 1],
+            vec![ok_op(); authzd_core::limits::MAX_BATCH_OPERATIONS + 1],
             None,
         ))
         .await,
         Code::InvalidArgument,
         &format!(
             "operations: at most {}",
-            authzd::config::MAX_BATCH_OPERATIONS
+            authzd_core::limits::MAX_BATCH_OPERATIONS
         ),
     );
     let unset = pb::MembershipOperation { operation: None };
@@ -993,7 +993,7 @@ async fn write_schema() {
 async fn oversized_requests_are_resource_exhausted() {
     let server = seeded_server().await;
     let before = revision(&server).await;
-    let huge = "x".repeat(authzd::config::MAX_MESSAGE_BYTES + 1);
+    let huge = "x".repeat(authzd_core::limits::MAX_MESSAGE_BYTES + 1);
     let status = assert_status(
         server
             .directory()
@@ -1244,7 +1244,7 @@ async fn no_message_shows_debug_formatting() {
         assert_plain(what, status.message());
     }
     // The checker reports every error; each names what it is about.
-    let checked = authzd::schema::load("bad.toml", bad_schema)
+    let checked = authzd_core::schema::load("bad.toml", bad_schema)
         .unwrap_err()
         .to_string();
     for expected in [

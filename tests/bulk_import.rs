@@ -2,11 +2,11 @@
 //! `MembershipService/Import`: chunks of a bulk import over gRPC, against
 //! the in-process server and the real binary (for `kill -9`).
 
-mod common;
+use authzd_testkit as common;
 
 use std::collections::BTreeMap;
 
-use authzd::config::MAX_BATCH_OPERATIONS;
+use authzd_core::limits::MAX_BATCH_OPERATIONS;
 use common::*;
 
 const T: &str = "acme";

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use authzd::engine::{At, Engine, Operation, Precondition, Question, plan};
-use authzd::model::{
+use authzd_core::engine::{At, Engine, Operation, Precondition, Question, plan};
+use authzd_core::model::{
     Assignment, AssignmentKey, ChangeSet, Group, Membership, Principal, Revision, Scope, Subject,
     SubjectKind, SubjectStatus, Target, TenantId, Timestamp,
 };
-use authzd::schema;
+use authzd_core::schema;
 
 fn populated() -> Engine {
     let catalog = Arc::new(schema::load("default", schema::DEFAULT_SCHEMA).unwrap());

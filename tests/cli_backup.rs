@@ -5,7 +5,7 @@
 //! or before it, none after); restore refuses what is not a backup and a
 //! folder it would overwrite, saying why, and leaves the folder as it was.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 use std::collections::BTreeSet;

@@ -3,7 +3,7 @@
 //! tenant using every kind of record exported from one server and imported
 //! into another exports again exactly the same.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 /// `authzd COMMAND --target ADDR --tenant TENANT ARGS`.

@@ -3,7 +3,7 @@
 //! the real binary against a server on loopback: readable lines, JSON with
 //! `--json`, the exit code of `check`, and gains and losses in the feed.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 use std::process::Output;

@@ -2,7 +2,7 @@
 //! `DirectoryService` over gRPC: subjects, scopes, groups, custom roles,
 //! tenants and the two listings of memberships and assignments.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 use std::collections::HashMap;

@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use authzd::engine::{At, Engine, Question};
-use authzd::model::{
+use authzd_core::engine::{At, Engine, Question};
+use authzd_core::model::{
     Assignment, AssignmentKey, Change, Grant, Group, GroupId, Membership, Permission, Principal,
     Revision, Role, RoleId, Scope, ScopeId, Subject, SubjectId, SubjectKind, SubjectStatus, Target,
     TenantId, TenantSettings, Timestamp,
@@ -189,7 +189,7 @@ fn world() -> Vec<Change> {
 /// check allows, each with the sources its explanation gives.
 #[test]
 fn the_listing_holds_what_the_check_explains() {
-    let catalog = Arc::new(authzd::schema::load("agree.toml", SCHEMA).unwrap());
+    let catalog = Arc::new(authzd_core::schema::load("agree.toml", SCHEMA).unwrap());
     let names: Vec<String> = catalog.names().map(str::to_string).collect();
     let tenant = TenantId::try_from(TENANT).unwrap();
     let engine = Engine::new(catalog, Revision(1), vec![(tenant, world())], NOW);

@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use authzd::engine::{At, Engine, Operation, Precondition, Question, plan};
-use authzd::model::{
+use authzd_core::engine::{At, Engine, Operation, Precondition, Question, plan};
+use authzd_core::model::{
     Assignment, AssignmentKey, Change, Grant, Group, Membership, Principal, Revision, Role, Scope,
     Subject, SubjectKind, SubjectStatus, Target, TenantId, Timestamp,
 };
-use authzd::schema;
+use authzd_core::schema;
 use proptest::prelude::*;
 
 const SUBJECTS: [&str; 4] = ["s0", "s1", "s2", "s3"];
@@ -100,7 +100,7 @@ fn operation() -> impl Strategy<Value = Operation> {
         })),
         (idx.clone(), any::<bool>()).prop_map(|(s, locked)| Operation::UpdateSubject(
             SUBJECTS[s % 4].parse().unwrap(),
-            authzd::engine::SubjectUpdate {
+            authzd_core::engine::SubjectUpdate {
                 status: Some(if locked {
                     SubjectStatus::Locked
                 } else {
@@ -111,14 +111,14 @@ fn operation() -> impl Strategy<Value = Operation> {
         )),
         (idx.clone(), proptest::option::of(0usize..2)).prop_map(|(g, c)| Operation::UpdateGroup(
             GROUPS[g % 3].parse().unwrap(),
-            authzd::engine::GroupUpdate {
+            authzd_core::engine::GroupUpdate {
                 title: Some(String::new()),
                 condition: Some(c.map(|v| format!("attributes.tier == \"t{v}\""))),
             }
         )),
         (idx.clone(), 0usize..3).prop_map(|(s, v)| Operation::UpdateSubject(
             SUBJECTS[s % 4].parse().unwrap(),
-            authzd::engine::SubjectUpdate {
+            authzd_core::engine::SubjectUpdate {
                 attributes: Some([("tier".to_string(), format!("t{v}"))].into()),
                 ..Default::default()
             }
@@ -243,7 +243,7 @@ fn population_operation() -> impl Strategy<Value = Operation> {
             }),
         (idx.clone(), idx).prop_map(|(s, sc)| Operation::UpdateSubject(
             SUBJECTS[s % SUBJECTS.len()].parse().unwrap(),
-            authzd::engine::SubjectUpdate {
+            authzd_core::engine::SubjectUpdate {
                 home_scope: Some(
                     SCOPES[sc % SCOPES.len()]
                         .parse()

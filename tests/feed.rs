@@ -2,9 +2,9 @@
 //! The permission-change feed over gRPC: effective gains and losses beside
 //! the raw changes, and the filters on them.
 
-mod common;
+use authzd_testkit as common;
 
-use authzd::api::pb;
+use authzd_server::api::pb;
 use common::*;
 
 const T: &str = "acme";
@@ -275,8 +275,8 @@ async fn expiry_is_a_loss_at_its_instant() {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use authzd::clock::ManualClock;
-    use authzd::model::Timestamp;
+    use authzd_core::model::Timestamp;
+    use authzd_service::clock::ManualClock;
 
     let start = Timestamp(1_800_000_000_000_000_000);
     let clock = Arc::new(ManualClock::new(start));

@@ -10,41 +10,23 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use authzd::engine::{
+use authzd_core::engine::{
     At, Engine, GroupUpdate, Operation, Precondition, Question, Snapshot, SubjectUpdate,
     TenantState, plan,
 };
-use authzd::model::{
+use authzd_core::model::{
     Assignment, AssignmentKey, Change, Effect, EffectTarget, Grant, Group, Membership, Principal,
     Reach, Revision, Role, Scope, Subject, SubjectId, SubjectKind, SubjectStatus, Target, TenantId,
     TenantSettings, Timestamp,
 };
-use authzd::schema::{self, Catalog};
+use authzd_core::schema::{self, Catalog};
+use authzd_testkit::feed::{GROUPS, MODULES, PERMISSIONS, SCHEMA_A, SCHEMA_B, SCOPES, SUBJECTS};
 use proptest::prelude::*;
 
 const TENANTS: [&str; 2] = ["t", "u"];
-const SUBJECTS: [&str; 5] = ["s0", "s1", "s2", "s3", "s4"];
-const GROUPS: [&str; 3] = ["g0", "g1", "g2"];
-const SCOPES: [&str; 4] = ["root", "a", "b", "c"];
 const ROLES: [&str; 7] = [
     "viewer", "editor", "approver", "admin", "inviter", "custom", "custom2",
 ];
-const PERMISSIONS: [&str; 7] = [
-    "document:read",
-    "document:edit",
-    "document:manage",
-    "comment:edit",
-    "approval:approve",
-    "document:publish",
-    "users:invite",
-];
-const MODULES: [&str; 3] = ["comment", "approval", "users"];
-
-/// Two schemas over the same permissions whose builtin roles differ (grants
-/// and `requires`), so switching between them changes pictures everywhere.
-const SCHEMA_A: &str = include_str!("fixtures/feed_schema_a.toml");
-
-const SCHEMA_B: &str = include_str!("fixtures/feed_schema_b.toml");
 
 fn sid(i: usize) -> SubjectId {
     SUBJECTS[i % SUBJECTS.len()].parse().unwrap()

@@ -6,7 +6,7 @@
 //! resuming before it replays all of its pieces; and a client with gRPC's
 //! default 4 MiB receive limit gets a revision whose changes exceed 4 MiB.
 
-mod common;
+use authzd_testkit as common;
 
 use std::collections::BTreeSet;
 

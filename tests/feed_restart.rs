@@ -4,12 +4,13 @@
 //! the last one it saw exactly once, and the stored permission changes are
 //! identical to those first delivered live.
 
-mod common;
-mod feed_support;
+use authzd_testkit as common;
+use authzd_testkit::feed as feed_support;
 
-use authzd::api::pb;
+use authzd_server::api::pb;
+use authzd_testkit::Rng;
 use common::*;
-use feed_support::{Folded, Rng, Writer};
+use feed_support::{Folded, Writer};
 
 async fn open(ch: &tonic::transport::Channel, after: u64) -> tonic::Streaming<pb::WatchResponse> {
     WatchServiceClient::new(ch.clone())
@@ -62,7 +63,7 @@ async fn resuming_after_kill_9_replays_exactly_what_was_delivered() {
     };
     let mut record_stream = open(&ch, 0).await;
     let mut half_stream = open(&ch, 0).await;
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut acked = writer.seed().await;
     for _ in 0..80 {
         if let Some(r) = writer.write(&mut rng).await {

@@ -4,12 +4,13 @@
 //! ends with exactly the picture of a subscriber that never disconnected and
 //! of the server's own answers — nothing missing, nothing twice.
 
-mod common;
-mod feed_support;
+use authzd_testkit as common;
+use authzd_testkit::feed as feed_support;
 
-use authzd::api::pb;
+use authzd_server::api::pb;
+use authzd_testkit::Rng;
 use common::*;
-use feed_support::{Folded, Rng, SUBJECTS, Writer};
+use feed_support::{Folded, SUBJECTS, Writer};
 
 /// A subscriber that disconnects and resumes at random points.
 struct Resumer {
@@ -116,17 +117,17 @@ async fn run(seed: u64, writes: usize) {
         folded: Folded::default(),
         resumes: 0,
     };
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut latest = writer.seed().await;
     for _ in 0..writes {
         if let Some(r) = writer.write(&mut rng).await {
             latest = latest.max(r);
         }
-        if rng.chance(3) {
+        if rng.one_in(3) {
             let behind = latest - resumer.last;
             let n = rng.below(behind as usize + 1) as u64;
             resumer.read(&server, n).await;
-            if rng.chance(2) {
+            if rng.one_in(2) {
                 resumer.stream = None;
             }
         }

@@ -12,11 +12,11 @@
 //! `AUTHZD_FUZZ_CASES` sets the number of cases (CI's fuzz step runs many
 //! more than `cargo test`).
 
-mod common;
+use authzd_testkit as common;
 
 use std::collections::HashMap;
 
-use authzd::cli::bench::dataset::Rng;
+use authzd_testkit::dataset::Rng;
 use common::*;
 use proptest::test_runner::{Config, TestRunner};
 use prost::Message as _;
@@ -67,7 +67,7 @@ impl Decoder for Raw {
 
 /// Every authzd method, from the descriptors the server serves.
 fn methods() -> Vec<MethodDescriptor> {
-    let pool = DescriptorPool::decode(authzd::api::pb::FILE_DESCRIPTOR_SET).unwrap();
+    let pool = DescriptorPool::decode(authzd_server::api::pb::FILE_DESCRIPTOR_SET).unwrap();
     let methods: Vec<_> = pool
         .services()
         .filter(|s| s.package_name() == "authzd.v1")

@@ -11,14 +11,14 @@
 //! run for hours, not fail. `AUTHZD_FUZZ_CASES` sets the number of generated
 //! cases (CI's fuzz step runs many more than `cargo test`).
 
-mod common;
+use authzd_testkit as common;
 use common::requiring_roles;
 
 use std::fmt::Write as _;
 
-use authzd::engine::{Condition, MAX_CONDITION_LEN};
-use authzd::model::{Subject, SubjectKind, SubjectStatus};
-use authzd::schema::{
+use authzd_core::engine::{Condition, MAX_CONDITION_LEN};
+use authzd_core::model::{Subject, SubjectKind, SubjectStatus};
+use authzd_core::schema::{
     Catalog, MAX_DIAGNOSTIC_TEXT, MAX_SCHEMA_BYTES, MAX_SCHEMA_ERRORS, SchemaError, load,
 };
 use proptest::prelude::*;

@@ -6,12 +6,12 @@
 //! wrong, in a message of bounded size, and the server keeps answering.
 //! The hang guard of [`guard`] is the only clock: nothing is timed.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 use std::fmt::Write as _;
 
-use authzd::config::MAX_ERROR_MESSAGE_BYTES;
+use authzd_core::limits::MAX_ERROR_MESSAGE_BYTES;
 
 /// Sends a dry-run `WriteSchema`, expecting a bounded INVALID_ARGUMENT that
 /// contains `fragment`; returns its message.

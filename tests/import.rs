@@ -3,7 +3,7 @@
 //! gRPC (the function the subcommand calls, pointed at the test server's
 //! address), and the results are read back through the API.
 
-mod common;
+use authzd_testkit as common;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! scopes, custom roles) with different grants. Nothing of one is visible,
 //! listable, changeable or streamed through the other.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 const A: &str = "tenant-a";

@@ -3,7 +3,7 @@
 //! (the access log included), and text logs carry no ANSI colour codes
 //! when stderr is not a terminal.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 use std::ffi::OsString;

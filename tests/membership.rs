@@ -3,7 +3,7 @@
 //! revision per batch, preconditions, idempotency keys, expected revisions,
 //! group cycles and unassignment.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 use pb::Precondition::{MustExist, MustNotExist};

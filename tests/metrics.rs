@@ -4,7 +4,7 @@
 //! their latency and group size, the revision, the open Watch streams and
 //! the tenant's cache size.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

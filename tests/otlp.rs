@@ -6,7 +6,7 @@
 //! clean shutdown; nothing is exported without the flag; a bad URL is
 //! refused at start-up naming the flag.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 //! everything and continues the revision sequence; an acknowledged write
 //! survives `kill -9` of the real binary.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 /// Writes a little of everything, stops the server, starts a new one over
@@ -96,7 +96,7 @@ async fn a_written_schema_survives_a_restart() {
     let server = TestServer::start().await;
     let schema = format!(
         "{}\n[resources.report]\nlevels = [\"read\", \"write\"]\n",
-        authzd::schema::DEFAULT_SCHEMA
+        authzd_core::schema::DEFAULT_SCHEMA
     );
     server
         .schema()

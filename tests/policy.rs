@@ -2,14 +2,14 @@
 //! The policy model over gRPC: prerequisites, expiring assignments (with a
 //! clock the test moves), condition groups used as populations.
 
-mod common;
+use authzd_testkit as common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use authzd::api::pb;
-use authzd::clock::ManualClock;
-use authzd::model::Timestamp;
+use authzd_core::model::Timestamp;
+use authzd_server::api::pb;
+use authzd_service::clock::ManualClock;
 use common::*;
 use tonic::Code;
 

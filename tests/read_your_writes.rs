@@ -4,7 +4,7 @@
 //! next revision waits for it; a revision far ahead of anything committed is
 //! FAILED_PRECONDITION.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 /// Every read that takes at_least_revision, asked at the revision a write

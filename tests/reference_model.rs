@@ -23,14 +23,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use authzd::engine::{
+use authzd_core::engine::{
     At, Engine, GroupUpdate, Operation, Precondition, Question, SubjectUpdate, plan,
 };
-use authzd::model::{
+use authzd_core::model::{
     Assignment, AssignmentKey, ChangeSet, Grant, Group, Membership, Principal, Revision, Role,
     Scope, Subject, SubjectKind, SubjectStatus, Target, TenantId, TenantSettings, Timestamp,
 };
-use authzd::schema;
+use authzd_core::schema;
 use proptest::prelude::*;
 
 /// When writes are planned: every generated expiry lies after it.

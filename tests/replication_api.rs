@@ -4,13 +4,13 @@
 //! `Snapshot` sends, and how both refuse: a revision ahead or pruned, a
 //! malformed tenant, a token bound to another tenant, too many snapshots.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
-use authzd::api::pb;
-use authzd::api::pb::replication_service_client::ReplicationServiceClient;
-use authzd::auth::Limits;
-use authzd::model::{Change, ChangeSet};
+use authzd_core::model::{Change, ChangeSet};
+use authzd_server::api::pb;
+use authzd_server::api::pb::replication_service_client::ReplicationServiceClient;
+use authzd_service::auth::Limits;
 
 const OTHER: &str = "globex";
 
@@ -37,7 +37,7 @@ async fn entries_through(
     guard("follow entries", async {
         while out.last().is_none_or(|s| s.revision.0 < through) {
             let reply = stream.message().await.unwrap().unwrap();
-            assert_eq!(reply.record_format, authzd::api::RECORD_FORMAT);
+            assert_eq!(reply.record_format, authzd_server::api::RECORD_FORMAT);
             for entry in &reply.entries {
                 out.push(serde_json::from_slice(entry).unwrap());
             }
@@ -92,7 +92,7 @@ async fn follow_refuses_what_it_cannot_continue() {
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("tenants[0]"), "{}", bad.message());
-    let many: Vec<String> = (0..=authzd::config::MAX_REPLICATED_TENANTS)
+    let many: Vec<String> = (0..=authzd_core::limits::MAX_REPLICATED_TENANTS)
         .map(|i| format!("t{i}"))
         .collect();
     let names: Vec<&str> = many.iter().map(String::as_str).collect();
@@ -223,7 +223,7 @@ async fn concurrent_snapshots_are_bounded() {
     }
     let channel = server.authed().await;
     let mut open = Vec::new();
-    for _ in 0..authzd::config::MAX_SNAPSHOTS {
+    for _ in 0..authzd_core::limits::MAX_SNAPSHOTS {
         let stream = ReplicationServiceClient::new(channel.clone())
             .snapshot(pb::SnapshotRequest::default())
             .await

@@ -5,7 +5,7 @@
 //! real server with `examples/app-roles/schema.toml` and proves every rule
 //! over gRPC.
 
-mod common;
+use authzd_testkit as common;
 
 use std::path::Path;
 

@@ -7,7 +7,7 @@
 //! `users.csv` with `authzd import`), and drives it over gRPC only; each
 //! proves one bullet of the scenario (named in its `///`).
 
-mod common;
+use authzd_testkit as common;
 
 use std::collections::BTreeSet;
 

@@ -4,7 +4,7 @@
 //! the employees they manage. Starts the real server with
 //! `examples/hr-integration/schema.toml` and proves every rule over gRPC.
 
-mod common;
+use authzd_testkit as common;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! server with `examples/workforce-dual/schema.toml` and drives it over
 //! gRPC only; each proves one bullet of the scenario (named in its `///`).
 
-mod common;
+use authzd_testkit as common;
 
 use common::de::*;
 use common::*;

@@ -3,10 +3,10 @@
 //! (dry runs), refusing invalid schemas and schemas stored data depends on,
 //! and applying a new schema that checks then follow.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
-use authzd::schema::DEFAULT_SCHEMA;
+use authzd_core::schema::DEFAULT_SCHEMA;
 
 /// The built-in schema with approvals inheriting, plus a `report` type and a
 /// `reporter` role.

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use authzd::schema::{
+use authzd_core::schema::{
     DEFAULT_SCHEMA, Diagnostic, MAX_PERMISSIONS, MAX_SCHEMA_BYTES, SchemaError, load, load_file,
 };
 
@@ -340,7 +340,8 @@ fn default_schema_loads() {
     let catalog = load("default.toml", DEFAULT_SCHEMA).unwrap();
     assert!(catalog.lookup("document:publish").is_some());
     assert_eq!(catalog.roles().len(), 6);
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/schema/default.toml");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/core/src/schema/default.toml");
     assert_eq!(load_file(&path).unwrap().source(), DEFAULT_SCHEMA);
 }
 

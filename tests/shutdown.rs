@@ -4,7 +4,7 @@
 //! naming the revision to resume after), and the process exits, after at
 //! most the grace period even while a client holds a stream open.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 use tonic::Code;

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 /// A role assigned to a group at a scope reaches the group's members at that

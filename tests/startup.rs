@@ -3,7 +3,7 @@
 //! and one error line naming its cause, and a bad `--schema` is refused
 //! before anything is created on disk.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 use std::ffi::OsString;

@@ -3,7 +3,7 @@
 //! holds make:scenario_edit or make:app_developer, through every kind of
 //! change, revocations included, and across its own restart.
 
-mod common;
+use authzd_testkit as common;
 
 #[allow(dead_code)]
 #[path = "../examples/commerce-groups/sync_client.rs"]
@@ -11,7 +11,7 @@ mod sync_client;
 
 use std::path::Path;
 
-use authzd::api::pb;
+use authzd_server::api::pb;
 use common::*;
 use tokio::sync::{oneshot, watch};
 

@@ -4,14 +4,14 @@
 //! (`import` over mTLS with a token), and the start-up errors for PEM files
 //! that cannot be used.
 
-mod common;
+use authzd_testkit as common;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use authzd::cli::client::{ClientArgs, Remote};
 use authzd::cli::import::{ImportArgs, run};
-use authzd::tls::ServerTls;
+use authzd_client::tls::ServerTls;
+use authzd_client::{ClientArgs, Remote};
 use common::*;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,

@@ -7,7 +7,7 @@
 //! that only guards against a hang, and the absence of a message is proven
 //! by a later sentinel write arriving next.
 
-mod common;
+use authzd_testkit as common;
 use common::*;
 
 use pb::change::Change as C;

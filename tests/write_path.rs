@@ -5,14 +5,15 @@
 //! revision, refusals change nothing, and every acknowledged write survives
 //! `kill -9`.
 
-mod common;
-mod feed_support;
+use authzd_testkit as common;
+use authzd_testkit::feed as feed_support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use authzd_testkit::Rng;
 use common::*;
-use feed_support::{PERMISSIONS, Rng, SCOPES, SUBJECTS, Writer};
+use feed_support::{PERMISSIONS, SCOPES, SUBJECTS, Writer};
 use tonic::transport::{Channel, Endpoint};
 
 /// A channel whose every call has `timeout` as its deadline.
@@ -178,9 +179,9 @@ async fn random_writes_with_random_cancellations_leave_store_cache_and_feed_agre
                 tenant: ACME.into(),
             });
         }
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         for _ in 0..60 {
-            let writer = if rng.chance(2) {
+            let writer = if rng.one_in(2) {
                 &impatient_writers[rng.below(impatient_writers.len())]
             } else {
                 &patient

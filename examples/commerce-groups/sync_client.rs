@@ -25,8 +25,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use authzd::api::pb;
-use authzd::cli::client::{ClientArgs, ClientChannel, Remote};
+use authzd_client::{ClientArgs, ClientChannel, Remote};
+use authzd_server::api::pb;
 use pb::access_service_client::AccessServiceClient;
 use pb::watch_service_client::WatchServiceClient;
 

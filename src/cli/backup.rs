@@ -11,10 +11,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::client::{ClientArgs, Remote};
-use crate::api::pb::replication_service_client::ReplicationServiceClient;
-use crate::api::{MAX_REPLICATION_MESSAGE_BYTES, pb, receive_snapshot};
-use crate::service::write_backup;
+use authzd_client::{ClientArgs, Remote};
+use authzd_server::api::pb::replication_service_client::ReplicationServiceClient;
+use authzd_server::api::{MAX_REPLICATION_MESSAGE_BYTES, pb, receive_snapshot};
+use authzd_service::write_backup;
 
 /// `authzd backup`.
 #[derive(Debug, Clone, Args)]
@@ -61,7 +61,7 @@ async fn run(args: &BackupArgs) -> Result<String, String> {
             tenants: args.tenant.clone(),
         })
         .await
-        .map_err(|s| crate::api::status_text(&s))?
+        .map_err(|s| authzd_server::api::status_text(&s))?
         .into_inner();
     let (export, records) = receive_snapshot(&mut stream)
         .await

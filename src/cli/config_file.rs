@@ -81,7 +81,7 @@ fn file_args(file: &Path, set: impl Fn(&str) -> bool) -> Result<Vec<OsString>, S
             return Err(format!(
                 "{}: unknown key {} (keys are serve's flags without the dashes)",
                 file.display(),
-                crate::model::Quoted(key)
+                authzd_core::model::Quoted(key)
             ));
         }
         if set(&id) {

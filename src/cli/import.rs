@@ -23,12 +23,12 @@ use std::time::Duration;
 use clap::Args;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::client::{ClientArgs, ClientChannel, ClientError, Remote};
-use crate::api::pb;
-use crate::api::pb::directory_service_client::DirectoryServiceClient;
-use crate::api::pb::membership_service_client::MembershipServiceClient;
-use crate::config::MAX_BATCH_OPERATIONS;
-use crate::model::{GroupId, Quoted, QuotedChar, Subject, SubjectId, check_id};
+use authzd_client::{ClientArgs, ClientChannel, ClientError, Remote};
+use authzd_core::limits::MAX_BATCH_OPERATIONS;
+use authzd_core::model::{GroupId, Quoted, QuotedChar, Subject, SubjectId, check_id};
+use authzd_server::api::pb;
+use authzd_server::api::pb::directory_service_client::DirectoryServiceClient;
+use authzd_server::api::pb::membership_service_client::MembershipServiceClient;
 
 /// The header line every import file starts with.
 pub const HEADER: &str = "id,kind,status,groups,attributes";
@@ -86,7 +86,7 @@ pub enum ImportError {
     #[error(transparent)]
     Connect(#[from] ClientError),
     /// A call failed before anything was written.
-    #[error("{what}: {}: {message}; nothing was written", crate::api::code_name(*code))]
+    #[error("{what}: {}: {message}; nothing was written", authzd_server::api::code_name(*code))]
     Check {
         /// What the call was doing.
         what: String,
@@ -99,7 +99,7 @@ pub enum ImportError {
     /// it may have been applied; running the import again is safe.
     #[error(
         "{what}: {}: {message}; the writes before it may have been applied, and running the import again is safe",
-        crate::api::code_name(*code)
+        authzd_server::api::code_name(*code)
     )]
     Write {
         /// What the call was doing.

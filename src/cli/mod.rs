@@ -1,10 +1,8 @@
-//! The command line: `serve`, `schema check`, `bench`, `import`, `backup`,
+//! The command line: `serve`, `schema check`, `import`, `backup`,
 //! `restore`, `token new`, and how the binary logs. Parses arguments into a validated [`Config`]; must not talk to redb
 //! directly.
 
 pub mod backup;
-pub mod bench;
-pub mod client;
 pub mod config_file;
 pub mod import;
 pub mod logs;
@@ -19,10 +17,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::auth;
-use crate::config::{Config, Follow};
-use crate::model::TenantId;
-use crate::schema;
+use authzd_core::model::TenantId;
+use authzd_core::schema;
+use authzd_service::auth;
+use authzd_service::config::{Config, Follow};
 
 /// authzd: a gRPC RBAC authorization service.
 #[derive(Debug, Parser)]
@@ -45,9 +43,6 @@ pub enum Command {
     /// Work with schema files.
     #[command(subcommand)]
     Schema(SchemaCommand),
-    /// Measure CheckAccess against the Health floor on loopback (`bench
-    /// scale`: how the figures grow with the tenant).
-    Bench(bench::BenchArgs),
     /// Import subjects and their group memberships from a CSV file into a
     /// running server.
     Import(import::ImportArgs),
@@ -160,7 +155,7 @@ pub struct ServeArgs {
     pub follow_tls_ca: Option<PathBuf>,
     /// On a replica: seconds behind the primary past which health reports
     /// NOT_SERVING (so a load balancer takes a stale sidecar out).
-    #[arg(long, env = "AUTHZD_MAX_LAG_SECS", default_value_t = crate::config::DEFAULT_MAX_LAG.as_secs())]
+    #[arg(long, env = "AUTHZD_MAX_LAG_SECS", default_value_t = authzd_core::limits::DEFAULT_MAX_LAG.as_secs())]
     pub max_lag_secs: u64,
 }
 
@@ -238,14 +233,14 @@ impl ServeArgs {
 
     /// How to reach the primary of a replica, if this is one: its files
     /// read and checked now.
-    pub fn primary(&self) -> Option<Result<client::Remote, client::ClientError>> {
+    pub fn primary(&self) -> Option<Result<authzd_client::Remote, authzd_client::ClientError>> {
         let target = self.follow.as_ref()?;
-        let args = client::ClientArgs {
+        let args = authzd_client::ClientArgs {
             tls_ca: self.follow_tls_ca.clone(),
             token_file: self.follow_token_file.clone(),
-            ..client::ClientArgs::default()
+            ..authzd_client::ClientArgs::default()
         };
-        Some(client::Remote::new(target, &args))
+        Some(authzd_client::Remote::new(target, &args))
     }
 }
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::client::{ClientArgs, ClientChannel, Remote};
-use crate::api::pb;
+use authzd_client::{ClientArgs, ClientChannel, Remote};
+use authzd_server::api::pb;
 use pb::access_service_client::AccessServiceClient;
 use pb::schema_service_client::SchemaServiceClient;
 use pb::watch_service_client::WatchServiceClient;
@@ -177,7 +177,7 @@ pub async fn command(command: &QueryCommand) -> bool {
     match done {
         Ok(ok) => ok,
         Err(status) => {
-            eprintln!("{}", crate::api::status_text(&status));
+            eprintln!("{}", authzd_server::api::status_text(&status));
             false
         }
     }

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::model::Revision;
-use crate::service::{self, FILE_NAME, StoreSummary};
+use authzd_core::model::Revision;
+use authzd_service::{self as service, FILE_NAME, StoreSummary};
 
 /// Tenants the report names; more are counted.
 const NAMED_TENANTS: usize = 10;

@@ -15,12 +15,12 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-use super::client::{Bearer, ClientChannel};
 use super::query::reason_name;
 use super::tenant_file::{self, TenantFile};
-use crate::api::pb;
-use crate::config::Config;
-use crate::service::Service;
+use authzd_client::{Bearer, ClientChannel};
+use authzd_server::api::pb;
+use authzd_service::Service;
+use authzd_service::config::Config;
 use pb::access_service_client::AccessServiceClient;
 use tonic::service::interceptor::InterceptedService;
 
@@ -97,7 +97,7 @@ async fn run(file: &Path) -> Result<usize, String> {
         .map_err(|e| format!("a loopback port: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::server::run(service, listener, async {
+    let server = tokio::spawn(authzd_server::run(service, listener, async {
         let _ = stopped.await;
     }));
     let outcome = async {

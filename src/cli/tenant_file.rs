@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{ClientArgs, ClientChannel, Remote};
-use crate::api::pb;
-use crate::config::MAX_BATCH_OPERATIONS;
+use authzd_client::{ClientArgs, ClientChannel, Remote};
+use authzd_core::limits::MAX_BATCH_OPERATIONS;
+use authzd_server::api::pb;
 use pb::directory_service_client::DirectoryServiceClient;
 use pb::membership_service_client::MembershipServiceClient;
 
@@ -539,7 +539,7 @@ fn parents_first(scopes: &[ScopeEntry]) -> Vec<(usize, &ScopeEntry)> {
     }
     let mut ordered = Vec::with_capacity(scopes.len());
     // The root is written "" by hand and "root" by the server.
-    let mut next = vec!["", crate::model::ROOT_SCOPE];
+    let mut next = vec!["", authzd_core::model::ROOT_SCOPE];
     while let Some(parent) = next.pop() {
         for (i, s) in children.remove(parent).unwrap_or_default() {
             ordered.push((i, s));
@@ -606,7 +606,7 @@ async fn read_all(
     let list = |token: String| pb::ListRequest {
         tenant: tenant.into(),
         page: Some(pb::PageRequest {
-            page_size: crate::config::MAX_PAGE_SIZE as u32,
+            page_size: authzd_core::limits::MAX_PAGE_SIZE as u32,
             page_token: token,
         }),
         at_least_revision: revision,

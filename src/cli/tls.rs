@@ -1,13 +1,13 @@
 //! `authzd serve`'s TLS flags: the server's certificate and key, and the
 //! CA that client certificates must chain to (mTLS). Reads the files once
-//! at start-up through [`crate::tls`]; must not build the transport (that
+//! at start-up through [`authzd_client::tls`]; must not build the transport (that
 //! is `server`'s).
 
 use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::tls::{ServerTls, TlsError};
+use authzd_client::tls::{ServerTls, TlsError};
 
 /// TLS for `authzd serve`. Without `--tls-cert` the listener is plaintext.
 #[derive(Debug, Clone, Default, Args)]

@@ -1,0 +1,110 @@
+//! Every documented limit and default of authzd, in one place, so the
+//! README's limits table and the code cannot drift apart: everything a
+//! request can be refused for being too large, and the defaults of the
+//! runtime settings ([the service's `config`] holds the settings
+//! themselves). Must hold constants only.
+
+use std::time::Duration;
+
+/// Most operations in one `ManageMembership` batch, records in one
+/// `Import` chunk, and principals in one bulk operation. Their bytes are
+/// bounded by [`MAX_MESSAGE_BYTES`]: ten thousand records of typical size
+/// (ids, a few attributes) take well under half of it.
+pub const MAX_BATCH_OPERATIONS: usize = 10_000;
+/// Most checks in one `BatchCheckAccess`.
+pub const MAX_BATCH_CHECKS: usize = 1000;
+/// Page size when a request gives none.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest page a request may ask for.
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// Longest an `at_least_revision` read waits for the cache to catch up.
+pub const MAX_REVISION_WAIT: Duration = Duration::from_secs(5);
+/// Longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+/// Largest schema text accepted by `WriteSchema`, in bytes.
+pub const MAX_SCHEMA_BYTES: usize = 1 << 20;
+/// Largest gRPC message the server decodes, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// Most writes committed together in one transaction and one fsync.
+pub const MAX_GROUP_WRITES: usize = 256;
+/// Most changelog bytes one group commit gathers; a single larger write
+/// commits alone.
+pub const MAX_GROUP_BYTES: usize = 8 << 20;
+/// Change sets read from the changelog per step of a Watch replay.
+pub const REPLAY_PAGE: usize = 256;
+/// Stored bytes of change sets read per step of a Watch replay (at least
+/// one change set is read, whatever its size).
+pub const REPLAY_PAGE_BYTES: usize = 16 << 20;
+/// Estimated bytes of change sets the live feed keeps for subscribers that
+/// are momentarily behind, besides the newest set (kept whatever its size);
+/// together with [`Config::feed_capacity`] it bounds the feed's memory.
+pub const FEED_BUFFER_BYTES: usize = 64 << 20;
+/// Estimated bytes of Watch messages buffered per subscriber on their way to
+/// the network; with [`Config::subscriber_buffer`] it bounds what a slow
+/// subscriber holds. A larger message waits for the buffer to empty.
+pub const SUBSCRIBER_BUFFER_BYTES: usize = 4 << 20;
+/// Default estimated size a Watch message is filled to
+/// ([`Config::watch_piece_bytes`]): a quarter of the 4 MiB a gRPC client
+/// accepts by default, so estimates may be off by far without a message
+/// being refused.
+pub const WATCH_PIECE_BYTES: usize = 1 << 20;
+/// Deepest syntax tree of a group condition (a leaf is one level):
+/// evaluating a condition recurses once per level, and this keeps it well
+/// within any thread's stack.
+pub const MAX_CONDITION_DEPTH: usize = 32;
+/// Largest estimated cost of evaluating a group condition once, in steps (a
+/// step per node, a step per element a list operation scans, a
+/// comprehension's body once per element of its list): about a millisecond.
+/// Every condition of [`crate::engine::MAX_CONDITION_LEN`] bytes without
+/// comprehensions fits; nested comprehensions over long lists do not.
+pub const MAX_CONDITION_COST: u64 = 10_000;
+/// Longest error message sent to a client, in bytes; a longer one is cut
+/// at a character boundary and says how long it was.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+/// Longest a client may take to finish its TLS handshake; a connection
+/// that opens and stays silent is closed after it.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Unary requests one token may have in progress by default
+/// ([`Config::token_requests`]).
+pub const DEFAULT_TOKEN_REQUESTS: usize = 256;
+/// `Watch` streams one token may have open by default
+/// ([`Config::token_watches`]).
+pub const DEFAULT_TOKEN_WATCHES: usize = 32;
+/// Longest `x-request-id` a caller may send, in bytes; a longer (or
+/// non-printable) one is replaced by a generated id.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Most audit entries one `ListAuditEntries` call examines: a filter
+/// that matches little returns a short page and a cursor instead of
+/// walking the whole trail.
+pub const MAX_AUDIT_SCANNED: usize = 10_000;
+/// Longest `reason` a write may give for the audit trail, in bytes.
+pub const MAX_REASON_LEN: usize = 1024;
+/// How long the audit trail keeps entries by default
+/// ([`Config::audit_retention`]).
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Most records one Snapshot message carries; with
+/// [`REPLICATION_MESSAGE_BYTES`] it bounds a message.
+pub const SNAPSHOT_CHUNK_RECORDS: usize = 1000;
+/// Estimated bytes a replication message (a Snapshot chunk, a Follow batch)
+/// is filled to: a quarter of the 4 MiB a gRPC client accepts by default.
+/// A single larger record travels alone.
+pub const REPLICATION_MESSAGE_BYTES: usize = 1 << 20;
+/// Most tenants one Snapshot or Follow request may name.
+pub const MAX_REPLICATED_TENANTS: usize = 1000;
+/// Most Snapshot streams served at once: each holds a copy of the state it
+/// sends; one more is refused with RESOURCE_EXHAUSTED.
+pub const MAX_SNAPSHOTS: usize = 2;
+/// Idle time after which a Follow stream sends a heartbeat carrying the
+/// primary's latest revision, so a replica can tell "nothing happened" from
+/// "the primary is gone" and measure its lag.
+pub const FOLLOW_HEARTBEAT: Duration = Duration::from_secs(1);
+/// First wait before a replica reconnects to its primary; doubled after
+/// each failed attempt up to [`FOLLOW_BACKOFF_MAX`].
+pub const FOLLOW_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between a replica's attempts to reach its primary.
+pub const FOLLOW_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Default lag past which a replica's health is NOT_SERVING
+/// ([`Follow::max_lag`]).
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(30);

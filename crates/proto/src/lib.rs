@@ -1,0 +1,22 @@
+//! authzd's wire contract, generated from `proto/authzd/v1` at build time
+//! with protox (no system `protoc`): the messages and clients in [`pb`],
+//! the servers beside them decoding through [`codec`], and the descriptor
+//! set server reflection offers.
+//!
+//! Must hold no logic beyond the request codec: conversions to model types
+//! belong to the server's adapters and the client.
+
+pub mod codec;
+
+/// Code generated from `proto/authzd/v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]
+pub mod pb {
+    tonic::include_proto!("authzd.v1");
+    // The servers, generated apart so that they decode with
+    // `crate::codec` (see `build.rs`).
+    include!(concat!(env!("OUT_DIR"), "/servers/authzd.v1.rs"));
+
+    /// The encoded file descriptor set, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/authzd_descriptor.bin"));
+}

@@ -1,0 +1,150 @@
+//! The gRPC edge: tonic services, conversions from protobuf into checked
+//! model types, and the one mapping from [`Error`] to `tonic::Status`.
+//!
+//! Generated types live in [`pb`] and never leave this module; requests are
+//! converted (and refused with INVALID_ARGUMENT naming the field) before they
+//! reach the service. Every call passes [`CallerLayer`] (authentication,
+//! token kind, per-token bounds, request id, access log), then
+//! [`WriteLayer`] (which, on a read replica, forwards writes to the
+//! primary); the guard reports each finished call to [`traces`] (a span,
+//! when `--otlp-endpoint` is given), and each handler asks its `guard::Call` about the tenant and
+//! actor before anything else. [`Follower`] is the replica's client side
+//! of `ReplicationService`.
+//! Must not contain rules of the model: what may be written and what a
+//! check answers are decided below this layer, and what a caller may do in
+//! [`authzd_service::auth`].
+
+mod access;
+mod audit;
+mod convert;
+mod directory;
+mod follow;
+mod forward;
+mod guard;
+mod health;
+mod membership;
+mod replication;
+mod schema;
+pub mod traces;
+mod watch;
+
+pub use access::AccessApi;
+pub use audit::AuditApi;
+pub use directory::DirectoryApi;
+pub use follow::{Follower, MAX_REPLICATION_MESSAGE_BYTES, SnapshotFailure, receive_snapshot};
+pub use forward::{REVISION_HEADER, WriteLayer};
+pub use guard::{CallerLayer, code_name, status_text};
+pub use health::HealthApi;
+pub use membership::MembershipApi;
+pub use replication::{RECORD_FORMAT, ReplicationApi};
+pub use schema::SchemaApi;
+pub use watch::WatchApi;
+
+use tonic::{Code, Status};
+
+use authzd_core::engine::EngineError;
+use authzd_core::limits::MAX_ERROR_MESSAGE_BYTES;
+use authzd_core::model::clip;
+use authzd_service::Error;
+use authzd_service::auth::Refusal;
+use authzd_service::watch::WatchError;
+
+pub use authzd_proto::pb;
+
+fn engine_code(e: &EngineError) -> Code {
+    match e {
+        EngineError::NotFound { .. } | EngineError::UnknownRole { .. } => Code::NotFound,
+        EngineError::AlreadyExists { .. } => Code::AlreadyExists,
+        EngineError::InvalidArgument { .. } => Code::InvalidArgument,
+        EngineError::FailedPrecondition(_) => Code::FailedPrecondition,
+        EngineError::PermissionDenied(_) => Code::PermissionDenied,
+    }
+}
+
+/// The one mapping from the service's [`Error`] to a gRPC status.
+pub fn status(e: Error) -> Status {
+    {
+        let code = match &e {
+            Error::Engine(inner) | Error::Refused { error: inner, .. } => engine_code(inner),
+            Error::InvalidArgument { .. } | Error::Schema(_) => Code::InvalidArgument,
+            Error::RevisionMismatch { .. } | Error::RevisionAhead { .. } => {
+                Code::FailedPrecondition
+            }
+            Error::Watch(WatchError::Lagged { .. }) => Code::ResourceExhausted,
+            Error::Watch(WatchError::TooOld { .. }) => Code::FailedPrecondition,
+            Error::UnknownActor { .. } => Code::NotFound,
+            Error::Busy { .. } => Code::ResourceExhausted,
+            Error::Stopped => Code::Unavailable,
+            Error::ReadOnly => Code::FailedPrecondition,
+            Error::SnapshotsBusy { .. } => Code::ResourceExhausted,
+            Error::PrimaryUnreachable => Code::Unavailable,
+            Error::Record { .. } => Code::Internal,
+            Error::OutOfSequence { .. } => Code::Aborted,
+            Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,
+            Error::Watch(WatchError::Gap { .. }) => Code::Aborted,
+            Error::Watch(WatchError::ShuttingDown { .. }) => Code::Unavailable,
+            Error::Caller(Refusal::Missing | Refusal::Unknown) => Code::Unauthenticated,
+            Error::Caller(Refusal::Busy { .. }) => Code::ResourceExhausted,
+            Error::Caller(_) => Code::PermissionDenied,
+            Error::Watch(_) | Error::Store(_) | Error::Open(_) | Error::Task(_) => Code::Internal,
+        };
+        if code == Code::Internal {
+            // Internal detail stays in the log; the client gets a generic message.
+            tracing::error!(error = ?e, "internal error");
+        }
+        // No details or metadata: the message is the whole of the status. A
+        // start-up failure names paths, which are the operator's business.
+        let message = match &e {
+            Error::Open(_) => "storage failure".to_owned(),
+            _ => e.to_string(),
+        };
+        Status::new(code, bounded(message))
+    }
+}
+
+/// `message`, cut at a character boundary to at most
+/// [`MAX_ERROR_MESSAGE_BYTES`] with a note of its full length: a message that
+/// quotes its input (a schema's diagnostics, a condition) must never grow a
+/// status past what a client's HTTP/2 connection accepts in its trailers.
+fn bounded(message: String) -> String {
+    if message.len() <= MAX_ERROR_MESSAGE_BYTES {
+        return message;
+    }
+    let note = format!("… (message truncated, {} bytes)", message.len());
+    let kept = clip(&message, MAX_ERROR_MESSAGE_BYTES.saturating_sub(note.len()));
+    format!("{kept}{note}")
+}
+
+/// Shorthand for an INVALID_ARGUMENT naming `field`.
+fn invalid(field: impl Into<String>, reason: impl ToString) -> Error {
+    Error::InvalidArgument {
+        field: field.into(),
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        assert_eq!(bounded("short".into()), "short");
+        let exact = "a".repeat(MAX_ERROR_MESSAGE_BYTES);
+        assert_eq!(bounded(exact.clone()), exact);
+        let long = "é".repeat(MAX_ERROR_MESSAGE_BYTES);
+        let cut = bounded(long.clone());
+        assert!(cut.len() <= MAX_ERROR_MESSAGE_BYTES, "{}", cut.len());
+        assert!(cut.starts_with("éé"));
+        assert!(cut.ends_with(&format!("… (message truncated, {} bytes)", long.len())));
+    }
+
+    #[test]
+    fn every_error_becomes_a_bounded_status() {
+        let status = status(invalid("schema", "x".repeat(10 << 20)));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().len() <= MAX_ERROR_MESSAGE_BYTES);
+        assert!(status.message().starts_with("schema: xxx"));
+        assert!(status.details().is_empty() && status.metadata().is_empty());
+    }
+}

@@ -1,0 +1,176 @@
+//! `WatchService`: a tenant's committed change sets, with their effective
+//! consequences, as a server stream of bounded pieces. Converts requests
+//! and pieces; must not decide how a revision is cut into pieces (the feed
+//! does).
+
+use std::pin::Pin;
+
+use tokio_stream::Stream;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status};
+
+use super::convert::{change_to_pb, id, optional_id, reach_to_pb, timestamp_to_pb};
+use super::guard::Call;
+use super::status;
+use super::{invalid, pb};
+use authzd_core::model::{Effect, EffectTarget, Revision};
+use authzd_core::schema::PermissionPattern;
+use authzd_service::watch::{Event, Filter, Kinds, Piece, Start};
+use authzd_service::{Error, Service};
+
+/// The tonic service.
+#[derive(Debug, Clone)]
+pub struct WatchApi {
+    service: Service,
+}
+
+impl WatchApi {
+    /// Serves `service`.
+    pub fn new(service: Service) -> Self {
+        Self { service }
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+fn kinds(requested: &[i32]) -> Result<Kinds, Error> {
+    if requested.is_empty() {
+        return Ok(Kinds::default());
+    }
+    let mut kinds = Kinds {
+        changes: false,
+        effects: false,
+        progress: false,
+    };
+    for k in requested {
+        match pb::EventKind::try_from(*k) {
+            Ok(pb::EventKind::Changes) => kinds.changes = true,
+            Ok(pb::EventKind::PermissionChanges) => kinds.effects = true,
+            Ok(pb::EventKind::Progress) => kinds.progress = true,
+            _ => return Err(invalid("kinds", format!("unknown event kind {k}"))),
+        }
+    }
+    Ok(kinds)
+}
+
+fn filter(r: &pb::WatchRequest) -> Result<Filter, Error> {
+    let permission = if r.permission.is_empty() {
+        None
+    } else {
+        Some(
+            r.permission
+                .parse::<PermissionPattern>()
+                .map_err(|e| invalid("permission", e))?,
+        )
+    };
+    let target = match (
+        optional_id("scope", &r.scope)?,
+        optional_id("target_subject", &r.target_subject)?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "target_subject",
+                "give either scope or target_subject, not both",
+            ));
+        }
+        (Some(scope), None) => Some(EffectTarget::Scope(scope)),
+        (None, Some(subject)) => Some(EffectTarget::Subject(subject)),
+        (None, None) => None,
+    };
+    Ok(Filter {
+        tenant: id("tenant", &r.tenant)?,
+        subject: optional_id("subject", &r.subject)?,
+        permission,
+        target,
+        kinds: kinds(&r.kinds)?,
+    })
+}
+
+fn effect_to_pb(e: &Effect) -> pb::PermissionChange {
+    let (scope, target_subject) = match &e.target {
+        EffectTarget::Scope(s) => (s.to_string(), String::new()),
+        EffectTarget::Subject(s) => (String::new(), s.to_string()),
+    };
+    pb::PermissionChange {
+        subject: e.subject.to_string(),
+        permission: e.permission.to_string(),
+        scope,
+        target_subject,
+        gained: e.gained,
+        direction: if e.gained {
+            pb::Direction::Gained
+        } else {
+            pb::Direction::Lost
+        } as i32,
+        reach: reach_to_pb(e.reach) as i32,
+    }
+}
+
+fn start(r: &pb::WatchRequest) -> Result<Start, Error> {
+    match (r.from_oldest_retained, r.after_revision) {
+        (false, after) => Ok(Start::After(Revision(after))),
+        (true, 0) => Ok(Start::OldestRetained),
+        (true, _) => Err(invalid(
+            "after_revision",
+            "give either after_revision or from_oldest_retained, not both",
+        )),
+    }
+}
+
+fn committed_to_pb(tenant: &str, piece: &Piece) -> pb::WatchResponse {
+    pb::WatchResponse {
+        revision: piece.revision.0,
+        committed_at: Some(timestamp_to_pb(piece.committed_at)),
+        actor: piece
+            .actor
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        changes: piece
+            .changes
+            .iter()
+            .map(|c| change_to_pb(tenant, c))
+            .collect(),
+        permission_changes: piece.effects.iter().map(effect_to_pb).collect(),
+        progress: false,
+        part: piece.part,
+        revision_complete: piece.complete,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::watch_service_server::WatchService for WatchApi {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let r = request.get_ref();
+        Call::of(&request)
+            .map_err(status)?
+            .tenant(&r.tenant)
+            .map_err(status)?;
+        let filter = filter(r).map_err(status)?;
+        let start = start(r).map_err(status)?;
+        let tenant = r.tenant.clone();
+        let subscription = self.service.watch(filter, start).await.map_err(status)?;
+        let service = self.service.clone();
+        let stream = subscription.map(move |item| match item {
+            Ok(Event::Committed(piece)) => {
+                let message = committed_to_pb(&tenant, &piece);
+                let latest = service.snapshot().revision.0;
+                authzd_service::metrics::watch_lag(latest.saturating_sub(message.revision));
+                Ok(message)
+            }
+            Ok(Event::Progress(revision)) => Ok(pb::WatchResponse {
+                revision: revision.0,
+                progress: true,
+                revision_complete: true,
+                ..Default::default()
+            }),
+            Err(e) => Err(super::status(Error::from(e))),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,726 @@
+//! One async façade over store, engine and feed: writes, reads at a
+//! revision, schema changes and subscriptions.
+//!
+//! Every write goes to the [`sequencer`], one thread that plans, commits,
+//! publishes to cache and feed, and replies, in revision order; an RPC only
+//! submits its write and awaits the reply, so a client that goes away can
+//! never leave a write half-applied. Reads never wait for writes: they take
+//! the cache's current snapshot. The store is reached only through the
+//! [`Datastore`] trait; CPU-heavy work (the start-up load, schema parsing,
+//! big listings) runs off the async workers. Must not know about protobuf or
+//! tonic, nor which backend the store is.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod metrics;
+mod replica;
+pub mod watch;
+
+pub use replica::{
+    Export, StoreSummary, Tenants, decode_record, encode_record, inspect_store, write_backup,
+};
+mod sequencer;
+
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::oneshot;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::watch::{Feed, Filter, Pacing, Start, Subscription, WatchError};
+use authzd_core::engine::{self, Engine, EngineError, Operation, Snapshot};
+pub use authzd_core::model::Origin;
+use authzd_core::model::{AuditEntry, AuditQuery, Revision, SubjectId, TenantId, Timestamp};
+use authzd_core::schema::{self, Catalog, SchemaError};
+pub use authzd_store::AuditPage;
+use authzd_store::{Datastore, SnapshotStream, StoreError};
+use authzd_store_redb as storage;
+pub use authzd_store_redb::FILE_NAME;
+use sequencer::{Job, Reply, Sequencer};
+
+/// Why the service refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+// Not `#[non_exhaustive]`: the edges map every variant exhaustively, so
+// a new one cannot reach a client unmapped.
+pub enum Error {
+    /// The engine refused the request.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// One item of a batch was refused; nothing was written.
+    #[error("{list}[{index}]: {error}")]
+    Refused {
+        /// The request's list field ("operations", "checks").
+        list: &'static str,
+        /// Its position in the batch.
+        index: usize,
+        /// Why.
+        error: EngineError,
+    },
+    /// A request field is malformed or over a limit.
+    #[error("{field}: {reason}")]
+    InvalidArgument {
+        /// The field, as named in the request.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// A schema did not validate.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// `expected_revision` did not match the latest revision.
+    #[error("expected revision {expected}, but the latest revision is {actual}")]
+    RevisionMismatch {
+        /// What the client expected.
+        expected: Revision,
+        /// What it is.
+        actual: Revision,
+    },
+    /// `at_least_revision` names a revision that has not been committed.
+    #[error("at_least_revision {requested} is ahead of the latest committed revision {latest}")]
+    RevisionAhead {
+        /// What was asked for.
+        requested: Revision,
+        /// The latest committed revision.
+        latest: Revision,
+    },
+    /// `options.actor` names no subject of the tenant.
+    #[error("options.actor: subject {actor} not found in tenant {tenant}")]
+    UnknownActor {
+        /// The actor named.
+        actor: SubjectId,
+        /// The tenant of the write.
+        tenant: TenantId,
+    },
+    /// The subscription could not start or ended early.
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    /// The store failed; details are logged, not returned.
+    #[error("storage failure")]
+    Store(#[from] StoreError),
+    /// The store could not be opened at start-up; says why in full, for
+    /// the operator (never sent to a client).
+    #[error(transparent)]
+    Open(StoreError),
+    /// A blocking task died.
+    #[error("internal task failure")]
+    Task(#[from] tokio::task::JoinError),
+    /// The write queue is full: the server is taking writes slower than
+    /// they arrive. Nothing was written; retry later.
+    #[error("the write queue is full ({capacity} writes waiting); retry later")]
+    Busy {
+        /// How many writes the queue holds.
+        capacity: usize,
+    },
+    /// The server is shutting down and takes no more writes.
+    #[error("the server is shutting down")]
+    Stopped,
+    /// As many snapshots as the server streams at once are being streamed.
+    #[error("{limit} snapshots are being streamed already; retry later")]
+    SnapshotsBusy {
+        /// How many it streams at once.
+        limit: usize,
+    },
+    /// A replication record could not be encoded (a bug) or decoded (a
+    /// primary of another record format, or a corrupt message).
+    #[error("replication {what}: {source}")]
+    Record {
+        /// What kind of record.
+        what: &'static str,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// A read replica could not reach its primary to forward a write.
+    #[error(
+        "this server is a read replica and cannot reach its primary; retry, or write to the primary"
+    )]
+    PrimaryUnreachable,
+    /// A read replica takes no writes of its own (the API forwards them to
+    /// its primary).
+    #[error("this server is a read replica; send writes to its primary")]
+    ReadOnly,
+    /// A replicated change set does not follow the replica's latest
+    /// revision: a hole in what the primary sent. Nothing of it was applied.
+    #[error("replicated revision {given} does not follow the replica's latest revision {latest}")]
+    OutOfSequence {
+        /// The revision received.
+        given: Revision,
+        /// The replica's latest applied revision.
+        latest: Revision,
+    },
+    /// The caller may not make this request: no or an unknown token, a
+    /// token outside its kind or tenant, or one at its bound.
+    #[error(transparent)]
+    Caller(#[from] crate::auth::Refusal),
+}
+
+/// A write's options besides its operations.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// On whose behalf; `None` for a system write. The API admits a write
+    /// without an actor only from an admin token.
+    pub actor: Option<SubjectId>,
+    /// Who asked for it.
+    pub origin: Origin,
+    /// Fail unless the latest revision is exactly this one.
+    pub expected_revision: Option<Revision>,
+    /// Makes a retry return the first attempt's revision.
+    pub idempotency_key: Option<String>,
+}
+
+/// The running service. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Shared with the sequencer, which alone writes it; reads (feed replay,
+    /// retention) go to it directly.
+    store: Arc<dyn Datastore>,
+    /// The cache; the sequencer alone publishes to it.
+    engine: Arc<Engine>,
+    feed: Feed,
+    /// The last revision applied to the cache, for `at_least_revision` waits.
+    applied: Arc<tokio::sync::watch::Sender<Revision>>,
+    /// The sequencer's queue. Bounded, so a flood of writes is refused
+    /// (`Error::Busy`) instead of growing memory.
+    jobs: SyncSender<Job>,
+    /// The sequencer's thread, joined at [`Service::stop`].
+    sequencer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// What "now" is for evaluation, commit times and the expiry timer.
+    clock: Arc<dyn Clock>,
+    /// Flips to true at shutdown: background tasks end.
+    closing: tokio::sync::watch::Sender<bool>,
+    config: Config,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("revision", &self.inner.engine.revision())
+            .finish()
+    }
+}
+
+impl Service {
+    /// Opens the store, rebuilds the cache, and installs the configured (or,
+    /// on a new store, the built-in) schema.
+    pub async fn open(config: Config) -> Result<Service, Error> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Service::open`] with a given clock (tests move time with a
+    /// [`crate::clock::ManualClock`] instead of sleeping).
+    pub async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Service, Error> {
+        // Read first, so that a schema file that is missing or invalid stops
+        // the start before anything is created on disk.
+        let configured = match &config.schema {
+            Some(path) => Some(Arc::new(schema::load_file(path)?)),
+            None => None,
+        };
+        let store = storage::open(&config.data_dir).await.map_err(Error::Open)?;
+        store.retain(config.retain_revisions);
+        store.retain_audit(config.audit_retention);
+        let snapshot = store.snapshot().await.map_err(Error::Open)?;
+        let revision = snapshot.revision;
+        let stored = match &snapshot.schema {
+            Some(text) => Some(Arc::new(schema::load("stored schema", text)?)),
+            None => None,
+        };
+        // The stored schema is what the stored data was validated against;
+        // a different configured one is installed through the write path,
+        // which checks it against that data first.
+        let (start, install) = match (stored, configured) {
+            // A replica's schema is its primary's, replicated like any change.
+            (stored, _) if config.follow.is_some() => (
+                match stored {
+                    Some(stored) => stored,
+                    None => Arc::new(schema::load("built-in schema", schema::DEFAULT_SCHEMA)?),
+                },
+                None,
+            ),
+            (Some(stored), Some(wanted)) if stored.source() != wanted.source() => {
+                (stored, Some(wanted))
+            }
+            (Some(stored), _) => (stored, None),
+            (None, Some(wanted)) => (wanted.clone(), Some(wanted)),
+            (None, None) => {
+                let default = Arc::new(schema::load("built-in schema", schema::DEFAULT_SCHEMA)?);
+                (default.clone(), Some(default))
+            }
+        };
+        let now = clock.now();
+        let engine =
+            Arc::new(tokio::task::spawn_blocking(move || load(snapshot, start, now)).await??);
+        let applied = Arc::new(tokio::sync::watch::Sender::new(revision));
+        let feed = Feed::new(config.feed_capacity, authzd_core::limits::FEED_BUFFER_BYTES);
+        let (jobs, queue) = std::sync::mpsc::sync_channel(config.write_queue.max(1));
+        let sequencer = Sequencer {
+            store: store.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            engine: engine.clone(),
+            feed: feed.clone(),
+            applied: applied.clone(),
+            clock: clock.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("authzd-sequencer".into())
+            .spawn(move || sequencer.run(queue))
+            .map_err(|e| Error::Store(StoreError::Database(Box::new(e))))?;
+        let service = Service {
+            inner: Arc::new(Inner {
+                store,
+                engine,
+                feed,
+                applied,
+                jobs,
+                sequencer: Mutex::new(Some(thread)),
+                clock,
+                closing: tokio::sync::watch::Sender::new(false),
+                config,
+            }),
+        };
+        if let Some(catalog) = install {
+            service
+                .submit(|reply| Job::Schema {
+                    catalog,
+                    expected_revision: None,
+                    origin: Origin::default(),
+                    reply,
+                })
+                .await?;
+        }
+        // A replica's expiries are its primary's system writes, replicated.
+        if !service.is_replica() {
+            tokio::spawn(service.clone().expire());
+        }
+        Ok(service)
+    }
+
+    /// Whether this server is a read replica following a primary.
+    pub fn is_replica(&self) -> bool {
+        self.following().is_some()
+    }
+
+    /// How this replica follows its primary; `None` on a primary.
+    pub fn following(&self) -> Option<&config::Follow> {
+        self.inner.config.follow.as_ref()
+    }
+
+    fn refuse_on_replica(&self) -> Result<(), Error> {
+        if self.is_replica() {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
+
+    /// The current time, as evaluation sees it.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// The current snapshot, without waiting.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.engine.snapshot()
+    }
+
+    /// A snapshot that reflects at least `revision`, waiting (at most
+    /// [`authzd_core::limits::MAX_REVISION_WAIT`]) for an in-flight write to be applied.
+    pub async fn snapshot_at(&self, revision: Revision) -> Result<Arc<Snapshot>, Error> {
+        let snapshot = self.snapshot();
+        if snapshot.revision >= revision {
+            return Ok(snapshot);
+        }
+        // A client can only know a revision the store committed, and at most
+        // one group of writes is between commit and apply; anything further
+        // ahead is not a revision this server has produced. A replica's
+        // revisions are its primary's, any number of which may be on their
+        // way: it waits for the bound.
+        let latest = snapshot.revision;
+        if !self.is_replica()
+            && revision.0
+                > latest
+                    .0
+                    .saturating_add(authzd_core::limits::MAX_GROUP_WRITES as u64)
+        {
+            return Err(Error::RevisionAhead {
+                requested: revision,
+                latest,
+            });
+        }
+        let mut applied = self.inner.applied.subscribe();
+        let reached = tokio::time::timeout(
+            authzd_core::limits::MAX_REVISION_WAIT,
+            applied.wait_for(|r| *r >= revision),
+        )
+        .await;
+        match reached {
+            Ok(Ok(_)) => Ok(self.snapshot()),
+            _ => Err(Error::RevisionAhead {
+                requested: revision,
+                latest: self.snapshot().revision,
+            }),
+        }
+    }
+
+    /// Plans, commits, applies and publishes one batch of operations, through
+    /// the sequencer.
+    pub async fn write(
+        &self,
+        tenant: TenantId,
+        operations: Vec<Operation>,
+        options: WriteOptions,
+    ) -> Result<Revision, Error> {
+        self.refuse_on_replica()?;
+        self.submit(|reply| Job::Write {
+            tenant,
+            operations,
+            options,
+            reply,
+        })
+        .await
+    }
+
+    /// Validates a schema against the catalog's users and, unless `dry_run`,
+    /// installs it, on behalf of `origin`.
+    pub async fn write_schema(
+        &self,
+        text: String,
+        dry_run: bool,
+        expected_revision: Option<Revision>,
+        origin: Origin,
+    ) -> Result<Revision, Error> {
+        self.refuse_on_replica()?;
+        let current = self.snapshot();
+        let (catalog, current) = self
+            .off_runtime(move || -> Result<_, Error> {
+                let catalog = schema::load("schema", &text)?;
+                if dry_run {
+                    check_schema_fits(&catalog, &current)?;
+                }
+                Ok((catalog, current.revision))
+            })
+            .await??;
+        if dry_run {
+            return Ok(current);
+        }
+        self.submit(|reply| Job::Schema {
+            catalog: Arc::new(catalog),
+            expected_revision,
+            origin,
+            reply,
+        })
+        .await
+    }
+
+    /// Runs CPU-heavy or blocking work on tokio's blocking pool, so the
+    /// async workers keep answering checks meanwhile.
+    pub async fn off_runtime<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        Ok(tokio::task::spawn_blocking(work).await?)
+    }
+
+    /// Hands a job to the sequencer and waits for its answer. Dropping this
+    /// future (a client deadline, a disconnect) does not stop the job.
+    async fn submit(&self, job: impl FnOnce(Reply) -> Job) -> Result<Revision, Error> {
+        let (reply, answer) = oneshot::channel();
+        match self.inner.jobs.try_send(job(reply)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(Error::Busy {
+                    capacity: self.inner.config.write_queue,
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(Error::Stopped),
+        }
+        answer.await.unwrap_or(Err(Error::Stopped))
+    }
+
+    /// Records a write refused by the caller's token in the audit trail,
+    /// with the sequencer's next commit. Never waits: with the write queue
+    /// full the entry is logged instead (the refusal itself stands).
+    pub fn deny(&self, entry: AuditEntry) {
+        if let Err(e) = self.inner.jobs.try_send(Job::Denied(Box::new(entry))) {
+            let (TrySendError::Full(job) | TrySendError::Disconnected(job)) = e;
+            if let Job::Denied(entry) = job {
+                tracing::warn!(
+                    caller = %entry.origin.caller,
+                    request_id = %entry.origin.request_id,
+                    method = %entry.origin.method,
+                    "the write queue is full: a refused write is logged but not in the audit trail"
+                );
+            }
+        }
+    }
+
+    /// A page of the audit trail, newest first (see [`Datastore::audit_page`]):
+    /// at most `limit` matching entries, having examined at most
+    /// [`authzd_core::limits::MAX_AUDIT_SCANNED`].
+    pub async fn audit_page(&self, query: AuditQuery, limit: usize) -> Result<AuditPage, Error> {
+        // Refusals queued before this call are committed first.
+        self.submit(|reply| Job::Flush { reply }).await?;
+        let page = self
+            .inner
+            .store
+            .audit_page(query, limit, authzd_core::limits::MAX_AUDIT_SCANNED)
+            .await?;
+        Ok(page)
+    }
+
+    /// Subscribes to a tenant's change sets from `start`. A revision after
+    /// the latest committed one is refused (it was never written: progress
+    /// events for it would let a subscriber checkpoint past real revisions
+    /// later); so is one before the retained changelog.
+    pub async fn watch(&self, filter: Filter, start: Start) -> Result<Subscription, Error> {
+        let store = &self.inner.store;
+        // Read at subscription time, so a revision committed between a
+        // client's write reply and its Watch counts as written.
+        let oldest = store.oldest_retained().await?;
+        let latest = store.revision().await?;
+        let after = match start {
+            Start::After(after) if after > latest => {
+                return Err(WatchError::Ahead {
+                    requested: after,
+                    latest,
+                }
+                .into());
+            }
+            Start::After(after) if oldest.0 > 1 && after.0 < oldest.0 - 1 => {
+                return Err(WatchError::TooOld {
+                    requested: after,
+                    oldest,
+                }
+                .into());
+            }
+            Start::After(after) => after,
+            // An empty changelog retains nothing to replay.
+            Start::OldestRetained if oldest.0 == 0 => latest,
+            Start::OldestRetained => Revision(oldest.0 - 1),
+        };
+        let store = self.inner.store.clone();
+        let replay = move |from: Revision| {
+            let store = store.clone();
+            async move {
+                store
+                    .changes_after(
+                        from,
+                        authzd_core::limits::REPLAY_PAGE,
+                        authzd_core::limits::REPLAY_PAGE_BYTES,
+                    )
+                    .await
+                    .map_err(|e| match changelog_error(e) {
+                        // Pruning may have overtaken a slow replay: never
+                        // skip ahead.
+                        Error::Watch(e) => e,
+                        Error::Store(e) => {
+                            tracing::error!(error = %e, "changelog replay failed");
+                            WatchError::Replay
+                        }
+                        _ => WatchError::Replay,
+                    })
+            }
+        };
+        let pacing = Pacing {
+            buffer: self.inner.config.subscriber_buffer,
+            buffer_bytes: authzd_core::limits::SUBSCRIBER_BUFFER_BYTES,
+            piece_bytes: self.inner.config.watch_piece_bytes,
+            progress_every: self.inner.config.progress_interval,
+        };
+        Ok(self.inner.feed.subscribe(filter, after, pacing, replay))
+    }
+
+    /// Whether the server is shutting down.
+    pub fn is_closing(&self) -> bool {
+        *self.inner.closing.borrow()
+    }
+
+    /// Ends every subscription, so a graceful shutdown is not held open by
+    /// streams that would otherwise never finish, and stops the expiry timer.
+    pub fn close(&self) {
+        self.inner.feed.close();
+        self.inner.closing.send_replace(true);
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Resolves once [`Service::close`] has been called (at once if it has).
+    pub async fn closed(&self) {
+        let mut closing = self.inner.closing.subscribe();
+        let _ = closing.wait_for(|c| *c).await;
+    }
+
+    /// After the last request: lets the sequencer finish the writes it has
+    /// taken, waits for its thread, and closes the store file, so the data
+    /// folder can be opened again at once (by a restart, or a test).
+    pub async fn stop(&self) {
+        self.close();
+        let jobs = self.inner.jobs.clone();
+        let thread = self
+            .inner
+            .sequencer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let stopped = tokio::task::spawn_blocking(move || {
+            // Blocks only while the queue is full, which the sequencer is
+            // draining.
+            let _ = jobs.send(Job::Stop);
+            if let Some(thread) = thread {
+                if thread.join().is_err() {
+                    tracing::error!("the write sequencer panicked");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = stopped {
+            tracing::error!(error = %e, "stopping the write sequencer failed");
+        }
+        self.inner.store.close().await;
+    }
+
+    /// The expiry timer: sleeps until the soonest assignment expiry (or
+    /// until a write may have changed it), then has the sequencer remove what
+    /// has expired with a system write per tenant, so each loss reaches the
+    /// feed at its instant with a revision. Checks never wait for it:
+    /// evaluation ignores expired assignments by itself.
+    async fn expire(self) {
+        let mut applied = self.inner.applied.subscribe();
+        let mut closing = self.inner.closing.subscribe();
+        loop {
+            let sleep = match self.snapshot().next_expiry() {
+                Some(at) => self.inner.clock.sleep_until(at),
+                None => Box::pin(std::future::pending()),
+            };
+            tokio::select! {
+                _ = sleep => {
+                    if let Err(e) = self.submit(|reply| Job::Expire { reply }).await {
+                        tracing::error!(error = %e, "removing expired assignments failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+                changed = applied.changed() => if changed.is_err() { return },
+                _ = async { closing.wait_for(|c| *c).await.is_ok() } => return,
+            }
+        }
+    }
+}
+
+/// A failed changelog read as the service's error: revisions pruned past
+/// the reader's are the feed's `TooOld` (resync from a snapshot), anything
+/// else a storage failure.
+fn changelog_error(e: StoreError) -> Error {
+    match e {
+        StoreError::Pruned { after, oldest } => WatchError::TooOld {
+            requested: after,
+            oldest,
+        }
+        .into(),
+        e => Error::Store(e),
+    }
+}
+
+/// Most problems a refused schema's message lists; the rest are counted.
+const MAX_SCHEMA_PROBLEMS: usize = 20;
+
+/// Refuses a schema that stored data depends on: custom roles naming
+/// permissions it lacks, assignments of builtin roles it drops, tenants
+/// switching off types it lacks. Linear in the stored data; the message
+/// names at most [`MAX_SCHEMA_PROBLEMS`] of them.
+fn check_schema_fits(catalog: &Catalog, snapshot: &Snapshot) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    let mut more = 0usize;
+    let mut note = |problem: String| {
+        if problems.len() < MAX_SCHEMA_PROBLEMS {
+            problems.push(problem);
+        } else {
+            more += 1;
+        }
+    };
+    for (tenant, state) in snapshot.tenants.iter() {
+        for role in state.roles.values() {
+            for p in engine::unknown_role_permissions(catalog, &role.role) {
+                note(format!(
+                    "tenant {tenant}: custom role {} uses {p}",
+                    role.role.id
+                ));
+            }
+        }
+        for key in state.assignments.keys() {
+            let custom = state.roles.contains_key(&key.role);
+            if !custom && !catalog.roles().contains_key(&key.role) {
+                note(format!(
+                    "tenant {tenant}: role {} is assigned but not defined",
+                    key.role
+                ));
+            }
+        }
+        for r in &state.settings.disabled_resources {
+            if catalog.resource_mask(r).is_none() {
+                note(format!("tenant {tenant}: switches off resource type {r}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let tail = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
+    Err(EngineError::FailedPrecondition(format!(
+        "the schema lacks what stored data uses: {}{tail}",
+        problems.join("; ")
+    ))
+    .into())
+}
+
+/// Records between two progress lines of a start-up load.
+const LOAD_PROGRESS_RECORDS: u64 = 1_000_000;
+
+/// Builds the cache straight from the store's snapshot, a batch at a time,
+/// logging progress. Runs on the blocking pool: it waits for each batch
+/// there, so the async workers stay free.
+fn load(
+    mut snapshot: SnapshotStream,
+    catalog: Arc<Catalog>,
+    now: authzd_core::model::Timestamp,
+) -> Result<Engine, Error> {
+    let started = std::time::Instant::now();
+    let runtime = tokio::runtime::Handle::current();
+    let revision = snapshot.revision;
+    let mut loader = engine::Loader::new(catalog);
+    let mut records: u64 = 0;
+    while let Some(batch) = runtime.block_on(snapshot.next_batch()) {
+        for (tenant, change) in batch? {
+            loader.apply(&tenant, &change);
+            records += 1;
+            if records % LOAD_PROGRESS_RECORDS == 0 {
+                tracing::info!(
+                    records,
+                    elapsed_ms = started.elapsed().as_millis(),
+                    "loading the store"
+                );
+            }
+        }
+    }
+    tracing::info!(
+        records,
+        elapsed_ms = started.elapsed().as_millis(),
+        "store read; computing grants"
+    );
+    let engine = Engine::with(loader.finish(revision, now));
+    tracing::info!(
+        records,
+        elapsed_ms = started.elapsed().as_millis(),
+        "cache built"
+    );
+    Ok(engine)
+}

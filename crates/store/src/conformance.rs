@@ -1,0 +1,773 @@
+//! The `Datastore` conformance suite: what every backend of authzd's store
+//! must do, as async checks over any [`Storage`] (a place a backend opens,
+//! closes and opens again on the same data).
+//!
+//! A backend runs it from its own tests by implementing [`Storage`] and
+//! writing one line, `authzd_store::conformance!(name, storage);`: each
+//! check then becomes one test of that backend. The caller needs tokio (with
+//! `macros` and `rt-multi-thread`) among its dev-dependencies. The checks use only the trait, so they hold
+//! a distributed database to exactly the embedded store's guarantees.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test suite: a failed expectation is a failed test"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::faulty::{Fault, Faulty};
+use crate::{CommitOutcome, Datastore, PendingWrite, StoreError, TenantRecords};
+use authzd_core::model::{
+    AuditEntry, AuditKey, AuditOutcome, AuditQuery, Change, ChangeSet, GroupId, Membership, Origin,
+    Principal, Revision, Subject, SubjectId, SubjectKind, SubjectStatus, TenantId, TenantSettings,
+    Timestamp,
+};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Where a backend keeps its data: each call opens a handle on the same
+/// data, after the previous handle was closed.
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync {
+    /// A handle on this storage's data.
+    async fn open(&self) -> Result<Arc<dyn Datastore>, StoreError>;
+}
+
+/// Longest any single check may take before it counts as hung (a guard,
+/// not a speed claim: the checks finish in well under a second); a
+/// runner wraps each check in it.
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// Records enough for a snapshot of more batches than any backend reads
+/// ahead, so that writers commit while one is being read.
+const MANY_SUBJECTS: usize = 10_000;
+
+fn tenant(id: &str) -> TenantId {
+    TenantId::try_from(id).unwrap()
+}
+
+fn subject(id: &str) -> Subject {
+    Subject {
+        id: SubjectId::try_from(id).unwrap(),
+        kind: SubjectKind::User,
+        status: SubjectStatus::Active,
+        attributes: [("department".to_owned(), "HR".to_owned())].into(),
+        home_scope: None,
+    }
+}
+
+fn member(group: &str, subject: &str) -> Membership {
+    Membership {
+        group: GroupId::try_from(group).unwrap(),
+        member: Principal::Subject(SubjectId::try_from(subject).unwrap()),
+    }
+}
+
+/// A validated write of `changes` to `tenant_id` (`None`: store-wide).
+pub fn write(tenant_id: Option<&str>, changes: Vec<Change>) -> PendingWrite {
+    PendingWrite {
+        tenant: tenant_id.map(tenant),
+        actor: None,
+        committed_at: Timestamp(1_700_000_000_000_000_000),
+        changes,
+        effects: Vec::new(),
+        expected_revision: None,
+        idempotency_key: None,
+        origin: Origin {
+            caller: "conformance".into(),
+            request_id: "r-1".into(),
+            method: "Test/Write".into(),
+            reason: None,
+        },
+        revision: None,
+    }
+}
+
+/// [`write`] under idempotency key `key`.
+fn keyed(tenant_id: Option<&str>, changes: Vec<Change>, key: &str) -> PendingWrite {
+    let mut w = write(tenant_id, changes);
+    w.idempotency_key = Some(key.to_owned());
+    w
+}
+
+/// Writes touching every kind of record in two tenants, deletes and
+/// removals included.
+fn sample_writes() -> Vec<PendingWrite> {
+    let settings = |off: &[&str]| TenantSettings {
+        disabled_resources: off.iter().map(|r| r.parse().unwrap()).collect(),
+    };
+    vec![
+        write(None, vec![Change::SchemaWritten("[resources]".to_owned())]),
+        write(
+            Some("acme"),
+            vec![
+                Change::TenantPut(settings(&[])),
+                Change::SubjectPut(subject("zoe")),
+                Change::SubjectPut(subject("alice")),
+                Change::SubjectPut(subject("bob")),
+            ],
+        ),
+        write(
+            Some("beta"),
+            vec![
+                Change::SubjectPut(subject("alice")),
+                Change::MemberAdded(member("staff", "alice")),
+            ],
+        ),
+        write(
+            Some("acme"),
+            vec![
+                Change::MemberAdded(member("staff", "alice")),
+                Change::MemberAdded(member("staff", "bob")),
+            ],
+        ),
+        write(
+            Some("acme"),
+            vec![
+                Change::MemberRemoved(member("staff", "bob")),
+                Change::SubjectDeleted(SubjectId::try_from("bob").unwrap()),
+                Change::TenantPut(settings(&["widgets"])),
+            ],
+        ),
+    ]
+}
+
+fn committed(outcome: CommitOutcome) -> ChangeSet {
+    match outcome {
+        CommitOutcome::Committed(set) => set,
+        CommitOutcome::Replayed(r) => panic!("replayed at {r}, expected a commit"),
+    }
+}
+
+/// The stored state as a map from each record's identity to the change
+/// that recreates it, per tenant: what a snapshot yields and what
+/// replaying the changelog must give.
+type State = BTreeMap<TenantId, BTreeMap<String, Change>>;
+
+/// Applies `change` to `state` as a store applies it.
+fn apply(state: &mut State, tenant: &TenantId, change: &Change) {
+    let records = state.entry(tenant.clone()).or_default();
+    let (key, put) = match change {
+        Change::TenantPut(_) => ("tenant".to_owned(), true),
+        Change::SubjectPut(s) => (format!("subject {}", s.id), true),
+        Change::SubjectDeleted(id) => (format!("subject {id}"), false),
+        Change::MemberAdded(m) => (format!("member {} {:?}", m.group, m.member), true),
+        Change::MemberRemoved(m) => (format!("member {} {:?}", m.group, m.member), false),
+        other => panic!("the suite writes no {other:?}"),
+    };
+    if put {
+        records.insert(key, change.clone());
+    } else {
+        records.remove(&key);
+    }
+}
+
+/// What a snapshot's records describe, as a [`State`].
+fn state_of(records: &TenantRecords) -> State {
+    let mut state = State::new();
+    for (tenant, changes) in records {
+        for change in changes {
+            apply(&mut state, tenant, change);
+        }
+    }
+    state
+}
+
+/// Applies one write's changes to `state`, a tenant first seen with its
+/// default settings (as a snapshot reports it).
+fn apply_write(state: &mut State, tenant: Option<&TenantId>, changes: &[Change]) {
+    let Some(t) = tenant else { return };
+    if !state.contains_key(t) {
+        apply(state, t, &Change::TenantPut(TenantSettings::default()));
+    }
+    for change in changes {
+        apply(state, t, change);
+    }
+}
+
+/// The state the changelog's entries up to `revision` leave.
+fn replayed(log: &[ChangeSet], revision: Revision) -> State {
+    let mut state = State::new();
+    for set in log.iter().filter(|s| s.revision <= revision) {
+        apply_write(&mut state, set.tenant.as_ref(), &set.changes);
+    }
+    state
+}
+
+/// The state `writes` leave, committed in order.
+fn state_after(writes: &[PendingWrite]) -> State {
+    let mut state = State::new();
+    for w in writes {
+        apply_write(&mut state, w.tenant.as_ref(), &w.changes);
+    }
+    state
+}
+
+/// Everything observable about a store: revision, oldest retained
+/// revision, the whole changelog, schema and records of a snapshot.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    revision: Revision,
+    oldest: Revision,
+    log: Vec<ChangeSet>,
+    schema: Option<String>,
+    records: TenantRecords,
+}
+
+async fn observe(store: &dyn Datastore) -> Result<Observed, StoreError> {
+    let snapshot = store.snapshot().await?;
+    let schema = snapshot.schema.clone();
+    let revision = snapshot.revision;
+    Ok(Observed {
+        revision,
+        oldest: store.oldest_retained().await?,
+        log: whole_log(store).await?,
+        schema,
+        records: snapshot.collect().await?,
+    })
+}
+
+/// The whole retained changelog, paged.
+async fn whole_log(store: &dyn Datastore) -> Result<Vec<ChangeSet>, StoreError> {
+    let latest = store.revision().await?;
+    let oldest = store.oldest_retained().await?;
+    let mut log = Vec::new();
+    // An empty changelog (oldest 0) retains nothing to page through.
+    let mut after = oldest.0.checked_sub(1).map_or(latest, Revision);
+    while after < latest {
+        let page = store.changes_after(after, 100, usize::MAX).await?;
+        let Some(last) = page.last() else { break };
+        after = last.revision;
+        log.extend(page);
+    }
+    Ok(log)
+}
+
+/// Commits every sample write, one at a time.
+async fn fill(store: &dyn Datastore) -> Result<Vec<ChangeSet>, StoreError> {
+    let mut sets = Vec::new();
+    for w in sample_writes() {
+        sets.push(committed(store.commit(w).await?));
+    }
+    Ok(sets)
+}
+
+/// A commit that fails leaves nothing: no records, no changelog entry, no
+/// idempotency key, no audit entry, revision unchanged; whether a check of
+/// one of its writes fails or the storage does.
+pub async fn commit_atomicity(storage: &dyn Storage) -> TestResult {
+    let store = storage.open().await?;
+    fill(&*store).await?;
+    let before = observe(&*store).await?;
+    let audited = store.audit_page(AuditQuery::default(), 100, 100).await?;
+
+    // A good write, then one naming a tenant's record without a tenant.
+    let carol = keyed(
+        Some("acme"),
+        vec![Change::SubjectPut(subject("carol"))],
+        "k",
+    );
+    let stray = write(None, vec![Change::SubjectPut(subject("dave"))]);
+    let err = store
+        .commit_group(vec![carol.clone(), stray], Vec::new())
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::MissingTenant { index: 0 })),
+        "{err:?}"
+    );
+    // A good write, then one against a stale revision.
+    let mut stale = write(Some("acme"), vec![Change::SubjectPut(subject("erin"))]);
+    stale.expected_revision = Some(Revision(1));
+    let err = store
+        .commit_group(vec![carol.clone(), stale], Vec::new())
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::RevisionMismatch { .. })),
+        "{err:?}"
+    );
+    // The storage failing under the commit.
+    let faulty = Faulty::new(store.clone());
+    faulty.arm(Fault::FailCommit);
+    assert!(faulty.commit(carol.clone()).await.is_err());
+
+    assert_eq!(observe(&*store).await?, before);
+    let key = store
+        .idempotent_revision(Some(tenant("acme")), "k".into())
+        .await?;
+    assert_eq!(key, None, "a failed commit recorded its idempotency key");
+    let after = store.audit_page(AuditQuery::default(), 100, 100).await?;
+    assert_eq!(after.entries, audited.entries);
+    // The next commit is the next revision.
+    let next = committed(store.commit(carol).await?);
+    assert_eq!(next.revision, before.revision.next());
+    store.close().await;
+    Ok(())
+}
+
+/// Revisions are contiguous and increasing: each commit takes the next
+/// one, a group consecutive ones in order, and a write given its revision
+/// (a replica's copy) commits only as exactly the next.
+pub async fn revision_order(storage: &dyn Storage) -> TestResult {
+    let store = storage.open().await?;
+    assert_eq!(store.revision().await?, Revision(0));
+    let single = fill(&*store).await?;
+    let revisions: Vec<u64> = single.iter().map(|s| s.revision.0).collect();
+    assert_eq!(revisions, vec![1, 2, 3, 4, 5]);
+    let group = store.commit_group(sample_writes(), Vec::new()).await?;
+    let revisions: Vec<u64> = group.into_iter().map(|o| committed(o).revision.0).collect();
+    assert_eq!(revisions, vec![6, 7, 8, 9, 10]);
+    assert_eq!(store.revision().await?, Revision(10));
+    let logged: Vec<u64> = whole_log(&*store)
+        .await?
+        .iter()
+        .map(|s| s.revision.0)
+        .collect();
+    assert_eq!(logged, (1..=10).collect::<Vec<_>>());
+
+    for given in [10, 12] {
+        let mut copy = write(Some("acme"), vec![Change::SubjectPut(subject("x"))]);
+        copy.revision = Some(Revision(given));
+        let err = store.commit(copy).await;
+        assert!(
+            matches!(err, Err(StoreError::OutOfSequence { .. })),
+            "{err:?}"
+        );
+    }
+    let mut copy = write(Some("acme"), vec![Change::SubjectPut(subject("x"))]);
+    copy.revision = Some(Revision(11));
+    assert_eq!(committed(store.commit(copy).await?).revision, Revision(11));
+    store.close().await;
+    Ok(())
+}
+
+/// The changelog pages after any revision, bounded in count and bytes, and
+/// walking it page by page gives every entry once, in order.
+pub async fn changelog_paging(storage: &dyn Storage) -> TestResult {
+    let store = storage.open().await?;
+    let writes: Vec<PendingWrite> = (0..30)
+        .map(|i| {
+            write(
+                Some("acme"),
+                vec![Change::SubjectPut(subject(&format!("s{i}")))],
+            )
+        })
+        .collect();
+    let all: Vec<ChangeSet> = store
+        .commit_group(writes, Vec::new())
+        .await?
+        .into_iter()
+        .map(committed)
+        .collect();
+    for (limit, max_bytes) in [(7, usize::MAX), (100, 1), (4, 600)] {
+        let mut seen = Vec::new();
+        let mut after = Revision(0);
+        for _ in 0..100 {
+            let page = store.changes_after(after, limit, max_bytes).await?;
+            assert!(page.len() <= limit);
+            let Some(last) = page.last() else { break };
+            assert_eq!(page[0].revision, after.next(), "a page skipped a revision");
+            after = last.revision;
+            seen.extend(page);
+        }
+        assert_eq!(seen, all, "paging by {limit} within {max_bytes} bytes");
+    }
+    assert!(
+        store
+            .changes_after(Revision(30), 10, usize::MAX)
+            .await?
+            .is_empty()
+    );
+    assert!(
+        store
+            .changes_after(Revision(99), 10, usize::MAX)
+            .await?
+            .is_empty()
+    );
+    assert!(
+        store
+            .changes_after(Revision(0), 0, usize::MAX)
+            .await?
+            .is_empty()
+    );
+    store.close().await;
+    Ok(())
+}
+
+/// A snapshot is exactly the state at its revision, as replaying the
+/// changelog up to it gives, however many commits land while it is read:
+/// first with writes committed between its first batch and the rest, then
+/// with a writer running free beside repeated snapshots. Dropping a
+/// snapshot half-read lets the store close.
+pub async fn snapshot_consistency(storage: &dyn Storage) -> TestResult {
+    let store = storage.open().await?;
+    let mut seed = vec![Change::TenantPut(TenantSettings::default())];
+    seed.extend((0..MANY_SUBJECTS).map(|i| Change::SubjectPut(subject(&format!("s{i:05}")))));
+    store.commit(write(Some("acme"), seed)).await?;
+
+    let mut snapshot = store.snapshot().await?;
+    let first = snapshot.next_batch().await.ok_or("an empty snapshot")??;
+    for i in 0..10 {
+        let gone = SubjectId::try_from(format!("s{:05}", MANY_SUBJECTS - 1 - i).as_str())?;
+        let changes = vec![
+            Change::SubjectDeleted(gone),
+            Change::SubjectPut(subject(&format!("z{i}"))),
+        ];
+        store.commit(write(Some("acme"), changes)).await?;
+    }
+    let mut records = vec![(tenant("acme"), first.into_iter().map(|(_, c)| c).collect())];
+    records.extend(snapshot.collect().await?);
+    let log = whole_log(&*store).await?;
+    assert_eq!(state_of(&records), replayed(&log, Revision(1)));
+
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..40usize {
+                let gone = SubjectId::try_from(format!("s{:05}", i * 7).as_str()).unwrap();
+                let changes = vec![
+                    Change::SubjectDeleted(gone),
+                    Change::SubjectPut(subject(&format!("new{i}"))),
+                    Change::MemberAdded(member("staff", &format!("s{:05}", i * 11))),
+                ];
+                store.commit(write(Some("acme"), changes)).await?;
+                tokio::task::yield_now().await;
+            }
+            Ok::<_, StoreError>(())
+        })
+    };
+    let mut snapshots = Vec::new();
+    for _ in 0..40 {
+        let mut snapshot = store.snapshot().await?;
+        let revision = snapshot.revision;
+        let mut records: TenantRecords = Vec::new();
+        while let Some(batch) = snapshot.next_batch().await {
+            let changes = batch?.into_iter().map(|(_, change)| change).collect();
+            records.push((tenant("acme"), changes));
+            // Read slowly, so the writer commits during the read.
+            tokio::task::yield_now().await;
+        }
+        snapshots.push((revision, state_of(&records)));
+        if writer.is_finished() {
+            break;
+        }
+    }
+    writer.await??;
+    let log = whole_log(&*store).await?;
+    for (revision, state) in &snapshots {
+        assert_eq!(state, &replayed(&log, *revision), "snapshot at {revision}");
+    }
+
+    let mut half_read = store.snapshot().await?;
+    assert!(half_read.next_batch().await.is_some());
+    drop(half_read);
+    store.close().await;
+    Ok(())
+}
+
+/// Retention prunes the changelog to its window with each commit; a read
+/// after a pruned revision fails with `Pruned` naming the oldest retained
+/// one, and so does one before a snapshot install (which keeps no
+/// changelog), while the records stay whole.
+pub async fn prune(storage: &dyn Storage) -> TestResult {
+    let store = storage.open().await?;
+    store.retain(3);
+    fill(&*store).await?;
+    fill(&*store).await?;
+    assert_eq!(store.oldest_retained().await?, Revision(8));
+    let kept = store.changes_after(Revision(7), 10, usize::MAX).await?;
+    let revisions: Vec<u64> = kept.iter().map(|s| s.revision.0).collect();
+    assert_eq!(revisions, vec![8, 9, 10]);
+    for after in [0, 6] {
+        let err = store.changes_after(Revision(after), 10, usize::MAX).await;
+        assert!(
+            matches!(
+                err,
+                Err(StoreError::Pruned {
+                    oldest: Revision(8),
+                    ..
+                })
+            ),
+            "after {after}: {err:?}"
+        );
+    }
+    let before = observe(&*store).await?;
+    assert_eq!(state_of(&before.records), state_after(&sample_writes()));
+
+    store
+        .replace_all(
+            Revision(40),
+            "schema".into(),
+            Arc::new(before.records.clone()),
+        )
+        .await?;
+    assert_eq!(store.oldest_retained().await?, Revision(0));
+    let err = store.changes_after(Revision(39), 10, usize::MAX).await;
+    assert!(
+        matches!(
+            err,
+            Err(StoreError::Pruned {
+                oldest: Revision(41),
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(
+        store
+            .changes_after(Revision(40), 10, usize::MAX)
+            .await?
+            .is_empty()
+    );
+    let installed = observe(&*store).await?;
+    assert_eq!(installed.records, before.records);
+    assert_eq!(installed.schema.as_deref(), Some("schema"));
+    let mut next = write(Some("acme"), vec![Change::SubjectPut(subject("y"))]);
+    next.revision = Some(Revision(41));
+    store.commit(next).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// A write whose idempotency key was committed before, in its tenant or
+/// store-wide, is not applied again: it replays the first revision, even
+/// with other content or a stale expected revision; the same key in
+/// another tenant is another write.
+pub async fn idempotency(storage: &dyn Storage) -> TestResult {
+    let store = storage.open().await?;
+    fill(&*store).await?;
+    let mut first = keyed(
+        Some("acme"),
+        vec![Change::SubjectPut(subject("carol"))],
+        "req-1",
+    );
+    first.expected_revision = Some(Revision(5));
+    assert_eq!(
+        committed(store.commit(first.clone()).await?).revision,
+        Revision(6)
+    );
+    let after_first = observe(&*store).await?;
+
+    first.changes = vec![Change::SubjectPut(subject("dave"))];
+    assert_eq!(
+        store.commit(first.clone()).await?,
+        CommitOutcome::Replayed(Revision(6))
+    );
+    assert_eq!(observe(&*store).await?, after_first);
+    let known = store
+        .idempotent_revision(Some(tenant("acme")), "req-1".into())
+        .await?;
+    assert_eq!(known, Some(Revision(6)));
+    assert_eq!(
+        store
+            .idempotent_revision(Some(tenant("beta")), "req-1".into())
+            .await?,
+        None
+    );
+    assert_eq!(store.idempotent_revision(None, "req-1".into()).await?, None);
+
+    let elsewhere = keyed(
+        Some("beta"),
+        vec![Change::SubjectPut(subject("dave"))],
+        "req-1",
+    );
+    let store_wide = keyed(None, vec![Change::SchemaWritten("[x]".into())], "req-1");
+    let outcomes = store
+        .commit_group(vec![elsewhere.clone(), store_wide, elsewhere], Vec::new())
+        .await?;
+    assert!(matches!(&outcomes[0], CommitOutcome::Committed(s) if s.revision == Revision(7)));
+    assert!(matches!(&outcomes[1], CommitOutcome::Committed(s) if s.revision == Revision(8)));
+    assert_eq!(outcomes[2], CommitOutcome::Replayed(Revision(7)));
+    assert_eq!(store.revision().await?, Revision(8));
+    store.close().await;
+    Ok(())
+}
+
+/// Every committed write leaves an audit entry in its own transaction,
+/// naming its caller and revision; refusals commit alone without taking a
+/// revision; a replica's copy (given its revision) is audited on the
+/// primary, not here; a failed commit leaves no entry.
+pub async fn audit_with_writes(storage: &dyn Storage) -> TestResult {
+    let store = storage.open().await?;
+    let mut writes = sample_writes();
+    for (i, w) in writes.iter_mut().enumerate() {
+        w.committed_at = Timestamp(1_000 + i as i64);
+    }
+    store.commit_group(writes, Vec::new()).await?;
+    let denied = AuditEntry {
+        key: AuditKey {
+            at: Timestamp(2_000),
+            seq: 0,
+        },
+        tenant: Some(tenant("acme")),
+        actor: None,
+        origin: Origin::default(),
+        concerned: Vec::new(),
+        more_concerned: false,
+        outcome: AuditOutcome::Denied("no".into()),
+    };
+    assert!(
+        store
+            .commit_group(Vec::new(), vec![denied])
+            .await?
+            .is_empty()
+    );
+    assert_eq!(store.revision().await?, Revision(5));
+    let faulty = Faulty::new(store.clone());
+    faulty.arm(Fault::FailCommit);
+    assert!(faulty.commit(write(Some("acme"), vec![])).await.is_err());
+    let mut copy = write(Some("acme"), vec![Change::SubjectPut(subject("x"))]);
+    copy.revision = Some(Revision(6));
+    copy.committed_at = Timestamp(3_000);
+    store.commit(copy).await?;
+
+    let page = store.audit_page(AuditQuery::default(), 100, 100).await?;
+    let outcomes: Vec<AuditOutcome> = page.entries.iter().map(|e| e.outcome.clone()).collect();
+    let mut expected = vec![AuditOutcome::Denied("no".into())];
+    expected.extend((1..=5).rev().map(|r| AuditOutcome::Committed(Revision(r))));
+    assert_eq!(outcomes, expected);
+    assert!(
+        page.entries[1..]
+            .iter()
+            .all(|e| e.origin.caller == "conformance")
+    );
+    // Pages of two walk the trail without gaps or repeats.
+    let mut seen = Vec::new();
+    let mut query = AuditQuery::default();
+    for _ in 0..10 {
+        let page = store.audit_page(query.clone(), 2, 100).await?;
+        seen.extend(page.entries.into_iter().map(|e| e.outcome));
+        match page.next {
+            Some(next) => query.before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    store.close().await;
+    Ok(())
+}
+
+/// After an injected failure and a reopen, the state is exactly the last
+/// durable commit: a commit lost before its fsync is gone, one whose
+/// acknowledgement was lost after it is there, and either way the store
+/// goes on at the next revision. Failing reads and a broken snapshot
+/// change nothing.
+pub async fn crash_safety(storage: &dyn Storage) -> TestResult {
+    let store = Faulty::new(storage.open().await?);
+    fill(&*store).await?;
+    let durable = observe(&*store).await?;
+    let extra = || write(Some("acme"), vec![Change::SubjectPut(subject("late"))]);
+
+    let store = uncertain_then_reopen(storage, store, Fault::LoseCommit, extra()).await?;
+    assert_eq!(observe(&*store).await?, durable);
+
+    let store = uncertain_then_reopen(storage, store, Fault::FailAfterCommit, extra()).await?;
+    let landed = observe(&*store).await?;
+    assert_eq!(landed.revision, durable.revision.next());
+    assert_eq!(&landed.log[..durable.log.len()], &durable.log[..]);
+    let mut expected = sample_writes();
+    expected.push(extra());
+    assert_eq!(state_of(&landed.records), state_after(&expected));
+
+    store.arm(Fault::FailReads);
+    assert!(store.revision().await.is_err());
+    assert!(
+        store
+            .changes_after(Revision(0), 10, usize::MAX)
+            .await
+            .is_err()
+    );
+    assert!(store.snapshot().await.is_err());
+    store.heal();
+    store.arm(Fault::FailSnapshotAfter(0));
+    assert!(store.snapshot().await?.collect().await.is_err());
+    store.heal();
+    assert_eq!(observe(&*store).await?, landed);
+    let next = committed(store.commit(extra()).await?);
+    assert_eq!(next.revision, landed.revision.next());
+    store.close().await;
+    Ok(())
+}
+
+/// Commits `write` with `fault` armed, expects an uncertain outcome, and
+/// opens the storage again, as a restart after the crash would.
+async fn uncertain_then_reopen(
+    storage: &dyn Storage,
+    store: Arc<Faulty>,
+    fault: Fault,
+    write: PendingWrite,
+) -> Result<Arc<Faulty>, Box<dyn std::error::Error + Send + Sync>> {
+    store.arm(fault);
+    let err = store.commit(write).await;
+    assert!(
+        matches!(err, Err(StoreError::CommitUncertain(_))),
+        "{err:?}"
+    );
+    store.close().await;
+    Ok(Faulty::new(storage.open().await?))
+}
+
+/// Closing and reopening changes nothing observable: revision, changelog,
+/// schema, records and idempotency keys come back equal; a closed handle
+/// refuses every operation.
+pub async fn reopen_equality(storage: &dyn Storage) -> TestResult {
+    let store = storage.open().await?;
+    fill(&*store).await?;
+    let retried = keyed(Some("beta"), vec![Change::SubjectPut(subject("k"))], "key");
+    store.commit(retried).await?;
+    let before = observe(&*store).await?;
+    store.close().await;
+    let err = store.revision().await;
+    assert!(matches!(err, Err(StoreError::Closed)), "{err:?}");
+
+    let again = storage.open().await?;
+    assert_eq!(observe(&*again).await?, before);
+    let key = again
+        .idempotent_revision(Some(tenant("beta")), "key".into())
+        .await?;
+    assert_eq!(key, Some(Revision(6)));
+    again.close().await;
+    Ok(())
+}
+
+/// One test per check of the suite for one backend: `conformance!(name,
+/// storage)` makes a module `name` whose tests each run one check against a
+/// fresh `storage` (an expression giving a [`Storage`]).
+#[macro_export]
+macro_rules! conformance {
+    ($backend:ident, $storage:expr) => {
+        mod $backend {
+            #[allow(unused_imports, reason = "the storage expression may name the caller's items")]
+            use super::*;
+
+            $crate::conformance!(@checks $storage;
+                commit_atomicity,
+                revision_order,
+                changelog_paging,
+                snapshot_consistency,
+                prune,
+                idempotency,
+                audit_with_writes,
+                crash_safety,
+                reopen_equality,
+            );
+        }
+    };
+    (@checks $storage:expr; $($check:ident),* $(,)?) => {
+        $(
+            /// The conformance suite's check of the same name.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() -> $crate::conformance::TestResult {
+                let storage = $storage;
+                tokio::time::timeout(
+                    $crate::conformance::HANG,
+                    $crate::conformance::$check(&storage),
+                )
+                .await?
+            }
+        )*
+    };
+}

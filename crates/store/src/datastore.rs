@@ -1,0 +1,197 @@
+//! The store's contract: what any backend of authzd's durable state must do,
+//! as one async trait, so that the service runs on redb today and on a
+//! distributed database later without the engine or the API changing.
+//!
+//! It owns the [`Datastore`] trait and the [`SnapshotStream`] a backend
+//! hands out. It must name no backend (no redb, no SQL driver) and no
+//! protobuf: its signatures hold model types and [`StoreError`] alone.
+//! `tests/datastore/mod.rs` is the conformance suite every implementation
+//! must pass.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::{Stream, StreamExt};
+
+use crate::{AuditPage, CommitOutcome, PendingWrite, StoreError};
+use authzd_core::model::{AuditEntry, AuditQuery, Change, ChangeSet, Revision, TenantId};
+
+/// One stored directory record, as the change that recreates it in its
+/// tenant.
+pub type Record = (TenantId, Change);
+
+/// Every tenant's records, each tenant's in an order that applies as it
+/// comes: what a snapshot collects into and what [`Datastore::replace_all`]
+/// installs.
+pub type TenantRecords = Vec<(TenantId, Vec<Change>)>;
+
+/// The records of a snapshot, in batches, ending at the first error.
+pub type RecordBatches = Pin<Box<dyn Stream<Item = Result<Vec<Record>, StoreError>> + Send>>;
+
+/// Everything a store holds at one revision, read consistently (as by one
+/// transaction) and streamed in batches, so that neither side holds the
+/// whole store in memory at once.
+///
+/// Records come table by table (tenant settings, scopes, subjects, groups,
+/// roles, memberships, assignments), each table in key order, so that
+/// within a tenant a change only names what came before it. Dropping the
+/// stream ends the read.
+pub struct SnapshotStream {
+    /// The revision the records reflect.
+    pub revision: Revision,
+    /// The schema text in force at that revision, if one was ever written.
+    pub schema: Option<String>,
+    /// The records.
+    pub records: RecordBatches,
+}
+
+impl std::fmt::Debug for SnapshotStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStream")
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotStream {
+    /// The next batch of records; `None` once every record was handed out.
+    pub async fn next_batch(&mut self) -> Option<Result<Vec<Record>, StoreError>> {
+        self.records.next().await
+    }
+
+    /// Every record, grouped by tenant in tenant order, each tenant's in
+    /// stream order and opening with its settings (the defaults for a
+    /// tenant that has rows but no settings row).
+    pub async fn collect(mut self) -> Result<TenantRecords, StoreError> {
+        let mut tenants: BTreeMap<TenantId, Vec<Change>> = BTreeMap::new();
+        while let Some(batch) = self.next_batch().await {
+            for (tenant, change) in batch? {
+                let changes = tenants.entry(tenant).or_default();
+                if changes.is_empty() && !matches!(change, Change::TenantPut(_)) {
+                    changes.push(Change::TenantPut(Default::default()));
+                }
+                changes.push(change);
+            }
+        }
+        Ok(tenants.into_iter().collect())
+    }
+}
+
+/// A backend of authzd's durable state: the directory records, the
+/// changelog, idempotency keys and the audit trail, under one store-wide
+/// revision counter.
+///
+/// What every implementation guarantees (the conformance suite checks each):
+///
+/// - **Atomic, durable commits.** A commit applies all of its writes with
+///   their changelog entries, idempotency keys and audit entries, or none
+///   of them, and is durable before it returns `Ok`. On any error nothing
+///   was written, except after [`StoreError::CommitUncertain`], when either
+///   all or none was (read [`Datastore::changes_after`] to learn which).
+///   A commit that has started finishes or fails as a unit even if its
+///   future is dropped.
+/// - **Contiguous revisions.** Each committed write takes the next
+///   revision, one more than the latest; a group's writes take consecutive
+///   ones, in order. No revision is skipped or reused.
+/// - **A changelog with a retention window.** Every committed revision is
+///   readable from [`Datastore::changes_after`] until it falls out of the
+///   window set by [`Datastore::retain`]; a read that would skip pruned
+///   revisions fails with [`StoreError::Pruned`], never returns a gap.
+/// - **Consistent snapshots.** [`Datastore::snapshot`] yields exactly the
+///   state at its revision, whatever commits meanwhile.
+/// - **Idempotency.** A write whose key (per tenant, or store-wide) was
+///   committed before is not applied again; its commit reports
+///   [`CommitOutcome::Replayed`] with the first revision.
+/// - **Sequencing by the caller.** The service's sequencer is the only
+///   writer; an implementation need not order concurrent commits beyond
+///   keeping each atomic.
+#[async_trait::async_trait]
+pub trait Datastore: Send + Sync + std::fmt::Debug {
+    /// Commits `writes` as one transaction, each as its own revision (the
+    /// next ones, in order) with its own changelog entry, and records
+    /// `denied` (writes refused by the actor rules or by token kind) in the
+    /// audit trail beside them; with no write to commit, the denials commit
+    /// alone. Each write is checked (idempotency key first, then expected
+    /// or given revision) against the revision the writes before it leave;
+    /// one failing check fails the whole group. Each commit also prunes
+    /// what fell out of the retention windows.
+    async fn commit_group(
+        &self,
+        writes: Vec<PendingWrite>,
+        denied: Vec<AuditEntry>,
+    ) -> Result<Vec<CommitOutcome>, StoreError>;
+
+    /// Commits one write, as [`Datastore::commit_group`] does.
+    async fn commit(&self, write: PendingWrite) -> Result<CommitOutcome, StoreError> {
+        let mut outcomes = self.commit_group(vec![write], Vec::new()).await?;
+        outcomes.pop().ok_or(StoreError::CommitUncertain(
+            "a one-write group gave no outcome".into(),
+        ))
+    }
+
+    /// The latest committed revision; 0 for an empty store.
+    async fn revision(&self) -> Result<Revision, StoreError>;
+
+    /// The lowest revision still in the changelog; 0 if it is empty.
+    async fn oldest_retained(&self) -> Result<Revision, StoreError>;
+
+    /// Changelog entries with a revision above `after`, ascending and
+    /// starting at `after + 1`: at most `limit` of them, stopping before the
+    /// entry that would take the stored bytes read past `max_bytes` (but
+    /// never empty while entries remain). Empty when `after` is the latest
+    /// revision or beyond; [`StoreError::Pruned`] when `after + 1` is no
+    /// longer retained.
+    async fn changes_after(
+        &self,
+        after: Revision,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<ChangeSet>, StoreError>;
+
+    /// Every stored record at the latest revision, read consistently.
+    async fn snapshot(&self) -> Result<SnapshotStream, StoreError>;
+
+    /// The revision an idempotency key was first committed at, if it was.
+    /// Keys are scoped per tenant (`None`: store-wide writes).
+    async fn idempotent_revision(
+        &self,
+        tenant: Option<TenantId>,
+        key: String,
+    ) -> Result<Option<Revision>, StoreError>;
+
+    /// A page of the audit trail, newest first: at most `limit` entries
+    /// matching `query`, having examined at most `max_scanned`.
+    async fn audit_page(
+        &self,
+        query: AuditQuery,
+        limit: usize,
+        max_scanned: usize,
+    ) -> Result<AuditPage, StoreError>;
+
+    /// Replaces everything the store holds with `tenants` and `schema` at
+    /// `revision`, all or nothing: a replica installing a primary's
+    /// snapshot, or a backup written out. The changelog and idempotency
+    /// keys start empty, so the next write must be `revision + 1`.
+    async fn replace_all(
+        &self,
+        revision: Revision,
+        schema: String,
+        tenants: Arc<TenantRecords>,
+    ) -> Result<(), StoreError>;
+
+    /// Keeps at least the latest `revisions` change sets in the changelog
+    /// (at least one); later commits prune older ones. Until called,
+    /// nothing is pruned.
+    fn retain(&self, revisions: u64);
+
+    /// Keeps audit entries for `age` after their time; later commits prune
+    /// older ones. Until called, nothing is pruned.
+    fn retain_audit(&self, age: Duration);
+
+    /// Releases the storage now, whoever still holds the handle, so that a
+    /// shutdown frees it for the next process; every later operation fails
+    /// with [`StoreError::Closed`].
+    async fn close(&self);
+}
