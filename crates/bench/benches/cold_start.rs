@@ -47,6 +47,8 @@ fn fill(dir: &std::path::Path, subjects: usize) -> usize {
     runtime.block_on(async {
         let store = authzd_store_redb::open(dir).await.unwrap();
         store
+            .restore()
+            .unwrap()
             .replace_all(
                 Revision(1),
                 authzd_core::schema::DEFAULT_SCHEMA.to_string(),

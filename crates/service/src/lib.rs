@@ -96,9 +96,11 @@ pub enum Error {
     /// The subscription could not start or ended early.
     #[error(transparent)]
     Watch(#[from] WatchError),
-    /// The store failed; details are logged, not returned.
-    #[error("storage failure")]
-    Store(#[from] StoreError),
+    /// The store failed; details are logged, not returned, except for the
+    /// retryable classes, which tell the client to try again. Shared: one
+    /// failed group answers all of its writes with it.
+    #[error("{}", store_message(.0))]
+    Store(Arc<StoreError>),
     /// The store could not be opened at start-up; says why in full, for
     /// the operator (never sent to a client).
     #[error(transparent)]
@@ -268,7 +270,7 @@ impl Service {
         let thread = std::thread::Builder::new()
             .name("authzd-sequencer".into())
             .spawn(move || sequencer.run(queue))
-            .map_err(|e| Error::Store(StoreError::Database(Box::new(e))))?;
+            .map_err(|e| Error::from(StoreError::Database(Box::new(e))))?;
         let service = Service {
             inner: Arc::new(Inner {
                 store,
@@ -612,6 +614,24 @@ impl Service {
     }
 }
 
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(Arc::new(e))
+    }
+}
+
+/// What a client is told of a store failure: whether trying again may help,
+/// and nothing of its cause (which the log has).
+fn store_message(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::Conflict { .. } => {
+            "the write conflicted with other writers again and again; try again"
+        }
+        StoreError::Unavailable(_) => "the store is unavailable; try again",
+        _ => "storage failure",
+    }
+}
+
 /// A failed changelog read as the service's error: revisions pruned past
 /// the reader's are the feed's `TooOld` (resync from a snapshot), anything
 /// else a storage failure.
@@ -622,7 +642,7 @@ fn changelog_error(e: StoreError) -> Error {
             oldest,
         }
         .into(),
-        e => Error::Store(e),
+        e => e.into(),
     }
 }
 

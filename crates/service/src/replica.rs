@@ -36,13 +36,16 @@ pub async fn write_backup(dir: &std::path::Path, export: Export) -> Result<(), E
     let store = storage::open(dir).await.map_err(Error::Open)?;
     let existing = store.revision().await;
     let written = match existing {
-        Ok(Revision(0)) => {
-            let tenants = Arc::new(export.tenants);
-            store
-                .replace_all(export.revision, export.schema, tenants)
-                .await
-                .map_err(Error::Store)
-        }
+        Ok(Revision(0)) => match store.restore() {
+            Some(restore) => {
+                let tenants = Arc::new(export.tenants);
+                restore
+                    .replace_all(export.revision, export.schema, tenants)
+                    .await
+                    .map_err(Error::from)
+            }
+            None => Err(StoreError::Unsupported("replace its data set").into()),
+        },
         Ok(existing) => Err(Error::InvalidArgument {
             field: "--out".into(),
             reason: format!(
@@ -50,7 +53,7 @@ pub async fn write_backup(dir: &std::path::Path, export: Export) -> Result<(), E
                 dir.display()
             ),
         }),
-        Err(e) => Err(Error::Store(e)),
+        Err(e) => Err(e.into()),
     };
     store.close().await;
     written
@@ -122,10 +125,26 @@ impl Tenants {
     }
 }
 
-/// A primary's change set with its schema compiled (off the sequencer).
+/// A change set committed elsewhere (by a primary, by another writer of
+/// the store) with the schema it writes, if any, compiled.
 pub(super) struct Replicated {
     pub(super) set: ChangeSet,
     pub(super) catalog: Option<Arc<Catalog>>,
+}
+
+impl Replicated {
+    /// Compiles the schema `set` writes, if it writes one.
+    pub(super) fn prepare(set: ChangeSet) -> Result<Replicated, Error> {
+        let text = set.changes.iter().find_map(|c| match c {
+            Change::SchemaWritten(text) => Some(text.as_str()),
+            _ => None,
+        });
+        let catalog = match text {
+            Some(text) => Some(Arc::new(schema::load("replicated schema", text)?)),
+            None => None,
+        };
+        Ok(Replicated { set, catalog })
+    }
 }
 
 /// A snapshot to install, with its schema compiled.
@@ -213,21 +232,27 @@ impl Service {
         let sets = self
             .off_runtime(move || {
                 sets.into_iter()
-                    .map(|set| {
-                        let catalog = set.changes.iter().find_map(|c| match c {
-                            Change::SchemaWritten(text) => Some(text.clone()),
-                            _ => None,
-                        });
-                        let catalog = match catalog {
-                            Some(text) => Some(Arc::new(schema::load("replicated schema", &text)?)),
-                            None => None,
-                        };
-                        Ok::<_, Error>(Replicated { set, catalog })
-                    })
+                    .map(Replicated::prepare)
                     .collect::<Result<Vec<_>, _>>()
             })
             .await??;
         self.submit(|reply| super::Job::Replicate { sets, reply })
+            .await
+    }
+
+    /// Applies change sets another writer committed to this node's store to
+    /// its cache and feed, without storing them again: those already
+    /// applied are skipped, the rest must follow without a gap. Returns the
+    /// cache's revision.
+    pub async fn observe(&self, sets: Vec<ChangeSet>) -> Result<Revision, Error> {
+        let sets = self
+            .off_runtime(move || {
+                sets.into_iter()
+                    .map(Replicated::prepare)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await??;
+        self.submit(|reply| super::Job::Observe { sets, reply })
             .await
     }
 

@@ -19,6 +19,15 @@
 //! alone). Each group's transaction also prunes the changelog to its
 //! retention window, so pruning never costs a write an fsync of its own.
 //!
+//! The group is committed on the revision it was planned on. When another
+//! writer of a shared store committed first, the store refuses the group
+//! (a conflict): the sequencer then applies what the other writer
+//! committed to cache and feed — the *observe* path, which stores nothing
+//! — and plans every job of the group again on the new state before
+//! committing it, so each write is planned on exactly the state its
+//! predecessor left. [`Job::Observe`] takes the same path for change sets
+//! a caller learned of (another node's commits).
+//!
 //! Must not know protobuf or tonic, and must not be called from async code
 //! except through the job queue.
 
@@ -36,7 +45,7 @@ use authzd_core::engine::EngineError;
 use authzd_core::engine::{self, Engine, Snapshot};
 use authzd_core::model::{AuditEntry, AuditKey, AuditOutcome, Change, Revision, TenantId};
 use authzd_core::schema::Catalog;
-use authzd_store::{CommitOutcome, Datastore, PendingWrite, StoreError};
+use authzd_store::{CommitId, CommitOutcome, Datastore, PendingWrite, StoreError};
 
 /// Where a job's answer goes. The receiver may be gone (the client gave
 /// up); the job is finished all the same.
@@ -72,6 +81,11 @@ pub(super) enum Job {
     /// the last revision applied. A set that does not follow the one before
     /// is refused with the rest of the job.
     Replicate { sets: Vec<Replicated>, reply: Reply },
+    /// Change sets another writer committed to this store, applied to cache
+    /// and feed without storing them (after finishing the current group):
+    /// those at or below the cache's revision are skipped, the rest must
+    /// follow it without a gap. The reply carries the cache's revision.
+    Observe { sets: Vec<Replicated>, reply: Reply },
     /// Replace store and cache with a primary's snapshot (after finishing
     /// the current group); the reply carries the snapshot's revision.
     Install {
@@ -104,6 +118,12 @@ struct Admitted {
     next: Snapshot,
 }
 
+/// Most times one group is planned again after conflicts with other
+/// writers before its jobs are answered with the conflict: every round
+/// applies what the others committed, so only a store under a storm of
+/// writes exhausts it.
+const MAX_REPLANS: usize = 16;
+
 /// How a job of the group will be answered once the group has committed.
 enum Answer {
     /// With the revision of the group's write at this index.
@@ -119,6 +139,36 @@ enum Answer {
     Refused(Error),
 }
 
+/// How a job is taken into a new group when its group met a conflict.
+enum Retake {
+    /// Planned again.
+    Work(Work),
+    /// Expiry recomputed on the new state.
+    Expire,
+    /// Answered with the new group's state.
+    Flush,
+    /// Not at all: its answer is the conflict (a replica's copies, whose
+    /// revisions the primary chose), or it is part of a job retaken whole
+    /// (an expiry's writes).
+    Never,
+}
+
+/// A job of the group: where its answer goes, what the answer will be, and
+/// how to take it again.
+struct Taken {
+    reply: Option<Reply>,
+    answer: Answer,
+    retake: Retake,
+}
+
+/// A refused write for the audit trail.
+struct Denial {
+    entry: AuditEntry,
+    /// Made by the sequencer from a refused job (which makes it again when
+    /// retaken), rather than handed in by the API.
+    derived: bool,
+}
+
 /// The writes being collected for one commit.
 struct Group {
     /// The last committed revision when the group began.
@@ -127,15 +177,15 @@ struct Group {
     working: Snapshot,
     writes: Vec<PendingWrite>,
     bytes: usize,
-    /// Each job's reply (none for the sequencer's own expiry writes) and
-    /// how to answer it.
-    answers: Vec<(Option<Reply>, Answer)>,
+    /// Each job's reply (none for the sequencer's own expiry writes), how
+    /// to answer it, and how to take it again.
+    answers: Vec<Taken>,
     /// Idempotency keys of the group's writes, with their index, so a retry
     /// inside the same group is answered like one after it.
     keys: HashMap<(Option<TenantId>, String), usize>,
     /// Refused writes for the audit trail, committed with the group (at
     /// most [`authzd_core::limits::MAX_GROUP_WRITES`]).
-    denied: Vec<AuditEntry>,
+    denied: Vec<Denial>,
 }
 
 impl Group {
@@ -167,7 +217,7 @@ impl Group {
                 || self.bytes + bytes > authzd_core::limits::MAX_GROUP_BYTES)
     }
 
-    fn add(&mut self, admitted: Admitted, reply: Option<Reply>) {
+    fn add(&mut self, admitted: Admitted, reply: Option<Reply>, retake: Retake) {
         self.working = admitted.next;
         if let Some(key) = &admitted.write.idempotency_key {
             self.keys.insert(
@@ -176,10 +226,30 @@ impl Group {
             );
         }
         self.bytes += admitted.bytes;
-        self.answers
-            .push((reply, Answer::Committed(self.writes.len())));
+        let answer = Answer::Committed(self.writes.len());
+        self.answer(reply, answer, retake);
         self.writes.push(admitted.write);
     }
+
+    fn answer(&mut self, reply: Option<Reply>, answer: Answer, retake: Retake) {
+        self.answers.push(Taken {
+            reply,
+            answer,
+            retake,
+        });
+    }
+}
+
+/// How a group's commit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Landed {
+    /// Committed on the state its jobs were planned on.
+    AsPlanned,
+    /// Committed after conflicts made it plan its jobs again on a newer
+    /// state.
+    Replanned,
+    /// Not committed; its jobs were answered with the failure.
+    Failed,
 }
 
 /// A job's payload, without its reply.
@@ -268,17 +338,27 @@ impl Sequencer {
                 (work, reply)
             }
             Job::Expire { reply } => return self.expire(group, reply),
-            Job::Denied(entry) => return self.deny(group, *entry),
-            Job::Flush { reply } => {
-                let answer = Answer::Unchanged(group.last_write());
-                return group.answers.push((Some(reply), answer));
+            Job::Denied(entry) => {
+                let denial = Denial {
+                    entry: *entry,
+                    derived: false,
+                };
+                return self.deny(group, denial);
             }
+            Job::Flush { reply } => return flush(group, reply),
             Job::Replicate { sets, reply } => return self.replicate(group, sets, reply),
+            Job::Observe { sets, reply } => return self.observe(group, sets, reply),
             Job::Install { snapshot, reply } => return self.install(group, *snapshot, reply),
             Job::Stop => return,
         };
+        self.take_work(group, work, reply);
+    }
+
+    /// Plans a write or a schema change into the group and records how to
+    /// answer it (and the audit entry of a refusal by the actor rules).
+    fn take_work(&self, group: &mut Group, work: Work, reply: Reply) {
         match self.fit(group, |g| self.plan(g, &work)) {
-            Planned::Admitted(admitted) => group.add(*admitted, Some(reply)),
+            Planned::Admitted(admitted) => group.add(*admitted, Some(reply), Retake::Work(work)),
             Planned::Answer(answer) => {
                 if let (
                     Answer::Refused(e),
@@ -290,10 +370,14 @@ impl Sequencer {
                 ) = (&answer, &work)
                 {
                     if let Some(entry) = self.denial(tenant, operations, options, e) {
-                        self.deny(group, entry);
+                        let denial = Denial {
+                            entry,
+                            derived: true,
+                        };
+                        self.deny(group, denial);
                     }
                 }
-                group.answers.push((Some(reply), answer));
+                group.answer(Some(reply), answer, Retake::Work(work));
             }
         }
     }
@@ -333,23 +417,23 @@ impl Sequencer {
 
     /// Adds a refusal to the group's audit entries, committing the group
     /// first if it holds as many as it may.
-    fn deny(&self, group: &mut Group, entry: AuditEntry) {
+    fn deny(&self, group: &mut Group, denial: Denial) {
         if group.denied.len() >= authzd_core::limits::MAX_GROUP_WRITES {
             self.commit(group);
         }
-        group.denied.push(entry);
+        group.denied.push(denial);
     }
 
     /// Plans with `plan` on the group's state; if the result does not fit
-    /// the group, commits the group first. A successful commit leaves the
-    /// state the plan was made on, so the plan stands; a failed one reverts
-    /// the state to the cache's, so the plan is made again.
+    /// the group, commits the group first. A commit as planned leaves the
+    /// state the plan was made on, so the plan stands; a failed or
+    /// re-planned one leaves another state, so the plan is made again.
     fn fit(&self, group: &mut Group, plan: impl Fn(&Group) -> Planned) -> Planned {
         let planned = plan(group);
         let Planned::Admitted(admitted) = &planned else {
             return planned;
         };
-        if !group.would_overflow(admitted.bytes) || self.commit(group) {
+        if !group.would_overflow(admitted.bytes) || self.commit(group) == Landed::AsPlanned {
             return planned;
         }
         plan(group)
@@ -389,7 +473,7 @@ impl Sequencer {
             match self.runtime.block_on(known) {
                 Ok(Some(revision)) => return Planned::Answer(Answer::Earlier(revision)),
                 Ok(None) => {}
-                Err(e) => return Planned::Answer(Answer::Refused(Error::Store(e))),
+                Err(e) => return Planned::Answer(Answer::Refused(e.into())),
             }
         }
         if let Err(e) = expect_revision(options.expected_revision, group.revision()) {
@@ -486,11 +570,11 @@ impl Sequencer {
             .collect();
         for tenant in tenants {
             if let Planned::Admitted(admitted) = self.fit(group, |g| plan_expiry(g, &tenant, now)) {
-                group.add(*admitted, None);
+                group.add(*admitted, None, Retake::Never);
             }
         }
         let answer = Answer::Unchanged(group.last_write());
-        group.answers.push((Some(reply), answer));
+        group.answer(Some(reply), answer, Retake::Expire);
     }
 
     /// Adds a primary's change sets to the group, each checked to follow the
@@ -500,15 +584,73 @@ impl Sequencer {
         for replicated in sets {
             let planned = self.fit(group, |g| plan_replicated(g, &replicated));
             match planned {
-                Planned::Admitted(admitted) => group.add(*admitted, None),
+                Planned::Admitted(admitted) => group.add(*admitted, None, Retake::Never),
                 Planned::Answer(answer) => {
-                    group.answers.push((Some(reply), answer));
+                    group.answer(Some(reply), answer, Retake::Never);
                     return;
                 }
             }
         }
         let answer = Answer::Unchanged(group.last_write());
-        group.answers.push((Some(reply), answer));
+        group.answer(Some(reply), answer, Retake::Never);
+    }
+
+    /// Commits the group, then applies another writer's change sets to
+    /// cache and feed.
+    fn observe(&self, group: &mut Group, sets: Vec<Replicated>, reply: Reply) {
+        self.commit(group);
+        let result = sets
+            .into_iter()
+            .try_for_each(|set| self.observe_one(set))
+            .map(|()| self.engine.revision());
+        *group = Group::new(&self.engine.snapshot());
+        send(Some(reply), result);
+    }
+
+    /// Applies one change set committed elsewhere to the cache and
+    /// publishes it to the feed, as the writer computed it; one already
+    /// applied is skipped, so each reaches cache and feed exactly once.
+    fn observe_one(&self, replicated: Replicated) -> Result<(), Error> {
+        let Replicated { set, catalog } = replicated;
+        let mut next = Snapshot::clone(&self.engine.snapshot());
+        if set.revision <= next.revision {
+            return Ok(());
+        }
+        if set.revision != next.revision.next() {
+            return Err(Error::OutOfSequence {
+                given: set.revision,
+                latest: next.revision,
+            });
+        }
+        next.apply_changes(set.tenant.as_ref(), &set.changes, catalog, set.committed_at);
+        next.revision = set.revision;
+        self.engine.publish(next);
+        self.applied.send_replace(set.revision);
+        self.feed.publish(Arc::new(set));
+        Ok(())
+    }
+
+    /// Observes what the store holds beyond the cache, up to `head`.
+    fn catch_up(&self, head: Revision) -> Result<(), StoreError> {
+        loop {
+            let after = self.engine.revision();
+            if after >= head {
+                return Ok(());
+            }
+            let sets = self.runtime.block_on(self.store.changes_after(
+                after,
+                authzd_core::limits::REPLAY_PAGE,
+                authzd_core::limits::REPLAY_PAGE_BYTES,
+            ))?;
+            if sets.is_empty() {
+                return Ok(());
+            }
+            for set in sets {
+                Replicated::prepare(set)
+                    .and_then(|set| self.observe_one(set))
+                    .map_err(|e| StoreError::Database(Box::new(e)))?;
+            }
+        }
     }
 
     /// Commits the group, then replaces store and cache with `snapshot`.
@@ -517,14 +659,17 @@ impl Sequencer {
         let Installed { export, catalog } = snapshot;
         let revision = export.revision;
         let tenants = Arc::new(export.tenants);
-        let stored = self.runtime.block_on(self.store.replace_all(
-            revision,
-            catalog.source().to_string(),
-            tenants.clone(),
-        ));
+        let stored = match self.store.restore() {
+            Some(restore) => self.runtime.block_on(restore.replace_all(
+                revision,
+                catalog.source().to_string(),
+                tenants.clone(),
+            )),
+            None => Err(StoreError::Unsupported("replace its data set")),
+        };
         if let Err(e) = stored {
             tracing::error!(error = %e, "installing a snapshot failed; the replica keeps its state");
-            send(Some(reply), Err(Error::Store(e)));
+            send(Some(reply), Err(e.into()));
             return;
         }
         // The store has let go of its share by now, so this rarely copies.
@@ -537,45 +682,100 @@ impl Sequencer {
     }
 
     /// Commits the group's writes in one transaction, publishes them to the
-    /// cache and the feed, and answers every job of the group. Returns
-    /// whether the writes landed; either way the group is empty afterwards,
-    /// its working state that of the cache.
-    fn commit(&self, group: &mut Group) -> bool {
-        let fresh = Group::new(&group.working);
-        let finished = std::mem::replace(group, fresh);
-        let started = std::time::Instant::now();
-        let writes = finished.writes.len();
-        let result = if finished.writes.is_empty() && finished.denied.is_empty() {
-            Ok(Vec::new())
-        } else {
-            self.store_group(finished.base, finished.writes, finished.denied)
-        };
-        let took = started.elapsed();
-        let sets = match result {
-            Ok(sets) => sets,
-            Err(e) => {
-                tracing::error!(error = %e, writes, "a write group failed; nothing of it was applied");
-                let failure = e.to_string();
-                for (reply, answer) in finished.answers {
-                    let result = match answer {
-                        Answer::Refused(e) => Err(e),
-                        Answer::Earlier(r) => Ok(r),
-                        Answer::Unchanged(None) => Ok(finished.base),
-                        Answer::Committed(_) | Answer::Unchanged(Some(_)) => {
-                            Err(Error::Store(StoreError::Database(failure.clone().into())))
-                        }
+    /// cache and the feed, and answers every job of the group; after a
+    /// conflict with another writer, catches up and plans the jobs again
+    /// first. Either way the group is empty afterwards, its working state
+    /// that of the cache.
+    fn commit(&self, group: &mut Group) -> Landed {
+        let mut replans = 0;
+        loop {
+            let fresh = Group::new(&group.working);
+            let finished = std::mem::replace(group, fresh);
+            let Group {
+                base,
+                working,
+                writes,
+                answers,
+                denied,
+                ..
+            } = finished;
+            let started = std::time::Instant::now();
+            let count = writes.len();
+            let result = if writes.is_empty() && denied.is_empty() {
+                Ok(Vec::new())
+            } else {
+                let denied = denied.iter().map(|d| d.entry.clone()).collect();
+                self.store_group(base, writes, denied)
+            };
+            match result {
+                Ok(sets) => {
+                    self.publish(working, sets, started.elapsed(), base, answers);
+                    *group = Group::new(&self.engine.snapshot());
+                    return match replans {
+                        0 => Landed::AsPlanned,
+                        _ => Landed::Replanned,
                     };
-                    send(reply, result);
                 }
-                *group = Group::new(&self.engine.snapshot());
-                return false;
+                Err(StoreError::Conflict { head, .. }) if replans < MAX_REPLANS => {
+                    replans += 1;
+                    tracing::debug!(%base, %head, replans, "another writer committed first; planning the group again");
+                    if let Err(e) = self.catch_up(head) {
+                        tracing::error!(error = %e, "catching up after a conflict failed");
+                        fail(answers, base, &Arc::new(e));
+                        *group = Group::new(&self.engine.snapshot());
+                        return Landed::Failed;
+                    }
+                    *group = Group::new(&self.engine.snapshot());
+                    let conflict = Arc::new(StoreError::Conflict { base, head });
+                    self.retake(group, answers, denied, &conflict);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, writes = count, "a write group failed; nothing of it was applied");
+                    fail(answers, base, &Arc::new(e));
+                    *group = Group::new(&self.engine.snapshot());
+                    return Landed::Failed;
+                }
             }
-        };
+        }
+    }
+
+    /// Takes a conflicted group's jobs into `group` again, in their order,
+    /// each planned on `group`'s (newer) state; refusals handed in by the
+    /// API are carried over, those the sequencer derived are made again.
+    fn retake(
+        &self,
+        group: &mut Group,
+        answers: Vec<Taken>,
+        denied: Vec<Denial>,
+        conflict: &Arc<StoreError>,
+    ) {
+        for denial in denied.into_iter().filter(|d| !d.derived) {
+            self.deny(group, denial);
+        }
+        for taken in answers {
+            match (taken.retake, taken.reply) {
+                (Retake::Work(work), Some(reply)) => self.take_work(group, work, reply),
+                (Retake::Expire, Some(reply)) => self.expire(group, reply),
+                (Retake::Flush, Some(reply)) => flush(group, reply),
+                (_, reply) => send(reply, Err(Error::Store(conflict.clone()))),
+            }
+        }
+    }
+
+    /// Publishes a committed group to cache and feed, and answers its jobs.
+    fn publish(
+        &self,
+        working: Snapshot,
+        sets: Vec<authzd_core::model::ChangeSet>,
+        took: std::time::Duration,
+        base: Revision,
+        answers: Vec<Taken>,
+    ) {
         let revisions: Vec<Revision> = sets.iter().map(|s| s.revision).collect();
         if let Some(&last) = revisions.last() {
             crate::metrics::commit(sets.len(), took, last.0);
             for tenant in sets.iter().filter_map(|s| s.tenant.as_ref()) {
-                if let Some(state) = finished.working.tenants.get(tenant) {
+                if let Some(state) = working.tenants.get(tenant) {
                     crate::metrics::tenant_size(
                         tenant.as_str(),
                         state.subjects.len(),
@@ -583,7 +783,7 @@ impl Sequencer {
                     );
                 }
             }
-            let mut next = finished.working;
+            let mut next = working;
             next.revision = last;
             self.engine.publish(next);
             self.applied.send_replace(last);
@@ -595,23 +795,22 @@ impl Sequencer {
         let at = |index: Option<usize>| {
             index
                 .and_then(|i| revisions.get(i).copied())
-                .unwrap_or(finished.base)
+                .unwrap_or(base)
         };
-        for (reply, answer) in finished.answers {
-            let result = match answer {
+        for taken in answers {
+            let result = match taken.answer {
                 Answer::Committed(i) => Ok(at(Some(i))),
                 Answer::Unchanged(i) => Ok(at(i)),
                 Answer::Earlier(r) => Ok(r),
                 Answer::Refused(e) => Err(e),
             };
-            send(reply, result);
+            send(taken.reply, result);
         }
-        *group = Group::new(&self.engine.snapshot());
-        true
     }
 
-    /// Writes the group to the store; on an uncertain commit, learns from the
-    /// changelog whether it landed (a transaction lands whole or not at all).
+    /// Writes the group to the store as one commit planned on `base`; on an
+    /// uncertain commit, asks the store whether the group's commit id
+    /// landed (a transaction lands whole or not at all).
     fn store_group(
         &self,
         base: Revision,
@@ -619,7 +818,9 @@ impl Sequencer {
         denied: Vec<AuditEntry>,
     ) -> Result<Vec<authzd_core::model::ChangeSet>, StoreError> {
         let count = writes.len();
-        match self.runtime.block_on(self.store.commit_group(writes, denied)) {
+        let id = CommitId::random();
+        let committed = self.store.commit_group(base, id, writes, denied);
+        match self.runtime.block_on(committed) {
             Ok(outcomes) => Ok(outcomes
                 .into_iter()
                 .filter_map(|o| match o {
@@ -633,19 +834,45 @@ impl Sequencer {
                 })
                 .collect()),
             Err(StoreError::CommitUncertain(e)) => {
-                tracing::error!(error = %e, "commit outcome unknown; re-reading the changelog");
+                tracing::error!(error = %e, commit = %id, "commit outcome unknown; asking the store whether it landed");
+                let Some(first) = self.runtime.block_on(self.store.find_commit(id, base))? else {
+                    return Err(StoreError::CommitUncertain("the write did not land".into()));
+                };
+                let before = Revision(first.0.saturating_sub(1));
                 let landed = self
                     .runtime
-                    .block_on(self.store.changes_after(base, count, usize::MAX))?;
+                    .block_on(self.store.changes_after(before, count, usize::MAX))?;
                 if landed.len() == count {
                     Ok(landed)
                 } else {
-                    Err(StoreError::CommitUncertain("the write did not land".into()))
+                    Err(StoreError::CommitUncertain(
+                        "the write landed but its changelog entries are gone".into(),
+                    ))
                 }
             }
             Err(e) => Err(e),
         }
     }
+}
+
+/// Answers every job of a group that did not commit: refusals and earlier
+/// revisions as they were, everything else with the failure.
+fn fail(answers: Vec<Taken>, base: Revision, failure: &Arc<StoreError>) {
+    for taken in answers {
+        let result = match taken.answer {
+            Answer::Refused(e) => Err(e),
+            Answer::Earlier(r) => Ok(r),
+            Answer::Unchanged(None) => Ok(base),
+            Answer::Committed(_) | Answer::Unchanged(Some(_)) => Err(Error::Store(failure.clone())),
+        };
+        send(taken.reply, result);
+    }
+}
+
+/// Answers a flush with the revision the group's state will have.
+fn flush(group: &mut Group, reply: Reply) {
+    let answer = Answer::Unchanged(group.last_write());
+    group.answer(Some(reply), answer, Retake::Flush);
 }
 
 /// The system write removing a tenant's expired assignments, if it has any.
@@ -712,7 +939,7 @@ fn plan_replicated(group: &Group, replicated: &Replicated) -> Planned {
 fn admit(write: PendingWrite, next: Snapshot) -> Planned {
     match write.entry_bytes() {
         Ok(bytes) => Planned::Admitted(Box::new(Admitted { write, bytes, next })),
-        Err(e) => Planned::Answer(Answer::Refused(Error::Store(e))),
+        Err(e) => Planned::Answer(Answer::Refused(e.into())),
     }
 }
 
@@ -743,8 +970,8 @@ mod tests {
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    /// Answers of the jobs handed to a sequencer.
-    type Answers = Vec<oneshot::Receiver<Result<Revision, Error>>>;
+    /// Where the answer of a job handed to a sequencer arrives.
+    type Awaited = oneshot::Receiver<Result<Revision, Error>>;
 
     /// A sequencer over `store`, with an empty cache at the store's revision.
     fn sequencer(
@@ -776,22 +1003,10 @@ mod tests {
         names: &[&str],
     ) -> Result<Vec<Result<Revision, Error>>, Box<dyn std::error::Error>> {
         let (jobs, queue) = sync_channel(names.len() + 1);
-        let mut answers: Answers = Vec::new();
+        let mut answers: Vec<Awaited> = Vec::new();
         for name in names {
-            let (reply, answer) = oneshot::channel();
-            let subject = Subject {
-                id: SubjectId::try_from(*name)?,
-                kind: SubjectKind::User,
-                status: SubjectStatus::Active,
-                attributes: Default::default(),
-                home_scope: None,
-            };
-            jobs.send(Job::Write {
-                tenant: TenantId::try_from("t")?,
-                operations: vec![engine::Operation::CreateSubject(subject)],
-                options: WriteOptions::default(),
-                reply,
-            })?;
+            let (job, answer) = create(name)?;
+            jobs.send(job)?;
             answers.push(answer);
         }
         jobs.send(Job::Stop)?;
@@ -855,6 +1070,187 @@ mod tests {
         assert_eq!(revisions, vec![Revision(1), Revision(2)]);
         assert_eq!(engine.revision(), Revision(2));
         assert_eq!(*applied.borrow(), Revision(2));
+        Ok(())
+    }
+
+    /// A subject creation in tenant `t`, as a job.
+    fn create(name: &str) -> Result<(Job, Awaited), Box<dyn std::error::Error>> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Write {
+            tenant: TenantId::try_from("t")?,
+            operations: vec![engine::Operation::CreateSubject(subject(name)?)],
+            options: WriteOptions::default(),
+            reply,
+        };
+        Ok((job, answer))
+    }
+
+    fn subject(name: &str) -> Result<Subject, Box<dyn std::error::Error>> {
+        Ok(Subject {
+            id: SubjectId::try_from(name)?,
+            kind: SubjectKind::User,
+            status: SubjectStatus::Active,
+            attributes: Default::default(),
+            home_scope: None,
+        })
+    }
+
+    /// Another writer's commit to tenant `t` creating `name`, through its
+    /// own handle on the store.
+    fn rival_write(name: &str) -> Result<PendingWrite, Box<dyn std::error::Error>> {
+        Ok(PendingWrite {
+            tenant: Some(TenantId::try_from("t")?),
+            actor: None,
+            committed_at: authzd_core::model::Timestamp::now(),
+            changes: vec![
+                Change::TenantPut(Default::default()),
+                Change::SubjectPut(subject(name)?),
+            ],
+            effects: Vec::new(),
+            expected_revision: None,
+            idempotency_key: None,
+            origin: Origin::default(),
+            revision: None,
+        })
+    }
+
+    /// Every revision the feed delivers to a subscriber of tenant `t` from
+    /// revision 0 until `last`, one entry per complete revision.
+    fn delivered(
+        runtime: &tokio::runtime::Runtime,
+        feed: &Feed,
+        last: Revision,
+    ) -> Result<Vec<Revision>, Box<dyn std::error::Error>> {
+        use crate::watch::{Event, Filter, Pacing};
+        runtime.block_on(async {
+            let pacing = Pacing {
+                buffer: 16,
+                buffer_bytes: 1 << 20,
+                piece_bytes: 1 << 20,
+                progress_every: std::time::Duration::from_secs(3600),
+            };
+            // The feed must hold every revision: nothing is replayed.
+            let mut subscription = feed.subscribe(
+                Filter::tenant(TenantId::try_from("t")?),
+                Revision(0),
+                pacing,
+                |_| async { Ok(Vec::new()) },
+            );
+            let mut seen = Vec::new();
+            while seen.last() != Some(&last) {
+                let next =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), subscription.next());
+                match next.await? {
+                    Some(Ok(Event::Committed(piece))) if piece.complete => {
+                        seen.push(piece.revision)
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => break,
+                }
+            }
+            Ok(seen)
+        })
+    }
+
+    /// A group whose commit meets another writer's commit is refused by the
+    /// store, and the sequencer applies the other commit to cache and feed,
+    /// then plans the group again on the newer state: a creation of the
+    /// subject the other writer created is now refused, the other write
+    /// commits after it; the feed carries each revision once.
+    #[test]
+    fn a_conflicting_group_is_planned_again_on_the_newer_state() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = runtime.block_on(authzd_store_redb::open(dir.path()))?;
+        let rival = Faulty::new(store.clone());
+        let sequencer = sequencer(&runtime, store.clone())?;
+        let (engine, feed) = (sequencer.engine.clone(), sequencer.feed.clone());
+        runtime.block_on(rival.commit(rival_write("alice")?))?;
+
+        let (jobs, queue) = sync_channel(4);
+        let (same, same_answer) = create("alice")?;
+        let (other, other_answer) = create("bob")?;
+        jobs.send(same)?;
+        jobs.send(other)?;
+        jobs.send(Job::Stop)?;
+        sequencer.run(queue);
+
+        let refused = same_answer.blocking_recv()?;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Refused {
+                    error: EngineError::AlreadyExists { .. },
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(other_answer.blocking_recv()??, Revision(2));
+        let snapshot = engine.snapshot();
+        let tenant = snapshot
+            .tenants
+            .get(&TenantId::try_from("t")?)
+            .ok_or("no tenant t")?;
+        for name in ["alice", "bob"] {
+            assert!(
+                tenant.subjects.contains_key(&SubjectId::try_from(name)?),
+                "{name}"
+            );
+        }
+        assert_eq!(snapshot.revision, Revision(2));
+        assert_eq!(
+            delivered(&runtime, &feed, Revision(2))?,
+            vec![Revision(1), Revision(2)]
+        );
+        assert_eq!(runtime.block_on(store.revision())?, Revision(2));
+        Ok(())
+    }
+
+    /// Change sets another writer committed, handed to the observe path
+    /// (twice over), reach cache and feed exactly once and are not stored
+    /// again; the next write then commits after them without a conflict.
+    #[test]
+    fn observed_change_sets_reach_cache_and_feed_once_and_are_not_stored() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = Faulty::new(runtime.block_on(authzd_store_redb::open(dir.path()))?);
+        let rival = Faulty::new(store.clone());
+        let sequencer = sequencer(&runtime, store.clone())?;
+        let (engine, feed) = (sequencer.engine.clone(), sequencer.feed.clone());
+        let committed = runtime.block_on(rival.commit(rival_write("alice")?))?;
+        let CommitOutcome::Committed(set) = committed else {
+            return Err("the rival's write was replayed".into());
+        };
+        let prepared = || Replicated::prepare(set.clone());
+
+        let (jobs, queue) = sync_channel(4);
+        let (reply, observed) = oneshot::channel();
+        jobs.send(Job::Observe {
+            sets: vec![prepared()?, prepared()?],
+            reply,
+        })?;
+        let (next, next_answer) = create("bob")?;
+        jobs.send(next)?;
+        jobs.send(Job::Stop)?;
+        let commits_before = store.commits();
+        sequencer.run(queue);
+
+        assert_eq!(observed.blocking_recv()??, Revision(1));
+        assert_eq!(next_answer.blocking_recv()??, Revision(2));
+        assert_eq!(
+            store.commits() - commits_before,
+            1,
+            "only the next write was stored"
+        );
+        assert_eq!(engine.revision(), Revision(2));
+        assert_eq!(
+            delivered(&runtime, &feed, Revision(2))?,
+            vec![Revision(1), Revision(2)]
+        );
+        let log = runtime.block_on(store.changes_after(Revision(0), 10, usize::MAX))?;
+        assert_eq!(log.len(), 2);
         Ok(())
     }
 }

@@ -12,14 +12,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{
-    AuditPage, CommitOutcome, Datastore, PendingWrite, Record, SnapshotStream, Store, StoreError,
-    TenantRecords,
+    AuditPage, CommitId, CommitOutcome, Datastore, Epoch, PendingWrite, Record, SnapshotStream,
+    Store, StoreError, TenantRecords,
 };
 use authzd_core::model::{AuditEntry, AuditQuery, ChangeSet, Revision, TenantId};
+use authzd_store::Restore;
 
 /// Records per batch of a snapshot: large enough that the channel costs
 /// little per record, small enough that a batch stays a few hundred KB.
@@ -33,13 +34,51 @@ const SNAPSHOT_BATCHES_AHEAD: usize = 4;
 /// refuses), off the async workers.
 pub async fn open(dir: &Path) -> Result<Arc<dyn Datastore>, StoreError> {
     let dir = dir.to_path_buf();
-    let store = blocking(move || Store::open(&dir)).await?;
-    Ok(Arc::new(RedbDatastore(Arc::new(store))))
+    let (store, latest) = blocking(move || {
+        let store = Store::open(&dir)?;
+        let latest = store.revision()?;
+        Ok((store, latest))
+    })
+    .await?;
+    let head = watch::Sender::new(Head {
+        latest,
+        closed: false,
+    });
+    Ok(Arc::new(RedbDatastore(Arc::new(Shared { store, head }))))
+}
+
+/// What [`Datastore::wait_beyond`] watches.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    /// The latest revision committed through this store.
+    latest: Revision,
+    /// Set by [`Datastore::close`]: no revision will come.
+    closed: bool,
+}
+
+/// The store and its head signal, shared by every handle and blocking task.
+#[derive(Debug)]
+struct Shared {
+    store: Store,
+    /// Every writer of the file is in this process (redb locks the file), so
+    /// a local signal sent after each commit tells waiters all there is.
+    head: watch::Sender<Head>,
+}
+
+impl Shared {
+    /// Tells waiters the store's latest revision, as read now (after a
+    /// commit, whatever its reported outcome).
+    fn announce(&self) {
+        if let Ok(latest) = self.store.revision() {
+            self.head
+                .send_modify(|head| head.latest = head.latest.max(latest));
+        }
+    }
 }
 
 /// A redb store on the blocking pool.
 #[derive(Debug)]
-struct RedbDatastore(Arc<Store>);
+struct RedbDatastore(Arc<Shared>);
 
 impl RedbDatastore {
     /// Runs `op` on the store, on the blocking pool.
@@ -47,8 +86,8 @@ impl RedbDatastore {
         &self,
         op: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.0.clone();
-        blocking(move || op(&store)).await
+        let shared = self.0.clone();
+        blocking(move || op(&shared.store)).await
     }
 }
 
@@ -66,15 +105,48 @@ async fn blocking<T: Send + 'static>(
 impl Datastore for RedbDatastore {
     async fn commit_group(
         &self,
+        base: Revision,
+        id: CommitId,
         writes: Vec<PendingWrite>,
         denied: Vec<AuditEntry>,
     ) -> Result<Vec<CommitOutcome>, StoreError> {
-        let store = self.0.clone();
-        // Once started, the blocking task commits whether or not this future
-        // is still polled; if it died, whether it committed is unknown.
-        tokio::task::spawn_blocking(move || store.commit_audited(&writes, &denied))
+        let shared = self.0.clone();
+        // Once started, the blocking task commits (and announces the new
+        // head) whether or not this future is still polled; if it died,
+        // whether it committed is unknown.
+        tokio::task::spawn_blocking(move || {
+            let outcome = shared.store.commit_audited(base, id, &writes, &denied);
+            if !writes.is_empty() {
+                shared.announce();
+            }
+            outcome
+        })
+        .await
+        .map_err(|e| StoreError::CommitUncertain(Box::new(e)))?
+    }
+
+    async fn find_commit(
+        &self,
+        id: CommitId,
+        after: Revision,
+    ) -> Result<Option<Revision>, StoreError> {
+        self.run(move |store| store.find_commit(id, after)).await
+    }
+
+    async fn wait_beyond(&self, revision: Revision) -> Result<Revision, StoreError> {
+        let mut head = self.0.head.subscribe();
+        let seen = head
+            .wait_for(|h| h.closed || h.latest > revision)
             .await
-            .map_err(|e| StoreError::CommitUncertain(Box::new(e)))?
+            .map_err(|_| StoreError::Closed)?;
+        if seen.closed {
+            return Err(StoreError::Closed);
+        }
+        Ok(seen.latest)
+    }
+
+    async fn epoch(&self) -> Result<Epoch, StoreError> {
+        self.run(Store::epoch).await
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {
@@ -98,10 +170,10 @@ impl Datastore for RedbDatastore {
     async fn snapshot(&self) -> Result<SnapshotStream, StoreError> {
         let (header_tx, header_rx) = oneshot::channel();
         let (batches_tx, batches_rx) = mpsc::channel(SNAPSHOT_BATCHES_AHEAD);
-        let store = self.0.clone();
+        let shared = self.0.clone();
         // Not awaited: the reader runs as long as the stream is consumed and
         // stops at the first batch nobody takes.
-        tokio::task::spawn_blocking(move || read_snapshot(&store, header_tx, &batches_tx));
+        tokio::task::spawn_blocking(move || read_snapshot(&shared.store, header_tx, &batches_tx));
         let (revision, schema) = header_rx
             .await
             .map_err(|_| StoreError::Database("the snapshot reader ended early".into()))??;
@@ -131,22 +203,12 @@ impl Datastore for RedbDatastore {
             .await
     }
 
-    async fn replace_all(
-        &self,
-        revision: Revision,
-        schema: String,
-        tenants: Arc<TenantRecords>,
-    ) -> Result<(), StoreError> {
-        self.run(move |store| store.replace_all(revision, &schema, &tenants))
-            .await
-    }
-
     fn retain(&self, revisions: u64) {
-        self.0.retain(revisions);
+        self.0.store.retain(revisions);
     }
 
     fn retain_audit(&self, age: Duration) {
-        self.0.retain_audit(age);
+        self.0.store.retain_audit(age);
     }
 
     async fn close(&self) {
@@ -160,6 +222,31 @@ impl Datastore for RedbDatastore {
         if let Err(e) = closed {
             tracing::error!(error = %e, "closing the store failed");
         }
+        self.0.head.send_modify(|head| head.closed = true);
+    }
+
+    fn restore(&self) -> Option<&dyn Restore> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl Restore for RedbDatastore {
+    async fn replace_all(
+        &self,
+        revision: Revision,
+        schema: String,
+        tenants: Arc<TenantRecords>,
+    ) -> Result<(), StoreError> {
+        let shared = self.0.clone();
+        blocking(move || {
+            shared.store.replace_all(revision, &schema, &tenants)?;
+            // A replaced data set may stand at an older revision: waiters
+            // learn its head as it now is.
+            shared.head.send_modify(|head| head.latest = revision);
+            Ok(())
+        })
+        .await
     }
 }
 

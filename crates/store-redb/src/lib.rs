@@ -34,8 +34,8 @@ use serde::de::DeserializeOwned;
 
 use audit::AuditTable;
 use authzd_store::{
-    AuditPage, CommitOutcome, Datastore, PendingWrite, Record, SnapshotStream, StoreError,
-    TenantRecords,
+    AuditPage, CommitId, CommitOutcome, Datastore, Epoch, PendingWrite, Record, SnapshotStream,
+    StoreError, TenantRecords,
 };
 pub use embedded::open;
 
@@ -44,8 +44,9 @@ use authzd_core::model::{
 };
 
 use tables::{
-    ASSIGNMENTS, CHANGELOG, FORMAT_VERSION, GROUPS, IDEMPOTENCY, MEMBERSHIPS, META,
-    META_FORMAT_VERSION, META_REVISION, ROLES, SCHEMA, SCHEMA_CURRENT, SCOPES, SUBJECTS, TENANTS,
+    ASSIGNMENTS, CHANGELOG, COMMITS, FORMAT_VERSION, GROUPS, IDEMPOTENCY, MEMBERSHIPS, META,
+    META_EPOCH, META_FORMAT_VERSION, META_REVISION, ROLES, SCHEMA, SCHEMA_CURRENT, SCOPES,
+    SUBJECTS, TENANTS,
 };
 
 /// Most changelog entries one commit prunes, so that shrinking the
@@ -269,17 +270,20 @@ impl Store {
         ))
     }
 
-    /// Commits several writes in one transaction and one fsync, as
-    /// [`Datastore::commit_group`] documents.
+    /// Commits several writes in one transaction and one fsync on the
+    /// latest revision, as [`Datastore::commit_group`] documents.
     #[cfg(test)]
     fn commit_group(&self, writes: &[PendingWrite]) -> Result<Vec<CommitOutcome>, StoreError> {
-        self.commit_audited(writes, &[])
+        let base = self.revision()?;
+        self.commit_audited(base, CommitId::random(), writes, &[])
     }
 
     /// Commits `writes` and records `denied` in one transaction and one
     /// fsync, as [`Datastore::commit_group`] documents.
     pub fn commit_audited(
         &self,
+        base: Revision,
+        id: CommitId,
         writes: &[PendingWrite],
         denied: &[AuditEntry],
     ) -> Result<Vec<CommitOutcome>, StoreError> {
@@ -288,6 +292,15 @@ impl Store {
             // Immediate is redb's default; stated because an acknowledged
             // write must survive `kill -9`.
             txn.set_durability(Durability::Immediate).map_err(db_err)?;
+            if !writes.is_empty() {
+                // redb runs one write transaction at a time, so the head
+                // read here cannot move before this one commits.
+                let head = read_revision(&txn.open_table(META).map_err(db_err)?)?;
+                if head != base {
+                    abort(txn);
+                    return Err(StoreError::Conflict { base, head });
+                }
+            }
             let staged = self.stage_all(&txn, writes, denied);
             let outcomes = match staged {
                 Ok(outcomes) => outcomes,
@@ -306,6 +319,12 @@ impl Store {
             if last.is_none() && denied.is_empty() {
                 abort(txn);
                 return Ok(outcomes);
+            }
+            if let Some(first) = first_committed(&outcomes) {
+                if let Err(err) = record_commit(&txn, first, id) {
+                    abort(txn);
+                    return Err(err);
+                }
             }
             let retain = self.retention.load(Ordering::SeqCst);
             let keep_from = last.and_then(|l| l.0.checked_sub(retain).map(|r| Revision(r + 1)));
@@ -447,6 +466,45 @@ impl Store {
         })
     }
 
+    /// The first revision of the group committed as `id` after `after`,
+    /// if it landed and is still retained.
+    pub fn find_commit(
+        &self,
+        id: CommitId,
+        after: Revision,
+    ) -> Result<Option<Revision>, StoreError> {
+        self.run(|db| {
+            let Some(first) = after.0.checked_add(1) else {
+                return Ok(None);
+            };
+            let txn = db.begin_read().map_err(db_err)?;
+            let commits = match txn.open_table(COMMITS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(err) => return Err(db_err(err)),
+            };
+            for row in commits.range(first..).map_err(db_err)? {
+                let (revision, committed) = row.map_err(db_err)?;
+                if committed.value() == id.0 {
+                    return Ok(Some(Revision(revision.value())));
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// The data set's epoch.
+    pub fn epoch(&self) -> Result<Epoch, StoreError> {
+        self.run(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let meta = txn.open_table(META).map_err(db_err)?;
+            let epoch = meta.get(META_EPOCH).map_err(db_err)?;
+            epoch
+                .map(|e| Epoch(e.value()))
+                .ok_or_else(|| StoreError::Database("the store records no epoch".into()))
+        })
+    }
+
     /// The lowest revision still in the changelog; 0 if it is empty.
     pub fn oldest_retained(&self) -> Result<Revision, StoreError> {
         self.run(|db| {
@@ -537,8 +595,12 @@ fn open_db(opener: &Opener, location: &str) -> Result<Database, StoreError> {
             });
         }
     }
+    let has_epoch = meta.get(META_EPOCH).map_err(db_err)?.is_some();
     drop(meta);
     drop(txn);
+    if !has_epoch {
+        ensure_epoch(&db)?;
+    }
     Ok(db)
 }
 
@@ -592,6 +654,7 @@ fn initialize(db: &Database) -> Result<(), StoreError> {
         let mut meta = txn.open_table(META).map_err(db_err)?;
         meta.insert(META_FORMAT_VERSION, FORMAT_VERSION)
             .map_err(db_err)?;
+        meta.insert(META_EPOCH, Epoch::random().0).map_err(db_err)?;
         txn.open_table(SCHEMA).map_err(db_err)?;
         txn.open_table(TENANTS).map_err(db_err)?;
         for table in [SUBJECTS, SCOPES, GROUPS, ROLES, ASSIGNMENTS] {
@@ -601,8 +664,39 @@ fn initialize(db: &Database) -> Result<(), StoreError> {
         txn.open_table(CHANGELOG).map_err(db_err)?;
         txn.open_table(IDEMPOTENCY).map_err(db_err)?;
         txn.open_table(tables::AUDIT).map_err(db_err)?;
+        txn.open_table(COMMITS).map_err(db_err)?;
     }
     txn.commit().map_err(db_err)
+}
+
+/// Gives a file written before epochs existed its epoch, once.
+fn ensure_epoch(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    {
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        if meta.get(META_EPOCH).map_err(db_err)?.is_some() {
+            drop(meta);
+            abort(txn);
+            return Ok(());
+        }
+        meta.insert(META_EPOCH, Epoch::random().0).map_err(db_err)?;
+    }
+    txn.commit().map_err(db_err)
+}
+
+/// The first revision a group's outcomes committed, if any.
+fn first_committed(outcomes: &[CommitOutcome]) -> Option<Revision> {
+    outcomes.iter().find_map(|o| match o {
+        CommitOutcome::Committed(set) => Some(set.revision),
+        CommitOutcome::Replayed(_) => None,
+    })
+}
+
+/// Records that the group starting at `first` was committed as `id`.
+fn record_commit(txn: &WriteTransaction, first: Revision, id: CommitId) -> Result<(), StoreError> {
+    let mut commits = txn.open_table(COMMITS).map_err(db_err)?;
+    commits.insert(first.0, id.0).map_err(db_err)?;
+    Ok(())
 }
 
 /// Commits `txn`; a failure of the final step leaves the outcome unknown.
@@ -729,6 +823,8 @@ fn replace_in(
     txn.delete_table(MEMBERSHIPS).map_err(db_err)?;
     txn.delete_table(CHANGELOG).map_err(db_err)?;
     txn.delete_table(IDEMPOTENCY).map_err(db_err)?;
+    txn.delete_table(COMMITS).map_err(db_err)?;
+    txn.open_table(COMMITS).map_err(db_err)?;
     let mut tables = WriteTables::open(txn)?;
     apply(
         &mut tables,
@@ -745,6 +841,12 @@ fn replace_in(
         .meta
         .insert(META_REVISION, revision.0)
         .map_err(db_err)?;
+    // A replaced data set is a new one: nothing planned on the old one
+    // applies to it.
+    tables
+        .meta
+        .insert(META_EPOCH, Epoch::random().0)
+        .map_err(db_err)?;
     Ok(())
 }
 
@@ -760,6 +862,16 @@ fn prune_in(txn: &WriteTransaction, keep_from: Revision) -> Result<(), StoreErro
         .collect::<Result<_, _>>()?;
     for key in &old {
         log.remove(key).map_err(db_err)?;
+    }
+    let mut commits = txn.open_table(COMMITS).map_err(db_err)?;
+    let old: Vec<u64> = commits
+        .range(..keep_from.0)
+        .map_err(db_err)?
+        .take(MAX_PRUNED_PER_COMMIT)
+        .map(|row| row.map(|(k, _)| k.value()).map_err(db_err))
+        .collect::<Result<_, _>>()?;
+    for key in &old {
+        commits.remove(key).map_err(db_err)?;
     }
     Ok(())
 }
@@ -1905,7 +2017,12 @@ mod tests {
             more_concerned: false,
             outcome: AuditOutcome::Denied("no".into()),
         };
-        store.commit_audited(&[], std::slice::from_ref(&denied))?;
+        store.commit_audited(
+            store.revision()?,
+            CommitId::random(),
+            &[],
+            std::slice::from_ref(&denied),
+        )?;
         assert_eq!(store.revision()?, Revision(1));
         let listed = store.audit_page(&AuditQuery::default(), 10, 10)?.entries;
         assert_eq!(listed.len(), 2);

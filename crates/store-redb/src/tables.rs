@@ -20,6 +20,9 @@ pub(super) const FORMAT_VERSION: u64 = 1;
 pub(super) const META_FORMAT_VERSION: &str = "format_version";
 /// Key in [`META`] of the latest committed revision.
 pub(super) const META_REVISION: &str = "revision";
+/// Key in [`META`] of the data set's epoch (absent in files written before
+/// epochs existed until their next open).
+pub(super) const META_EPOCH: &str = "epoch";
 /// Key in [`SCHEMA`] of the current schema text.
 pub(super) const SCHEMA_CURRENT: &str = "current";
 
@@ -74,3 +77,9 @@ pub(super) const META_AUDIT_SEQ: &str = "audit_seq";
 /// the audit trail, in time order. Files written before the trail existed
 /// lack the table until their first commit; readers treat that as empty.
 pub(super) const AUDIT: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("audit");
+
+/// first revision of a committed group → the group's commit id, so that a
+/// committer told nothing of a commit's outcome can find it. Pruned with
+/// the changelog; files written before commit ids existed lack the table
+/// until their first commit, and readers treat that as empty.
+pub(super) const COMMITS: TableDefinition<u64, u128> = TableDefinition::new("commits");

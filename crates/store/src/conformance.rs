@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::faulty::{Fault, Faulty};
-use crate::{CommitOutcome, Datastore, PendingWrite, StoreError, TenantRecords};
+use crate::{CommitId, CommitOutcome, Datastore, PendingWrite, StoreError, TenantRecords};
 use authzd_core::model::{
     AuditEntry, AuditKey, AuditOutcome, AuditQuery, Change, ChangeSet, GroupId, Membership, Origin,
     Principal, Revision, Subject, SubjectId, SubjectKind, SubjectStatus, TenantId, TenantSettings,
@@ -35,6 +35,15 @@ pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 pub trait Storage: Send + Sync {
     /// A handle on this storage's data.
     async fn open(&self) -> Result<Arc<dyn Datastore>, StoreError>;
+}
+
+/// A storage whose data several handles may write at once (processes or
+/// nodes of a shared database; for an embedded store, handles in one
+/// process): the suite's several-writers category runs on it.
+#[async_trait::async_trait]
+pub trait SharedStorage: Storage {
+    /// Another handle on the data `first` holds, open beside it.
+    async fn another(&self, first: &Arc<dyn Datastore>) -> Result<Arc<dyn Datastore>, StoreError>;
 }
 
 /// Longest any single check may take before it counts as hung (a guard,
@@ -247,6 +256,19 @@ async fn whole_log(store: &dyn Datastore) -> Result<Vec<ChangeSet>, StoreError> 
     Ok(log)
 }
 
+/// Commits `writes` and `denied` as one group on the store's latest
+/// revision, under a fresh commit id.
+async fn at_head(
+    store: &dyn Datastore,
+    writes: Vec<PendingWrite>,
+    denied: Vec<AuditEntry>,
+) -> Result<Vec<CommitOutcome>, StoreError> {
+    let base = store.revision().await?;
+    store
+        .commit_group(base, CommitId::random(), writes, denied)
+        .await
+}
+
 /// Commits every sample write, one at a time.
 async fn fill(store: &dyn Datastore) -> Result<Vec<ChangeSet>, StoreError> {
     let mut sets = Vec::new();
@@ -272,9 +294,7 @@ pub async fn commit_atomicity(storage: &dyn Storage) -> TestResult {
         "k",
     );
     let stray = write(None, vec![Change::SubjectPut(subject("dave"))]);
-    let err = store
-        .commit_group(vec![carol.clone(), stray], Vec::new())
-        .await;
+    let err = at_head(&*store, vec![carol.clone(), stray], Vec::new()).await;
     assert!(
         matches!(err, Err(StoreError::MissingTenant { index: 0 })),
         "{err:?}"
@@ -282,9 +302,7 @@ pub async fn commit_atomicity(storage: &dyn Storage) -> TestResult {
     // A good write, then one against a stale revision.
     let mut stale = write(Some("acme"), vec![Change::SubjectPut(subject("erin"))]);
     stale.expected_revision = Some(Revision(1));
-    let err = store
-        .commit_group(vec![carol.clone(), stale], Vec::new())
-        .await;
+    let err = at_head(&*store, vec![carol.clone(), stale], Vec::new()).await;
     assert!(
         matches!(err, Err(StoreError::RevisionMismatch { .. })),
         "{err:?}"
@@ -317,7 +335,7 @@ pub async fn revision_order(storage: &dyn Storage) -> TestResult {
     let single = fill(&*store).await?;
     let revisions: Vec<u64> = single.iter().map(|s| s.revision.0).collect();
     assert_eq!(revisions, vec![1, 2, 3, 4, 5]);
-    let group = store.commit_group(sample_writes(), Vec::new()).await?;
+    let group = at_head(&*store, sample_writes(), Vec::new()).await?;
     let revisions: Vec<u64> = group.into_iter().map(|o| committed(o).revision.0).collect();
     assert_eq!(revisions, vec![6, 7, 8, 9, 10]);
     assert_eq!(store.revision().await?, Revision(10));
@@ -356,8 +374,7 @@ pub async fn changelog_paging(storage: &dyn Storage) -> TestResult {
             )
         })
         .collect();
-    let all: Vec<ChangeSet> = store
-        .commit_group(writes, Vec::new())
+    let all: Vec<ChangeSet> = at_head(&*store, writes, Vec::new())
         .await?
         .into_iter()
         .map(committed)
@@ -497,7 +514,14 @@ pub async fn prune(storage: &dyn Storage) -> TestResult {
     let before = observe(&*store).await?;
     assert_eq!(state_of(&before.records), state_after(&sample_writes()));
 
-    store
+    // What follows needs the capability to replace the data set, which a
+    // store shared by several writers does not offer.
+    let Some(restore) = store.restore() else {
+        store.close().await;
+        return Ok(());
+    };
+    let epoch = store.epoch().await?;
+    restore
         .replace_all(
             Revision(40),
             "schema".into(),
@@ -524,6 +548,11 @@ pub async fn prune(storage: &dyn Storage) -> TestResult {
     );
     let installed = observe(&*store).await?;
     assert_eq!(installed.records, before.records);
+    assert_ne!(
+        store.epoch().await?,
+        epoch,
+        "a replaced data set keeps its epoch"
+    );
     assert_eq!(installed.schema.as_deref(), Some("schema"));
     let mut next = write(Some("acme"), vec![Change::SubjectPut(subject("y"))]);
     next.revision = Some(Revision(41));
@@ -575,9 +604,12 @@ pub async fn idempotency(storage: &dyn Storage) -> TestResult {
         "req-1",
     );
     let store_wide = keyed(None, vec![Change::SchemaWritten("[x]".into())], "req-1");
-    let outcomes = store
-        .commit_group(vec![elsewhere.clone(), store_wide, elsewhere], Vec::new())
-        .await?;
+    let outcomes = at_head(
+        &*store,
+        vec![elsewhere.clone(), store_wide, elsewhere],
+        Vec::new(),
+    )
+    .await?;
     assert!(matches!(&outcomes[0], CommitOutcome::Committed(s) if s.revision == Revision(7)));
     assert!(matches!(&outcomes[1], CommitOutcome::Committed(s) if s.revision == Revision(8)));
     assert_eq!(outcomes[2], CommitOutcome::Replayed(Revision(7)));
@@ -596,7 +628,7 @@ pub async fn audit_with_writes(storage: &dyn Storage) -> TestResult {
     for (i, w) in writes.iter_mut().enumerate() {
         w.committed_at = Timestamp(1_000 + i as i64);
     }
-    store.commit_group(writes, Vec::new()).await?;
+    at_head(&*store, writes, Vec::new()).await?;
     let denied = AuditEntry {
         key: AuditKey {
             at: Timestamp(2_000),
@@ -609,12 +641,7 @@ pub async fn audit_with_writes(storage: &dyn Storage) -> TestResult {
         more_concerned: false,
         outcome: AuditOutcome::Denied("no".into()),
     };
-    assert!(
-        store
-            .commit_group(Vec::new(), vec![denied])
-            .await?
-            .is_empty()
-    );
+    assert!(at_head(&*store, Vec::new(), vec![denied]).await?.is_empty());
     assert_eq!(store.revision().await?, Revision(5));
     let faulty = Faulty::new(store.clone());
     faulty.arm(Fault::FailCommit);
@@ -661,12 +688,21 @@ pub async fn crash_safety(storage: &dyn Storage) -> TestResult {
     let durable = observe(&*store).await?;
     let extra = || write(Some("acme"), vec![Change::SubjectPut(subject("late"))]);
 
-    let store = uncertain_then_reopen(storage, store, Fault::LoseCommit, extra()).await?;
+    let lost = CommitId::random();
+    let store = uncertain_then_reopen(storage, store, Fault::LoseCommit, lost, extra()).await?;
     assert_eq!(observe(&*store).await?, durable);
+    assert_eq!(store.find_commit(lost, Revision(0)).await?, None);
 
-    let store = uncertain_then_reopen(storage, store, Fault::FailAfterCommit, extra()).await?;
+    let kept = CommitId::random();
+    let store =
+        uncertain_then_reopen(storage, store, Fault::FailAfterCommit, kept, extra()).await?;
     let landed = observe(&*store).await?;
     assert_eq!(landed.revision, durable.revision.next());
+    assert_eq!(
+        store.find_commit(kept, durable.revision).await?,
+        Some(landed.revision),
+        "the commit whose acknowledgement was lost is found by its id"
+    );
     assert_eq!(&landed.log[..durable.log.len()], &durable.log[..]);
     let mut expected = sample_writes();
     expected.push(extra());
@@ -692,16 +728,19 @@ pub async fn crash_safety(storage: &dyn Storage) -> TestResult {
     Ok(())
 }
 
-/// Commits `write` with `fault` armed, expects an uncertain outcome, and
-/// opens the storage again, as a restart after the crash would.
+/// Commits `write` as `id` with `fault` armed, expects an uncertain
+/// outcome, and opens the storage again, as a restart after the crash
+/// would.
 async fn uncertain_then_reopen(
     storage: &dyn Storage,
     store: Arc<Faulty>,
     fault: Fault,
+    id: CommitId,
     write: PendingWrite,
 ) -> Result<Arc<Faulty>, Box<dyn std::error::Error + Send + Sync>> {
     store.arm(fault);
-    let err = store.commit(write).await;
+    let base = store.revision().await?;
+    let err = store.commit_group(base, id, vec![write], Vec::new()).await;
     assert!(
         matches!(err, Err(StoreError::CommitUncertain(_))),
         "{err:?}"
@@ -719,12 +758,14 @@ pub async fn reopen_equality(storage: &dyn Storage) -> TestResult {
     let retried = keyed(Some("beta"), vec![Change::SubjectPut(subject("k"))], "key");
     store.commit(retried).await?;
     let before = observe(&*store).await?;
+    let epoch = store.epoch().await?;
     store.close().await;
     let err = store.revision().await;
     assert!(matches!(err, Err(StoreError::Closed)), "{err:?}");
 
     let again = storage.open().await?;
     assert_eq!(observe(&*again).await?, before);
+    assert_eq!(again.epoch().await?, epoch, "the data set changed identity");
     let key = again
         .idempotent_revision(Some(tenant("beta")), "key".into())
         .await?;
@@ -733,9 +774,288 @@ pub async fn reopen_equality(storage: &dyn Storage) -> TestResult {
     Ok(())
 }
 
+/// A group planned on a revision the store has moved past is refused whole
+/// with a conflict naming the head, and writes nothing; denials alone
+/// commit whatever the base. A committed group is found by its id from any
+/// revision before its first, and not from one at or after it.
+pub async fn commit_ids_and_conflicts(storage: &dyn Storage) -> TestResult {
+    let store = storage.open().await?;
+    fill(&*store).await?;
+    let before = observe(&*store).await?;
+    let stale = Revision(2);
+    let err = store
+        .commit_group(stale, CommitId::random(), sample_writes(), Vec::new())
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::Conflict { base, head }) if base == stale && head == before.revision),
+        "{err:?}"
+    );
+    assert!(err.is_err_and(|e| e.is_retryable()));
+    assert_eq!(
+        observe(&*store).await?,
+        before,
+        "a conflict wrote something"
+    );
+    let denied = AuditEntry {
+        key: AuditKey {
+            at: Timestamp(5_000),
+            seq: 0,
+        },
+        tenant: Some(tenant("acme")),
+        actor: None,
+        origin: Origin::default(),
+        concerned: Vec::new(),
+        more_concerned: false,
+        outcome: AuditOutcome::Denied("no".into()),
+    };
+    let alone = store
+        .commit_group(stale, CommitId::random(), Vec::new(), vec![denied])
+        .await?;
+    assert!(alone.is_empty());
+
+    let id = CommitId::random();
+    let outcomes = store
+        .commit_group(before.revision, id, sample_writes(), Vec::new())
+        .await?;
+    let first = committed(outcomes.into_iter().next().unwrap()).revision;
+    assert_eq!(first, before.revision.next());
+    for after in [Revision(0), before.revision] {
+        assert_eq!(store.find_commit(id, after).await?, Some(first));
+    }
+    assert_eq!(store.find_commit(id, first).await?, None);
+    assert_eq!(
+        store.find_commit(CommitId::random(), Revision(0)).await?,
+        None
+    );
+    store.close().await;
+    Ok(())
+}
+
+/// A wait for a revision beyond the latest returns once a commit makes
+/// one, with the new latest; a wait for one already passed returns at
+/// once; closing the store ends a wait.
+pub async fn waiting_for_commits(storage: &dyn Storage) -> TestResult {
+    let store = storage.open().await?;
+    fill(&*store).await?;
+    let latest = store.revision().await?;
+    assert_eq!(store.wait_beyond(Revision(1)).await?, latest);
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.wait_beyond(latest).await }
+    });
+    store.commit(sample_writes().remove(0)).await?;
+    assert_eq!(waiting.await??, latest.next());
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.wait_beyond(latest.next()).await }
+    });
+    store.close().await;
+    let err = waiting.await?;
+    assert!(matches!(err, Err(StoreError::Closed)), "{err:?}");
+    Ok(())
+}
+
+/// Commits `write` through `store` on its latest revision, planning again
+/// (reading the head again) after each conflict; returns its revision.
+async fn commit_retrying(
+    store: &dyn Datastore,
+    id: CommitId,
+    write: PendingWrite,
+) -> Result<Revision, StoreError> {
+    loop {
+        let base = store.revision().await?;
+        match store
+            .commit_group(base, id, vec![write.clone()], Vec::new())
+            .await
+        {
+            Ok(mut outcomes) => match outcomes.pop() {
+                Some(CommitOutcome::Committed(set)) => return Ok(set.revision),
+                Some(CommitOutcome::Replayed(revision)) => return Ok(revision),
+                None => return Err(StoreError::CommitUncertain("no outcome".into())),
+            },
+            Err(e) if e.is_retryable() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Two handles: what one commits, the other's stale group conflicts with
+/// and writes nothing; caught up, it commits on the new head. One
+/// idempotency key through both handles gives one revision.
+pub async fn writers_conflict_and_write_nothing(storage: &dyn SharedStorage) -> TestResult {
+    let a = storage.open().await?;
+    let b = storage.another(&a).await?;
+    fill(&*a).await?;
+    let base = b.revision().await?;
+    let first = keyed(
+        Some("acme"),
+        vec![Change::SubjectPut(subject("kim"))],
+        "once",
+    );
+    a.commit_group(base, CommitId::random(), vec![first.clone()], Vec::new())
+        .await?;
+    let after_a = observe(&*a).await?;
+    let rival = write(Some("acme"), vec![Change::SubjectPut(subject("lee"))]);
+    let err = b
+        .commit_group(base, CommitId::random(), vec![rival.clone()], Vec::new())
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::Conflict { head, .. }) if head == base.next()),
+        "{err:?}"
+    );
+    assert_eq!(
+        observe(&*b).await?,
+        after_a,
+        "the refused group wrote something"
+    );
+    let caught_up = b.changes_after(base, 10, usize::MAX).await?;
+    assert_eq!(caught_up.len(), 1);
+    let outcomes = b
+        .commit_group(base.next(), CommitId::random(), vec![rival], Vec::new())
+        .await?;
+    assert_eq!(
+        committed(outcomes.into_iter().next().unwrap()).revision,
+        base.next().next()
+    );
+    let again = b
+        .commit_group(
+            base.next().next(),
+            CommitId::random(),
+            vec![first],
+            Vec::new(),
+        )
+        .await?;
+    assert_eq!(again, vec![CommitOutcome::Replayed(base.next())]);
+    a.close().await;
+    Ok(())
+}
+
+/// Four handles commit 25 writes each at once, re-planning after every
+/// conflict: the changelog holds revisions 1..=100 without a hole, each
+/// commit id once, at distinct revisions; a reader paging the changelog
+/// all the while never sees a hole.
+pub async fn concurrent_writers_keep_the_changelog_gapless(
+    storage: &dyn SharedStorage,
+) -> TestResult {
+    const WRITERS: usize = 4;
+    const EACH: usize = 25;
+    let first = storage.open().await?;
+    let mut handles = vec![first.clone()];
+    for _ in 1..WRITERS {
+        handles.push(storage.another(&first).await?);
+    }
+    let reader = {
+        let store = storage.another(&first).await?;
+        tokio::spawn(async move {
+            let mut after = Revision(0);
+            while after.0 < (WRITERS * EACH) as u64 {
+                let page = store.changes_after(after, 7, usize::MAX).await?;
+                if let Some(head) = page.first() {
+                    assert_eq!(head.revision, after.next(), "the reader saw a hole");
+                }
+                for (i, set) in page.iter().enumerate() {
+                    assert_eq!(set.revision.0, after.0 + 1 + i as u64);
+                }
+                match page.last() {
+                    Some(last) => after = last.revision,
+                    None => {
+                        store.wait_beyond(after).await?;
+                    }
+                }
+            }
+            Ok::<_, StoreError>(after)
+        })
+    };
+    let mut tasks = Vec::new();
+    for (w, store) in handles.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..EACH {
+                let id = CommitId::random();
+                let change = Change::SubjectPut(subject(&format!("w{w}-{i}")));
+                commit_retrying(&*store, id, write(Some("acme"), vec![change])).await?;
+                ids.push(id);
+            }
+            Ok::<_, StoreError>(ids)
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.extend(task.await??);
+    }
+    assert_eq!(reader.await??, Revision((WRITERS * EACH) as u64));
+    let log = whole_log(&*first).await?;
+    let revisions: Vec<u64> = log.iter().map(|s| s.revision.0).collect();
+    assert_eq!(revisions, (1..=(WRITERS * EACH) as u64).collect::<Vec<_>>());
+    let mut found = std::collections::BTreeSet::new();
+    for id in ids {
+        let at = first.find_commit(id, Revision(0)).await?;
+        assert!(
+            at.is_some_and(|r| found.insert(r)),
+            "commit id {id} at {at:?}"
+        );
+    }
+    first.close().await;
+    Ok(())
+}
+
+/// A wait on one handle ends with another handle's commit.
+pub async fn a_commit_wakes_the_other_handles(storage: &dyn SharedStorage) -> TestResult {
+    let a = storage.open().await?;
+    let b = storage.another(&a).await?;
+    fill(&*a).await?;
+    let latest = b.revision().await?;
+    let waiting = tokio::spawn(async move { b.wait_beyond(latest).await });
+    a.commit(sample_writes().remove(0)).await?;
+    assert_eq!(waiting.await??, latest.next());
+    a.close().await;
+    Ok(())
+}
+
+/// A commit whose outcome was lost is found by its id even though a rival
+/// handle committed after it; one lost before its fsync is not found,
+/// whatever the rival committed.
+pub async fn an_uncertain_commit_is_found_beside_a_rival(
+    storage: &dyn SharedStorage,
+) -> TestResult {
+    let first = storage.open().await?;
+    let rival = storage.another(&first).await?;
+    let a = Faulty::new(first.clone());
+    fill(&*a).await?;
+    for (fault, lands) in [(Fault::FailAfterCommit, true), (Fault::LoseCommit, false)] {
+        let base = a.revision().await?;
+        let id = CommitId::random();
+        a.arm(fault);
+        let change = Change::SubjectPut(subject(&format!("{fault:?}")));
+        let err = a
+            .commit_group(
+                base,
+                id,
+                vec![write(Some("acme"), vec![change])],
+                Vec::new(),
+            )
+            .await;
+        a.heal();
+        assert!(
+            matches!(err, Err(StoreError::CommitUncertain(_))),
+            "{err:?}"
+        );
+        commit_retrying(&*rival, CommitId::random(), sample_writes().remove(1)).await?;
+        let found = a.find_commit(id, base).await?;
+        assert_eq!(found.is_some(), lands, "{fault:?}: {found:?}");
+        if lands {
+            assert_eq!(found, Some(base.next()));
+        }
+    }
+    first.close().await;
+    Ok(())
+}
+
 /// One test per check of the suite for one backend: `conformance!(name,
 /// storage)` makes a module `name` whose tests each run one check against a
-/// fresh `storage` (an expression giving a [`Storage`]).
+/// fresh `storage` (an expression giving a [`Storage`]);
+/// `conformance!(name, storage, several_writers)` adds the several-writers
+/// category, for a [`SharedStorage`].
 #[macro_export]
 macro_rules! conformance {
     ($backend:ident, $storage:expr) => {
@@ -743,18 +1063,37 @@ macro_rules! conformance {
             #[allow(unused_imports, reason = "the storage expression may name the caller's items")]
             use super::*;
 
+            $crate::conformance!(@every_backend $storage);
+        }
+    };
+    ($backend:ident, $storage:expr, several_writers) => {
+        mod $backend {
+            #[allow(unused_imports, reason = "the storage expression may name the caller's items")]
+            use super::*;
+
+            $crate::conformance!(@every_backend $storage);
             $crate::conformance!(@checks $storage;
-                commit_atomicity,
-                revision_order,
-                changelog_paging,
-                snapshot_consistency,
-                prune,
-                idempotency,
-                audit_with_writes,
-                crash_safety,
-                reopen_equality,
+                writers_conflict_and_write_nothing,
+                concurrent_writers_keep_the_changelog_gapless,
+                a_commit_wakes_the_other_handles,
+                an_uncertain_commit_is_found_beside_a_rival,
             );
         }
+    };
+    (@every_backend $storage:expr) => {
+        $crate::conformance!(@checks $storage;
+            commit_atomicity,
+            revision_order,
+            changelog_paging,
+            snapshot_consistency,
+            prune,
+            idempotency,
+            audit_with_writes,
+            crash_safety,
+            reopen_equality,
+            commit_ids_and_conflicts,
+            waiting_for_commits,
+        );
     };
     (@checks $storage:expr; $($check:ident),* $(,)?) => {
         $(

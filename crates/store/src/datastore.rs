@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio_stream::{Stream, StreamExt};
 
-use crate::{AuditPage, CommitOutcome, PendingWrite, StoreError};
+use crate::{AuditPage, CommitId, CommitOutcome, Epoch, PendingWrite, StoreError};
 use authzd_core::model::{AuditEntry, AuditQuery, Change, ChangeSet, Revision, TenantId};
 
 /// One stored directory record, as the change that recreates it in its
@@ -23,7 +23,7 @@ use authzd_core::model::{AuditEntry, AuditQuery, Change, ChangeSet, Revision, Te
 pub type Record = (TenantId, Change);
 
 /// Every tenant's records, each tenant's in an order that applies as it
-/// comes: what a snapshot collects into and what [`Datastore::replace_all`]
+/// comes: what a snapshot collects into and what [`Restore::replace_all`]
 /// installs.
 pub type TenantRecords = Vec<(TenantId, Vec<Change>)>;
 
@@ -89,9 +89,14 @@ impl SnapshotStream {
 ///   their changelog entries, idempotency keys and audit entries, or none
 ///   of them, and is durable before it returns `Ok`. On any error nothing
 ///   was written, except after [`StoreError::CommitUncertain`], when either
-///   all or none was (read [`Datastore::changes_after`] to learn which).
-///   A commit that has started finishes or fails as a unit even if its
-///   future is dropped.
+///   all or none was ([`Datastore::find_commit`] tells which). A commit
+///   that has started finishes or fails as a unit even if its future is
+///   dropped.
+/// - **Commits planned on a base.** A group names the revision it was
+///   planned on; if any other commit landed since, the group is refused
+///   whole with [`StoreError::Conflict`] naming the store's head, so a
+///   write is never applied on a state its planner did not see. Several
+///   writers (handles, processes, nodes) may therefore share one store.
 /// - **Contiguous revisions.** Each committed write takes the next
 ///   revision, one more than the latest; a group's writes take consecutive
 ///   ones, in order. No revision is skipped or reused.
@@ -104,32 +109,56 @@ impl SnapshotStream {
 /// - **Idempotency.** A write whose key (per tenant, or store-wide) was
 ///   committed before is not applied again; its commit reports
 ///   [`CommitOutcome::Replayed`] with the first revision.
-/// - **Sequencing by the caller.** The service's sequencer is the only
-///   writer; an implementation need not order concurrent commits beyond
-///   keeping each atomic.
 #[async_trait::async_trait]
 pub trait Datastore: Send + Sync + std::fmt::Debug {
     /// Commits `writes` as one transaction, each as its own revision (the
     /// next ones, in order) with its own changelog entry, and records
     /// `denied` (writes refused by the actor rules or by token kind) in the
     /// audit trail beside them; with no write to commit, the denials commit
-    /// alone. Each write is checked (idempotency key first, then expected
-    /// or given revision) against the revision the writes before it leave;
-    /// one failing check fails the whole group. Each commit also prunes
+    /// alone. With at least one write, the store's latest revision must be
+    /// `base` (else [`StoreError::Conflict`], nothing written). Each write
+    /// is checked (idempotency key first, then expected or given revision)
+    /// against the revision the writes before it leave; one failing check
+    /// fails the whole group. `id` is recorded with the group's first
+    /// revision for [`Datastore::find_commit`]. Each commit also prunes
     /// what fell out of the retention windows.
     async fn commit_group(
         &self,
+        base: Revision,
+        id: CommitId,
         writes: Vec<PendingWrite>,
         denied: Vec<AuditEntry>,
     ) -> Result<Vec<CommitOutcome>, StoreError>;
 
-    /// Commits one write, as [`Datastore::commit_group`] does.
+    /// Commits one write on the store's latest revision, as
+    /// [`Datastore::commit_group`] does: for callers that plan nothing (a
+    /// test, a tool), since another writer may move the head in between.
     async fn commit(&self, write: PendingWrite) -> Result<CommitOutcome, StoreError> {
-        let mut outcomes = self.commit_group(vec![write], Vec::new()).await?;
+        let base = self.revision().await?;
+        let mut outcomes = self
+            .commit_group(base, CommitId::random(), vec![write], Vec::new())
+            .await?;
         outcomes.pop().ok_or(StoreError::CommitUncertain(
             "a one-write group gave no outcome".into(),
         ))
     }
+
+    /// The first revision of the group committed with `id`, if it landed
+    /// after `after` and is still retained: how a committer learns the fate
+    /// of a commit whose outcome it was not told.
+    async fn find_commit(
+        &self,
+        id: CommitId,
+        after: Revision,
+    ) -> Result<Option<Revision>, StoreError>;
+
+    /// Waits until the store holds a revision beyond `revision`, committed
+    /// by any writer, and returns the latest. Ends with
+    /// [`StoreError::Closed`] when the store closes.
+    async fn wait_beyond(&self, revision: Revision) -> Result<Revision, StoreError>;
+
+    /// The data set this store holds (see [`Epoch`]).
+    async fn epoch(&self) -> Result<Epoch, StoreError>;
 
     /// The latest committed revision; 0 for an empty store.
     async fn revision(&self) -> Result<Revision, StoreError>;
@@ -170,17 +199,6 @@ pub trait Datastore: Send + Sync + std::fmt::Debug {
         max_scanned: usize,
     ) -> Result<AuditPage, StoreError>;
 
-    /// Replaces everything the store holds with `tenants` and `schema` at
-    /// `revision`, all or nothing: a replica installing a primary's
-    /// snapshot, or a backup written out. The changelog and idempotency
-    /// keys start empty, so the next write must be `revision + 1`.
-    async fn replace_all(
-        &self,
-        revision: Revision,
-        schema: String,
-        tenants: Arc<TenantRecords>,
-    ) -> Result<(), StoreError>;
-
     /// Keeps at least the latest `revisions` change sets in the changelog
     /// (at least one); later commits prune older ones. Until called,
     /// nothing is pruned.
@@ -194,4 +212,28 @@ pub trait Datastore: Send + Sync + std::fmt::Debug {
     /// shutdown frees it for the next process; every later operation fails
     /// with [`StoreError::Closed`].
     async fn close(&self);
+
+    /// This store's [`Restore`] capability, if it has one. A store shared
+    /// by several writers has none: replacing the data set under them
+    /// would pull it from under every other node.
+    fn restore(&self) -> Option<&dyn Restore> {
+        None
+    }
+}
+
+/// Replacing a store's whole data set: a read replica installing its
+/// primary's snapshot, a backup being written. Outside [`Datastore`]
+/// because only a store with one writer may offer it.
+#[async_trait::async_trait]
+pub trait Restore: Send + Sync {
+    /// Replaces everything the store holds with `tenants` and `schema` at
+    /// `revision`, all or nothing, under a new [`Epoch`]. The changelog and
+    /// idempotency keys start empty, so the next write must be `revision +
+    /// 1`.
+    async fn replace_all(
+        &self,
+        revision: Revision,
+        schema: String,
+        tenants: Arc<TenantRecords>,
+    ) -> Result<(), StoreError>;
 }

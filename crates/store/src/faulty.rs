@@ -17,7 +17,8 @@ use std::time::Duration;
 use tokio_stream::StreamExt;
 
 use crate::{
-    AuditPage, CommitOutcome, Datastore, PendingWrite, SnapshotStream, StoreError, TenantRecords,
+    AuditPage, CommitId, CommitOutcome, Datastore, Epoch, PendingWrite, Restore, SnapshotStream,
+    StoreError, TenantRecords,
 };
 use authzd_core::model::{AuditEntry, AuditQuery, ChangeSet, Revision, TenantId};
 
@@ -110,6 +111,8 @@ impl Faulty {
 impl Datastore for Faulty {
     async fn commit_group(
         &self,
+        base: Revision,
+        id: CommitId,
         writes: Vec<PendingWrite>,
         denied: Vec<AuditEntry>,
     ) -> Result<Vec<CommitOutcome>, StoreError> {
@@ -122,13 +125,31 @@ impl Datastore for Faulty {
             ));
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
-        let outcomes = self.inner.commit_group(writes, denied).await?;
+        let outcomes = self.inner.commit_group(base, id, writes, denied).await?;
         if self.fail_after_commit.load(Ordering::SeqCst) {
             return Err(StoreError::CommitUncertain(
                 "injected failure after the fsync".into(),
             ));
         }
         Ok(outcomes)
+    }
+
+    async fn find_commit(
+        &self,
+        id: CommitId,
+        after: Revision,
+    ) -> Result<Option<Revision>, StoreError> {
+        self.read()?;
+        self.inner.find_commit(id, after).await
+    }
+
+    async fn wait_beyond(&self, revision: Revision) -> Result<Revision, StoreError> {
+        self.inner.wait_beyond(revision).await
+    }
+
+    async fn epoch(&self) -> Result<Epoch, StoreError> {
+        self.read()?;
+        self.inner.epoch().await
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {
@@ -186,18 +207,6 @@ impl Datastore for Faulty {
         self.inner.audit_page(query, limit, max_scanned).await
     }
 
-    async fn replace_all(
-        &self,
-        revision: Revision,
-        schema: String,
-        tenants: Arc<TenantRecords>,
-    ) -> Result<(), StoreError> {
-        if self.fail_commit.load(Ordering::SeqCst) || self.lose_commit.load(Ordering::SeqCst) {
-            return Err(StoreError::Database("injected commit failure".into()));
-        }
-        self.inner.replace_all(revision, schema, tenants).await
-    }
-
     fn retain(&self, revisions: u64) {
         self.inner.retain(revisions);
     }
@@ -208,5 +217,27 @@ impl Datastore for Faulty {
 
     async fn close(&self) {
         self.inner.close().await;
+    }
+
+    fn restore(&self) -> Option<&dyn Restore> {
+        self.inner.restore().map(|_| self as &dyn Restore)
+    }
+}
+
+#[async_trait::async_trait]
+impl Restore for Faulty {
+    async fn replace_all(
+        &self,
+        revision: Revision,
+        schema: String,
+        tenants: Arc<TenantRecords>,
+    ) -> Result<(), StoreError> {
+        if self.fail_commit.load(Ordering::SeqCst) || self.lose_commit.load(Ordering::SeqCst) {
+            return Err(StoreError::Database("injected commit failure".into()));
+        }
+        match self.inner.restore() {
+            Some(inner) => inner.replace_all(revision, schema, tenants).await,
+            None => Err(StoreError::Unsupported("replace its data set")),
+        }
     }
 }

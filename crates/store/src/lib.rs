@@ -21,7 +21,7 @@ use authzd_core::model::{
     SubjectId, TenantId, Timestamp,
 };
 
-pub use datastore::{Datastore, Record, RecordBatches, SnapshotStream, TenantRecords};
+pub use datastore::{Datastore, Record, RecordBatches, Restore, SnapshotStream, TenantRecords};
 
 /// One page of the audit trail, newest first.
 #[derive(Debug, Default)]
@@ -132,9 +132,8 @@ pub enum StoreError {
     #[error("store database error: {0}")]
     Database(#[source] Source),
     /// The final commit step failed: the write may or may not have become
-    /// durable. The store reopens its file before its next operation; read
-    /// [`Datastore::revision`] (or [`Datastore::changes_after`]) to learn
-    /// whether the write landed.
+    /// durable. Ask [`Datastore::find_commit`] with the group's
+    /// [`CommitId`] whether it landed.
     #[error("the commit failed and may or may not have been persisted: {0}")]
     CommitUncertain(#[source] Source),
     /// The write's expected revision is not the store's current revision.
@@ -204,6 +203,91 @@ pub enum StoreError {
     /// [`Datastore::close`] was called: the storage is no longer open.
     #[error("the store is closed")]
     Closed,
+    /// Another writer committed since the revision a group was planned on:
+    /// nothing of the group was written. Retryable: apply what the store
+    /// holds after `base` up to `head`, plan the group again, commit again.
+    #[error("the store moved from revision {base} to {head} while the writes were planned")]
+    Conflict {
+        /// The revision the group was planned on.
+        base: Revision,
+        /// The store's latest revision when the commit was refused.
+        head: Revision,
+    },
+    /// The store cannot be reached now (a database connection lost, a
+    /// database restarting): nothing of the operation was done. Retryable
+    /// after a pause.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(#[source] Source),
+    /// The store cannot do this at all (a backend without the capability).
+    #[error("this store cannot {0}")]
+    Unsupported(&'static str),
+}
+
+impl StoreError {
+    /// Whether the operation may succeed if tried again as it is (after
+    /// catching up, for a conflict): nothing of it was done.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Conflict { .. } | StoreError::Unavailable(_)
+        )
+    }
+}
+
+/// Who chose a commit: a random id the committer gives each group, so that
+/// after a commit whose outcome is unknown it can ask the store whether
+/// that group landed ([`Datastore::find_commit`]) even while other writers
+/// commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CommitId(pub u128);
+
+impl CommitId {
+    /// A fresh id, unique with overwhelming probability.
+    pub fn random() -> Self {
+        CommitId(random_u128())
+    }
+}
+
+impl std::fmt::Display for CommitId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// Which data set a store holds: chosen at random when the data set is
+/// created, and again when a restore replaces it whole, so that two
+/// handles (or two nodes) can tell whether they serve the same data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Epoch(pub u64);
+
+impl Epoch {
+    /// A fresh epoch.
+    pub fn random() -> Self {
+        // The low half of a random u128 is as random as the whole.
+        Epoch(random_u128() as u64)
+    }
+}
+
+impl std::fmt::Display for Epoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// 128 random bits from the operating system; if it cannot give them (a
+/// sandbox without `getrandom`), the time, the process and a counter, which
+/// still never repeat within one machine.
+fn random_u128() -> u128 {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_ok() {
+        return u128::from_le_bytes(bytes);
+    }
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    nanos ^ (u128::from(std::process::id()) << 96) ^ (u128::from(count) << 64)
 }
 
 /// One write, already validated, ready to commit as one revision.

@@ -48,6 +48,7 @@ use authzd_core::model::clip;
 use authzd_service::Error;
 use authzd_service::auth::Refusal;
 use authzd_service::watch::WatchError;
+use authzd_store::StoreError;
 
 pub use authzd_proto::pb;
 
@@ -86,7 +87,12 @@ pub fn status(e: Error) -> Status {
             Error::Caller(Refusal::Missing | Refusal::Unknown) => Code::Unauthenticated,
             Error::Caller(Refusal::Busy { .. }) => Code::ResourceExhausted,
             Error::Caller(_) => Code::PermissionDenied,
-            Error::Watch(_) | Error::Store(_) | Error::Open(_) | Error::Task(_) => Code::Internal,
+            Error::Store(e) => match **e {
+                StoreError::Conflict { .. } => Code::Aborted,
+                StoreError::Unavailable(_) => Code::Unavailable,
+                _ => Code::Internal,
+            },
+            Error::Watch(_) | Error::Open(_) | Error::Task(_) => Code::Internal,
         };
         if code == Code::Internal {
             // Internal detail stays in the log; the client gets a generic message.
