@@ -37,7 +37,7 @@ async fn entries_through(
     guard("follow entries", async {
         while out.last().is_none_or(|s| s.revision.0 < through) {
             let reply = stream.message().await.unwrap().unwrap();
-            assert_eq!(reply.record_format, authzd_server::api::RECORD_FORMAT);
+            assert_eq!(reply.record_format, authzd_proto::RECORD_FORMAT);
             for entry in &reply.entries {
                 out.push(serde_json::from_slice(entry).unwrap());
             }

@@ -11,9 +11,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use authzd_client::snapshot::receive_snapshot;
 use authzd_client::{ClientArgs, Remote};
+use authzd_core::limits::MAX_REPLICATION_MESSAGE_BYTES;
+use authzd_server::api::pb;
 use authzd_server::api::pb::replication_service_client::ReplicationServiceClient;
-use authzd_server::api::{MAX_REPLICATION_MESSAGE_BYTES, pb, receive_snapshot};
 use authzd_service::write_backup;
 
 /// `authzd backup`.
@@ -61,7 +63,7 @@ async fn run(args: &BackupArgs) -> Result<String, String> {
             tenants: args.tenant.clone(),
         })
         .await
-        .map_err(|s| authzd_server::api::status_text(&s))?
+        .map_err(|s| authzd_client::status::status_text(&s))?
         .into_inner();
     let (export, records) = receive_snapshot(&mut stream)
         .await

@@ -86,7 +86,7 @@ pub enum ImportError {
     #[error(transparent)]
     Connect(#[from] ClientError),
     /// A call failed before anything was written.
-    #[error("{what}: {}: {message}; nothing was written", authzd_server::api::code_name(*code))]
+    #[error("{what}: {}: {message}; nothing was written", authzd_client::status::code_name(*code))]
     Check {
         /// What the call was doing.
         what: String,
@@ -99,7 +99,7 @@ pub enum ImportError {
     /// it may have been applied; running the import again is safe.
     #[error(
         "{what}: {}: {message}; the writes before it may have been applied, and running the import again is safe",
-        authzd_server::api::code_name(*code)
+        authzd_client::status::code_name(*code)
     )]
     Write {
         /// What the call was doing.

@@ -9,6 +9,7 @@ pub mod logs;
 pub mod query;
 pub mod restore;
 pub mod schema_test;
+pub mod serve;
 pub mod tenant_file;
 pub mod tls;
 

@@ -177,7 +177,7 @@ pub async fn command(command: &QueryCommand) -> bool {
     match done {
         Ok(ok) => ok,
         Err(status) => {
-            eprintln!("{}", authzd_server::api::status_text(&status));
+            eprintln!("{}", authzd_client::status::status_text(&status));
             false
         }
     }

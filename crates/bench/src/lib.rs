@@ -188,7 +188,7 @@ pub enum BenchError {
     #[error(transparent)]
     Connect(#[from] ClientError),
     /// A call of the fill failed.
-    #[error("{what}: {}: {message}", authzd_server::api::code_name(*code))]
+    #[error("{what}: {}: {message}", authzd_client::status::code_name(*code))]
     Rpc {
         /// What the call was doing.
         what: String,

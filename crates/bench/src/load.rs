@@ -244,7 +244,7 @@ async fn worker(
             }
             Ok(Err(status)) => {
                 tally.errors += 1;
-                tally.first_error = Some(authzd_server::api::status_text(&status));
+                tally.first_error = Some(authzd_client::status::status_text(&status));
                 break;
             }
             Err(_) => {

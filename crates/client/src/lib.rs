@@ -4,6 +4,8 @@
 //! every call. Reads its files once, before connecting, and names the file
 //! in every error. Must not know any RPC: it hands out channels.
 
+pub mod snapshot;
+pub mod status;
 pub mod tls;
 
 use std::path::PathBuf;

@@ -108,3 +108,9 @@ pub const FOLLOW_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Default lag past which a replica's health is NOT_SERVING
 /// ([`Follow::max_lag`]).
 pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(30);
+/// Largest replication message a replica (or `authzd backup`) accepts: a
+/// single committed write travels whole, and may be larger than a request.
+pub const MAX_REPLICATION_MESSAGE_BYTES: usize = 64 << 20;
+/// Longest a replication stream may stay silent (heartbeats come every
+/// [`FOLLOW_HEARTBEAT`]) before its receiver gives up on it.
+pub const REPLICATION_SILENCE: Duration = Duration::from_secs(5);

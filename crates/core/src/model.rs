@@ -672,6 +672,19 @@ impl Change {
     }
 }
 
+/// The whole state of a data set (or some tenants'), at one revision: what
+/// a replica installs and a backup holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    /// The revision it reflects.
+    pub revision: Revision,
+    /// The schema text in force at that revision.
+    pub schema: String,
+    /// Each tenant's records, as the changes that recreate it, in an order
+    /// that applies as it comes.
+    pub tenants: Vec<(TenantId, Vec<Change>)>,
+}
+
 /// One committed write: the unit of the changelog and of the feed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeSet {

@@ -8,6 +8,10 @@
 
 pub mod codec;
 
+/// The encoding of `Snapshot` records and `Follow` entries: 1 is the JSON
+/// of the store's changelog format (the model types' serde encoding).
+pub const RECORD_FORMAT: u32 = 1;
+
 /// Code generated from `proto/authzd/v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]
 pub mod pb {

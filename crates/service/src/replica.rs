@@ -15,20 +15,10 @@ use super::{Error, Service};
 use crate::watch::WatchError;
 use authzd_core::model::{Change, ChangeSet, Revision, TenantId};
 use authzd_core::schema::{self, Catalog};
-use authzd_store::{Datastore, StoreError, TenantRecords};
+use authzd_store::{Datastore, StoreError};
 use authzd_store_redb::{self as storage, FILE_NAME};
 
-/// The whole state (or some tenants'), at one revision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Export {
-    /// The revision it reflects.
-    pub revision: Revision,
-    /// The schema text in force at that revision.
-    pub schema: String,
-    /// Each tenant's records, as the changes that recreate it, in an order
-    /// that applies as it comes.
-    pub tenants: TenantRecords,
-}
+pub use authzd_core::model::Export;
 
 /// Writes `export` as a new store in `dir` (which must hold none): a
 /// backup any server can open with `--data`.

@@ -23,21 +23,19 @@ use tonic_health::server::HealthReporter;
 
 use super::pb;
 use super::pb::replication_service_client::ReplicationServiceClient;
-use super::replication::RECORD_FORMAT;
-use authzd_core::model::{Change, ChangeSet, Revision, TenantId, Timestamp};
+use authzd_client::snapshot::{SnapshotFailure, decode_records, receive_snapshot, unknown_format};
+use authzd_core::model::{ChangeSet, Revision, Timestamp};
+use authzd_proto::RECORD_FORMAT;
 use authzd_service::config::Follow;
-use authzd_service::{Error, Export, Service, decode_record};
+use authzd_service::{Error, Service};
 
 /// How long a stream may stay silent (no entries, no heartbeat) before the
 /// replica takes the primary for gone and reconnects.
-const SILENCE: Duration = Duration::from_secs(5);
+const SILENCE: Duration = authzd_core::limits::REPLICATION_SILENCE;
 /// How often the lag is measured against the bound.
 const LAG_TICK: Duration = Duration::from_millis(200);
 /// How often a lagging replica logs its lag while nothing changes.
 const LAG_LOG_EVERY: Duration = Duration::from_secs(30);
-/// Largest replication message a replica accepts: a single committed write
-/// travels whole, and may be larger than a request.
-pub const MAX_REPLICATION_MESSAGE_BYTES: usize = 64 << 20;
 
 /// How far behind the primary the replica is.
 #[derive(Debug, Default)]
@@ -184,7 +182,7 @@ impl Follower {
 
     fn client(&self) -> ReplicationServiceClient<Channel> {
         ReplicationServiceClient::new(self.primary.clone())
-            .max_decoding_message_size(MAX_REPLICATION_MESSAGE_BYTES)
+            .max_decoding_message_size(authzd_core::limits::MAX_REPLICATION_MESSAGE_BYTES)
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -238,7 +236,7 @@ impl Follower {
             if reply.record_format != RECORD_FORMAT {
                 return Ending::Retry(unknown_format(reply.record_format));
             }
-            let sets = match decode_all::<ChangeSet>(&reply.entries) {
+            let sets = match decode_records::<ChangeSet>(&reply.entries) {
                 Ok(sets) => sets,
                 Err(why) => return Ending::Retry(why),
             };
@@ -289,104 +287,6 @@ impl Follower {
         tracing::info!(%revision, tenants, records, elapsed_ms = started.elapsed().as_millis() as u64, "installed the primary's snapshot");
         Ok(())
     }
-}
-
-/// Why receiving a snapshot stopped.
-#[derive(Debug)]
-pub enum SnapshotFailure {
-    /// The primary ended the stream with this status.
-    Status(tonic::Status),
-    /// The stream broke off, stalled, or carried what this build cannot
-    /// read.
-    Broken(String),
-}
-
-impl std::fmt::Display for SnapshotFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SnapshotFailure::Status(s) => f.write_str(&super::status_text(s)),
-            SnapshotFailure::Broken(why) => f.write_str(why),
-        }
-    }
-}
-
-/// Reads a `Snapshot` stream to its last chunk: the state it carries and
-/// how many records it held. Used by a replica's bootstrap and by
-/// `authzd backup`.
-pub async fn receive_snapshot(
-    stream: &mut tonic::Streaming<pb::SnapshotReply>,
-) -> Result<(Export, usize), SnapshotFailure> {
-    let mut export: Option<Export> = None;
-    let mut records = 0usize;
-    loop {
-        let chunk = match tokio::time::timeout(SILENCE, stream.message()).await {
-            Err(_) => {
-                return Err(SnapshotFailure::Broken(format!(
-                    "the snapshot stalled for {SILENCE:?}"
-                )));
-            }
-            Ok(Err(status)) => return Err(SnapshotFailure::Status(status)),
-            Ok(Ok(None)) => {
-                return Err(SnapshotFailure::Broken(
-                    "the snapshot ended before its last chunk".into(),
-                ));
-            }
-            Ok(Ok(Some(chunk))) => chunk,
-        };
-        if chunk.record_format != RECORD_FORMAT {
-            return Err(SnapshotFailure::Broken(unknown_format(chunk.record_format)));
-        }
-        let done = chunk.done;
-        records += chunk.records.len();
-        add_chunk(&mut export, chunk).map_err(SnapshotFailure::Broken)?;
-        if done {
-            break;
-        }
-    }
-    let export = export.ok_or_else(|| SnapshotFailure::Broken("the snapshot was empty".into()))?;
-    Ok((export, records))
-}
-
-fn unknown_format(found: u32) -> String {
-    format!("the primary sends record format {found}; this build reads only format {RECORD_FORMAT}")
-}
-
-fn decode_all<T: serde::de::DeserializeOwned>(records: &[Vec<u8>]) -> Result<Vec<T>, String> {
-    records
-        .iter()
-        .map(|r| decode_record(r).map_err(|e| e.to_string()))
-        .collect()
-}
-
-/// Adds a snapshot chunk to what was received so far: the first carries the
-/// schema and the revision, which every later one must repeat.
-fn add_chunk(export: &mut Option<Export>, chunk: pb::SnapshotReply) -> Result<(), String> {
-    let revision = Revision(chunk.revision);
-    let export = match export {
-        None => export.insert(Export {
-            revision,
-            schema: chunk.schema,
-            tenants: Vec::new(),
-        }),
-        Some(e) if e.revision != revision => {
-            return Err(format!(
-                "the snapshot changed revision from {} to {revision}",
-                e.revision
-            ));
-        }
-        Some(e) => e,
-    };
-    if chunk.records.is_empty() {
-        return Ok(());
-    }
-    let tenant =
-        TenantId::try_from(chunk.tenant.as_str()).map_err(|e| format!("snapshot tenant: {e}"))?;
-    let changes = decode_all::<Change>(&chunk.records)?;
-    match export.tenants.last_mut() {
-        Some((last, held)) if *last == tenant => held.extend(changes),
-        _ => export.tenants.push((tenant, changes)),
-    }
-    Ok(())
 }
 
 /// Measures the lag every [`LAG_TICK`] until the server closes: sets the

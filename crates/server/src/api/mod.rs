@@ -31,12 +31,12 @@ mod watch;
 pub use access::AccessApi;
 pub use audit::AuditApi;
 pub use directory::DirectoryApi;
-pub use follow::{Follower, MAX_REPLICATION_MESSAGE_BYTES, SnapshotFailure, receive_snapshot};
+pub use follow::Follower;
 pub use forward::{REVISION_HEADER, WriteLayer};
 pub use guard::{CallerLayer, code_name, status_text};
 pub use health::HealthApi;
 pub use membership::MembershipApi;
-pub use replication::{RECORD_FORMAT, ReplicationApi};
+pub use replication::ReplicationApi;
 pub use schema::SchemaApi;
 pub use watch::WatchApi;
 

@@ -3,7 +3,7 @@
 //! every changelog entry after a revision, then live, with heartbeats.
 //!
 //! Records and entries travel in the changelog's own JSON encoding
-//! ([`RECORD_FORMAT`]): the model types already define it, every field
+//! (`authzd_proto::RECORD_FORMAT`): the model types already define it, every field
 //! included, and a replica of the same format reads them back exactly
 //! (converting each to protobuf messages would be a second definition of
 //! the model to keep in step). Must not decide what a replica holds beyond
@@ -21,11 +21,8 @@ use super::guard::Call;
 use super::status;
 use super::{invalid, pb};
 use authzd_core::model::{Change, ChangeSet, Revision, TenantId};
+use authzd_proto::RECORD_FORMAT;
 use authzd_service::{Error, Export, Service, Tenants, encode_record};
-
-/// The encoding of Snapshot records and Follow entries: 1 is the JSON of
-/// the store's changelog format.
-pub const RECORD_FORMAT: u32 = 1;
 
 /// The tonic service.
 #[derive(Debug, Clone)]
