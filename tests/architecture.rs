@@ -228,6 +228,58 @@ fn the_manifests_keep_the_seams() {
     assert_eq!(redb_users, ["authzd-store-redb"], "who depends on redb");
 }
 
+/// The constants a text names in backquotes, as `limits::NAME` or a bare
+/// `NAME` in capitals.
+fn constants_named(text: &str) -> BTreeSet<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|quoted| quoted.trim_start_matches("limits::"))
+        .filter(|name| {
+            name.len() > 2
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// The README's limits table and the one module of limits agree: every
+/// constant the table names is defined in `crates/core/src/limits.rs`, and
+/// every constant defined there is in the table.
+#[test]
+fn the_limits_table_names_the_limits_module() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme.find("\n## Limits\n").expect("a Limits section");
+    let section = &readme[start + 1..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let named: BTreeSet<String> = section
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .filter_map(|row| row.trim_end_matches('|').rsplit('|').next())
+        .flat_map(constants_named)
+        .collect();
+    let module = std::fs::read_to_string(root().join("crates/core/src/limits.rs")).unwrap();
+    let defined: BTreeSet<String> = module
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub const "))
+        .filter_map(|l| l.split(':').next())
+        .map(str::to_string)
+        .collect();
+    assert!(defined.len() > 30, "{defined:?}");
+    let undefined: Vec<&String> = named.difference(&defined).collect();
+    assert!(
+        undefined.is_empty(),
+        "the table names {undefined:?}, which limits.rs does not define"
+    );
+    let missing: Vec<&String> = defined.difference(&named).collect();
+    assert!(
+        missing.is_empty(),
+        "limits.rs defines {missing:?}, which the table does not name"
+    );
+}
+
 /// The checks themselves work: they find what they look for.
 #[test]
 fn the_checks_find_what_they_look_for() {
@@ -240,6 +292,10 @@ fn the_checks_find_what_they_look_for() {
     assert_eq!(
         crate_modules(&["use crate::a::b; x(crate::c_d::e)".to_string()]),
         BTreeSet::from(["a".to_string(), "c_d".to_string()])
+    );
+    assert_eq!(
+        constants_named("| x | `limits::MAX_A`, `MAX_B`, `Config::c`, `on` |"),
+        BTreeSet::from(["MAX_A".to_string(), "MAX_B".to_string()])
     );
     let graph = normal_dependencies();
     assert!(closure(&graph, "authzd-server").contains("tokio"));

@@ -11,16 +11,17 @@
 //! run for hours, not fail. `AUTHZD_FUZZ_CASES` sets the number of generated
 //! cases (CI's fuzz step runs many more than `cargo test`).
 
+use authzd_core::limits::{
+    MAX_CONDITION_LEN, MAX_DIAGNOSTIC_TEXT, MAX_SCHEMA_BYTES, MAX_SCHEMA_ERRORS,
+};
 use authzd_testkit as common;
 use common::requiring_roles;
 
 use std::fmt::Write as _;
 
-use authzd_core::engine::{Condition, MAX_CONDITION_LEN};
+use authzd_core::engine::Condition;
 use authzd_core::model::{Subject, SubjectKind, SubjectStatus};
-use authzd_core::schema::{
-    Catalog, MAX_DIAGNOSTIC_TEXT, MAX_SCHEMA_BYTES, MAX_SCHEMA_ERRORS, SchemaError, load,
-};
+use authzd_core::schema::{Catalog, SchemaError, load};
 use proptest::prelude::*;
 
 /// The most a refusal's text can be: a header, [`MAX_SCHEMA_ERRORS`] lines

@@ -3,11 +3,10 @@
 //! `tests/fixtures/schema/`: each must be refused with a diagnostic naming
 //! the file, the line and the dotted key, and nothing else (no cascades).
 
+use authzd_core::limits::{MAX_PERMISSIONS, MAX_SCHEMA_BYTES};
 use std::path::PathBuf;
 
-use authzd_core::schema::{
-    DEFAULT_SCHEMA, Diagnostic, MAX_PERMISSIONS, MAX_SCHEMA_BYTES, SchemaError, load, load_file,
-};
+use authzd_core::schema::{DEFAULT_SCHEMA, Diagnostic, SchemaError, load, load_file};
 
 fn fixture(case: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -9,6 +9,7 @@
 //! given to the same parser as if typed, so their values are checked
 //! exactly like the flags'. Must not know what any flag means.
 
+use authzd_core::limits::MAX_CONFIG_BYTES;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -16,9 +17,6 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
 use super::Cli;
-
-/// Largest configuration file read, in bytes.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Parses the process's command line, applying `serve --config FILE` if
 /// given. Exits with clap's message on bad flags (or for `--help`).

@@ -9,6 +9,7 @@
 //! entry that caused it. Must not reach into the engine or the store: what
 //! a user tests is what a client would see.
 
+use authzd_core::limits::MAX_TEST_FILE_BYTES;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -23,9 +24,6 @@ use authzd_service::Service;
 use authzd_service::config::Config;
 use pb::access_service_client::AccessServiceClient;
 use tonic::service::interceptor::InterceptedService;
-
-/// Largest test file read, in bytes.
-pub const MAX_TEST_FILE_BYTES: u64 = 4 << 20;
 
 /// A test file: a schema, a tenant's directory and assertions.
 #[derive(Debug)]

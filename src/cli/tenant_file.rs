@@ -13,13 +13,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use authzd_client::{ClientArgs, ClientChannel, Remote};
-use authzd_core::limits::MAX_BATCH_OPERATIONS;
+use authzd_core::limits::{MAX_BATCH_OPERATIONS, MAX_TENANT_FILE_BYTES};
 use authzd_server::api::pb;
 use pb::directory_service_client::DirectoryServiceClient;
 use pb::membership_service_client::MembershipServiceClient;
-
-/// Largest tenant file `authzd import` reads, in bytes.
-pub const MAX_TENANT_FILE_BYTES: u64 = 256 << 20;
 
 /// `authzd export`.
 #[derive(Debug, Clone, clap::Args)]

@@ -55,7 +55,7 @@ pub const MAX_CONDITION_DEPTH: usize = 32;
 /// Largest estimated cost of evaluating a group condition once, in steps (a
 /// step per node, a step per element a list operation scans, a
 /// comprehension's body once per element of its list): about a millisecond.
-/// Every condition of [`crate::engine::MAX_CONDITION_LEN`] bytes without
+/// Every condition of [`crate::limits::MAX_CONDITION_LEN`] bytes without
 /// comprehensions fits; nested comprehensions over long lists do not.
 pub const MAX_CONDITION_COST: u64 = 10_000;
 /// Longest error message sent to a client, in bytes; a longer one is cut
@@ -106,7 +106,7 @@ pub const FOLLOW_BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between a replica's attempts to reach its primary.
 pub const FOLLOW_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Default lag past which a replica's health is NOT_SERVING
-/// ([`Follow::max_lag`]).
+/// (the service's `Follow::max_lag`).
 pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(30);
 /// Largest replication message a replica (or `authzd backup`) accepts: a
 /// single committed write travels whole, and may be larger than a request.
@@ -114,3 +114,60 @@ pub const MAX_REPLICATION_MESSAGE_BYTES: usize = 64 << 20;
 /// Longest a replication stream may stay silent (heartbeats come every
 /// [`FOLLOW_HEARTBEAT`]) before its receiver gives up on it.
 pub const REPLICATION_SILENCE: Duration = Duration::from_secs(5);
+/// Longest id of a tenant, subject, scope, group or role, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+/// Longest resource type or verb name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Most attributes one subject may carry.
+pub const MAX_ATTRIBUTES: usize = 64;
+/// Longest attribute key, in bytes.
+pub const MAX_ATTRIBUTE_KEY_LEN: usize = 128;
+/// Longest attribute value or title, in bytes.
+pub const MAX_TEXT_LEN: usize = 1024;
+/// Most grants one role may carry.
+pub const MAX_GRANTS: usize = 256;
+/// Most principals an [`crate::model::AuditEntry`] names; a write that
+/// names more records the first ones and
+/// [`crate::model::AuditEntry::more_concerned`].
+pub const MAX_AUDIT_CONCERNED: usize = 64;
+/// Most permissions (levels, actions and derived permissions together) one
+/// schema may declare; keeps every [`crate::schema::PermSet`] at most 512
+/// bytes and every [`crate::schema::PermBit`] within `u16`.
+pub const MAX_PERMISSIONS: usize = 4096;
+/// Most diagnostics one refusal lists, in file order; the rest are counted
+/// ("and N more errors"). Validation still looks at the whole text, but a
+/// refusal stays readable, its size bounded, and typically within the 4 KiB
+/// a client is sent ([`MAX_ERROR_MESSAGE_BYTES`]).
+pub const MAX_SCHEMA_ERRORS: usize = 20;
+/// Longest key or message of one diagnostic, in bytes: a key or value of the
+/// file quoted in a message is cut there, so one line cannot echo megabytes.
+pub const MAX_DIAGNOSTIC_TEXT: usize = 512;
+/// Longest condition text, in bytes.
+pub const MAX_CONDITION_LEN: usize = 4096;
+/// Expired assignments each tenant remembers for explanations.
+pub const MAX_RECENTLY_EXPIRED: usize = 1024;
+/// Most changelog entries one commit prunes, so that shrinking the
+/// retention window never makes a single commit long; the rest go with the
+/// following commits.
+pub const MAX_PRUNED_PER_COMMIT: usize = 1024;
+/// Records per batch of a snapshot: large enough that the channel costs
+/// little per record, small enough that a batch stays a few hundred KB.
+pub const SNAPSHOT_BATCH: usize = 1024;
+/// Batches a snapshot reads ahead of its consumer: the memory a slow
+/// consumer can make the reader hold.
+pub const SNAPSHOT_BATCHES_AHEAD: usize = 4;
+/// Largest tenant file `authzd import` reads, in bytes.
+pub const MAX_TENANT_FILE_BYTES: u64 = 256 << 20;
+/// Largest test file read, in bytes.
+pub const MAX_TEST_FILE_BYTES: u64 = 4 << 20;
+/// Largest configuration file read, in bytes.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Character pairs that "did you mean" suggestions may compare per schema
+/// (about 16 million, a few milliseconds): past it, errors come without
+/// suggestions, so a file full of unknown names cannot make the comparison
+/// quadratic in its size.
+pub const SUGGESTION_BUDGET: usize = 1 << 24;
+/// Character pairs the "did you mean" of one request may compare (about a
+/// million, well under a millisecond): a request naming a long unknown
+/// permission or role gets no suggestion rather than a slow answer.
+pub const REQUEST_SUGGESTION_BUDGET: usize = 1 << 20;

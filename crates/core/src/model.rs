@@ -7,25 +7,16 @@
 //! re-validates it. This module depends on nothing but std and serde; it must
 //! not know about protobuf, redb or the compiled cache.
 
+use crate::limits::{
+    MAX_ATTRIBUTE_KEY_LEN, MAX_ATTRIBUTES, MAX_AUDIT_CONCERNED, MAX_ID_LEN, MAX_NAME_LEN,
+    MAX_TEXT_LEN,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-
-/// Longest id of a tenant, subject, scope, group or role, in bytes.
-pub const MAX_ID_LEN: usize = 256;
-/// Longest resource type or verb name, in bytes.
-pub const MAX_NAME_LEN: usize = 64;
-/// Most attributes one subject may carry.
-pub const MAX_ATTRIBUTES: usize = 64;
-/// Longest attribute key, in bytes.
-pub const MAX_ATTRIBUTE_KEY_LEN: usize = 128;
-/// Longest attribute value or title, in bytes.
-pub const MAX_TEXT_LEN: usize = 1024;
-/// Most grants one role may carry.
-pub const MAX_GRANTS: usize = 256;
 
 /// A value that failed its checked construction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -759,10 +750,6 @@ pub struct Effect {
     #[serde(default)]
     pub reach: Reach,
 }
-
-/// Most principals an [`AuditEntry`] names; a write that names more
-/// records the first ones and [`AuditEntry::more_concerned`].
-pub const MAX_AUDIT_CONCERNED: usize = 64;
 
 /// The position of an entry in the audit trail: its time, then a
 /// store-wide sequence number that keeps entries of one instant apart.

@@ -646,18 +646,15 @@ fn changelog_error(e: StoreError) -> Error {
     }
 }
 
-/// Most problems a refused schema's message lists; the rest are counted.
-const MAX_SCHEMA_PROBLEMS: usize = 20;
-
 /// Refuses a schema that stored data depends on: custom roles naming
 /// permissions it lacks, assignments of builtin roles it drops, tenants
 /// switching off types it lacks. Linear in the stored data; the message
-/// names at most [`MAX_SCHEMA_PROBLEMS`] of them.
+/// names at most [`authzd_core::limits::MAX_SCHEMA_ERRORS`] of them.
 fn check_schema_fits(catalog: &Catalog, snapshot: &Snapshot) -> Result<(), Error> {
     let mut problems = Vec::new();
     let mut more = 0usize;
     let mut note = |problem: String| {
-        if problems.len() < MAX_SCHEMA_PROBLEMS {
+        if problems.len() < authzd_core::limits::MAX_SCHEMA_ERRORS {
             problems.push(problem);
         } else {
             more += 1;

@@ -278,7 +278,7 @@ fn names_subject(change: &Change, subject: &SubjectId) -> bool {
 
 /// Estimated encoded size of a piece's fixed part (revision, time, actor,
 /// part, flags), in bytes.
-const PIECE_HEADER_BYTES: usize = 64 + authzd_core::model::MAX_ID_LEN;
+const PIECE_HEADER_BYTES: usize = 64 + authzd_core::limits::MAX_ID_LEN;
 /// Estimated framing of one effect beyond its strings: field tags, lengths,
 /// the flag, and room for a few small fields more.
 const EFFECT_OVERHEAD_BYTES: usize = 48;

@@ -6,10 +6,11 @@
 //! its cursor. Must not decide what is audited (the sequencer does) and must
 //! not hold the rules of who may read it (the API does).
 
+use authzd_core::limits::MAX_PRUNED_PER_COMMIT;
 use redb::{ReadTransaction, ReadableTable, TableError, WriteTransaction};
 
 use super::tables::{AUDIT, META_AUDIT_SEQ};
-use super::{MAX_PRUNED_PER_COMMIT, codec, db_err};
+use super::{codec, db_err};
 use authzd_core::model::{AuditEntry, AuditKey, AuditQuery, Timestamp};
 use authzd_store::{AuditPage, StoreError};
 

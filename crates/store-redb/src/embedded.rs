@@ -7,6 +7,7 @@
 //! parent module. Must not add behaviour of its own: every guarantee of the
 //! trait is the core's.
 
+use authzd_core::limits::{SNAPSHOT_BATCH, SNAPSHOT_BATCHES_AHEAD};
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,14 +22,6 @@ use super::{
 };
 use authzd_core::model::{AuditEntry, AuditQuery, ChangeSet, Revision, TenantId};
 use authzd_store::Restore;
-
-/// Records per batch of a snapshot: large enough that the channel costs
-/// little per record, small enough that a batch stays a few hundred KB.
-const SNAPSHOT_BATCH: usize = 1024;
-
-/// Batches a snapshot reads ahead of its consumer: the memory a slow
-/// consumer can make the reader hold.
-const SNAPSHOT_BATCHES_AHEAD: usize = 4;
 
 /// Opens the store in `dir` (see [`Store::open`] for what it creates and
 /// refuses), off the async workers.

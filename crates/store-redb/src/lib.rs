@@ -17,10 +17,11 @@ mod audit;
 mod codec;
 mod embedded;
 #[cfg(test)]
-mod fault;
+mod failing_disk;
 mod private;
 mod tables;
 
+use authzd_core::limits::MAX_PRUNED_PER_COMMIT;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,11 +49,6 @@ use tables::{
     META_EPOCH, META_FORMAT_VERSION, META_REVISION, ROLES, SCHEMA, SCHEMA_CURRENT, SCOPES,
     SUBJECTS, TENANTS,
 };
-
-/// Most changelog entries one commit prunes, so that shrinking the
-/// retention window never makes a single commit long; the rest go with the
-/// following commits.
-pub const MAX_PRUNED_PER_COMMIT: usize = 1024;
 
 /// Name of the database file inside the store directory.
 pub const FILE_NAME: &str = "authzd.redb";
@@ -1124,7 +1120,7 @@ mod tests {
 
     use std::collections::BTreeMap;
 
-    use super::fault::Disk;
+    use super::failing_disk::Disk;
     use super::*;
     use authzd_core::model::{
         Assignment, AssignmentKey, AuditKey, AuditOutcome, Grant, Group, GroupId, Membership,

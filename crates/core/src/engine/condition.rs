@@ -41,11 +41,8 @@ use std::sync::{Arc, LazyLock};
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
 use cel::{Context, Env, Program, Value};
 
-use crate::limits::{MAX_CONDITION_COST, MAX_CONDITION_DEPTH};
-use crate::model::{MAX_ATTRIBUTES, Quoted, Subject, SubjectKind, SubjectStatus};
-
-/// Longest condition text, in bytes.
-pub const MAX_CONDITION_LEN: usize = 4096;
+use crate::limits::{MAX_ATTRIBUTES, MAX_CONDITION_COST, MAX_CONDITION_DEPTH, MAX_CONDITION_LEN};
+use crate::model::{Quoted, Subject, SubjectKind, SubjectStatus};
 
 /// Stack of the thread that compiles a condition: enough for the deepest
 /// nesting the CEL parser accepts (it stops at 96 levels, which needs about

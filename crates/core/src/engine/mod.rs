@@ -26,13 +26,13 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use imbl::OrdMap;
 
-pub use condition::{Condition, ConditionError, MAX_CONDITION_LEN};
+pub use condition::{Condition, ConditionError};
 pub use eval::{Denial, DenialReason, Explanation, Place, Source, Traceable};
 pub use grants::SubjectGrants;
 pub use plan::{GroupUpdate, Operation, Planned, Precondition, Refusal, SubjectUpdate, plan};
 pub use query::{At, EffectiveTarget, Holder, Question, page_from};
 pub use roles::unknown_permissions as unknown_role_permissions;
-pub use tenant::{Compiled, MAX_RECENTLY_EXPIRED, SubjectEntry, TenantState};
+pub use tenant::{Compiled, SubjectEntry, TenantState};
 
 use crate::model::{Change, ChangeSet, Effect, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::Catalog;

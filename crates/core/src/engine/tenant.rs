@@ -7,6 +7,7 @@
 //! arrive already validated by [`super::plan`] (or from the store, which
 //! only holds validated changes). Must not know about redb or protobuf.
 
+use crate::limits::MAX_RECENTLY_EXPIRED;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -116,8 +117,6 @@ pub struct TenantState {
     pub recently_expired: OrdMap<(Timestamp, AssignmentKey), Assignment>,
 }
 
-/// Expired assignments each tenant remembers for explanations.
-pub const MAX_RECENTLY_EXPIRED: usize = 1024;
 /// Fewest subjects per thread when grants are recomputed in parallel:
 /// below it a thread costs more than it saves.
 const PARALLEL_RECOMPUTE_MIN: usize = 4096;

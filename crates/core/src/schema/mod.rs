@@ -23,6 +23,10 @@ mod graph;
 mod parse;
 mod validate;
 
+use crate::limits::{
+    MAX_DIAGNOSTIC_TEXT, MAX_SCHEMA_BYTES, MAX_SCHEMA_ERRORS, REQUEST_SUGGESTION_BUDGET,
+    SUGGESTION_BUDGET,
+};
 use std::fmt;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -37,36 +41,6 @@ pub use compile::Catalog;
 
 /// The built-in example schema, used when the server starts without one.
 pub const DEFAULT_SCHEMA: &str = include_str!("default.toml");
-
-/// Largest schema text accepted, in bytes (1 MiB): the whole file is parsed
-/// into memory and every error is collected, so the input must be bounded.
-pub const MAX_SCHEMA_BYTES: usize = 1024 * 1024;
-
-/// Most permissions (levels, actions and derived permissions together) one
-/// schema may declare; keeps every [`PermSet`] at most 512 bytes and every
-/// [`PermBit`] within `u16`.
-pub const MAX_PERMISSIONS: usize = 4096;
-
-/// Most diagnostics one refusal lists, in file order; the rest are counted
-/// ("and N more errors"). Validation still looks at the whole text, but a
-/// refusal stays readable, its size bounded, and typically within the 4 KiB
-/// a client is sent (`authzd_core::limits::MAX_ERROR_MESSAGE_BYTES`).
-pub const MAX_SCHEMA_ERRORS: usize = 20;
-
-/// Longest key or message of one diagnostic, in bytes: a key or value of the
-/// file quoted in a message is cut there, so one line cannot echo megabytes.
-pub const MAX_DIAGNOSTIC_TEXT: usize = 512;
-
-/// Character pairs that "did you mean" suggestions may compare per schema
-/// (about 16 million, a few milliseconds): past it, errors come without
-/// suggestions, so a file full of unknown names cannot make the comparison
-/// quadratic in its size.
-const SUGGESTION_BUDGET: usize = 1 << 24;
-
-/// Character pairs the "did you mean" of one request may compare (about a
-/// million, well under a millisecond): a request naming a long unknown
-/// permission or role gets no suggestion rather than a slow answer.
-pub const REQUEST_SUGGESTION_BUDGET: usize = 1 << 20;
 
 /// `"; did you mean \"x\"?"` for the candidate closest to `word` (a
 /// request's unknown permission or role), or nothing: the schema checker's

@@ -10,10 +10,11 @@
 //! rather than absent, so later stages can tell "not given" from "given but
 //! unusable" and do not pile follow-up errors on top of the first.
 
+use crate::limits::MAX_SCHEMA_BYTES;
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
-use super::{DOCUMENT_KEY, Diagnostics, MAX_SCHEMA_BYTES, key_path};
+use super::{DOCUMENT_KEY, Diagnostics, key_path};
 
 /// Where a value was written.
 #[derive(Clone, Debug)]

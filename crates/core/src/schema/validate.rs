@@ -11,15 +11,16 @@
 //! whose verbs could not be read (already reported) is "unsure": references
 //! into it are neither accepted nor reported.
 
+use crate::limits::{MAX_GRANTS, MAX_PERMISSIONS};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::model::{Grant, MAX_GRANTS, Name, Permission, Quoted, Role, RoleId, check_text};
+use crate::model::{Grant, Name, Permission, Quoted, Role, RoleId, check_text};
 
 use super::graph::{Adjacency, components, describe_cycle, is_cycle, member_of, shortest_cycle};
 use super::parse::{
     At, Field, Item, RawClass, RawDerived, RawResource, RawRole, RawSchema, Unreadable,
 };
-use super::{Cardinality, Diagnostics, MAX_PERMISSIONS, PermissionPattern, RuleKind};
+use super::{Cardinality, Diagnostics, PermissionPattern, RuleKind};
 
 /// A schema whose every name and reference has been checked.
 #[derive(Debug)]

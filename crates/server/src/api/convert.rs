@@ -168,7 +168,7 @@ const PAGE_TOKEN_PREFIX: &str = "p1";
 
 /// Longest position a page token may carry, in bytes: a principal's kind
 /// and id, with room to spare.
-const MAX_PAGE_POSITION: usize = authzd_core::model::MAX_ID_LEN + 16;
+const MAX_PAGE_POSITION: usize = authzd_core::limits::MAX_ID_LEN + 16;
 
 /// The page token of every list RPC: opaque to clients, it carries the
 /// position the next page starts after (an id, or an index), hex-encoded
@@ -318,10 +318,10 @@ fn permission(field: &str, p: &str) -> Result<Permission, Error> {
 
 pub fn role(field: &str, r: &pb::Role) -> Result<Role, Error> {
     model::check_text("title", &r.title).map_err(|e| invalid(format!("{field}.title"), e))?;
-    if r.grants.len() > model::MAX_GRANTS {
+    if r.grants.len() > authzd_core::limits::MAX_GRANTS {
         return Err(invalid(
             format!("{field}.grants"),
-            format!("at most {} grants", model::MAX_GRANTS),
+            format!("at most {} grants", authzd_core::limits::MAX_GRANTS),
         ));
     }
     let grants = r
