@@ -771,7 +771,10 @@ pub enum AuditOutcome {
     /// The actor rules or the caller's token refused it; nothing was
     /// written.
     Denied {
-        /// The message the caller got.
+        /// The refusal's message as the sequencer words it: the caller's,
+        /// save that a refused operation is named by its place in the
+        /// planned batch (`operations[0]: …`), which an edge may word
+        /// otherwise.
         message: String,
         /// The reason code the caller got (the engine's
         /// `Violation::reason`); `None` for a refusal by the caller's token,

@@ -113,7 +113,8 @@ pub fn status(e: Error) -> Status {
             return Status::new(code, message);
         };
         let mut metadata = HashMap::new();
-        if let Error::Refused { index, .. } = &e {
+        if let Error::Refused { list, index, .. } = &e {
+            metadata.insert("list".to_owned(), (*list).to_owned());
             metadata.insert("index".to_owned(), index.to_string());
         }
         let info = ErrorDetails::with_error_info(violation.reason(), ERROR_DOMAIN, metadata);
@@ -159,7 +160,7 @@ mod tests {
     }
 
     /// A rule's refusal carries its reason code (and, in a batch, the
-    /// operation's index) in an ErrorInfo, under the status code of its
+    /// list and index of the refused item) in an ErrorInfo, under the status code of its
     /// class; the message is the one it always was.
     #[test]
     fn a_violation_carries_its_reason() {
@@ -176,7 +177,11 @@ mod tests {
             (info.reason.as_str(), info.domain.as_str()),
             ("ROOT_SCOPE_FIXED", ERROR_DOMAIN)
         );
-        assert_eq!(info.metadata, HashMap::from([("index".into(), "2".into())]));
+        let metadata = [("list", "operations"), ("index", "2")];
+        assert_eq!(
+            info.metadata,
+            metadata.map(|(k, v)| (k.to_owned(), v.to_owned())).into()
+        );
         let alone = status(Error::Engine(violation.into()));
         let info = alone.get_details_error_info().unwrap();
         assert_eq!(info.reason, "ROOT_SCOPE_FIXED");
