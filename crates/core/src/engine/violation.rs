@@ -424,14 +424,14 @@ impl fmt::Display for ScopeUse {
 /// Permission names a refusal lists: the first few, and how many more.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
-    /// The names shown, at most [`LISTED`].
+    /// The names shown, at most five.
     pub shown: Vec<String>,
     /// How many were left out.
     pub more: usize,
 }
 
 impl Names {
-    /// The first [`LISTED`] of `names`, counting the rest.
+    /// The first five of `names`, counting the rest.
     pub fn of<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> Names {
         let more = names.len().saturating_sub(LISTED);
         Names {
