@@ -764,13 +764,61 @@ pub struct AuditKey {
 
 /// How a write recorded in the audit trail ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", from = "StoredOutcome")]
 pub enum AuditOutcome {
     /// It committed as this revision.
     Committed(Revision),
     /// The actor rules or the caller's token refused it; nothing was
-    /// written. The message is the one the caller got.
-    Denied(String),
+    /// written.
+    Denied {
+        /// The refusal's message as the sequencer words it: the caller's,
+        /// save that a refused operation is named by its place in the
+        /// planned batch (`operations[0]: …`), which an edge may word
+        /// otherwise.
+        message: String,
+        /// The reason code the caller got (the engine's
+        /// `Violation::reason`); `None` for a refusal by the caller's token,
+        /// which has none, and for entries recorded before refusals had codes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// An [`AuditOutcome`] as stored, in either of its forms: a refusal was
+/// once recorded as its message alone, and those entries must still read.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredOutcome {
+    Committed(Revision),
+    Denied(StoredDenial),
+}
+
+/// A stored refusal: a bare message (the old form) or the fields of
+/// [`AuditOutcome::Denied`].
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredDenial {
+    Message(String),
+    Fields {
+        message: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+impl From<StoredOutcome> for AuditOutcome {
+    fn from(stored: StoredOutcome) -> Self {
+        match stored {
+            StoredOutcome::Committed(revision) => AuditOutcome::Committed(revision),
+            StoredOutcome::Denied(StoredDenial::Message(message)) => AuditOutcome::Denied {
+                message,
+                reason: None,
+            },
+            StoredOutcome::Denied(StoredDenial::Fields { message, reason }) => {
+                AuditOutcome::Denied { message, reason }
+            }
+        }
+    }
 }
 
 /// Who asked for a write and why, carried from the API through the
@@ -871,7 +919,7 @@ impl AuditQuery {
             (self.outcome, &entry.outcome),
             (None, _)
                 | (Some(OutcomeFilter::Committed), AuditOutcome::Committed(_))
-                | (Some(OutcomeFilter::Denied), AuditOutcome::Denied(_))
+                | (Some(OutcomeFilter::Denied), AuditOutcome::Denied { .. })
         );
         outcome
             && self

@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::watch::{Feed, Filter, Pacing, Start, Subscription, WatchError};
-use authzd_core::engine::{self, Engine, EngineError, Operation, Snapshot};
+use authzd_core::engine::{self, Engine, EngineError, Operation, Snapshot, Violation};
 pub use authzd_core::model::Origin;
 use authzd_core::model::{AuditEntry, AuditQuery, Revision, SubjectId, TenantId, Timestamp};
 use authzd_core::schema::{self, Catalog, SchemaError};
@@ -155,6 +155,21 @@ pub enum Error {
     /// token outside its kind or tenant, or one at its bound.
     #[error(transparent)]
     Caller(#[from] crate::auth::Refusal),
+}
+
+impl Error {
+    /// The rule of the engine that refused the request, if one did: what
+    /// the edges carry as a reason code and the sequencer audits.
+    pub fn violation(&self) -> Option<&Violation> {
+        match self {
+            Error::Engine(EngineError::Violation(v))
+            | Error::Refused {
+                error: EngineError::Violation(v),
+                ..
+            } => Some(v.as_ref()),
+            _ => None,
+        }
+    }
 }
 
 /// A write's options besides its operations.
@@ -687,16 +702,7 @@ fn check_schema_fits(catalog: &Catalog, snapshot: &Snapshot) -> Result<(), Error
     if problems.is_empty() {
         return Ok(());
     }
-    let tail = if more > 0 {
-        format!("; and {more} more")
-    } else {
-        String::new()
-    };
-    Err(EngineError::FailedPrecondition(format!(
-        "the schema lacks what stored data uses: {}{tail}",
-        problems.join("; ")
-    ))
-    .into())
+    Err(EngineError::from(Violation::SchemaLacksStoredData { problems, more }).into())
 }
 
 /// Records between two progress lines of a start-up load.

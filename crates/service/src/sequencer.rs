@@ -41,7 +41,6 @@ use super::replica::{Installed, Replicated};
 use super::{Error, Origin, WriteOptions, check_schema_fits};
 use crate::clock::Clock;
 use crate::watch::Feed;
-use authzd_core::engine::EngineError;
 use authzd_core::engine::{self, Engine, Snapshot};
 use authzd_core::model::{AuditEntry, AuditKey, AuditOutcome, Change, Revision, TenantId};
 use authzd_core::schema::Catalog;
@@ -382,8 +381,9 @@ impl Sequencer {
         }
     }
 
-    /// The audit entry of a write the actor rules refused; `None` for any
-    /// other refusal (bad input, preconditions), which is not audited.
+    /// The audit entry of a write the actor rules refused, with the rule's
+    /// reason code; `None` for any other refusal (bad input, rules of the
+    /// model, preconditions), which is not audited.
     fn denial(
         &self,
         tenant: &TenantId,
@@ -391,14 +391,7 @@ impl Sequencer {
         options: &WriteOptions,
         error: &Error,
     ) -> Option<AuditEntry> {
-        let (Error::Refused {
-            error: EngineError::PermissionDenied(_),
-            ..
-        }
-        | Error::Engine(EngineError::PermissionDenied(_))) = error
-        else {
-            return None;
-        };
+        let violation = error.violation().filter(|v| v.denies_actor())?;
         let mut entry = AuditEntry {
             key: AuditKey {
                 at: self.clock.now(),
@@ -409,7 +402,10 @@ impl Sequencer {
             origin: options.origin.clone(),
             concerned: Vec::new(),
             more_concerned: false,
-            outcome: AuditOutcome::Denied(error.to_string()),
+            outcome: AuditOutcome::Denied {
+                message: error.to_string(),
+                reason: Some(violation.reason().to_owned()),
+            },
         };
         entry.concerning(operations.iter().flat_map(engine::Operation::principals));
         Some(entry)
@@ -1181,7 +1177,7 @@ mod tests {
             matches!(
                 refused,
                 Err(Error::Refused {
-                    error: EngineError::AlreadyExists { .. },
+                    error: authzd_core::engine::EngineError::AlreadyExists { .. },
                     ..
                 })
             ),

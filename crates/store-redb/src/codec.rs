@@ -71,7 +71,10 @@ pub(super) fn assignment_key(key: &AssignmentKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use authzd_core::model::{Assignment, GroupId, RoleId, ScopeId, Subject, SubjectId, Timestamp};
+    use authzd_core::model::{
+        Assignment, AuditEntry, AuditKey, AuditOutcome, GroupId, Origin, Revision, RoleId, ScopeId,
+        Subject, SubjectId, Timestamp,
+    };
 
     fn akey(
         role: &str,
@@ -103,6 +106,46 @@ mod tests {
         };
         let back: Assignment = decode("assignment", &encode("assignment", &assignment)?)?;
         assert_eq!(back, assignment);
+        Ok(())
+    }
+
+    /// A refusal's audit entry round-trips with its reason code, and one
+    /// stored before refusals had codes (the outcome a bare message) still
+    /// reads, without one.
+    #[test]
+    fn audit_outcomes_old_and_new_decode() -> Result<(), Box<dyn std::error::Error>> {
+        let entry = AuditEntry {
+            key: AuditKey {
+                at: Timestamp(7),
+                seq: 3,
+            },
+            tenant: None,
+            actor: Some(SubjectId::try_from("bob")?),
+            origin: Origin::default(),
+            concerned: Vec::new(),
+            more_concerned: false,
+            outcome: AuditOutcome::Denied {
+                message: "no".into(),
+                reason: Some("NOT_MANAGER".into()),
+            },
+        };
+        let bytes = encode("audit entry", &entry)?;
+        let back: AuditEntry = decode("audit entry", &bytes)?;
+        assert_eq!(back, entry);
+
+        let text = String::from_utf8(bytes)?;
+        let new_form = r#""outcome":{"denied":{"message":"no","reason":"NOT_MANAGER"}}"#;
+        assert!(text.contains(new_form), "{text}");
+        let old = text.replace(new_form, r#""outcome":{"denied":"no"}"#);
+        let back: AuditEntry = decode("audit entry", old.as_bytes())?;
+        let expected = AuditOutcome::Denied {
+            message: "no".into(),
+            reason: None,
+        };
+        assert_eq!(back.outcome, expected);
+        let committed = text.replace(new_form, r#""outcome":{"committed":12}"#);
+        let back: AuditEntry = decode("audit entry", committed.as_bytes())?;
+        assert_eq!(back.outcome, AuditOutcome::Committed(Revision(12)));
         Ok(())
     }
 

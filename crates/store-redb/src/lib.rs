@@ -2011,7 +2011,10 @@ mod tests {
             origin: Origin::default(),
             concerned: Vec::new(),
             more_concerned: false,
-            outcome: AuditOutcome::Denied("no".into()),
+            outcome: AuditOutcome::Denied {
+                message: "no".into(),
+                reason: None,
+            },
         };
         store.commit_audited(
             store.revision()?,
@@ -2022,7 +2025,7 @@ mod tests {
         assert_eq!(store.revision()?, Revision(1));
         let listed = store.audit_page(&AuditQuery::default(), 10, 10)?.entries;
         assert_eq!(listed.len(), 2);
-        assert_eq!(listed[0].outcome, AuditOutcome::Denied("no".into()));
+        assert_eq!(listed[0].outcome, denied.outcome);
         let mut later = sample_writes().remove(1);
         later.committed_at = Timestamp(11 * hour + 2);
         store.commit(&later)?;

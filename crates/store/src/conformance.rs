@@ -618,9 +618,17 @@ pub async fn idempotency(storage: &dyn Storage) -> TestResult {
     Ok(())
 }
 
+/// A refusal as the sequencer records it: a message and a reason code.
+fn refused() -> AuditOutcome {
+    AuditOutcome::Denied {
+        message: "no".into(),
+        reason: Some("NOT_MANAGER".into()),
+    }
+}
+
 /// Every committed write leaves an audit entry in its own transaction,
 /// naming its caller and revision; refusals commit alone without taking a
-/// revision; a replica's copy (given its revision) is audited on the
+/// revision and keep their reason code; a replica's copy (given its revision) is audited on the
 /// primary, not here; a failed commit leaves no entry.
 pub async fn audit_with_writes(storage: &dyn Storage) -> TestResult {
     let store = storage.open().await?;
@@ -639,7 +647,7 @@ pub async fn audit_with_writes(storage: &dyn Storage) -> TestResult {
         origin: Origin::default(),
         concerned: Vec::new(),
         more_concerned: false,
-        outcome: AuditOutcome::Denied("no".into()),
+        outcome: refused(),
     };
     assert!(at_head(&*store, Vec::new(), vec![denied]).await?.is_empty());
     assert_eq!(store.revision().await?, Revision(5));
@@ -653,7 +661,8 @@ pub async fn audit_with_writes(storage: &dyn Storage) -> TestResult {
 
     let page = store.audit_page(AuditQuery::default(), 100, 100).await?;
     let outcomes: Vec<AuditOutcome> = page.entries.iter().map(|e| e.outcome.clone()).collect();
-    let mut expected = vec![AuditOutcome::Denied("no".into())];
+    // The refusal's reason code is kept with its message.
+    let mut expected = vec![refused()];
     expected.extend((1..=5).rev().map(|r| AuditOutcome::Committed(Revision(r))));
     assert_eq!(outcomes, expected);
     assert!(
@@ -806,7 +815,7 @@ pub async fn commit_ids_and_conflicts(storage: &dyn Storage) -> TestResult {
         origin: Origin::default(),
         concerned: Vec::new(),
         more_concerned: false,
-        outcome: AuditOutcome::Denied("no".into()),
+        outcome: refused(),
     };
     let alone = store
         .commit_group(stale, CommitId::random(), Vec::new(), vec![denied])

@@ -34,20 +34,18 @@
 //!   a subject's home scope, changing a scope's type, tenant settings) need
 //!   an actor who holds every permission where they take effect.
 //!
-//! Must not know about protobuf; refusals are `PermissionDenied` naming the
-//! rule and what was missing.
+//! Must not know about protobuf; refusals are [`Violation`]s of the
+//! actor's class ([`Violation::denies_actor`]) naming the rule and what was
+//! missing.
 
-use super::EngineError;
 use super::eval::Place;
 use super::roles::CompiledRole;
 use super::tenant::{Compiled, SubjectEntry, TenantState};
+use super::violation::{AdminChange, Attempt, Managing, Names, Violation};
 use crate::model::{
     AssignmentKey, GroupId, Membership, Principal, ScopeId, SubjectId, Target, Timestamp,
 };
 use crate::schema::PermBit;
-
-/// How many missing permissions a refusal lists before it says "and N more".
-const LISTED: usize = 5;
 
 /// The write being authorised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,18 +77,14 @@ fn rule_scope(target: &Target) -> ScopeId {
     }
 }
 
-fn denied(message: String) -> EngineError {
-    EngineError::PermissionDenied(message)
-}
-
 impl Authorizer<'_> {
-    fn entry(&self) -> Result<&SubjectEntry, EngineError> {
-        self.state.subjects.get(self.actor).ok_or_else(|| {
-            denied(format!(
-                "actor {} does not exist in this tenant",
-                self.actor
-            ))
-        })
+    fn entry(&self) -> Result<&SubjectEntry, Violation> {
+        self.state
+            .subjects
+            .get(self.actor)
+            .ok_or_else(|| Violation::ActorNotInTenant {
+                actor: self.actor.clone(),
+            })
     }
 
     fn holds(&self, entry: &SubjectEntry, bit: PermBit, scope: &ScopeId) -> bool {
@@ -116,18 +110,8 @@ impl Authorizer<'_> {
             .collect()
     }
 
-    fn names(&self, bits: &[PermBit]) -> String {
-        let mut names: Vec<&str> = bits
-            .iter()
-            .take(LISTED)
-            .map(|b| self.compiled.catalog.name(*b))
-            .collect();
-        let more = bits.len().saturating_sub(LISTED);
-        let extra = format!("and {more} more");
-        if more > 0 {
-            names.push(&extra);
-        }
-        names.join(", ")
+    fn names(&self, bits: &[PermBit]) -> Names {
+        Names::of(bits.iter().map(|b| self.compiled.catalog.name(*b)))
     }
 
     /// The highest rank among the actor's live roles that apply at `scope`.
@@ -142,7 +126,7 @@ impl Authorizer<'_> {
     }
 
     /// May the actor give or take `key`?
-    pub fn role(&self, key: &AssignmentKey, action: Action) -> Result<(), EngineError> {
+    pub fn role(&self, key: &AssignmentKey, action: Action) -> Result<(), Violation> {
         let Some(role) = self.state.role(self.compiled, key.role.as_str()) else {
             return Ok(()); // Unknown roles are refused by planning itself.
         };
@@ -152,20 +136,22 @@ impl Authorizer<'_> {
             return Ok(());
         }
         let scope = rule_scope(&key.target);
-        let what = format!(
-            "actor {} may not {} role {} at {}",
-            self.actor,
-            if action == Action::Grant {
-                "assign"
-            } else {
-                "remove"
+        let (actor, role_id, target) = (self.actor.clone(), key.role.clone(), key.target.clone());
+        let attempt = match action {
+            Action::Grant => Attempt::Assign {
+                actor,
+                role: role_id,
+                target,
             },
-            key.role,
-            key.target
-        );
-        self.managed(entry, role, &scope, &what)?;
+            Action::Revoke => Attempt::Remove {
+                actor,
+                role: role_id,
+                target,
+            },
+        };
+        self.managed(entry, role, &scope, &attempt)?;
         if action == Action::Grant {
-            self.no_escalation(entry, role, &scope, &what)?;
+            self.no_escalation(entry, role, &scope, &attempt)?;
         }
         Ok(())
     }
@@ -175,27 +161,26 @@ impl Authorizer<'_> {
         entry: &SubjectEntry,
         role: &CompiledRole,
         scope: &ScopeId,
-        what: &str,
-    ) -> Result<(), EngineError> {
+        attempt: &Attempt,
+    ) -> Result<(), Violation> {
         let catalog = &self.compiled.catalog;
-        match role.role.managed_by.as_ref().and_then(|p| catalog.bit(p)) {
-            Some(bit) if self.holds(entry, bit, scope) => Ok(()),
-            Some(bit) => Err(denied(format!(
-                "{what}: managing it needs {} there, which the actor does not hold",
-                catalog.name(bit)
-            ))),
+        let needs = match role.role.managed_by.as_ref().and_then(|p| catalog.bit(p)) {
+            Some(bit) if self.holds(entry, bit, scope) => return Ok(()),
+            Some(bit) => Managing::Permission(catalog.name(bit).to_owned()),
             None => {
                 let lacking = self.lacking(entry, catalog.all().iter(), scope);
                 if lacking.is_empty() {
-                    Ok(())
-                } else {
-                    Err(denied(format!(
-                        "{what}: the role names no managed_by permission, so managing it needs every permission there; the actor lacks {}",
-                        self.names(&lacking)
-                    )))
+                    return Ok(());
+                }
+                Managing::Everything {
+                    lacking: self.names(&lacking),
                 }
             }
-        }
+        };
+        Err(Violation::NotManager {
+            attempt: attempt.clone(),
+            needs,
+        })
     }
 
     fn no_escalation(
@@ -203,15 +188,15 @@ impl Authorizer<'_> {
         entry: &SubjectEntry,
         role: &CompiledRole,
         scope: &ScopeId,
-        what: &str,
-    ) -> Result<(), EngineError> {
+        attempt: &Attempt,
+    ) -> Result<(), Violation> {
         let rank = self.rank_at(scope);
         if rank.is_none_or(|r| role.role.rank > r) {
-            return Err(denied(format!(
-                "{what}: its rank {} is above the actor's highest rank there ({})",
-                role.role.rank,
-                rank.map_or("none".to_string(), |r| r.to_string())
-            )));
+            return Err(Violation::RankTooHigh {
+                attempt: attempt.clone(),
+                rank: role.role.rank,
+                actor_rank: rank,
+            });
         }
         let catalog = &self.compiled.catalog;
         let delegated = role
@@ -232,38 +217,36 @@ impl Authorizer<'_> {
         if lacking.is_empty() {
             return Ok(());
         }
-        Err(denied(format!(
-            "{what}: it grants {}, which the actor does not hold there",
-            self.names(&lacking)
-        )))
+        Err(Violation::GrantsNotHeld {
+            attempt: attempt.clone(),
+            lacking: self.names(&lacking),
+        })
     }
 
     /// May the actor redefine a custom role as `new`, `holders` being the
     /// role's current assignments?
-    pub fn redefine(
-        &self,
-        new: &CompiledRole,
-        holders: &[AssignmentKey],
-    ) -> Result<(), EngineError> {
+    pub fn redefine(&self, new: &CompiledRole, holders: &[AssignmentKey]) -> Result<(), Violation> {
         let entry = self.entry()?;
         let id = &new.role.id;
         for key in holders {
             let scope = rule_scope(&key.target);
-            let what = format!(
-                "actor {} may not redefine role {}, which {} holds at {}",
-                self.actor, id, key.principal, key.target
-            );
+            let attempt = Attempt::Redefine {
+                actor: self.actor.clone(),
+                role: id.clone(),
+                holder: key.principal.clone(),
+                target: key.target.clone(),
+            };
             if let Some(old) = self.state.role(self.compiled, id.as_str()) {
-                self.managed(entry, old, &scope, &what)?;
+                self.managed(entry, old, &scope, &attempt)?;
             }
-            self.managed(entry, new, &scope, &what)?;
-            self.no_escalation(entry, new, &scope, &what)?;
+            self.managed(entry, new, &scope, &attempt)?;
+            self.no_escalation(entry, new, &scope, &attempt)?;
         }
         Ok(())
     }
 
     /// May the actor add `m.member` to (or remove it from) `m.group`?
-    pub fn membership(&self, m: &Membership, action: Action) -> Result<(), EngineError> {
+    pub fn membership(&self, m: &Membership, action: Action) -> Result<(), Violation> {
         let is_self = m.member == Principal::Subject(self.actor.clone());
         self.members_of(&m.group, action, is_self)
     }
@@ -271,16 +254,11 @@ impl Authorizer<'_> {
     /// May the actor change who is in `group` other than by naming a member
     /// (a new condition, a subject's attributes or status)? The membership
     /// rules, for someone other than the actor.
-    pub fn group_change(&self, group: &GroupId, action: Action) -> Result<(), EngineError> {
+    pub fn group_change(&self, group: &GroupId, action: Action) -> Result<(), Violation> {
         self.members_of(group, action, false)
     }
 
-    fn members_of(
-        &self,
-        group: &GroupId,
-        action: Action,
-        is_self: bool,
-    ) -> Result<(), EngineError> {
+    fn members_of(&self, group: &GroupId, action: Action, is_self: bool) -> Result<(), Violation> {
         for (key, through_population) in self.roles_through(group) {
             // Leaving a group oneself is removing oneself from its roles; a
             // population only gives others rights over its members.
@@ -291,13 +269,12 @@ impl Authorizer<'_> {
             if action == Action::Revoke && is_self && (through_population || self_removable) {
                 continue;
             }
-            self.role(&key, action).map_err(|e| match e {
-                EngineError::PermissionDenied(why) => denied(format!(
-                    "changing the members of group {group} means changing who holds role {}: {why}",
-                    key.role
-                )),
-                other => other,
-            })?;
+            self.role(&key, action)
+                .map_err(|violation| Violation::ThroughGroup {
+                    group: group.clone(),
+                    role: key.role.clone(),
+                    violation: Box::new(violation),
+                })?;
         }
         // Even a group carrying no roles needs the actor to exist.
         self.entry().map(|_| ())
@@ -306,18 +283,19 @@ impl Authorizer<'_> {
     /// Does the actor administer `scope`: hold every permission there, as
     /// managing a role without `managed_by` takes? Asked of directory
     /// changes whose effect on access is no list of grants (moving a scope
-    /// or a subject's home scope, tenant settings); `what` names the change.
-    pub fn administers(&self, scope: &ScopeId, what: &str) -> Result<(), EngineError> {
+    /// or a subject's home scope, tenant settings).
+    pub fn administers(&self, scope: &ScopeId, change: &AdminChange) -> Result<(), Violation> {
         let entry = self.entry()?;
         let lacking = self.lacking(entry, self.compiled.catalog.all().iter(), scope);
         if lacking.is_empty() {
             return Ok(());
         }
-        Err(denied(format!(
-            "actor {} may not {what}: it needs every permission at scope {scope}, and the actor lacks {}",
-            self.actor,
-            self.names(&lacking)
-        )))
+        Err(Violation::NotAdministrator {
+            actor: self.actor.clone(),
+            change: change.clone(),
+            scope: scope.clone(),
+            lacking: self.names(&lacking),
+        })
     }
 
     /// Every assignment that reaches a member through `group`, and whether it

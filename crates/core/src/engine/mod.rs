@@ -20,6 +20,7 @@ mod plan;
 mod query;
 mod roles;
 mod tenant;
+mod violation;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub use plan::{GroupUpdate, Operation, Planned, Precondition, Refusal, SubjectUp
 pub use query::{At, EffectiveTarget, Holder, Question, page_from};
 pub use roles::unknown_permissions as unknown_role_permissions;
 pub use tenant::{Compiled, SubjectEntry, TenantState};
+pub use violation::{AdminChange, Attempt, Holding, Managing, Names, ScopeUse, Violation};
 
 use crate::model::{Change, ChangeSet, Effect, Revision, SubjectId, TenantId, Timestamp};
 use crate::schema::Catalog;
@@ -77,12 +79,18 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
-    /// A rule of the model forbids the write.
-    #[error("{0}")]
-    FailedPrecondition(String),
-    /// The actor is not allowed to make the write.
-    #[error("{0}")]
-    PermissionDenied(String),
+    /// A rule of the engine refused the write: a rule of the model, or an
+    /// actor rule ([`Violation::denies_actor`] tells which). Boxed: a
+    /// violation names several ids, and errors travel in every `Result` of
+    /// the write path.
+    #[error(transparent)]
+    Violation(Box<Violation>),
+}
+
+impl From<Violation> for EngineError {
+    fn from(violation: Violation) -> Self {
+        EngineError::Violation(Box::new(violation))
+    }
 }
 
 /// An immutable view of every tenant at one revision.

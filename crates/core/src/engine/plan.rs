@@ -18,6 +18,7 @@ use super::condition::Condition;
 use super::effects::{self, View};
 use super::roles::{CompiledRole, unknown_permissions};
 use super::tenant::{Affected, Compiled, TenantState};
+use super::violation::{AdminChange, Holding, ScopeUse, Violation};
 use crate::model::{
     Assignment, AssignmentKey, Change, Effect, Group, GroupId, Membership, Principal, Role, RoleId,
     Scope, ScopeId, Subject, SubjectId, SubjectKind, SubjectStatus, Target, TenantId,
@@ -259,15 +260,6 @@ struct Planner<'a> {
     now: Timestamp,
 }
 
-/// Every tenant's root scope exists without being created, and is the
-/// ancestor of every scope: a write may not create, change or delete it.
-fn root_is_fixed() -> EngineError {
-    EngineError::FailedPrecondition(format!(
-        "scope {} is every tenant's root: it always exists and cannot be created, changed or deleted",
-        crate::model::ROOT_SCOPE
-    ))
-}
-
 fn not_found(kind: &'static str, id: impl ToString) -> EngineError {
     EngineError::NotFound {
         kind,
@@ -312,28 +304,25 @@ impl Planner<'_> {
                 let had = before.map_or(0, |b| {
                     class_roles(self.compiled, b, subject, &class.name).len()
                 });
-                let error = match class.per_subject {
+                let violation = match class.per_subject {
                     Cardinality::Many => None,
-                    _ if after.len() > 1 => Some(format!(
-                        "subject {subject} would hold {} roles of class {} ({}); it allows one",
-                        after.len(),
-                        class.name,
-                        after
-                            .iter()
-                            .map(RoleId::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                    Cardinality::ExactlyOne if had > 0 && after.is_empty() => Some(format!(
-                        "subject {subject} would be left without a role of class {}, which needs exactly one; replace it in the same batch",
-                        class.name
-                    )),
+                    _ if after.len() > 1 => Some(Violation::RoleClassExceeded {
+                        subject: subject.clone(),
+                        class: class.name.clone(),
+                        roles: after.into_iter().collect(),
+                    }),
+                    Cardinality::ExactlyOne if had > 0 && after.is_empty() => {
+                        Some(Violation::RoleClassRequired {
+                            subject: subject.clone(),
+                            class: class.name.clone(),
+                        })
+                    }
                     _ => None,
                 };
-                if let Some(message) = error {
+                if let Some(violation) = violation {
                     return Err(Refusal {
                         index: *index,
-                        error: EngineError::FailedPrecondition(message),
+                        error: violation.into(),
                     });
                 }
             }
@@ -359,9 +348,7 @@ impl Planner<'_> {
                 self.settings(settings)
             }
             Operation::UpdateTenantSettings(settings) => {
-                self.authorize(|a| {
-                    a.administers(&ScopeId::root(), "change the tenant's settings")
-                })?;
+                self.authorize(|a| a.administers(&ScopeId::root(), &AdminChange::TenantSettings))?;
                 self.settings(settings)
             }
             Operation::CreateSubject(s) => {
@@ -382,10 +369,12 @@ impl Planner<'_> {
                 self.put_subject(s.clone())
             }
             Operation::DeleteSubject(id) => self.delete_subject(id),
+            // Every tenant's root scope exists without being created, and is
+            // the ancestor of every scope.
             Operation::CreateScope(s) | Operation::UpdateScope(s) if s.id.is_root() => {
-                Err(root_is_fixed())
+                Err(Violation::RootScopeFixed.into())
             }
-            Operation::DeleteScope(id) if id.is_root() => Err(root_is_fixed()),
+            Operation::DeleteScope(id) if id.is_root() => Err(Violation::RootScopeFixed.into()),
             Operation::CreateScope(s) => {
                 if self.state.has_scope(s.id.as_str()) {
                     return Err(exists("scope", &s.id));
@@ -397,10 +386,10 @@ impl Planner<'_> {
                     return Err(not_found("scope", &s.id));
                 };
                 if old.parent != s.parent || old.scope_type != s.scope_type {
-                    let what = format!("move or retype scope {}", s.id);
+                    let change = AdminChange::Scope(s.id.clone());
                     self.authorize(|a| {
-                        a.administers(&old.parent, &what)?;
-                        a.administers(&s.parent, &what)
+                        a.administers(&old.parent, &change)?;
+                        a.administers(&s.parent, &change)
                     })?;
                 }
                 self.put_scope(s)
@@ -489,9 +478,7 @@ impl Planner<'_> {
             Operation::RemoveMember(m, pre) => {
                 self.group(&m.group)?;
                 let present = self.is_member(m);
-                self.precondition(*pre, present, || {
-                    format!("{} in group {}", m.member, m.group)
-                })?;
+                self.precondition(*pre, present, || Holding::Membership(m.clone()))?;
                 if present {
                     self.authorize(|a| a.membership(m, Action::Revoke))?;
                     self.emit(Change::MemberRemoved(m.clone()));
@@ -527,35 +514,33 @@ impl Planner<'_> {
     /// write) against the batch as planned so far.
     fn authorize(
         &mut self,
-        rule: impl FnOnce(&Authorizer<'_>) -> Result<(), EngineError>,
+        rule: impl FnOnce(&Authorizer<'_>) -> Result<(), Violation>,
     ) -> Result<(), EngineError> {
         let Some(actor) = self.actor else {
             return Ok(());
         };
         self.refresh();
-        rule(&Authorizer {
+        Ok(rule(&Authorizer {
             compiled: self.compiled,
             state: &self.state,
             actor,
             now: self.now,
-        })
+        })?)
     }
 
     fn precondition(
         &self,
         pre: Precondition,
         present: bool,
-        what: impl FnOnce() -> String,
+        holding: impl FnOnce() -> Holding,
     ) -> Result<(), EngineError> {
         match (pre, present) {
-            (Precondition::MustExist, false) => Err(EngineError::FailedPrecondition(format!(
-                "precondition MUST_EXIST failed: {} does not exist",
-                what()
-            ))),
-            (Precondition::MustNotExist, true) => Err(EngineError::FailedPrecondition(format!(
-                "precondition MUST_NOT_EXIST failed: {} already exists",
-                what()
-            ))),
+            (Precondition::MustExist, false) => {
+                Err(Violation::MustExist { holding: holding() }.into())
+            }
+            (Precondition::MustNotExist, true) => {
+                Err(Violation::MustNotExist { holding: holding() }.into())
+            }
             _ => Ok(()),
         }
     }
@@ -606,9 +591,7 @@ impl Planner<'_> {
         if self.state.roles.contains_key(id) {
             Ok(())
         } else if self.compiled.builtin.contains_key(id) {
-            Err(EngineError::FailedPrecondition(format!(
-                "role {id} is builtin (defined by the schema) and cannot be changed through the API"
-            )))
+            Err(Violation::BuiltinRoleImmutable { role: id.clone() }.into())
         } else {
             Err(self.state.unknown_role(self.compiled, id.as_str()))
         }
@@ -690,9 +673,9 @@ impl Planner<'_> {
                 }
             }
             if let Some(homes) = &homes {
-                let what = format!("move the home scope of subject {id}");
+                let change = AdminChange::HomeScope(id.clone());
                 for home in homes {
-                    a.administers(home, &what)?;
+                    a.administers(home, &change)?;
                 }
             }
             Ok(())
@@ -789,10 +772,11 @@ impl Planner<'_> {
     fn put_scope(&mut self, s: &Scope) -> Result<(), EngineError> {
         self.scope(&s.parent)?;
         if self.state.is_within(&s.parent, &s.id) {
-            return Err(EngineError::FailedPrecondition(format!(
-                "moving scope {} under {} would make it its own ancestor",
-                s.id, s.parent
-            )));
+            return Err(Violation::ScopeCycle {
+                scope: s.id.clone(),
+                parent: s.parent.clone(),
+            }
+            .into());
         }
         self.emit(Change::ScopePut(s.clone()));
         Ok(())
@@ -802,16 +786,18 @@ impl Planner<'_> {
         if !self.state.scopes.contains_key(id) {
             return Err(not_found("scope", id));
         }
-        let in_use = |why: String| {
-            Err(EngineError::FailedPrecondition(format!(
-                "scope {id} is still in use: {why}"
-            )))
+        let in_use = |by: ScopeUse| {
+            Err(Violation::ScopeInUse {
+                scope: id.clone(),
+                by,
+            }
+            .into())
         };
         if let Some(child) = self.state.children.get(id).and_then(|c| c.get_min()) {
-            return in_use(format!("scope {child} is its child"));
+            return in_use(ScopeUse::Child(child.clone()));
         }
         if let Some(key) = self.state.assignments_at(&Target::Scope(id.clone())).next() {
-            return in_use(describe(key));
+            return in_use(ScopeUse::Assignment(key.clone()));
         }
         if let Some(role) = self
             .state
@@ -819,10 +805,10 @@ impl Planner<'_> {
             .values()
             .find(|r| r.role.grants.iter().any(|g| g.scopes.contains(id)))
         {
-            return in_use(format!("role {} pins a grant to it", role.role.id));
+            return in_use(ScopeUse::PinnedBy(role.role.id.clone()));
         }
         if let Some(subject) = self.state.homed.get(id).and_then(|h| h.get_min()) {
-            return in_use(format!("it is the home scope of subject {subject}"));
+            return in_use(ScopeUse::HomeOf(subject.clone()));
         }
         self.emit(Change::ScopeDeleted(id.clone()));
         Ok(())
@@ -927,16 +913,16 @@ impl Planner<'_> {
         if missing.is_empty() {
             return Ok(());
         }
-        let names: Vec<&str> = missing
-            .iter()
-            .map(|b| self.compiled.catalog.name(*b))
-            .collect();
-        Err(EngineError::FailedPrecondition(format!(
-            "role {} requires {}, which subject {subject} does not hold at or below {}",
-            key.role,
-            names.join(", "),
-            key.target
-        )))
+        Err(Violation::PrerequisiteMissing {
+            role: key.role.clone(),
+            missing: missing
+                .iter()
+                .map(|b| self.compiled.catalog.name(*b).to_owned())
+                .collect(),
+            subject: subject.clone(),
+            target: key.target.clone(),
+        }
+        .into())
     }
 
     fn is_member(&self, m: &Membership) -> bool {
@@ -957,16 +943,15 @@ impl Planner<'_> {
                     .iter()
                     .any(|(g, _)| g == inner);
             if closes_cycle {
-                return Err(EngineError::FailedPrecondition(format!(
-                    "adding group {inner} to group {} would make a cycle of nested groups",
-                    m.group
-                )));
+                return Err(Violation::GroupCycle {
+                    group: m.group.clone(),
+                    member: inner.clone(),
+                }
+                .into());
             }
         }
         let present = self.is_member(m);
-        self.precondition(pre, present, || {
-            format!("{} in group {}", m.member, m.group)
-        })?;
+        self.precondition(pre, present, || Holding::Membership(m.clone()))?;
         if !present {
             self.authorize(|a| a.membership(m, Action::Grant))?;
             self.emit(Change::MemberAdded(m.clone()));
@@ -992,7 +977,7 @@ impl Planner<'_> {
         }
         self.check_requirements(key)?;
         let current = self.state.assignments.get(key);
-        self.precondition(pre, current.is_some(), || describe(key))?;
+        self.precondition(pre, current.is_some(), || Holding::Assignment(key.clone()))?;
         if current != Some(a) {
             self.authorize(|a| a.role(key, Action::Grant))?;
             self.emit(Change::RoleAssigned(a.clone()));
@@ -1050,7 +1035,7 @@ impl Planner<'_> {
 
     fn unassign(&mut self, key: &AssignmentKey, pre: Precondition) -> Result<(), EngineError> {
         let present = self.state.assignments.contains_key(key);
-        self.precondition(pre, present, || describe(key))?;
+        self.precondition(pre, present, || Holding::Assignment(key.clone()))?;
         if present {
             self.authorize(|a| a.role(key, Action::Revoke))?;
             self.emit(Change::RoleUnassigned(key.clone()));
@@ -1117,11 +1102,13 @@ impl Planner<'_> {
                 format!("role {}{via} ({})", s.role, s.grant)
             })
             .collect();
-        Err(EngineError::FailedPrecondition(format!(
-            "subject {subject} is not assigned role {} at {scope}, so there is nothing to remove: what the role gives, {subject} holds through {}; remove that instead",
-            key.role,
-            from.join(", ")
-        )))
+        Err(Violation::RightImplied {
+            subject: subject.clone(),
+            role: key.role.clone(),
+            scope: scope.clone(),
+            sources: from,
+        }
+        .into())
     }
 }
 
@@ -1138,11 +1125,4 @@ fn class_roles(
         .filter(|(_, role)| role.role.class.as_deref() == Some(class))
         .map(|(a, _)| a.key.role.clone())
         .collect()
-}
-
-fn describe(key: &AssignmentKey) -> String {
-    format!(
-        "the assignment of role {} to {} at {}",
-        key.role, key.principal, key.target
-    )
 }

@@ -114,9 +114,19 @@ fn parse_page_token(token: &str) -> Result<Option<AuditKey>, Error> {
 }
 
 fn entry_to_pb(e: &AuditEntry) -> pb::AuditEntry {
-    let (outcome, revision, denial) = match &e.outcome {
-        AuditOutcome::Committed(r) => (pb::AuditOutcome::Committed, r.0, String::new()),
-        AuditOutcome::Denied(why) => (pb::AuditOutcome::Denied, 0, why.clone()),
+    let (outcome, revision, denial, denial_reason) = match &e.outcome {
+        AuditOutcome::Committed(r) => (
+            pb::AuditOutcome::Committed,
+            r.0,
+            String::new(),
+            String::new(),
+        ),
+        AuditOutcome::Denied { message, reason } => (
+            pb::AuditOutcome::Denied,
+            0,
+            message.clone(),
+            reason.clone().unwrap_or_default(),
+        ),
     };
     pb::AuditEntry {
         time: Some(timestamp_to_pb(e.key.at)),
@@ -137,6 +147,7 @@ fn entry_to_pb(e: &AuditEntry) -> pb::AuditEntry {
         outcome: outcome.into(),
         revision,
         denial,
+        denial_reason,
         concerned: e.concerned.iter().map(principal_to_pb).collect(),
         more_concerned: e.more_concerned,
     }

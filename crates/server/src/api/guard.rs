@@ -302,7 +302,12 @@ fn denial(
         origin,
         concerned: Vec::new(),
         more_concerned: false,
-        outcome: AuditOutcome::Denied(refusal.to_string()),
+        // A token's refusal has no reason code: its status carries none
+        // either (only the engine's rules have codes; see `super::status`).
+        outcome: AuditOutcome::Denied {
+            message: refusal.to_string(),
+            reason: None,
+        },
     }
 }
 

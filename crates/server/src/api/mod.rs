@@ -1,5 +1,7 @@
 //! The gRPC edge: tonic services, conversions from protobuf into checked
-//! model types, and the one mapping from [`Error`] to `tonic::Status`.
+//! model types, and the one mapping from [`Error`] to `tonic::Status` (a
+//! refusal by a rule of the engine carries its reason code there, as a
+//! `google.rpc.ErrorInfo` of [`ERROR_DOMAIN`]).
 //!
 //! Generated types live in [`pb`] and never leave this module; requests are
 //! converted (and refused with INVALID_ARGUMENT naming the field) before they
@@ -40,7 +42,10 @@ pub use replication::ReplicationApi;
 pub use schema::SchemaApi;
 pub use watch::WatchApi;
 
+use std::collections::HashMap;
+
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use authzd_core::engine::EngineError;
 use authzd_core::limits::MAX_ERROR_MESSAGE_BYTES;
@@ -52,13 +57,17 @@ use authzd_store::StoreError;
 
 pub use authzd_proto::pb;
 
+/// The `domain` of the `google.rpc.ErrorInfo` that carries a refusal's
+/// reason code.
+pub const ERROR_DOMAIN: &str = "authzd.dev";
+
 fn engine_code(e: &EngineError) -> Code {
     match e {
         EngineError::NotFound { .. } | EngineError::UnknownRole { .. } => Code::NotFound,
         EngineError::AlreadyExists { .. } => Code::AlreadyExists,
         EngineError::InvalidArgument { .. } => Code::InvalidArgument,
-        EngineError::FailedPrecondition(_) => Code::FailedPrecondition,
-        EngineError::PermissionDenied(_) => Code::PermissionDenied,
+        EngineError::Violation(v) if v.denies_actor() => Code::PermissionDenied,
+        EngineError::Violation(_) => Code::FailedPrecondition,
     }
 }
 
@@ -98,13 +107,24 @@ pub fn status(e: Error) -> Status {
             // Internal detail stays in the log; the client gets a generic message.
             tracing::error!(error = ?e, "internal error");
         }
-        // No details or metadata: the message is the whole of the status. A
-        // start-up failure names paths, which are the operator's business.
+        // A start-up failure names paths, which are the operator's business.
         let message = match &e {
             Error::Open(_) => "storage failure".to_owned(),
             _ => e.to_string(),
         };
-        Status::new(code, bounded(message))
+        let message = bounded(message);
+        // Only a rule of the engine has a reason code; every other status is
+        // its code and message alone.
+        let Some(violation) = e.violation() else {
+            return Status::new(code, message);
+        };
+        let mut metadata = HashMap::new();
+        if let Error::Refused { list, index, .. } = &e {
+            metadata.insert("list".to_owned(), (*list).to_owned());
+            metadata.insert("index".to_owned(), index.to_string());
+        }
+        let info = ErrorDetails::with_error_info(violation.reason(), ERROR_DOMAIN, metadata);
+        Status::with_error_details(code, message, info)
     }
 }
 
@@ -143,6 +163,35 @@ mod tests {
         assert!(cut.len() <= MAX_ERROR_MESSAGE_BYTES, "{}", cut.len());
         assert!(cut.starts_with("éé"));
         assert!(cut.ends_with(&format!("… (message truncated, {} bytes)", long.len())));
+    }
+
+    /// A rule's refusal carries its reason code (and, in a batch, the
+    /// list and index of the refused item) in an ErrorInfo, under the status code of its
+    /// class; the message is the one it always was.
+    #[test]
+    fn a_violation_carries_its_reason() {
+        let violation = authzd_core::engine::Violation::RootScopeFixed;
+        let refused = status(Error::Refused {
+            list: "operations",
+            index: 2,
+            error: violation.clone().into(),
+        });
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        assert_eq!(refused.message(), format!("operations[2]: {violation}"));
+        let info = refused.get_details_error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("ROOT_SCOPE_FIXED", ERROR_DOMAIN)
+        );
+        let metadata = [("list", "operations"), ("index", "2")];
+        assert_eq!(
+            info.metadata,
+            metadata.map(|(k, v)| (k.to_owned(), v.to_owned())).into()
+        );
+        let alone = status(Error::Engine(violation.into()));
+        let info = alone.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "ROOT_SCOPE_FIXED");
+        assert!(info.metadata.is_empty());
     }
 
     #[test]
