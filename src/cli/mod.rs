@@ -1,6 +1,8 @@
-//! The command line: `serve`, `schema check`, `import`, `backup`,
-//! `restore`, `token new`, and how the binary logs. Parses arguments into a validated [`Config`]; must not talk to redb
-//! directly.
+//! The command line: `serve`, `schema check`, `schema test`, `import`,
+//! `export`, `backup`, `restore`, the query commands (`check`, `who`,
+//! `what`, `watch`), `token new`, the `--config` file, and how the binary
+//! logs. Parses arguments into a validated [`Config`]; must not reach a
+//! store but through the service, nor hold rules of the model.
 
 pub mod backup;
 pub mod config_file;
