@@ -14,6 +14,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod metrics;
+pub mod ops;
 mod replica;
 pub mod watch;
 

@@ -4,7 +4,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{page, page_token, reach_to_pb, source_to_pb};
-use super::guard::Call;
+use super::guard;
 use super::status;
 use super::{invalid, pb};
 use authzd_core::engine::{At, Question, Snapshot};
@@ -99,9 +99,9 @@ impl pb::access_service_server::AccessService for AccessApi {
         request: Request<pb::CheckAccessRequest>,
     ) -> Result<Response<pb::CheckAccessResponse>, Status> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let tenant = valid_id("tenant", &r.tenant).map_err(status)?;
         let q = question(&r.subject, &r.permission, &r.scope, &r.target_subject).map_err(status)?;
@@ -134,9 +134,9 @@ impl pb::access_service_server::AccessService for AccessApi {
         request: Request<pb::BatchCheckAccessRequest>,
     ) -> Result<Response<pb::BatchCheckAccessResponse>, Status> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let tenant = valid_id("tenant", &r.tenant).map_err(status)?;
         if r.checks.len() > MAX_BATCH_CHECKS {
@@ -175,9 +175,9 @@ impl pb::access_service_server::AccessService for AccessApi {
         &self,
         request: Request<pb::ListEffectivePermissionsRequest>,
     ) -> Result<Response<pb::ListEffectivePermissionsResponse>, Status> {
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&request.get_ref().tenant)
+            .admit(&self.service, &request.get_ref().tenant)
             .map_err(status)?;
         let r = request.into_inner();
         valid_id("tenant", &r.tenant).map_err(status)?;
@@ -199,9 +199,9 @@ impl pb::access_service_server::AccessService for AccessApi {
         &self,
         request: Request<pb::ListSubjectsWithPermissionRequest>,
     ) -> Result<Response<pb::ListSubjectsWithPermissionResponse>, Status> {
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&request.get_ref().tenant)
+            .admit(&self.service, &request.get_ref().tenant)
             .map_err(status)?;
         let r = request.into_inner();
         valid_id("tenant", &r.tenant).map_err(status)?;

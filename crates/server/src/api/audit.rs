@@ -9,7 +9,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{optional_id, principal, principal_to_pb, timestamp, timestamp_to_pb};
-use super::guard::Call;
+use super::guard;
 use super::status;
 use super::{invalid, pb};
 use authzd_core::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
@@ -38,12 +38,12 @@ impl pb::audit_service_server::AuditService for AuditApi {
         &self,
         request: Request<pb::ListAuditEntriesRequest>,
     ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
         let mut query = query(r).map_err(status)?;
         if let Visible::Only(bound) = call.visible_tenants().map_err(status)? {
             if let Some(asked) = &query.tenant {
-                call.tenant(asked.as_str()).map_err(status)?;
+                call.admit(&self.service, asked.as_str()).map_err(status)?;
             }
             query.tenant = Some(bound);
         }

@@ -11,7 +11,7 @@ use super::convert::{
     self, assignment_to_pb, group, group_to_pb, id, optional_id, page, page_token, principal_to_pb,
     role, role_to_pb, scope, scope_to_pb, settings, settings_to_pb, subject, subject_to_pb,
 };
-use super::guard::Call;
+use super::guard;
 use super::status;
 use super::{invalid, pb};
 use authzd_core::engine::{
@@ -37,13 +37,15 @@ impl DirectoryApi {
 
     async fn write(
         &self,
-        call: &Call,
+        call: &authzd_service::ops::Call,
         tenant: &str,
         op: Operation,
         options: &Option<pb::WriteOptions>,
     ) -> Result<(Revision, Arc<Snapshot>), Error> {
         let tenant: TenantId = id("tenant", tenant)?;
-        let options = call.write_options(tenant.as_str(), options)?;
+        call.admit(&self.service, tenant.as_str())?;
+        let mut options = convert::write_options(options)?;
+        call.admit_write(&self.service, tenant.as_str(), &mut options)?;
         let revision = self
             .service
             .write(tenant, vec![op], options)
@@ -61,9 +63,9 @@ impl DirectoryApi {
     where
         T: for<'a> TryFrom<&'a str, Error = authzd_core::model::InvalidValue>,
     {
-        let call = Call::of(request).map_err(status)?;
+        let call = guard::call(request).map_err(status)?;
         let r = request.get_ref();
-        call.tenant(&r.tenant).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
         let op = op(id("id", &r.id).map_err(status)?);
         let (revision, _) = self
             .write(&call, &r.tenant, op, &r.options)
@@ -299,9 +301,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Reply<pb::TenantResponse> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        call.tenant(&r.tenant).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
         let op = Operation::CreateTenant(settings("settings", &r.settings).map_err(status)?);
         let (revision, snapshot) = self
             .write(&call, &r.tenant, op, &r.options)
@@ -315,9 +317,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::GetTenantRequest>,
     ) -> Reply<pb::TenantResponse> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let snapshot = self.read(0).await.map_err(status)?;
         tenant_reply(&snapshot, &r.tenant, snapshot.revision)
@@ -327,7 +329,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Reply<pb::ListTenantsResponse> {
-        let visible = Call::of(&request)
+        let visible = guard::call(&request)
             .map_err(status)?
             .visible_tenants()
             .map_err(status)?;
@@ -363,9 +365,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateTenantSettingsRequest>,
     ) -> Reply<pb::TenantResponse> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        call.tenant(&r.tenant).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
         let op =
             Operation::UpdateTenantSettings(settings("settings", &r.settings).map_err(status)?);
         let (revision, snapshot) = self
@@ -379,9 +381,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateSubjectRequest>,
     ) -> Reply<pb::SubjectResponse> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        call.tenant(&r.tenant).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
         let s = subject(
             "subject",
             convert::required("subject", &r.subject).map_err(status)?,
@@ -399,9 +401,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateSubjectRequest>,
     ) -> Reply<pb::SubjectResponse> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        call.tenant(&r.tenant).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
         let given = convert::required("subject", &r.subject).map_err(status)?;
         let sid = id("subject.id", &given.id).map_err(status)?;
         let update = subject_update(&r.update_mask, given).map_err(status)?;
@@ -426,9 +428,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
 
     async fn get_subject(&self, request: Request<pb::GetRequest>) -> Reply<pb::SubjectResponse> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let snapshot = self.read(r.at_least_revision).await.map_err(status)?;
         subject_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
@@ -439,9 +441,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListRequest>,
     ) -> Reply<pb::ListSubjectsResponse> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let snapshot = self.read(r.at_least_revision).await.map_err(status)?;
         let state = tenant_of(&snapshot, &r.tenant).map_err(status)?;
@@ -458,9 +460,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateScopeRequest>,
     ) -> Reply<pb::ScopeResponse> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        call.tenant(&r.tenant).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
         let s = scope(
             "scope",
             convert::required("scope", &r.scope).map_err(status)?,
@@ -478,9 +480,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateScopeRequest>,
     ) -> Reply<pb::ScopeResponse> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        call.tenant(&r.tenant).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
         let s = scope(
             "scope",
             convert::required("scope", &r.scope).map_err(status)?,
@@ -500,9 +502,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
 
     async fn get_scope(&self, request: Request<pb::GetRequest>) -> Reply<pb::ScopeResponse> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let snapshot = self.read(r.at_least_revision).await.map_err(status)?;
         scope_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
@@ -513,9 +515,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListRequest>,
     ) -> Reply<pb::ListScopesResponse> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let snapshot = self.read(r.at_least_revision).await.map_err(status)?;
         let state = tenant_of(&snapshot, &r.tenant).map_err(status)?;
@@ -532,9 +534,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateGroupRequest>,
     ) -> Reply<pb::GroupResponse> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        call.tenant(&r.tenant).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
         let g = group(
             "group",
             convert::required("group", &r.group).map_err(status)?,
@@ -552,9 +554,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateGroupRequest>,
     ) -> Reply<pb::GroupResponse> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        call.tenant(&r.tenant).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
         let (id, update) = group_update(
             &r.update_mask,
             convert::required("group", &r.group).map_err(status)?,
@@ -579,9 +581,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
 
     async fn get_group(&self, request: Request<pb::GetRequest>) -> Reply<pb::GroupResponse> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let snapshot = self.read(r.at_least_revision).await.map_err(status)?;
         group_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
@@ -592,9 +594,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListRequest>,
     ) -> Reply<pb::ListGroupsResponse> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let snapshot = self.read(r.at_least_revision).await.map_err(status)?;
         let state = tenant_of(&snapshot, &r.tenant).map_err(status)?;
@@ -612,9 +614,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListGroupMembersRequest>,
     ) -> Reply<pb::ListGroupMembersResponse> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let snapshot = self.read(r.at_least_revision).await.map_err(status)?;
         let state = tenant_of(&snapshot, &r.tenant).map_err(status)?;
@@ -656,9 +658,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateRoleRequest>,
     ) -> Reply<pb::RoleResponse> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        call.tenant(&r.tenant).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
         let role =
             role("role", convert::required("role", &r.role).map_err(status)?).map_err(status)?;
         let id = role.id.to_string();
@@ -673,9 +675,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateRoleRequest>,
     ) -> Reply<pb::RoleResponse> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        call.tenant(&r.tenant).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
         let role =
             role("role", convert::required("role", &r.role).map_err(status)?).map_err(status)?;
         let id = role.id.to_string();
@@ -692,9 +694,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
 
     async fn get_role(&self, request: Request<pb::GetRequest>) -> Reply<pb::RoleResponse> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let snapshot = self.read(r.at_least_revision).await.map_err(status)?;
         role_reply(&snapshot, &r.tenant, &r.id, snapshot.revision)
@@ -702,9 +704,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
 
     async fn list_roles(&self, request: Request<pb::ListRequest>) -> Reply<pb::ListRolesResponse> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let snapshot = self.read(r.at_least_revision).await.map_err(status)?;
         let state = tenant_of(&snapshot, &r.tenant).map_err(status)?;
@@ -731,9 +733,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListAssignmentsRequest>,
     ) -> Reply<pb::ListAssignmentsResponse> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let snapshot = self.read(r.at_least_revision).await.map_err(status)?;
         let state = tenant_of(&snapshot, &r.tenant).map_err(status)?;

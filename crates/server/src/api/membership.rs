@@ -5,8 +5,10 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{group, id, precondition, principal, subject, target, timestamp};
-use super::guard::Call;
+use super::convert::{
+    group, id, precondition, principal, subject, target, timestamp, write_options,
+};
+use super::guard;
 use super::status;
 use super::{invalid, pb};
 use authzd_core::engine::Operation;
@@ -191,9 +193,12 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         &self,
         request: Request<pb::ManageMembershipRequest>,
     ) -> Result<Response<pb::ManageMembershipResponse>, Status> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.into_inner();
-        let options = call.write_options(&r.tenant, &r.options).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
+        let mut options = write_options(&r.options).map_err(status)?;
+        call.admit_write(&self.service, &r.tenant, &mut options)
+            .map_err(status)?;
         let tenant: TenantId = id("tenant", &r.tenant).map_err(status)?;
         if r.operations.is_empty() {
             return Err(status(invalid("operations", "give at least one operation")));
@@ -225,9 +230,12 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         &self,
         request: Request<pb::ImportRequest>,
     ) -> Result<Response<pb::ImportResponse>, Status> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.into_inner();
-        let options = call.write_options(&r.tenant, &r.options).map_err(status)?;
+        call.admit(&self.service, &r.tenant).map_err(status)?;
+        let mut options = write_options(&r.options).map_err(status)?;
+        call.admit_write(&self.service, &r.tenant, &mut options)
+            .map_err(status)?;
         let tenant: TenantId = id("tenant", &r.tenant).map_err(status)?;
         let (operations, starts) = import_operations(&r).map_err(status)?;
         let revision = self

@@ -17,10 +17,11 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::convert::id;
-use super::guard::Call;
+use super::guard;
 use super::status;
 use super::{invalid, pb};
 use authzd_core::model::{Change, ChangeSet, Revision, TenantId};
+use authzd_service::ops::Call;
 use authzd_service::{Error, Export, Service, Tenants, encode_record};
 
 /// The encoding of Snapshot records and Follow entries: 1 is the JSON of
@@ -47,7 +48,7 @@ impl ReplicationApi {
 
 /// The tenants a request may be served: those it names (each checked
 /// against the token's binding), else the token's own, else all.
-fn tenants(call: &Call, named: &[String]) -> Result<Tenants, Error> {
+fn tenants(service: &Service, call: &Call, named: &[String]) -> Result<Tenants, Error> {
     if named.is_empty() {
         return Ok(match call.bound_tenant() {
             Some(t) => Tenants::Only(vec![t.clone()]),
@@ -66,7 +67,7 @@ fn tenants(call: &Call, named: &[String]) -> Result<Tenants, Error> {
     }
     let mut ids = Vec::with_capacity(named.len());
     for (i, t) in named.iter().enumerate() {
-        call.tenant(t)?;
+        call.admit(service, t)?;
         ids.push(id::<TenantId>(&format!("tenants[{i}]"), t)?);
     }
     Ok(Tenants::Only(ids))
@@ -264,8 +265,8 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
         &self,
         request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
-        let call = Call::of(&request).map_err(status)?;
-        let tenants = tenants(&call, &request.get_ref().tenants).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
+        let tenants = tenants(&self.service, &call, &request.get_ref().tenants).map_err(status)?;
         let permit = self
             .snapshots
             .clone()
@@ -283,9 +284,9 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
         &self,
         request: Request<pb::FollowRequest>,
     ) -> Result<Response<FollowStream>, Status> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        let tenants = tenants(&call, &r.tenants).map_err(status)?;
+        let tenants = tenants(&self.service, &call, &r.tenants).map_err(status)?;
         let after = Revision(r.after_revision);
         let first = self
             .service

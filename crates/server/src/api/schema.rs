@@ -3,7 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::{reason, revision};
-use super::guard::Call;
+use super::guard;
 use super::status;
 use super::{invalid, pb};
 use authzd_core::limits::MAX_SCHEMA_BYTES;
@@ -29,7 +29,7 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         request: Request<pb::ReadSchemaRequest>,
     ) -> Result<Response<pb::ReadSchemaResponse>, Status> {
         // The catalog is shared by every tenant and holds no tenant's data.
-        Call::of(&request).map_err(status)?;
+        guard::call(&request).map_err(status)?;
         let snapshot = self.service.snapshot();
         Ok(Response::new(pb::ReadSchemaResponse {
             schema: snapshot.compiled.catalog.source().to_string(),
@@ -41,7 +41,7 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         &self,
         request: Request<pb::WriteSchemaRequest>,
     ) -> Result<Response<pb::WriteSchemaResponse>, Status> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
         if r.schema.len() > MAX_SCHEMA_BYTES {
             return Err(status(invalid(

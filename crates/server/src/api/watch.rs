@@ -10,7 +10,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::convert::{change_to_pb, id, optional_id, reach_to_pb, timestamp_to_pb};
-use super::guard::Call;
+use super::guard;
 use super::status;
 use super::{invalid, pb};
 use authzd_core::model::{Effect, EffectTarget, Revision};
@@ -147,9 +147,9 @@ impl pb::watch_service_server::WatchService for WatchApi {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let r = request.get_ref();
-        Call::of(&request)
+        guard::call(&request)
             .map_err(status)?
-            .tenant(&r.tenant)
+            .admit(&self.service, &r.tenant)
             .map_err(status)?;
         let filter = filter(r).map_err(status)?;
         let start = start(r).map_err(status)?;
