@@ -15,6 +15,7 @@ use authzd_core::model::{
     Principal, Reach, Revision, Role, Scope, ScopeId, Subject, SubjectKind, SubjectStatus, Target,
     TenantSettings, Timestamp,
 };
+use authzd_service::ops::Page;
 use authzd_service::{Error, WriteOptions};
 
 /// A required, checked id.
@@ -226,6 +227,12 @@ pub fn page(field: &str, token: &str, size: u32) -> Result<(Option<String>, usiz
             "not a token this server issued; pass the next_page_token of the previous page",
         )),
     }
+}
+
+/// A page's items converted, and its next token (empty on the last page).
+pub fn page_to_pb<T, U>(page: Page<T>, item: impl FnMut(T) -> U) -> (Vec<U>, String) {
+    let page = page.map(item);
+    (page.items, page.next.unwrap_or_default())
 }
 
 pub fn subject_kind(field: &str, k: i32) -> Result<SubjectKind, Error> {

@@ -10,15 +10,21 @@
 //!
 //! - [`use_case`]: the operation table, [`UseCase`] → what it asks of its
 //!   caller.
+//! - [`page`]: the one paging scheme: [`PageRequest`] in, [`Page`] out, a
+//!   key cursor between them in a token the server verifies.
+//! - One file per family of use cases: [`access`].
 //!
 //! Must not know protobuf, HTTP or any wire shape. Field names in errors
 //! are the contract's (`tenant`, `subject`, `page_token`); an edge whose
 //! request nests a field elsewhere renames it.
 
+pub mod access;
+pub mod page;
 pub mod use_case;
 
 use std::sync::{Arc, OnceLock};
 
+pub use page::{Page, PageRequest};
 pub use use_case::UseCase;
 
 use crate::auth::{Caller, Refusal, Rule, Visible};
