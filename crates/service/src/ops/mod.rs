@@ -12,13 +12,14 @@
 //!   caller.
 //! - [`page`]: the one paging scheme: [`PageRequest`] in, [`Page`] out, a
 //!   key cursor between them in a token the server verifies.
-//! - One file per family of use cases: [`access`].
+//! - One file per family of use cases: [`access`], [`directory`].
 //!
 //! Must not know protobuf, HTTP or any wire shape. Field names in errors
 //! are the contract's (`tenant`, `subject`, `page_token`); an edge whose
 //! request nests a field elsewhere renames it.
 
 pub mod access;
+pub mod directory;
 pub mod page;
 pub mod use_case;
 
