@@ -7,13 +7,12 @@ use std::collections::BTreeSet;
 use super::invalid;
 use super::pb;
 use authzd_core::engine::{Precondition, Source};
-use authzd_core::limits::{MAX_IDEMPOTENCY_KEY_LEN, MAX_REASON_LEN};
 use authzd_core::model::{
     self, Assignment, AssignmentKey, Change, Grant, Group, InvalidValue, Name, Permission,
     Principal, Reach, Revision, Role, Scope, ScopeId, Subject, SubjectKind, SubjectStatus, Target,
     TenantSettings, Timestamp,
 };
-use authzd_service::ops::{Page, PageRequest};
+use authzd_service::ops::{self, Page, PageRequest};
 use authzd_service::{Error, WriteOptions};
 
 /// A required, checked id.
@@ -123,42 +122,14 @@ pub fn write_options(o: &Option<pb::WriteOptions>) -> Result<WriteOptions, Error
     let Some(o) = o else {
         return Ok(WriteOptions::default());
     };
-    if o.idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-        return Err(invalid(
-            "options.idempotency_key",
-            format!("longer than {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
-        ));
-    }
     let mut options = WriteOptions {
         actor: optional_id("options.actor", &o.actor)?,
         expected_revision: revision(o.expected_revision),
-        idempotency_key: (!o.idempotency_key.is_empty()).then(|| o.idempotency_key.clone()),
+        idempotency_key: ops::idempotency_key("options.idempotency_key", &o.idempotency_key)?,
         ..WriteOptions::default()
     };
-    options.origin.reason = reason("options.reason", &o.reason)?;
+    options.origin.reason = ops::reason("options.reason", &o.reason)?;
     Ok(options)
-}
-
-/// A write's reason for the audit trail: at most [`MAX_REASON_LEN`] bytes
-/// of text without control or bidirectional control characters (it is
-/// shown in consoles); empty means none.
-pub fn reason(field: &str, text: &str) -> Result<Option<String>, Error> {
-    if text.len() > MAX_REASON_LEN {
-        return Err(invalid(
-            field,
-            format!("{} bytes long; the limit is {MAX_REASON_LEN}", text.len()),
-        ));
-    }
-    if let Some(c) = text
-        .chars()
-        .find(|c| c.is_control() || authzd_core::model::is_bidi_control(*c))
-    {
-        return Err(invalid(
-            field,
-            format!("contains the control character U+{:04X}", u32::from(c)),
-        ));
-    }
-    Ok((!text.is_empty()).then(|| text.to_string()))
 }
 
 /// A list's paging message as the operation takes it; none given means

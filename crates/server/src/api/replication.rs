@@ -18,10 +18,11 @@ use tonic::{Request, Response, Status};
 
 use super::convert::id;
 use super::guard;
+use super::pb;
 use super::status;
-use super::{invalid, pb};
 use authzd_core::model::{Change, ChangeSet, Revision, TenantId};
-use authzd_service::ops::Call;
+
+use authzd_service::ops::replication;
 use authzd_service::{Error, Export, Service, Tenants, encode_record};
 
 /// The encoding of Snapshot records and Follow entries: 1 is the JSON of
@@ -46,31 +47,13 @@ impl ReplicationApi {
     }
 }
 
-/// The tenants a request may be served: those it names (each checked
-/// against the token's binding), else the token's own, else all.
-fn tenants(service: &Service, call: &Call, named: &[String]) -> Result<Tenants, Error> {
-    if named.is_empty() {
-        return Ok(match call.bound_tenant() {
-            Some(t) => Tenants::Only(vec![t.clone()]),
-            None => Tenants::All,
-        });
-    }
-    if named.len() > authzd_core::limits::MAX_REPLICATED_TENANTS {
-        return Err(invalid(
-            "tenants",
-            format!(
-                "{} tenants named; the limit is {}",
-                named.len(),
-                authzd_core::limits::MAX_REPLICATED_TENANTS
-            ),
-        ));
-    }
-    let mut ids = Vec::with_capacity(named.len());
-    for (i, t) in named.iter().enumerate() {
-        call.admit(service, t)?;
-        ids.push(id::<TenantId>(&format!("tenants[{i}]"), t)?);
-    }
-    Ok(Tenants::Only(ids))
+/// The tenants a request names, checked.
+fn named(tenants: &[String]) -> Result<Vec<TenantId>, Error> {
+    tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| id::<TenantId>(&format!("tenants[{i}]"), t))
+        .collect()
 }
 
 /// Encodes a record or an entry (the model types always encode).
@@ -266,7 +249,8 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
         request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
         let call = guard::call(&request).map_err(status)?;
-        let tenants = tenants(&self.service, &call, &request.get_ref().tenants).map_err(status)?;
+        let named = named(&request.get_ref().tenants).map_err(status)?;
+        let tenants = replication::tenants(&self.service, &call, named).map_err(status)?;
         let permit = self
             .snapshots
             .clone()
@@ -286,7 +270,8 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
     ) -> Result<Response<FollowStream>, Status> {
         let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        let tenants = tenants(&self.service, &call, &r.tenants).map_err(status)?;
+        let named = named(&r.tenants).map_err(status)?;
+        let tenants = replication::tenants(&self.service, &call, named).map_err(status)?;
         let after = Revision(r.after_revision);
         let first = self
             .service

@@ -12,16 +12,22 @@
 //!   caller.
 //! - [`page`]: the one paging scheme: [`PageRequest`] in, [`Page`] out, a
 //!   key cursor between them in a token the server verifies.
-//! - One file per family of use cases: [`access`], [`directory`].
+//! - One file per family of use cases: [`access`], [`directory`],
+//!   [`membership`], [`schema`], [`audit`], [`watch`], [`replication`].
 //!
 //! Must not know protobuf, HTTP or any wire shape. Field names in errors
 //! are the contract's (`tenant`, `subject`, `page_token`); an edge whose
 //! request nests a field elsewhere renames it.
 
 pub mod access;
+pub mod audit;
 pub mod directory;
+pub mod membership;
 pub mod page;
+pub mod replication;
+pub mod schema;
 pub mod use_case;
+pub mod watch;
 
 use std::sync::{Arc, OnceLock};
 
@@ -30,6 +36,7 @@ pub use use_case::UseCase;
 
 use crate::auth::{Caller, Refusal, Rule, Visible};
 use crate::{Error, Service, WriteOptions};
+use authzd_core::limits::{MAX_IDEMPOTENCY_KEY_LEN, MAX_REASON_LEN};
 use authzd_core::model::{
     AuditEntry, AuditKey, AuditOutcome, Origin, Revision, SubjectId, TenantId, Timestamp,
 };
@@ -180,4 +187,42 @@ impl Call {
     pub fn visible_tenants(&self) -> Result<Visible, Error> {
         Ok(self.caller.visible_tenants(&self.rule)?)
     }
+}
+
+/// A write's reason for the audit trail, as `field` gives it: at most
+/// [`MAX_REASON_LEN`] bytes of text without control or bidirectional
+/// control characters (consoles show it); empty means none.
+pub fn reason(field: &str, text: &str) -> Result<Option<String>, Error> {
+    let invalid = |reason: String| Error::InvalidArgument {
+        field: field.to_string(),
+        reason,
+    };
+    if text.len() > MAX_REASON_LEN {
+        return Err(invalid(format!(
+            "{} bytes long; the limit is {MAX_REASON_LEN}",
+            text.len()
+        )));
+    }
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() || authzd_core::model::is_bidi_control(*c))
+    {
+        return Err(invalid(format!(
+            "contains the control character U+{:04X}",
+            u32::from(c)
+        )));
+    }
+    Ok((!text.is_empty()).then(|| text.to_string()))
+}
+
+/// A write's idempotency key, as `field` gives it: at most
+/// [`MAX_IDEMPOTENCY_KEY_LEN`] bytes; empty means none.
+pub fn idempotency_key(field: &str, key: &str) -> Result<Option<String>, Error> {
+    if key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(Error::InvalidArgument {
+            field: field.to_string(),
+            reason: format!("longer than {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
+        });
+    }
+    Ok((!key.is_empty()).then(|| key.to_string()))
 }
