@@ -29,6 +29,9 @@ pub mod schema;
 pub mod use_case;
 pub mod watch;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::{Arc, OnceLock};
 
 pub use page::{Page, PageRequest};
@@ -110,7 +113,7 @@ impl Call {
 
     /// Who asked, with the reason the caller gave: what the audit trail
     /// records.
-    pub fn origin(&self, reason: Option<String>) -> Origin {
+    pub(crate) fn origin(&self, reason: Option<String>) -> Origin {
         Origin {
             caller: self.caller.name().to_string(),
             request_id: self.request_id.clone(),
@@ -149,7 +152,7 @@ impl Call {
 
     /// Admits the call to `tenant` (as the request names it): a
     /// tenant-bound token may name its own tenant only.
-    pub fn admit(&self, service: &Service, tenant: &str) -> Result<(), Error> {
+    pub(crate) fn admit(&self, service: &Service, tenant: &str) -> Result<(), Error> {
         if let Err(refusal) = self.caller.may_touch(&self.rule, tenant) {
             return Err(self.refuse(service, TenantId::try_from(tenant).ok(), None, refusal));
         }
@@ -164,7 +167,7 @@ impl Call {
     /// Admits a write to `tenant` with `options`: the tenant as
     /// [`Call::admit`]; without an actor, only an admin token may write.
     /// Stamps the options with who asked.
-    pub fn admit_write(
+    pub(crate) fn admit_write(
         &self,
         service: &Service,
         tenant: &str,
@@ -184,7 +187,7 @@ impl Call {
     }
 
     /// The tenants a listing across tenants may show this caller.
-    pub fn visible_tenants(&self) -> Result<Visible, Error> {
+    pub(crate) fn visible_tenants(&self) -> Result<Visible, Error> {
         Ok(self.caller.visible_tenants(&self.rule)?)
     }
 }
