@@ -376,7 +376,7 @@ impl Drop for Entry {
         }
         // Health and reflection (probes, grpcurl's listings) make no span.
         if self.rpc != OPEN.name {
-            super::traces::rpc(super::traces::Call {
+            super::traces::rpc(super::traces::Finished {
                 method: self.rpc,
                 tenant,
                 code,

@@ -14,7 +14,7 @@ use super::{Call, Stamped, UseCase};
 use crate::{Error, Service};
 use authzd_core::engine::{At, EffectiveTarget, Explanation, Holder, Question};
 use authzd_core::limits::MAX_BATCH_CHECKS;
-use authzd_core::model::Revision;
+use authzd_core::model::{ROOT_SCOPE, Revision};
 
 /// One check as the caller asked it: nothing checked yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -244,11 +244,16 @@ pub async fn holders(
     call.admit(service, &tenant)?;
     valid_id("tenant", &tenant)?;
     nonempty("permission", &asked.permission)?;
-    place(&asked.scope, &asked.target_subject)?;
+    // The place as the listing sees it: an empty scope is the root.
+    let (scope, target_subject) = match place(&asked.scope, &asked.target_subject)? {
+        At::Scope("") => (Some(ROOT_SCOPE), None),
+        At::Scope(scope) => (Some(scope), None),
+        At::Subject(subject) => (None, Some(subject)),
+    };
     let listing = Listing::new(UseCase::ListSubjectsWithPermission, Some(&tenant))
         .filter("permission", Some(&asked.permission))
-        .filter("scope", Some(&asked.scope))
-        .filter("target_subject", Some(&asked.target_subject));
+        .filter("scope", scope)
+        .filter("target_subject", target_subject);
     let pager = Pager::new(listing, page)?;
     let snapshot = service.snapshot_at(at_least).await?;
     let now = service.now();

@@ -353,3 +353,41 @@ async fn questions_are_validated_naming_their_fields() {
     let batch = access::batch_check(&service, &call, ACME, &[fine, unnamed], Revision(0)).await;
     assert_eq!(field(batch.map(|_| ())), "checks[1].subject");
 }
+
+/// The query a token is bound to is the listing's, not its spelling: an
+/// empty scope is the root, so a token of one serves the other; another
+/// permission is another query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holder_tokens_bind_the_place_not_its_spelling() {
+    let (service, _dir) = service().await;
+    for s in ["a", "b", "c"] {
+        create_subject(&service, ACME, s).await;
+    }
+    let assign = |s| Operation::AssignRole(assignment("viewer", s), Precondition::None);
+    manage(&service, ["a", "b", "c"].map(assign).to_vec()).await;
+    let call = anyone(UseCase::ListSubjectsWithPermission);
+    let asked = |permission: &str, scope: &str| access::Holders {
+        permission: permission.into(),
+        scope: scope.into(),
+        target_subject: String::new(),
+    };
+    let holders = |asked, token: &Option<String>| {
+        let (service, call, request) = (&service, &call, page(1, token));
+        async move { access::holders(service, call, ACME.into(), asked, &request, Revision(0)).await }
+    };
+    let first = holders(asked("document:read", ""), &None).await.unwrap();
+    let token = first.value.next;
+    let at_root = holders(asked("document:read", "root"), &token)
+        .await
+        .unwrap();
+    let names: Vec<String> = at_root
+        .value
+        .items
+        .iter()
+        .map(|h| h.subject.clone())
+        .collect();
+    assert_eq!(names, ["b"]);
+    assert!(is_foreign(
+        holders(asked("document:edit", "root"), &token).await
+    ));
+}
