@@ -57,8 +57,8 @@ pub struct Stamped<T> {
 /// One call of one use case: who calls (the token's name, kind and tenant
 /// binding, as the edge authenticated it), under which [`Rule`], with
 /// which request id. An operation asks it about what only the request
-/// shows: the tenant ([`Call::admit`]) and the actor
-/// ([`Call::admit_write`]).
+/// shows: the tenant (`Call::admit`) and the actor
+/// (`Call::admit_write`).
 #[derive(Debug)]
 pub struct Call {
     caller: Arc<Caller>,

@@ -3,11 +3,11 @@
 //!
 //! A listing is ordered by a key (an id, a member, an assignment's key, an
 //! audit entry's position), and a page continues *after* the key its
-//! predecessor ended on, the [`Cursor`]: an item written or deleted
+//! predecessor ended on, the `Cursor`: an item written or deleted
 //! between two pages moves nothing else, so paging never skips or repeats
 //! an item that stays (no integer offsets).
 //!
-//! A token is bound to the [`Listing`] that issued it: the use case that
+//! A token is bound to the `Listing` that issued it: the use case that
 //! lists, the tenant, and every filter that shapes the listing. It carries
 //! a version, the cursor and a digest (SHA-256, cut to 16 bytes) over the
 //! listing and the cursor, as unpadded base64url. A token edited, cut, or
