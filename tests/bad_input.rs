@@ -1258,3 +1258,68 @@ async fn no_message_shows_debug_formatting() {
     assert_plain("schema check", &checked);
     server.stop().await;
 }
+
+/// Every paged list refuses, as INVALID_ARGUMENT naming `page_token`, a
+/// token edited in one place, one cut short, one another list issued, one
+/// issued for another tenant and one issued under other filters: never a
+/// page from somewhere else. Its own token still gives the next page.
+#[tokio::test]
+async fn page_tokens_are_bound_to_their_list_tenant_and_query() {
+    use common::lists::{List, Query, seed_lists};
+    let server = TestServer::start().await;
+    seed_lists(&server, ACME).await;
+    seed_lists(&server, "globex").await;
+    let mut tokens = Vec::new();
+    for list in List::ALL {
+        let (items, token) = list.page(&server, ACME, Query::One, 1, "").await.unwrap();
+        assert_eq!(items.len(), 1, "{list:?}");
+        assert!(!token.is_empty(), "{list:?} issued no token");
+        tokens.push(token);
+    }
+    for (i, list) in List::ALL.into_iter().enumerate() {
+        let token = &tokens[i];
+        let refused = |what: &str, result: Result<common::lists::Listed, tonic::Status>| {
+            let status = result
+                .err()
+                .unwrap_or_else(|| panic!("{list:?}: {what} accepted"));
+            assert_eq!(status.code(), Code::InvalidArgument, "{list:?}: {what}");
+            assert!(
+                status.message().contains("page_token"),
+                "{list:?}: {what}: {}",
+                status.message()
+            );
+        };
+        let server = &server;
+        let page = |tenant: &'static str, query: Query, token: String| async move {
+            list.page(server, tenant, query, 1, &token).await
+        };
+        for at in [0, token.len() / 2, token.len() - 1] {
+            let mut edited = token.clone().into_bytes();
+            edited[at] = if edited[at] == b'A' { b'B' } else { b'A' };
+            let edited = String::from_utf8(edited).unwrap();
+            refused("an edited token", page(ACME, Query::One, edited).await);
+        }
+        let cut = token[..token.len() - 2].to_string();
+        refused("a cut token", page(ACME, Query::One, cut).await);
+        let another = tokens[(i + 1) % tokens.len()].clone();
+        refused(
+            "another list's token",
+            page(ACME, Query::One, another).await,
+        );
+        if list.has_tenant() {
+            refused(
+                "another tenant's token",
+                page("globex", Query::One, token.clone()).await,
+            );
+        }
+        if list.has_query() {
+            refused(
+                "another query's token",
+                page(ACME, Query::Other, token.clone()).await,
+            );
+        }
+        let (next, _) = page(ACME, Query::One, token.clone()).await.unwrap();
+        assert_eq!(next.len(), 1, "{list:?}");
+    }
+    server.stop().await;
+}

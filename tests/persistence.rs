@@ -200,3 +200,33 @@ async fn an_acknowledged_write_survives_kill_9() {
     assert_eq!(next, acked + 1);
     drop(second);
 }
+
+/// A page token outlives a restart (it carries no per-process secret):
+/// for every paged list, the token the first server issued gives the new
+/// server's next page, and it is the page the first server gave.
+#[tokio::test]
+async fn page_tokens_outlive_a_restart() {
+    use common::lists::{List, Query, seed_lists};
+    let server = TestServer::start().await;
+    seed_lists(&server, ACME).await;
+    let mut before = Vec::new();
+    for list in List::ALL {
+        let (_, token) = list.page(&server, ACME, Query::One, 2, "").await.unwrap();
+        let next = list
+            .page(&server, ACME, Query::One, 2, &token)
+            .await
+            .unwrap();
+        before.push((list, token, next));
+    }
+    let dir = server.stop().await.expect("the harness owns the folder");
+    let server = TestServer::start_at(dir.path(), None).await;
+    for (list, token, next) in before {
+        let after = list.page(&server, ACME, Query::One, 2, &token).await;
+        assert_eq!(
+            after.map_err(|s| s.message().to_string()),
+            Ok(next),
+            "{list:?}"
+        );
+    }
+    server.stop().await;
+}

@@ -17,6 +17,10 @@ pub const MAX_BATCH_CHECKS: usize = 1000;
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 /// Largest page a request may ask for.
 pub const MAX_PAGE_SIZE: usize = 1000;
+/// Longest page token accepted, in characters: longer than any the server
+/// issues (the longest cursor, an assignment's key, is five parts of at
+/// most an id's length), so a longer one is refused before it is decoded.
+pub const MAX_PAGE_TOKEN_LEN: usize = 2048;
 /// Longest an `at_least_revision` read waits for the cache to catch up.
 pub const MAX_REVISION_WAIT: Duration = Duration::from_secs(5);
 /// Longest idempotency key, in bytes.

@@ -10,9 +10,11 @@
 //! (the server then refuses to listen beyond loopback unless told
 //! `--insecure`, see [`exposure`]).
 //!
-//! Must not know tonic or protobuf: the API layer names the RPCs in
-//! [`Rpc`] values and maps a [`Refusal`] to a status. Must not read the
-//! file except at start-up and on [`Callers::reload`].
+//! What each use case asks of its caller is a [`Rule`], given by the
+//! operation table (`ops::UseCase`); an edge only finds the use case a
+//! request names. Must not know tonic or protobuf: an edge maps a
+//! [`Refusal`] to its status. Must not read the file except at start-up
+//! and on [`Callers::reload`].
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -84,16 +86,20 @@ pub enum Reach {
     Shared,
 }
 
-/// An RPC as the caller rules see it.
-#[derive(Debug)]
-pub struct Rpc {
-    /// Its wire name, `Service/Method` (as logs and refusals show it).
+/// What a call asks of its caller: a use case's row of the operation
+/// table, or an edge's rule for what is no use case (health, an unknown
+/// method).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// The use case's name, `Service/Method` (as logs, metrics, the audit
+    /// trail and refusals show it, whatever the edge).
     pub name: &'static str,
     /// The least kind that may call it.
     pub needs: Kind,
     /// What it reaches.
     pub reach: Reach,
-    /// Whether it is a `Watch` stream (bounded separately from requests).
+    /// Whether it is a stream (`Watch`, replication), bounded separately
+    /// from requests.
     pub watch: bool,
     /// Whether it writes: its refusals by token enter the audit trail.
     pub writes: bool,
@@ -284,34 +290,34 @@ impl Caller {
         self.tenant.as_ref()
     }
 
-    /// May this caller call `rpc` at all (its kind, and for an RPC that
-    /// reaches every tenant, no tenant binding)?
-    pub fn may_call(&self, rpc: &Rpc) -> Result<(), Refusal> {
-        if self.kind < rpc.needs {
+    /// May this caller make a call of `rule` at all (its kind, and for a
+    /// use case that reaches every tenant, no tenant binding)?
+    pub fn may_call(&self, rule: &Rule) -> Result<(), Refusal> {
+        if self.kind < rule.needs {
             return Err(Refusal::Kind {
                 token: self.name.clone(),
                 kind: self.kind,
-                rpc: rpc.name,
-                needs: rpc.needs,
+                rpc: rule.name,
+                needs: rule.needs,
             });
         }
-        match (&self.tenant, rpc.reach) {
+        match (&self.tenant, rule.reach) {
             (Some(bound), Reach::AllTenants) => Err(Refusal::AllTenants {
                 token: self.name.clone(),
                 bound: bound.clone(),
-                rpc: rpc.name,
+                rpc: rule.name,
             }),
             _ => Ok(()),
         }
     }
 
     /// May this caller touch `tenant` (as the request names it)?
-    pub fn may_touch(&self, rpc: &Rpc, tenant: &str) -> Result<(), Refusal> {
+    pub fn may_touch(&self, rule: &Rule, tenant: &str) -> Result<(), Refusal> {
         match &self.tenant {
             Some(bound) if bound.as_str() != tenant => Err(Refusal::Tenant {
                 token: self.name.clone(),
                 bound: bound.clone(),
-                rpc: rpc.name,
+                rpc: rule.name,
                 tenant: authzd_core::model::clip(tenant, 256).to_string(),
             }),
             _ => Ok(()),
@@ -321,38 +327,38 @@ impl Caller {
     /// May this caller write with this actor (`None`: a system write, which
     /// only an admin token may make)? With an actor, the actor rules of the
     /// engine decide the rest.
-    pub fn may_write(&self, rpc: &Rpc, actor: Option<&SubjectId>) -> Result<(), Refusal> {
+    pub fn may_write(&self, rule: &Rule, actor: Option<&SubjectId>) -> Result<(), Refusal> {
         if actor.is_none() && self.kind < Kind::Admin {
             return Err(Refusal::SystemWrite {
                 token: self.name.clone(),
                 kind: self.kind,
-                rpc: rpc.name,
+                rpc: rule.name,
             });
         }
         Ok(())
     }
 
-    /// Which tenants `rpc` (a listing of tenants) may show this caller: a
+    /// Which tenants a listing (of tenants, of the audit trail) may show this caller: a
     /// bound token sees its tenant; an unbound one needs admin.
-    pub fn visible_tenants(&self, rpc: &Rpc) -> Result<Visible, Refusal> {
+    pub fn visible_tenants(&self, rule: &Rule) -> Result<Visible, Refusal> {
         match &self.tenant {
             Some(bound) => Ok(Visible::Only(bound.clone())),
             None if self.kind == Kind::Admin => Ok(Visible::All),
             None => Err(Refusal::AcrossTenants {
                 token: self.name.clone(),
                 kind: self.kind,
-                rpc: rpc.name,
+                rpc: rule.name,
             }),
         }
     }
 
-    /// Counts one call of `rpc` against the token's bounds, or refuses it
+    /// Counts one call of `rule` against the token's bounds, or refuses it
     /// if the token is at its bound.
-    pub fn enter(&self, rpc: &Rpc) -> Result<Permit, Refusal> {
+    pub fn enter(&self, rule: &Rule) -> Result<Permit, Refusal> {
         let Some((bounds, limits)) = &self.bounds else {
             return Ok(Permit { counted: None });
         };
-        let (counter, limit, what) = if rpc.watch {
+        let (counter, limit, what) = if rule.watch {
             (&bounds.watches, limits.watches, "Watch streams")
         } else {
             (&bounds.requests, limits.requests, "requests")
@@ -368,7 +374,7 @@ impl Caller {
             });
         }
         Ok(Permit {
-            counted: Some((bounds.clone(), rpc.watch)),
+            counted: Some((bounds.clone(), rule.watch)),
         })
     }
 }
@@ -829,14 +835,14 @@ mod tests {
         };
         let tokens = parse("t", &entry("a", "read", "s"), limits, |_| None).unwrap();
         let caller = &tokens[0].caller;
-        let unary = Rpc {
+        let unary = Rule {
             name: "S/M",
             needs: Kind::Read,
             reach: Reach::Tenant,
             watch: false,
             writes: false,
         };
-        let watch = Rpc {
+        let watch = Rule {
             watch: true,
             ..unary
         };

@@ -1,5 +1,6 @@
 //! One async façade over store, engine and feed: writes, reads at a
-//! revision, schema changes and subscriptions.
+//! revision, schema changes and subscriptions; and above it, in [`ops`],
+//! the use cases every edge calls (each with its caller and model types).
 //!
 //! Every write goes to the [`sequencer`], one thread that plans, commits,
 //! publishes to cache and feed, and replies, in revision order; an RPC only
@@ -7,13 +8,14 @@
 //! never leave a write half-applied. Reads never wait for writes: they take
 //! the cache's current snapshot. The store is reached only through the
 //! [`Datastore`] trait; CPU-heavy work (the start-up load, schema parsing,
-//! big listings) runs off the async workers. Must not know about protobuf or
-//! tonic, nor which backend the store is.
+//! big listings) runs off the async workers. Must not know about protobuf,
+//! tonic or HTTP, nor which backend the store is.
 
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod metrics;
+pub mod ops;
 mod replica;
 pub mod watch;
 

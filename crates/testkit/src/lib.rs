@@ -1,8 +1,9 @@
 //! What authzd's tests and benchmarks share, so that there is one of each:
 //! the harness that starts the real server (in-process on 127.0.0.1:0, or
 //! the real binary) and hands out clients ([`harness`], re-exported at the
-//! root), the folding of Watch feeds ([`feed`]), and the synthetic data set
-//! with its deterministic random generator ([`dataset`]).
+//! root), the folding of Watch feeds ([`feed`]), every paged list behind
+//! one signature ([`lists`]), and the synthetic data set with its
+//! deterministic random generator ([`dataset`]).
 //!
 //! Must not be needed by the server: only tests and benchmarks depend on
 //! this crate.
@@ -10,6 +11,7 @@
 pub mod dataset;
 pub mod feed;
 pub mod harness;
+pub mod lists;
 
 pub use dataset::Rng;
 pub use harness::*;

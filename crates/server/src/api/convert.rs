@@ -7,14 +7,12 @@ use std::collections::BTreeSet;
 use super::invalid;
 use super::pb;
 use authzd_core::engine::{Precondition, Source};
-use authzd_core::limits::{
-    DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LEN, MAX_PAGE_SIZE, MAX_REASON_LEN,
-};
 use authzd_core::model::{
     self, Assignment, AssignmentKey, Change, Grant, Group, InvalidValue, Name, Permission,
     Principal, Reach, Revision, Role, Scope, ScopeId, Subject, SubjectKind, SubjectStatus, Target,
     TenantSettings, Timestamp,
 };
+use authzd_service::ops::{self, Page, PageRequest};
 use authzd_service::{Error, WriteOptions};
 
 /// A required, checked id.
@@ -124,108 +122,47 @@ pub fn write_options(o: &Option<pb::WriteOptions>) -> Result<WriteOptions, Error
     let Some(o) = o else {
         return Ok(WriteOptions::default());
     };
-    if o.idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-        return Err(invalid(
-            "options.idempotency_key",
-            format!("longer than {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
-        ));
-    }
     let mut options = WriteOptions {
         actor: optional_id("options.actor", &o.actor)?,
         expected_revision: revision(o.expected_revision),
-        idempotency_key: (!o.idempotency_key.is_empty()).then(|| o.idempotency_key.clone()),
+        idempotency_key: ops::idempotency_key("options.idempotency_key", &o.idempotency_key)?,
         ..WriteOptions::default()
     };
-    options.origin.reason = reason("options.reason", &o.reason)?;
+    options.origin.reason = ops::reason("options.reason", &o.reason)?;
     Ok(options)
 }
 
-/// A write's reason for the audit trail: at most [`MAX_REASON_LEN`] bytes
-/// of text without control or bidirectional control characters (it is
-/// shown in consoles); empty means none.
-pub fn reason(field: &str, text: &str) -> Result<Option<String>, Error> {
-    if text.len() > MAX_REASON_LEN {
-        return Err(invalid(
-            field,
-            format!("{} bytes long; the limit is {MAX_REASON_LEN}", text.len()),
-        ));
-    }
-    if let Some(c) = text
-        .chars()
-        .find(|c| c.is_control() || authzd_core::model::is_bidi_control(*c))
-    {
-        return Err(invalid(
-            field,
-            format!("contains the control character U+{:04X}", u32::from(c)),
-        ));
-    }
-    Ok((!text.is_empty()).then(|| text.to_string()))
+/// A list's paging message as the operation takes it; none given means
+/// the first page at the default size.
+pub fn page_request(page: &Option<pb::PageRequest>) -> PageRequest {
+    page.as_ref()
+        .map(|p| PageRequest {
+            size: p.page_size,
+            token: p.page_token.clone(),
+        })
+        .unwrap_or_default()
 }
 
-/// Marks a page token of this scheme: a client that builds or edits one
-/// gets INVALID_ARGUMENT, not a page from some other position.
-const PAGE_TOKEN_PREFIX: &str = "p1";
-
-/// Longest position a page token may carry, in bytes: a principal's kind
-/// and id, with room to spare.
-const MAX_PAGE_POSITION: usize = authzd_core::limits::MAX_ID_LEN + 16;
-
-/// The page token of every list RPC: opaque to clients, it carries the
-/// position the next page starts after (an id, or an index), hex-encoded
-/// behind [`PAGE_TOKEN_PREFIX`]. Empty means "no further page".
-pub fn page_token(position: &str) -> String {
-    use std::fmt::Write;
-    let mut token = String::with_capacity(PAGE_TOKEN_PREFIX.len() + 2 * position.len());
-    token.push_str(PAGE_TOKEN_PREFIX);
-    for byte in position.bytes() {
-        let _ = write!(token, "{byte:02x}");
-    }
-    token
-}
-
-/// The position a page token carries, or `None` if it is not one this
-/// server issues.
-fn page_position(token: &str) -> Option<String> {
-    let hex = token.strip_prefix(PAGE_TOKEN_PREFIX)?;
-    if hex.len() % 2 != 0 || hex.len() > 2 * MAX_PAGE_POSITION {
-        return None;
-    }
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok().filter(|p| !p.is_empty())
-}
-
-/// The position of the page token (where the previous page ended) and the
-/// page size. `field` is the paging message ("page"), or empty where the
-/// paging fields are the request's own (ListSubjectsWithPermission).
-pub fn page(field: &str, token: &str, size: u32) -> Result<(Option<String>, usize), Error> {
-    let name = |leaf: &str| {
-        if field.is_empty() {
-            leaf.to_string()
-        } else {
-            format!("{field}.{leaf}")
+/// A paging refusal located inside the request's `page` message (the
+/// operation names `page_size` and `page_token`).
+pub fn in_page(e: Error) -> Error {
+    match e {
+        Error::InvalidArgument { field, reason }
+            if field == "page_size" || field == "page_token" =>
+        {
+            Error::InvalidArgument {
+                field: format!("page.{field}"),
+                reason,
+            }
         }
-    };
-    let size = usize::try_from(size).unwrap_or(usize::MAX);
-    if size > MAX_PAGE_SIZE {
-        return Err(invalid(
-            name("page_size"),
-            format!("at most {MAX_PAGE_SIZE}"),
-        ));
+        other => other,
     }
-    let size = if size == 0 { DEFAULT_PAGE_SIZE } else { size };
-    if token.is_empty() {
-        return Ok((None, size));
-    }
-    match page_position(token) {
-        Some(position) => Ok((Some(position), size)),
-        None => Err(invalid(
-            name("page_token"),
-            "not a token this server issued; pass the next_page_token of the previous page",
-        )),
-    }
+}
+
+/// A page's items converted, and its next token (empty on the last page).
+pub fn page_to_pb<T, U>(page: Page<T>, item: impl FnMut(T) -> U) -> (Vec<U>, String) {
+    let page = page.map(item);
+    (page.items, page.next.unwrap_or_default())
 }
 
 pub fn subject_kind(field: &str, k: i32) -> Result<SubjectKind, Error> {

@@ -2,26 +2,29 @@
 //! service, and the [`Call`] it hands each handler.
 //!
 //! For every request the layer takes (or makes) its request id, finds the
-//! RPC in [`RPCS`], authenticates the caller, checks the token's kind (and
-//! that a tenant-bound token does not call an RPC reaching every tenant),
-//! counts the call against the token's bounds, and returns the request id
-//! in the response headers; when the response is finished (or abandoned) it
-//! writes one access-log line, counts the call in the metrics and reports
-//! it to [`super::traces`] (a span, when traces are exported). Health and reflection are open: no token is
-//! asked for, so probes and `grpcurl list` work without one.
+//! use case the request path names (the one place a gRPC path becomes a
+//! [`UseCase`]), authenticates the caller, applies the use case's row of
+//! the operation table (the token's kind, and that a tenant-bound token
+//! does not call a use case reaching every tenant), counts the call
+//! against the token's bounds, and returns the request id in the response
+//! headers; when the response is finished (or abandoned) it writes one
+//! access-log line, counts the call in the metrics and reports it to
+//! [`super::traces`] (a span, when traces are exported). Health and
+//! reflection are open: no token is asked for, so probes and `grpcurl
+//! list` work without one.
 //!
-//! What only the request body shows is checked by the handler through its
-//! [`Call`], before anything else: the tenant it names
-//! ([`Call::tenant`]) and, for writes, the actor ([`Call::write_options`]).
-//! The decisions themselves are [`authzd_service::auth`]'s; this file only applies
-//! them. Must not log secrets, attribute values or condition text: the
-//! access log holds the method, tenant, status code, latency, caller name
-//! and request id, nothing else.
+//! What only the request body shows (the tenant, the actor) is checked by
+//! the operation the handler calls, through the [`Call`]. The decisions
+//! themselves are [`authzd_service::auth`]'s and the table
+//! [`authzd_service::ops::use_case`]'s; this file only applies them. Must
+//! not log secrets, attribute values or condition text: the access log
+//! holds the method, tenant, status code, latency, caller name and request
+//! id, nothing else.
 
 use futures_util::future::BoxFuture;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -30,12 +33,11 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tonic::Code;
 use tonic::body::Body;
 
-use super::convert::write_options;
-use super::pb;
 use authzd_core::limits::MAX_REQUEST_ID_LEN;
-use authzd_core::model::{AuditEntry, AuditKey, AuditOutcome, SubjectId, TenantId};
-use authzd_service::auth::{Caller, Callers, Kind, Permit, Reach, Refusal, Rpc, Visible};
-use authzd_service::{Error, Origin, Service, WriteOptions};
+use authzd_core::model::TenantId;
+use authzd_service::auth::{Callers, Kind, Permit, Reach, Refusal, Rule};
+use authzd_service::ops::{Call, UseCase};
+use authzd_service::{Error, Service};
 
 /// The metadata key of the request id, both ways.
 const REQUEST_ID: &str = "x-request-id";
@@ -44,126 +46,35 @@ const REQUEST_ID: &str = "x-request-id";
 /// `RUST_LOG=info,authzd::access=off`).
 const ACCESS_LOG: &str = "authzd::access";
 
-/// A unary RPC; every one that needs more than a read token writes.
-const fn rpc(name: &'static str, needs: Kind, reach: Reach) -> Rpc {
-    Rpc {
-        name,
-        needs,
-        reach,
-        watch: false,
-        writes: !matches!(needs, Kind::Read),
-    }
-}
+/// What the path of an authzd method starts with; the rest is the name of
+/// its use case ([`UseCase::name`]).
+const PACKAGE_PATH: &str = "/authzd.v1.";
 
-/// Every authzd RPC and what it needs. A method missing here is treated as
-/// [`UNKNOWN`] (admin, no tenant binding); a test holds the table to the
-/// proto files.
-pub static RPCS: &[Rpc] = &[
-    rpc("AccessService/CheckAccess", Kind::Read, Reach::Tenant),
-    rpc("AccessService/BatchCheckAccess", Kind::Read, Reach::Tenant),
-    rpc(
-        "AccessService/ListEffectivePermissions",
-        Kind::Read,
-        Reach::Tenant,
-    ),
-    rpc(
-        "AccessService/ListSubjectsWithPermission",
-        Kind::Read,
-        Reach::Tenant,
-    ),
-    rpc(
-        "MembershipService/ManageMembership",
-        Kind::Write,
-        Reach::Tenant,
-    ),
-    rpc("MembershipService/Import", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/CreateTenant", Kind::Admin, Reach::Tenant),
-    rpc("DirectoryService/GetTenant", Kind::Read, Reach::Tenant),
-    rpc("DirectoryService/ListTenants", Kind::Read, Reach::Shared),
-    rpc(
-        "DirectoryService/UpdateTenantSettings",
-        Kind::Admin,
-        Reach::Tenant,
-    ),
-    rpc("DirectoryService/CreateSubject", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/UpdateSubject", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/DeleteSubject", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/GetSubject", Kind::Read, Reach::Tenant),
-    rpc("DirectoryService/ListSubjects", Kind::Read, Reach::Tenant),
-    rpc("DirectoryService/CreateScope", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/UpdateScope", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/DeleteScope", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/GetScope", Kind::Read, Reach::Tenant),
-    rpc("DirectoryService/ListScopes", Kind::Read, Reach::Tenant),
-    rpc("DirectoryService/CreateGroup", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/UpdateGroup", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/DeleteGroup", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/GetGroup", Kind::Read, Reach::Tenant),
-    rpc("DirectoryService/ListGroups", Kind::Read, Reach::Tenant),
-    rpc(
-        "DirectoryService/ListGroupMembers",
-        Kind::Read,
-        Reach::Tenant,
-    ),
-    rpc("DirectoryService/CreateRole", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/UpdateRole", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/DeleteRole", Kind::Write, Reach::Tenant),
-    rpc("DirectoryService/GetRole", Kind::Read, Reach::Tenant),
-    rpc("DirectoryService/ListRoles", Kind::Read, Reach::Tenant),
-    rpc(
-        "DirectoryService/ListAssignments",
-        Kind::Read,
-        Reach::Tenant,
-    ),
-    rpc("SchemaService/ReadSchema", Kind::Read, Reach::Shared),
-    rpc("SchemaService/WriteSchema", Kind::Admin, Reach::AllTenants),
-    Rpc {
-        name: "WatchService/Watch",
-        needs: Kind::Read,
-        reach: Reach::Tenant,
-        watch: true,
-        writes: false,
-    },
-    // The trail names every caller and actor: admin only, and a
-    // tenant-bound token sees its tenant's entries alone.
-    Rpc {
-        name: "AuditService/ListAuditEntries",
-        needs: Kind::Admin,
-        reach: Reach::Shared,
-        watch: false,
-        writes: false,
-    },
-    // A replica's streams: counted like Watch streams; a tenant-bound
-    // token is served its tenant only (the handler narrows the request).
-    Rpc {
-        name: "ReplicationService/Snapshot",
-        needs: Kind::Read,
-        reach: Reach::Shared,
-        watch: true,
-        writes: false,
-    },
-    Rpc {
-        name: "ReplicationService/Follow",
-        needs: Kind::Read,
-        reach: Reach::Shared,
-        watch: true,
-        writes: false,
-    },
-];
-
-/// Whether a request path names an RPC that needs more than a read token:
-/// what a replica forwards to its primary (its writes, and the audit
-/// listing, whose trail the primary holds).
+/// Whether a request path names a use case that needs more than a read
+/// token: what a replica forwards to its primary (its writes, and the
+/// audit listing, whose trail the primary holds).
 pub fn needs_primary(path: &str) -> bool {
-    route(path).is_some_and(|rpc| rpc.needs != Kind::Read)
+    route(path).is_some_and(|rule| rule.needs != Kind::Read)
 }
 
-/// A method of the authzd package that [`RPCS`] does not list: refused to
-/// all but unbound admin tokens (tonic then answers UNIMPLEMENTED).
-static UNKNOWN: Rpc = rpc("unknown", Kind::Admin, Reach::AllTenants);
+/// A method of the authzd package that names no use case: refused to all
+/// but unbound admin tokens (tonic then answers UNIMPLEMENTED).
+const UNKNOWN: Rule = Rule {
+    name: "unknown",
+    needs: Kind::Admin,
+    reach: Reach::AllTenants,
+    watch: false,
+    writes: true,
+};
 
 /// Health and reflection: open to every caller.
-static OPEN: Rpc = rpc("open", Kind::Read, Reach::Shared);
+const OPEN: Rule = Rule {
+    name: "open",
+    needs: Kind::Read,
+    reach: Reach::Shared,
+    watch: false,
+    writes: false,
+};
 
 /// Service prefixes served without a token.
 const OPEN_PREFIXES: [&str; 3] = [
@@ -172,143 +83,28 @@ const OPEN_PREFIXES: [&str; 3] = [
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
-/// The RPC a request path names; `None` for an open one.
-fn route(path: &str) -> Option<&'static Rpc> {
-    if let Some(method) = path.strip_prefix("/authzd.v1.") {
-        return Some(RPCS.iter().find(|r| r.name == method).unwrap_or(&UNKNOWN));
+/// The rule of a request path: its use case's row of the operation table,
+/// [`UNKNOWN`] for any other method; `None` for an open one. The one place
+/// a gRPC path becomes a use case.
+fn route(path: &str) -> Option<Rule> {
+    if let Some(method) = path.strip_prefix(PACKAGE_PATH) {
+        return Some(UseCase::named(method).map_or(UNKNOWN, UseCase::rule));
     }
     if OPEN_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return None;
     }
-    Some(&UNKNOWN)
+    Some(UNKNOWN)
 }
 
-/// What a handler knows of its call: who calls, which RPC, the request id,
-/// and (once the handler has checked it) the tenant, for the access log.
-#[derive(Debug)]
-pub struct Call {
-    caller: Arc<Caller>,
-    rpc: &'static Rpc,
-    request_id: HeaderValue,
-    /// Where refused writes are recorded.
-    audit: Service,
-    /// Set by [`Call::tenant`] when the access log or traces are on.
-    tenant: OnceLock<TenantId>,
-}
-
-impl Call {
-    /// The call the layer admitted. A request that did not pass through
-    /// the layer has no caller and is refused.
-    pub fn of<T>(request: &tonic::Request<T>) -> Result<Arc<Call>, Error> {
-        request
-            .extensions()
-            .get::<Arc<Call>>()
-            .cloned()
-            .ok_or(Error::Caller(authzd_service::auth::Refusal::Missing))
-    }
-
-    /// Refuses a tenant-bound token a request for another tenant; notes
-    /// the tenant for the access log.
-    pub fn tenant(&self, tenant: &str) -> Result<(), Error> {
-        self.audited(
-            TenantId::try_from(tenant).ok(),
-            None,
-            self.caller.may_touch(self.rpc, tenant),
-        )?;
-        if tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO) || super::traces::on() {
-            if let Ok(id) = TenantId::try_from(tenant) {
-                let _ = self.tenant.set(id);
-            }
-        }
-        Ok(())
-    }
-
-    /// The tenant check, then the write's options: refused without an
-    /// actor unless the token is admin; carrying the caller and request id.
-    pub fn write_options(
-        &self,
-        tenant: &str,
-        options: &Option<pb::WriteOptions>,
-    ) -> Result<WriteOptions, Error> {
-        self.tenant(tenant)?;
-        let mut options = write_options(options)?;
-        let allowed = self.caller.may_write(self.rpc, options.actor.as_ref());
-        self.audited(
-            TenantId::try_from(tenant).ok(),
-            options.actor.clone(),
-            allowed,
-        )?;
-        options.origin = self.origin(options.origin.reason.take());
-        Ok(options)
-    }
-
-    /// Who asked, with the reason the caller gave.
-    pub fn origin(&self, reason: Option<String>) -> Origin {
-        origin(&self.caller, self.rpc, &self.request_id, reason)
-    }
-
-    /// Passes `allowed` through; a refusal of a write RPC is recorded in
-    /// the audit trail first.
-    fn audited(
-        &self,
-        tenant: Option<TenantId>,
-        actor: Option<SubjectId>,
-        allowed: Result<(), Refusal>,
-    ) -> Result<(), Error> {
-        if let Err(refusal) = &allowed {
-            if self.rpc.writes {
-                let origin = self.origin(None);
-                self.audit.deny(denial(origin, tenant, actor, refusal));
-            }
-        }
-        Ok(allowed?)
-    }
-
-    /// The one tenant the caller's token is bound to, if it is.
-    pub fn bound_tenant(&self) -> Option<&TenantId> {
-        self.caller.tenant()
-    }
-
-    /// The tenants a listing of tenants may show this caller.
-    pub fn visible_tenants(&self) -> Result<Visible, Error> {
-        Ok(self.caller.visible_tenants(self.rpc)?)
-    }
-}
-
-/// Who asked, as the audit trail records it.
-fn origin(caller: &Caller, rpc: &Rpc, request_id: &HeaderValue, reason: Option<String>) -> Origin {
-    Origin {
-        caller: caller.name().to_string(),
-        request_id: request_id.to_str().unwrap_or_default().to_string(),
-        method: rpc.name.to_string(),
-        reason,
-    }
-}
-
-/// The audit entry of a write the caller's token may not make.
-fn denial(
-    origin: Origin,
-    tenant: Option<TenantId>,
-    actor: Option<SubjectId>,
-    refusal: &Refusal,
-) -> AuditEntry {
-    AuditEntry {
-        key: AuditKey {
-            at: authzd_core::model::Timestamp::now(),
-            seq: 0,
-        },
-        tenant,
-        actor,
-        origin,
-        concerned: Vec::new(),
-        more_concerned: false,
-        // A token's refusal has no reason code: its status carries none
-        // either (only the engine's rules have codes; see `super::status`).
-        outcome: AuditOutcome::Denied {
-            message: refusal.to_string(),
-            reason: None,
-        },
-    }
+/// The call the layer admitted, which a handler hands to its operation. A
+/// request that did not pass through the layer has no caller and is
+/// refused.
+pub fn call<T>(request: &tonic::Request<T>) -> Result<Arc<Call>, Error> {
+    request
+        .extensions()
+        .get::<Arc<Call>>()
+        .cloned()
+        .ok_or(Error::Caller(Refusal::Missing))
 }
 
 /// Request ids for requests that bring none: a random prefix per process
@@ -405,33 +201,48 @@ where
         let request_id = self.layer.ids.of(request.headers());
         let route = route(request.uri().path());
         let callers = &self.layer.callers;
+        let note =
+            tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO) || super::traces::on();
+        let call = |caller, rule| {
+            let id = request_id.to_str().unwrap_or_default().to_string();
+            Arc::new(Call::new(caller, rule, id, note))
+        };
         let admitted = match route {
-            None => Ok((callers.anonymous(), &OPEN, None)),
-            Some(rpc) => callers
+            None => Ok((call(callers.anonymous(), OPEN), None)),
+            Some(rule) => callers
                 .authenticate(
                     request
                         .headers()
                         .get(http::header::AUTHORIZATION)
                         .map(HeaderValue::as_bytes),
                 )
+                .map_err(Error::Caller)
                 .and_then(|caller| {
-                    let admitted = caller.may_call(rpc).and_then(|()| caller.enter(rpc));
-                    if let Err(refusal) = &admitted {
-                        self.audit_refusal(&caller, rpc, refusal, &request_id);
+                    let call = call(caller, rule);
+                    let caller = call.caller();
+                    match caller.may_call(&rule).and_then(|()| caller.enter(&rule)) {
+                        Ok(permit) => Ok((call, Some(permit))),
+                        // The request was not read: the entry names the
+                        // token's tenant, if it is bound to one, and no
+                        // actor.
+                        Err(refusal) => Err(call.refuse(
+                            &self.layer.audit,
+                            call.bound_tenant().cloned(),
+                            None,
+                            refusal,
+                        )),
                     }
-                    Ok((caller, rpc, Some(admitted?)))
                 }),
         };
-        let (caller, rpc, permit) = match admitted {
+        let (call, permit) = match admitted {
             Ok(admitted) => admitted,
-            Err(refusal) => {
+            Err(error) => {
                 let entry = Entry {
                     rpc: route.map_or(OPEN.name, |r| r.name),
                     stream: false,
-                    caller: match &refusal {
-                        authzd_service::auth::Refusal::Missing
-                        | authzd_service::auth::Refusal::Unknown => Arc::from("unauthenticated"),
-                        _ => token_of(&refusal),
+                    caller: match &error {
+                        Error::Caller(refusal) => token_of(refusal),
+                        _ => Arc::from("unauthenticated"),
                     },
                     request_id: request_id.clone(),
                     call: None,
@@ -441,19 +252,12 @@ where
                     parent: super::traces::parent(request.headers()),
                     _permit: None,
                 };
-                let status = super::status(Error::Caller(refusal));
+                let status = super::status(error);
                 let mut response = status.into_http::<Body>();
                 response.headers_mut().insert(REQUEST_ID, request_id);
                 return Box::pin(std::future::ready(Ok(logged(response, entry))));
             }
         };
-        let call = Arc::new(Call {
-            caller,
-            rpc,
-            request_id: request_id.clone(),
-            audit: self.layer.audit.clone(),
-            tenant: OnceLock::new(),
-        });
         request.extensions_mut().insert(call.clone());
         let parent = super::traces::parent(request.headers());
         // The service that was made ready is the one called; its clone
@@ -465,18 +269,14 @@ where
             response
                 .headers_mut()
                 .insert(REQUEST_ID, request_id.clone());
-            let stream = call.rpc.watch && route.is_some();
+            let stream = call.rule().watch && route.is_some();
             if stream {
                 authzd_service::metrics::watch_streams(1.0);
             }
             let entry = Entry {
                 stream,
-                rpc: if route.is_none() {
-                    OPEN.name
-                } else {
-                    call.rpc.name
-                },
-                caller: call.caller.name().clone(),
+                rpc: call.rule().name,
+                caller: call.caller().name().clone(),
                 request_id,
                 call: Some(call),
                 started,
@@ -487,23 +287,6 @@ where
             };
             Ok(logged(response, entry))
         })
-    }
-}
-
-impl<S> CallerService<S> {
-    /// Records a write RPC refused by the caller's token kind (or tenant
-    /// binding) in the audit trail. The request was not read, so the entry
-    /// names the token's tenant, if it is bound to one, and no actor.
-    /// Unauthenticated calls are not recorded: they name no token (the
-    /// access log has them).
-    fn audit_refusal(&self, caller: &Caller, rpc: &Rpc, refusal: &Refusal, id: &HeaderValue) {
-        // A token at its bound of calls in progress is shed, not refused.
-        if !rpc.writes || matches!(refusal, Refusal::Busy { .. }) {
-            return;
-        }
-        let origin = origin(caller, rpc, id, None);
-        let tenant = caller.tenant().cloned();
-        self.layer.audit.deny(denial(origin, tenant, None, refusal));
     }
 }
 
@@ -529,8 +312,8 @@ fn oversized_as_exhausted(response: Response<Body>) -> Response<Body> {
 }
 
 /// The token a refusal names (every refusal past authentication names one).
-fn token_of(refusal: &authzd_service::auth::Refusal) -> Arc<str> {
-    use authzd_service::auth::Refusal as R;
+fn token_of(refusal: &Refusal) -> Arc<str> {
+    use Refusal as R;
     match refusal {
         R::Kind { token, .. }
         | R::Tenant { token, .. }
@@ -583,7 +366,7 @@ impl Drop for Entry {
         let tenant = self
             .call
             .as_ref()
-            .and_then(|c| c.tenant.get())
+            .and_then(|c| c.tenant())
             .map(TenantId::as_str);
         let took = self.started.elapsed();
         let request_id = self.request_id.to_str().unwrap_or("-");
@@ -593,7 +376,7 @@ impl Drop for Entry {
         }
         // Health and reflection (probes, grpcurl's listings) make no span.
         if self.rpc != OPEN.name {
-            super::traces::rpc(super::traces::Call {
+            super::traces::rpc(super::traces::Finished {
                 method: self.rpc,
                 tenant,
                 code,
@@ -660,17 +443,20 @@ impl<B: HttpBody + Unpin> HttpBody for Logged<B> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::super::pb;
     use super::*;
     use prost::Message;
 
-    /// Every method of every authzd service has a rule, and every rule
-    /// names a method that exists: nothing new goes unguarded by accident.
+    /// Every method of every authzd service names a use case, and every
+    /// use case is a method that exists: nothing new goes unguarded by
+    /// accident (a method without a use case would be admin-only).
     #[test]
-    fn every_rpc_has_a_rule() {
+    fn every_rpc_is_a_use_case() {
         let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).unwrap();
         let mut methods: Vec<String> = set
             .file
             .iter()
+            .filter(|f| f.package() == PACKAGE_PATH.trim_matches(['/', '.']))
             .flat_map(|f| &f.service)
             .flat_map(|s| {
                 s.method
@@ -679,9 +465,14 @@ mod tests {
             })
             .collect();
         methods.sort();
-        let mut rules: Vec<String> = RPCS.iter().map(|r| r.name.to_string()).collect();
-        rules.sort();
-        assert_eq!(methods, rules);
+        let mut use_cases: Vec<String> =
+            UseCase::ALL.iter().map(|u| u.name().to_string()).collect();
+        use_cases.sort();
+        assert_eq!(methods, use_cases);
+        for method in &methods {
+            let rule = route(&format!("{PACKAGE_PATH}{method}")).unwrap();
+            assert_eq!(rule.name, method);
+        }
     }
 
     /// Health and reflection are open; everything else is guarded, unknown
@@ -693,6 +484,10 @@ mod tests {
         assert_eq!(
             route("/authzd.v1.SchemaService/WriteSchema").unwrap().needs,
             Kind::Admin
+        );
+        assert_eq!(
+            route("/authzd.v1.DirectoryService/ListSubjects").unwrap(),
+            UseCase::ListSubjects.rule()
         );
         assert_eq!(route("/authzd.v1.Nope/Nope").unwrap().name, "unknown");
         assert_eq!(route("/other.Service/M").unwrap().name, "unknown");

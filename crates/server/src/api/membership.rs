@@ -1,17 +1,22 @@
 //! `MembershipService`: batches of membership and role operations, and the
-//! chunks of a bulk import (one batch of the same planner, so a chunk is
-//! validated whole, commits as one revision and has its permission changes
-//! computed once).
+//! chunks of a bulk import, each a thin adapter over
+//! [`authzd_service::ops::membership`]: every operation and record is
+//! converted (refused naming its field, `operations[2].assign_role.role`),
+//! then handed to the operation. Must not bound, plan or check a batch as
+//! a whole.
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{group, id, precondition, principal, subject, target, timestamp};
-use super::guard::Call;
+use super::convert::{
+    group, id, precondition, principal, subject, target, timestamp, write_options,
+};
+use super::guard;
 use super::status;
 use super::{invalid, pb};
-use authzd_core::engine::Operation;
+use authzd_core::engine::{Operation, Precondition};
 use authzd_core::limits::MAX_BATCH_OPERATIONS;
-use authzd_core::model::{Assignment, AssignmentKey, Membership, TenantId};
+use authzd_core::model::{Assignment, AssignmentKey, Membership};
+use authzd_service::ops::membership::{self, ImportChunk};
 use authzd_service::{Error, Service};
 
 /// The tonic service.
@@ -66,15 +71,15 @@ fn principals(
         .collect()
 }
 
-fn add_member(at: &str, m: &pb::AddMember) -> Result<Operation, Error> {
-    Ok(Operation::AddMember(
+fn add_member(at: &str, m: &pb::AddMember) -> Result<(Membership, Precondition), Error> {
+    Ok((
         membership(at, &m.group, &m.member)?,
         precondition(&format!("{at}.precondition"), m.precondition)?,
     ))
 }
 
-fn assign_role(at: &str, a: &pb::AssignRole) -> Result<Operation, Error> {
-    Ok(Operation::AssignRole(
+fn assign_role(at: &str, a: &pb::AssignRole) -> Result<(Assignment, Precondition), Error> {
+    Ok((
         Assignment {
             key: assignment_key(at, &a.role, &a.principal, &a.target)?,
             expires_at: timestamp(&format!("{at}.expires_at"), &a.expires_at)?,
@@ -87,7 +92,10 @@ fn operation(index: usize, op: &pb::MembershipOperation) -> Result<Operation, Er
     use pb::membership_operation::Operation as Op;
     let base = format!("operations[{index}]");
     match op.operation.as_ref() {
-        Some(Op::AddMember(m)) => add_member(&format!("{base}.add_member"), m),
+        Some(Op::AddMember(m)) => {
+            let (m, p) = add_member(&format!("{base}.add_member"), m)?;
+            Ok(Operation::AddMember(m, p))
+        }
         Some(Op::RemoveMember(m)) => {
             let at = format!("{base}.remove_member");
             Ok(Operation::RemoveMember(
@@ -95,7 +103,10 @@ fn operation(index: usize, op: &pb::MembershipOperation) -> Result<Operation, Er
                 precondition(&format!("{at}.precondition"), m.precondition)?,
             ))
         }
-        Some(Op::AssignRole(a)) => assign_role(&format!("{base}.assign_role"), a),
+        Some(Op::AssignRole(a)) => {
+            let (a, p) = assign_role(&format!("{base}.assign_role"), a)?;
+            Ok(Operation::AssignRole(a, p))
+        }
         Some(Op::UnassignRole(u)) => {
             let at = format!("{base}.unassign_role");
             Ok(Operation::UnassignRole(
@@ -127,62 +138,25 @@ fn operation(index: usize, op: &pb::MembershipOperation) -> Result<Operation, Er
     }
 }
 
-/// The record lists of an import chunk, in the order they are applied.
-const IMPORT_LISTS: [&str; 4] = ["subjects", "groups", "memberships", "assignments"];
-
-/// An import chunk as one batch of operations, with where each list starts
-/// in it (to name a refused record by its own list and index).
-fn import_operations(r: &pb::ImportRequest) -> Result<(Vec<Operation>, [usize; 4]), Error> {
-    let records = r.subjects.len() + r.groups.len() + r.memberships.len() + r.assignments.len();
-    if records == 0 {
-        return Err(invalid("subjects", "give at least one record"));
+/// An import request's records, each named by its list and index.
+fn import_chunk(r: &pb::ImportRequest) -> Result<ImportChunk, Error> {
+    fn each<T, U>(
+        list: &str,
+        items: &[T],
+        convert: impl Fn(&str, &T) -> Result<U, Error>,
+    ) -> Result<Vec<U>, Error> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| convert(&format!("{list}[{i}]"), item))
+            .collect()
     }
-    if records > MAX_BATCH_OPERATIONS {
-        return Err(invalid(
-            "subjects",
-            format!("at most {MAX_BATCH_OPERATIONS} records per chunk in all lists, got {records}"),
-        ));
-    }
-    let mut operations = Vec::with_capacity(records);
-    let mut starts = [0; 4];
-    let at = |list: usize, i: usize| format!("{}[{i}]", IMPORT_LISTS[list]);
-    starts[0] = operations.len();
-    for (i, s) in r.subjects.iter().enumerate() {
-        operations.push(Operation::PutSubject(subject(&at(0, i), s)?));
-    }
-    starts[1] = operations.len();
-    for (i, g) in r.groups.iter().enumerate() {
-        operations.push(Operation::PutGroup(group(&at(1, i), g)?));
-    }
-    starts[2] = operations.len();
-    for (i, m) in r.memberships.iter().enumerate() {
-        operations.push(add_member(&at(2, i), m)?);
-    }
-    starts[3] = operations.len();
-    for (i, a) in r.assignments.iter().enumerate() {
-        operations.push(assign_role(&at(3, i), a)?);
-    }
-    Ok((operations, starts))
-}
-
-/// Names a refused operation of an import chunk by its record's list and
-/// index rather than its place in the combined batch.
-fn name_record(e: Error, starts: &[usize; 4]) -> Error {
-    match e {
-        Error::Refused {
-            list: "operations",
-            index,
-            error,
-        } => {
-            let list = starts.iter().rposition(|s| *s <= index).unwrap_or(0);
-            Error::Refused {
-                list: IMPORT_LISTS[list],
-                index: index - starts[list],
-                error,
-            }
-        }
-        other => other,
-    }
+    Ok(ImportChunk {
+        subjects: each("subjects", &r.subjects, subject)?,
+        groups: each("groups", &r.groups, group)?,
+        memberships: each("memberships", &r.memberships, add_member)?,
+        assignments: each("assignments", &r.assignments, assign_role)?,
+    })
 }
 
 #[tonic::async_trait]
@@ -191,19 +165,9 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         &self,
         request: Request<pb::ManageMembershipRequest>,
     ) -> Result<Response<pb::ManageMembershipResponse>, Status> {
-        let call = Call::of(&request).map_err(status)?;
-        let r = request.into_inner();
-        let options = call.write_options(&r.tenant, &r.options).map_err(status)?;
-        let tenant: TenantId = id("tenant", &r.tenant).map_err(status)?;
-        if r.operations.is_empty() {
-            return Err(status(invalid("operations", "give at least one operation")));
-        }
-        if r.operations.len() > MAX_BATCH_OPERATIONS {
-            return Err(status(invalid(
-                "operations",
-                format!("at most {MAX_BATCH_OPERATIONS} operations per batch"),
-            )));
-        }
+        let call = guard::call(&request).map_err(status)?;
+        let r = request.get_ref();
+        let options = write_options(&r.options).map_err(status)?;
         let operations = r
             .operations
             .iter()
@@ -211,9 +175,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
             .map(|(i, op)| operation(i, op))
             .collect::<Result<Vec<_>, _>>()
             .map_err(status)?;
-        let revision = self
-            .service
-            .write(tenant, operations, options)
+        let revision = membership::manage(&self.service, &call, &r.tenant, operations, options)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::ManageMembershipResponse {
@@ -225,16 +187,12 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         &self,
         request: Request<pb::ImportRequest>,
     ) -> Result<Response<pb::ImportResponse>, Status> {
-        let call = Call::of(&request).map_err(status)?;
-        let r = request.into_inner();
-        let options = call.write_options(&r.tenant, &r.options).map_err(status)?;
-        let tenant: TenantId = id("tenant", &r.tenant).map_err(status)?;
-        let (operations, starts) = import_operations(&r).map_err(status)?;
-        let revision = self
-            .service
-            .write(tenant, operations, options)
+        let call = guard::call(&request).map_err(status)?;
+        let r = request.get_ref();
+        let options = write_options(&r.options).map_err(status)?;
+        let chunk = import_chunk(r).map_err(status)?;
+        let revision = membership::import(&self.service, &call, &r.tenant, chunk, options)
             .await
-            .map_err(|e| name_record(e, &starts))
             .map_err(status)?;
         Ok(Response::new(pb::ImportResponse {
             revision: revision.0,

@@ -3,17 +3,20 @@
 //! refusal by a rule of the engine carries its reason code there, as a
 //! `google.rpc.ErrorInfo` of [`ERROR_DOMAIN`]).
 //!
-//! Generated types live in [`pb`] and never leave this module; requests are
-//! converted (and refused with INVALID_ARGUMENT naming the field) before they
-//! reach the service. Every call passes [`CallerLayer`] (authentication,
-//! token kind, per-token bounds, request id, access log), then
-//! [`WriteLayer`] (which, on a read replica, forwards writes to the
-//! primary); the guard reports each finished call to [`traces`] (a span,
-//! when `--otlp-endpoint` is given), and each handler asks its `guard::Call` about the tenant and
-//! actor before anything else. [`Follower`] is the replica's client side
-//! of `ReplicationService`.
-//! Must not contain rules of the model: what may be written and what a
-//! check answers are decided below this layer, and what a caller may do in
+//! Generated types live in [`pb`] and never leave this module. Each RPC is
+//! a thin adapter: its request is converted (and refused with
+//! INVALID_ARGUMENT naming the field), handed with the guard's call to its
+//! operation in [`authzd_service::ops`], and the operation's answer
+//! converted back. Every call passes [`CallerLayer`] (the request path's
+//! use case, authentication, token kind, per-token bounds, request id,
+//! access log), then [`WriteLayer`] (which, on a read replica, forwards
+//! writes to the primary); the guard reports each finished call to
+//! [`traces`] (a span, when `--otlp-endpoint` is given). [`Follower`] is
+//! the replica's client side of `ReplicationService`.
+//! Must not contain rules of the model or of a use case: what may be
+//! written and what a check answers are decided below this layer, what a
+//! use case validates, merges, filters and pages in
+//! [`authzd_service::ops`], and what a caller may do in
 //! [`authzd_service::auth`].
 
 mod access;

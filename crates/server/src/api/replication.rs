@@ -17,11 +17,12 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::convert::id;
-use super::guard::Call;
+use super::guard;
+use super::pb;
 use super::status;
-use super::{invalid, pb};
 use authzd_core::model::{Change, ChangeSet, Revision, TenantId};
 use authzd_proto::RECORD_FORMAT;
+use authzd_service::ops::replication;
 use authzd_service::{Error, Export, Service, Tenants, encode_record};
 
 /// The tonic service.
@@ -42,31 +43,13 @@ impl ReplicationApi {
     }
 }
 
-/// The tenants a request may be served: those it names (each checked
-/// against the token's binding), else the token's own, else all.
-fn tenants(call: &Call, named: &[String]) -> Result<Tenants, Error> {
-    if named.is_empty() {
-        return Ok(match call.bound_tenant() {
-            Some(t) => Tenants::Only(vec![t.clone()]),
-            None => Tenants::All,
-        });
-    }
-    if named.len() > authzd_core::limits::MAX_REPLICATED_TENANTS {
-        return Err(invalid(
-            "tenants",
-            format!(
-                "{} tenants named; the limit is {}",
-                named.len(),
-                authzd_core::limits::MAX_REPLICATED_TENANTS
-            ),
-        ));
-    }
-    let mut ids = Vec::with_capacity(named.len());
-    for (i, t) in named.iter().enumerate() {
-        call.tenant(t)?;
-        ids.push(id::<TenantId>(&format!("tenants[{i}]"), t)?);
-    }
-    Ok(Tenants::Only(ids))
+/// The tenants a request names, checked.
+fn named(tenants: &[String]) -> Result<Vec<TenantId>, Error> {
+    tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| id::<TenantId>(&format!("tenants[{i}]"), t))
+        .collect()
 }
 
 /// Encodes a record or an entry (the model types always encode).
@@ -261,8 +244,9 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
         &self,
         request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
-        let call = Call::of(&request).map_err(status)?;
-        let tenants = tenants(&call, &request.get_ref().tenants).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
+        let named = named(&request.get_ref().tenants).map_err(status)?;
+        let tenants = replication::tenants(&self.service, &call, named).map_err(status)?;
         let permit = self
             .snapshots
             .clone()
@@ -280,9 +264,10 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
         &self,
         request: Request<pb::FollowRequest>,
     ) -> Result<Response<FollowStream>, Status> {
-        let call = Call::of(&request).map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        let tenants = tenants(&call, &r.tenants).map_err(status)?;
+        let named = named(&r.tenants).map_err(status)?;
+        let tenants = replication::tenants(&self.service, &call, named).map_err(status)?;
         let after = Revision(r.after_revision);
         let first = self
             .service

@@ -1,13 +1,14 @@
-//! `SchemaService`: read and replace the permission catalog.
+//! `SchemaService`: read and replace the permission catalog, thin adapters
+//! over [`authzd_service::ops::schema`].
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{reason, revision};
-use super::guard::Call;
+use super::convert::revision;
+use super::guard;
+use super::pb;
 use super::status;
-use super::{invalid, pb};
-use authzd_core::limits::MAX_SCHEMA_BYTES;
 use authzd_service::Service;
+use authzd_service::ops::{self, schema};
 
 /// The tonic service.
 #[derive(Debug, Clone)]
@@ -28,12 +29,11 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         &self,
         request: Request<pb::ReadSchemaRequest>,
     ) -> Result<Response<pb::ReadSchemaResponse>, Status> {
-        // The catalog is shared by every tenant and holds no tenant's data.
-        Call::of(&request).map_err(status)?;
-        let snapshot = self.service.snapshot();
+        guard::call(&request).map_err(status)?;
+        let schema = schema::read_schema(&self.service);
         Ok(Response::new(pb::ReadSchemaResponse {
-            schema: snapshot.compiled.catalog.source().to_string(),
-            revision: snapshot.revision.0,
+            schema: schema.value,
+            revision: schema.revision.0,
         }))
     }
 
@@ -41,25 +41,19 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         &self,
         request: Request<pb::WriteSchemaRequest>,
     ) -> Result<Response<pb::WriteSchemaResponse>, Status> {
-        let call = Call::of(&request).map_err(status)?;
-        let r = request.get_ref();
-        if r.schema.len() > MAX_SCHEMA_BYTES {
-            return Err(status(invalid(
-                "schema",
-                format!("larger than {MAX_SCHEMA_BYTES} bytes"),
-            )));
-        }
-        let reason = reason("reason", &r.reason).map_err(status)?;
-        let revision = self
-            .service
-            .write_schema(
-                r.schema.clone(),
-                r.dry_run,
-                revision(r.expected_revision),
-                call.origin(reason),
-            )
-            .await
-            .map_err(status)?;
+        let call = guard::call(&request).map_err(status)?;
+        let r = request.into_inner();
+        let reason = ops::reason("reason", &r.reason).map_err(status)?;
+        let revision = schema::write_schema(
+            &self.service,
+            &call,
+            r.schema,
+            r.dry_run,
+            revision(r.expected_revision),
+            reason,
+        )
+        .await
+        .map_err(status)?;
         Ok(Response::new(pb::WriteSchemaResponse {
             revision: revision.0,
         }))

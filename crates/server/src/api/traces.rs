@@ -154,10 +154,10 @@ impl Extractor for Headers<'_> {
 
 /// One finished call, as the guard saw it.
 #[derive(Debug)]
-pub struct Call<'a> {
-    /// `Service/Method`, as in the guard's table.
+pub struct Finished<'a> {
+    /// `Service/Method`, its use case's name.
     pub method: &'static str,
-    /// The tenant the request named, once the handler checked it.
+    /// The tenant the request named, once its operation admitted it.
     pub tenant: Option<&'a str>,
     /// The gRPC status the call ended with.
     pub code: Code,
@@ -178,7 +178,7 @@ pub struct Call<'a> {
 /// `rpc.method`, `rpc.grpc.status_code`) and authzd's (`authzd.tenant`,
 /// `authzd.caller`, `authzd.request_id`). Does nothing unless spans are
 /// made.
-pub fn rpc(call: Call<'_>) {
+pub fn rpc(call: Finished<'_>) {
     let Some(tracer) = TRACER.get() else {
         return;
     };

@@ -1,7 +1,8 @@
 //! `WatchService`: a tenant's committed change sets, with their effective
-//! consequences, as a server stream of bounded pieces. Converts requests
-//! and pieces; must not decide how a revision is cut into pieces (the feed
-//! does).
+//! consequences, as a server stream of bounded pieces, over
+//! [`authzd_service::ops::watch`]. Converts requests and pieces; must not
+//! decide who may watch or how a revision is cut into pieces (the
+//! operation and the feed do).
 
 use std::pin::Pin;
 
@@ -10,12 +11,13 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::convert::{change_to_pb, id, optional_id, reach_to_pb, timestamp_to_pb};
-use super::guard::Call;
+use super::guard;
 use super::status;
 use super::{invalid, pb};
 use authzd_core::model::{Effect, EffectTarget, Revision};
 use authzd_core::schema::PermissionPattern;
-use authzd_service::watch::{Event, Filter, Kinds, Piece, Start};
+use authzd_service::ops;
+use authzd_service::watch::{Event, Filter, Kinds, Piece};
 use authzd_service::{Error, Service};
 
 /// The tonic service.
@@ -63,25 +65,14 @@ fn filter(r: &pb::WatchRequest) -> Result<Filter, Error> {
                 .map_err(|e| invalid("permission", e))?,
         )
     };
-    let target = match (
-        optional_id("scope", &r.scope)?,
-        optional_id("target_subject", &r.target_subject)?,
-    ) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "target_subject",
-                "give either scope or target_subject, not both",
-            ));
-        }
-        (Some(scope), None) => Some(EffectTarget::Scope(scope)),
-        (None, Some(subject)) => Some(EffectTarget::Subject(subject)),
-        (None, None) => None,
-    };
     Ok(Filter {
         tenant: id("tenant", &r.tenant)?,
         subject: optional_id("subject", &r.subject)?,
         permission,
-        target,
+        target: ops::watch::target(
+            optional_id("scope", &r.scope)?,
+            optional_id("target_subject", &r.target_subject)?,
+        )?,
         kinds: kinds(&r.kinds)?,
     })
 }
@@ -103,17 +94,6 @@ fn effect_to_pb(e: &Effect) -> pb::PermissionChange {
             pb::Direction::Lost
         } as i32,
         reach: reach_to_pb(e.reach) as i32,
-    }
-}
-
-fn start(r: &pb::WatchRequest) -> Result<Start, Error> {
-    match (r.from_oldest_retained, r.after_revision) {
-        (false, after) => Ok(Start::After(Revision(after))),
-        (true, 0) => Ok(Start::OldestRetained),
-        (true, _) => Err(invalid(
-            "after_revision",
-            "give either after_revision or from_oldest_retained, not both",
-        )),
     }
 }
 
@@ -146,15 +126,15 @@ impl pb::watch_service_server::WatchService for WatchApi {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<WatchStream>, Status> {
+        let call = guard::call(&request).map_err(status)?;
         let r = request.get_ref();
-        Call::of(&request)
-            .map_err(status)?
-            .tenant(&r.tenant)
-            .map_err(status)?;
         let filter = filter(r).map_err(status)?;
-        let start = start(r).map_err(status)?;
+        let start = ops::watch::start(Revision(r.after_revision), r.from_oldest_retained)
+            .map_err(status)?;
         let tenant = r.tenant.clone();
-        let subscription = self.service.watch(filter, start).await.map_err(status)?;
+        let subscription = ops::watch::watch(&self.service, &call, filter, start)
+            .await
+            .map_err(status)?;
         let service = self.service.clone();
         let stream = subscription.map(move |item| match item {
             Ok(Event::Committed(piece)) => {
