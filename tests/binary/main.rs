@@ -1,0 +1,28 @@
+//! The real `authzd` binary and its command line: start-up and its
+//! refusals, the configuration file, logs, metrics, traces, TLS, shutdown,
+//! persistence across restarts, and the client commands (import, export,
+//! backup, restore, queries, schema tests).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests: a failed expectation is a failed test"
+)]
+
+mod cli_backup;
+mod cli_export;
+mod cli_query;
+mod config_file;
+mod import;
+mod bulk_import;
+mod logs;
+mod metrics;
+mod otlp;
+mod persistence;
+mod schema_test_command;
+mod shutdown;
+mod smoke;
+mod startup;
+mod sync_client;
+mod tls;

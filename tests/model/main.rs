@@ -1,0 +1,15 @@
+//! The engine and the schema against references: property tests against a
+//! naive evaluator, the incremental cache against a rebuild, the feed
+//! against a model, and the schema's diagnostics.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests: a failed expectation is a failed test"
+)]
+
+mod reference_model;
+mod feed_model;
+mod engine_incremental;
+mod schema_errors;

@@ -1,0 +1,12 @@
+//! Read replicas: the replication API of a primary and replicas following
+//! it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests: a failed expectation is a failed test"
+)]
+
+mod replication;
+mod replication_api;
