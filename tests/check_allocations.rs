@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use authzd_core::engine::{At, Engine, Operation, Precondition, Question, plan};
+use authzd_core::engine::{Engine, Operation, PlaceRef, Precondition, Question, plan};
 use authzd_core::model::{
     Assignment, AssignmentKey, ChangeSet, Group, Membership, Principal, Revision, Scope, Subject,
     SubjectKind, SubjectStatus, Target, TenantId, Timestamp,
@@ -98,12 +98,12 @@ fn checks_make_no_allocation() {
     let engine = populated();
     let snapshot = engine.snapshot();
     let questions = [
-        ("alice", "document:read", At::Scope("leaf"), true),
-        ("alice", "document:publish", At::Scope("leaf"), true),
-        ("alice", "document:publish", At::Scope("mid"), false),
-        ("alice", "comment:edit", At::Subject("bob"), true),
-        ("bob", "document:read", At::Scope("leaf"), false),
-        ("nobody", "document:read", At::Scope(""), false),
+        ("alice", "document:read", PlaceRef::Scope("leaf"), true),
+        ("alice", "document:publish", PlaceRef::Scope("leaf"), true),
+        ("alice", "document:publish", PlaceRef::Scope("mid"), false),
+        ("alice", "comment:edit", PlaceRef::Subject("bob"), true),
+        ("bob", "document:read", PlaceRef::Scope("leaf"), false),
+        ("nobody", "document:read", PlaceRef::Scope(""), false),
     ];
     let now = Timestamp(2);
     // The counter must see allocations for its zeros to mean anything.

@@ -8,11 +8,10 @@
 //! the listing holds exactly what the check allows, with exactly the
 //! sources its explanation names.
 
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use authzd_core::engine::{At, Engine, Question};
+use authzd_core::engine::{Engine, PlaceRef, Question};
 use authzd_core::model::{
     Assignment, AssignmentKey, Change, Grant, Group, GroupId, Membership, Permission, Principal,
     Revision, Role, RoleId, Scope, ScopeId, Subject, SubjectId, SubjectKind, SubjectStatus, Target,
@@ -208,7 +207,7 @@ fn the_listing_holds_what_the_check_explains() {
                 let q = Question {
                     subject,
                     permission,
-                    at: At::Scope(scope),
+                    at: PlaceRef::Scope(scope),
                 };
                 let (allowed, why) = snapshot.explain(TENANT, &q, NOW).unwrap();
                 allowed_somewhere += usize::from(allowed);

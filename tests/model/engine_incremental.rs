@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use authzd_core::engine::{At, Engine, Operation, Precondition, Question, plan};
+use authzd_core::engine::{Engine, Operation, PlaceRef, Precondition, Question, plan};
 use authzd_core::model::{
     Assignment, AssignmentKey, Change, Grant, Group, Membership, Principal, Revision, Role, Scope,
     Subject, SubjectKind, SubjectStatus, Target, TenantId, Timestamp,
@@ -291,7 +291,7 @@ proptest! {
         let now = Timestamp(1);
         run(&engine, &tenant, ops, now);
         let snapshot = engine.snapshot();
-        let places = SCOPES.iter().map(|s| At::Scope(s)).chain(SUBJECTS.iter().map(|s| At::Subject(s)));
+        let places = SCOPES.iter().map(|s| PlaceRef::Scope(s)).chain(SUBJECTS.iter().map(|s| PlaceRef::Subject(s)));
         for at in places {
             for permission in PERMISSIONS {
                 let allowed: Vec<String> = SUBJECTS
@@ -333,7 +333,7 @@ proptest! {
         for subject in SUBJECTS {
             for permission in PERMISSIONS {
                 for scope in SCOPES {
-                    let q = Question { subject, permission, at: At::Scope(scope) };
+                    let q = Question { subject, permission, at: PlaceRef::Scope(scope) };
                     prop_assert_eq!(
                         a.check("t", &q, now).unwrap(),
                         b.check("t", &q, now).unwrap(),

@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use authzd_core::engine::{
-    At, Engine, GroupUpdate, Operation, Precondition, Question, Snapshot, SubjectUpdate,
+    Engine, GroupUpdate, Operation, PlaceRef, Precondition, Question, Snapshot, SubjectUpdate,
     TenantState, plan,
 };
 use authzd_core::model::{
-    Assignment, AssignmentKey, Change, Effect, EffectTarget, Grant, Group, Membership, Principal,
-    Reach, Revision, Role, Scope, Subject, SubjectId, SubjectKind, SubjectStatus, Target, TenantId,
+    Assignment, AssignmentKey, Change, Effect, Grant, Group, Membership, Place, Principal, Reach,
+    Revision, Role, Scope, Subject, SubjectId, SubjectKind, SubjectStatus, Target, TenantId,
     TenantSettings, Timestamp,
 };
 use authzd_core::schema::{self, Catalog};
@@ -216,7 +216,7 @@ fn seed() -> Vec<Operation> {
 
 /// A subscriber's copy of every picture: (tenant, subject, target) →
 /// permissions with their reach.
-type Folded = BTreeMap<(TenantId, SubjectId, EffectTarget), BTreeMap<String, Reach>>;
+type Folded = BTreeMap<(TenantId, SubjectId, Place), BTreeMap<String, Reach>>;
 
 /// Applies one write's effects, refusing a gain of what is held (at any
 /// reach) or a loss of what is not held at that reach (either would mean an
@@ -257,7 +257,7 @@ fn mirror_allows(
     scope: &str,
 ) -> bool {
     let reach_at = |at: &str| {
-        let target = EffectTarget::Scope(at.parse().unwrap());
+        let target = Place::Scope(at.parse().unwrap());
         entries
             .get(&(tenant.clone(), subject.clone(), target))
             .and_then(|held| held.get(permission).copied())
@@ -319,7 +319,7 @@ fn assert_mirror(
                     let q = Question {
                         subject: s,
                         permission: p,
-                        at: At::Scope(scope),
+                        at: PlaceRef::Scope(scope),
                     };
                     let truth = snapshot.check(t, &q, now).unwrap();
                     let mirror = mirror_allows(entries, state, &tenant, &subject, p, scope);
@@ -350,10 +350,10 @@ fn assert_mirror(
                     let q = Question {
                         subject: s,
                         permission: p,
-                        at: At::Subject(over),
+                        at: PlaceRef::Subject(over),
                     };
                     let truth = snapshot.check(t, &q, now).unwrap();
-                    let target = EffectTarget::Subject(over.parse().unwrap());
+                    let target = Place::Subject(over.parse().unwrap());
                     let listed = entries
                         .get(&(tenant.clone(), subject.clone(), target))
                         .is_some_and(|held| held.contains_key(p));
@@ -389,11 +389,7 @@ fn listing(run: &Run) -> Folded {
             };
             for target in targets {
                 let Some(scope) = target.scope else { continue };
-                let key = (
-                    t.parse().unwrap(),
-                    s.parse().unwrap(),
-                    EffectTarget::Scope(scope),
-                );
+                let key = (t.parse().unwrap(), s.parse().unwrap(), Place::Scope(scope));
                 out.insert(
                     key,
                     target
@@ -435,7 +431,7 @@ impl Run {
         if let Some(listed) = &mut self.listed {
             let scoped: Vec<Effect> = effects
                 .iter()
-                .filter(|e| matches!(e.target, EffectTarget::Scope(_)))
+                .filter(|e| matches!(e.target, Place::Scope(_)))
                 .cloned()
                 .collect();
             fold(listed, &scoped)?;

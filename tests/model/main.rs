@@ -9,7 +9,7 @@
     reason = "tests: a failed expectation is a failed test"
 )]
 
-mod reference_model;
-mod feed_model;
 mod engine_incremental;
+mod feed_model;
+mod reference_model;
 mod schema_errors;

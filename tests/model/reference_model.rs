@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use authzd_core::engine::{
-    At, Engine, GroupUpdate, Operation, Precondition, Question, SubjectUpdate, plan,
+    Engine, GroupUpdate, Operation, PlaceRef, Precondition, Question, SubjectUpdate, plan,
 };
 use authzd_core::model::{
     Assignment, AssignmentKey, ChangeSet, Grant, Group, Membership, Principal, Revision, Role,
@@ -1361,7 +1361,7 @@ proptest! {
                 let spot = Spot { scope: &scope, target_groups: None };
                 let expected = reference.effective(subject, &spot);
                 for permission in &permissions {
-                    let q = Question { subject, permission, at: At::Scope(&scope) };
+                    let q = Question { subject, permission, at: PlaceRef::Scope(&scope) };
                     let got = snapshot.check(TENANT, &q, NOW).unwrap();
                     prop_assert_eq!(
                         got,
@@ -1373,7 +1373,7 @@ proptest! {
             for target in out.world.subjects.keys() {
                 let expected = reference.effective(subject, &reference.target_spot(target));
                 for permission in &permissions {
-                    let q = Question { subject, permission, at: At::Subject(target) };
+                    let q = Question { subject, permission, at: PlaceRef::Subject(target) };
                     let got = snapshot.check(TENANT, &q, NOW).unwrap();
                     prop_assert_eq!(
                         got,
@@ -1474,7 +1474,7 @@ fn allowed(engine: &Engine, subject: &str, permission: &str, now: Timestamp) -> 
     let q = Question {
         subject,
         permission,
-        at: At::Scope(ROOT),
+        at: PlaceRef::Scope(ROOT),
     };
     engine.snapshot().check(TENANT, &q, now).unwrap()
 }

@@ -15,7 +15,7 @@ mod common;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use authzd_core::engine::{At, Question as Ask, Snapshot};
+use authzd_core::engine::{PlaceRef, Question as Ask, Snapshot};
 use authzd_core::model::Timestamp;
 use authzd_testkit::dataset::{Dataset, Rng};
 use common::TENANT;
@@ -42,7 +42,7 @@ impl Fixture {
         let ask = Ask {
             subject,
             permission,
-            at: At::Scope(scope),
+            at: PlaceRef::Scope(scope),
         };
         self.snapshot.check(TENANT, &ask, self.now).unwrap()
     }
@@ -78,7 +78,7 @@ fn bench_size(c: &mut Criterion, subjects: usize) {
         let ask = Ask {
             subject: &subject,
             permission,
-            at: At::Scope(&scope),
+            at: PlaceRef::Scope(&scope),
         };
         group.bench_function(name, |b| {
             b.iter(|| {
@@ -110,7 +110,7 @@ fn bench_size(c: &mut Criterion, subjects: usize) {
             let ask = Ask {
                 subject: s,
                 permission: p,
-                at: At::Scope(sc),
+                at: PlaceRef::Scope(sc),
             };
             black_box(fx.snapshot.check(TENANT, &ask, fx.now).unwrap())
         })

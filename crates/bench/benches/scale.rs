@@ -23,7 +23,7 @@ mod common;
 
 use std::hint::black_box;
 
-use authzd_core::engine::{At, Operation, Precondition, Snapshot, plan};
+use authzd_core::engine::{Operation, PlaceRef, Precondition, Snapshot, plan};
 use authzd_core::model::{
     Assignment, AssignmentKey, Membership, Principal, RoleId, Target, TenantId, Timestamp,
 };
@@ -126,7 +126,7 @@ fn bench_scale(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(name, subjects), |b| {
                 b.iter(|| {
                     let page = snapshot
-                        .holders(TENANT, permission, At::Scope(&leaf), None, 100, now)
+                        .holders(TENANT, permission, PlaceRef::Scope(&leaf), None, 100, now)
                         .unwrap();
                     black_box(page)
                 })

@@ -698,7 +698,7 @@ pub struct ChangeSet {
 /// Where an effective permission is held.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum EffectTarget {
+pub enum Place {
     /// At a scope where the subject has a grant; how far below it the
     /// permission holds is the effect's [`Reach`].
     Scope(ScopeId),
@@ -741,7 +741,7 @@ pub struct Effect {
     /// Who gained or lost.
     pub subject: SubjectId,
     /// Where.
-    pub target: EffectTarget,
+    pub target: Place,
     /// What.
     pub permission: Permission,
     /// Gained (true) or lost (false).

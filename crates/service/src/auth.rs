@@ -75,7 +75,7 @@ impl std::str::FromStr for Kind {
 
 /// What an RPC reaches besides the tenant its request names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
+pub enum Extent {
     /// One tenant, named in the request (checked by [`Caller::may_touch`]).
     Tenant,
     /// Every tenant at once (the shared schema): a tenant-bound token may
@@ -97,7 +97,7 @@ pub struct Rule {
     /// The least kind that may call it.
     pub needs: Kind,
     /// What it reaches.
-    pub reach: Reach,
+    pub reach: Extent,
     /// Whether it is a stream (`Watch`, replication), bounded separately
     /// from requests.
     pub watch: bool,
@@ -302,7 +302,7 @@ impl Caller {
             });
         }
         match (&self.tenant, rule.reach) {
-            (Some(bound), Reach::AllTenants) => Err(Refusal::AllTenants {
+            (Some(bound), Extent::AllTenants) => Err(Refusal::AllTenants {
                 token: self.name.clone(),
                 bound: bound.clone(),
                 rpc: rule.name,
@@ -838,7 +838,7 @@ mod tests {
         let unary = Rule {
             name: "S/M",
             needs: Kind::Read,
-            reach: Reach::Tenant,
+            reach: Extent::Tenant,
             watch: false,
             writes: false,
         };

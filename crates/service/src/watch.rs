@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use authzd_core::model::{
-    Change, ChangeSet, Effect, EffectTarget, Permission, Principal, Revision, SubjectId, TenantId,
+    Change, ChangeSet, Effect, Permission, Place, Principal, Revision, SubjectId, TenantId,
     Timestamp,
 };
 use authzd_core::schema::PermissionPattern;
@@ -223,7 +223,7 @@ pub struct Filter {
     /// Only effects whose permission matches.
     pub permission: Option<PermissionPattern>,
     /// Only effects at this target.
-    pub target: Option<EffectTarget>,
+    pub target: Option<Place>,
     /// Which kinds of events.
     pub kinds: Kinds,
 }
@@ -255,7 +255,7 @@ impl Filter {
             && self
                 .subject
                 .as_ref()
-                .is_none_or(|s| &e.subject == s || e.target == EffectTarget::Subject(s.clone()))
+                .is_none_or(|s| &e.subject == s || e.target == Place::Subject(s.clone()))
             && self
                 .permission
                 .as_ref()
@@ -293,8 +293,8 @@ fn effect_bytes(e: &Effect) -> usize {
         }
     };
     let target = match &e.target {
-        EffectTarget::Scope(s) => s.as_str().len(),
-        EffectTarget::Subject(s) => s.as_str().len(),
+        Place::Scope(s) => s.as_str().len(),
+        Place::Subject(s) => s.as_str().len(),
     };
     EFFECT_OVERHEAD_BYTES + e.subject.as_str().len() + permission + target
 }
@@ -669,7 +669,7 @@ mod tests {
         Effect {
             tenant: tenant("t"),
             subject: SubjectId::try_from(subject).unwrap(),
-            target: EffectTarget::Scope(ScopeId::try_from("root").unwrap()),
+            target: Place::Scope(ScopeId::try_from("root").unwrap()),
             permission: "document:read".parse().unwrap(),
             gained: true,
             reach: authzd_core::model::Reach::Subtree,

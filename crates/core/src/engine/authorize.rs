@@ -38,7 +38,7 @@
 //! actor's class ([`Violation::denies_actor`]) naming the rule and what was
 //! missing.
 
-use super::eval::Place;
+use super::eval::ResolvedPlace;
 use super::roles::CompiledRole;
 use super::tenant::{Compiled, SubjectEntry, TenantState};
 use super::violation::{AdminChange, Attempt, Managing, Names, Violation};
@@ -93,7 +93,7 @@ impl Authorizer<'_> {
             &entry.subject,
             &entry.grants,
             bit,
-            Place::scope(scope.as_str()),
+            ResolvedPlace::scope(scope.as_str()),
             self.now,
         )
     }

@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::ops::Bound;
 
-use super::eval::Place;
+use super::eval::ResolvedPlace;
 use super::tenant::{Compiled, TenantState};
 use crate::model::{GroupId, Principal, ScopeId, SubjectId, Target};
 use crate::schema::{PermBit, PermSet};
@@ -31,7 +31,7 @@ pub(super) fn candidates<'a>(
     state: &'a TenantState,
     compiled: &Compiled,
     bit: PermBit,
-    place: Place<'a>,
+    place: ResolvedPlace<'a>,
     after: Option<&'a str>,
 ) -> Merge<'a> {
     let support = support(compiled, bit);
@@ -84,7 +84,7 @@ fn support(compiled: &Compiled, bit: PermBit) -> PermSet {
 
 /// The targets an assignment applying at `place` can have: the place's
 /// scope and its ancestors, and the populations its target subject is in.
-fn targets(state: &TenantState, place: Place<'_>) -> Vec<Target> {
+fn targets(state: &TenantState, place: ResolvedPlace<'_>) -> Vec<Target> {
     let mut out = Vec::new();
     let mut scope = ScopeId::try_from(place.scope).ok();
     // The tree is acyclic; the bound only guards the walk.

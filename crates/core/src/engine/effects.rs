@@ -25,11 +25,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::eval::Place;
+use super::eval::ResolvedPlace;
 use super::tenant::{Affected, Compiled, SubjectEntry, TenantState};
 use crate::model::{
-    Effect, EffectTarget, GroupId, Permission, ROOT_SCOPE, Reach, ScopeId, SubjectId, Target,
-    TenantId, Timestamp,
+    Effect, GroupId, Permission, Place, ROOT_SCOPE, Reach, ScopeId, SubjectId, Target, TenantId,
+    Timestamp,
 };
 
 /// The instant pictures are evaluated at: before every expiry, so that
@@ -41,7 +41,7 @@ const PICTURE_TIME: Timestamp = Timestamp(i64::MIN);
 pub type Held = BTreeMap<String, Reach>;
 
 /// What a subject holds, per target.
-pub type Picture = BTreeMap<EffectTarget, Held>;
+pub type Picture = BTreeMap<Place, Held>;
 
 /// One tenant's state with the catalog it was compiled against.
 #[derive(Clone, Copy)]
@@ -68,7 +68,7 @@ impl<'a> View<'a> {
             .all()
             .iter()
             .filter(|bit| {
-                let place = Place::scope(scope);
+                let place = ResolvedPlace::scope(scope);
                 let (subject, grants) = (&entry.subject, &entry.grants);
                 state.check(self.compiled, subject, grants, *bit, place, PICTURE_TIME)
             })
@@ -95,13 +95,13 @@ impl<'a> View<'a> {
             .as_ref()
             .map_or(ROOT_SCOPE, ScopeId::as_str);
         // A place with no scope: only population grants can apply.
-        let through = Place {
+        let through = ResolvedPlace {
             scope: "",
             target: Some(&target_entry.grants),
             target_id: Some(target),
             below: false,
         };
-        let whole = Place {
+        let whole = ResolvedPlace {
             scope: home,
             ..through
         };
@@ -126,7 +126,7 @@ impl<'a> View<'a> {
                 check(*bit, through)
                     || (catalog.rule(*bit).is_some()
                         && check(*bit, whole)
-                        && !check(*bit, Place::scope(home)))
+                        && !check(*bit, ResolvedPlace::scope(home)))
             })
             .map(|bit| (catalog.name(bit).to_string(), Reach::Exact))
             .collect()
@@ -142,7 +142,7 @@ impl<'a> View<'a> {
         for scope in scopes {
             let held = self.at_scope(subject, scope.as_str());
             if !held.is_empty() {
-                picture.insert(EffectTarget::Scope(scope), held);
+                picture.insert(Place::Scope(scope), held);
             }
         }
         let populations: BTreeSet<&GroupId> =
@@ -154,7 +154,7 @@ impl<'a> View<'a> {
         for target in targets {
             let held = self.over(subject, &target);
             if !held.is_empty() {
-                picture.insert(EffectTarget::Subject(target), held);
+                picture.insert(Place::Subject(target), held);
             }
         }
         picture
@@ -192,7 +192,7 @@ impl<'a> View<'a> {
 fn push_diff(
     tenant: &TenantId,
     subject: &SubjectId,
-    target: &EffectTarget,
+    target: &Place,
     before: &Held,
     after: &Held,
     out: &mut Vec<Effect>,
@@ -249,7 +249,7 @@ pub fn diff(
     let mut out = Vec::new();
     for subject in &whole {
         let (b, a) = (before.picture(subject), after.picture(subject));
-        let targets: BTreeSet<&EffectTarget> = b.keys().chain(a.keys()).collect();
+        let targets: BTreeSet<&Place> = b.keys().chain(a.keys()).collect();
         let empty = Held::new();
         for target in targets {
             let (old, new) = (
@@ -284,14 +284,7 @@ pub fn diff(
     }
     for (holder, target) in pairs {
         let (b, a) = (before.over(&holder, &target), after.over(&holder, &target));
-        push_diff(
-            tenant,
-            &holder,
-            &EffectTarget::Subject(target),
-            &b,
-            &a,
-            &mut out,
-        );
+        push_diff(tenant, &holder, &Place::Subject(target), &b, &a, &mut out);
     }
     out.sort();
     out

@@ -17,7 +17,7 @@ use crate::schema::{PermBit, PermSet, Rule, RuleKind};
 
 /// Where a check applies, resolved against the tenant.
 #[derive(Debug, Clone, Copy)]
-pub struct Place<'a> {
+pub struct ResolvedPlace<'a> {
     /// The scope whose ancestor chain is searched.
     pub scope: &'a str,
     /// For checks over a subject: that subject's grants (which say which
@@ -32,7 +32,7 @@ pub struct Place<'a> {
     pub below: bool,
 }
 
-impl<'a> Place<'a> {
+impl<'a> ResolvedPlace<'a> {
     /// A check at a scope.
     pub fn scope(scope: &'a str) -> Self {
         Self {
@@ -169,7 +169,7 @@ impl TenantState {
         subject: &Subject,
         grants: &SubjectGrants,
         bit: PermBit,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
         now: Timestamp,
     ) -> bool {
         subject.status == SubjectStatus::Active && self.holds(compiled, grants, bit, place, now, 0)
@@ -180,7 +180,7 @@ impl TenantState {
         compiled: &Compiled,
         grants: &SubjectGrants,
         bit: PermBit,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
         now: Timestamp,
         depth: usize,
     ) -> bool {
@@ -212,7 +212,7 @@ impl TenantState {
         compiled: &Compiled,
         grants: &SubjectGrants,
         bit: PermBit,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
         now: Timestamp,
     ) -> bool {
         let inherits = compiled.catalog.inherits(bit);
@@ -244,7 +244,14 @@ impl TenantState {
         scope: &str,
         now: Timestamp,
     ) -> Reach {
-        if self.check(compiled, subject, grants, bit, Place::below(scope), now) {
+        if self.check(
+            compiled,
+            subject,
+            grants,
+            bit,
+            ResolvedPlace::below(scope),
+            now,
+        ) {
             Reach::Subtree
         } else {
             Reach::Exact
@@ -260,7 +267,7 @@ impl TenantState {
         compiled: &Compiled,
         subject: &Subject,
         grants: &SubjectGrants,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
         now: Timestamp,
     ) -> PermSet {
         let catalog = &compiled.catalog;
@@ -303,7 +310,16 @@ impl TenantState {
                     .map(|e| &e.at)
                     .filter(|at| self.is_within(*at, scope)),
             )
-            .any(|at| self.holds(compiled, grants, bit, Place::scope(at.as_str()), now, 0))
+            .any(|at| {
+                self.holds(
+                    compiled,
+                    grants,
+                    bit,
+                    ResolvedPlace::scope(at.as_str()),
+                    now,
+                    0,
+                )
+            })
     }
 
     /// Whether `role`'s prerequisites hold at `now` for a subject with
@@ -348,7 +364,7 @@ impl TenantState {
         compiled: &Compiled,
         subject: Option<(&Subject, &SubjectGrants)>,
         bit: PermBit,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
         now: Timestamp,
     ) -> (bool, Explanation) {
         let mut out = Explanation::default();
@@ -369,7 +385,7 @@ impl TenantState {
         compiled: &Compiled,
         traceable: &Traceable<'_>,
         bit: PermBit,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
         now: Timestamp,
     ) -> (bool, Explanation) {
         let mut out = Explanation::default();
@@ -439,7 +455,7 @@ impl TenantState {
         compiled: &Compiled,
         grants: &SubjectGrants,
         bit: PermBit,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
         out: &mut Explanation,
     ) {
         for key in self.assignments.keys() {
@@ -480,7 +496,7 @@ impl TenantState {
         compiled: &Compiled,
         traceable: &Traceable<'_>,
         bit: PermBit,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
         now: Timestamp,
         out: &mut Explanation,
     ) {
@@ -524,7 +540,7 @@ impl TenantState {
         compiled: &Compiled,
         traceable: &Traceable<'_>,
         bit: PermBit,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
         now: Timestamp,
         wanted: Traced,
     ) -> Vec<(Source, Fit)> {
@@ -544,7 +560,7 @@ impl TenantState {
         grants: &SubjectGrants,
         routes: impl Iterator<Item = &'r Route<'r>>,
         bit: PermBit,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
         now: Timestamp,
         wanted: Traced,
     ) -> Vec<(Source, Fit)> {
@@ -631,7 +647,7 @@ impl TenantState {
         bit: PermBit,
         at: Option<&ScopeId>,
         population: Option<&GroupId>,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
     ) -> bool {
         match (population, at) {
             (Some(group), _) => place.in_population(group),
@@ -648,7 +664,7 @@ impl TenantState {
         compiled: &Compiled,
         bit: PermBit,
         at: &ScopeId,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
     ) -> bool {
         if compiled.catalog.inherits(bit) {
             self.is_within(place.scope, at)
@@ -663,7 +679,7 @@ impl TenantState {
         compiled: &Compiled,
         bit: PermBit,
         source: &Source,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
     ) -> Option<Fit> {
         if let Some(population) = &source.population {
             let inside = place.in_population(population);
@@ -688,7 +704,7 @@ impl TenantState {
 
     /// Why the target of a check is not in a population group: the group's
     /// condition and the attributes it was evaluated on, when it has one.
-    fn why_outside(&self, group: &GroupId, place: Place<'_>) -> String {
+    fn why_outside(&self, group: &GroupId, place: ResolvedPlace<'_>) -> String {
         let Some(target) = place.target_id else {
             return "the question names no target subject".into();
         };
@@ -725,7 +741,7 @@ impl TenantState {
         &self,
         compiled: &Compiled,
         traceable: &Traceable<'_>,
-        place: Place<'_>,
+        place: ResolvedPlace<'_>,
         now: Timestamp,
     ) -> Vec<(PermBit, Vec<Source>)> {
         let held = self.held(compiled, traceable.subject, traceable.grants, place, now);
@@ -820,7 +836,7 @@ impl TenantState {
     /// ancestors are `chain`. Pinned grants lie at or below the
     /// assignment's scope, so a scope assignment that misses the place
     /// misses it with all its grants.
-    fn route_covers(&self, route: &Route<'_>, place: Place<'_>, chain: &[&str]) -> bool {
+    fn route_covers(&self, route: &Route<'_>, place: ResolvedPlace<'_>, chain: &[&str]) -> bool {
         match &route.assignment.key.target {
             Target::Scope(at) => chain.contains(&at.as_str()),
             Target::Population(group) => place.in_population(group),

@@ -28,10 +28,12 @@ use arc_swap::ArcSwap;
 use imbl::OrdMap;
 
 pub use condition::{Condition, ConditionError};
-pub use eval::{Denial, DenialReason, Explanation, Place, Source, Traceable};
+pub use eval::{Denial, DenialReason, Explanation, ResolvedPlace, Source, Traceable};
 pub use grants::SubjectGrants;
-pub use plan::{GroupUpdate, Operation, Planned, Precondition, Refusal, SubjectUpdate, plan};
-pub use query::{At, EffectiveTarget, Holder, Question, page_from};
+pub use plan::{
+    GroupUpdate, Operation, Planned, Precondition, RefusedOperation, SubjectUpdate, plan,
+};
+pub use query::{Holder, PlaceRef, Question, TargetHoldings, page_from};
 pub use roles::unknown_permissions as unknown_role_permissions;
 pub use tenant::{Compiled, SubjectEntry, TenantState};
 pub use violation::{AdminChange, Attempt, Holding, Managing, Names, ScopeUse, Violation};

@@ -170,7 +170,7 @@ impl Operation {
 
 /// A refused operation: which one of the batch, and why.
 #[derive(Debug)]
-pub struct Refusal {
+pub struct RefusedOperation {
     /// Its position in the batch.
     pub index: usize,
     /// Why.
@@ -198,7 +198,7 @@ pub fn plan(
     state: Option<&TenantState>,
     operations: &[Operation],
     now: Timestamp,
-) -> Result<Planned, Refusal> {
+) -> Result<Planned, RefusedOperation> {
     let mut planner = Planner {
         compiled,
         tenant,
@@ -219,7 +219,7 @@ pub fn plan(
         planner.current = index;
         planner
             .operation(op, state.is_some() || index > 0)
-            .map_err(|error| Refusal { index, error })?;
+            .map_err(|error| RefusedOperation { index, error })?;
     }
     planner.check_classes(state)?;
     planner.refresh();
@@ -294,7 +294,7 @@ impl Planner<'_> {
     /// A subject may hold at most one role of an `exactly_one` or
     /// `at_most_one` class; a subject that held one of an `exactly_one`
     /// class may not be left with none (a subject that never had one may).
-    fn check_classes(&self, before: Option<&TenantState>) -> Result<(), Refusal> {
+    fn check_classes(&self, before: Option<&TenantState>) -> Result<(), RefusedOperation> {
         for (subject, index) in &self.touched {
             if !self.state.subjects.contains_key(subject) {
                 continue;
@@ -320,7 +320,7 @@ impl Planner<'_> {
                     _ => None,
                 };
                 if let Some(violation) = violation {
-                    return Err(Refusal {
+                    return Err(RefusedOperation {
                         index: *index,
                         error: violation.into(),
                     });
@@ -1061,7 +1061,7 @@ impl Planner<'_> {
             return Ok(());
         };
         let bits: Vec<_> = role.at_target.iter().collect();
-        let place = super::Place::scope(scope.as_str());
+        let place = super::ResolvedPlace::scope(scope.as_str());
         let holds_all = !bits.is_empty()
             && bits.iter().all(|b| {
                 self.state.check(

@@ -11,14 +11,14 @@ use std::ops::Bound;
 use imbl::OrdMap;
 
 use super::candidates::candidates;
-use super::eval::{Explanation, Place, Source};
+use super::eval::{Explanation, ResolvedPlace, Source};
 use super::{EngineError, Snapshot, TenantState};
 use crate::model::{Permission, ROOT_SCOPE, Reach, ScopeId, Timestamp};
 use crate::schema::PermBit;
 
 /// Where a question applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum At<'a> {
+pub enum PlaceRef<'a> {
     /// At a scope (the root when empty).
     Scope(&'a str),
     /// Over a subject: its home scope and the populations it is in.
@@ -33,12 +33,12 @@ pub struct Question<'a> {
     /// The permission's text.
     pub permission: &'a str,
     /// Where.
-    pub at: At<'a>,
+    pub at: PlaceRef<'a>,
 }
 
 /// The permissions held at one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EffectiveTarget {
+pub struct TargetHoldings {
     /// The scope, for scope targets.
     pub scope: Option<ScopeId>,
     /// The population group, for population targets.
@@ -99,15 +99,19 @@ impl Snapshot {
     }
 
     /// Resolves where a question applies.
-    fn place<'s>(&self, tenant: &'s TenantState, at: At<'s>) -> Result<Place<'s>, EngineError> {
+    fn place<'s>(
+        &self,
+        tenant: &'s TenantState,
+        at: PlaceRef<'s>,
+    ) -> Result<ResolvedPlace<'s>, EngineError> {
         match at {
-            At::Scope("") => Ok(Place::scope(ROOT_SCOPE)),
-            At::Scope(scope) if tenant.has_scope(scope) => Ok(Place::scope(scope)),
-            At::Scope(scope) => Err(EngineError::NotFound {
+            PlaceRef::Scope("") => Ok(ResolvedPlace::scope(ROOT_SCOPE)),
+            PlaceRef::Scope(scope) if tenant.has_scope(scope) => Ok(ResolvedPlace::scope(scope)),
+            PlaceRef::Scope(scope) => Err(EngineError::NotFound {
                 kind: "scope",
                 id: scope.to_string(),
             }),
-            At::Subject(id) => {
+            PlaceRef::Subject(id) => {
                 let (key, entry) =
                     tenant
                         .subjects
@@ -116,7 +120,7 @@ impl Snapshot {
                             kind: "target subject",
                             id: id.to_string(),
                         })?;
-                Ok(Place {
+                Ok(ResolvedPlace {
                     below: false,
                     scope: entry
                         .subject
@@ -177,7 +181,7 @@ impl Snapshot {
         subject: &str,
         scope: Option<&str>,
         now: Timestamp,
-    ) -> Result<Vec<EffectiveTarget>, EngineError> {
+    ) -> Result<Vec<TargetHoldings>, EngineError> {
         let state = self.tenant(tenant)?;
         let entry = state
             .subjects
@@ -188,7 +192,7 @@ impl Snapshot {
             })?;
         let scopes: Vec<ScopeId> = match scope {
             Some(s) => {
-                self.place(state, At::Scope(s))?;
+                self.place(state, PlaceRef::Scope(s))?;
                 vec![
                     ScopeId::try_from(if s.is_empty() { ROOT_SCOPE } else { s })
                         .map_err(|e| invalid("scope", e.reason))?,
@@ -203,12 +207,16 @@ impl Snapshot {
         };
         let traceable = state.traceable(&self.compiled, &entry.subject, &entry.grants);
         let (subject, grants) = (&*entry.subject, &*entry.grants);
-        let mut out: Vec<EffectiveTarget> = scopes
+        let mut out: Vec<TargetHoldings> = scopes
             .into_iter()
             .map(|s| {
-                let held =
-                    state.effective_at(&self.compiled, &traceable, Place::scope(s.as_str()), now);
-                let below = Place::below(s.as_str());
+                let held = state.effective_at(
+                    &self.compiled,
+                    &traceable,
+                    ResolvedPlace::scope(s.as_str()),
+                    now,
+                );
+                let below = ResolvedPlace::below(s.as_str());
                 let subtree = state.held(&self.compiled, subject, grants, below, now);
                 let reach = |bit| {
                     if subtree.contains(bit) {
@@ -217,7 +225,7 @@ impl Snapshot {
                         Reach::Exact
                     }
                 };
-                EffectiveTarget {
+                TargetHoldings {
                     scope: Some(s.clone()),
                     population: None,
                     permissions: held
@@ -254,7 +262,7 @@ impl Snapshot {
         state: &TenantState,
         traceable: &super::Traceable<'_>,
         now: Timestamp,
-    ) -> Vec<EffectiveTarget> {
+    ) -> Vec<TargetHoldings> {
         let mut groups: Vec<_> = traceable
             .grants
             .populations
@@ -267,14 +275,14 @@ impl Snapshot {
             .map(|g| {
                 let inside = super::SubjectGrants::build(vec![g.clone()], Vec::new(), Vec::new());
                 // A place with no scope: only population grants can apply.
-                let place = Place {
+                let place = ResolvedPlace {
                     scope: "",
                     target: Some(&inside),
                     target_id: None,
                     below: false,
                 };
                 let held = state.effective_at(&self.compiled, traceable, place, now);
-                EffectiveTarget {
+                TargetHoldings {
                     scope: None,
                     population: Some(g),
                     permissions: held
@@ -295,7 +303,7 @@ impl Snapshot {
         &self,
         tenant: &str,
         permission: &str,
-        at: At<'_>,
+        at: PlaceRef<'_>,
         after: Option<&str>,
         limit: usize,
         now: Timestamp,
@@ -333,8 +341,10 @@ impl Snapshot {
             let (subject, grants) = (&entry.subject, &entry.grants);
             // Over a target subject there is nothing below: the reach is exact.
             let reach = match at {
-                At::Scope(_) => state.reach(&self.compiled, subject, grants, bit, place.scope, now),
-                At::Subject(_) => Reach::Exact,
+                PlaceRef::Scope(_) => {
+                    state.reach(&self.compiled, subject, grants, bit, place.scope, now)
+                }
+                PlaceRef::Subject(_) => Reach::Exact,
             };
             holders.push(Holder {
                 subject: id.to_string(),

@@ -12,7 +12,7 @@ use std::fmt;
 use crate::model::{Name, Permission, Role, RoleId};
 
 use super::graph::{Adjacency, components, describe_cycle, member_of, shortest_cycle};
-use super::parse::At;
+use super::parse::Position;
 use super::validate::ValidSchema;
 use super::{DOCUMENT_KEY, Diagnostics, PermBit, PermSet, PermissionPattern, RoleClass, Rule};
 
@@ -334,7 +334,11 @@ pub(crate) fn compile(source: &str, valid: ValidSchema, out: &mut Diagnostics) -
 /// p, p → q when q directly implies p, q → S when S grants q — which has as
 /// many edges as the schema has grants, prerequisites and implications,
 /// where a role-to-role graph could have the square of the number of roles.
-fn requires_cycles(catalog: &Catalog, requires_at: &BTreeMap<RoleId, At>, out: &mut Diagnostics) {
+fn requires_cycles(
+    catalog: &Catalog,
+    requires_at: &BTreeMap<RoleId, Position>,
+    out: &mut Diagnostics,
+) {
     let len = catalog.len();
     let roles: Vec<(&RoleId, &Role)> = catalog.roles.iter().collect();
     let granted: Vec<PermSet> = roles

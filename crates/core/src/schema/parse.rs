@@ -18,7 +18,7 @@ use super::{DOCUMENT_KEY, Diagnostics, key_path};
 
 /// Where a value was written.
 #[derive(Clone, Debug)]
-pub(crate) struct At {
+pub(crate) struct Position {
     /// 1-based line.
     pub line: usize,
     /// Dotted path of the key holding the value (for an array element, the
@@ -30,7 +30,7 @@ pub(crate) struct At {
 #[derive(Clone, Debug)]
 pub(crate) struct Item<T> {
     pub value: T,
-    pub at: At,
+    pub at: Position,
 }
 
 /// An optional key of a table.
@@ -247,8 +247,8 @@ struct Walker<'o> {
 }
 
 impl Walker<'_> {
-    fn at(&self, span_start: usize, key: &str) -> At {
-        At {
+    fn at(&self, span_start: usize, key: &str) -> Position {
+        Position {
             line: self.out.line(span_start),
             key: key.to_owned(),
         }

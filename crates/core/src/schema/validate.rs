@@ -18,7 +18,7 @@ use crate::model::{Grant, Name, Permission, Quoted, Role, RoleId, check_text};
 
 use super::graph::{Adjacency, components, describe_cycle, is_cycle, member_of, shortest_cycle};
 use super::parse::{
-    At, Field, Item, RawClass, RawDerived, RawResource, RawRole, RawSchema, Unreadable,
+    Field, Item, Position, RawClass, RawDerived, RawResource, RawRole, RawSchema, Unreadable,
 };
 use super::{Cardinality, Diagnostics, PermissionPattern, RuleKind};
 
@@ -34,7 +34,7 @@ pub(crate) struct ValidSchema {
     pub roles: Vec<Role>,
     /// Where each role's `requires` is written, for reporting circular
     /// prerequisites once closures are known.
-    pub requires_at: BTreeMap<RoleId, At>,
+    pub requires_at: BTreeMap<RoleId, Position>,
 }
 
 #[derive(Debug)]
@@ -75,7 +75,7 @@ struct TypeInfo {
 }
 
 /// A directed graph over names, each edge remembering where it was written.
-pub(crate) type Graph = BTreeMap<String, Vec<(String, At)>>;
+pub(crate) type Graph = BTreeMap<String, Vec<(String, Position)>>;
 
 /// Validates `raw`, reporting into `out`. Returns `None` if anything was
 /// reported, by this stage or an earlier one.
@@ -158,7 +158,7 @@ struct Validator<'o> {
 }
 
 impl Validator<'_> {
-    fn report(&mut self, at: &At, message: impl Into<String>) {
+    fn report(&mut self, at: &Position, message: impl Into<String>) {
         self.out.push(at.line, &at.key, message);
     }
 
@@ -710,7 +710,7 @@ pub(crate) struct Knot {
     /// The cycle, as [`describe_cycle`] words it.
     pub text: String,
     /// Where the cycle's first edge was written.
-    pub at: At,
+    pub at: Position,
 }
 
 /// Orders `graph` and finds its knots, in time linear in its size. Returns
@@ -728,7 +728,7 @@ pub(crate) fn walk(graph: &Graph, noun: &str) -> (Vec<String>, Vec<Knot>) {
         .collect();
     let id = |name: &str| names.binary_search(&name).ok();
     let mut adjacency: Adjacency = vec![Vec::new(); names.len()];
-    let mut written: Vec<Vec<&At>> = vec![Vec::new(); names.len()];
+    let mut written: Vec<Vec<&Position>> = vec![Vec::new(); names.len()];
     for (from, edges) in graph {
         let Some(f) = id(from) else { continue };
         for (to, at) in edges {
@@ -772,8 +772,8 @@ pub(crate) fn walk(graph: &Graph, noun: &str) -> (Vec<String>, Vec<Knot>) {
 mod tests {
     use super::*;
 
-    fn at(line: usize) -> At {
-        At {
+    fn at(line: usize) -> Position {
+        Position {
             line,
             key: format!("k{line}"),
         }

@@ -8,7 +8,7 @@ use super::convert::{page_to_pb, reach_to_pb, source_to_pb};
 use super::guard;
 use super::pb;
 use super::status;
-use authzd_core::engine::{DenialReason, EffectiveTarget, Explanation, Holder};
+use authzd_core::engine::{DenialReason, Explanation, Holder, TargetHoldings};
 use authzd_core::model::Revision;
 use authzd_service::Service;
 use authzd_service::ops::PageRequest;
@@ -149,7 +149,7 @@ fn explanation_to_pb(why: &Explanation) -> pb::Explanation {
     }
 }
 
-fn target_to_pb(t: &EffectiveTarget) -> pb::EffectiveTarget {
+fn target_to_pb(t: &TargetHoldings) -> pb::EffectiveTarget {
     pb::EffectiveTarget {
         scope: t
             .scope

@@ -35,7 +35,7 @@ use tonic::body::Body;
 
 use authzd_core::limits::MAX_REQUEST_ID_LEN;
 use authzd_core::model::TenantId;
-use authzd_service::auth::{Callers, Kind, Permit, Reach, Refusal, Rule};
+use authzd_service::auth::{Callers, Extent, Kind, Permit, Refusal, Rule};
 use authzd_service::ops::{Call, UseCase};
 use authzd_service::{Error, Service};
 
@@ -62,7 +62,7 @@ pub fn needs_primary(path: &str) -> bool {
 const UNKNOWN: Rule = Rule {
     name: "unknown",
     needs: Kind::Admin,
-    reach: Reach::AllTenants,
+    reach: Extent::AllTenants,
     watch: false,
     writes: true,
 };
@@ -71,7 +71,7 @@ const UNKNOWN: Rule = Rule {
 const OPEN: Rule = Rule {
     name: "open",
     needs: Kind::Read,
-    reach: Reach::Shared,
+    reach: Extent::Shared,
     watch: false,
     writes: false,
 };

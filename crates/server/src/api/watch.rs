@@ -14,7 +14,7 @@ use super::convert::{change_to_pb, id, optional_id, reach_to_pb, timestamp_to_pb
 use super::guard;
 use super::status;
 use super::{invalid, pb};
-use authzd_core::model::{Effect, EffectTarget, Revision};
+use authzd_core::model::{Effect, Place, Revision};
 use authzd_core::schema::PermissionPattern;
 use authzd_service::ops;
 use authzd_service::watch::{Event, Filter, Kinds, Piece};
@@ -79,8 +79,8 @@ fn filter(r: &pb::WatchRequest) -> Result<Filter, Error> {
 
 fn effect_to_pb(e: &Effect) -> pb::PermissionChange {
     let (scope, target_subject) = match &e.target {
-        EffectTarget::Scope(s) => (s.to_string(), String::new()),
-        EffectTarget::Subject(s) => (String::new(), s.to_string()),
+        Place::Scope(s) => (s.to_string(), String::new()),
+        Place::Subject(s) => (String::new(), s.to_string()),
     };
     pb::PermissionChange {
         subject: e.subject.to_string(),

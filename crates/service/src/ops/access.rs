@@ -12,7 +12,7 @@
 use super::page::{Cursor, Listing, Page, PageRequest, Pager};
 use super::{Call, Stamped, UseCase};
 use crate::{Error, Service};
-use authzd_core::engine::{At, EffectiveTarget, Explanation, Holder, Question};
+use authzd_core::engine::{Explanation, Holder, PlaceRef, Question, TargetHoldings};
 use authzd_core::limits::MAX_BATCH_CHECKS;
 use authzd_core::model::{ROOT_SCOPE, Revision};
 
@@ -84,12 +84,12 @@ fn optional_id<'a>(field: &str, value: &'a str) -> Result<&'a str, Error> {
 }
 
 /// The place a question names: a scope, or a target subject, not both.
-fn place<'a>(scope: &'a str, target_subject: &'a str) -> Result<At<'a>, Error> {
+fn place<'a>(scope: &'a str, target_subject: &'a str) -> Result<PlaceRef<'a>, Error> {
     let scope = optional_id("scope", scope)?;
     let target_subject = optional_id("target_subject", target_subject)?;
     match (scope.is_empty(), target_subject.is_empty()) {
-        (_, true) => Ok(At::Scope(scope)),
-        (true, false) => Ok(At::Subject(target_subject)),
+        (_, true) => Ok(PlaceRef::Scope(scope)),
+        (true, false) => Ok(PlaceRef::Subject(target_subject)),
         (false, false) => Err(invalid(
             "target_subject",
             "give either scope or target_subject, not both",
@@ -210,7 +210,7 @@ pub async fn effective_permissions(
     subject: String,
     scope: String,
     at_least: Revision,
-) -> Result<Stamped<Vec<EffectiveTarget>>, Error> {
+) -> Result<Stamped<Vec<TargetHoldings>>, Error> {
     call.admit(service, &tenant)?;
     valid_id("tenant", &tenant)?;
     valid_id("subject", &subject)?;
@@ -246,9 +246,9 @@ pub async fn holders(
     nonempty("permission", &asked.permission)?;
     // The place as the listing sees it: an empty scope is the root.
     let (scope, target_subject) = match place(&asked.scope, &asked.target_subject)? {
-        At::Scope("") => (Some(ROOT_SCOPE), None),
-        At::Scope(scope) => (Some(scope), None),
-        At::Subject(subject) => (None, Some(subject)),
+        PlaceRef::Scope("") => (Some(ROOT_SCOPE), None),
+        PlaceRef::Scope(scope) => (Some(scope), None),
+        PlaceRef::Subject(subject) => (None, Some(subject)),
     };
     let listing = Listing::new(UseCase::ListSubjectsWithPermission, Some(&tenant))
         .filter("permission", Some(&asked.permission))

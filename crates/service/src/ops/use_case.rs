@@ -9,7 +9,7 @@
 //! case beyond [`UseCase::name`], the name logs, metrics and the audit
 //! trail record on every edge.
 
-use crate::auth::{Kind, Reach, Rule};
+use crate::auth::{Extent, Kind, Rule};
 
 /// One use case of the service. Not the engine's `Operation`, which is one
 /// step of a membership or directory write.
@@ -191,8 +191,8 @@ impl UseCase {
 
     /// What the use case asks of its caller: the row of the table.
     pub const fn rule(self) -> Rule {
+        use Extent::{AllTenants, Shared, Tenant};
         use Kind::{Admin, Read, Write};
-        use Reach::{AllTenants, Shared, Tenant};
         use UseCase as U;
         let (needs, reach) = match self {
             U::CheckAccess
@@ -282,7 +282,7 @@ mod tests {
         assert!(!rule(UseCase::ListAuditEntries).writes);
         let every_tenant: Vec<UseCase> = UseCase::ALL
             .into_iter()
-            .filter(|u| u.rule().reach == Reach::AllTenants)
+            .filter(|u| u.rule().reach == Extent::AllTenants)
             .collect();
         assert_eq!(every_tenant, [UseCase::WriteSchema]);
         let streams: Vec<UseCase> = UseCase::ALL

@@ -6,7 +6,7 @@
 use super::Call;
 use crate::watch::{Filter, Start, Subscription};
 use crate::{Error, Service};
-use authzd_core::model::{EffectTarget, Revision, ScopeId, SubjectId};
+use authzd_core::model::{Place, Revision, ScopeId, SubjectId};
 
 fn invalid(field: &str, reason: &str) -> Error {
     Error::InvalidArgument {
@@ -20,14 +20,14 @@ fn invalid(field: &str, reason: &str) -> Error {
 pub fn target(
     scope: Option<ScopeId>,
     target_subject: Option<SubjectId>,
-) -> Result<Option<EffectTarget>, Error> {
+) -> Result<Option<Place>, Error> {
     match (scope, target_subject) {
         (Some(_), Some(_)) => Err(invalid(
             "target_subject",
             "give either scope or target_subject, not both",
         )),
-        (Some(scope), None) => Ok(Some(EffectTarget::Scope(scope))),
-        (None, Some(subject)) => Ok(Some(EffectTarget::Subject(subject))),
+        (Some(scope), None) => Ok(Some(Place::Scope(scope))),
+        (None, Some(subject)) => Ok(Some(Place::Subject(subject))),
         (None, None) => Ok(None),
     }
 }
