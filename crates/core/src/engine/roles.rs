@@ -1,6 +1,7 @@
 //! Roles compiled against the catalog: every grant closed under ladders and
 //! `follows`, then masked by the role's class, once, so that evaluation only
-//! tests bits.
+//! tests bits; and the check that a custom role's definition names only
+//! permissions the catalog declares.
 //!
 //! Must not look at assignments or subjects: a compiled role depends only on
 //! the role's definition and the catalog.

@@ -2,9 +2,11 @@
 //!
 //! Every permission becomes a bit position; every ladder and `follows`
 //! implication is closed once here, so the engine's hot path is bitset
-//! arithmetic and hash lookups that never allocate. This stage must not
-//! report user errors (validation already has): its only failures are
-//! broken internal invariants, reported rather than panicked on.
+//! arithmetic and hash lookups that never allocate. The only user errors it
+//! reports are those only the compiled form can find — circular
+//! prerequisites (`requires` that no role can ever meet) — with the same
+//! diagnostics as validation; every other failure is a broken internal
+//! invariant, reported rather than panicked on.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;

@@ -3,7 +3,9 @@
 //! refusal by a rule of the engine carries its reason code there, as a
 //! `google.rpc.ErrorInfo` of [`ERROR_DOMAIN`]).
 //!
-//! Generated types live in [`pb`] and never leave this module. Each RPC is
+//! The generated types come from `authzd-proto` ([`pb`]); in the server they
+//! never pass below this module, whose operations take and return model
+//! types. Each RPC is
 //! a thin adapter: its request is converted (and refused with
 //! INVALID_ARGUMENT naming the field), handed with the guard's call to its
 //! operation in [`authzd_service::ops`], and the operation's answer
