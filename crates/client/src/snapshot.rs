@@ -30,7 +30,7 @@ impl std::fmt::Display for SnapshotFailure {
 
 /// Reads a `Snapshot` stream to its last chunk: the state it carries and
 /// how many records it held. Used by a replica's bootstrap and by
-/// `authzd backup`. A stream silent for [`REPLICATION_REPLICATION_SILENCE`] is broken.
+/// `authzd backup`. A stream silent for [`REPLICATION_SILENCE`] is broken.
 pub async fn receive_snapshot(
     stream: &mut tonic::Streaming<pb::SnapshotReply>,
 ) -> Result<(Export, usize), SnapshotFailure> {

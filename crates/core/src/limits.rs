@@ -41,14 +41,14 @@ pub const REPLAY_PAGE: usize = 256;
 pub const REPLAY_PAGE_BYTES: usize = 16 << 20;
 /// Estimated bytes of change sets the live feed keeps for subscribers that
 /// are momentarily behind, besides the newest set (kept whatever its size);
-/// together with [`Config::feed_capacity`] it bounds the feed's memory.
+/// together with the service's `Config::feed_capacity` it bounds the feed's memory.
 pub const FEED_BUFFER_BYTES: usize = 64 << 20;
 /// Estimated bytes of Watch messages buffered per subscriber on their way to
-/// the network; with [`Config::subscriber_buffer`] it bounds what a slow
+/// the network; with the service's `Config::subscriber_buffer` it bounds what a slow
 /// subscriber holds. A larger message waits for the buffer to empty.
 pub const SUBSCRIBER_BUFFER_BYTES: usize = 4 << 20;
 /// Default estimated size a Watch message is filled to
-/// ([`Config::watch_piece_bytes`]): a quarter of the 4 MiB a gRPC client
+/// (the service's `Config::watch_piece_bytes`): a quarter of the 4 MiB a gRPC client
 /// accepts by default, so estimates may be off by far without a message
 /// being refused.
 pub const WATCH_PIECE_BYTES: usize = 1 << 20;
@@ -70,10 +70,10 @@ pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Unary requests one token may have in progress by default
-/// ([`Config::token_requests`]).
+/// (the service's `Config::token_requests`).
 pub const DEFAULT_TOKEN_REQUESTS: usize = 256;
 /// `Watch` streams one token may have open by default
-/// ([`Config::token_watches`]).
+/// (the service's `Config::token_watches`).
 pub const DEFAULT_TOKEN_WATCHES: usize = 32;
 /// Longest `x-request-id` a caller may send, in bytes; a longer (or
 /// non-printable) one is replaced by a generated id.
@@ -86,7 +86,7 @@ pub const MAX_AUDIT_SCANNED: usize = 10_000;
 /// Longest `reason` a write may give for the audit trail, in bytes.
 pub const MAX_REASON_LEN: usize = 1024;
 /// How long the audit trail keeps entries by default
-/// ([`Config::audit_retention`]).
+/// (the service's `Config::audit_retention`).
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Most records one Snapshot message carries; with
 /// [`REPLICATION_MESSAGE_BYTES`] it bounds a message.

@@ -476,7 +476,7 @@ pub struct Role {
     pub id: RoleId,
     /// Human-readable name.
     pub title: String,
-    /// What it grants; at most [`MAX_GRANTS`].
+    /// What it grants; at most [`crate::limits::MAX_GRANTS`].
     pub grants: Vec<Grant>,
     /// The role class (schema roles only).
     pub class: Option<String>,
