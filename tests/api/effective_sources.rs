@@ -8,7 +8,6 @@
 //! the listing holds exactly what the check allows, with exactly the
 //! sources its explanation names.
 
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -7,15 +7,16 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::indexing_slicing,
     reason = "tests: a failed expectation is a failed test"
 )]
 
+mod bulk_import;
 mod cli_backup;
 mod cli_export;
 mod cli_query;
 mod config_file;
 mod import;
-mod bulk_import;
 mod logs;
 mod metrics;
 mod otlp;

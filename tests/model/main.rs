@@ -6,10 +6,11 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::indexing_slicing,
     reason = "tests: a failed expectation is a failed test"
 )]
 
-mod reference_model;
-mod feed_model;
 mod engine_incremental;
+mod feed_model;
+mod reference_model;
 mod schema_errors;
