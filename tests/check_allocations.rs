@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests: a failed expectation is a failed test"
+)]
 //! The check path allocates nothing (the README's Performance): proven by counting heap
 //! allocations while answering checks against a populated snapshot.
 

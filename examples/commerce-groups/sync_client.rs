@@ -288,7 +288,10 @@ pub async fn sync(
     }
 }
 
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "tests/binary includes this file as a module, where main is never called"
+)]
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let options = <Options as clap::Parser>::parse();

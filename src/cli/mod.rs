@@ -406,7 +406,12 @@ pub async fn reload_on_hangup(callers: std::sync::Arc<auth::Callers>) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "unit tests: a failed expectation is a failed test"
+    )]
     use super::*;
     use clap::CommandFactory;
 

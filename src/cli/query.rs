@@ -72,11 +72,13 @@ pub enum QueryCommand {
         subject: String,
         /// The permission ("type:verb" or a derived one).
         permission: String,
+        /// Where: a scope, or a subject it is over.
         #[command(flatten)]
         place: Place,
         /// Say why: every way it is held, or every reason it is not.
         #[arg(long)]
         explain: bool,
+        /// The server, the tenant and the output form.
         #[command(flatten)]
         query: QueryArgs,
     },
@@ -84,11 +86,13 @@ pub enum QueryCommand {
     Who {
         /// The permission.
         permission: String,
+        /// Where: a scope, or a subject it is over.
         #[command(flatten)]
         place: Place,
         /// Print at most this many holders.
         #[arg(long, default_value_t = DEFAULT_WHO_LIMIT)]
         limit: usize,
+        /// The server, the tenant and the output form.
         #[command(flatten)]
         query: QueryArgs,
     },
@@ -99,6 +103,7 @@ pub enum QueryCommand {
         /// Only what holds at this scope.
         #[arg(long)]
         scope: Option<String>,
+        /// The server, the tenant and the output form.
         #[command(flatten)]
         query: QueryArgs,
     },
@@ -118,6 +123,7 @@ pub enum QueryCommand {
         /// Stop after this many seconds.
         #[arg(long)]
         seconds: Option<u64>,
+        /// The server, the tenant and the output form.
         #[command(flatten)]
         query: QueryArgs,
     },
@@ -220,6 +226,10 @@ async fn check(
             "allowed": reply.allowed,
             "revision": reply.revision,
         });
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "out is the JSON object built just above: a key index into an object inserts, never panics"
+        )]
         if explain {
             out["sources"] = explanation.sources.iter().map(source_json).collect();
             out["denials"] = explanation

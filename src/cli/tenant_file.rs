@@ -117,16 +117,23 @@ pub struct TenantFile {
     /// Resource types switched off for the tenant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disabled_resources: Vec<String>,
+    /// The scope tree below the tenant root; a parent may come after its
+    /// children in the list.
     #[serde(default)]
     pub scopes: Vec<ScopeEntry>,
+    /// The users and service users.
     #[serde(default)]
     pub subjects: Vec<SubjectEntry>,
+    /// The groups (their members are in `members`).
     #[serde(default)]
     pub groups: Vec<GroupEntry>,
+    /// The tenant's custom roles.
     #[serde(default)]
     pub roles: Vec<RoleEntry>,
+    /// Group memberships: subjects and nested groups.
     #[serde(default)]
     pub members: Vec<MemberEntry>,
+    /// Role assignments to subjects and groups.
     #[serde(default)]
     pub assignments: Vec<AssignmentEntry>,
 }
@@ -135,9 +142,13 @@ pub struct TenantFile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeEntry {
+    /// Unique within the tenant; `root` is the tenant root and is not listed.
     pub id: String,
+    /// The parent scope's id; empty (or absent) for the tenant root.
     #[serde(default)]
     pub parent: String,
+    /// `type` in the file: what kind of place this is (`app`, `unit`, ...),
+    /// free-form.
     #[serde(default, rename = "type")]
     pub scope_type: String,
 }
@@ -146,23 +157,37 @@ pub struct ScopeEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectEntry {
+    /// Unique within the tenant: 1-256 bytes, no whitespace or control
+    /// characters.
     pub id: String,
+    /// `true` for a service user; absent or `false` for a user.
     #[serde(default, skip_serializing_if = "is_false")]
     pub service: bool,
+    /// `true` for a locked subject; absent or `false` for an active one.
     #[serde(default, skip_serializing_if = "is_false")]
     pub locked: bool,
+    /// Free-form string attributes (`"department": "HR"`), at most 64; group
+    /// conditions read them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// The scope the subject belongs to, where checks that target it apply;
+    /// empty (or absent) for the tenant root.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub home_scope: String,
 }
 
+/// A group of subjects and nested groups, which roles can be assigned to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupEntry {
+    /// Unique within the tenant.
     pub id: String,
+    /// A human-readable name.
     #[serde(default)]
     pub title: String,
+    /// A CEL expression over a subject (`attributes`, `id`, `kind`,
+    /// `status`): every subject satisfying it is a member besides the
+    /// explicit ones; empty (or absent) for explicit members only.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub condition: String,
 }
@@ -171,7 +196,9 @@ pub struct GroupEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleEntry {
+    /// Unique within the tenant, builtin roles included.
     pub id: String,
+    /// A human-readable name.
     #[serde(default)]
     pub title: String,
     /// A role class of the schema.
@@ -181,24 +208,39 @@ pub struct RoleEntry {
     /// to named scopes below the assignment.
     #[serde(default)]
     pub grants: Vec<GrantEntry>,
+    /// An actor cannot grant a role of a higher rank than its own.
     #[serde(default)]
     pub rank: i32,
+    /// Permissions a subject must already hold to receive the role.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
+    /// The permission an actor needs to assign or remove the role.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub managed_by: String,
+    /// A permission that lets an actor assign the role without holding
+    /// every permission it grants (rank still applies).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub grantable_by: String,
+    /// `true` if a subject may remove itself from the role.
     #[serde(default, skip_serializing_if = "is_false")]
     pub self_removable: bool,
 }
 
+/// One permission a role grants: a string, or an object that pins it to
+/// named scopes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum GrantEntry {
+    /// `"type:level"`, `"type:action"`, a derived permission's name, or `"*"`
+    /// (every permission), held at the assignment's scope.
     Plain(String),
+    /// `{ "permission": ..., "scopes": [...] }`: held only at these scopes
+    /// (and, for inheriting permissions, below them) instead of at the
+    /// assignment's scope.
     Pinned {
+        /// The permission, as in a plain grant.
         permission: String,
+        /// The scope ids it holds at.
         scopes: Vec<String>,
     },
 }
@@ -207,9 +249,13 @@ pub enum GrantEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberEntry {
+    /// The group's id.
     pub group: String,
+    /// The member subject's id; give this or `member_group`, not both.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subject: String,
+    /// The member group's id, nested in `group`; give this or `subject`,
+    /// not both.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub member_group: String,
 }
@@ -219,15 +265,24 @@ pub struct MemberEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssignmentEntry {
+    /// The role's id (builtin or custom).
     pub role: String,
+    /// The subject that holds it; give this or `group`, not both.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subject: String,
+    /// The group that holds it; give this or `subject`, not both.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group: String,
+    /// The scope it holds at (and below, for inheriting permissions); empty
+    /// (or absent) for the tenant root. Not with `population`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// A group used as a population: the role holds for checks that target
+    /// a subject while that subject is in the group. Not with `scope`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub population: String,
+    /// When it stops counting, in RFC 3339 (`2030-01-01T00:00:00Z`); absent
+    /// for never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 }

@@ -8,7 +8,13 @@
 //! Run with `cargo bench --bench check`. It is built, not run, by
 //! `cargo test --all-targets` and `cargo clippy --all-targets`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark: a failed setup or an index out of range is a failed run"
+)]
 
 mod common;
 

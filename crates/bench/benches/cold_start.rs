@@ -12,7 +12,13 @@
 //! `cargo bench --bench cold_start`; without `--bench` (as `cargo test
 //! --all-targets` runs it) it does nothing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark: a failed setup or an index out of range is a failed run"
+)]
 
 mod common;
 

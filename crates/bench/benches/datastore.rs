@@ -11,7 +11,13 @@
 //!
 //! Run with `cargo bench --bench datastore`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark: a failed setup or an index out of range is a failed run"
+)]
 
 mod common;
 

@@ -17,7 +17,13 @@
 //! default `10000,100000`), so the ratios between sizes are measured in
 //! one run. Run with `cargo bench --bench scale`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark: a failed setup or an index out of range is a failed run"
+)]
 
 mod common;
 

@@ -16,6 +16,11 @@
 //! see it. `authzd-bench scale` ([`scale`]) measures how the figures grow
 //! with the tenant, on a server run as a child process.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "a benchmark: an index out of range is a failed run"
+)]
+
 mod bulk;
 mod child;
 mod feed;

@@ -13,7 +13,13 @@ pub mod codec;
 pub const RECORD_FORMAT: u32 = 1;
 
 /// Code generated from `proto/authzd/v1`.
-#[allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    clippy::allow_attributes_without_reason,
+    reason = "generated code: prost and tonic write its docs from the proto comments and its own allows without reasons"
+)]
 pub mod pb {
     tonic::include_proto!("authzd.v1");
     // The servers, generated apart so that they decode with

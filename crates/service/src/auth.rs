@@ -654,10 +654,11 @@ fn read(
 /// case-insensitive, as HTTP says).
 fn bearer(value: &[u8]) -> Option<&[u8]> {
     const SCHEME: &[u8] = b"bearer ";
-    if value.len() <= SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
+    let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
+    if rest.is_empty() || !scheme.eq_ignore_ascii_case(SCHEME) {
         return None;
     }
-    let secret = value[SCHEME.len()..].trim_ascii();
+    let secret = rest.trim_ascii();
     (!secret.is_empty()).then_some(secret)
 }
 
@@ -721,7 +722,12 @@ pub fn exposure(listen: SocketAddr, tokens: bool, insecure: bool) -> Result<Expo
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "unit tests: a failed expectation is a failed test"
+    )]
     use super::*;
 
     fn parsed(text: &str) -> Result<Vec<Token>, TokenError> {

@@ -656,7 +656,12 @@ impl Stream {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "unit tests: a failed expectation is a failed test"
+    )]
 
     use super::*;
     use authzd_core::model::ScopeId;

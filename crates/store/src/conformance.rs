@@ -12,6 +12,7 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::indexing_slicing,
     reason = "a test suite: a failed expectation is a failed test"
 )]
 
@@ -27,6 +28,7 @@ use authzd_core::model::{
     Timestamp,
 };
 
+/// What a conformance check returns: an error fails the test.
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Where a backend keeps its data: each call opens a handle on the same

@@ -62,10 +62,16 @@ impl Folded {
     }
 }
 
+/// The subjects [`Writer::seed`] creates and the writes pick from.
 pub const SUBJECTS: [&str; 5] = ["s0", "s1", "s2", "s3", "s4"];
+/// The groups the writes pick from; g1 is nested in g0 by the seed.
 pub const GROUPS: [&str; 3] = ["g0", "g1", "g2"];
+/// The scopes the writes pick from: the root, then a → b → c.
 pub const SCOPES: [&str; 4] = ["root", "a", "b", "c"];
+/// The roles the writes assign: the schemas' builtin ones and the custom
+/// role the seed creates.
 pub const ROLES: [&str; 6] = ["viewer", "editor", "approver", "admin", "inviter", "custom"];
+/// The permissions the custom role's grants and `requires` pick from.
 pub const PERMISSIONS: [&str; 7] = [
     "document:read",
     "document:edit",
@@ -75,15 +81,19 @@ pub const PERMISSIONS: [&str; 7] = [
     "document:publish",
     "users:invite",
 ];
+/// The resource types the writes switch off and on for the tenant.
 pub const MODULES: [&str; 3] = ["comment", "approval", "users"];
 /// Two schemas over the same permissions whose builtin roles differ (grants
 /// and `requires`), so switching between them changes pictures everywhere.
 pub const SCHEMA_A: &str = include_str!("../fixtures/feed_schema_a.toml");
+/// The second of the two schemas; see [`SCHEMA_A`].
 pub const SCHEMA_B: &str = include_str!("../fixtures/feed_schema_b.toml");
 
 /// Makes random writes of every kind to one tenant over gRPC.
 pub struct Writer {
+    /// The server the writes go to.
     pub channel: tonic::transport::Channel,
+    /// The tenant written.
     pub tenant: String,
 }
 

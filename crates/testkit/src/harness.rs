@@ -35,7 +35,9 @@ pub use pb::watch_service_client::WatchServiceClient;
 /// The real binary serving over a data folder, and the port it announced;
 /// killed when dropped, so a failing test leaves nothing running.
 pub struct Binary {
+    /// The `authzd serve` process.
     pub child: std::process::Child,
+    /// The port it announced it listens on, on 127.0.0.1.
     pub port: u16,
     /// Every stderr line after the announcement.
     lines: std::sync::mpsc::Receiver<String>,
@@ -317,7 +319,9 @@ pub const HARNESS_SECRET: &str = "harness-admin-secret";
 
 /// A running server. Dropping it does not stop it; call [`TestServer::stop`].
 pub struct TestServer {
+    /// Where it listens (127.0.0.1 and the port it was given).
     pub addr: SocketAddr,
+    /// Its data folder.
     pub data: PathBuf,
     /// The callers it serves (trust-all unless started with tokens); a
     /// test reloads the tokens file through it, as SIGHUP does.
@@ -503,6 +507,7 @@ impl TestServer {
         self._dir.take()
     }
 
+    /// A connected channel to it that presents no token.
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
             .unwrap()
@@ -533,21 +538,27 @@ impl TestServer {
         }
     }
 
+    /// A AccessService client presenting the harness's token.
     pub async fn access(&self) -> AccessServiceClient<Authed> {
         AccessServiceClient::new(self.authed().await)
     }
+    /// A DirectoryService client presenting the harness's token.
     pub async fn directory(&self) -> DirectoryServiceClient<Authed> {
         DirectoryServiceClient::new(self.authed().await)
     }
+    /// A MembershipService client presenting the harness's token.
     pub async fn membership(&self) -> MembershipServiceClient<Authed> {
         MembershipServiceClient::new(self.authed().await)
     }
+    /// A SchemaService client presenting the harness's token.
     pub async fn schema(&self) -> SchemaServiceClient<Authed> {
         SchemaServiceClient::new(self.authed().await)
     }
+    /// A WatchService client presenting the harness's token.
     pub async fn watch(&self) -> WatchServiceClient<Authed> {
         WatchServiceClient::new(self.authed().await)
     }
+    /// A AuditService client presenting the harness's token.
     pub async fn audit(&self) -> AuditServiceClient<Authed> {
         AuditServiceClient::new(self.authed().await)
     }
@@ -555,38 +566,49 @@ impl TestServer {
 
 /// One client of each service, over one channel presenting one token.
 pub struct Clients {
+    /// Checks and lookups.
     pub access: AccessServiceClient<Authed>,
+    /// Subjects, groups, scopes, roles and settings.
     pub directory: DirectoryServiceClient<Authed>,
+    /// Memberships and role assignments.
     pub membership: MembershipServiceClient<Authed>,
+    /// The schema.
     pub schema: SchemaServiceClient<Authed>,
+    /// The audit log.
     pub audit: AuditServiceClient<Authed>,
+    /// The change feed.
     pub watch: WatchServiceClient<Authed>,
 }
 
+/// The principal that is subject `id`.
 pub fn subject_principal(id: &str) -> Option<pb::Principal> {
     Some(pb::Principal {
         kind: Some(pb::principal::Kind::Subject(id.into())),
     })
 }
 
+/// The principal that is group `id`.
 pub fn group_principal(id: &str) -> Option<pb::Principal> {
     Some(pb::Principal {
         kind: Some(pb::principal::Kind::Group(id.into())),
     })
 }
 
+/// The target that is scope `id`.
 pub fn scope_target(id: &str) -> Option<pb::Target> {
     Some(pb::Target {
         kind: Some(pb::target::Kind::Scope(id.into())),
     })
 }
 
+/// The target that is group `id` as a population.
 pub fn population_target(id: &str) -> Option<pb::Target> {
     Some(pb::Target {
         kind: Some(pb::target::Kind::Population(id.into())),
     })
 }
 
+/// The operation adding `member` to `group`, without a precondition.
 pub fn add_member(group: &str, member: Option<pb::Principal>) -> pb::MembershipOperation {
     pb::MembershipOperation {
         operation: Some(pb::membership_operation::Operation::AddMember(
@@ -599,6 +621,7 @@ pub fn add_member(group: &str, member: Option<pb::Principal>) -> pb::MembershipO
     }
 }
 
+/// The operation removing `member` from `group`, without a precondition.
 pub fn remove_member(group: &str, member: Option<pb::Principal>) -> pb::MembershipOperation {
     pb::MembershipOperation {
         operation: Some(pb::membership_operation::Operation::RemoveMember(
@@ -611,6 +634,8 @@ pub fn remove_member(group: &str, member: Option<pb::Principal>) -> pb::Membersh
     }
 }
 
+/// The operation assigning `role` to `principal` at `target`, without an
+/// expiry or a precondition.
 pub fn assign(
     role: &str,
     principal: Option<pb::Principal>,
@@ -629,6 +654,8 @@ pub fn assign(
     }
 }
 
+/// The operation removing `principal`'s `role` at `target`, without a
+/// precondition.
 pub fn unassign(
     role: &str,
     principal: Option<pb::Principal>,
@@ -1486,6 +1513,7 @@ pub async fn assignments_at(
 // Helpers for scenarios D and E (tests/scenario_workforce_dual.rs,
 // tests/scenario_commerce_groups.rs, tests/import.rs), in their own module so
 // that their names never collide with other helper blocks.
+/// Helpers of the workforce and commerce scenarios and of import tests.
 pub mod de {
     use super::{TestServer, pb};
 

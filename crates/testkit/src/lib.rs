@@ -8,6 +8,11 @@
 //! Must not be needed by the server: only tests and benchmarks depend on
 //! this crate.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "a test harness: an index out of range is a failed test or benchmark run"
+)]
+
 pub mod dataset;
 pub mod feed;
 pub mod harness;

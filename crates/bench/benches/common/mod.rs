@@ -4,7 +4,17 @@
 //!
 //! Must not time anything itself: each bench decides what it measures.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark: a failed setup or an index out of range is a failed run"
+)]
+#![allow(
+    dead_code,
+    reason = "every bench target compiles this module and each uses only part of it"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

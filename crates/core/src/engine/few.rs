@@ -40,9 +40,15 @@ impl<V: Ord + Clone> Few<V> {
                 };
                 if values.len() < INLINE_MAX {
                     let mut grown = Vec::with_capacity(values.len() + 1);
-                    grown.extend_from_slice(&values[..at]);
-                    grown.push(value);
-                    grown.extend_from_slice(&values[at..]);
+                    #[expect(
+                        clippy::indexing_slicing,
+                        reason = "binary_search's Err(at) is an insertion point, at most values.len()"
+                    )]
+                    {
+                        grown.extend_from_slice(&values[..at]);
+                        grown.push(value);
+                        grown.extend_from_slice(&values[at..]);
+                    }
                     *values = Arc::from(grown);
                 } else {
                     let mut tree: OrdSet<V> = values.iter().cloned().collect();

@@ -81,7 +81,15 @@ fn entries_at<'a, K: Ord + std::borrow::Borrow<str>>(
     at: &str,
 ) -> &'a [GrantEntry<K>] {
     let start = entries.partition_point(|e| e.at.borrow() < at);
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "partition_point is at most its slice's length, so start <= end <= entries.len(); on the check path"
+    )]
     let end = start + entries[start..].partition_point(|e| e.at.borrow() == at);
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "start <= end <= entries.len(), as above"
+    )]
     &entries[start..end]
 }
 

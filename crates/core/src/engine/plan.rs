@@ -1076,10 +1076,13 @@ impl Planner<'_> {
         if !holds_all {
             return Ok(());
         }
+        let Some(&first) = bits.first() else {
+            return Ok(());
+        };
         let (_, why) = self.state.explain(
             self.compiled,
             Some((&entry.subject, &entry.grants)),
-            bits[0],
+            first,
             place,
             self.now,
         );

@@ -61,6 +61,10 @@ impl CompiledRole {
             }
             for scope in scopes {
                 match pinned.binary_search_by(|(s, _)| s.cmp(scope)) {
+                    #[expect(
+                        clippy::indexing_slicing,
+                        reason = "binary_search's Ok(i) is the index of an element of pinned"
+                    )]
                     Ok(i) => pinned[i].1.union_with(&set),
                     Err(i) => pinned.insert(i, (scope.clone(), set.clone())),
                 }

@@ -883,17 +883,17 @@ impl TenantState {
                 break;
             }
             let counts = self.qualifying(compiled, &groups, &base, &pending, at);
-            for (i, still) in counts.iter().enumerate() {
-                if alive[i] && !still {
-                    alive[i] = false;
-                    lapses[i] = Some(at);
+            for ((still, live), lapse) in counts.iter().zip(&mut alive).zip(&mut lapses) {
+                if *live && !still {
+                    *live = false;
+                    *lapse = Some(at);
                 }
             }
         }
         let (mut scopes, mut populations) = base;
-        for (i, (a, role)) in pending.iter().enumerate() {
-            if counts_now[i] {
-                let expires = match (a.expires_at, lapses[i]) {
+        for (((a, role), counts), lapse) in pending.iter().zip(&counts_now).zip(&lapses) {
+            if *counts {
+                let expires = match (a.expires_at, *lapse) {
                     (Some(x), Some(y)) => Some(x.min(y)),
                     (x, y) => x.or(y),
                 };
@@ -920,9 +920,9 @@ impl TenantState {
             let partial =
                 SubjectGrants::build(groups.to_vec(), scopes.clone(), populations.clone());
             let mut added = false;
-            for (i, (a, role)) in pending.iter().enumerate() {
-                if !counted[i] && self.requires_met(compiled, &partial, role, &a.key.target, at) {
-                    counted[i] = true;
+            for ((a, role), counts) in pending.iter().zip(&mut counted) {
+                if !*counts && self.requires_met(compiled, &partial, role, &a.key.target, at) {
+                    *counts = true;
                     added = true;
                     self.push_entries(role, a, a.expires_at, &mut scopes, &mut populations);
                 }

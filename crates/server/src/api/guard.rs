@@ -442,7 +442,12 @@ impl<B: HttpBody + Unpin> HttpBody for Logged<B> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "unit tests: a failed expectation is a failed test"
+    )]
     use super::super::pb;
     use super::*;
     use prost::Message;

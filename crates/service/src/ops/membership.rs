@@ -115,6 +115,10 @@ pub async fn import(
 /// index rather than its place in the combined batch.
 fn name_record(e: Error, starts: &[usize; 4]) -> Error {
     match e {
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "list is an rposition in the four starts or 0, so it indexes both four-element arrays"
+        )]
         Error::Refused {
             list: "operations",
             index,

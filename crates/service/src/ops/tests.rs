@@ -1,7 +1,12 @@
 //! The operations over a real service (a store in a temporary folder),
 //! without an edge: what any edge gets from them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "unit tests: a failed expectation is a failed test"
+)]
 
 use super::access::{self, Check};
 use super::directory::{self, AssignmentFilter};

@@ -251,7 +251,12 @@ impl UseCase {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "unit tests: a failed expectation is a failed test"
+    )]
     use super::*;
 
     /// Names are unique and find their use case back.
