@@ -1,8 +1,18 @@
-//! A client of authzd. How the CLI's gRPC clients (`import`, `bench --target`, the examples)
-//! reach a server: the target, TLS (a CA to verify the server, a client
-//! certificate for mTLS, the name to verify) and the bearer token sent on
-//! every call. Reads its files once, before connecting, and names the file
-//! in every error. Must not know any RPC: it hands out channels.
+//! A client of authzd.
+//!
+//! # Layout
+//!
+//! - here: how the command line's clients (`import`, the query commands,
+//!   `authzd-bench --target`, the examples) reach a server: the target, TLS
+//!   (a CA to verify the server, a client certificate for mTLS, the name to
+//!   verify) and the bearer token sent on every call. Reads its files once,
+//!   before connecting, and names the file in every error; hands out
+//!   channels and knows no RPC.
+//! - [`tls`]: the PEM files of TLS, read and checked (the server reads its
+//!   own through the same module).
+//! - [`snapshot`]: receiving a primary's `Snapshot` stream (a replica's
+//!   bootstrap, `authzd backup`).
+//! - [`status`]: a gRPC status as a person reads it.
 
 pub mod snapshot;
 pub mod status;

@@ -1,15 +1,32 @@
-//! One async façade over store, engine and feed: writes, reads at a
-//! revision, schema changes and subscriptions; and above it, in [`ops`],
-//! the use cases every edge calls (each with its caller and model types).
+//! authzd's service layer: one async façade over store, engine and feed —
+//! writes, reads at a revision, schema changes and subscriptions — and,
+//! above it, the use cases every edge calls.
 //!
-//! Every write goes to the [`sequencer`], one thread that plans, commits,
-//! publishes to cache and feed, and replies, in revision order; an RPC only
-//! submits its write and awaits the reply, so a client that goes away can
-//! never leave a write half-applied. Reads never wait for writes: they take
-//! the cache's current snapshot. The store is reached only through the
-//! [`Datastore`] trait; CPU-heavy work (the start-up load, schema parsing,
-//! big listings) runs off the async workers. Must not know about protobuf,
-//! tonic or HTTP, nor which backend the store is.
+//! # Layout
+//!
+//! - [`ops`]: the edge-neutral operations, one module per family, each
+//!   taking the caller's [`ops::Call`] and model types and returning model
+//!   types or one [`ops::Page`]; [`ops::UseCase`] is the authorization table.
+//! - `sequencer`: the one thread that plans, commits, publishes to cache and
+//!   feed, and replies, in revision order and in groups; after a conflict
+//!   with another writer of the store it observes their commits and plans
+//!   again.
+//! - [`watch`]: the change feed (replay from the changelog, then live,
+//!   bounded per subscriber).
+//! - [`auth`]: callers and tokens, and what a token's kind and tenant allow.
+//! - [`config`]: runtime settings (their limits and defaults are
+//!   `authzd_core::limits`); [`metrics`]: the metrics' names; [`clock`]:
+//!   where "now" comes from.
+//! - `replica`: what a primary exports to replicas and how a replica takes
+//!   it in; backups and the inspection of a store folder.
+//!
+//! An RPC only submits its write and awaits the reply, so a client that
+//! goes away can never leave a write half-applied. Reads never wait for
+//! writes: they take the cache's current snapshot. The store is reached
+//! through the [`Datastore`] trait; only opening one (at start-up, to write
+//! a backup, to inspect a folder) names the embedded backend. CPU-heavy
+//! work (the start-up load, schema parsing, big listings) runs off the
+//! async workers. Must not know about protobuf, tonic or HTTP.
 
 pub mod auth;
 pub mod clock;
