@@ -1,6 +1,7 @@
 //! The `authzd-bench` binary: parse the flags, log warnings only (the
 //! report is the output), run the benchmark, exit non-zero if it failed.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,6 +22,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in a report file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let ok = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(authzd_bench::command(&cli.bench)),
