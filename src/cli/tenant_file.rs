@@ -27,7 +27,8 @@ pub struct ExportArgs {
     /// The tenant to export.
     #[arg(long, env = "AUTHZD_TENANT")]
     pub tenant: String,
-    /// Write the JSON here instead of to stdout.
+    /// Write the JSON here instead of to stdout (`-` is stdout too, as for
+    /// most commands that write a file).
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
     /// TLS and token.
@@ -41,7 +42,7 @@ pub async fn export_command(args: &ExportArgs) -> bool {
         let channel = connect(&args.target, &args.client).await?;
         let file = export(&channel, &args.tenant).await?;
         let text = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
-        match &args.out {
+        match args.out.as_deref().filter(|path| path.as_os_str() != "-") {
             Some(path) => {
                 std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?
             }

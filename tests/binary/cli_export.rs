@@ -153,3 +153,33 @@ async fn export_then_import_round_trips_exactly() {
     source.stop().await;
     target.stop().await;
 }
+
+/// `--out -` writes the tenant to standard output, as the usual convention
+/// has it, and creates no file named `-`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_dash_is_standard_output() {
+    let server = TestServer::start().await;
+    rich_tenant(&server).await;
+    let cwd = tempfile::tempdir().unwrap();
+    let addr = server.addr.to_string();
+    let dir = cwd.path().to_path_buf();
+    let done = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::authzd_binary())
+            .args(["export", "--target", &addr, "--tenant", ACME, "--out", "-"])
+            .current_dir(&dir)
+            .env_remove("AUTHZD_ADDR")
+            .env_remove("AUTHZD_TENANT")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(printed["scopes"].as_array().unwrap().len(), 2);
+    assert!(!cwd.path().join("-").exists(), "a file named - was written");
+}
