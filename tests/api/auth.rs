@@ -348,7 +348,8 @@ async fn a_tenant_bound_token_touches_only_its_tenant() {
     server.stop().await;
 }
 
-/// No token, a wrong one and a revoked one are UNAUTHENTICATED; a reload
+/// No token, a wrong one, one of another scheme (named as such) and a
+/// revoked one are UNAUTHENTICATED; a reload
 /// with an invalid file keeps the tokens in force; health and reflection
 /// need no token.
 #[tokio::test]
@@ -362,15 +363,23 @@ async fn missing_wrong_and_revoked_tokens_are_unauthenticated() {
         assert_eq!(status.code(), Code::Unauthenticated, "{secret:?}");
         assert!(!status.message().contains("s-"), "{}", status.message());
     }
-    // Another scheme is no token at all.
+    // Another scheme is no token at all, and the refusal says which scheme
+    // was sent and which is expected, without echoing the credentials.
     let mut basic = pb::access_service_client::AccessServiceClient::new(server.channel().await);
     let mut request = tonic::Request::new(check_request(ACME, "alice", "document:read", ""));
     request
         .metadata_mut()
         .insert("authorization", "Basic s-read".parse().unwrap());
-    assert_eq!(
-        basic.check_access(request).await.unwrap_err().code(),
-        Code::Unauthenticated
+    let status = basic.check_access(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(
+        status
+            .message()
+            .contains("unsupported authorization scheme \"Basic\"")
+            && status.message().contains("Bearer <secret>")
+            && !status.message().contains("s-read"),
+        "{}",
+        status.message()
     );
 
     // Revoke the writer: its next call is refused; the reader's is not.

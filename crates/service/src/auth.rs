@@ -27,7 +27,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use authzd_core::model::{SubjectId, TenantId, check_id};
+use authzd_core::model::{Quoted, SubjectId, TenantId, check_id, clip};
 
 /// What a token may do; each kind may do everything the kinds below it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,9 +109,19 @@ pub struct Rule {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// No `authorization: Bearer <secret>` header, or one not of that form.
+    /// No `authorization: Bearer <secret>` header, or a bearer one without
+    /// a secret.
     #[error("missing credentials: send the header `authorization: Bearer <secret>`")]
     Missing,
+    /// An `authorization` header of another scheme (`Basic …`).
+    #[error(
+        "unsupported authorization scheme {}: send the header `authorization: Bearer <secret>`",
+        Quoted(scheme)
+    )]
+    UnsupportedScheme {
+        /// The scheme the header named, cut to [`MAX_SCHEME_LEN`] bytes.
+        scheme: String,
+    },
     /// A secret no configured token has (wrong, or revoked).
     #[error("unknown token")]
     Unknown,
@@ -622,7 +632,7 @@ impl Callers {
         if self.file.is_none() {
             return Ok(self.anonymous.clone());
         }
-        let secret = authorization.and_then(bearer).ok_or(Refusal::Missing)?;
+        let secret = bearer(authorization.ok_or(Refusal::Missing)?)?;
         let digest: [u8; 32] = Sha256::digest(secret).into();
         let tokens = self.tokens.load();
         // Every digest is compared, each in constant time, so the time
@@ -652,15 +662,28 @@ fn read(
 
 /// The secret of an `authorization: Bearer <secret>` value (the scheme is
 /// case-insensitive, as HTTP says).
-fn bearer(value: &[u8]) -> Option<&[u8]> {
-    const SCHEME: &[u8] = b"bearer ";
-    let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
-    if rest.is_empty() || !scheme.eq_ignore_ascii_case(SCHEME) {
-        return None;
+fn bearer(value: &[u8]) -> Result<&[u8], Refusal> {
+    let value = value.trim_ascii();
+    let (scheme, secret) = match value.iter().position(|b| b.is_ascii_whitespace()) {
+        Some(at) => value.split_at(at),
+        None => (value, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        let scheme = String::from_utf8_lossy(scheme);
+        return Err(Refusal::UnsupportedScheme {
+            scheme: clip(&scheme, MAX_SCHEME_LEN).to_string(),
+        });
     }
-    let secret = rest.trim_ascii();
-    (!secret.is_empty()).then_some(secret)
+    let secret = secret.trim_ascii();
+    if secret.is_empty() {
+        return Err(Refusal::Missing);
+    }
+    Ok(secret)
 }
+
+/// Longest authorization scheme a refusal quotes, in bytes: the header is
+/// the caller's, and a message must not echo all of it.
+const MAX_SCHEME_LEN: usize = 32;
 
 /// A fresh token: its secret (shown once) and the entry to paste into the
 /// tokens file.
@@ -808,7 +831,11 @@ mod tests {
         assert_eq!(&**who(Some("Bearer s2")).unwrap().name(), "writer");
         assert_eq!(&**who(Some("bearer  s1 ")).unwrap().name(), "reader");
         assert!(matches!(who(Some("Bearer s3")), Err(Refusal::Unknown)));
-        assert!(matches!(who(Some("Basic s1")), Err(Refusal::Missing)));
+        assert!(matches!(
+            who(Some("Basic s1")),
+            Err(Refusal::UnsupportedScheme { scheme }) if scheme == "Basic"
+        ));
+        assert!(matches!(who(Some("Bearer")), Err(Refusal::Missing)));
         assert!(matches!(who(Some("Bearer ")), Err(Refusal::Missing)));
         assert!(matches!(who(None), Err(Refusal::Missing)));
         let open = Callers::trust_all();

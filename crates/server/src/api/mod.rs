@@ -98,7 +98,9 @@ pub fn status(e: Error) -> Status {
             Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,
             Error::Watch(WatchError::Gap { .. }) => Code::Aborted,
             Error::Watch(WatchError::ShuttingDown { .. }) => Code::Unavailable,
-            Error::Caller(Refusal::Missing | Refusal::Unknown) => Code::Unauthenticated,
+            Error::Caller(
+                Refusal::Missing | Refusal::Unknown | Refusal::UnsupportedScheme { .. },
+            ) => Code::Unauthenticated,
             Error::Caller(Refusal::Busy { .. }) => Code::ResourceExhausted,
             Error::Caller(_) => Code::PermissionDenied,
             Error::Store(e) => match **e {
