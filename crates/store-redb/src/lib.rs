@@ -849,25 +849,26 @@ fn replace_in(
 /// Removes changelog entries below `keep_from` (the retention window), at
 /// most [`MAX_PRUNED_PER_COMMIT`] of them, inside the commit's transaction.
 fn prune_in(txn: &WriteTransaction, keep_from: Revision) -> Result<(), StoreError> {
-    let mut log = txn.open_table(CHANGELOG).map_err(db_err)?;
-    let old: Vec<u64> = log
+    prune_below(txn, CHANGELOG, keep_from)?;
+    prune_below(txn, COMMITS, keep_from)
+}
+
+/// Removes the rows of a revision-keyed table below `keep_from`, at most
+/// [`MAX_PRUNED_PER_COMMIT`] of them.
+fn prune_below<V: redb::Value + 'static>(
+    txn: &WriteTransaction,
+    table: redb::TableDefinition<u64, V>,
+    keep_from: Revision,
+) -> Result<(), StoreError> {
+    let mut rows = txn.open_table(table).map_err(db_err)?;
+    let old: Vec<u64> = rows
         .range(..keep_from.0)
         .map_err(db_err)?
         .take(MAX_PRUNED_PER_COMMIT)
         .map(|row| row.map(|(k, _)| k.value()).map_err(db_err))
         .collect::<Result<_, _>>()?;
     for key in &old {
-        log.remove(key).map_err(db_err)?;
-    }
-    let mut commits = txn.open_table(COMMITS).map_err(db_err)?;
-    let old: Vec<u64> = commits
-        .range(..keep_from.0)
-        .map_err(db_err)?
-        .take(MAX_PRUNED_PER_COMMIT)
-        .map(|row| row.map(|(k, _)| k.value()).map_err(db_err))
-        .collect::<Result<_, _>>()?;
-    for key in &old {
-        commits.remove(key).map_err(db_err)?;
+        rows.remove(key).map_err(db_err)?;
     }
     Ok(())
 }
