@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// Messages buffered per Watch subscriber.
     #[arg(long, env = "AUTHZD_SUBSCRIBER_BUFFER", default_value_t = Config::default().subscriber_buffer)]
     pub subscriber_buffer: usize,
+    /// MiB that every Watch stream together may hold in messages waiting
+    /// for their subscriber; when full, the subscribers furthest behind are
+    /// ended first (RESOURCE_EXHAUSTED, naming the revision to resume after).
+    #[arg(long, env = "AUTHZD_WATCH_MEMORY_MIB", default_value_t = Config::default().watch_memory >> 20)]
+    pub watch_memory_mib: usize,
     /// Seconds of idleness after which a Watch subscriber gets a progress event.
     #[arg(long, env = "AUTHZD_PROGRESS_INTERVAL_SECS", default_value_t = Config::default().progress_interval.as_secs())]
     pub progress_interval_secs: u64,
@@ -210,6 +215,7 @@ impl ServeArgs {
             schema: self.schema.clone(),
             feed_capacity: self.feed_capacity.max(1),
             subscriber_buffer: self.subscriber_buffer.max(1),
+            watch_memory: self.watch_memory_mib.clamp(1, 1 << 30) << 20,
             watch_piece_bytes: Config::default().watch_piece_bytes,
             progress_interval: std::time::Duration::from_secs(self.progress_interval_secs.max(1)),
             retain_revisions: self.retain_revisions.max(1),

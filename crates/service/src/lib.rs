@@ -291,7 +291,11 @@ impl Service {
         let engine =
             Arc::new(tokio::task::spawn_blocking(move || load(snapshot, start, now)).await??);
         let applied = Arc::new(tokio::sync::watch::Sender::new(revision));
-        let feed = Feed::new(config.feed_capacity, authzd_core::limits::FEED_BUFFER_BYTES);
+        let feed = Feed::new(
+            config.feed_capacity,
+            authzd_core::limits::FEED_BUFFER_BYTES,
+            config.watch_memory,
+        );
         let (jobs, queue) = std::sync::mpsc::sync_channel(config.write_queue.max(1));
         let sequencer = Sequencer {
             store: store.clone(),
@@ -538,14 +542,14 @@ impl Service {
             Start::OldestRetained => Revision(oldest.0 - 1),
         };
         let store = self.inner.store.clone();
-        let replay = move |from: Revision| {
+        let replay = move |from: Revision, bytes: usize| {
             let store = store.clone();
             async move {
                 store
                     .changes_after(
                         from,
                         authzd_core::limits::REPLAY_PAGE,
-                        authzd_core::limits::REPLAY_PAGE_BYTES,
+                        bytes.min(authzd_core::limits::REPLAY_PAGE_BYTES),
                     )
                     .await
                     .map_err(|e| match changelog_error(e) {
@@ -567,6 +571,11 @@ impl Service {
             progress_every: self.inner.config.progress_interval,
         };
         Ok(self.inner.feed.subscribe(filter, after, pacing, replay))
+    }
+
+    /// What the Watch streams hold together, against `Config::watch_memory`.
+    pub fn watch_held(&self) -> crate::watch::Held {
+        self.inner.feed.held()
     }
 
     /// Whether the server is shutting down.

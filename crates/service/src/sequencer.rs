@@ -986,7 +986,7 @@ mod tests {
             store,
             runtime: runtime.handle().clone(),
             engine,
-            feed: Feed::new(16, 1 << 20),
+            feed: Feed::new(16, 1 << 20, 1 << 30),
             applied: Arc::new(watch::Sender::new(revision)),
             clock: Arc::new(SystemClock),
         })
@@ -1130,7 +1130,7 @@ mod tests {
                 Filter::tenant(TenantId::try_from("t")?),
                 Revision(0),
                 pacing,
-                |_| async { Ok(Vec::new()) },
+                |_, _| async { Ok(Vec::new()) },
             );
             let mut seen = Vec::new();
             while seen.last() != Some(&last) {
