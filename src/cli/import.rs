@@ -205,8 +205,13 @@ impl fmt::Display for ImportReport {
 /// error; returns whether it succeeded.
 pub async fn command(args: &ImportArgs) -> bool {
     if args.file.extension().is_some_and(|e| e == "json") {
-        let imported =
-            super::tenant_file::import_file(&args.file, &args.target, &args.tenant, &args.client);
+        let imported = super::tenant_file::import_file(
+            &args.file,
+            &args.target,
+            &args.tenant,
+            &args.client,
+            args.dry_run,
+        );
         return report(args, imported.await);
     }
     report(args, run(args).await)
@@ -777,7 +782,7 @@ fn chunks(plan: &Plan) -> Vec<Chunk> {
 /// was checked at, so a retry of the same chunk is answered once, while a
 /// later import of the same rows (after a subject was deleted, say) is
 /// planned and written afresh.
-fn chunk_key(tenant: &str, checked_at: u64, request: &pb::ImportRequest) -> String {
+pub(super) fn chunk_key(tenant: &str, checked_at: u64, request: &pb::ImportRequest) -> String {
     use prost::Message;
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();

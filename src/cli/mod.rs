@@ -410,6 +410,16 @@ pub async fn reload_on_hangup(callers: std::sync::Arc<auth::Callers>) {
     let _ = callers;
 }
 
+/// `n` and the noun, plural unless `n` is 1 ("1 group", "2 groups",
+/// "3 entries").
+pub fn count(n: usize, noun: &str) -> String {
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(
