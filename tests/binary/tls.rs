@@ -286,10 +286,18 @@ async fn unusable_pem_files_stop_the_server_naming_the_file() {
         assert!(text.contains(&named.display().to_string()), "{text}");
     }
 
+    // A key of another certificate is refused before anything is served
+    // or created: no data folder is left behind.
     let (_, other_key) = pki.files.leaf("other", &pki.ca.server_leaf());
-    let text = start_up_error(tls(&cert, &other_key)).await;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    let (started, text) = serve_until_exit(&data, &tls(&cert, &other_key)).await;
+    assert!(!started, "{text}");
     assert!(text.contains(&cert.display().to_string()), "{text}");
     assert!(text.contains(&other_key.display().to_string()), "{text}");
+    assert!(text.contains("does not match"), "{text}");
+    assert!(!text.contains("serving"), "{text}");
+    assert!(!data.exists(), "a data folder was created: {text}");
 
     // --tls-key without --tls-cert is a usage error from the parser.
     let text = start_up_error(vec!["--tls-key".into(), key.into()]).await;
