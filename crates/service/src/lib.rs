@@ -203,6 +203,50 @@ pub struct WriteOptions {
     pub expected_revision: Option<Revision>,
     /// Makes a retry return the first attempt's revision.
     pub idempotency_key: Option<String>,
+    /// How a refused operation is named: to the caller and, in the same
+    /// words, in the audit trail.
+    pub naming: Naming,
+}
+
+/// How a refused operation of a write is named in its error: the words the
+/// caller gets, which the audit trail records as they are.
+#[derive(Debug, Clone, Default)]
+pub enum Naming {
+    /// By its index in the request's `operations` (`operations[3]: …`).
+    #[default]
+    Operations,
+    /// Without an index: the request names one record.
+    Single,
+    /// By its own list and index there (`memberships[3]: …`): each list
+    /// with the index of its first operation, in the order applied.
+    Lists(Vec<(&'static str, usize)>),
+}
+
+impl Naming {
+    /// The error of operation `index` refused with `error`.
+    pub(crate) fn refused(&self, index: usize, error: EngineError) -> Error {
+        match self {
+            Naming::Operations => Error::Refused {
+                list: "operations",
+                index,
+                error,
+            },
+            Naming::Single => Error::Engine(error),
+            Naming::Lists(lists) => {
+                let (list, start) = lists
+                    .iter()
+                    .rev()
+                    .find(|(_, start)| *start <= index)
+                    .copied()
+                    .unwrap_or(("operations", 0));
+                Error::Refused {
+                    list,
+                    index: index - start,
+                    error,
+                }
+            }
+        }
+    }
 }
 
 /// The running service. Cheap to clone.

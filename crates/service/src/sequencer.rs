@@ -496,11 +496,7 @@ impl Sequencer {
         ) {
             Ok(planned) => planned,
             Err(r) => {
-                return Planned::Answer(Answer::Refused(Error::Refused {
-                    list: "operations",
-                    index: r.index,
-                    error: r.error,
-                }));
+                return Planned::Answer(Answer::Refused(options.naming.refused(r.index, r.error)));
             }
         };
         if planned.changes.is_empty() {
