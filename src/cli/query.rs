@@ -183,7 +183,10 @@ pub async fn command(command: &QueryCommand) -> bool {
     match done {
         Ok(ok) => ok,
         Err(status) => {
-            eprintln!("{}", authzd_client::status::status_text(&status));
+            eprintln!(
+                "{}",
+                authzd_client::explain(&status, &args.target, &args.client)
+            );
             false
         }
     }

@@ -58,6 +58,54 @@ pub struct ClientArgs {
     pub token_file: Option<PathBuf>,
 }
 
+/// Whether a client set up with `target` and `args` speaks TLS: an
+/// `https://` target, or a bare `HOST:PORT` with any TLS option.
+fn speaks_tls(target: &str, args: &ClientArgs) -> bool {
+    target.starts_with("https://") || (!target.starts_with("http://") && args.wants_tls())
+}
+
+/// `status` as a person reads it ([`status::status_text`]), followed, when
+/// it is a transport failure, by what it most likely means for a client set
+/// up with `target` and `args` and the flag that fixes it: the transport's
+/// own words ("h2 protocol error", "transport error") say neither.
+pub fn explain(status: &tonic::Status, target: &str, args: &ClientArgs) -> String {
+    let text = status::status_text(status);
+    if !matches!(
+        status.code(),
+        tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Internal
+    ) {
+        return text;
+    }
+    let causes = tls::causes(status).to_lowercase();
+    let any = |words: &[&str]| words.iter().any(|w| causes.contains(w));
+    let tls = speaks_tls(target, args);
+    if !tls
+        && any(&[
+            "h2 protocol error",
+            "frame with invalid size",
+            "http2 error",
+        ])
+    {
+        return format!(
+            "{text}; the server may speak TLS: give an https:// target (with --tls-ca FILE if its certificate is not from a CA this system trusts)"
+        );
+    }
+    if tls
+        && args.tls_cert.is_none()
+        && any(&[
+            "broken pipe",
+            "connection reset",
+            "certificaterequired",
+            "certificate required",
+        ])
+    {
+        return format!(
+            "{text}; the server may require a client certificate (mTLS): give --tls-cert FILE and --tls-key FILE"
+        );
+    }
+    text
+}
+
 impl ClientArgs {
     /// Whether any option asks for TLS.
     fn wants_tls(&self) -> bool {
