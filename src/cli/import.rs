@@ -189,14 +189,13 @@ impl fmt::Display for ImportReport {
         };
         write!(
             f,
-            "{} rows: {} {verb}created, {} {verb}updated, {} unchanged; {} memberships; {} chunk{}{tail}",
-            self.rows,
+            "{}: {} {verb}created, {} {verb}updated, {} unchanged; {}; {}{tail}",
+            super::count(self.rows, "row"),
             self.created,
             self.updated,
             self.unchanged,
-            self.memberships,
-            self.chunks,
-            if self.chunks == 1 { "" } else { "s" },
+            super::count(self.memberships, "membership"),
+            super::count(self.chunks, "chunk"),
         )
     }
 }
@@ -971,6 +970,17 @@ mod tests {
         assert_eq!(
             report.to_string(),
             "3 rows: 2 created, 1 updated, 0 unchanged; 4 memberships; 1 chunk; revision 9"
+        );
+        let one = ImportReport {
+            rows: 1,
+            created: 1,
+            updated: 0,
+            memberships: 1,
+            ..report
+        };
+        assert_eq!(
+            one.to_string(),
+            "1 row: 1 created, 0 updated, 0 unchanged; 1 membership; 1 chunk; revision 9"
         );
     }
 }

@@ -306,8 +306,9 @@ pub fn schema_command(command: &SchemaCommand) -> bool {
 /// `authzd token ...`.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Print a fresh random secret (once) and the `[[token]]` entry holding
-    /// its digest, to paste into the tokens file.
+    /// Make a token: the `[[token]]` entry holding its digest goes to
+    /// standard output (`>> tokens.toml` appends it), the secret, shown only
+    /// now, to standard error or --secret-file.
     New {
         /// The token's name, shown in logs and the audit trail.
         #[arg(long)]
@@ -318,27 +319,57 @@ pub enum TokenCommand {
         /// The only tenant it may touch.
         #[arg(long)]
         tenant: Option<String>,
+        /// Write the secret to this new file (readable by its owner only)
+        /// instead of standard error.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
     },
 }
 
 /// Runs `authzd token ...`: prints the outcome, returns whether it succeeded.
 pub fn token_command(command: &TokenCommand) -> bool {
-    let TokenCommand::New { name, kind, tenant } = command;
-    match auth::new_token(name, *kind, tenant.as_deref()) {
-        Ok(made) => {
-            println!("# The secret, shown only now: give it to the caller as");
-            println!("# `authorization: Bearer <secret>`; the server keeps only its digest.");
-            println!("{}", made.secret);
-            println!();
-            println!("# Paste into the tokens file (then SIGHUP the server):");
-            print!("{}", made.entry);
-            true
-        }
+    let TokenCommand::New {
+        name,
+        kind,
+        tenant,
+        secret_file,
+    } = command;
+    let made = match auth::new_token(name, *kind, tenant.as_deref()) {
+        Ok(made) => made,
         Err(e) => {
             eprintln!("{e}");
-            false
+            return false;
+        }
+    };
+    match secret_file {
+        Some(path) => {
+            if let Err(e) = write_secret(path, &made.secret) {
+                eprintln!("{}: {e}", path.display());
+                return false;
+            }
+            eprintln!("the secret is in {}, shown nowhere else", path.display());
+        }
+        None => {
+            eprintln!("# The secret, shown only now: give it to the caller as");
+            eprintln!("# `authorization: Bearer <secret>`; the server keeps only its digest.");
+            eprintln!("{}", made.secret);
         }
     }
+    print!("{}", made.entry);
+    true
+}
+
+/// Writes `secret` to a file that must not exist yet, readable and
+/// writable by its owner only.
+fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()
 }
 
 /// The callers a server with `config` trusts: its tokens file, read and
@@ -412,11 +443,16 @@ pub async fn reload_on_hangup(callers: std::sync::Arc<auth::Callers>) {
 
 /// `n` and the noun, plural unless `n` is 1 ("1 group", "2 groups",
 /// "3 entries").
-pub fn count(n: usize, noun: &str) -> String {
-    match (n, noun.strip_suffix('y')) {
-        (1, _) => format!("1 {noun}"),
-        (_, Some(stem)) => format!("{n} {stem}ies"),
-        _ => format!("{n} {noun}s"),
+pub fn count<N>(n: N, noun: &str) -> String
+where
+    N: std::fmt::Display + PartialEq + From<u8>,
+{
+    if n == N::from(1) {
+        return format!("1 {noun}");
+    }
+    match noun.strip_suffix('y') {
+        Some(stem) => format!("{n} {stem}ies"),
+        None => format!("{n} {noun}s"),
     }
 }
 

@@ -49,13 +49,13 @@ pub async fn export_command(args: &ExportArgs) -> bool {
             None => println!("{text}"),
         }
         eprintln!(
-            "exported tenant {} at revision {}: {} subjects, {} groups, {} members, {} assignments",
+            "exported tenant {} at revision {}: {}, {}, {}, {}",
             args.tenant,
             file.revision.unwrap_or_default(),
-            file.subjects.len(),
-            file.groups.len(),
-            file.members.len(),
-            file.assignments.len()
+            super::count(file.subjects.len(), "subject"),
+            super::count(file.groups.len(), "group"),
+            super::count(file.members.len(), "member"),
+            super::count(file.assignments.len(), "assignment")
         );
         Ok::<_, String>(())
     };

@@ -70,35 +70,32 @@ fn speaks_tls(target: &str, args: &ClientArgs) -> bool {
 /// own words ("h2 protocol error", "transport error") say neither.
 pub fn explain(status: &tonic::Status, target: &str, args: &ClientArgs) -> String {
     let text = status::status_text(status);
-    if !matches!(
-        status.code(),
-        tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Internal
-    ) {
+    // A status the server sent has no source; one the transport made
+    // carries the transport's error.
+    if std::error::Error::source(status).is_none() {
         return text;
     }
     let causes = tls::causes(status).to_lowercase();
-    let any = |words: &[&str]| words.iter().any(|w| causes.contains(w));
     let tls = speaks_tls(target, args);
-    if !tls
-        && any(&[
-            "h2 protocol error",
-            "frame with invalid size",
-            "http2 error",
-        ])
-    {
+    // A TLS server answers a plaintext client's HTTP/2 preface with a TLS
+    // alert (which HTTP/2 reads as a bad frame) or by closing the
+    // connection.
+    let plaintext_refused = [
+        "h2 protocol error",
+        "frame with invalid size",
+        "http2 error",
+        "connection closed",
+        "broken pipe",
+        "connection reset",
+    ];
+    if !tls && plaintext_refused.iter().any(|w| causes.contains(w)) {
         return format!(
             "{text}; the server may speak TLS: give an https:// target (with --tls-ca FILE if its certificate is not from a CA this system trusts)"
         );
     }
-    if tls
-        && args.tls_cert.is_none()
-        && any(&[
-            "broken pipe",
-            "connection reset",
-            "certificaterequired",
-            "certificate required",
-        ])
-    {
+    // Under TLS 1.3 a refused client certificate shows only as the
+    // connection closing (a broken pipe, a reset, a cancelled call).
+    if tls && args.tls_cert.is_none() {
         return format!(
             "{text}; the server may require a client certificate (mTLS): give --tls-cert FILE and --tls-key FILE"
         );
