@@ -28,30 +28,35 @@ fn main() -> ExitCode {
         "info"
     };
     authzd::cli::logs::init(cli.log_format, level);
-    let ok = match &cli.command {
-        Command::Schema(command) => authzd::cli::schema_command(command),
-        Command::Serve(args) => block_on(authzd::cli::serve::command(args)),
-        Command::Import(args) => block_on(authzd::cli::import::command(args)),
-        Command::Token(command) => authzd::cli::token_command(command),
-        Command::Query(command) => block_on(authzd::cli::query::command(command)),
-        Command::Export(args) => block_on(authzd::cli::tenant_file::export_command(args)),
-        Command::Backup(args) => block_on(authzd::cli::backup::command(args)),
-        Command::Restore(args) => block_on(authzd::cli::restore::command(args)),
+    // 0 done, 1 failed; `check` tells denied (1) from failed (2).
+    let status = |ok: bool| if ok { 0 } else { 1 };
+    let code = match &cli.command {
+        Command::Schema(command) => status(authzd::cli::schema_command(command)),
+        Command::Serve(args) => status(block_on(authzd::cli::serve::command(args), false)),
+        Command::Import(args) => status(block_on(authzd::cli::import::command(args), false)),
+        Command::Token(command) => status(authzd::cli::token_command(command)),
+        Command::Query(command) => {
+            let failed = authzd::cli::query::Outcome::Failed;
+            block_on(authzd::cli::query::command(command), failed).code()
+        }
+        Command::Export(args) => status(block_on(
+            authzd::cli::tenant_file::export_command(args),
+            false,
+        )),
+        Command::Backup(args) => status(block_on(authzd::cli::backup::command(args), false)),
+        Command::Restore(args) => status(block_on(authzd::cli::restore::command(args), false)),
     };
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    ExitCode::from(code)
 }
 
-/// Runs `task` to completion on a multi-threaded runtime.
-fn block_on(task: impl std::future::Future<Output = bool>) -> bool {
+/// Runs `task` to completion on a multi-threaded runtime; `failed` if the
+/// runtime cannot start.
+fn block_on<T>(task: impl std::future::Future<Output = T>, failed: T) -> T {
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(task),
         Err(e) => {
             tracing::error!(error = %e, "cannot start the runtime");
-            false
+            failed
         }
     }
 }

@@ -128,6 +128,7 @@ fn engine_depends_on_model_and_schema() {
 #[test]
 fn the_feed_and_the_callers_stand_apart_in_the_service() {
     imports_only("crates/service", "watch.rs", &[]);
+    imports_only("crates/service", "watch/", &[]);
     imports_only("crates/service", "auth.rs", &["config"]);
 }
 

@@ -63,7 +63,7 @@ async fn run(args: &BackupArgs) -> Result<String, String> {
             tenants: args.tenant.clone(),
         })
         .await
-        .map_err(|s| authzd_client::status::status_text(&s))?
+        .map_err(|s| authzd_client::explain(&s, &args.target, &args.client))?
         .into_inner();
     let (export, records) = receive_snapshot(&mut stream)
         .await
@@ -75,7 +75,9 @@ async fn run(args: &BackupArgs) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(format!(
-        "backed up revision {revision} ({tenants} tenants, {records} records) to {}; serve it with `authzd serve --data {}`",
+        "backed up revision {revision} ({}, {}) to {}; serve it with `authzd serve --data {}`",
+        super::count(tenants, "tenant"),
+        super::count(records, "record"),
         args.out.display(),
         args.out.display()
     ))

@@ -42,16 +42,52 @@ pub fn parse_from(args: Vec<OsString>) -> Result<Cli, String> {
     };
     let extra = file_args(file, set)?;
     let mut all = args;
-    all.extend(extra);
+    all.extend(extra.iter().flat_map(|(_, args)| args.iter().cloned()));
     let matches = Cli::command()
         .try_get_matches_from(&all)
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+        .map_err(|e| refused(file, &extra, e))?;
     Cli::from_arg_matches(&matches).map_err(|e| e.to_string())
 }
 
-/// The file's settings as `serve` arguments, leaving out those `set` says
-/// the command line or environment gave.
-fn file_args(file: &Path, set: impl Fn(&str) -> bool) -> Result<Vec<OsString>, String> {
+/// The message for the file's settings the parser refused: naming the key
+/// whose value is refused on its own, if one is.
+fn refused(file: &Path, extra: &[(String, Vec<OsString>)], all: clap::Error) -> String {
+    for (key, args) in extra {
+        let alone = [OsString::from("authzd"), OsString::from("serve")]
+            .into_iter()
+            .chain(args.iter().cloned());
+        // Only a value the flag refuses: alone, a key may lack another it
+        // requires, which the file gives.
+        let refused = Cli::command()
+            .try_get_matches_from(alone)
+            .err()
+            .filter(|e| {
+                matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
+                )
+            });
+        if let Some(e) = refused {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            return format!(
+                "{}: {key}: {}",
+                file.display(),
+                first.strip_prefix("error: ").unwrap_or(first)
+            );
+        }
+    }
+    format!("{}: {all}", file.display())
+}
+
+/// The file's settings as `serve` arguments, key by key, leaving out those
+/// `set` says the command line or environment gave. A value is joined to
+/// its flag (`--key=value`), so one that starts with a dash is still read
+/// as the value.
+fn file_args(
+    file: &Path,
+    set: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Vec<OsString>)>, String> {
     let size = std::fs::metadata(file)
         .map_err(|e| format!("{}: {e}", file.display()))?
         .len();
@@ -76,28 +112,32 @@ fn file_args(file: &Path, set: impl Fn(&str) -> bool) -> Result<Vec<OsString>, S
             .get_arguments()
             .any(|a| a.get_id() == id.as_str() && a.get_long() == Some(key.as_str()));
         if !known || key == "config" {
+            let keys = serve
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .filter(|long| *long != "config");
             return Err(format!(
-                "{}: unknown key {} (keys are serve's flags without the dashes)",
+                "{}: unknown key {}{} (keys are serve's flags without the dashes)",
                 file.display(),
-                authzd_core::model::Quoted(key)
+                authzd_core::model::Quoted(key),
+                authzd_core::schema::suggestion(key, keys)
             ));
         }
         if set(&id) {
             continue;
         }
         let flag = format!("--{key}");
+        let mut args = Vec::new();
         let values = match value {
             toml::Value::Array(items) => items.iter().collect(),
             one => vec![one],
         };
         for v in values {
             match v {
-                toml::Value::Boolean(true) => out.push(OsString::from(&flag)),
+                toml::Value::Boolean(true) => args.push(OsString::from(&flag)),
                 toml::Value::Boolean(false) => {}
-                toml::Value::String(s) => out.extend([OsString::from(&flag), s.into()]),
-                toml::Value::Integer(n) => {
-                    out.extend([OsString::from(&flag), n.to_string().into()]);
-                }
+                toml::Value::String(s) => args.push(format!("{flag}={s}").into()),
+                toml::Value::Integer(n) => args.push(format!("{flag}={n}").into()),
                 other => {
                     return Err(format!(
                         "{}: {key}: a {} is not a flag value (use a string, a number or a boolean)",
@@ -107,6 +147,7 @@ fn file_args(file: &Path, set: impl Fn(&str) -> bool) -> Result<Vec<OsString>, S
                 }
             }
         }
+        out.push((key.clone(), args));
     }
     Ok(out)
 }

@@ -189,14 +189,13 @@ impl fmt::Display for ImportReport {
         };
         write!(
             f,
-            "{} rows: {} {verb}created, {} {verb}updated, {} unchanged; {} memberships; {} chunk{}{tail}",
-            self.rows,
+            "{}: {} {verb}created, {} {verb}updated, {} unchanged; {}; {}{tail}",
+            super::count(self.rows, "row"),
             self.created,
             self.updated,
             self.unchanged,
-            self.memberships,
-            self.chunks,
-            if self.chunks == 1 { "" } else { "s" },
+            super::count(self.memberships, "membership"),
+            super::count(self.chunks, "chunk"),
         )
     }
 }
@@ -205,8 +204,13 @@ impl fmt::Display for ImportReport {
 /// error; returns whether it succeeded.
 pub async fn command(args: &ImportArgs) -> bool {
     if args.file.extension().is_some_and(|e| e == "json") {
-        let imported =
-            super::tenant_file::import_file(&args.file, &args.target, &args.tenant, &args.client);
+        let imported = super::tenant_file::import_file(
+            &args.file,
+            &args.target,
+            &args.tenant,
+            &args.client,
+            args.dry_run,
+        );
         return report(args, imported.await);
     }
     report(args, run(args).await)
@@ -777,7 +781,7 @@ fn chunks(plan: &Plan) -> Vec<Chunk> {
 /// was checked at, so a retry of the same chunk is answered once, while a
 /// later import of the same rows (after a subject was deleted, say) is
 /// planned and written afresh.
-fn chunk_key(tenant: &str, checked_at: u64, request: &pb::ImportRequest) -> String {
+pub(super) fn chunk_key(tenant: &str, checked_at: u64, request: &pb::ImportRequest) -> String {
     use prost::Message;
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
@@ -966,6 +970,17 @@ mod tests {
         assert_eq!(
             report.to_string(),
             "3 rows: 2 created, 1 updated, 0 unchanged; 4 memberships; 1 chunk; revision 9"
+        );
+        let one = ImportReport {
+            rows: 1,
+            created: 1,
+            updated: 0,
+            memberships: 1,
+            ..report
+        };
+        assert_eq!(
+            one.to_string(),
+            "1 row: 1 created, 0 updated, 0 unchanged; 1 membership; 1 chunk; revision 9"
         );
     }
 }

@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// Messages buffered per Watch subscriber.
     #[arg(long, env = "AUTHZD_SUBSCRIBER_BUFFER", default_value_t = Config::default().subscriber_buffer)]
     pub subscriber_buffer: usize,
+    /// MiB that every Watch stream together may hold in messages waiting
+    /// for their subscriber; when full, the subscribers furthest behind are
+    /// ended first (RESOURCE_EXHAUSTED, naming the revision to resume after).
+    #[arg(long, env = "AUTHZD_WATCH_MEMORY_MIB", default_value_t = Config::default().watch_memory >> 20)]
+    pub watch_memory_mib: usize,
     /// Seconds of idleness after which a Watch subscriber gets a progress event.
     #[arg(long, env = "AUTHZD_PROGRESS_INTERVAL_SECS", default_value_t = Config::default().progress_interval.as_secs())]
     pub progress_interval_secs: u64,
@@ -210,6 +215,7 @@ impl ServeArgs {
             schema: self.schema.clone(),
             feed_capacity: self.feed_capacity.max(1),
             subscriber_buffer: self.subscriber_buffer.max(1),
+            watch_memory: self.watch_memory_mib.clamp(1, 1 << 30) << 20,
             watch_piece_bytes: Config::default().watch_piece_bytes,
             progress_interval: std::time::Duration::from_secs(self.progress_interval_secs.max(1)),
             retain_revisions: self.retain_revisions.max(1),
@@ -300,8 +306,9 @@ pub fn schema_command(command: &SchemaCommand) -> bool {
 /// `authzd token ...`.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Print a fresh random secret (once) and the `[[token]]` entry holding
-    /// its digest, to paste into the tokens file.
+    /// Make a token: the `[[token]]` entry holding its digest goes to
+    /// standard output (`>> tokens.toml` appends it), the secret, shown only
+    /// now, to standard error or --secret-file.
     New {
         /// The token's name, shown in logs and the audit trail.
         #[arg(long)]
@@ -312,27 +319,57 @@ pub enum TokenCommand {
         /// The only tenant it may touch.
         #[arg(long)]
         tenant: Option<String>,
+        /// Write the secret to this new file (readable by its owner only)
+        /// instead of standard error.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
     },
 }
 
 /// Runs `authzd token ...`: prints the outcome, returns whether it succeeded.
 pub fn token_command(command: &TokenCommand) -> bool {
-    let TokenCommand::New { name, kind, tenant } = command;
-    match auth::new_token(name, *kind, tenant.as_deref()) {
-        Ok(made) => {
-            println!("# The secret, shown only now: give it to the caller as");
-            println!("# `authorization: Bearer <secret>`; the server keeps only its digest.");
-            println!("{}", made.secret);
-            println!();
-            println!("# Paste into the tokens file (then SIGHUP the server):");
-            print!("{}", made.entry);
-            true
-        }
+    let TokenCommand::New {
+        name,
+        kind,
+        tenant,
+        secret_file,
+    } = command;
+    let made = match auth::new_token(name, *kind, tenant.as_deref()) {
+        Ok(made) => made,
         Err(e) => {
             eprintln!("{e}");
-            false
+            return false;
+        }
+    };
+    match secret_file {
+        Some(path) => {
+            if let Err(e) = write_secret(path, &made.secret) {
+                eprintln!("{}: {e}", path.display());
+                return false;
+            }
+            eprintln!("the secret is in {}, shown nowhere else", path.display());
+        }
+        None => {
+            eprintln!("# The secret, shown only now: give it to the caller as");
+            eprintln!("# `authorization: Bearer <secret>`; the server keeps only its digest.");
+            eprintln!("{}", made.secret);
         }
     }
+    print!("{}", made.entry);
+    true
+}
+
+/// Writes `secret` to a file that must not exist yet, readable and
+/// writable by its owner only.
+fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()
 }
 
 /// The callers a server with `config` trusts: its tokens file, read and
@@ -402,6 +439,21 @@ pub async fn reload_on_hangup(callers: std::sync::Arc<auth::Callers>) {
     }
     #[cfg(not(unix))]
     let _ = callers;
+}
+
+/// `n` and the noun, plural unless `n` is 1 ("1 group", "2 groups",
+/// "3 entries").
+pub fn count<N>(n: N, noun: &str) -> String
+where
+    N: std::fmt::Display + PartialEq + From<u8>,
+{
+    if n == N::from(1) {
+        return format!("1 {noun}");
+    }
+    match noun.strip_suffix('y') {
+        Some(stem) => format!("{n} {stem}ies"),
+        None => format!("{n} {noun}s"),
+    }
 }
 
 #[cfg(test)]

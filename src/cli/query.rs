@@ -140,14 +140,37 @@ impl QueryCommand {
     }
 }
 
-/// Runs a query command; whether it succeeded (for `check`: and allowed).
-pub async fn command(command: &QueryCommand) -> bool {
+/// How a query command ended; its exit status tells a script which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It answered (for `check`: allowed). Exit status 0.
+    Done,
+    /// `check` only: denied. Exit status 1.
+    Denied,
+    /// It could not answer: the server unreachable, the request refused.
+    /// Exit status 2, as for a command line the parser refuses.
+    Failed,
+}
+
+impl Outcome {
+    /// The exit status.
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Done => 0,
+            Outcome::Denied => 1,
+            Outcome::Failed => 2,
+        }
+    }
+}
+
+/// Runs a query command.
+pub async fn command(command: &QueryCommand) -> Outcome {
     let args = command.query();
     let channel = match connect(args).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{}: {e}", args.target);
-            return false;
+            return Outcome::Failed;
         }
     };
     let done = match command {
@@ -181,10 +204,14 @@ pub async fn command(command: &QueryCommand) -> bool {
         }
     };
     match done {
-        Ok(ok) => ok,
+        Ok(true) => Outcome::Done,
+        Ok(false) => Outcome::Denied,
         Err(status) => {
-            eprintln!("{}", authzd_client::status::status_text(&status));
-            false
+            eprintln!(
+                "{}",
+                authzd_client::explain(&status, &args.target, &args.client)
+            );
+            Outcome::Failed
         }
     }
 }

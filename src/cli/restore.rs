@@ -310,10 +310,11 @@ fn report(args: &RestoreArgs, summary: &StoreSummary, replacing: Replacing) -> S
         Replacing::Unreadable => "; it replaced a store that could not be read".to_string(),
     };
     format!(
-        "restored revision {} ({} tenants: {}{more}; {records} records) from {} into {}{replaced}; serve it with `authzd serve --data {}`",
+        "restored revision {} ({}: {}{more}; {}) from {} into {}{replaced}; serve it with `authzd serve --data {}`",
         summary.revision,
-        summary.tenants.len(),
+        super::count(summary.tenants.len(), "tenant"),
         names.join(", "),
+        super::count(records, "record"),
         args.from.display(),
         args.data.display(),
         args.data.display(),

@@ -49,13 +49,13 @@ pub async fn export_command(args: &ExportArgs) -> bool {
             None => println!("{text}"),
         }
         eprintln!(
-            "exported tenant {} at revision {}: {} subjects, {} groups, {} members, {} assignments",
+            "exported tenant {} at revision {}: {}, {}, {}, {}",
             args.tenant,
             file.revision.unwrap_or_default(),
-            file.subjects.len(),
-            file.groups.len(),
-            file.members.len(),
-            file.assignments.len()
+            super::count(file.subjects.len(), "subject"),
+            super::count(file.groups.len(), "group"),
+            super::count(file.members.len(), "member"),
+            super::count(file.assignments.len(), "assignment")
         );
         Ok::<_, String>(())
     };
@@ -69,12 +69,14 @@ pub async fn export_command(args: &ExportArgs) -> bool {
 }
 
 /// `authzd import` of a `.json` file (an `authzd export`): recreates the
-/// tenant in `tenant` of `target`, which should not hold any of it yet.
+/// tenant in `tenant` of `target` (see [`apply`]); with `dry_run`, checks
+/// it against the tenant and writes nothing.
 pub async fn import_file(
     path: &std::path::Path,
     target: &str,
     tenant: &str,
     client: &ClientArgs,
+    dry_run: bool,
 ) -> Result<String, String> {
     let size = std::fs::metadata(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
@@ -89,13 +91,18 @@ pub async fn import_file(
     let file: TenantFile =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let channel = connect(target, client).await?;
-    let revision = write(&channel, tenant, &file).await?;
+    let current = current(&channel, tenant).await?;
+    let plan = plan(&file, &current)?;
+    if dry_run {
+        return Ok(format!(
+            "would import {} into tenant {tenant}; nothing written (--dry-run)",
+            plan.summary()
+        ));
+    }
+    let revision = apply(&channel, tenant, &plan).await?;
     Ok(format!(
-        "imported {} subjects, {} groups, {} members, {} assignments into tenant {tenant}; last revision {revision}",
-        file.subjects.len(),
-        file.groups.len(),
-        file.members.len(),
-        file.assignments.len()
+        "imported {} into tenant {tenant}; last revision {revision}",
+        plan.summary()
     ))
 }
 
@@ -454,132 +461,435 @@ impl MemberEntry {
     }
 }
 
-/// Recreates `file` in `tenant` with system writes, in dependency order
-/// (settings, scopes, subjects, groups, roles, then memberships and
-/// assignments in batches); the first refusal names its entry. Returns
-/// the last revision written.
+/// Recreates `file` in `tenant` with system writes: see [`plan`] for what
+/// is written and [`apply`] for how. Returns the last revision written.
 pub async fn write(
     channel: &ClientChannel,
     tenant: &str,
     file: &TenantFile,
 ) -> Result<u64, String> {
-    let mut d = DirectoryServiceClient::new(channel.clone());
-    let t = || tenant.to_string();
-    let at = |list: &'static str, i: usize| {
-        move |e: tonic::Status| format!("{list}[{i}]: {}", e.message())
+    let current = current(channel, tenant).await?;
+    let plan = plan(file, &current)?;
+    apply(channel, tenant, &plan).await
+}
+
+/// What the tenant holds now: empty if it does not exist yet.
+async fn current(channel: &ClientChannel, tenant: &str) -> Result<TenantFile, String> {
+    let exists = DirectoryServiceClient::new(channel.clone())
+        .get_tenant(pb::GetTenantRequest {
+            tenant: tenant.into(),
+        })
+        .await;
+    match exists {
+        Err(e) if e.code() == tonic::Code::NotFound => Ok(TenantFile::default()),
+        Err(e) => Err(format!("reading tenant {tenant}: {}", e.message())),
+        Ok(_) => export(channel, tenant).await,
+    }
+}
+
+/// What a file adds to a tenant, in dependency order, each record with its
+/// index in the file: the entries the tenant does not hold yet (one it
+/// holds exactly as the file has it is kept, one it holds otherwise is
+/// refused before anything is written), and every membership and
+/// assignment (adding either again changes nothing).
+#[derive(Debug, Default)]
+struct Plan {
+    /// The resource types to switch off, when they differ from the
+    /// tenant's, with the tenant's current ones (to undo).
+    settings: Option<(Vec<String>, Vec<String>)>,
+    scopes: Vec<(usize, pb::Scope)>,
+    roles: Vec<(usize, pb::Role)>,
+    subjects: Vec<(usize, pb::Subject)>,
+    groups: Vec<(usize, pb::Group)>,
+    members: Vec<(usize, pb::AddMember)>,
+    assignments: Vec<(usize, pb::AssignRole)>,
+    /// Entries the tenant already holds as the file has them.
+    kept: usize,
+    /// The tenant's revision when it was read.
+    read_at: u64,
+}
+
+/// The tenant root, however a file names it.
+fn root_named(scope: &str) -> &str {
+    if scope.is_empty() {
+        authzd_core::model::ROOT_SCOPE
+    } else {
+        scope
+    }
+}
+
+/// The entries of `list` (named `name` in the file) the tenant does not
+/// hold; `Err` names the first the tenant holds differently.
+fn missing<'a, T>(
+    name: &str,
+    list: &'a [T],
+    held: &[T],
+    id: impl Fn(&T) -> &str,
+    same: impl Fn(&T, &T) -> bool,
+    kept: &mut usize,
+) -> Result<Vec<(usize, &'a T)>, String> {
+    let held: BTreeMap<&str, &T> = held.iter().map(|t| (id(t), t)).collect();
+    let mut out = Vec::new();
+    for (i, entry) in list.iter().enumerate() {
+        match held.get(id(entry)) {
+            None => out.push((i, entry)),
+            Some(h) if same(h, entry) => *kept += 1,
+            Some(_) => {
+                return Err(format!(
+                    "{name}[{i}]: {} already exists in the tenant and differs from the file; nothing was written",
+                    id(entry)
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What writing `file` over `current` takes; every entry is converted and
+/// checked against the tenant before anything is written.
+fn plan(file: &TenantFile, current: &TenantFile) -> Result<Plan, String> {
+    let nothing = |e: String| format!("{e}; nothing was written");
+    let mut plan = Plan {
+        read_at: current.revision.unwrap_or_default(),
+        ..Plan::default()
     };
-    let mut revision = 0;
-    if !file.disabled_resources.is_empty() {
-        let settings = Some(pb::TenantSettings {
-            disabled_resources: file.disabled_resources.clone(),
-        });
-        let r = d
-            .update_tenant_settings(pb::UpdateTenantSettingsRequest {
-                tenant: t(),
-                settings,
-                options: None,
-            })
-            .await
-            .map_err(|e| format!("disabled_resources: {}", e.message()))?;
-        revision = r.into_inner().revision;
+    if !file.disabled_resources.is_empty() && file.disabled_resources != current.disabled_resources
+    {
+        plan.settings = Some((
+            file.disabled_resources.clone(),
+            current.disabled_resources.clone(),
+        ));
     }
-    for (i, s) in parents_first(&file.scopes) {
-        let scope = pb::Scope {
-            id: s.id.clone(),
-            r#type: s.scope_type.clone(),
-            parent: s.parent.clone(),
-        };
-        let r = d
-            .create_scope(pb::CreateScopeRequest {
-                tenant: t(),
-                scope: Some(scope),
-                options: None,
-            })
-            .await
-            .map_err(at("scopes", i))?;
-        revision = r.into_inner().revision;
-    }
-    for (i, s) in file.subjects.iter().enumerate() {
-        let r = d
-            .create_subject(pb::CreateSubjectRequest {
-                tenant: t(),
-                subject: Some(s.to_pb()),
-                options: None,
-            })
-            .await
-            .map_err(at("subjects", i))?;
-        revision = r.into_inner().revision;
-    }
-    for (i, g) in file.groups.iter().enumerate() {
+    let kept = &mut plan.kept;
+    let scopes = missing(
+        "scopes",
+        &file.scopes,
+        &current.scopes,
+        |s| &s.id,
+        |a, b| root_named(&a.parent) == root_named(&b.parent) && a.scope_type == b.scope_type,
+        kept,
+    )?;
+    let order: BTreeMap<usize, usize> = parents_first(&file.scopes)
+        .into_iter()
+        .enumerate()
+        .map(|(at, (i, _))| (i, at))
+        .collect();
+    let mut scopes: Vec<(usize, pb::Scope)> = scopes
+        .into_iter()
+        .map(|(i, s)| {
+            let scope = pb::Scope {
+                id: s.id.clone(),
+                r#type: s.scope_type.clone(),
+                parent: s.parent.clone(),
+            };
+            (i, scope)
+        })
+        .collect();
+    scopes.sort_by_key(|(i, _)| order.get(i).copied().unwrap_or(usize::MAX));
+    plan.scopes = scopes;
+    plan.roles = missing(
+        "roles",
+        &file.roles,
+        &current.roles,
+        |r| &r.id,
+        |a, b| a == b,
+        kept,
+    )?
+    .into_iter()
+    .map(|(i, r)| (i, r.to_pb()))
+    .collect();
+    plan.subjects = missing(
+        "subjects",
+        &file.subjects,
+        &current.subjects,
+        |s| &s.id,
+        |a, b| {
+            root_named(&a.home_scope) == root_named(&b.home_scope)
+                && (a.service, a.locked, &a.attributes) == (b.service, b.locked, &b.attributes)
+        },
+        kept,
+    )?
+    .into_iter()
+    .map(|(i, s)| (i, s.to_pb()))
+    .collect();
+    plan.groups = missing(
+        "groups",
+        &file.groups,
+        &current.groups,
+        |g| &g.id,
+        |a, b| a == b,
+        kept,
+    )?
+    .into_iter()
+    .map(|(i, g)| {
         let group = pb::Group {
             id: g.id.clone(),
             title: g.title.clone(),
             condition: g.condition.clone(),
         };
-        let r = d
-            .create_group(pb::CreateGroupRequest {
-                tenant: t(),
-                group: Some(group),
-                options: None,
-            })
-            .await
-            .map_err(at("groups", i))?;
-        revision = r.into_inner().revision;
-    }
-    for (i, role) in file.roles.iter().enumerate() {
-        let r = d
-            .create_role(pb::CreateRoleRequest {
-                tenant: t(),
-                role: Some(role.to_pb()),
-                options: None,
-            })
-            .await
-            .map_err(at("roles", i))?;
-        revision = r.into_inner().revision;
-    }
-    let members = file
-        .members
-        .iter()
-        .enumerate()
-        .map(|(i, m)| m.to_operation(&format!("members[{i}]")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let assignments = file
-        .assignments
-        .iter()
-        .enumerate()
-        .map(|(i, a)| a.to_operation(&format!("assignments[{i}]")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut m = MembershipServiceClient::new(channel.clone());
-    for (list, operations) in [("members", members), ("assignments", assignments)] {
-        for (chunk, batch) in operations.chunks(MAX_BATCH_OPERATIONS).enumerate() {
-            let request = pb::ManageMembershipRequest {
-                tenant: t(),
-                operations: batch
-                    .iter()
-                    .map(|o| pb::MembershipOperation {
-                        operation: Some(o.clone()),
-                    })
-                    .collect(),
-                options: None,
-            };
-            let r = m.manage_membership(request).await.map_err(|e| {
-                // The batch's own index, made the entry's.
-                let message = e.message();
-                match message
-                    .strip_prefix("operations[")
-                    .and_then(|rest| rest.split_once(']'))
-                    .and_then(|(n, tail)| n.parse::<usize>().ok().map(|n| (n, tail)))
-                {
-                    Some((n, tail)) => {
-                        format!("{list}[{}]{tail}", chunk * MAX_BATCH_OPERATIONS + n)
-                    }
-                    None => format!("{list}: {message}"),
-                }
-            })?;
-            revision = r.into_inner().revision;
+        (i, group)
+    })
+    .collect();
+    for (i, m) in file.members.iter().enumerate() {
+        if let pb::membership_operation::Operation::AddMember(add) =
+            m.to_operation(&format!("members[{i}]")).map_err(nothing)?
+        {
+            plan.members.push((i, add));
         }
     }
-    Ok(revision)
+    for (i, a) in file.assignments.iter().enumerate() {
+        if let pb::membership_operation::Operation::AssignRole(assign) = a
+            .to_operation(&format!("assignments[{i}]"))
+            .map_err(nothing)?
+        {
+            plan.assignments.push((i, assign));
+        }
+    }
+    Ok(plan)
+}
+
+impl Plan {
+    /// What it writes, for a report.
+    fn summary(&self) -> String {
+        let mut text = format!(
+            "{}, {}, {}, {}, {}, {}",
+            super::count(self.scopes.len(), "scope"),
+            super::count(self.subjects.len(), "subject"),
+            super::count(self.groups.len(), "group"),
+            super::count(self.roles.len(), "role"),
+            super::count(self.members.len(), "member"),
+            super::count(self.assignments.len(), "assignment"),
+        );
+        if self.kept > 0 {
+            text.push_str(&format!(
+                " ({} already in the tenant as the file has {})",
+                super::count(self.kept, "entry"),
+                if self.kept == 1 { "it" } else { "them" }
+            ));
+        }
+        text
+    }
+
+    /// The subjects, groups, memberships and assignments in `Import`
+    /// chunks of at most [`MAX_BATCH_OPERATIONS`] records, in field order
+    /// (the order the server applies a chunk's fields in).
+    fn chunks(&self) -> Vec<Chunk> {
+        fn put(out: &mut Vec<Chunk>, add: impl FnOnce(&mut Chunk)) {
+            if out
+                .last()
+                .is_none_or(|c| c.records() >= MAX_BATCH_OPERATIONS)
+            {
+                out.push(Chunk::default());
+            }
+            if let Some(chunk) = out.last_mut() {
+                add(chunk);
+            }
+        }
+        let mut out = Vec::new();
+        for (i, s) in &self.subjects {
+            put(&mut out, |c| {
+                c.request.subjects.push(s.clone());
+                c.subjects.push(*i);
+            });
+        }
+        for (i, g) in &self.groups {
+            put(&mut out, |c| {
+                c.request.groups.push(g.clone());
+                c.groups.push(*i);
+            });
+        }
+        for (i, m) in &self.members {
+            put(&mut out, |c| {
+                c.request.memberships.push(m.clone());
+                c.members.push(*i);
+            });
+        }
+        for (i, a) in &self.assignments {
+            put(&mut out, |c| {
+                c.request.assignments.push(a.clone());
+                c.assignments.push(*i);
+            });
+        }
+        out
+    }
+}
+
+/// One `Import` request, with each record's index in the file.
+#[derive(Debug, Default)]
+struct Chunk {
+    request: pb::ImportRequest,
+    subjects: Vec<usize>,
+    groups: Vec<usize>,
+    members: Vec<usize>,
+    assignments: Vec<usize>,
+}
+
+impl Chunk {
+    fn records(&self) -> usize {
+        self.subjects.len() + self.groups.len() + self.members.len() + self.assignments.len()
+    }
+
+    /// A refusal of the chunk (`memberships[3]: …`) in the file's terms
+    /// (`members[120]: …`).
+    fn refusal(&self, status: &tonic::Status) -> String {
+        let message = status.message();
+        let fields: [(&str, &str, &[usize]); 4] = [
+            ("subjects[", "subjects", &self.subjects),
+            ("groups[", "groups", &self.groups),
+            ("memberships[", "members", &self.members),
+            ("assignments[", "assignments", &self.assignments),
+        ];
+        for (prefix, name, indexes) in fields {
+            let entry = message
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split_once(']'))
+                .and_then(|(n, tail)| Some((indexes.get(n.parse::<usize>().ok()?)?, tail)));
+            if let Some((i, tail)) = entry {
+                return format!("{name}[{i}]{tail}");
+            }
+        }
+        message.to_string()
+    }
+}
+
+/// A write made before the first chunk, and how to take it back.
+enum Undo {
+    Settings(Vec<String>),
+    Scope(String),
+    Role(String),
+}
+
+/// Writes `plan`: the settings, scopes (parents first) and roles one by
+/// one, then the rest in `Import` chunks, each one revision and
+/// all-or-nothing, with an idempotency key. A refusal before the first
+/// chunk has committed takes back what this run wrote, so a file whose
+/// records fit in one chunk is written whole or not at all; a later one
+/// says what was written and that running the same import again resumes
+/// (what the tenant already holds as the file has it is kept).
+async fn apply(channel: &ClientChannel, tenant: &str, plan: &Plan) -> Result<u64, String> {
+    let mut d = DirectoryServiceClient::new(channel.clone());
+    let mut undo = Vec::new();
+    let mut revision = plan.read_at;
+    let before_chunks = async {
+        if let Some((disabled, previous)) = &plan.settings {
+            let r = d
+                .update_tenant_settings(pb::UpdateTenantSettingsRequest {
+                    tenant: tenant.into(),
+                    settings: Some(pb::TenantSettings {
+                        disabled_resources: disabled.clone(),
+                    }),
+                    options: None,
+                })
+                .await
+                .map_err(|e| format!("disabled_resources: {}", e.message()))?;
+            revision = r.into_inner().revision;
+            undo.push(Undo::Settings(previous.clone()));
+        }
+        for (i, scope) in &plan.scopes {
+            let r = d
+                .create_scope(pb::CreateScopeRequest {
+                    tenant: tenant.into(),
+                    scope: Some(scope.clone()),
+                    options: None,
+                })
+                .await
+                .map_err(|e| format!("scopes[{i}]: {}", e.message()))?;
+            revision = r.into_inner().revision;
+            undo.push(Undo::Scope(scope.id.clone()));
+        }
+        for (i, role) in &plan.roles {
+            let r = d
+                .create_role(pb::CreateRoleRequest {
+                    tenant: tenant.into(),
+                    role: Some(role.clone()),
+                    options: None,
+                })
+                .await
+                .map_err(|e| format!("roles[{i}]: {}", e.message()))?;
+            revision = r.into_inner().revision;
+            undo.push(Undo::Role(role.id.clone()));
+        }
+        Ok::<_, String>(())
+    };
+    let mut refused = before_chunks.await.err();
+    let chunks = plan.chunks();
+    let mut m = MembershipServiceClient::new(channel.clone());
+    let mut written = 0;
+    if refused.is_none() {
+        for chunk in &chunks {
+            let mut request = pb::ImportRequest {
+                tenant: tenant.into(),
+                ..chunk.request.clone()
+            };
+            request.options = Some(pb::WriteOptions {
+                idempotency_key: super::import::chunk_key(tenant, plan.read_at, &request),
+                ..Default::default()
+            });
+            match m.import(request).await {
+                Ok(r) => revision = r.into_inner().revision,
+                Err(e) => {
+                    refused = Some(chunk.refusal(&e));
+                    break;
+                }
+            }
+            written += 1;
+        }
+    }
+    let Some(refused) = refused else {
+        return Ok(revision);
+    };
+    if written > 0 {
+        return Err(format!(
+            "{refused}; written: the file's settings, scopes and roles and chunk 1 to {written} of {} (revision {revision}); correct the file and run the same import again to resume (what the tenant holds as the file has it is kept)",
+            chunks.len()
+        ));
+    }
+    if undo.is_empty() {
+        return Err(format!("{refused}; nothing was written"));
+    }
+    let taken_back = undo.len();
+    for step in undo.into_iter().rev() {
+        let (what, done) = match step {
+            Undo::Settings(previous) => {
+                let request = pb::UpdateTenantSettingsRequest {
+                    tenant: tenant.into(),
+                    settings: Some(pb::TenantSettings {
+                        disabled_resources: previous,
+                    }),
+                    options: None,
+                };
+                let done = d.update_tenant_settings(request).await.map(|_| ());
+                ("the settings".to_string(), done)
+            }
+            Undo::Scope(id) => {
+                let done = d.delete_scope(delete(tenant, &id)).await.map(|_| ());
+                (format!("scope {id}"), done)
+            }
+            Undo::Role(id) => {
+                let done = d.delete_role(delete(tenant, &id)).await.map(|_| ());
+                (format!("role {id}"), done)
+            }
+        };
+        if let Err(e) = done {
+            return Err(format!(
+                "{refused}; taking back what was written before it failed at {what}: {}; the tenant holds part of the file: correct it and run the same import again to resume",
+                e.message()
+            ));
+        }
+    }
+    Err(format!(
+        "{refused}; nothing was kept (the {} written before it {} taken back)",
+        super::count(taken_back, "write"),
+        if taken_back == 1 { "was" } else { "were" }
+    ))
+}
+
+fn delete(tenant: &str, id: &str) -> pb::DeleteRequest {
+    pb::DeleteRequest {
+        tenant: tenant.into(),
+        id: id.into(),
+        options: None,
+    }
 }
 
 /// The scopes with their indexes, each after its parent (listings give

@@ -499,11 +499,77 @@ async fn refused_writes_are_audited() {
     let e = entry("from-reader");
     assert_eq!((e.caller.as_str(), e.tenant.as_str()), ("reader", ""));
     assert_eq!(e.method, "MembershipService/ManageMembership");
+    // The request was read: the actor it named is recorded.
     let e = entry("elsewhere");
     assert_eq!(
-        (e.caller.as_str(), e.tenant.as_str()),
-        ("acme-writer", OTHER)
+        (e.caller.as_str(), e.tenant.as_str(), e.actor.as_str()),
+        ("acme-writer", OTHER, "alice")
     );
+    server.stop().await;
+}
+
+/// A refused write of one record (UpdateRole) is recorded with exactly
+/// the message its caller got, without the batch index the request does
+/// not have; a refused import record with its own list and index, as its
+/// caller got it.
+#[tokio::test]
+async fn a_refusal_is_recorded_with_the_callers_message() {
+    let server = server().await;
+    create_role(&server, ACME, "helper", vec![grant("document:read", &[])]).await;
+    manage(
+        &server,
+        ACME,
+        vec![assign("helper", subject_principal("bob"), None)],
+    )
+    .await;
+    let mut w = server.clients_as("s-write").await;
+    let redefine = pb::UpdateRoleRequest {
+        tenant: ACME.into(),
+        role: Some(custom_role("helper", vec![grant("*", &[])])),
+        options: acting("bob", ""),
+    };
+    let refused = w
+        .directory
+        .update_role(with_id(redefine, "redefine"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let import = pb::ImportRequest {
+        tenant: ACME.into(),
+        subjects: vec![pb::Subject {
+            id: "carol".into(),
+            ..Default::default()
+        }],
+        assignments: vec![pb::AssignRole {
+            role: "admin".into(),
+            principal: subject_principal("bob"),
+            ..Default::default()
+        }],
+        options: acting("bob", ""),
+        ..Default::default()
+    };
+    let refused_import = w
+        .membership
+        .import(with_id(import, "import"))
+        .await
+        .unwrap_err();
+    assert!(
+        refused_import.message().starts_with("assignments[0]: "),
+        "{refused_import:?}"
+    );
+
+    let mut audit = server.audit().await;
+    let denied = all_entries(
+        &mut audit,
+        pb::ListAuditEntriesRequest {
+            outcome: pb::AuditOutcome::Denied.into(),
+            ..everything()
+        },
+    )
+    .await;
+    let entry = |id: &str| denied.iter().find(|e| e.request_id == id).unwrap();
+    assert_eq!(entry("redefine").denial, refused.message());
+    assert_eq!(entry("import").denial, refused_import.message());
     server.stop().await;
 }
 

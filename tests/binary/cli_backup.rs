@@ -99,7 +99,7 @@ async fn a_backup_taken_while_writing_holds_exactly_its_revision() {
     let said = String::from_utf8_lossy(&restored.stderr).to_string();
     assert!(restored.status.success(), "{said}");
     assert!(
-        said.contains(&format!("restored revision {at} (1 tenants: {ACME};")),
+        said.contains(&format!("restored revision {at} (1 tenant: {ACME};")),
         "{said}"
     );
     assert!(!said.contains("open to other users"), "{said}");
@@ -216,7 +216,7 @@ async fn restore_replaces_only_a_store_and_only_with_force() {
     let said = String::from_utf8_lossy(&done.stderr).to_string();
     assert!(done.status.success(), "{said}");
     assert!(
-        said.contains(&format!("restored revision {at} (1 tenants: {ACME};")),
+        said.contains(&format!("restored revision {at} (1 tenant: {ACME};")),
         "{said}"
     );
     assert!(

@@ -141,14 +141,22 @@ async fn export_then_import_round_trips_exactly() {
     assert!(check(&target, "copy", "alice", "document:edit", "alpha").await);
     assert!(!check(&target, "copy", "robot", "document:read", "").await);
 
-    // Importing it a second time into the same tenant is refused with the
-    // entry named, not half-applied silently.
+    // Importing it a second time keeps what is there as the file has it.
     let twice = authzd("import", &target, "copy", &[&file]).await;
-    assert!(!twice.status.success());
     assert!(
-        String::from_utf8_lossy(&twice.stderr).contains("scopes[1]: scope \"zeta\" already exists"),
+        twice.status.success(),
         "{}",
         String::from_utf8_lossy(&twice.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&twice.stdout)
+            .contains("0 scopes, 0 subjects, 0 groups, 0 roles, 2 members, 3 assignments (8 entries already in the tenant"),
+        "{}",
+        String::from_utf8_lossy(&twice.stdout)
+    );
+    assert_eq!(
+        export(&target, "copy", &dir.path().join("copy2.json")).await,
+        exported
     );
     source.stop().await;
     target.stop().await;
@@ -182,4 +190,108 @@ async fn out_dash_is_standard_output() {
     let printed: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
     assert_eq!(printed["scopes"].as_array().unwrap().len(), 2);
     assert!(!cwd.path().join("-").exists(), "a file named - was written");
+}
+
+/// The target's latest revision.
+async fn revision(server: &TestServer) -> u64 {
+    let mut d = server.directory().await;
+    d.list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+/// Whether the tenant holds any scope, subject or custom role.
+async fn holds_anything(server: &TestServer, tenant: &str) -> bool {
+    let mut d = server.directory().await;
+    let list = || pb::ListRequest {
+        tenant: tenant.into(),
+        ..Default::default()
+    };
+    let scopes = d.list_scopes(list()).await.unwrap().into_inner().scopes;
+    let subjects = d.list_subjects(list()).await.unwrap().into_inner().subjects;
+    let roles = d.list_roles(list()).await.unwrap().into_inner().roles;
+    !scopes.is_empty() || !subjects.is_empty() || roles.iter().any(|r| !r.builtin)
+}
+
+/// `import --dry-run FILE.json` checks the file against the tenant, says
+/// what it would write, and writes nothing.
+#[tokio::test]
+async fn a_json_dry_run_writes_nothing() {
+    let source = TestServer::start().await;
+    rich_tenant(&source).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acme.json");
+    export(&source, ACME, &path).await;
+    let target = TestServer::start().await;
+    let before = revision(&target).await;
+    let file = path.display().to_string();
+    let done = authzd("import", &target, "dry", &["--dry-run", &file]).await;
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let out = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        out.contains("would import 2 scopes, 2 subjects, 3 groups, 1 role,")
+            && out.contains("nothing written (--dry-run)"),
+        "{out}"
+    );
+    assert_eq!(revision(&target).await, before, "a dry run wrote");
+    source.stop().await;
+    target.stop().await;
+}
+
+/// A JSON import that cannot be written whole leaves nothing behind: a
+/// subject the tenant holds otherwise is refused, named by its entry,
+/// before anything is written; a record the server refuses (an assignment
+/// of a role that does not exist) takes back the scopes and roles written
+/// before it.
+#[tokio::test]
+async fn a_json_import_refused_halfway_keeps_nothing() {
+    let source = TestServer::start().await;
+    rich_tenant(&source).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acme.json");
+    let exported = export(&source, ACME, &path).await;
+    let file = path.display().to_string();
+    let target = TestServer::start().await;
+
+    // subjects[1] is robot; the tenant has another robot.
+    create_subject(&target, "half", "robot").await;
+    let before = revision(&target).await;
+    let done = authzd("import", &target, "half", &[&file]).await;
+    assert!(!done.status.success());
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        err.contains("subjects[1]: robot already exists in the tenant and differs from the file; nothing was written"),
+        "{err}"
+    );
+    assert_eq!(revision(&target).await, before, "something was written");
+
+    let mut broken = exported.clone();
+    broken["assignments"][0]["role"] = "no-such-role".into();
+    let broken_path = dir.path().join("broken.json");
+    std::fs::write(&broken_path, broken.to_string()).unwrap();
+    let done = authzd(
+        "import",
+        &target,
+        "fresh",
+        &[&broken_path.display().to_string()],
+    )
+    .await;
+    assert!(!done.status.success());
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        err.contains("assignments[0]") && err.contains("nothing was kept"),
+        "{err}"
+    );
+    assert!(
+        !holds_anything(&target, "fresh").await,
+        "a refused import left records"
+    );
+    source.stop().await;
+    target.stop().await;
 }

@@ -41,6 +41,8 @@ async fn seeded() -> TestServer {
     server
 }
 
+/// `check` exits 0 when allowed, 1 when denied and 2 when it could not
+/// answer (a refused request, an unreachable server), and explains.
 #[tokio::test]
 async fn check_answers_with_its_exit_code_and_explains() {
     let server = seeded().await;
@@ -75,9 +77,25 @@ async fn check_answers_with_its_exit_code_and_explains() {
     assert_eq!(answer["denials"][0]["reason"], "no_grant");
 
     let refused = authzd(&server, &["check", "bob", "nosuch:perm"]).await;
-    assert!(!refused.status.success());
+    assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("INVALID_ARGUMENT"));
+    let addr = server.addr.to_string();
     server.stop().await;
+    let unreachable = run_cli(
+        [
+            "check",
+            "bob",
+            "document:read",
+            "--target",
+            &addr,
+            "--tenant",
+            ACME,
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert_eq!(unreachable.status.code(), Some(2));
 }
 
 #[tokio::test]
@@ -161,4 +179,65 @@ async fn watch_marks_gains_and_losses() {
     assert_eq!(gained(&messages[0]), Some(true));
     assert_eq!(gained(&messages[1]), Some(false));
     server.stop().await;
+}
+
+/// `token new` prints only the `[[token]]` entry on standard output, so
+/// `>> tokens.toml` appends a valid entry; the secret goes to standard
+/// error, or to a new owner-only file with --secret-file; the entry holds
+/// the secret's digest.
+#[tokio::test]
+async fn token_new_keeps_the_secret_apart_from_the_entry() {
+    use sha2::{Digest, Sha256};
+    let made = run_cli(
+        ["token", "new", "--name", "ci", "--kind", "read"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    assert!(made.status.success());
+    let entry = stdout(&made);
+    assert!(
+        !entry.contains("authzd_"),
+        "the secret is on stdout: {entry}"
+    );
+    let parsed: toml::Table = entry.parse().unwrap();
+    let token = &parsed["token"].as_array().unwrap()[0];
+    let stderr = String::from_utf8_lossy(&made.stderr).into_owned();
+    let secret = stderr
+        .lines()
+        .find(|l| l.starts_with("authzd_"))
+        .expect("the secret on stderr");
+    let digest: String = Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(token["sha256"].as_str(), Some(digest.as_str()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ci.secret");
+    let path = file.display().to_string();
+    let args = [
+        "token",
+        "new",
+        "--name",
+        "ci",
+        "--kind",
+        "read",
+        "--secret-file",
+        &path,
+    ];
+    let made = run_cli(args.map(String::from).to_vec()).await;
+    assert!(made.status.success());
+    assert!(!String::from_utf8_lossy(&made.stderr).contains("authzd_"));
+    let secret = std::fs::read_to_string(&file).unwrap();
+    assert!(secret.starts_with("authzd_"), "{secret}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // An existing file is never overwritten.
+    let again = run_cli(args.map(String::from).to_vec()).await;
+    assert!(!again.status.success());
 }

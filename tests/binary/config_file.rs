@@ -77,6 +77,9 @@ fn precedence_is_command_line_then_environment_then_file() {
     assert_eq!(served_data(&[], &[("AUTHZD_CONFIG", &config)]), Ok(a));
 }
 
+/// An unknown key (with the closest known one suggested) and a value its
+/// flag refuses (a word, a negative number) stop the server with the file
+/// and the key named; nothing is created.
 #[test]
 fn unknown_keys_and_bad_values_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,6 +97,23 @@ fn unknown_keys_and_bad_values_are_refused() {
     let out = served_data(&["--config", &bad, "--listen", "127.0.0.1:0"], &[]).unwrap_err();
     assert!(
         out.contains("authzd.toml") && out.contains("--retain-revisions"),
+        "{out}"
+    );
+    // A negative number is the key's value, refused naming the key; an
+    // unknown key gets the closest one.
+    let negative = write_config(
+        dir.path(),
+        &format!("data = {data:?}\nretain-revisions = -5\n"),
+    );
+    let out = served_data(&["--config", &negative, "--listen", "127.0.0.1:0"], &[]).unwrap_err();
+    assert!(
+        out.contains("authzd.toml: retain-revisions: invalid value '-5'"),
+        "{out}"
+    );
+    let lisen = write_config(dir.path(), &format!("data = {data:?}\nlisen = \"x\"\n"));
+    let out = served_data(&["--config", &lisen], &[]).unwrap_err();
+    assert!(
+        out.contains("unknown key \"lisen\"; did you mean \"listen\"?"),
         "{out}"
     );
     assert!(!Path::new(&data).exists(), "nothing created");

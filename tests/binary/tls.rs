@@ -286,12 +286,59 @@ async fn unusable_pem_files_stop_the_server_naming_the_file() {
         assert!(text.contains(&named.display().to_string()), "{text}");
     }
 
+    // A key of another certificate is refused before anything is served
+    // or created: no data folder is left behind.
     let (_, other_key) = pki.files.leaf("other", &pki.ca.server_leaf());
-    let text = start_up_error(tls(&cert, &other_key)).await;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    let (started, text) = serve_until_exit(&data, &tls(&cert, &other_key)).await;
+    assert!(!started, "{text}");
     assert!(text.contains(&cert.display().to_string()), "{text}");
     assert!(text.contains(&other_key.display().to_string()), "{text}");
+    assert!(text.contains("does not match"), "{text}");
+    assert!(!text.contains("serving"), "{text}");
+    assert!(!data.exists(), "a data folder was created: {text}");
 
     // --tls-key without --tls-cert is a usage error from the parser.
     let text = start_up_error(vec!["--tls-key".into(), key.into()]).await;
     assert!(text.contains("--tls-cert"), "{text}");
+}
+
+/// The CLI against the wrong transport says what is wrong and which flag
+/// fixes it: a plaintext client to a TLS server is told to give an
+/// https:// target and --tls-ca, a client without a certificate to an mTLS
+/// server to give --tls-cert and --tls-key.
+#[tokio::test]
+async fn the_cli_names_the_flag_a_transport_mismatch_needs() {
+    let pki = Pki::new();
+    let check = |target: String, extra: Vec<String>| {
+        let mut args: Vec<String> = ["check", "--target", &target, "--tenant", "acme"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra);
+        args.extend(["alice".to_string(), "document:read".to_string()]);
+        run_cli(args)
+    };
+    let tls = TestServer::start_tls(pki.server(false)).await;
+    let done = check(tls.addr.to_string(), Vec::new()).await;
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(!done.status.success(), "{err}");
+    assert!(
+        err.contains("https://") && err.contains("--tls-ca"),
+        "{err}"
+    );
+    tls.stop().await;
+
+    let mtls = TestServer::start_tls(pki.server(true)).await;
+    let ca = pki.ca_file.display().to_string();
+    let done = check(mtls.addr.to_string(), vec!["--tls-ca".into(), ca]).await;
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        err.contains("client certificate")
+            && err.contains("--tls-cert")
+            && err.contains("--tls-key"),
+        "{err}"
+    );
+    mtls.stop().await;
 }

@@ -10,6 +10,7 @@
 )]
 
 mod feed;
+mod feed_memory;
 mod feed_pieces;
 mod feed_restart;
 mod feed_resume;

@@ -523,7 +523,8 @@ async fn next_status(
 /// With `--max-lag-secs 1`, a replica's health turns NOT_SERVING once its
 /// primary has been gone for more than a second, and SERVING again once
 /// the restarted primary has been caught up with, as seen through
-/// Health/Watch.
+/// Health/Watch. Not yet being in step at start is logged at INFO; being
+/// out of step once the primary is lost, at WARN.
 #[tokio::test]
 async fn health_follows_the_lag() {
     let dir = tempfile::tempdir().unwrap();
@@ -540,9 +541,18 @@ async fn health_follows_the_lag() {
         .unwrap()
         .into_inner();
     next_status(&mut health, ServingStatus::Serving).await;
+    let first = r.wait_for_any(&["NOT_SERVING", "with the primary: SERVING"]);
+    if first.contains("NOT_SERVING") {
+        assert!(
+            first.contains("INFO") && first.contains("not yet in step"),
+            "{first}"
+        );
+    }
     p.child.kill().unwrap();
     p.child.wait().unwrap();
     next_status(&mut health, ServingStatus::NotServing).await;
+    let lost = r.wait_for_line("NOT_SERVING");
+    assert!(lost.contains("WARN"), "{lost}");
     let p = primary(&pdata, &schema, port, &[]).await;
     create_subject_over(&p.channel().await, "late").await;
     next_status(&mut health, ServingStatus::Serving).await;

@@ -58,6 +58,51 @@ pub struct ClientArgs {
     pub token_file: Option<PathBuf>,
 }
 
+/// Whether a client set up with `target` and `args` speaks TLS: an
+/// `https://` target, or a bare `HOST:PORT` with any TLS option.
+fn speaks_tls(target: &str, args: &ClientArgs) -> bool {
+    target.starts_with("https://") || (!target.starts_with("http://") && args.wants_tls())
+}
+
+/// `status` as a person reads it ([`status::status_text`]), followed, when
+/// it is a transport failure, by what it most likely means for a client set
+/// up with `target` and `args` and the flag that fixes it: the transport's
+/// own words ("h2 protocol error", "transport error") say neither.
+pub fn explain(status: &tonic::Status, target: &str, args: &ClientArgs) -> String {
+    let text = status::status_text(status);
+    // A status the server sent has no source; one the transport made
+    // carries the transport's error.
+    if std::error::Error::source(status).is_none() {
+        return text;
+    }
+    let causes = tls::causes(status).to_lowercase();
+    let tls = speaks_tls(target, args);
+    // A TLS server answers a plaintext client's HTTP/2 preface with a TLS
+    // alert (which HTTP/2 reads as a bad frame) or by closing the
+    // connection.
+    let plaintext_refused = [
+        "h2 protocol error",
+        "frame with invalid size",
+        "http2 error",
+        "connection closed",
+        "broken pipe",
+        "connection reset",
+    ];
+    if !tls && plaintext_refused.iter().any(|w| causes.contains(w)) {
+        return format!(
+            "{text}; the server may speak TLS: give an https:// target (with --tls-ca FILE if its certificate is not from a CA this system trusts)"
+        );
+    }
+    // Under TLS 1.3 a refused client certificate shows only as the
+    // connection closing (a broken pipe, a reset, a cancelled call).
+    if tls && args.tls_cert.is_none() {
+        return format!(
+            "{text}; the server may require a client certificate (mTLS): give --tls-cert FILE and --tls-key FILE"
+        );
+    }
+    text
+}
+
 impl ClientArgs {
     /// Whether any option asks for TLS.
     fn wants_tls(&self) -> bool {

@@ -118,6 +118,36 @@ impl Identity {
             key: private_key(key)?,
         })
     }
+
+    /// Checks that the key is the leaf certificate's, as the TLS stack
+    /// will when it is put together: the same comparison of public keys.
+    fn check_pair(&self) -> Result<(), TlsError> {
+        let chain = CertificateDer::pem_slice_iter(&self.cert.bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                invalid(
+                    &self.cert.path,
+                    format!("not a valid PEM certificate file: {e}"),
+                )
+            })?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key.bytes).map_err(|e| {
+            invalid(
+                &self.key.path,
+                format!("holds no usable PEM private key: {e}"),
+            )
+        })?;
+        let provider = rustls::crypto::ring::default_provider();
+        rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+            invalid(
+                &self.key.path,
+                format!(
+                    "does not match the certificate in {} ({e}); give the key the certificate was issued for",
+                    self.cert.path.display()
+                ),
+            )
+        })?;
+        Ok(())
+    }
 }
 
 /// What the server's listener needs for TLS.
@@ -131,16 +161,19 @@ pub struct ServerTls {
 }
 
 impl ServerTls {
-    /// Reads the server's files.
+    /// Reads the server's files, and checks that the key is the
+    /// certificate's (before anything is served or created).
     pub fn load(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<ServerTls, TlsError> {
+        let identity = Identity::load(cert, key)?;
+        identity.check_pair()?;
         Ok(ServerTls {
-            identity: Identity::load(cert, key)?,
+            identity,
             client_ca: client_ca.map(certificates).transpose()?,
         })
     }
 
-    /// The files, for a message about the whole set (a key that does not
-    /// match its certificate is found only when they are put together).
+    /// The files, for a message about the whole set (a failure only the
+    /// TLS stack finds, when they are put together).
     pub fn files(&self) -> String {
         let mut files = format!(
             "{}, {}",

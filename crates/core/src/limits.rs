@@ -47,6 +47,12 @@ pub const FEED_BUFFER_BYTES: usize = 64 << 20;
 /// the network; with the service's `Config::subscriber_buffer` it bounds what a slow
 /// subscriber holds. A larger message waits for the buffer to empty.
 pub const SUBSCRIBER_BUFFER_BYTES: usize = 4 << 20;
+/// Default estimated bytes every `Watch` subscription holds together
+/// (the service's `Config::watch_memory`): messages waiting for their
+/// subscriber, the one the transport holds, the replay page being sent.
+/// When it is full, the subscribers furthest behind are ended first,
+/// resumably. The live feed's ring ([`FEED_BUFFER_BYTES`]) comes on top.
+pub const DEFAULT_WATCH_MEMORY: usize = 256 << 20;
 /// Default estimated size a Watch message is filled to
 /// (the service's `Config::watch_piece_bytes`): a quarter of the 4 MiB a gRPC client
 /// accepts by default, so estimates may be off by far without a message

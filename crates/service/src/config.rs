@@ -38,6 +38,11 @@ pub struct Config {
     /// Messages buffered per Watch subscriber on their way to the network
     /// (and at most [`SUBSCRIBER_BUFFER_BYTES`] of them).
     pub subscriber_buffer: usize,
+    /// Estimated bytes every Watch subscription holds together (messages
+    /// waiting for their subscriber, the one the transport holds, replay
+    /// pages): when it is full, the subscribers furthest behind are ended
+    /// first with RESOURCE_EXHAUSTED naming the revision to resume after.
+    pub watch_memory: usize,
     /// Estimated size a Watch message is filled to: a revision whose
     /// visible changes are larger is sent in several pieces, the last marked
     /// complete; a single record larger than this travels alone.
@@ -86,6 +91,7 @@ impl Default for Config {
             schema: None,
             feed_capacity: 4096,
             subscriber_buffer: 256,
+            watch_memory: DEFAULT_WATCH_MEMORY,
             watch_piece_bytes: WATCH_PIECE_BYTES,
             progress_interval: Duration::from_secs(10),
             retain_revisions: 1_000_000,

@@ -203,6 +203,50 @@ pub struct WriteOptions {
     pub expected_revision: Option<Revision>,
     /// Makes a retry return the first attempt's revision.
     pub idempotency_key: Option<String>,
+    /// How a refused operation is named: to the caller and, in the same
+    /// words, in the audit trail.
+    pub naming: Naming,
+}
+
+/// How a refused operation of a write is named in its error: the words the
+/// caller gets, which the audit trail records as they are.
+#[derive(Debug, Clone, Default)]
+pub enum Naming {
+    /// By its index in the request's `operations` (`operations[3]: …`).
+    #[default]
+    Operations,
+    /// Without an index: the request names one record.
+    Single,
+    /// By its own list and index there (`memberships[3]: …`): each list
+    /// with the index of its first operation, in the order applied.
+    Lists(Vec<(&'static str, usize)>),
+}
+
+impl Naming {
+    /// The error of operation `index` refused with `error`.
+    pub(crate) fn refused(&self, index: usize, error: EngineError) -> Error {
+        match self {
+            Naming::Operations => Error::Refused {
+                list: "operations",
+                index,
+                error,
+            },
+            Naming::Single => Error::Engine(error),
+            Naming::Lists(lists) => {
+                let (list, start) = lists
+                    .iter()
+                    .rev()
+                    .find(|(_, start)| *start <= index)
+                    .copied()
+                    .unwrap_or(("operations", 0));
+                Error::Refused {
+                    list,
+                    index: index - start,
+                    error,
+                }
+            }
+        }
+    }
 }
 
 /// The running service. Cheap to clone.
@@ -291,7 +335,11 @@ impl Service {
         let engine =
             Arc::new(tokio::task::spawn_blocking(move || load(snapshot, start, now)).await??);
         let applied = Arc::new(tokio::sync::watch::Sender::new(revision));
-        let feed = Feed::new(config.feed_capacity, authzd_core::limits::FEED_BUFFER_BYTES);
+        let feed = Feed::new(
+            config.feed_capacity,
+            authzd_core::limits::FEED_BUFFER_BYTES,
+            config.watch_memory,
+        );
         let (jobs, queue) = std::sync::mpsc::sync_channel(config.write_queue.max(1));
         let sequencer = Sequencer {
             store: store.clone(),
@@ -538,14 +586,14 @@ impl Service {
             Start::OldestRetained => Revision(oldest.0 - 1),
         };
         let store = self.inner.store.clone();
-        let replay = move |from: Revision| {
+        let replay = move |from: Revision, bytes: usize| {
             let store = store.clone();
             async move {
                 store
                     .changes_after(
                         from,
                         authzd_core::limits::REPLAY_PAGE,
-                        authzd_core::limits::REPLAY_PAGE_BYTES,
+                        bytes.min(authzd_core::limits::REPLAY_PAGE_BYTES),
                     )
                     .await
                     .map_err(|e| match changelog_error(e) {
@@ -567,6 +615,11 @@ impl Service {
             progress_every: self.inner.config.progress_interval,
         };
         Ok(self.inner.feed.subscribe(filter, after, pacing, replay))
+    }
+
+    /// What the Watch streams hold together, against `Config::watch_memory`.
+    pub fn watch_held(&self) -> crate::watch::Held {
+        self.inner.feed.held()
     }
 
     /// Whether the server is shutting down.

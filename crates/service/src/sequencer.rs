@@ -140,8 +140,9 @@ enum Answer {
 
 /// How a job is taken into a new group when its group met a conflict.
 enum Retake {
-    /// Planned again.
-    Work(Work),
+    /// Planned again (boxed: a write's request is far larger than the
+    /// other variants).
+    Work(Box<Work>),
     /// Expiry recomputed on the new state.
     Expire,
     /// Answered with the new group's state.
@@ -357,7 +358,9 @@ impl Sequencer {
     /// answer it (and the audit entry of a refusal by the actor rules).
     fn take_work(&self, group: &mut Group, work: Work, reply: Reply) {
         match self.fit(group, |g| self.plan(g, &work)) {
-            Planned::Admitted(admitted) => group.add(*admitted, Some(reply), Retake::Work(work)),
+            Planned::Admitted(admitted) => {
+                group.add(*admitted, Some(reply), Retake::Work(Box::new(work)))
+            }
             Planned::Answer(answer) => {
                 if let (
                     Answer::Refused(e),
@@ -376,7 +379,7 @@ impl Sequencer {
                         self.deny(group, denial);
                     }
                 }
-                group.answer(Some(reply), answer, Retake::Work(work));
+                group.answer(Some(reply), answer, Retake::Work(Box::new(work)));
             }
         }
     }
@@ -496,11 +499,7 @@ impl Sequencer {
         ) {
             Ok(planned) => planned,
             Err(r) => {
-                return Planned::Answer(Answer::Refused(Error::Refused {
-                    list: "operations",
-                    index: r.index,
-                    error: r.error,
-                }));
+                return Planned::Answer(Answer::Refused(options.naming.refused(r.index, r.error)));
             }
         };
         if planned.changes.is_empty() {
@@ -750,7 +749,7 @@ impl Sequencer {
         }
         for taken in answers {
             match (taken.retake, taken.reply) {
-                (Retake::Work(work), Some(reply)) => self.take_work(group, work, reply),
+                (Retake::Work(work), Some(reply)) => self.take_work(group, *work, reply),
                 (Retake::Expire, Some(reply)) => self.expire(group, reply),
                 (Retake::Flush, Some(reply)) => flush(group, reply),
                 (_, reply) => send(reply, Err(Error::Store(conflict.clone()))),
@@ -986,7 +985,7 @@ mod tests {
             store,
             runtime: runtime.handle().clone(),
             engine,
-            feed: Feed::new(16, 1 << 20),
+            feed: Feed::new(16, 1 << 20, 1 << 30),
             applied: Arc::new(watch::Sender::new(revision)),
             clock: Arc::new(SystemClock),
         })
@@ -1130,7 +1129,7 @@ mod tests {
                 Filter::tenant(TenantId::try_from("t")?),
                 Revision(0),
                 pacing,
-                |_| async { Ok(Vec::new()) },
+                |_, _| async { Ok(Vec::new()) },
             );
             let mut seen = Vec::new();
             while seen.last() != Some(&last) {

@@ -24,18 +24,21 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::watch;
 
 use authzd_core::model::{
     Change, ChangeSet, Effect, Permission, Place, Principal, Revision, SubjectId, TenantId,
     Timestamp,
 };
 use authzd_core::schema::PermissionPattern;
+
+mod buffer;
+
+use buffer::{Budget, Delivery, Mailbox};
+pub use buffer::{Held, Subscription};
 
 /// Why a subscription ended early, or was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,6 +155,8 @@ struct Shared {
     capacity: usize,
     /// Most estimated bytes the ring keeps (besides its newest set).
     capacity_bytes: usize,
+    /// What every subscription holds, together.
+    budget: Arc<Budget>,
 }
 
 /// The recent change sets, ascending and without holes unless a revision was
@@ -342,8 +347,9 @@ pub struct Pacing {
 impl Feed {
     /// A feed keeping up to `capacity` change sets and about `bytes` of them
     /// for subscribers that are momentarily behind (the newest set is kept
-    /// whatever its size).
-    pub fn new(capacity: usize, bytes: usize) -> Self {
+    /// whatever its size), whose subscriptions hold at most about `held`
+    /// bytes together.
+    pub fn new(capacity: usize, bytes: usize, held: usize) -> Self {
         let (closing, _) = watch::channel(false);
         let (published, _) = watch::channel(Revision(0));
         Self {
@@ -353,6 +359,7 @@ impl Feed {
                 closing,
                 capacity: capacity.max(1),
                 capacity_bytes: bytes,
+                budget: Arc::new(Budget::new(held)),
             }),
         }
     }
@@ -403,9 +410,10 @@ impl Feed {
         self.shared.closing.send_replace(true);
     }
 
-    /// Starts a subscription after revision `after`. `replay(r)` must return
-    /// committed change sets after `r`, ascending, starting with `r + 1`
-    /// (empty when there are none). The returned subscription yields
+    /// Starts a subscription after revision `after`. `replay(r, bytes)`
+    /// must return committed change sets after `r`, ascending, starting
+    /// with `r + 1`, of about `bytes` at most (at least one, whatever its
+    /// size; empty when there are none). The returned subscription yields
     /// events, then at most one error, then ends; the producing task exits
     /// as soon as the subscription is dropped.
     pub fn subscribe<R, F>(
@@ -416,58 +424,38 @@ impl Feed {
         replay: R,
     ) -> Subscription
     where
-        R: Fn(Revision) -> F + Send + 'static,
+        R: Fn(Revision, usize) -> F + Send + 'static,
         F: Future<Output = Result<Vec<ChangeSet>, WatchError>> + Send,
     {
-        let (tx, rx) = mpsc::channel(pacing.buffer.max(1));
-        let buffer_bytes = pacing.buffer_bytes.clamp(1, u32::MAX as usize);
-        let bytes = Arc::new(Semaphore::new(buffer_bytes));
+        let mailbox = self.shared.budget.register(
+            after,
+            buffer::Limits {
+                messages: pacing.buffer.max(1),
+                bytes: pacing.buffer_bytes.max(1),
+            },
+        );
         let feed = self.clone();
         let published = self.shared.published.subscribe();
         let closing = self.shared.closing.subscribe();
+        let producer = mailbox.clone();
         tokio::spawn(async move {
             let mut stream = Stream {
                 filter: Arc::new(filter),
                 last: after,
-                tx,
-                bytes,
-                buffer_bytes,
+                mailbox: producer,
                 piece_bytes: pacing.piece_bytes.max(1),
                 progress_every: pacing.progress_every,
                 last_sent: tokio::time::Instant::now(),
             };
-            if let Err(e) = stream.run(&feed, published, closing, replay).await {
-                let _ = stream.tx.send((Err(e), None)).await;
-            }
+            let ended = stream.run(&feed, published, closing, replay).await;
+            stream.mailbox.finish(ended.err());
         });
-        Subscription { rx }
+        Subscription::new(mailbox)
     }
-}
 
-type Item = (Result<Event, WatchError>, Option<OwnedSemaphorePermit>);
-
-/// A running subscription: a stream of events, then at most one error.
-/// Each piece's bytes count against the subscriber's buffer until it is
-/// taken from here.
-#[derive(Debug)]
-pub struct Subscription {
-    rx: mpsc::Receiver<Item>,
-}
-
-impl Subscription {
-    /// The next event, or `None` once the subscription has ended.
-    pub async fn next(&mut self) -> Option<Result<Event, WatchError>> {
-        self.rx.recv().await.map(|(event, _permit)| event)
-    }
-}
-
-impl tokio_stream::Stream for Subscription {
-    type Item = Result<Event, WatchError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|item| item.map(|(event, _permit)| event))
+    /// What the subscriptions hold together, against the bound.
+    pub fn held(&self) -> Held {
+        self.shared.budget.held()
     }
 }
 
@@ -477,22 +465,13 @@ struct Stream {
     filter: Arc<Filter>,
     /// The last revision delivered completely (or passed over by the filter).
     last: Revision,
-    tx: mpsc::Sender<Item>,
-    /// Estimated bytes of pieces in `tx` not yet taken by the subscriber.
-    bytes: Arc<Semaphore>,
-    /// The semaphore's size: the most one piece can hold of it.
-    buffer_bytes: usize,
+    /// Where its messages wait for the subscriber, charged to the budget.
+    mailbox: Arc<Mailbox>,
     piece_bytes: usize,
     progress_every: Duration,
     /// When the subscriber last received something; progress is due
     /// `progress_every` after it.
     last_sent: tokio::time::Instant,
-}
-
-/// Whether the subscriber is still there.
-enum Delivery {
-    Sent,
-    Gone,
 }
 
 /// A piece being filled, with its estimated size.
@@ -510,14 +489,22 @@ impl Stream {
         replay: R,
     ) -> Result<(), WatchError>
     where
-        R: Fn(Revision) -> F,
+        R: Fn(Revision, usize) -> F,
         F: Future<Output = Result<Vec<ChangeSet>, WatchError>>,
     {
+        // A page is charged whole: a sixteenth of the budget leaves room
+        // for the subscribers that are not replaying.
+        let page_bytes = (feed.held().limit / 16).max(1);
         loop {
-            let page = replay(self.last).await?;
+            let page = replay(self.last, page_bytes).await?;
             if page.is_empty() {
                 break;
             }
+            // Held while it is delivered: a replay page counts like the
+            // messages cut from it.
+            let Some(_held) = self.mailbox.hold(page.iter().map(set_bytes).sum()) else {
+                return Ok(());
+            };
             for set in page {
                 if let Delivery::Gone = self.deliver(&set).await {
                     return Ok(());
@@ -560,7 +547,7 @@ impl Stream {
                 _ = async { closing.wait_for(|c| *c).await.is_ok() } => {
                     return Err(WatchError::ShuttingDown { resume_after: self.last });
                 }
-                _ = self.tx.closed() => return Ok(()),
+                _ = self.mailbox.wake_producer() => if self.mailbox.stopped() { return Ok(()) },
             }
         }
     }
@@ -634,23 +621,12 @@ impl Stream {
         self.send(Event::Committed(f.piece), f.bytes).await
     }
 
-    /// Sends one event, first waiting until the subscriber's buffer has
-    /// room for `bytes` of it.
+    /// Sends one event (of estimated size `bytes`), waiting while the
+    /// subscriber's buffer is full.
     async fn send(&mut self, event: Event, bytes: usize) -> Delivery {
-        let permit = if bytes == 0 {
-            None
-        } else {
-            let n = u32::try_from(bytes.min(self.buffer_bytes)).unwrap_or(u32::MAX);
-            match self.bytes.clone().acquire_many_owned(n).await {
-                Ok(permit) => Some(permit),
-                Err(_) => return Delivery::Gone,
-            }
-        };
+        let sent = self.mailbox.send(event, bytes).await;
         self.last_sent = tokio::time::Instant::now();
-        match self.tx.send((Ok(event), permit)).await {
-            Ok(()) => Delivery::Sent,
-            Err(_) => Delivery::Gone,
-        }
+        sent
     }
 }
 
@@ -701,7 +677,7 @@ mod tests {
         }
     }
 
-    async fn no_replay(_: Revision) -> Result<Vec<ChangeSet>, WatchError> {
+    async fn no_replay(_: Revision, _: usize) -> Result<Vec<ChangeSet>, WatchError> {
         Ok(Vec::new())
     }
 
@@ -734,7 +710,7 @@ mod tests {
     /// waits; revisions of other tenants count as delivered.
     #[tokio::test]
     async fn a_gap_in_the_feed_ends_the_stream_naming_where_to_resume() {
-        let feed = Feed::new(16, 1 << 30);
+        let feed = Feed::new(16, 1 << 30, 1 << 30);
         feed.publish(set(1, "t", vec![effect("a")]));
         feed.publish(set(2, "other", vec![effect("b")]));
         feed.publish(set(4, "t", vec![effect("c")]));
@@ -774,7 +750,7 @@ mod tests {
         let effects: Vec<Effect> = (0..1000).map(|i| effect(&format!("s{i:04}"))).collect();
         let one = effect_bytes(&effects[0]);
         let budget = PIECE_HEADER_BYTES + 50 * one;
-        let feed = Feed::new(16, 1 << 30);
+        let feed = Feed::new(16, 1 << 30, 1 << 30);
         let mut all = subscribe(&feed, 0, pacing(budget, 1 << 20));
         let mut first_half = feed.subscribe(
             Filter {
@@ -819,7 +795,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let size = set_bytes(&set(1, "t", big()));
-        let feed = Feed::new(1000, 3 * size);
+        let feed = Feed::new(1000, 3 * size, 1 << 30);
         for r in 1..=10 {
             feed.publish(set(r, "t", big()));
         }
@@ -851,14 +827,16 @@ mod tests {
     async fn an_unread_subscription_holds_at_most_its_byte_budget() {
         let effects: Vec<Effect> = (0..1000).map(|i| effect(&format!("s{i:04}"))).collect();
         let piece = PIECE_HEADER_BYTES + 10 * effect_bytes(&effects[0]);
-        let feed = Feed::new(16, 1 << 30);
+        let feed = Feed::new(16, 1 << 30, 1 << 30);
         let mut sub = subscribe(&feed, 0, pacing(piece, 3 * piece));
         feed.publish(set(1, "t", effects));
         // Bounded: lets the producer run until it blocks on the budget.
         for _ in 0..1000 {
             tokio::task::yield_now().await;
         }
-        assert!(sub.rx.len() <= 3, "{} pieces buffered", sub.rx.len());
+        // Three waiting, one in the producer's hand.
+        let most = 4 * (piece + buffer::ENTRY_BYTES);
+        assert!(feed.held().now <= most, "{:?} held", feed.held());
         let mut parts = 0;
         loop {
             let Ok(Event::Committed(p)) = next(&mut sub).await else {
@@ -870,5 +848,42 @@ mod tests {
             }
         }
         assert!(parts >= 100, "{parts} pieces");
+    }
+
+    /// With the budget for all subscribers full, the one furthest behind (a
+    /// subscriber that reads nothing) is ended first, resumably at the last
+    /// revision it took, while one that keeps reading gets every revision;
+    /// the bytes held never exceed the budget, and dropping the
+    /// subscriptions gives every byte back.
+    #[tokio::test]
+    async fn a_full_budget_ends_the_subscriber_furthest_behind() {
+        let one = PIECE_HEADER_BYTES + effect_bytes(&effect("a")) + buffer::ENTRY_BYTES;
+        let limit = 6 * one;
+        let feed = Feed::new(64, 1 << 30, limit);
+        let mut stalled = subscribe(&feed, 0, pacing(1 << 20, 1 << 20));
+        let mut reader = subscribe(&feed, 0, pacing(1 << 20, 1 << 20));
+        for r in 1..=20 {
+            feed.publish(set(r, "t", vec![effect("a")]));
+            assert_eq!(revision_of(next(&mut reader).await), r);
+        }
+        assert_eq!(
+            next(&mut stalled).await,
+            Err(WatchError::Lagged {
+                resume_after: Revision(0)
+            })
+        );
+        assert!(stalled.next().await.is_none(), "it ends after the error");
+        let held = feed.held();
+        assert!(held.peak <= limit && held.peak > 0, "{held:?}");
+        drop(stalled);
+        drop(reader);
+        // Bounded: lets the producers see their subscriptions are gone.
+        for _ in 0..1000 {
+            if feed.held().now == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(feed.held().now, 0, "dropped subscriptions give back all");
     }
 }

@@ -328,6 +328,9 @@ pub struct TestServer {
     pub callers: Arc<Callers>,
     /// The tokens file, when started with tokens.
     pub tokens_file: Option<PathBuf>,
+    /// The service it serves, for what only the process can see (what the
+    /// Watch streams hold).
+    pub service: Service,
     /// What the harness's own clients present.
     bearer: Bearer,
     stop: Option<oneshot::Sender<()>>,
@@ -472,14 +475,22 @@ impl TestServer {
     ) -> TestServer {
         let data = config.data_dir.clone();
         let service = Service::open_with_clock(config, clock).await.unwrap();
+        let serving_service = service.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = callers.clone();
         let task = tokio::spawn(async move {
-            authzd_server::serve(service, serving, listener, tls.as_ref(), None, async {
-                let _ = stopped.await;
-            })
+            authzd_server::serve(
+                serving_service,
+                serving,
+                listener,
+                tls.as_ref(),
+                None,
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await
             .unwrap();
         });
@@ -488,6 +499,7 @@ impl TestServer {
             data: data.to_path_buf(),
             callers,
             tokens_file: None,
+            service,
             bearer: Bearer::default(),
             stop: Some(stop),
             task: Some(task),

@@ -49,6 +49,9 @@ struct LagState {
     head: Revision,
     /// When the replica last had applied everything the primary had.
     in_step_at: Option<Instant>,
+    /// A session with the primary has ended in failure: from then on, not
+    /// being in step is a fault, not the normal start.
+    failed: bool,
 }
 
 impl Lag {
@@ -76,6 +79,16 @@ impl Lag {
         if state.in_step_at.is_none_or(|known| known < then) {
             state.in_step_at = Some(then);
         }
+    }
+
+    /// A session with the primary ended in failure.
+    fn failed(&self) {
+        self.state().failed = true;
+    }
+
+    /// Whether a session with the primary has ended in failure.
+    fn has_failed(&self) -> bool {
+        self.state().failed
     }
 
     /// Revisions behind the last heard head, and time since the replica was
@@ -163,6 +176,7 @@ impl Follower {
             if progressed {
                 backoff = authzd_core::limits::FOLLOW_BACKOFF_MIN;
             }
+            self.lag.failed();
             match ended {
                 Ending::Resync(why) => {
                     tracing::warn!(primary = %self.follow.primary, reason = %why, "the local state cannot continue the primary's changelog; taking a new snapshot");
@@ -299,6 +313,7 @@ async fn report_lag(
     services: Vec<&'static str>,
 ) {
     let mut serving: Option<bool> = None;
+    let mut warned = false;
     let mut logged = Instant::now();
     let mut tick = tokio::time::interval(LAG_TICK);
     loop {
@@ -308,22 +323,33 @@ async fn report_lag(
         }
         let applied = service.snapshot().revision;
         let (behind, since) = lag.measure(applied);
+        let failed = lag.has_failed();
         let now_serving = since.is_some_and(|s| s <= max_lag);
         let lag = since.map_or_else(
             || "not yet in step".to_string(),
             |s| format!("{} ms", s.as_millis()),
         );
-        if serving != Some(now_serving) {
+        // Not yet in step at start is the normal start (info); once in
+        // step, or once catching up has failed, NOT_SERVING is a fault,
+        // warned about once per spell.
+        let fault = !now_serving && (since.is_some() || failed);
+        if serving != Some(now_serving) || (fault && !warned) {
             let status = if now_serving {
                 tracing::info!(%applied, behind, %lag, "replica in step with the primary: SERVING");
                 ServingStatus::Serving
-            } else {
+            } else if fault {
                 tracing::warn!(%applied, behind, %lag, max_lag_secs = max_lag.as_secs(), "replica behind the primary past the bound: NOT_SERVING");
                 ServingStatus::NotServing
+            } else {
+                tracing::info!(%applied, behind, %lag, "replica starting, not yet in step with the primary: NOT_SERVING");
+                ServingStatus::NotServing
             };
-            for name in &services {
-                health.set_service_status(name, status).await;
+            if serving != Some(now_serving) {
+                for name in &services {
+                    health.set_service_status(name, status).await;
+                }
             }
+            warned = fault;
             serving = Some(now_serving);
             logged = Instant::now();
         } else if logged.elapsed() >= LAG_LOG_EVERY && (behind > 0 || !now_serving) {

@@ -76,14 +76,6 @@ fn tenant_id(tenant: &str) -> Result<TenantId, Error> {
     TenantId::try_from(tenant).map_err(|e| invalid("tenant", e))
 }
 
-/// The error of a single-operation write, without the batch index.
-fn single(e: Error) -> Error {
-    match e {
-        Error::Refused { error, .. } => Error::Engine(error),
-        other => other,
-    }
-}
-
 /// Admits the write, commits `operation` alone, and returns the snapshot
 /// that holds it (for the reply's record).
 async fn write(
@@ -95,10 +87,9 @@ async fn write(
 ) -> Result<(Revision, Arc<Snapshot>), Error> {
     call.admit_write(service, tenant, &mut options)?;
     let id = tenant_id(tenant)?;
-    let revision = service
-        .write(id, vec![operation], options)
-        .await
-        .map_err(single)?;
+    // The request names one record: its refusal carries no batch index.
+    options.naming = crate::Naming::Single;
+    let revision = service.write(id, vec![operation], options).await?;
     Ok((revision, service.snapshot_at(revision).await?))
 }
 

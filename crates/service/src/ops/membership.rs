@@ -8,7 +8,7 @@
 //! itself: the engine does.
 
 use super::Call;
-use crate::{Error, Service, WriteOptions};
+use crate::{Error, Naming, Service, WriteOptions};
 use authzd_core::engine::{Operation, Precondition};
 use authzd_core::limits::MAX_BATCH_OPERATIONS;
 use authzd_core::model::{Assignment, Group, Membership, Revision, Subject, TenantId};
@@ -105,34 +105,8 @@ pub async fn import(
         .chain((chunk.memberships.into_iter()).map(|(m, p)| Operation::AddMember(m, p)))
         .chain((chunk.assignments.into_iter()).map(|(a, p)| Operation::AssignRole(a, p)))
         .collect();
-    service
-        .write(tenant, operations, options)
-        .await
-        .map_err(|e| name_record(e, &starts))
-}
-
-/// Names a refused operation of an import chunk by its record's list and
-/// index rather than its place in the combined batch.
-fn name_record(e: Error, starts: &[usize; 4]) -> Error {
-    match e {
-        #[expect(
-            clippy::indexing_slicing,
-            reason = "list is an rposition in the four starts or 0, so it indexes both four-element arrays"
-        )]
-        Error::Refused {
-            list: "operations",
-            index,
-            error,
-        } => {
-            let list = starts.iter().rposition(|s| *s <= index).unwrap_or(0);
-            Error::Refused {
-                list: IMPORT_LISTS[list],
-                index: index - starts[list],
-                error,
-            }
-        }
-        other => other,
-    }
+    options.naming = Naming::Lists(IMPORT_LISTS.into_iter().zip(starts).collect());
+    service.write(tenant, operations, options).await
 }
 
 #[cfg(test)]
@@ -144,18 +118,16 @@ mod tests {
     /// and index; an empty list in between takes no index.
     #[test]
     fn refused_records_are_named_by_their_list() {
-        let starts = [0, 2, 2, 5];
-        let refused = |index| Error::Refused {
-            list: "operations",
-            index,
-            error: EngineError::NotFound {
+        let naming = Naming::Lists(IMPORT_LISTS.into_iter().zip([0, 2, 2, 5]).collect());
+        let named = |index| {
+            let error = EngineError::NotFound {
                 kind: "group",
                 id: "g".into(),
-            },
-        };
-        let named = |index| match name_record(refused(index), &starts) {
-            Error::Refused { list, index, .. } => (list, index),
-            _ => ("?", 0),
+            };
+            match naming.refused(index, error) {
+                Error::Refused { list, index, .. } => (list, index),
+                _ => ("?", 0),
+            }
         };
         assert_eq!(named(1), ("subjects", 1));
         assert_eq!(named(2), ("memberships", 0));

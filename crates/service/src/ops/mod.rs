@@ -159,8 +159,20 @@ impl Call {
     /// Admits the call to `tenant` (as the request names it): a
     /// tenant-bound token may name its own tenant only.
     pub(crate) fn admit(&self, service: &Service, tenant: &str) -> Result<(), Error> {
+        self.admit_as(service, tenant, None)
+    }
+
+    /// [`Call::admit`] for a write on behalf of `actor`, whom a refusal's
+    /// audit entry names.
+    fn admit_as(
+        &self,
+        service: &Service,
+        tenant: &str,
+        actor: Option<&SubjectId>,
+    ) -> Result<(), Error> {
         if let Err(refusal) = self.caller.may_touch(&self.rule, tenant) {
-            return Err(self.refuse(service, TenantId::try_from(tenant).ok(), None, refusal));
+            let tenant = TenantId::try_from(tenant).ok();
+            return Err(self.refuse(service, tenant, actor.cloned(), refusal));
         }
         if self.note && self.tenant.get().is_none() {
             if let Ok(id) = TenantId::try_from(tenant) {
@@ -179,7 +191,7 @@ impl Call {
         tenant: &str,
         options: &mut WriteOptions,
     ) -> Result<(), Error> {
-        self.admit(service, tenant)?;
+        self.admit_as(service, tenant, options.actor.as_ref())?;
         if let Err(refusal) = self.caller.may_write(&self.rule, options.actor.as_ref()) {
             return Err(self.refuse(
                 service,
