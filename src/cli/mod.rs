@@ -121,6 +121,20 @@ pub struct ServeArgs {
     /// it on loopback or a private network). Off unless given.
     #[arg(long, env = "AUTHZD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the HTTP/JSON API (every RPC as POST /authzd.v1.<Service>/<Method>,
+    /// GET /openapi.json) on this address, with the same tokens, limits
+    /// and TLS files as gRPC. Off unless given. See docs/http.md.
+    #[arg(long, env = "AUTHZD_HTTP_LISTEN", value_parser = listen_address)]
+    pub http_listen: Option<SocketAddr>,
+    /// Origins (comma-separated, exact: `https://console.example.com`)
+    /// whose pages may call the HTTP/JSON API. None unless given.
+    #[arg(
+        long,
+        env = "AUTHZD_HTTP_CORS_ORIGINS",
+        value_delimiter = ',',
+        requires = "http_listen"
+    )]
+    pub http_cors_origins: Vec<String>,
     /// Export OpenTelemetry traces (a span per RPC) over OTLP/gRPC to
     /// this collector: an http:// or https:// URL (https verifies it
     /// against the system's CAs). Off unless given.
@@ -219,6 +233,8 @@ impl ServeArgs {
             token_requests: self.token_max_requests.max(1),
             token_watches: self.token_max_watches.max(1),
             metrics_listen: self.metrics_listen,
+            http_listen: self.http_listen,
+            http_cors_origins: self.http_cors_origins.clone(),
             otlp_endpoint: self.otlp_endpoint.clone(),
             audit_retention: std::time::Duration::from_secs(
                 self.audit_retain_days
