@@ -48,10 +48,6 @@ pub const NDJSON: &str = "application/x-ndjson";
 /// gRPC listener serves.
 #[derive(Clone)]
 pub struct Stack(
-    #[expect(
-        clippy::type_complexity,
-        reason = "a boxed call is the whole of this type; a named alias would only move it"
-    )]
     Arc<dyn Fn(Request<Body>) -> BoxFuture<'static, Response<Body>> + Send + Sync>,
 );
 
@@ -152,7 +148,15 @@ impl Bridge {
         // A trailers-only response: refused before any message (by the
         // guard, the codec, or an unknown method).
         if let Some(status) = tonic::Status::from_header_map(&parts.headers) {
-            if status.code() != Code::Ok {
+            let status = match status.code() {
+                Code::Ok => None,
+                // tonic's answer to a path it does not route says nothing.
+                Code::Unimplemented if method.is_none() => {
+                    Some(tonic::Status::unimplemented(format!("no method {path}")))
+                }
+                _ => Some(status),
+            };
+            if let Some(status) = status {
                 return with_headers(error(&status), returned);
             }
         }
