@@ -561,6 +561,7 @@ pub async fn write(
                     })
                     .collect(),
                 options: None,
+                dry_run: false,
             };
             let r = m.manage_membership(request).await.map_err(|e| {
                 // The batch's own index, made the entry's.

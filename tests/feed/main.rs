@@ -13,3 +13,4 @@ mod feed;
 mod feed_pieces;
 mod feed_restart;
 mod feed_resume;
+mod what_if;

@@ -763,6 +763,7 @@ pub async fn manage(
         tenant: tenant.into(),
         operations,
         options: None,
+        dry_run: false,
     })
     .await
     .unwrap()
@@ -1094,6 +1095,7 @@ pub fn batch(
         tenant: tenant.into(),
         operations,
         options,
+        dry_run: false,
     }
 }
 
@@ -1580,6 +1582,7 @@ pub mod de {
                 tenant: tenant.into(),
                 operations,
                 options: None,
+                dry_run: false,
             })
             .await
     }

@@ -47,9 +47,7 @@ pub const NDJSON: &str = "application/x-ndjson";
 /// The gRPC service stack, behind one call: the same layers and routes the
 /// gRPC listener serves.
 #[derive(Clone)]
-pub struct Stack(
-    Arc<dyn Fn(Request<Body>) -> BoxFuture<'static, Response<Body>> + Send + Sync>,
-);
+pub struct Stack(Arc<dyn Fn(Request<Body>) -> BoxFuture<'static, Response<Body>> + Send + Sync>);
 
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
