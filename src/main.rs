@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Import(_)
             | Command::Schema(_)
             | Command::Query(_)
+            | Command::Write(_)
             | Command::Export(_)
             | Command::Backup(_)
             | Command::Restore(_)
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Import(args) => block_on(authzd::cli::import::command(args)),
         Command::Token(command) => authzd::cli::token_command(command),
         Command::Query(command) => block_on(authzd::cli::query::command(command)),
+        Command::Write(command) => block_on(authzd::cli::write::command(command)),
         Command::Export(args) => block_on(authzd::cli::tenant_file::export_command(args)),
         Command::Backup(args) => block_on(authzd::cli::backup::command(args)),
         Command::Restore(args) => block_on(authzd::cli::restore::command(args)),

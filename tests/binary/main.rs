@@ -15,6 +15,7 @@ mod bulk_import;
 mod cli_backup;
 mod cli_export;
 mod cli_query;
+mod cli_write;
 mod config_file;
 mod import;
 mod logs;
