@@ -5,7 +5,7 @@
     clippy::indexing_slicing,
     reason = "tests: a failed expectation is a failed test"
 )]
-//! The check path allocates nothing (the README's Performance): proven by counting heap
+//! The check path allocates nothing (docs/performance.md): proven by counting heap
 //! allocations while answering checks against a populated snapshot.
 
 use std::sync::Arc;

@@ -279,7 +279,7 @@ pub enum SchemaCommand {
     /// Print the built-in example schema.
     Default,
     /// Run a schema test: a TOML file naming a schema, seed data and
-    /// allow/deny assertions (see the README). Exits non-zero if any fails.
+    /// allow/deny assertions (see docs/schema.md). Exits non-zero if any fails.
     Test {
         /// The test file.
         file: PathBuf,
@@ -482,7 +482,7 @@ mod tests {
     use clap::CommandFactory;
 
     /// Every `serve` flag has its `AUTHZD_*` variable, named after it (the
-    /// README promises it), but the repeatable `--follow-tenant`.
+    /// docs/configuration.md promises it), but the repeatable `--follow-tenant`.
     #[test]
     fn every_serve_flag_has_its_environment_variable() {
         let command = Cli::command();

@@ -431,10 +431,12 @@ fn delete(q: &QueryArgs, id: &str, flags: &WriteFlags) -> pb::DeleteRequest {
     }
 }
 
-/// One membership operation, what it does in words, and its flags.
+/// One membership operation, what it does in words (to be done, and
+/// done), and its flags.
 struct Batch<'a> {
     operation: pb::membership_operation::Operation,
     what: String,
+    done: String,
     flags: &'a BatchFlags,
     query: &'a QueryArgs,
 }
@@ -454,6 +456,7 @@ fn member_batch(command: &MemberCommand) -> Batch<'_> {
                 precondition: 0,
             }),
             what: format!("add {member} to {group}"),
+            done: format!("added {member} to {group}"),
             flags,
             query,
         },
@@ -469,6 +472,7 @@ fn member_batch(command: &MemberCommand) -> Batch<'_> {
                 precondition: 0,
             }),
             what: format!("remove {member} from {group}"),
+            done: format!("removed {member} from {group}"),
             flags,
             query,
         },
@@ -492,6 +496,7 @@ fn role_batch(command: &RoleCommand) -> Batch<'_> {
                 ..Default::default()
             }),
             what: format!("assign {role} to {who} {}", target.describe()),
+            done: format!("assigned {role} to {who} {}", target.describe()),
             flags,
             query,
         },
@@ -509,6 +514,7 @@ fn role_batch(command: &RoleCommand) -> Batch<'_> {
                 precondition: 0,
             }),
             what: format!("unassign {role} from {who} {}", target.describe()),
+            done: format!("unassigned {role} from {who} {}", target.describe()),
             flags,
             query,
         },
@@ -519,6 +525,7 @@ async fn membership(channel: ClientChannel, batch: Batch<'_>) -> Result<bool, to
     let Batch {
         operation,
         what,
+        done,
         flags,
         query,
     } = batch;
@@ -538,7 +545,7 @@ async fn membership(channel: ClientChannel, batch: Batch<'_>) -> Result<bool, to
     }
     let Some(what_if) = &reply.what_if else {
         if !query.json {
-            println!("{what} (revision {})", reply.revision);
+            println!("{done} (revision {})", reply.revision);
         }
         return Ok(true);
     };

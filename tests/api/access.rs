@@ -267,7 +267,7 @@ async fn locked_subject_is_denied_and_keeps_memberships() {
 
 /// A resource type switched off for the tenant grants nothing there
 /// (derived permissions on it included) and explains why; `follows` is
-/// closed before the switch-off (the README's policy model), so comment, which is on,
+/// closed before the switch-off (docs/policy-model.md), so comment, which is on,
 /// still holds. Switching it back on restores the grants.
 #[tokio::test]
 async fn switched_off_resource_type_grants_nothing() {
@@ -883,7 +883,7 @@ async fn role_class_masks_what_its_roles_grant() {
 }
 
 /// A role whose `requires` the subject no longer meets stops counting
-/// (the README's policy model), explained as PREREQUISITE_MISSING, and counts again once
+/// (docs/policy-model.md), explained as PREREQUISITE_MISSING, and counts again once
 /// the prerequisite is back.
 #[tokio::test]
 async fn unmet_role_prerequisite_drops_the_role() {

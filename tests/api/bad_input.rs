@@ -1,5 +1,5 @@
 //! Malformed input, RPC by RPC: every refusal carries the right status code
-//! and a message naming the offending field (the README's Limits), and changes
+//! and a message naming the offending field (docs/limits.md), and changes
 //! nothing.
 
 use authzd_testkit as common;

@@ -501,7 +501,7 @@ async fn operations_on_missing_things_are_not_found() {
 }
 
 /// An actor must hold the role's `managed_by` permission at the target and
-/// may not grant a role ranked above its own (the README's Writes): otherwise
+/// may not grant a role ranked above its own (docs/policy-model.md, Actors): otherwise
 /// PERMISSION_DENIED, and nothing is written.
 #[tokio::test]
 async fn actor_needs_managed_by_and_rank() {

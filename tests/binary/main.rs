@@ -1,7 +1,7 @@
 //! The real `authzd` binary and its command line: start-up and its
 //! refusals, the configuration file, logs, metrics, traces, TLS, shutdown,
-//! persistence across restarts, and the client commands (import, export,
-//! backup, restore, queries, schema tests).
+//! persistence across restarts, the client commands (import, export,
+//! backup, restore, queries, schema tests), and the README's sessions.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,6 +17,7 @@ mod cli_export;
 mod cli_query;
 mod cli_write;
 mod config_file;
+mod front_door;
 mod import;
 mod logs;
 mod metrics;

@@ -1,5 +1,5 @@
 //! Model-based property tests: the engine against a naive reference
-//! evaluator written straight from the README's policy model.
+//! evaluator written straight from the policy model (docs/policy-model.md).
 //!
 //! Each case generates a random schema (ladders and action sets, `follows`,
 //! non-inheriting types, derived permissions, a role class with
@@ -1016,7 +1016,7 @@ impl OpSpec {
 }
 
 // ---------------------------------------------------------------------------
-// The reference evaluator: the README's policy model, recomputed from scratch, over the
+// The reference evaluator: the policy model (docs/policy-model.md), recomputed from scratch, over the
 // record and the schema model only.
 
 /// Where a question is asked: a scope, and for questions over a target
@@ -1238,7 +1238,7 @@ impl Reference<'_> {
         }
     }
 
-    /// The effective set of the README's policy model at a place; empty for a missing or
+    /// The effective set of the policy model at a place; empty for a missing or
     /// locked subject.
     fn effective(&self, subject: &str, spot: &Spot<'_>) -> BTreeSet<String> {
         match self.world.subjects.get(subject) {
@@ -1481,7 +1481,7 @@ fn allowed(engine: &Engine, subject: &str, permission: &str, now: Timestamp) -> 
 
 /// Switching a type off withdraws the roles whose prerequisites were met
 /// only by permissions of that type, and switching it back on restores them
-/// (the README's policy model, tenant settings): settings changes must recompute
+/// (docs/policy-model.md, tenant settings): settings changes must recompute
 /// prerequisites, not only mask checks.
 #[test]
 fn switching_a_type_off_withdraws_roles_that_required_it() {

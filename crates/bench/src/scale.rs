@@ -5,7 +5,7 @@
 //! and started again on the same folder, and the calls are measured on the
 //! cold-started server with the load loops of `authzd bench`. The report
 //! is two markdown tables, one row per size with a row of growth per
-//! subject between sizes, ready for the README.
+//! subject between sizes, ready for docs/performance.md.
 //!
 //! Sizes run smallest first; a size that fails ends the run, and the sizes
 //! before it are still reported. Must not reach into the server: memory

@@ -1,5 +1,5 @@
 //! Every documented limit and default of authzd, in one place, so the
-//! README's limits table and the code cannot drift apart: everything a
+//! limits table (`docs/limits.md`) and the code cannot drift apart: everything a
 //! request can be refused for being too large, and the defaults of the
 //! runtime settings ([the service's `config`] holds the settings
 //! themselves). Must hold constants only.

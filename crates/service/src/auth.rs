@@ -1,4 +1,4 @@
-//! Callers (the README's Callers and tokens): the token set read from the `--tokens` file, the
+//! Callers (docs/tokens.md): the token set read from the `--tokens` file, the
 //! authentication of a bearer secret, and every decision on what a caller's
 //! kind and tenant let it do, in one place.
 //!

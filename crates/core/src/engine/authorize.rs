@@ -1,4 +1,4 @@
-//! Who may change what (the README's Writes): the rules an actor's membership and
+//! Who may change what (docs/policy-model.md, Actors): the rules an actor's membership and
 //! role writes must pass. A write without an actor is a system write and is
 //! not checked here.
 //!

@@ -1,4 +1,4 @@
-//! Evaluation: the check (the README's policy model), its explanation, and the two listings
+//! Evaluation: the check (docs/policy-model.md), its explanation, and the two listings
 //! built on it (a subject's effective permissions, the holders of a
 //! permission).
 //!
@@ -162,7 +162,7 @@ enum Traced {
 }
 
 impl TenantState {
-    /// The check of the README's policy model. Allocates nothing.
+    /// The check of the policy model (docs/policy-model.md). Allocates nothing.
     pub fn check(
         &self,
         compiled: &Compiled,

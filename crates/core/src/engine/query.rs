@@ -3,7 +3,7 @@
 //!
 //! Name resolution refuses what cannot be answered (unknown tenant, scope,
 //! target subject, permission) with errors naming the request field; an
-//! unknown *acting* subject is not an error but a deny (the README's policy model). Must not
+//! unknown *acting* subject is not an error but a deny (docs/policy-model.md). Must not
 //! know about protobuf.
 
 use std::ops::Bound;

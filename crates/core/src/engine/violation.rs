@@ -214,7 +214,7 @@ pub enum Violation {
 
 impl Violation {
     /// The stable reason code of the rule: SCREAMING_SNAKE_CASE, part of
-    /// the wire contract (the README's table lists them).
+    /// the wire contract (the table in docs/api.md lists them).
     pub fn reason(&self) -> &'static str {
         match self {
             Violation::ActorNotInTenant { .. } => "ACTOR_NOT_IN_TENANT",

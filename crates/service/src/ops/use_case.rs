@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(UseCase::named("AccessService/Nope"), None);
     }
 
-    /// The rows the README's Callers section states: writes need a write
+    /// The rows docs/tokens.md states: writes need a write
     /// token, schema and tenants an admin one, reads a read one; only the
     /// schema write reaches every tenant; only streams count as streams.
     #[test]
