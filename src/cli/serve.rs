@@ -78,13 +78,6 @@ pub async fn command(args: &ServeArgs) -> bool {
             }
         }
     };
-    if let Some(edge) = &http {
-        let bound = edge
-            .listener
-            .local_addr()
-            .map_or_else(|_| "?".to_string(), |a| a.to_string());
-        tracing::info!(http_listen = %bound, cors_origins = edge.cors_origins.len(), "serving the HTTP/JSON API (GET /openapi.json describes it)");
-    }
     let service = match Service::open(config.clone()).await {
         Ok(s) => s,
         Err(e) => {
@@ -117,6 +110,13 @@ pub async fn command(args: &ServeArgs) -> bool {
     };
     let shutdown = shutdown_signal();
     tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, transport, "authzd serving");
+    if let Some(edge) = &http {
+        let bound = edge
+            .listener
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        tracing::info!(http_listen = %bound, cors_origins = edge.cors_origins.len(), "serving the HTTP/JSON API (GET /openapi.json describes it)");
+    }
     tokio::spawn(super::reload_on_hangup(callers.clone()));
     if let Some(follow) = &config.follow {
         let tenants = if follow.tenants.is_empty() {

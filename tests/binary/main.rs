@@ -18,6 +18,7 @@ mod cli_query;
 mod cli_write;
 mod config_file;
 mod front_door;
+mod http_listen;
 mod import;
 mod logs;
 mod metrics;

@@ -63,15 +63,29 @@ pub async fn try_send(
     let stream = crate::guard("the HTTP connection", TcpStream::connect(addr))
         .await
         .unwrap();
+    try_send_over(stream, &addr.to_string(), method, path, headers, body).await
+}
+
+/// [`try_send`] over a connection the caller made (a TLS one, say) to
+/// `host`.
+pub async fn try_send_over<IO>(
+    io: IO,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<http::Response<Incoming>, hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
     tokio::spawn(connection);
     let mut request = http::Request::builder()
         .method(method)
         .uri(path)
-        .header("host", addr.to_string());
+        .header("host", host);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
