@@ -37,6 +37,9 @@ use authzd_client::tls::ServerTls;
 use authzd_core::limits::TLS_HANDSHAKE_TIMEOUT;
 use bridge::{Bridge, MAX_JSON_BYTES, Reply, Stack, error, json_reply};
 
+/// How long the listener pauses after a failed accept.
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The packages whose methods the OpenAPI document lists.
 const DOCUMENTED: [&str; 2] = ["authzd.v1", "grpc.health.v1"];
 
@@ -266,7 +269,9 @@ pub async fn serve(
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
+                // Out of file descriptors, say: pause rather than spin.
                 tracing::warn!(error = %e, "HTTP listener: accepting a connection failed");
+                tokio::time::sleep(ACCEPT_PAUSE).await;
                 continue;
             }
         };
