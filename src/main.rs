@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Import(_)
             | Command::Schema(_)
             | Command::Query(_)
+            | Command::Write(_)
             | Command::Export(_)
             | Command::Backup(_)
             | Command::Restore(_)
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
             let failed = authzd::cli::query::Outcome::Failed;
             block_on(authzd::cli::query::command(command), failed).code()
         }
+        Command::Write(command) => status(block_on(authzd::cli::write::command(command), false)),
         Command::Export(args) => status(block_on(
             authzd::cli::tenant_file::export_command(args),
             false,

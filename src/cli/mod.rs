@@ -10,10 +10,12 @@ pub mod import;
 pub mod logs;
 pub mod query;
 pub mod restore;
+pub mod schema_remote;
 pub mod schema_test;
 pub mod serve;
 pub mod tenant_file;
 pub mod tls;
+pub mod write;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,7 +44,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Work with schema files.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -63,6 +65,9 @@ pub enum Command {
     /// Ask a running server (check, who, what, watch).
     #[command(flatten)]
     Query(query::QueryCommand),
+    /// Write to a running server (subject, group, scope, member, role).
+    #[command(flatten)]
+    Write(write::WriteCommand),
 }
 
 /// `authzd serve`. Every flag can also be given as an `AUTHZD_*`
@@ -126,6 +131,20 @@ pub struct ServeArgs {
     /// it on loopback or a private network). Off unless given.
     #[arg(long, env = "AUTHZD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the HTTP/JSON API (every RPC as POST /authzd.v1.<Service>/<Method>,
+    /// GET /openapi.json) on this address, with the same tokens, limits
+    /// and TLS files as gRPC. Off unless given. See docs/http.md.
+    #[arg(long, env = "AUTHZD_HTTP_LISTEN", value_parser = listen_address)]
+    pub http_listen: Option<SocketAddr>,
+    /// Origins (comma-separated, exact: `https://console.example.com`)
+    /// whose pages may call the HTTP/JSON API. None unless given.
+    #[arg(
+        long,
+        env = "AUTHZD_HTTP_CORS_ORIGINS",
+        value_delimiter = ',',
+        requires = "http_listen"
+    )]
+    pub http_cors_origins: Vec<String>,
     /// Export OpenTelemetry traces (a span per RPC) over OTLP/gRPC to
     /// this collector: an http:// or https:// URL (https verifies it
     /// against the system's CAs). Off unless given.
@@ -225,6 +244,8 @@ impl ServeArgs {
             token_requests: self.token_max_requests.max(1),
             token_watches: self.token_max_watches.max(1),
             metrics_listen: self.metrics_listen,
+            http_listen: self.http_listen,
+            http_cors_origins: self.http_cors_origins.clone(),
             otlp_endpoint: self.otlp_endpoint.clone(),
             audit_retention: std::time::Duration::from_secs(
                 self.audit_retain_days
@@ -269,6 +290,31 @@ pub enum SchemaCommand {
         /// The test file.
         file: PathBuf,
     },
+    /// Print a running server's schema.
+    Read {
+        /// The server and the output form.
+        #[command(flatten)]
+        remote: schema_remote::RemoteArgs,
+    },
+    /// Install a schema file on a running server (or, with --dry-run, only
+    /// validate it there).
+    Write {
+        /// The file and how to write it.
+        #[command(flatten)]
+        write: schema_remote::SchemaWriteArgs,
+        /// The server and the output form.
+        #[command(flatten)]
+        remote: schema_remote::RemoteArgs,
+    },
+    /// Show how a schema file differs from a running server's; exits 1 if
+    /// it does.
+    Diff {
+        /// The file.
+        file: PathBuf,
+        /// The server and the output form.
+        #[command(flatten)]
+        remote: schema_remote::RemoteArgs,
+    },
 }
 
 /// Runs `authzd schema ...`: prints the outcome, returns whether it succeeded.
@@ -293,14 +339,34 @@ pub fn schema_command(command: &SchemaCommand) -> bool {
             print!("{}", schema::DEFAULT_SCHEMA);
             true
         }
-        SchemaCommand::Test { file } => match tokio::runtime::Runtime::new() {
-            Ok(runtime) => runtime.block_on(schema_test::command(file)),
-            Err(e) => {
-                eprintln!("cannot start the runtime: {e}");
-                false
-            }
-        },
+        SchemaCommand::Test { file } => on_runtime(schema_test::command(file)),
+        SchemaCommand::Read { remote } => on_runtime(reported(schema_remote::read(remote))),
+        SchemaCommand::Write { write, remote } => {
+            on_runtime(reported(schema_remote::write(remote, write)))
+        }
+        SchemaCommand::Diff { file, remote } => {
+            on_runtime(reported(schema_remote::diff(remote, file)))
+        }
     }
+}
+
+/// Runs `task` on a new runtime; false (said why) if none starts.
+fn on_runtime(task: impl std::future::Future<Output = bool>) -> bool {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(task),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            false
+        }
+    }
+}
+
+/// The outcome of a remote schema command, its error printed.
+async fn reported(outcome: impl std::future::Future<Output = Result<bool, String>>) -> bool {
+    outcome.await.unwrap_or_else(|e| {
+        eprintln!("{e}");
+        false
+    })
 }
 
 /// `authzd token ...`.

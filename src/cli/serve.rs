@@ -1,5 +1,6 @@
 //! `authzd serve`: the start-up sequence of a server — tokens, TLS files,
-//! the metrics listener, the primary of a replica, the listener, the store,
+//! the metrics listener, the primary of a replica, the listeners (gRPC and,
+//! with `--http-listen`, HTTP/JSON), the store,
 //! the trace exporter — each refused with the reason before anything
 //! serves, then the wiring of `authzd-server` until a shutdown signal. Must
 //! not hold rules of the model or of the API.
@@ -51,6 +52,32 @@ pub async fn command(args: &ServeArgs) -> bool {
             return false;
         }
     };
+    let http = match config.http_listen {
+        None => None,
+        Some(listen) => {
+            // The HTTP listener trusts callers exactly as the gRPC one
+            // does: without tokens, only on loopback (or --insecure).
+            if let Err(reason) =
+                authzd_service::auth::exposure(listen, config.tokens.is_some(), config.insecure)
+            {
+                tracing::error!("{reason}");
+                return false;
+            }
+            if tls.is_none() && !listen.ip().is_loopback() {
+                tracing::warn!(http_listen = %listen, "serving HTTP/JSON in plaintext on a non-loopback address; give --tls-cert and --tls-key");
+            }
+            match TcpListener::bind(listen).await {
+                Ok(listener) => Some(server::http::HttpEdge {
+                    listener,
+                    cors_origins: config.http_cors_origins.clone(),
+                }),
+                Err(e) => {
+                    tracing::error!(error = %e, http_listen = %listen, "cannot listen");
+                    return false;
+                }
+            }
+        }
+    };
     let service = match Service::open(config.clone()).await {
         Ok(s) => s,
         Err(e) => {
@@ -83,6 +110,13 @@ pub async fn command(args: &ServeArgs) -> bool {
     };
     let shutdown = shutdown_signal();
     tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, transport, "authzd serving");
+    if let Some(edge) = &http {
+        let bound = edge
+            .listener
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        tracing::info!(http_listen = %bound, cors_origins = edge.cors_origins.len(), "serving the HTTP/JSON API (GET /openapi.json describes it)");
+    }
     tokio::spawn(super::reload_on_hangup(callers.clone()));
     if let Some(follow) = &config.follow {
         let tenants = if follow.tenants.is_empty() {
@@ -97,7 +131,16 @@ pub async fn command(args: &ServeArgs) -> bool {
         };
         tracing::info!(primary = %follow.primary, %tenants, "read replica: reads are local, writes go to the primary");
     }
-    let served = server::serve(service, callers, listener, tls.as_ref(), primary, shutdown).await;
+    let served = server::serve_edges(
+        service,
+        callers,
+        listener,
+        tls.as_ref(),
+        primary,
+        http,
+        shutdown,
+    )
+    .await;
     if let Some(traces) = traces {
         traces.stop().await;
     }

@@ -17,6 +17,7 @@ mod bad_input;
 mod directory;
 mod effective_sources;
 mod hostile_input;
+mod http;
 mod isolation;
 mod membership;
 mod policy;

@@ -113,6 +113,7 @@ async fn prerequisites_gate_assignment_and_evaluation() {
                 scope_target("eu"),
             )],
             options: None,
+            dry_run: false,
         })
         .await
         .unwrap_err();
@@ -294,6 +295,7 @@ fn as_actor(actor: &str, operations: Vec<pb::MembershipOperation>) -> pb::Manage
             actor: actor.into(),
             ..Default::default()
         }),
+        dry_run: false,
     }
 }
 
@@ -465,6 +467,7 @@ async fn removing_an_implied_right_is_refused_with_its_source() {
             tenant: T.into(),
             operations: vec![unassign("viewer", subject_principal("root_admin"), None)],
             options: None,
+            dry_run: false,
         })
         .await
         .unwrap_err();

@@ -107,6 +107,7 @@ async fn a_revocation_whose_client_gave_up_is_enforced_everywhere() {
                 scope_target("root"),
             )],
             options: None,
+            dry_run: false,
         })
         .await;
     if let Err(status) = &outcome {
@@ -238,6 +239,7 @@ async fn concurrent_writer(channel: Channel, impatient: Channel, writer: usize) 
                             add_member("g", subject_principal("nobody")),
                         ],
                         options: None,
+                        dry_run: false,
                     })
                     .await
                     .unwrap_err();

@@ -57,6 +57,7 @@ fn chunk(prefix: &str, n: usize, key: &str) -> pb::ImportRequest {
             idempotency_key: key.into(),
             ..Default::default()
         }),
+        dry_run: false,
     }
 }
 

@@ -342,3 +342,71 @@ async fn the_cli_names_the_flag_a_transport_mismatch_needs() {
     );
     mtls.stop().await;
 }
+
+/// A TLS connection to `addr` trusting `pki`'s CA, presenting `client`
+/// (a certificate and key as PEM) if given; then a health check over
+/// HTTP/JSON. The HTTP status, or why the exchange failed.
+async fn https_health(
+    addr: std::net::SocketAddr,
+    pki: &Pki,
+    client: Option<&Leaf>,
+) -> Result<u16, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio_rustls::rustls;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(leaf) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(leaf.cert.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let headers = [("content-type", "application/json")];
+    let path = "/grpc.health.v1.Health/Check";
+    common::http::try_send_over(tls, "localhost", "POST", path, &headers, "{}")
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| e.to_string())
+}
+
+/// The HTTP/JSON listener speaks TLS with the gRPC listener's files: a
+/// client trusting the CA is answered, a plaintext request is not; with a
+/// client CA, only a client presenting a certificate from it is.
+#[tokio::test]
+async fn the_http_listener_speaks_tls_with_the_same_files() {
+    let pki = Pki::new();
+    let server = TestServer::start_tls(pki.server(false)).await;
+    assert_eq!(https_health(server.http, &pki, None).await, Ok(200));
+    let plain = common::http::try_send(
+        server.http,
+        "POST",
+        "/grpc.health.v1.Health/Check",
+        &[("content-type", "application/json")],
+        "{}",
+    )
+    .await;
+    assert!(plain.is_err(), "plaintext answered: {plain:?}");
+    server.stop().await;
+
+    let server = TestServer::start_tls(pki.server(true)).await;
+    assert!(https_health(server.http, &pki, None).await.is_err());
+    let leaf = pki.ca.client_leaf();
+    assert_eq!(https_health(server.http, &pki, Some(&leaf)).await, Ok(200));
+    server.stop().await;
+}

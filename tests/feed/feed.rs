@@ -602,6 +602,7 @@ async fn a_slow_subscriber_is_ended_and_resumes_where_it_stopped() {
                 tenant: T.into(),
                 operations,
                 options: None,
+                dry_run: false,
             })
             .await
             .unwrap()

@@ -52,6 +52,7 @@ async fn stalled_subscribers_are_ended_within_the_budget_for_all() {
                 tenant: T.into(),
                 operations,
                 options: None,
+                dry_run: false,
             })
             .await
             .unwrap()

@@ -14,3 +14,4 @@ mod feed_memory;
 mod feed_pieces;
 mod feed_restart;
 mod feed_resume;
+mod what_if;

@@ -143,6 +143,7 @@ pub(super) async fn write(
                 operation: Some(operation),
             }],
             options: None,
+            dry_run: false,
         };
         let reply = tokio::time::timeout(CALL_TIMEOUT, client.manage_membership(request))
             .await

@@ -170,6 +170,7 @@ pub(super) async fn fill(
                 tenant: tenant.to_string(),
                 operations: chunk.to_vec(),
                 options: None,
+                dry_run: false,
             })
             .await
             .map_err(rpc_error(format!("membership batch {n}")))?;

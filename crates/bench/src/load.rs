@@ -186,6 +186,7 @@ impl Probe {
                         tenant: tenant.clone(),
                         operations: vec![operation],
                         options: None,
+                        dry_run: false,
                     })
                     .await?;
                 Ok(true)

@@ -180,6 +180,7 @@ pub(super) async fn fill_wide_group(load: &Load) -> Result<usize, BenchError> {
             tenant: load.tenant.clone(),
             operations,
             options: None,
+            dry_run: false,
         });
         tokio::time::timeout(WIDE_WRITE_TIMEOUT, call)
             .await
@@ -248,6 +249,7 @@ async fn toggle_role(
                 operation: Some(operation),
             }],
             options: None,
+            dry_run: false,
         });
         tokio::time::timeout(WIDE_WRITE_TIMEOUT, call)
             .await

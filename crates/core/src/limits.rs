@@ -11,6 +11,11 @@ use std::time::Duration;
 /// bounded by [`MAX_MESSAGE_BYTES`]: ten thousand records of typical size
 /// (ids, a few attributes) take well under half of it.
 pub const MAX_BATCH_OPERATIONS: usize = 10_000;
+/// Most permission changes a dry run (`dry_run` of `ManageMembership`
+/// and `Import`) lists; it counts the rest.
+pub const MAX_WHAT_IF_CHANGES: usize = 1000;
+/// Most refusals a dry run lists; it stops looking after the last.
+pub const MAX_WHAT_IF_REFUSALS: usize = 100;
 /// Most checks in one `BatchCheckAccess`.
 pub const MAX_BATCH_CHECKS: usize = 1000;
 /// Page size when a request gives none.

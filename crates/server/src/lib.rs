@@ -1,20 +1,24 @@
-//! authzd's gRPC edge: the adapters in [`api`] and, here, the wiring.
+//! authzd's edges: the gRPC adapters in [`api`], the HTTP/JSON edge in
+//! [`http`] (which calls the same stack in-process), and, here, the wiring.
 //!
 //! Wiring: the tonic server with every authzd service, health and
 //! reflection, behind the caller guard and access log, on a listener the
-//! caller bound, until the caller's shutdown future resolves. The caller
+//! caller bound, until the caller's shutdown future resolves; with an
+//! [`http::HttpEdge`], the same stack also behind the HTTP/JSON listener. The caller
 //! binds and the caller stops, so tests can run the real server on port 0.
 //! With [`ServerTls`] the listener speaks TLS (rustls), and with a client CA
 //! it requires client certificates (mTLS). With a [`Primary`] the server is
 //! a read replica: it runs the follower and forwards writes.
 
 pub mod api;
+pub mod http;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::metadata::AsciiMetadataValue;
+use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Endpoint, Identity, Server, ServerTlsConfig};
 
@@ -45,6 +49,9 @@ pub enum ServerError {
     /// Reflection could not be built from the descriptor sets.
     #[error("building the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The HTTP/JSON edge could not start.
+    #[error("the HTTP/JSON listener: {0}")]
+    Http(#[from] http::HttpError),
     /// The transport failed.
     #[error("serving: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -98,6 +105,20 @@ pub async fn serve(
     primary: Option<Primary>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    serve_edges(service, callers, listener, tls, primary, None, shutdown).await
+}
+
+/// [`serve`], and with `http` the HTTP/JSON edge on its own listener (with
+/// the same TLS files): the same stack behind both.
+pub async fn serve_edges(
+    service: Service,
+    callers: Arc<Callers>,
+    listener: TcpListener,
+    tls: Option<&ServerTls>,
+    primary: Option<Primary>,
+    http: Option<http::HttpEdge>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         builder = builder
@@ -135,6 +156,7 @@ pub async fn serve(
 
     let stopping = service.clone();
     let closing = service.clone();
+    let (stop_http, http_stops) = tokio::sync::watch::channel(false);
     let grace = service.config().shutdown_grace;
     let (signalled, grace_starts) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -145,6 +167,7 @@ pub async fn serve(
         );
         set_health(&health, ServingStatus::NotServing).await;
         closing.close();
+        let _ = stop_http.send(true);
         let _ = signalled.send(());
     };
     // Runs out only after the shutdown began: calls still in progress then
@@ -156,13 +179,9 @@ pub async fn serve(
         }
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let served = builder
-        .layer(CallerLayer::new(callers, service.clone()))
-        .layer(WriteLayer::new(
-            service.clone(),
-            upstream.map(|(channel, _)| channel),
-        ))
-        .add_service(health_service)
+    let caller_layer = CallerLayer::new(callers, service.clone());
+    let write_layer = WriteLayer::new(service.clone(), upstream.map(|(channel, _)| channel));
+    let routes = Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
@@ -192,8 +211,32 @@ pub async fn serve(
         .add_service(
             ReplicationServiceServer::new(ReplicationApi::new(service))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-        )
+        );
+    // The HTTP/JSON edge calls the very layers and routes gRPC serves, in
+    // the same order (the guard outermost).
+    let http_served = match http {
+        None => None,
+        Some(edge) => {
+            use tower_layer::Layer as _;
+            let stack = caller_layer
+                .clone()
+                .layer(write_layer.clone().layer(routes.clone().prepare()));
+            let router = http::router(http::bridge::Stack::new(stack), &edge.cors_origins)?;
+            let acceptor = tls.map(http::acceptor).transpose()?;
+            Some(http::serve(router, edge.listener, acceptor, http_stops))
+        }
+    };
+    let http_served = async move {
+        if let Some(served) = http_served {
+            served.await;
+        }
+    };
+    let grpc_served = builder
+        .layer(caller_layer)
+        .layer(write_layer)
+        .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown);
+    let served = async move { tokio::join!(grpc_served, http_served).0 };
     let served = tokio::select! {
         served = served => served,
         () = grace_over => {

@@ -69,6 +69,11 @@ pub struct Config {
     /// Where to serve Prometheus metrics (`GET /metrics`); `None`: no
     /// metrics.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to serve the HTTP/JSON API (the gRPC stack behind a second
+    /// listener, with the same TLS files); `None`: no HTTP listener.
+    pub http_listen: Option<SocketAddr>,
+    /// Origins whose pages may call the HTTP/JSON API (CORS); empty: none.
+    pub http_cors_origins: Vec<String>,
     /// Where to export OpenTelemetry traces (an OTLP/gRPC `http://` or
     /// `https://` URL); `None`: no spans are made.
     pub otlp_endpoint: Option<String>,
@@ -102,6 +107,8 @@ impl Default for Config {
             token_watches: DEFAULT_TOKEN_WATCHES,
             audit_retention: DEFAULT_AUDIT_RETENTION,
             metrics_listen: None,
+            http_listen: None,
+            http_cors_origins: Vec::new(),
             otlp_endpoint: None,
             follow: None,
             shutdown_grace: Duration::from_secs(10),

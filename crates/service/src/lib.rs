@@ -57,6 +57,7 @@ pub use authzd_store::AuditPage;
 use authzd_store::{Datastore, SnapshotStream, StoreError};
 use authzd_store_redb as storage;
 pub use authzd_store_redb::FILE_NAME;
+pub use sequencer::WhatIf;
 use sequencer::{Job, Reply, Sequencer};
 
 /// Why the service refused or failed a request.
@@ -465,6 +466,23 @@ impl Service {
             reply,
         })
         .await
+    }
+
+    /// What `operations` would do to `tenant` if written now, planned by
+    /// the path [`Service::write`] takes and committed never: no revision
+    /// is used and nothing is recorded. The idempotency key is not
+    /// consulted (a dry run is never a retry).
+    pub async fn what_if(
+        &self,
+        tenant: TenantId,
+        operations: Vec<Operation>,
+        options: WriteOptions,
+    ) -> Result<WhatIf, Error> {
+        self.refuse_on_replica()?;
+        let current = self.snapshot();
+        let now = self.now();
+        self.off_runtime(move || sequencer::what_if(&current, &tenant, operations, &options, now))
+            .await
     }
 
     /// Validates a schema against the catalog's users and, unless `dry_run`,

@@ -42,6 +42,7 @@ use super::{Error, Origin, WriteOptions, check_schema_fits};
 use crate::clock::Clock;
 use crate::watch::Feed;
 use authzd_core::engine::{self, Engine, Snapshot};
+use authzd_core::limits::MAX_WHAT_IF_REFUSALS;
 use authzd_core::model::{AuditEntry, AuditKey, AuditOutcome, Change, Revision, TenantId};
 use authzd_core::schema::Catalog;
 use authzd_store::{CommitId, CommitOutcome, Datastore, PendingWrite, StoreError};
@@ -475,32 +476,20 @@ impl Sequencer {
                 Err(e) => return Planned::Answer(Answer::Refused(e.into())),
             }
         }
-        if let Err(e) = expect_revision(options.expected_revision, group.revision()) {
-            return Planned::Answer(Answer::Refused(e));
-        }
-        let state = group.working.tenants.get(tenant).map(|t| &**t);
-        if let Some(actor) = &options.actor {
-            let known = state.is_some_and(|t| t.subjects.contains_key(actor));
-            if !known {
-                return Planned::Answer(Answer::Refused(Error::UnknownActor {
-                    actor: actor.clone(),
-                    tenant: tenant.clone(),
-                }));
-            }
-        }
         let now = self.clock.now();
-        let planned = match engine::plan(
-            &group.working.compiled,
+        let planned = match plan_tenant_write(
+            &group.working,
+            group.revision(),
             tenant,
-            options.actor.as_ref(),
-            state,
             operations,
+            options,
             now,
         ) {
             Ok(planned) => planned,
-            Err(r) => {
-                return Planned::Answer(Answer::Refused(options.naming.refused(r.index, r.error)));
+            Err(Error::Refused { index, error, .. }) => {
+                return Planned::Answer(Answer::Refused(options.naming.refused(index, error)));
             }
+            Err(e) => return Planned::Answer(Answer::Refused(e)),
         };
         if planned.changes.is_empty() {
             return Planned::Answer(Answer::Unchanged(group.last_write()));
@@ -871,6 +860,106 @@ fn flush(group: &mut Group, reply: Reply) {
 }
 
 /// The system write removing a tenant's expired assignments, if it has any.
+/// Plans one tenant's batch on `working` (whose last committed revision is
+/// `revision`): the expected revision, the actor, then the engine's
+/// planner. The one planning path of a write, which its dry run
+/// ([`what_if`]) takes too.
+fn plan_tenant_write(
+    working: &Snapshot,
+    revision: Revision,
+    tenant: &TenantId,
+    operations: &[engine::Operation],
+    options: &WriteOptions,
+    now: authzd_core::model::Timestamp,
+) -> Result<engine::Planned, Error> {
+    expect_revision(options.expected_revision, revision)?;
+    let state = working.tenants.get(tenant).map(|t| &**t);
+    if let Some(actor) = &options.actor {
+        let known = state.is_some_and(|t| t.subjects.contains_key(actor));
+        if !known {
+            return Err(Error::UnknownActor {
+                actor: actor.clone(),
+                tenant: tenant.clone(),
+            });
+        }
+    }
+    engine::plan(
+        &working.compiled,
+        tenant,
+        options.actor.as_ref(),
+        state,
+        operations,
+        now,
+    )
+    .map_err(|r| Error::Refused {
+        list: "operations",
+        index: r.index,
+        error: r.error,
+    })
+}
+
+/// What a write would do if committed now on `current`, committing
+/// nothing: planned by the write's own path ([`plan_tenant_write`]). A
+/// refused operation is recorded (named as the write's [`Naming`] says) and
+/// the rest planned again without it, so that every refusal shows, up to
+/// [`MAX_WHAT_IF_REFUSALS`]; the effects are then those of the operations
+/// that pass. A refusal of the whole write (its actor, its expected
+/// revision) ends the preview with no effects.
+pub(super) fn what_if(
+    current: &Snapshot,
+    tenant: &TenantId,
+    mut operations: Vec<engine::Operation>,
+    options: &WriteOptions,
+    now: authzd_core::model::Timestamp,
+) -> WhatIf {
+    let mut indices: Vec<usize> = (0..operations.len()).collect();
+    let mut what_if = WhatIf {
+        revision: current.revision,
+        effects: Vec::new(),
+        refusals: Vec::new(),
+        more_refusals: false,
+    };
+    loop {
+        match plan_tenant_write(current, current.revision, tenant, &operations, options, now) {
+            Ok(planned) => {
+                what_if.effects = planned.effects;
+                return what_if;
+            }
+            Err(Error::Refused { index, error, .. }) if index < operations.len() => {
+                operations.remove(index);
+                let index = indices.remove(index);
+                what_if.refusals.push(options.naming.refused(index, error));
+                if what_if.refusals.len() >= MAX_WHAT_IF_REFUSALS {
+                    what_if.more_refusals = !operations.is_empty();
+                    return what_if;
+                }
+                if operations.is_empty() {
+                    return what_if;
+                }
+            }
+            Err(other) => {
+                what_if.refusals.push(other);
+                return what_if;
+            }
+        }
+    }
+}
+
+/// A write's dry run: what it would change, and why it would be refused.
+#[derive(Debug)]
+pub struct WhatIf {
+    /// The revision it was planned on.
+    pub revision: Revision,
+    /// The gains and losses, as the feed would publish them (of the
+    /// operations that pass, when some are refused).
+    pub effects: Vec<authzd_core::model::Effect>,
+    /// The refusals, in the order the planner met them; empty: the write
+    /// would commit.
+    pub refusals: Vec<Error>,
+    /// Whether the preview stopped looking at [`MAX_WHAT_IF_REFUSALS`].
+    pub more_refusals: bool,
+}
+
 fn plan_expiry(group: &Group, tenant: &TenantId, now: authzd_core::model::Timestamp) -> Planned {
     let expired = group
         .working

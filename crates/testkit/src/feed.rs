@@ -139,6 +139,40 @@ fn role_body(rng: &mut Rng) -> pb::Role {
     }
 }
 
+/// A random batch of one to `most` membership operations over the
+/// seeded records: assignments, unassignments, members added (some are
+/// refused: a cycle, a rule of a role class).
+pub fn membership_batch(rng: &mut Rng, most: usize) -> Vec<pb::MembershipOperation> {
+    use pb::membership_operation::Operation as Op;
+    (0..1 + rng.below(most))
+        .map(|_| {
+            let op = match rng.below(4) {
+                0 | 1 => Op::AssignRole(pb::AssignRole {
+                    role: rng.pick(&ROLES).into(),
+                    principal: principal(rng),
+                    target: target(rng),
+                    expires_at: None,
+                    precondition: 0,
+                }),
+                2 => Op::UnassignRole(pb::UnassignRole {
+                    role: rng.pick(&ROLES).into(),
+                    principal: principal(rng),
+                    target: target(rng),
+                    precondition: 0,
+                }),
+                _ => Op::AddMember(pb::AddMember {
+                    group: rng.pick(&GROUPS).into(),
+                    member: principal(rng),
+                    precondition: 0,
+                }),
+            };
+            pb::MembershipOperation {
+                operation: Some(op),
+            }
+        })
+        .collect()
+}
+
 impl Writer {
     /// The records a run starts from: subjects, scopes a → b → c, groups
     /// (g1 nested in g0), the custom role. Returns the last revision.
@@ -211,6 +245,7 @@ impl Writer {
                 )),
             }],
             options: None,
+            dry_run: false,
         })
         .await
         .unwrap()
@@ -245,37 +280,12 @@ impl Writer {
             };
         let revision = match rng.below(20) {
             0..=6 => {
-                let ops = (0..1 + rng.below(2))
-                    .map(|_| {
-                        let op = match rng.below(4) {
-                            0 | 1 => Op::AssignRole(pb::AssignRole {
-                                role: rng.pick(&ROLES).into(),
-                                principal: principal(rng),
-                                target: target(rng),
-                                expires_at: None,
-                                precondition: 0,
-                            }),
-                            2 => Op::UnassignRole(pb::UnassignRole {
-                                role: rng.pick(&ROLES).into(),
-                                principal: principal(rng),
-                                target: target(rng),
-                                precondition: 0,
-                            }),
-                            _ => Op::AddMember(pb::AddMember {
-                                group: rng.pick(&GROUPS).into(),
-                                member: principal(rng),
-                                precondition: 0,
-                            }),
-                        };
-                        pb::MembershipOperation {
-                            operation: Some(op),
-                        }
-                    })
-                    .collect();
+                let ops = membership_batch(rng, 2);
                 m.manage_membership(pb::ManageMembershipRequest {
                     tenant: t.clone(),
                     operations: ops,
                     options: None,
+                    dry_run: false,
                 })
                 .await
                 .map(|r| r.into_inner().revision)
@@ -292,6 +302,7 @@ impl Writer {
                         operation: Some(op),
                     }],
                     options: None,
+                    dry_run: false,
                 })
                 .await
                 .map(|r| r.into_inner().revision)

@@ -317,10 +317,16 @@ pub fn token_entry(name: &str, kind: &str, tenant: &str, secret: &str) -> String
 /// which [`TestServer`]'s own clients present.
 pub const HARNESS_SECRET: &str = "harness-admin-secret";
 
+/// The one origin the test servers' HTTP/JSON edges allow (CORS).
+pub const CORS_ORIGIN: &str = "https://console.example.test";
+
 /// A running server. Dropping it does not stop it; call [`TestServer::stop`].
 pub struct TestServer {
     /// Where it listens (127.0.0.1 and the port it was given).
     pub addr: SocketAddr,
+    /// Where its HTTP/JSON edge listens (every test server has one, over
+    /// the same stack, with the gRPC listener's TLS).
+    pub http: SocketAddr,
     /// Its data folder.
     pub data: PathBuf,
     /// The callers it serves (trust-all unless started with tokens); a
@@ -478,15 +484,22 @@ impl TestServer {
         let serving_service = service.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = http_listener.local_addr().unwrap();
+        let edge = authzd_server::http::HttpEdge {
+            listener: http_listener,
+            cors_origins: vec![CORS_ORIGIN.to_owned()],
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = callers.clone();
         let task = tokio::spawn(async move {
-            authzd_server::serve(
+            authzd_server::serve_edges(
                 serving_service,
                 serving,
                 listener,
                 tls.as_ref(),
                 None,
+                Some(edge),
                 async {
                     let _ = stopped.await;
                 },
@@ -496,6 +509,7 @@ impl TestServer {
         });
         TestServer {
             addr,
+            http,
             data: data.to_path_buf(),
             callers,
             tokens_file: None,
@@ -754,6 +768,7 @@ pub async fn manage(
         tenant: tenant.into(),
         operations,
         options: None,
+        dry_run: false,
     })
     .await
     .unwrap()
@@ -1085,6 +1100,7 @@ pub fn batch(
         tenant: tenant.into(),
         operations,
         options,
+        dry_run: false,
     }
 }
 
@@ -1571,6 +1587,7 @@ pub mod de {
                 tenant: tenant.into(),
                 operations,
                 options: None,
+                dry_run: false,
             })
             .await
     }

@@ -2,7 +2,8 @@
 //! the harness that starts the real server (in-process on 127.0.0.1:0, or
 //! the real binary) and hands out clients ([`harness`], re-exported at the
 //! root), the folding of Watch feeds ([`feed`]), every paged list behind
-//! one signature ([`lists`]), and the synthetic data set with its
+//! one signature ([`lists`]), a plain HTTP client for the JSON edge
+//! ([`http`]), and the synthetic data set with its
 //! deterministic random generator ([`dataset`]).
 //!
 //! Must not be needed by the server: only tests and benchmarks depend on
@@ -16,6 +17,7 @@
 pub mod dataset;
 pub mod feed;
 pub mod harness;
+pub mod http;
 pub mod lists;
 
 pub use dataset::Rng;

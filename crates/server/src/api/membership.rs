@@ -2,8 +2,9 @@
 //! chunks of a bulk import, each a thin adapter over
 //! [`authzd_service::ops::membership`]: every operation and record is
 //! converted (refused naming its field, `operations[2].assign_role.role`),
-//! then handed to the operation. Must not bound, plan or check a batch as
-//! a whole.
+//! then handed to the operation; a `dry_run` goes to the operation's dry
+//! run, whose preview is converted back. Must not bound, plan or check a
+//! batch as a whole.
 
 use tonic::{Request, Response, Status};
 
@@ -14,10 +15,10 @@ use super::guard;
 use super::status;
 use super::{invalid, pb};
 use authzd_core::engine::{Operation, Precondition};
-use authzd_core::limits::MAX_BATCH_OPERATIONS;
+use authzd_core::limits::{MAX_BATCH_OPERATIONS, MAX_WHAT_IF_CHANGES};
 use authzd_core::model::{Assignment, AssignmentKey, Membership};
 use authzd_service::ops::membership::{self, ImportChunk};
-use authzd_service::{Error, Service};
+use authzd_service::{Error, Service, WhatIf};
 
 /// The tonic service.
 #[derive(Debug, Clone)]
@@ -159,6 +160,41 @@ fn import_chunk(r: &pb::ImportRequest) -> Result<ImportChunk, Error> {
     })
 }
 
+/// A dry run's answer: the changes (at most [`MAX_WHAT_IF_CHANGES`], the
+/// rest counted) and each refusal as the status the write would get.
+fn what_if_to_pb(what_if: WhatIf) -> pb::WhatIf {
+    use tonic_types::StatusExt;
+    let listed = what_if.effects.len().min(MAX_WHAT_IF_CHANGES);
+    let refusal = |e: Error| {
+        let (list, index) = match &e {
+            Error::Refused { list, index, .. } => ((*list).to_owned(), *index),
+            _ => (String::new(), 0),
+        };
+        let status = status(e);
+        pb::WriteRefusal {
+            code: super::code_name(status.code()).to_owned(),
+            message: status.message().to_owned(),
+            reason: status
+                .get_details_error_info()
+                .map(|info| info.reason)
+                .unwrap_or_default(),
+            list,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+        }
+    };
+    pb::WhatIf {
+        permission_changes: what_if
+            .effects
+            .iter()
+            .take(listed)
+            .map(super::watch::effect_to_pb)
+            .collect(),
+        more_permission_changes: u64::try_from(what_if.effects.len() - listed).unwrap_or(u64::MAX),
+        refusals: what_if.refusals.into_iter().map(refusal).collect(),
+        more_refusals: what_if.more_refusals,
+    }
+}
+
 #[tonic::async_trait]
 impl pb::membership_service_server::MembershipService for MembershipApi {
     async fn manage_membership(
@@ -175,11 +211,22 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
             .map(|(i, op)| operation(i, op))
             .collect::<Result<Vec<_>, _>>()
             .map_err(status)?;
+        if r.dry_run {
+            let what_if =
+                membership::manage_what_if(&self.service, &call, &r.tenant, operations, options)
+                    .await
+                    .map_err(status)?;
+            return Ok(Response::new(pb::ManageMembershipResponse {
+                revision: what_if.revision.0,
+                what_if: Some(what_if_to_pb(what_if)),
+            }));
+        }
         let revision = membership::manage(&self.service, &call, &r.tenant, operations, options)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::ManageMembershipResponse {
             revision: revision.0,
+            what_if: None,
         }))
     }
 
@@ -191,11 +238,22 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         let r = request.get_ref();
         let options = write_options(&r.options).map_err(status)?;
         let chunk = import_chunk(r).map_err(status)?;
+        if r.dry_run {
+            let what_if =
+                membership::import_what_if(&self.service, &call, &r.tenant, chunk, options)
+                    .await
+                    .map_err(status)?;
+            return Ok(Response::new(pb::ImportResponse {
+                revision: what_if.revision.0,
+                what_if: Some(what_if_to_pb(what_if)),
+            }));
+        }
         let revision = membership::import(&self.service, &call, &r.tenant, chunk, options)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::ImportResponse {
             revision: revision.0,
+            what_if: None,
         }))
     }
 }

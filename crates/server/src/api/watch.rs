@@ -77,7 +77,8 @@ fn filter(r: &pb::WatchRequest) -> Result<Filter, Error> {
     })
 }
 
-fn effect_to_pb(e: &Effect) -> pb::PermissionChange {
+/// A gain or loss as the feed publishes it (and a dry run previews it).
+pub(super) fn effect_to_pb(e: &Effect) -> pb::PermissionChange {
     let (scope, target_subject) = match &e.target {
         Place::Scope(s) => (s.to_string(), String::new()),
         Place::Subject(s) => (String::new(), s.to_string()),

@@ -1,14 +1,15 @@
 //! Membership's use cases: an atomic batch of membership and role
 //! operations, and one chunk of a bulk import (a batch of the same
 //! planner, so a chunk is validated whole, commits as one revision and has
-//! its permission changes computed once).
+//! its permission changes computed once), and the dry run of each (what
+//! it would change and why it would be refused, committing nothing).
 //!
 //! Owns the bounds of a batch and a chunk, and naming a refused import
 //! record by its own list and index. Must not plan or check an operation
 //! itself: the engine does.
 
 use super::Call;
-use crate::{Error, Naming, Service, WriteOptions};
+use crate::{Error, Naming, Service, WhatIf, WriteOptions};
 use authzd_core::engine::{Operation, Precondition};
 use authzd_core::limits::MAX_BATCH_OPERATIONS;
 use authzd_core::model::{Assignment, Group, Membership, Revision, Subject, TenantId};
@@ -58,7 +59,32 @@ pub async fn manage(
     operations: Vec<Operation>,
     mut options: WriteOptions,
 ) -> Result<Revision, Error> {
-    let tenant = admit(service, call, tenant, &mut options)?;
+    let tenant = admit_batch(service, call, tenant, &operations, &mut options)?;
+    service.write(tenant, operations, options).await
+}
+
+/// [`manage`]'s dry run: what the batch would change, and why it would
+/// be refused, committing nothing. Admitted as the write would be.
+pub async fn manage_what_if(
+    service: &Service,
+    call: &Call,
+    tenant: &str,
+    operations: Vec<Operation>,
+    mut options: WriteOptions,
+) -> Result<WhatIf, Error> {
+    let tenant = admit_batch(service, call, tenant, &operations, &mut options)?;
+    service.what_if(tenant, operations, options).await
+}
+
+/// Admits a batch and checks its bounds; names its tenant.
+fn admit_batch(
+    service: &Service,
+    call: &Call,
+    tenant: &str,
+    operations: &[Operation],
+    options: &mut WriteOptions,
+) -> Result<TenantId, Error> {
+    let tenant = admit(service, call, tenant, options)?;
     if operations.is_empty() {
         return Err(invalid("operations", "give at least one operation"));
     }
@@ -68,7 +94,7 @@ pub async fn manage(
             format!("at most {MAX_BATCH_OPERATIONS} operations per batch"),
         ));
     }
-    service.write(tenant, operations, options).await
+    Ok(tenant)
 }
 
 /// Applies one import chunk as one batch. A refused record is named by
@@ -80,7 +106,34 @@ pub async fn import(
     chunk: ImportChunk,
     mut options: WriteOptions,
 ) -> Result<Revision, Error> {
-    let tenant = admit(service, call, tenant, &mut options)?;
+    let (tenant, operations) = admit_chunk(service, call, tenant, chunk, &mut options)?;
+    service.write(tenant, operations, options).await
+}
+
+/// [`import`]'s dry run: what the chunk would change, and which records
+/// would be refused (each named by its list and index), committing
+/// nothing.
+pub async fn import_what_if(
+    service: &Service,
+    call: &Call,
+    tenant: &str,
+    chunk: ImportChunk,
+    mut options: WriteOptions,
+) -> Result<WhatIf, Error> {
+    let (tenant, operations) = admit_chunk(service, call, tenant, chunk, &mut options)?;
+    service.what_if(tenant, operations, options).await
+}
+
+/// Admits a chunk and checks its bounds: its tenant and its records as
+/// one batch of operations, a refused one named by its own list.
+fn admit_chunk(
+    service: &Service,
+    call: &Call,
+    tenant: &str,
+    chunk: ImportChunk,
+    options: &mut WriteOptions,
+) -> Result<(TenantId, Vec<Operation>), Error> {
+    let tenant = admit(service, call, tenant, options)?;
     let records = chunk.subjects.len()
         + chunk.groups.len()
         + chunk.memberships.len()
@@ -106,7 +159,7 @@ pub async fn import(
         .chain((chunk.assignments.into_iter()).map(|(a, p)| Operation::AssignRole(a, p)))
         .collect();
     options.naming = Naming::Lists(IMPORT_LISTS.into_iter().zip(starts).collect());
-    service.write(tenant, operations, options).await
+    Ok((tenant, operations))
 }
 
 #[cfg(test)]
