@@ -23,13 +23,14 @@
 //!
 //! Must not know about protobuf or redb.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::eval::ResolvedPlace;
+use super::grants::GrantEntry;
 use super::tenant::{Affected, Compiled, SubjectEntry, TenantState};
 use crate::model::{
-    Effect, GroupId, Permission, Place, ROOT_SCOPE, Reach, ScopeId, SubjectId, Target, TenantId,
-    Timestamp,
+    Effect, GroupId, Permission, Place, ROOT_SCOPE, Reach, ScopeId, SubjectId, SubjectStatus,
+    Target, TenantId, Timestamp,
 };
 
 /// The instant pictures are evaluated at: before every expiry, so that
@@ -58,23 +59,25 @@ impl<'a> View<'a> {
         Some((state, state.subjects.get(subject)?))
     }
 
-    /// What `subject` holds at `scope`, with reaches.
+    /// What `subject` holds at `scope`, with reaches: every permission at
+    /// once, as [`TenantState::held`] answers for a listing, where a
+    /// check per permission would walk the grants once per bit.
     fn at_scope(&self, subject: &SubjectId, scope: &str) -> Held {
         let Some((state, entry)) = self.entry(subject) else {
             return Held::new();
         };
+        let (record, grants) = (&entry.subject, &entry.grants);
+        let held = |place| state.held(self.compiled, record, grants, place, PICTURE_TIME);
+        let here = held(ResolvedPlace::scope(scope));
+        let below = held(ResolvedPlace::below(scope));
         let catalog = &self.compiled.catalog;
-        catalog
-            .all()
-            .iter()
-            .filter(|bit| {
-                let place = ResolvedPlace::scope(scope);
-                let (subject, grants) = (&entry.subject, &entry.grants);
-                state.check(self.compiled, subject, grants, *bit, place, PICTURE_TIME)
-            })
+        here.iter()
             .map(|bit| {
-                let (subject, grants) = (&entry.subject, &entry.grants);
-                let reach = state.reach(self.compiled, subject, grants, bit, scope, PICTURE_TIME);
+                let reach = if below.contains(bit) {
+                    Reach::Subtree
+                } else {
+                    Reach::Exact
+                };
                 (catalog.name(bit).to_string(), reach)
             })
             .collect()
@@ -189,14 +192,13 @@ impl<'a> View<'a> {
     }
 }
 
-fn push_diff(
-    tenant: &TenantId,
-    subject: &SubjectId,
-    target: &Place,
-    before: &Held,
-    after: &Held,
-    out: &mut Vec<Effect>,
-) {
+/// One gain or loss of a subject, without the subject: what two pictures
+/// differ by.
+type Delta = (Place, Permission, bool, Reach);
+
+/// The gains and losses at `target` between what was held there and what
+/// is, in name order, losses before gains.
+fn held_deltas(target: &Place, before: &Held, after: &Held, out: &mut Vec<Delta>) {
     let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     for name in names {
         let (old, new) = (before.get(name), after.get(name));
@@ -211,16 +213,104 @@ fn push_diff(
         let changes = [(old, false), (new, true)];
         for (reach, gained) in changes {
             if let Some(reach) = reach {
-                out.push(Effect {
-                    tenant: tenant.clone(),
-                    subject: subject.clone(),
-                    target: target.clone(),
-                    permission: permission.clone(),
-                    gained,
-                    reach: *reach,
-                });
+                out.push((target.clone(), permission.clone(), gained, *reach));
             }
         }
+    }
+}
+
+/// Every gain and loss between two pictures.
+fn picture_deltas(before: &Picture, after: &Picture) -> Vec<Delta> {
+    let targets: BTreeSet<&Place> = before.keys().chain(after.keys()).collect();
+    let empty = Held::new();
+    let mut out = Vec::new();
+    for target in targets {
+        let (old, new) = (
+            before.get(target).unwrap_or(&empty),
+            after.get(target).unwrap_or(&empty),
+        );
+        held_deltas(target, old, new, &mut out);
+    }
+    out
+}
+
+/// The deltas as `subject`'s effects.
+fn push_effects(tenant: &TenantId, subject: &SubjectId, deltas: &[Delta], out: &mut Vec<Effect>) {
+    out.extend(
+        deltas
+            .iter()
+            .map(|(target, permission, gained, reach)| Effect {
+                tenant: tenant.clone(),
+                subject: subject.clone(),
+                target: target.clone(),
+                permission: permission.clone(),
+                gained: *gained,
+                reach: *reach,
+            }),
+    );
+}
+
+/// What a subject's picture in one view is a function of, when it is one
+/// of its grants at scopes and its status alone: grants over no population
+/// (a picture over populations names the subjects in them, the subject
+/// itself among them). Most members of a large group hold the same grants
+/// (those of the same few groups), so a write reaching a whole group
+/// computes each distinct picture once instead of once per member.
+type Shape<'a> = Option<(&'a [GrantEntry<ScopeId>], SubjectStatus)>;
+
+/// Where a shape's grants are, with its status.
+type Address = Option<(*const GrantEntry<ScopeId>, SubjectStatus)>;
+
+/// The deltas computed for each pair of shapes (before, after), found by
+/// the grants' allocations first (subjects with the same groups share
+/// one), then by their content (hashing a subject's grants costs more than
+/// comparing two pointers, less than computing two pictures).
+#[derive(Default)]
+struct Shared<'a> {
+    by_content: HashMap<(Shape<'a>, Shape<'a>), usize>,
+    by_allocation: HashMap<(Address, Address), usize>,
+    deltas: Vec<Vec<Delta>>,
+}
+
+impl<'a> Shared<'a> {
+    fn deltas(
+        &mut self,
+        before: Shape<'a>,
+        after: Shape<'a>,
+        compute: impl FnOnce() -> Vec<Delta>,
+    ) -> &[Delta] {
+        let address = |shape: Shape<'_>| shape.map(|(grants, status)| (grants.as_ptr(), status));
+        let by_address = (address(before), address(after));
+        let index = match self.by_allocation.get(&by_address) {
+            Some(&index) => index,
+            None => {
+                let index = match self.by_content.get(&(before, after)) {
+                    Some(&index) => index,
+                    None => {
+                        self.deltas.push(compute());
+                        let index = self.deltas.len() - 1;
+                        self.by_content.insert((before, after), index);
+                        index
+                    }
+                };
+                self.by_allocation.insert(by_address, index);
+                index
+            }
+        };
+        self.deltas.get(index).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The shape of a subject's picture in a view, from its entry there;
+/// `None` inside when it is absent, `None` outside when its picture depends
+/// on more.
+fn shape<'a>(entry: Option<(&'a TenantState, &'a SubjectEntry)>) -> Option<Shape<'a>> {
+    match entry {
+        None => Some(None),
+        Some((_, e)) if e.grants.populations.is_empty() => {
+            Some(Some((&e.grants.scopes, e.subject.status)))
+        }
+        Some(_) => None,
     }
 }
 
@@ -247,24 +337,34 @@ pub fn diff(
             .collect()
     };
     let mut out = Vec::new();
-    for subject in &whole {
-        let (b, a) = (before.picture(subject), after.picture(subject));
-        let targets: BTreeSet<&Place> = b.keys().chain(a.keys()).collect();
-        let empty = Held::new();
-        for target in targets {
-            let (old, new) = (
-                b.get(target).unwrap_or(&empty),
-                a.get(target).unwrap_or(&empty),
-            );
-            push_diff(tenant, subject, target, old, new, &mut out);
-        }
-    }
+    let mut shared = Shared::default();
     // Subjects moving in or out of a population change what its holders
     // hold over them, though the holders' own grants did not change; so does
     // a member's move to another home scope (derived permissions over it
     // may combine population grants with grants there).
+    let mut moved: Vec<&SubjectId> = Vec::new();
+    for subject in &whole {
+        let (b, a) = (before.entry(subject), after.entry(subject));
+        let stayed = match (b, a) {
+            (Some((_, b)), Some((_, a))) => {
+                b.grants.groups == a.grants.groups && b.subject.home_scope == a.subject.home_scope
+            }
+            _ => false,
+        };
+        if !stayed {
+            moved.push(subject);
+        }
+        let deltas = || picture_deltas(&before.picture(subject), &after.picture(subject));
+        match (shape(b), shape(a)) {
+            (Some(b), Some(a)) => {
+                let deltas = shared.deltas(b, a, deltas);
+                push_effects(tenant, subject, deltas, &mut out);
+            }
+            _ => push_effects(tenant, subject, &deltas(), &mut out),
+        }
+    }
     let mut pairs: BTreeSet<(SubjectId, SubjectId)> = BTreeSet::new();
-    for target in &whole {
+    for target in moved {
         let (gb, ga) = (before.groups(target), after.groups(target));
         let groups: BTreeSet<&GroupId> = if before.home(target) == after.home(target) {
             gb.symmetric_difference(&ga).collect()
@@ -284,8 +384,14 @@ pub fn diff(
     }
     for (holder, target) in pairs {
         let (b, a) = (before.over(&holder, &target), after.over(&holder, &target));
-        push_diff(tenant, &holder, &Place::Subject(target), &b, &a, &mut out);
+        let mut deltas = Vec::new();
+        held_deltas(&Place::Subject(target), &b, &a, &mut deltas);
+        push_effects(tenant, &holder, &deltas, &mut out);
     }
-    out.sort();
+    // Subjects come in order, and each one's effects too but for the
+    // order of permission names, which need not be that of permissions.
+    if !out.is_sorted() {
+        out.sort();
+    }
     out
 }

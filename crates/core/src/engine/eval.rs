@@ -172,29 +172,47 @@ impl TenantState {
         place: ResolvedPlace<'_>,
         now: Timestamp,
     ) -> bool {
-        subject.status == SubjectStatus::Active && self.holds(compiled, grants, bit, place, now, 0)
+        subject.status == SubjectStatus::Active
+            && self.holds(
+                compiled,
+                grants,
+                bit,
+                place,
+                self.numbered(place.scope),
+                now,
+                0,
+            )
     }
 
+    /// Whether `bit` holds at `place`, whose scope's ancestor chain is
+    /// `chain` (numbered; resolved once per check, not once per derived
+    /// term).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the check path passes what it resolved once rather than bundling it per call"
+    )]
     fn holds(
         &self,
         compiled: &Compiled,
         grants: &SubjectGrants,
         bit: PermBit,
         place: ResolvedPlace<'_>,
+        chain: &[u32],
         now: Timestamp,
         depth: usize,
     ) -> bool {
         if self.disabled.contains(bit) {
             return false;
         }
-        if self.granted(compiled, grants, bit, place, now) {
+        if self.granted(compiled, grants, bit, place, chain, now) {
             return true;
         }
         // Derived rules are acyclic (the schema refuses cycles); the depth
         // bound only guards against a catalog bug turning into a stack overflow.
         match compiled.catalog.rule(bit) {
             Some(rule) if depth < 64 => {
-                let term = |t: &PermBit| self.holds(compiled, grants, *t, place, now, depth + 1);
+                let term =
+                    |t: &PermBit| self.holds(compiled, grants, *t, place, chain, now, depth + 1);
                 match rule.kind {
                     RuleKind::AllOf => rule.terms.iter().all(term),
                     RuleKind::AnyOf => rule.terms.iter().any(term),
@@ -213,16 +231,13 @@ impl TenantState {
         grants: &SubjectGrants,
         bit: PermBit,
         place: ResolvedPlace<'_>,
+        chain: &[u32],
         now: Timestamp,
     ) -> bool {
         let inherits = compiled.catalog.inherits(bit);
-        let mut scope = Some(place.scope);
-        for step in 0..=self.scopes.len() {
-            let Some(s) = scope else { break };
-            if (inherits || (step == 0 && !place.below)) && grants.holds_at(s, bit, now) {
-                return true;
-            }
-            scope = self.parent(s).map(ScopeId::as_str);
+        let exact = !place.below;
+        if grants.holds_on_chain(chain, bit, inherits, exact, now) {
+            return true;
         }
         place.target.is_some_and(|target| {
             grants.populations.iter().any(|e| {
@@ -311,11 +326,13 @@ impl TenantState {
                     .filter(|at| self.is_within(*at, scope)),
             )
             .any(|at| {
+                let place = ResolvedPlace::scope(at.as_str());
                 self.holds(
                     compiled,
                     grants,
                     bit,
-                    ResolvedPlace::scope(at.as_str()),
+                    place,
+                    self.numbered(at.as_str()),
                     now,
                     0,
                 )
@@ -509,7 +526,8 @@ impl TenantState {
             RuleKind::AnyOf => "any of",
         };
         for term in &rule.terms {
-            if self.holds(compiled, traceable.grants, *term, place, now, 1) {
+            let chain = self.numbered(place.scope);
+            if self.holds(compiled, traceable.grants, *term, place, chain, now, 1) {
                 for (source, fit) in
                     self.trace(compiled, traceable, *term, place, now, Traced::Holding)
                 {

@@ -11,7 +11,7 @@ use crate::model::{GroupId, ScopeId, Timestamp};
 use crate::schema::{PermBit, PermSet};
 
 /// What one or more assignments give at one place.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GrantEntry<K> {
     /// The scope (or population group) it holds at.
     pub at: K,
@@ -50,16 +50,32 @@ impl<K> GrantEntry<K> {
     }
 }
 
-/// Everything a subject's roles give it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Everything a subject's roles give it. Equal when they give the same:
+/// the scope numbers, which depend on the order the tenant's scopes were
+/// created in, do not count.
+#[derive(Debug, Clone, Default)]
 pub struct SubjectGrants {
     /// Every group the subject is in, directly or nested; sorted.
     pub groups: Vec<GroupId>,
     /// Grants at scopes; sorted by scope, then expiry.
     pub scopes: Vec<GrantEntry<ScopeId>>,
+    /// The number the tenant gave each entry's scope, `scopes[i]`'s at
+    /// `i` (see [`super::TenantState::scope_number`]): what the check
+    /// compares with the place's numbered ancestor chain, integers where
+    /// comparing ids would compare text.
+    pub scope_numbers: Vec<u32>,
     /// Grants over populations; sorted by group, then expiry.
     pub populations: Vec<GrantEntry<GroupId>>,
 }
+
+impl PartialEq for SubjectGrants {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.groups, &self.scopes, &self.populations)
+            == (&other.groups, &other.scopes, &other.populations)
+    }
+}
+
+impl Eq for SubjectGrants {}
 
 fn merge<K: Ord + Clone>(mut entries: Vec<GrantEntry<K>>) -> Vec<GrantEntry<K>> {
     entries.sort_by(|a, b| (&a.at, a.expires_at).cmp(&(&b.at, b.expires_at)));
@@ -94,17 +110,20 @@ fn entries_at<'a, K: Ord + std::borrow::Borrow<str>>(
 }
 
 impl SubjectGrants {
-    /// Builds the sorted, merged form.
+    /// Builds the sorted, merged form; `number` gives a scope's number.
     pub fn build(
         mut groups: Vec<GroupId>,
         scopes: Vec<GrantEntry<ScopeId>>,
         populations: Vec<GrantEntry<GroupId>>,
+        number: impl Fn(&ScopeId) -> u32,
     ) -> Self {
         groups.sort();
         groups.dedup();
+        let scopes = merge(scopes);
         Self {
             groups,
-            scopes: merge(scopes),
+            scope_numbers: scopes.iter().map(|e| number(&e.at)).collect(),
+            scopes,
             populations: merge(populations),
         }
     }
@@ -116,11 +135,35 @@ impl SubjectGrants {
             .is_ok()
     }
 
-    /// Whether a live grant at exactly `scope` holds `bit`.
-    pub fn holds_at(&self, scope: &str, bit: PermBit, now: Timestamp) -> bool {
-        entries_at(&self.scopes, scope)
+    /// Whether a live grant holding `bit` is at the place (counted when
+    /// `exact`, or when `bit` `inherits`) or at one of its ancestors (when
+    /// `bit` `inherits`); `chain` is the numbers of the place's scope and
+    /// its ancestors, itself first. The check path: the subject's few
+    /// entries against a short slice of integers, without a lookup per
+    /// level or a comparison of ids.
+    pub fn holds_on_chain(
+        &self,
+        chain: &[u32],
+        bit: PermBit,
+        inherits: bool,
+        exact: bool,
+        now: Timestamp,
+    ) -> bool {
+        let Some((&here, ancestors)) = chain.split_first() else {
+            return false;
+        };
+        self.scopes
             .iter()
-            .any(|e| e.live(now) && e.perms.contains(bit))
+            .zip(&self.scope_numbers)
+            .any(|(e, &number)| {
+                e.live(now)
+                    && e.perms.contains(bit)
+                    && if number == here {
+                        exact || inherits
+                    } else {
+                        inherits && ancestors.contains(&number)
+                    }
+            })
     }
 
     /// Whether a live grant over population `group` holds `bit`.

@@ -10,7 +10,7 @@
 //! is the state the write publishes (a batch is applied once). Must not do
 //! I/O.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::EngineError;
 use super::authorize::{Action, Authorizer};
@@ -295,27 +295,54 @@ impl Planner<'_> {
     /// `at_most_one` class; a subject that held one of an `exactly_one`
     /// class may not be left with none (a subject that never had one may).
     fn check_classes(&self, before: Option<&TenantState>) -> Result<(), RefusedOperation> {
+        let classes: Vec<_> = self
+            .compiled
+            .catalog
+            .role_classes()
+            .values()
+            .filter(|c| c.per_subject != Cardinality::Many)
+            .collect();
+        if classes.is_empty() {
+            return Ok(());
+        }
+        // Subjects whose roles all come through the same groups hold the
+        // same roles: a write reaching a whole group gathers them once per
+        // distinct set of groups (see `TenantState::grant_key`).
+        let mut shared: HashMap<Vec<GroupId>, ClassRoles<'_>> = HashMap::new();
         for (subject, index) in &self.touched {
             if !self.state.subjects.contains_key(subject) {
                 continue;
             }
-            for class in self.compiled.catalog.role_classes().values() {
-                let after = class_roles(self.compiled, &self.state, subject, &class.name);
-                let had = before.map_or(0, |b| {
-                    class_roles(self.compiled, b, subject, &class.name).len()
-                });
+            // Each subject's roles are gathered once for every class, and
+            // what it held before only where a class needs it.
+            let gather = || class_roles(self.compiled, &self.state, subject);
+            let owned;
+            let now_held = match self.state.grant_key(subject) {
+                Some(key) => &*shared.entry(key).or_insert_with(gather),
+                None => {
+                    owned = gather();
+                    &owned
+                }
+            };
+            let mut before_held = None;
+            for class in &classes {
+                let after = now_held.get(class.name.as_str());
                 let violation = match class.per_subject {
-                    Cardinality::Many => None,
-                    _ if after.len() > 1 => Some(Violation::RoleClassExceeded {
+                    _ if after.is_some_and(|a| a.len() > 1) => Some(Violation::RoleClassExceeded {
                         subject: subject.clone(),
                         class: class.name.clone(),
-                        roles: after.into_iter().collect(),
+                        roles: after.into_iter().flatten().cloned().collect(),
                     }),
-                    Cardinality::ExactlyOne if had > 0 && after.is_empty() => {
-                        Some(Violation::RoleClassRequired {
-                            subject: subject.clone(),
-                            class: class.name.clone(),
-                        })
+                    Cardinality::ExactlyOne if after.is_none() => {
+                        let had = before_held.get_or_insert_with(|| {
+                            before.map(|b| class_roles(self.compiled, b, subject))
+                        });
+                        had.as_ref()
+                            .is_some_and(|h| h.contains_key(class.name.as_str()))
+                            .then(|| Violation::RoleClassRequired {
+                                subject: subject.clone(),
+                                class: class.name.clone(),
+                            })
                     }
                     _ => None,
                 };
@@ -1115,17 +1142,22 @@ impl Planner<'_> {
     }
 }
 
-/// The distinct roles of `class` a subject holds, directly or through groups.
-fn class_roles(
-    compiled: &Compiled,
-    state: &TenantState,
+/// The distinct roles with a class a subject holds, by class name.
+type ClassRoles<'a> = BTreeMap<&'a str, BTreeSet<RoleId>>;
+
+/// The distinct roles with a class a subject holds, directly or through
+/// groups.
+fn class_roles<'a>(
+    compiled: &'a Compiled,
+    state: &'a TenantState,
     subject: &SubjectId,
-    class: &str,
-) -> BTreeSet<RoleId> {
+) -> ClassRoles<'a> {
     let (_, assignments) = state.assignments_of(compiled, subject);
-    assignments
-        .into_iter()
-        .filter(|(_, role)| role.role.class.as_deref() == Some(class))
-        .map(|(a, _)| a.key.role.clone())
-        .collect()
+    let mut out: BTreeMap<&str, BTreeSet<RoleId>> = BTreeMap::new();
+    for (a, role) in assignments {
+        if let Some(class) = role.role.class.as_deref() {
+            out.entry(class).or_default().insert(a.key.role.clone());
+        }
+    }
+    out
 }

@@ -273,7 +273,8 @@ impl Snapshot {
         groups
             .into_iter()
             .map(|g| {
-                let inside = super::SubjectGrants::build(vec![g.clone()], Vec::new(), Vec::new());
+                let inside =
+                    super::SubjectGrants::build(vec![g.clone()], Vec::new(), Vec::new(), |_| 0);
                 // A place with no scope: only population grants can apply.
                 let place = ResolvedPlace {
                     scope: "",

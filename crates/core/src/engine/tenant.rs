@@ -66,10 +66,24 @@ pub struct TenantState {
     pub settings: TenantSettings,
     /// Every permission of a switched-off resource type; checks deny these.
     pub disabled: PermSet,
-    /// Subjects by id (ordered for paging).
-    pub subjects: OrdMap<SubjectId, SubjectEntry>,
+    /// Subjects by id, hashed: finding one among a million is a few
+    /// probes of a hash trie, where an ordered map compares the id with a
+    /// score of others (each a pointer to follow). Every check and every
+    /// recomputed subject looks one up.
+    pub subjects: HashMap<SubjectId, SubjectEntry>,
+    /// The subjects' records in id order: what listing them pages through.
+    /// Holds no grants, so recomputing grants never touches it.
+    pub in_order: OrdMap<SubjectId, Arc<Subject>>,
     /// Scopes by id, the root excluded.
     pub scopes: OrdMap<ScopeId, Arc<Scope>>,
+    /// Each scope's ancestor chain, itself first and the root last, the
+    /// root's own included: kept current on every scope write so that a
+    /// check walks a slice instead of one ordered-map lookup per level.
+    pub chains: HashMap<ScopeId, Chain>,
+    /// The number each scope id was given when first created (the root's
+    /// is 0), kept when the scope is deleted so that an id always has the
+    /// same number: grants and chains compare numbers.
+    pub scope_numbers: HashMap<ScopeId, u32>,
     /// The children of each scope, the root's included (reverse of each
     /// scope's `parent`): whether a scope may be deleted is a lookup.
     pub children: HashMap<ScopeId, OrdSet<ScopeId>>,
@@ -116,6 +130,22 @@ pub struct TenantState {
     /// principal is deleted leaves.
     pub recently_expired: OrdMap<(Timestamp, AssignmentKey), Assignment>,
 }
+
+/// A scope's ancestors, itself first and the root last.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// Their ids.
+    pub ids: Arc<[ScopeId]>,
+    /// Their numbers (see [`TenantState::scope_numbers`]).
+    pub numbers: Arc<[u32]>,
+}
+
+/// The root scope's number.
+const ROOT_NUMBER: u32 = 0;
+
+/// The number of a scope id never created (and of every id past the
+/// four-billionth, which no tenant reaches): no chain holds it.
+pub const UNNUMBERED: u32 = u32::MAX;
 
 /// Fewest subjects per thread when grants are recomputed in parallel:
 /// below it a thread costs more than it saves.
@@ -220,8 +250,17 @@ impl TenantState {
         Self {
             settings: TenantSettings::default(),
             disabled: PermSet::empty(compiled.catalog.len()),
-            subjects: OrdMap::new(),
+            subjects: HashMap::new(),
+            in_order: OrdMap::new(),
             scopes: OrdMap::new(),
+            chains: HashMap::unit(
+                ScopeId::root(),
+                Chain {
+                    ids: Arc::from([ScopeId::root()]),
+                    numbers: Arc::from([ROOT_NUMBER]),
+                },
+            ),
+            scope_numbers: HashMap::unit(ScopeId::root(), ROOT_NUMBER),
             children: HashMap::new(),
             homed: HashMap::new(),
             groups: OrdMap::new(),
@@ -248,7 +287,9 @@ impl TenantState {
 
     /// Whether a scope exists (the root always does).
     pub fn has_scope(&self, id: &str) -> bool {
-        id == crate::model::ROOT_SCOPE || self.scopes.contains_key(id)
+        // Every scope and the root have a chain: a hash probe, where the
+        // ordered map of scopes compares the id with several others.
+        self.chains.contains_key(id)
     }
 
     /// The parent of a scope; `None` for the root and unknown scopes.
@@ -263,31 +304,81 @@ impl TenantState {
         ancestor: &(impl std::borrow::Borrow<str> + ?Sized),
     ) -> bool {
         let ancestor = ancestor.borrow();
-        let mut cur = Some(scope.borrow());
-        // The tree is acyclic (moves that would close a cycle are refused),
-        // but bound the walk by the number of scopes anyway.
-        for _ in 0..=self.scopes.len() {
-            match cur {
-                Some(s) if s == ancestor => return true,
-                Some(s) => cur = self.parent(s).map(ScopeId::as_str),
-                None => return false,
-            }
+        let scope = scope.borrow();
+        scope == ancestor || self.chain(scope).iter().any(|s| s.as_str() == ancestor)
+    }
+
+    /// The ancestor chain of `scope`, itself first and the root last;
+    /// empty for an unknown scope.
+    pub fn chain(&self, scope: &str) -> &[ScopeId] {
+        self.chains.get(scope).map_or(&[], |c| &*c.ids)
+    }
+
+    /// The numbers of `scope`'s ancestor chain; empty for an unknown scope.
+    pub fn numbered(&self, scope: &str) -> &[u32] {
+        self.chains.get(scope).map_or(&[], |c| &*c.numbers)
+    }
+
+    /// The number of a scope id; [`UNNUMBERED`] for an id never created,
+    /// which no chain holds.
+    pub fn scope_number(&self, scope: &str) -> u32 {
+        self.scope_numbers.get(scope).copied().unwrap_or(UNNUMBERED)
+    }
+
+    /// Gives `scope` a number if it has none.
+    fn number_scope(&mut self, scope: &ScopeId) {
+        if !self.scope_numbers.contains_key(scope) {
+            let next = u32::try_from(self.scope_numbers.len()).unwrap_or(UNNUMBERED);
+            self.scope_numbers.insert(scope.clone(), next);
         }
-        false
     }
 
     /// `scope` and its ancestors up to the root, nearest first (an unknown
     /// scope is its own chain).
     pub fn ancestors<'a>(&'a self, scope: &'a str) -> Vec<&'a str> {
-        let mut chain = Vec::new();
-        let mut cur = Some(scope);
-        // Bounded like `is_within`.
-        for _ in 0..=self.scopes.len() {
-            let Some(s) = cur else { break };
-            chain.push(s);
-            cur = self.parent(s).map(ScopeId::as_str);
+        match self.chains.get(scope) {
+            Some(chain) => chain.ids.iter().map(ScopeId::as_str).collect(),
+            None => vec![scope],
         }
-        chain
+    }
+
+    /// Recomputes the chains of `scope` and of every scope below it, after
+    /// it was created or moved. A parent not known yet (a start-up load
+    /// meets a moved scope before its new parent) ends the chain; putting
+    /// that parent later recomputes it.
+    fn rechain(&mut self, scope: &ScopeId) {
+        let mut stack = vec![scope.clone()];
+        // The tree is acyclic (moves that would close a cycle are refused),
+        // but bound the walk by the number of scopes anyway.
+        let mut budget = self.scopes.len() + 1;
+        while let Some(s) = stack.pop() {
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
+            let mut ids = vec![s.clone()];
+            let mut numbers = vec![self.scope_number(s.as_str())];
+            if let Some(parent) = self.parent(s.as_str()) {
+                match self.chains.get(parent) {
+                    Some(above) => {
+                        ids.extend(above.ids.iter().cloned());
+                        numbers.extend(above.numbers.iter().copied());
+                    }
+                    None => {
+                        let parent = parent.clone();
+                        self.number_scope(&parent);
+                        numbers.push(self.scope_number(parent.as_str()));
+                        ids.push(parent);
+                    }
+                }
+            }
+            let chain = Chain {
+                ids: Arc::from(ids),
+                numbers: Arc::from(numbers),
+            };
+            self.chains.insert(s.clone(), chain);
+            stack.extend(self.children.get(&s).into_iter().flatten().cloned());
+        }
     }
 
     /// Whether a principal exists.
@@ -333,6 +424,24 @@ impl TenantState {
                 queue.push_back((parent.clone(), next));
             }
             out.push((group, path));
+        }
+        out
+    }
+
+    /// Every group `principal` belongs to, directly or through nesting,
+    /// nearest first: [`TenantState::groups_of`] without the chains, which
+    /// computing a subject's grants does not need.
+    pub fn all_groups(&self, principal: &Principal) -> Vec<GroupId> {
+        let mut out: Vec<GroupId> = Vec::new();
+        let mut queue: VecDeque<&GroupId> = self.direct_groups(principal).collect();
+        while let Some(group) = queue.pop_front() {
+            // A subject is in a handful of groups: a scan beats a set.
+            if out.contains(group) {
+                continue;
+            }
+            out.push(group.clone());
+            let parents = self.member_of.get(&Principal::Group(group.clone()));
+            queue.extend(parents.into_iter().flatten());
         }
         out
     }
@@ -386,6 +495,7 @@ impl TenantState {
             Change::SubjectDeleted(id) => {
                 self.forget_expired(|k| k.principal == Principal::Subject(id.clone()));
                 affected.note_answers(id.clone());
+                self.in_order.remove(id);
                 if let Some(old) = self.subjects.remove(id) {
                     self.move_home(id, old.subject.home_scope.as_ref(), None);
                 }
@@ -404,11 +514,16 @@ impl TenantState {
                     remove_index(&mut self.children, &old.parent, &scope.id);
                 }
                 insert_index(&mut self.children, scope.parent.clone(), scope.id.clone());
+                if moved {
+                    self.number_scope(&scope.id);
+                    self.rechain(&scope.id);
+                }
             }
             Change::ScopeDeleted(id) => {
                 if let Some(old) = self.scopes.remove(id) {
                     remove_index(&mut self.children, &old.parent, id);
                 }
+                self.chains.remove(id);
             }
             Change::GroupPut(group) => self.put_group(group, affected),
             Change::GroupDeleted(id) => {
@@ -687,10 +802,12 @@ impl TenantState {
                 Arc::new(SubjectGrants::default())
             }
         };
+        let record = Arc::new(subject.clone());
+        self.in_order.insert(subject.id.clone(), record.clone());
         self.subjects.insert(
             subject.id.clone(),
             SubjectEntry {
-                subject: Arc::new(subject.clone()),
+                subject: record,
                 grants,
             },
         );
@@ -808,7 +925,7 @@ impl TenantState {
     /// have the same grants, so a recompute computes them once and shares
     /// them (most subjects of a large tenant hold roles only through
     /// groups). `None` for a subject with assignments of its own.
-    fn grant_key(&self, id: &SubjectId) -> Option<Vec<GroupId>> {
+    pub(super) fn grant_key(&self, id: &SubjectId) -> Option<Vec<GroupId>> {
         let me = Principal::Subject(id.clone());
         if self.by_principal.contains_key(&me) {
             return None;
@@ -827,7 +944,7 @@ impl TenantState {
         id: &SubjectId,
     ) -> (Vec<GroupId>, Vec<(&'a Assignment, &'a Arc<CompiledRole>)>) {
         let me = Principal::Subject(id.clone());
-        let groups: Vec<GroupId> = self.groups_of(&me).into_iter().map(|(g, _)| g).collect();
+        let groups = self.all_groups(&me);
         let principals = std::iter::once(me).chain(groups.iter().cloned().map(Principal::Group));
         let mut out = Vec::new();
         for principal in principals {
@@ -865,7 +982,9 @@ impl TenantState {
             self.push_entries(role, a, a.expires_at, &mut scopes, &mut populations);
         }
         if pending.is_empty() {
-            return SubjectGrants::build(groups, scopes, populations);
+            return SubjectGrants::build(groups, scopes, populations, |s| {
+                self.scope_number(s.as_str())
+            });
         }
         let base = (scopes, populations);
         let counts_now = self.qualifying(compiled, &groups, &base, &pending, now);
@@ -900,7 +1019,9 @@ impl TenantState {
                 self.push_entries(role, a, expires, &mut scopes, &mut populations);
             }
         }
-        SubjectGrants::build(groups, scopes, populations)
+        SubjectGrants::build(groups, scopes, populations, |s| {
+            self.scope_number(s.as_str())
+        })
     }
 
     /// Which of the `pending` roles (those with prerequisites) count at
@@ -918,7 +1039,9 @@ impl TenantState {
         let (mut scopes, mut populations) = base.clone();
         loop {
             let partial =
-                SubjectGrants::build(groups.to_vec(), scopes.clone(), populations.clone());
+                SubjectGrants::build(groups.to_vec(), scopes.clone(), populations.clone(), |s| {
+                    self.scope_number(s.as_str())
+                });
             let mut added = false;
             for ((a, role), counts) in pending.iter().zip(&mut counted) {
                 if !*counts && self.requires_met(compiled, &partial, role, &a.key.target, at) {

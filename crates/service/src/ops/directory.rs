@@ -340,7 +340,7 @@ pub async fn list_subjects(
     admit(service, call, tenant)?;
     let snapshot = service.snapshot_at(at_least).await?;
     let state = snapshot.tenant(tenant)?;
-    let page = page_of(&pager, &state.subjects, |e| e.subject.clone())?;
+    let page = page_of(&pager, &state.in_order, Arc::clone)?;
     Ok(stamped(page, snapshot.revision))
 }
 
