@@ -54,7 +54,7 @@ pub async fn command(args: &ServeArgs) -> bool {
     let service = match Service::open(config.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, data = %config.data_dir.display(), "cannot start");
+            tracing::error!(error = %e, data = %config.store_location(), "cannot start");
             return false;
         }
     };
@@ -82,7 +82,7 @@ pub async fn command(args: &ServeArgs) -> bool {
         None => "plaintext",
     };
     let shutdown = shutdown_signal();
-    tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, transport, "authzd serving");
+    tracing::info!(listen = %bound, data = %config.store_location(), revision = %service.snapshot().revision, transport, "authzd serving");
     tokio::spawn(super::reload_on_hangup(callers.clone()));
     if let Some(follow) = &config.follow {
         let tenants = if follow.tenants.is_empty() {

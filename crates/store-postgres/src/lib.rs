@@ -125,6 +125,12 @@ pub async fn open(url: &str, options: Options) -> Result<Arc<dyn Datastore>, Sto
         source: Box::new(source),
     })?;
     let location = location(&config);
+    // As libpq does: a URL without a password takes PGPASSWORD's.
+    if config.get_password().is_none() {
+        if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password);
+        }
+    }
     config
         .connect_timeout(options.connect_timeout)
         .keepalives(true)
