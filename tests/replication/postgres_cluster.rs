@@ -172,3 +172,115 @@ async fn three_nodes_on_one_database_write_and_follow_each_other() {
         assert!(n.terminate().success());
     }
 }
+
+/// A TCP proxy on loopback to `target` that can be cut: cut, it drops
+/// every connection it carries and each new one as it comes (a partition
+/// between a node and the database); healed, it forwards again.
+async fn proxy(target: String) -> (u16, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (cut, cuts) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if *cuts.borrow() {
+                continue;
+            }
+            let mut cuts = cuts.clone();
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = cuts.wait_for(|c| *c) => {}
+                }
+            });
+        }
+    });
+    (port, cut)
+}
+
+/// Creates subject `id` through `ch`.
+async fn create(ch: &Channel, id: &str) -> Result<u64, tonic::Status> {
+    DirectoryServiceClient::new(ch.clone())
+        .create_subject(pb::CreateSubjectRequest {
+            tenant: ACME.into(),
+            subject: Some(pb::Subject {
+                id: id.into(),
+                ..Default::default()
+            }),
+            options: None,
+        })
+        .await
+        .map(|r| r.into_inner().revision)
+}
+
+/// Checks through `ch` at `at_least_revision`.
+async fn read_at(ch: &Channel, at_least_revision: u64) -> Result<bool, tonic::Status> {
+    AccessServiceClient::new(ch.clone())
+        .check_access(pb::CheckAccessRequest {
+            tenant: ACME.into(),
+            subject: "p0".into(),
+            permission: "document:read".into(),
+            at_least_revision,
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().allowed)
+}
+
+/// A node cut off from the database (a proxy between them that stops
+/// forwarding) refuses writes with UNAVAILABLE and keeps answering reads
+/// at the revision it applied; healed, it writes again and catches up
+/// with what another node wrote meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_cut_off_from_the_database_refuses_writes_and_serves_reads() {
+    let Some(server) = test_database::server_url("a node cut off from PostgreSQL") else {
+        return;
+    };
+    let url = test_database::fresh(&server).await.unwrap();
+    let (port, cut) = proxy(test_database::address(&url).to_owned()).await;
+    let proxied = test_database::via(&url, &format!("127.0.0.1:{port}"));
+    let dir = tempfile::tempdir().unwrap();
+    let direct = node(dir.path(), "direct", &url, None).await;
+    let args: Vec<OsString> = vec![
+        "--store".into(),
+        proxied.into(),
+        "--store-poll-millis".into(),
+        "200".into(),
+        "--store-connect-timeout-secs".into(),
+        "1".into(),
+    ];
+    let cut_off = spawn_binary_with(&dir.path().join("cut-off"), &args).await;
+    let (ch_direct, ch_cut) = (direct.channel().await, cut_off.channel().await);
+    let before = create(&ch_cut, "p0").await.unwrap();
+
+    cut.send_replace(true);
+    let refused = create(&ch_cut, "p1").await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert_eq!(
+        read_at(&ch_cut, before).await.map_err(|e| e.code()),
+        Ok(false)
+    );
+    let meanwhile = create(&ch_direct, "p2").await.unwrap();
+
+    cut.send_replace(false);
+    let mut healed = None;
+    for _ in 0..100 {
+        match create(&ch_cut, "p3").await {
+            Ok(revision) => {
+                healed = Some(revision);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let healed = healed.expect("the node never wrote again after the database came back");
+    assert!(healed > meanwhile);
+    read_at(&ch_cut, meanwhile).await.unwrap();
+    read_at(&ch_direct, healed).await.unwrap();
+}

@@ -58,6 +58,34 @@ pub fn with_database(url: &str, database: &str) -> String {
     )
 }
 
+/// The `HOST:PORT` part of `url`.
+pub fn address(url: &str) -> &str {
+    let (start, end) = authority(url);
+    url.get(start..end).unwrap_or("")
+}
+
+/// `url` pointed at `address` (`HOST:PORT`) instead: through a proxy.
+pub fn via(url: &str, address: &str) -> String {
+    let (start, end) = authority(url);
+    format!(
+        "{}{address}{}",
+        url.get(..start).unwrap_or(""),
+        url.get(end..).unwrap_or("")
+    )
+}
+
+/// Where `HOST:PORT` starts and ends in `url` (after any `USER:PASSWORD@`).
+fn authority(url: &str) -> (usize, usize) {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let rest = url.get(scheme_end..).unwrap_or("");
+    let end = rest.find('/').map_or(url.len(), |i| scheme_end + i);
+    let start = url
+        .get(scheme_end..end)
+        .and_then(|a| a.rfind('@'))
+        .map_or(scheme_end, |i| scheme_end + i + 1);
+    (start, end)
+}
+
 /// Creates a database no other test uses on the server at `url`; returns
 /// its URL.
 pub async fn fresh(url: &str) -> Result<String, tokio_postgres::Error> {
