@@ -24,7 +24,9 @@
 //! goes away can never leave a write half-applied. Reads never wait for
 //! writes: they take the cache's current snapshot. The store is reached
 //! through the [`Datastore`] trait; only opening one (at start-up, to write
-//! a backup, to inspect a folder) names the embedded backend. CPU-heavy
+//! a backup, to inspect a folder) names a backend: the embedded redb file,
+//! or a PostgreSQL database shared with other nodes, whose commits this
+//! node follows. CPU-heavy
 //! work (the start-up load, schema parsing, big listings) runs off the
 //! async workers. Must not know about protobuf, tonic or HTTP.
 

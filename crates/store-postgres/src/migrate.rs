@@ -90,8 +90,10 @@ async fn apply(client: &mut tokio_postgres::Client, location: &str) -> Result<()
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(crate::query_error)?;
+    // Quiet: "already exists, skipping" is every start but the first.
     txn.batch_execute(
-        "CREATE TABLE IF NOT EXISTS authzd_schema_version (version bigint PRIMARY KEY)",
+        "SET LOCAL client_min_messages = warning; \
+         CREATE TABLE IF NOT EXISTS authzd_schema_version (version bigint PRIMARY KEY)",
     )
     .await
     .map_err(crate::query_error)?;
