@@ -188,7 +188,8 @@ fn closure(graph: &BTreeMap<String, BTreeSet<String>>, name: &str) -> BTreeSet<S
 /// The seams of the map, as the dependency graph holds them: the core runs
 /// no async runtime, speaks no protobuf and opens no database; the store
 /// contract names no backend and no wire; the service knows no protobuf;
-/// only the redb backend depends on redb; and the server builds without the
+/// only the redb backend depends on redb, only the PostgreSQL backend on
+/// its driver; and the server builds without the
 /// load generator and its histogram.
 #[test]
 fn the_manifests_keep_the_seams() {
@@ -228,6 +229,21 @@ fn the_manifests_keep_the_seams() {
         .map(|(name, _)| name)
         .collect();
     assert_eq!(redb_users, ["authzd-store-redb"], "who depends on redb");
+    let sql_users: Vec<&String> = graph
+        .iter()
+        .filter(|(_, deps)| deps.contains("tokio-postgres"))
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        sql_users,
+        ["authzd-store-postgres"],
+        "who depends on the PostgreSQL driver"
+    );
+    let store = closure(&graph, "authzd-store");
+    assert!(
+        !store.contains("authzd-store-postgres"),
+        "the store contract names a backend"
+    );
 }
 
 /// The constants a text names in backquotes, as `limits::NAME` or a bare

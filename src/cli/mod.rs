@@ -25,7 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use authzd_core::model::TenantId;
 use authzd_core::schema;
 use authzd_service::auth;
-use authzd_service::config::{Config, Follow};
+use authzd_service::config::{Config, Follow, SharedStore};
 
 /// authzd: a gRPC RBAC authorization service.
 #[derive(Debug, Parser)]
@@ -86,6 +86,34 @@ pub struct ServeArgs {
     /// Folder for the data file (created if missing).
     #[arg(long, env = "AUTHZD_DATA", default_value = "./authzd-data")]
     pub data: PathBuf,
+    /// Keep the data in a PostgreSQL database shared with other authzd
+    /// nodes instead of --data: `postgres://USER@HOST:PORT/DB` (URL
+    /// parameters such as `sslmode=require` apply). Give the password in
+    /// AUTHZD_STORE, the --config file or PGPASSWORD rather than on the
+    /// command line, where other users' `ps` shows it.
+    #[arg(
+        long,
+        env = "AUTHZD_STORE",
+        value_name = "URL",
+        conflicts_with = "follow"
+    )]
+    pub store: Option<String>,
+    /// With --store: most connections the node opens to the database
+    /// (besides its one LISTEN connection).
+    #[arg(long, env = "AUTHZD_STORE_POOL_SIZE", default_value_t = authzd_store_postgres::DEFAULT_POOL_SIZE)]
+    pub store_pool_size: usize,
+    /// With --store: seconds opening a database connection (or waiting for
+    /// a free one) may take before the call fails with UNAVAILABLE.
+    #[arg(long, env = "AUTHZD_STORE_CONNECT_TIMEOUT_SECS", default_value_t = authzd_store_postgres::DEFAULT_CONNECT_TIMEOUT.as_secs())]
+    pub store_connect_timeout_secs: u64,
+    /// With --store: seconds the database lets one statement run
+    /// (PostgreSQL's statement_timeout).
+    #[arg(long, env = "AUTHZD_STORE_STATEMENT_TIMEOUT_SECS", default_value_t = authzd_store_postgres::DEFAULT_STATEMENT_TIMEOUT.as_secs())]
+    pub store_statement_timeout_secs: u64,
+    /// With --store: milliseconds between reads of the database's head, the
+    /// backstop when a commit notification (LISTEN/NOTIFY) is lost.
+    #[arg(long, env = "AUTHZD_STORE_POLL_MILLIS", default_value_t = u64::try_from(authzd_store_postgres::DEFAULT_POLL_INTERVAL.as_millis()).unwrap_or(u64::MAX))]
+    pub store_poll_millis: u64,
     /// Schema file to install at start-up. Without it the stored schema is
     /// kept, or a new store gets the built-in example schema.
     #[arg(long, env = "AUTHZD_SCHEMA")]
@@ -231,6 +259,20 @@ impl ServeArgs {
         Config {
             listen: self.listen,
             data_dir: self.data.clone(),
+            store: self.store.as_ref().map(|url| SharedStore {
+                url: url.clone(),
+                options: authzd_store_postgres::Options {
+                    pool_size: self.store_pool_size.max(1),
+                    connect_timeout: std::time::Duration::from_secs(
+                        self.store_connect_timeout_secs.max(1),
+                    ),
+                    statement_timeout: std::time::Duration::from_secs(
+                        self.store_statement_timeout_secs.max(1),
+                    ),
+                    poll_interval: std::time::Duration::from_millis(self.store_poll_millis.max(10)),
+                    listen: true,
+                },
+            }),
             schema: self.schema.clone(),
             feed_capacity: self.feed_capacity.max(1),
             subscriber_buffer: self.subscriber_buffer.max(1),

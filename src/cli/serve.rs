@@ -81,7 +81,7 @@ pub async fn command(args: &ServeArgs) -> bool {
     let service = match Service::open(config.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, data = %config.data_dir.display(), "cannot start");
+            tracing::error!(error = %e, data = %config.store_location(), "cannot start");
             return false;
         }
     };
@@ -109,7 +109,7 @@ pub async fn command(args: &ServeArgs) -> bool {
         None => "plaintext",
     };
     let shutdown = shutdown_signal();
-    tracing::info!(listen = %bound, data = %config.data_dir.display(), revision = %service.snapshot().revision, transport, "authzd serving");
+    tracing::info!(listen = %bound, data = %config.store_location(), revision = %service.snapshot().revision, transport, "authzd serving");
     if let Some(edge) = &http {
         let bound = edge
             .listener

@@ -1,5 +1,5 @@
 //! Read replicas: the replication API of a primary and replicas following
-//! it.
+//! it; several nodes sharing one PostgreSQL database.
 
 #![allow(
     clippy::unwrap_used,
@@ -9,5 +9,6 @@
     reason = "tests: a failed expectation is a failed test"
 )]
 
+mod postgres_cluster;
 mod replication;
 mod replication_api;

@@ -67,11 +67,23 @@ impl ChildServer {
         timeout: Duration,
         label: &str,
     ) -> Result<(Self, Duration), BenchError> {
+        Self::start_with(binary, data, &[], timeout, label).await
+    }
+
+    /// [`ChildServer::start`] with `extra` flags for `serve`.
+    pub(super) async fn start_with(
+        binary: &Path,
+        data: &Path,
+        extra: &[String],
+        timeout: Duration,
+        label: &str,
+    ) -> Result<(Self, Duration), BenchError> {
         let started = Instant::now();
         let mut child = Command::new(binary)
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
             .arg("--data")
             .arg(data)
+            .args(extra)
             // The server logs start-up and shutdown; one line per call
             // would cost the calls measured their formatting and the pipe.
             .env("RUST_LOG", "info,authzd::access=off")

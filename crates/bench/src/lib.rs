@@ -23,6 +23,7 @@
 
 mod bulk;
 mod child;
+pub mod cluster;
 mod feed;
 mod fill;
 mod load;
@@ -144,6 +145,12 @@ pub enum BenchCommand {
     /// data size, checks, listings and writes; prints markdown tables with
     /// the growth per subject.
     Scale(scale::ScaleArgs),
+    /// Start 1, 2, 3… `authzd serve --store postgres://…` nodes on one
+    /// database (and one redb node, in the same run) and measure
+    /// acknowledged writes per second with 1, 16, 64… writers per node, and
+    /// the propagation from a commit on one node to a Watch on another;
+    /// prints markdown tables.
+    Cluster(cluster::ClusterArgs),
 }
 
 impl BenchArgs {
@@ -277,8 +284,10 @@ impl Report {
 /// Runs `authzd bench` from the command line: prints the command, the
 /// report or the error; returns whether it succeeded.
 pub async fn command(args: &BenchArgs) -> bool {
-    if let Some(BenchCommand::Scale(scale)) = &args.command {
-        return scale::command(scale).await;
+    match &args.command {
+        Some(BenchCommand::Scale(scale)) => return scale::command(scale).await,
+        Some(BenchCommand::Cluster(cluster)) => return cluster::command(cluster).await,
+        None => {}
     }
     println!("command: {}", command_line());
     match run(args).await {

@@ -178,7 +178,7 @@ fn scale_args(flags: &[&str]) -> authzd_bench::scale::ScaleArgs {
     let all: Vec<&str> = ["scale"].iter().chain(flags).copied().collect();
     match bench_args(&all).command {
         Some(authzd_bench::BenchCommand::Scale(args)) => args,
-        None => panic!("not the scale bench"),
+        _ => panic!("not the scale bench"),
     }
 }
 
@@ -385,4 +385,62 @@ async fn the_bench_measures_a_replica_next_to_its_primary() {
         assert_eq!(row.received, 20, "{report}");
     }
     assert!(report.to_string().contains("replica / primary CheckAccess"));
+}
+
+/// `authzd-bench cluster` at tiny settings against a fresh PostgreSQL
+/// database (skipped with a notice without one, failed under `CI=true`):
+/// every write acknowledged, the redb row first, each propagation write
+/// received, the tables printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_bench_measures_nodes_on_one_database() {
+    use authzd_store_postgres::test_database;
+    let Some(server) = test_database::server_url("authzd-bench cluster") else {
+        return;
+    };
+    let url = test_database::fresh(&server).await.unwrap();
+    let args = match bench_args(&[
+        "cluster",
+        "--store",
+        &url,
+        "--nodes",
+        "1,2",
+        "--writers",
+        "1,2",
+        "--duration",
+        "0.3",
+        "--propagation-writes",
+        "10",
+        "--server-binary",
+        &server_binary(),
+    ])
+    .command
+    {
+        Some(authzd_bench::BenchCommand::Cluster(args)) => args,
+        _ => panic!("not the cluster bench"),
+    };
+    let report = authzd_bench::cluster::run(&args).await.unwrap();
+    assert!(report.ok(), "{report}");
+    let stores: Vec<(&str, usize, usize)> = report
+        .writes
+        .iter()
+        .map(|r| (r.store, r.nodes, r.writers))
+        .collect();
+    assert_eq!(
+        stores,
+        [
+            ("redb", 1, 1),
+            ("redb", 1, 2),
+            ("postgres", 1, 1),
+            ("postgres", 1, 2),
+            ("postgres", 2, 1),
+            ("postgres", 2, 2)
+        ]
+    );
+    assert!(report.writes.iter().all(|r| r.writes > 0), "{report}");
+    assert_eq!(report.propagation.len(), 1);
+    assert_eq!(report.propagation[0].received, 10, "{report}");
+    assert!(
+        report.to_string().contains("cross-node propagation"),
+        "{report}"
+    );
 }

@@ -20,13 +20,43 @@ pub struct Follow {
     pub max_lag: Duration,
 }
 
+/// A database several nodes share (`serve --store postgres://…`): each
+/// node writes it and follows the others' commits.
+#[derive(Clone)]
+pub struct SharedStore {
+    /// The database's URL, password included: never logged (its
+    /// [`std::fmt::Debug`] and [`SharedStore::location`] leave it out).
+    pub url: String,
+    /// Pool size, timeouts, poll interval.
+    pub options: authzd_store_postgres::Options,
+}
+
+impl SharedStore {
+    /// The database, without its password: for logs.
+    pub fn location(&self) -> String {
+        authzd_store_postgres::redacted(&self.url)
+    }
+}
+
+impl std::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedStore")
+            .field("location", &self.location())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where the gRPC server listens.
     pub listen: SocketAddr,
-    /// The folder holding the redb file.
+    /// The folder holding the redb file (unused with `store`).
     pub data_dir: PathBuf,
+    /// A database shared with other nodes instead of the redb file in
+    /// `data_dir`; `None`: the redb file.
+    pub store: Option<SharedStore>,
     /// A schema file to apply at start-up; `None` keeps the stored schema, or
     /// installs the built-in example on a new store.
     pub schema: Option<PathBuf>,
@@ -88,11 +118,23 @@ pub struct Config {
     pub shutdown_grace: Duration,
 }
 
+impl Config {
+    /// Where the data lives, for logs: the data folder, or the shared
+    /// database without its password.
+    pub fn store_location(&self) -> String {
+        match &self.store {
+            Some(shared) => shared.location(),
+            None => self.data_dir.display().to_string(),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: PathBuf::from("authzd-data"),
+            store: None,
             schema: None,
             feed_capacity: 4096,
             subscriber_buffer: 256,

@@ -24,7 +24,9 @@
 //! goes away can never leave a write half-applied. Reads never wait for
 //! writes: they take the cache's current snapshot. The store is reached
 //! through the [`Datastore`] trait; only opening one (at start-up, to write
-//! a backup, to inspect a folder) names the embedded backend. CPU-heavy
+//! a backup, to inspect a folder) names a backend: the embedded redb file,
+//! or a PostgreSQL database shared with other nodes, whose commits this
+//! node follows. CPU-heavy
 //! work (the start-up load, schema parsing, big listings) runs off the
 //! async workers. Must not know about protobuf, tonic or HTTP.
 
@@ -301,7 +303,11 @@ impl Service {
             Some(path) => Some(Arc::new(schema::load_file(path)?)),
             None => None,
         };
-        let store = storage::open(&config.data_dir).await.map_err(Error::Open)?;
+        let store = match &config.store {
+            Some(shared) => authzd_store_postgres::open(&shared.url, shared.options.clone()).await,
+            None => storage::open(&config.data_dir).await,
+        }
+        .map_err(Error::Open)?;
         store.retain(config.retain_revisions);
         store.retain_audit(config.audit_retention);
         let snapshot = store.snapshot().await.map_err(Error::Open)?;
@@ -381,6 +387,9 @@ impl Service {
         if !service.is_replica() {
             tokio::spawn(service.clone().expire());
         }
+        if service.is_shared() {
+            tokio::spawn(service.clone().follow_store());
+        }
         Ok(service)
     }
 
@@ -392,6 +401,12 @@ impl Service {
     /// How this replica follows its primary; `None` on a primary.
     pub fn following(&self) -> Option<&config::Follow> {
         self.inner.config.follow.as_ref()
+    }
+
+    /// Whether other nodes write the same store (a shared database): this
+    /// node follows their commits.
+    pub fn is_shared(&self) -> bool {
+        self.inner.config.store.is_some()
     }
 
     fn refuse_on_replica(&self) -> Result<(), Error> {
@@ -424,7 +439,17 @@ impl Service {
         // revisions are its primary's, any number of which may be on their
         // way: it waits for the bound.
         let latest = snapshot.revision;
-        if !self.is_replica()
+        // On a shared store other nodes commit too: a revision is known
+        // if the store holds it, however far this node is behind.
+        if self.is_shared() {
+            let stored = self.inner.store.revision().await?;
+            if revision > stored {
+                return Err(Error::RevisionAhead {
+                    requested: revision,
+                    latest: stored,
+                });
+            }
+        } else if !self.is_replica()
             && revision.0
                 > latest
                     .0
@@ -692,6 +717,68 @@ impl Service {
         self.inner.store.close().await;
     }
 
+    /// Follows the other nodes of a shared store: woken by the store when
+    /// a revision beyond the cache's is committed (by any node), it lets
+    /// the sequencer finish what this node committed, then hands the
+    /// changelog entries still missing to the observe path, so cache and
+    /// feed follow every node's commits in revision order. A failure
+    /// (the database unreachable) is logged and retried after a pause;
+    /// ends when the service or the store closes.
+    async fn follow_store(self) {
+        let mut closing = self.inner.closing.subscribe();
+        loop {
+            let applied = self.snapshot().revision;
+            let woke = tokio::select! {
+                woke = self.inner.store.wait_beyond(applied) => woke,
+                _ = closing.wait_for(|c| *c) => return,
+            };
+            let followed = match woke {
+                Ok(latest) => self.catch_up_with(latest).await,
+                Err(StoreError::Closed) => return,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = followed {
+                tracing::warn!(error = %e, applied = %self.snapshot().revision, "following the other nodes failed; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(FOLLOW_RETRY) => {}
+                    _ = closing.wait_for(|c| *c) => return,
+                }
+            }
+        }
+    }
+
+    /// Applies what the store holds beyond the cache, up to `latest`.
+    async fn catch_up_with(&self, latest: Revision) -> Result<(), Error> {
+        // This node's own commits reach the cache through the sequencer:
+        // once it has finished its group, only other nodes' are missing.
+        // Only the waiting matters: a flush answered with its group's
+        // refusal (a conflict with another node) must not stop the
+        // catch-up, which is what lets the next group plan on fresh state.
+        if let Err(e) = self.submit(|reply| Job::Flush { reply }).await {
+            tracing::debug!(error = %e, "the sequencer's group failed before catching up; catching up anyway");
+        }
+        loop {
+            let applied = self.snapshot().revision;
+            if applied >= latest {
+                return Ok(());
+            }
+            let sets = self
+                .inner
+                .store
+                .changes_after(
+                    applied,
+                    authzd_core::limits::REPLAY_PAGE,
+                    authzd_core::limits::REPLAY_PAGE_BYTES,
+                )
+                .await
+                .map_err(changelog_error)?;
+            if sets.is_empty() {
+                return Ok(());
+            }
+            self.observe(sets).await?;
+        }
+    }
+
     /// The expiry timer: sleeps until the soonest assignment expiry (or
     /// until a write may have changed it), then has the sequencer remove what
     /// has expired with a system write per tenant, so each loss reaches the
@@ -718,6 +805,10 @@ impl Service {
         }
     }
 }
+
+/// The pause before a node of a shared store tries again to follow the
+/// others after a failure (the database unreachable).
+const FOLLOW_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {

@@ -9,19 +9,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use authzd_core::model::{AssignmentKey, Principal, Target};
-
 use super::StoreError;
 
-/// Idempotency scope of writes that belong to no tenant. Tenant ids are never
-/// empty, so it cannot collide with a tenant's scope.
-pub(super) const STORE_WIDE: &str = "";
-
-/// Separates the parts of a composite text key. Ids may not contain
-/// whitespace, so a space can never occur inside a part; and since it sorts
-/// below every character an id may hold, `a b` sorts before `ab c`, keeping
-/// the key order that of the parts.
-const SEPARATOR: char = ' ';
+pub(super) use authzd_store::keys::{STORE_WIDE, assignment_key, principal_key};
 
 /// Encodes a record as JSON.
 pub(super) fn encode<T: Serialize>(what: &'static str, record: &T) -> Result<Vec<u8>, StoreError> {
@@ -36,44 +26,12 @@ pub(super) fn decode<T: DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(|source| StoreError::Decode { what, source })
 }
 
-/// The key part naming a group member or an assignment's holder:
-/// `subject:<id>` or `group:<id>`. The kind comes first so that a subject and
-/// a group with the same id stay distinct.
-pub(super) fn principal_key(principal: &Principal) -> String {
-    match principal {
-        Principal::Subject(id) => format!("subject:{id}"),
-        Principal::Group(id) => format!("group:{id}"),
-    }
-}
-
-/// The key part naming an assignment target: `scope:<id>` or
-/// `population:<id>`.
-fn target_key(target: &Target) -> String {
-    match target {
-        Target::Scope(id) => format!("scope:{id}"),
-        Target::Population(id) => format!("population:{id}"),
-    }
-}
-
-/// The key of an assignment within its tenant: role, principal and target,
-/// in that order. Written by hand rather than as JSON so that the key stays
-/// the same if `AssignmentKey` ever grows a serde attribute or field order
-/// change; the full record is in the value.
-pub(super) fn assignment_key(key: &AssignmentKey) -> String {
-    format!(
-        "{role}{SEPARATOR}{principal}{SEPARATOR}{target}",
-        role = key.role,
-        principal = principal_key(&key.principal),
-        target = target_key(&key.target),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use authzd_core::model::{
-        Assignment, AuditEntry, AuditKey, AuditOutcome, GroupId, Origin, Revision, RoleId, ScopeId,
-        Subject, SubjectId, Timestamp,
+        Assignment, AssignmentKey, AuditEntry, AuditKey, AuditOutcome, GroupId, Origin, Principal,
+        Revision, RoleId, ScopeId, Subject, SubjectId, Target, Timestamp,
     };
 
     fn akey(

@@ -10,6 +10,7 @@
 
 pub mod datastore;
 pub mod faulty;
+pub mod keys;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -212,6 +213,44 @@ pub enum StoreError {
         base: Revision,
         /// The store's latest revision when the commit was refused.
         head: Revision,
+    },
+    /// The database server could not be reached at start-up (no server at
+    /// that address, a refused or timed-out connection).
+    #[error("cannot reach the database {location}: {source}")]
+    Unreachable {
+        /// Where, without any password.
+        location: String,
+        /// Why.
+        source: Source,
+    },
+    /// The database server refused the credentials.
+    #[error("the database {location} refused user {user}: authentication failed")]
+    AuthenticationFailed {
+        /// Where, without any password.
+        location: String,
+        /// The user named.
+        user: String,
+    },
+    /// The database server has no database of that name.
+    #[error("the database server at {location} has no database named {database}")]
+    DatabaseMissing {
+        /// Where, without any password.
+        location: String,
+        /// The database named.
+        database: String,
+    },
+    /// The database was last written by a newer authzd, with a schema
+    /// version this build does not know.
+    #[error(
+        "the database {location} has authzd schema version {found}, written by a newer authzd; this build knows versions up to {supported}: upgrade authzd"
+    )]
+    NewerSchema {
+        /// Where, without any password.
+        location: String,
+        /// The version the database records.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
     },
     /// The store cannot be reached now (a database connection lost, a
     /// database restarting): nothing of the operation was done. Retryable
