@@ -14,7 +14,8 @@
 //! `load` runs the loops. Must not talk to redb or reach into the server's
 //! internals: everything it measures goes through gRPC, as a client would
 //! see it. `authzd-bench scale` ([`scale`]) measures how the figures grow
-//! with the tenant, on a server run as a child process.
+//! with the tenant, on a server run as a child process; `authzd-bench
+//! stalled` ([`stalled`]) what Watch streams that stop reading cost one.
 
 #![allow(
     clippy::indexing_slicing,
@@ -29,6 +30,7 @@ mod fill;
 mod load;
 mod replica;
 pub mod scale;
+pub mod stalled;
 mod writes;
 
 pub use bulk::ImportStats;
@@ -151,6 +153,11 @@ pub enum BenchCommand {
     /// the propagation from a commit on one node to a Watch on another;
     /// prints markdown tables.
     Cluster(cluster::ClusterArgs),
+    /// Start a server, measure CheckAccess idle, then open many Watch
+    /// streams that never read and a few slow readers, commit writes that
+    /// each change permissions, and report CheckAccess, the server's peak
+    /// resident memory (next to idle) and how every stream ended.
+    Stalled(stalled::StalledArgs),
 }
 
 impl BenchArgs {
@@ -287,6 +294,7 @@ pub async fn command(args: &BenchArgs) -> bool {
     match &args.command {
         Some(BenchCommand::Scale(scale)) => return scale::command(scale).await,
         Some(BenchCommand::Cluster(cluster)) => return cluster::command(cluster).await,
+        Some(BenchCommand::Stalled(stalled)) => return stalled::command(stalled).await,
         None => {}
     }
     println!("command: {}", command_line());

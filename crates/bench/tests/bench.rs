@@ -444,3 +444,53 @@ async fn the_cluster_bench_measures_nodes_on_one_database() {
         "{report}"
     );
 }
+
+/// The stalled-subscriber phase at tiny settings, under a 1 MiB Watch
+/// budget: both CheckAccess measurements succeed, and every stream either
+/// received every write or was ended naming the revision to resume after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_stalled_phase_ends_every_stream_resumably_or_complete() {
+    let args = stalled_args(&[
+        "--subjects",
+        "100",
+        "--groups",
+        "3",
+        "--scopes",
+        "5",
+        "--stalled",
+        "20",
+        "--slow-readers",
+        "2",
+        "--writes",
+        "200",
+        "--watch-memory-mib",
+        "1",
+        "--concurrency",
+        "2",
+        "--connections",
+        "1",
+        "--duration",
+        "0.2",
+        "--requests",
+        "500",
+        "--server-binary",
+        &server_binary(),
+    ]);
+    let report = authzd_bench::stalled::run(&args).await.unwrap();
+    assert!(report.ok(), "{report}");
+    assert!(report.idle.count > 0 && report.during.count > 0);
+    assert_eq!(report.stalled.resumable + report.stalled.complete, 20);
+    assert_eq!(report.slow.resumable + report.slow.complete, 2);
+    assert!(report.after_writes.peak > 0);
+    let text = report.to_string();
+    assert!(text.contains("targets:"), "{text}");
+}
+
+/// `authzd-bench stalled` with these flags.
+fn stalled_args(flags: &[&str]) -> authzd_bench::stalled::StalledArgs {
+    let args = bench_args(&[&["stalled"], flags].concat());
+    match args.command {
+        Some(authzd_bench::BenchCommand::Stalled(s)) => s,
+        other => panic!("not the stalled bench: {other:?}"),
+    }
+}
