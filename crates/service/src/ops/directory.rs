@@ -337,7 +337,6 @@ pub async fn list_subjects(
 ) -> Result<Stamped<Page<Arc<Subject>>>, Error> {
     admit(service, call, tenant)?;
     let pager = Pager::new(listing(UseCase::ListSubjects, tenant), page)?;
-    admit(service, call, tenant)?;
     let snapshot = service.snapshot_at(at_least).await?;
     let state = snapshot.tenant(tenant)?;
     let page = page_of(&pager, &state.in_order, Arc::clone)?;
@@ -426,7 +425,6 @@ pub async fn list_scopes(
 ) -> Result<Stamped<Page<Arc<Scope>>>, Error> {
     admit(service, call, tenant)?;
     let pager = Pager::new(listing(UseCase::ListScopes, tenant), page)?;
-    admit(service, call, tenant)?;
     let snapshot = service.snapshot_at(at_least).await?;
     let state = snapshot.tenant(tenant)?;
     let page = page_of(&pager, &state.scopes, Arc::clone)?;
@@ -541,7 +539,6 @@ pub async fn list_groups(
 ) -> Result<Stamped<Page<Arc<Group>>>, Error> {
     admit(service, call, tenant)?;
     let pager = Pager::new(listing(UseCase::ListGroups, tenant), page)?;
-    admit(service, call, tenant)?;
     let snapshot = service.snapshot_at(at_least).await?;
     let state = snapshot.tenant(tenant)?;
     let page = page_of(&pager, &state.groups, Arc::clone)?;
@@ -561,7 +558,6 @@ pub async fn list_group_members(
     admit(service, call, tenant)?;
     let listing = listing(UseCase::ListGroupMembers, tenant).filter("group", Some(group));
     let pager = Pager::new(listing, page)?;
-    admit(service, call, tenant)?;
     let snapshot = service.snapshot_at(at_least).await?;
     let state = snapshot.tenant(tenant)?;
     group_of(state, group)?;
@@ -646,7 +642,6 @@ pub async fn list_roles(
 ) -> Result<Stamped<Page<RoleEntry>>, Error> {
     admit(service, call, tenant)?;
     let pager = Pager::new(listing(UseCase::ListRoles, tenant), page)?;
-    admit(service, call, tenant)?;
     let snapshot = service.snapshot_at(at_least).await?;
     let state = snapshot.tenant(tenant)?;
     let after = pager.after().map(Cursor::as_id).transpose()?;
@@ -714,7 +709,6 @@ pub async fn list_assignments(
         .filter("role", filter.role.as_ref().map(RoleId::as_str))
         .filter("target", filter.target.as_ref().map(target_text).as_deref());
     let pager = Pager::new(listing, page)?;
-    admit(service, call, tenant)?;
     let snapshot = service.snapshot_at(at_least).await?;
     let state = snapshot.tenant(tenant)?;
     let after = pager.after().map(Cursor::to_assignment).transpose()?;
