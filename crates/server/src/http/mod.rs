@@ -9,11 +9,14 @@
 //! and traces are those of gRPC. [`status`] is the one mapping from a gRPC
 //! code to an HTTP status. This module owns the listener: HTTP/1.1 and
 //! HTTP/2 on one port, TLS with the gRPC listener's files, CORS for an
-//! allow-list of origins (none by default). Must not decide anything a
+//! allow-list of origins (none by default), and the routes of the web
+//! console ([`console`], with its sign-in [`session`]s). Must not decide anything a
 //! call means or who may make it.
 
 pub mod bridge;
+pub mod console;
 pub mod openapi;
+pub mod session;
 pub mod status;
 
 use std::sync::Arc;
@@ -35,6 +38,7 @@ use tokio_rustls::rustls;
 
 use authzd_client::tls::ServerTls;
 use authzd_core::limits::TLS_HANDSHAKE_TIMEOUT;
+use authzd_service::auth::Callers;
 use bridge::{Bridge, MAX_JSON_BYTES, Reply, Stack, error, json_reply};
 
 /// How long the listener pauses after a failed accept.
@@ -78,15 +82,28 @@ pub fn descriptors() -> Result<DescriptorPool, HttpError> {
 
 /// The state every route shares.
 #[derive(Debug)]
-struct Edge {
+pub struct Edge {
     bridge: Bridge,
     /// The OpenAPI document, serialized once.
     openapi: String,
     cors: Vec<HeaderValue>,
+    /// The guard's tokens: what the console says of a session's token.
+    callers: Arc<Callers>,
+    /// The console's sign-in sessions.
+    sessions: session::Sessions,
+    /// Whether the listener speaks TLS (the session cookie is then
+    /// `Secure`, and the console's origin `https`).
+    tls: bool,
 }
 
-/// The router of the edge over `stack`.
-pub fn router(stack: Stack, cors_origins: &[String]) -> Result<Router, HttpError> {
+/// The router of the edge over `stack`, whose guard serves `callers`;
+/// `tls` says whether the listener speaks TLS.
+pub fn router(
+    stack: Stack,
+    callers: Arc<Callers>,
+    cors_origins: &[String],
+    tls: bool,
+) -> Result<Router, HttpError> {
     let pool = descriptors()?;
     let openapi = openapi::document(&pool, &DOCUMENTED, env!("CARGO_PKG_VERSION")).to_string();
     let cors = cors_origins
@@ -97,8 +114,19 @@ pub fn router(stack: Stack, cors_origins: &[String]) -> Result<Router, HttpError
         bridge: Bridge::new(pool, stack),
         openapi,
         cors,
+        callers,
+        sessions: session::Sessions::default(),
+        tls,
     });
     Ok(Router::new()
+        .route("/", get(console::index))
+        .route("/console/{file}", get(console::asset))
+        .route(
+            "/console/session",
+            get(console::session_info)
+                .post(console::session_change)
+                .delete(console::session_change),
+        )
         .route("/openapi.json", get(openapi_json))
         .route("/{service}/{method}", post(rpc))
         .fallback(not_found)
@@ -138,7 +166,10 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 async fn rpc(State(edge): State<Arc<Edge>>, request: Request) -> Reply {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    if let Err(refused) = console::with_session(&edge, &mut parts) {
+        return refused;
+    }
     if !is_json(&parts.headers) {
         let mut reply = error(&tonic::Status::invalid_argument(
             "the request body must be JSON: send Content-Type: application/json",
