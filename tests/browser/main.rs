@@ -1,6 +1,6 @@
 //! The web console in a real headless Chromium, driven over WebDriver by
-//! `chromedriver`: the server runs in-process on 127.0.0.1:0 with its
-//! HTTP/JSON listener and tokens, chromedriver on a free loopback port
+//! `chromedriver`: the real binary serves on 127.0.0.1:0 with
+//! `--http-listen 127.0.0.1:0` and tokens, chromedriver on a free loopback port
 //! (stopped at the end), and Chromium headless with no sandbox, GPU or
 //! background networking.
 //!
@@ -28,8 +28,12 @@ use fantoccini::wd::TimeoutConfiguration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use authzd_service::auth::Limits;
 use authzd_testkit::*;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// The test's gRPC channel, with the admin's token.
+type Grpc = InterceptedService<Channel, Bearer>;
 
 const ADMIN: &str = "console-admin-secret";
 const READER: &str = "console-reader-secret";
@@ -113,7 +117,11 @@ async fn browser(driver: &Driver, chromium: &PathBuf) -> Client {
         .await
         .expect("a Chromium session through chromedriver");
     client
-        .update_timeouts(TimeoutConfiguration::new(Some(WAIT), Some(WAIT), Some(WAIT)))
+        .update_timeouts(TimeoutConfiguration::new(
+            Some(WAIT),
+            Some(WAIT),
+            Some(WAIT),
+        ))
         .await
         .unwrap();
     client
@@ -213,16 +221,71 @@ impl Page {
     }
 }
 
-async fn seed(server: &TestServer) -> u64 {
+async fn manage_over_grpc(grpc: &Grpc, operations: Vec<pb::MembershipOperation>) -> u64 {
+    MembershipServiceClient::new(grpc.clone())
+        .manage_membership(pb::ManageMembershipRequest {
+            tenant: TENANT.into(),
+            operations,
+            options: None,
+            dry_run: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+async fn check_over_grpc(grpc: &Grpc, subject: &str, permission: &str, scope: &str) -> bool {
+    AccessServiceClient::new(grpc.clone())
+        .check_access(pb::CheckAccessRequest {
+            tenant: TENANT.into(),
+            subject: subject.into(),
+            permission: permission.into(),
+            scope: scope.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .allowed
+}
+
+async fn seed(grpc: &Grpc) -> u64 {
+    let mut directory = DirectoryServiceClient::new(grpc.clone());
     for id in ["alice", "bob", "carol"] {
-        create_subject(server, TENANT, id).await;
+        directory
+            .create_subject(new_subject(TENANT, id))
+            .await
+            .unwrap();
     }
-    create_scope(server, TENANT, "emea", "").await;
-    create_scope(server, TENANT, "paris", "emea").await;
-    create_group(server, TENANT, "writers").await;
-    manage(
-        server,
-        TENANT,
+    for (id, parent) in [("emea", ""), ("paris", "emea")] {
+        directory
+            .create_scope(pb::CreateScopeRequest {
+                tenant: TENANT.into(),
+                scope: Some(pb::Scope {
+                    id: id.into(),
+                    r#type: "unit".into(),
+                    parent: parent.into(),
+                }),
+                options: None,
+            })
+            .await
+            .unwrap();
+    }
+    directory
+        .create_group(pb::CreateGroupRequest {
+            tenant: TENANT.into(),
+            group: Some(pb::Group {
+                id: "writers".into(),
+                title: "Writers".into(),
+                ..Default::default()
+            }),
+            options: None,
+        })
+        .await
+        .unwrap();
+    manage_over_grpc(
+        grpc,
         vec![
             add_member("writers", subject_principal("alice")),
             add_member("writers", subject_principal("carol")),
@@ -256,8 +319,30 @@ async fn console_in_chromium() {
         token_entry("console-admin", "admin", "", ADMIN),
         token_entry("console-reader", "read", TENANT, READER)
     );
-    let server = TestServer::start_with_tokens(&tokens, Limits::default()).await;
-    let seeded = seed(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens_file = dir.path().join("tokens.toml");
+    std::fs::write(&tokens_file, tokens).unwrap();
+    let mut binary = spawn_binary_with(
+        &dir.path().join("data"),
+        &[
+            "--http-listen".into(),
+            "127.0.0.1:0".into(),
+            "--tokens".into(),
+            tokens_file.into(),
+        ],
+    )
+    .await;
+    let line = binary.wait_for_line("http_listen=");
+    let http = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("http_listen="))
+        .expect("the binary announces its HTTP listener")
+        .to_owned();
+    let grpc = InterceptedService::new(
+        binary.channel().await,
+        Bearer::from_secret(ADMIN, "the test").unwrap(),
+    );
+    let seeded = seed(&grpc).await;
     let driver = start_driver(&chromedriver);
     let client = browser(&driver, &chromium).await;
     let shots = (std::env::var("AUTHZD_SCREENSHOTS").as_deref() == Ok("1")).then(|| {
@@ -267,19 +352,19 @@ async fn console_in_chromium() {
     });
     let page = Page {
         client,
-        base: format!("http://{}", server.http),
+        base: format!("http://{http}"),
         shots,
     };
-    let outcome = async {
-        run(&page, &server, seeded).await;
-    };
-    outcome.await;
+    run(&page, &grpc, seeded).await;
     page.client.close().await.unwrap();
     drop(driver);
-    server.stop().await;
+    assert!(
+        binary.terminate().success(),
+        "the server did not stop cleanly"
+    );
 }
 
-async fn run(page: &Page, server: &TestServer, seeded: u64) {
+async fn run(page: &Page, grpc: &Grpc, seeded: u64) {
     // Sign in: the sign-in form, then the admin's session.
     page.go("").await;
     page.text("#signin", "Sign in").await;
@@ -313,7 +398,8 @@ async fn run(page: &Page, server: &TestServer, seeded: u64) {
     page.click("#check-result button.secondary").await;
     page.text("#check-result pre.copied", "grpcurl").await;
     page.shot("check").await;
-    page.go("#/check?subject=bob&permission=document:edit").await;
+    page.go("#/check?subject=bob&permission=document:edit")
+        .await;
     page.text("#check-result .verdict", "DENIED").await;
     page.text("#check-result .denials", "no_grant").await;
 
@@ -329,21 +415,16 @@ async fn run(page: &Page, server: &TestServer, seeded: u64) {
         .await;
     page.click("#live-start").await;
     page.text("#live-status", "Watching").await;
-    manage(
-        server,
-        TENANT,
+    manage_over_grpc(
+        grpc,
         vec![remove_member("writers", subject_principal("carol"))],
     )
     .await;
-    manage(
-        server,
-        TENANT,
-        vec![add_member("writers", subject_principal("bob"))],
-    )
-    .await;
+    manage_over_grpc(grpc, vec![add_member("writers", subject_principal("bob"))]).await;
     page.text(".permission-change", "loses carol document:edit")
         .await;
-    page.text(".permission-change", "gains bob document:edit").await;
+    page.text(".permission-change", "gains bob document:edit")
+        .await;
     page.click(".permission-change a.ref").await;
     page.text(".permission-change .verdict", "").await;
     page.shot("live").await;
@@ -367,10 +448,10 @@ async fn run(page: &Page, server: &TestServer, seeded: u64) {
     page.click("#preview").await;
     page.text("#whatif", "bob loses document:edit").await;
     page.shot("what-if").await;
-    assert!(check(server, TENANT, "bob", "document:edit", "emea").await);
+    assert!(check_over_grpc(grpc, "bob", "document:edit", "emea").await);
     page.click("#apply").await;
     page.text("#applied", "Applied at revision").await;
-    assert!(!check(server, TENANT, "bob", "document:edit", "emea").await);
+    assert!(!check_over_grpc(grpc, "bob", "document:edit", "emea").await);
 
     // The schema: an invalid edit is refused by the dry run, a fixed one
     // applies.
@@ -404,7 +485,8 @@ async fn run(page: &Page, server: &TestServer, seeded: u64) {
     page.click("#schema-validate").await;
     page.text("#schema-valid", "Valid").await;
     page.click("#schema-diff-button").await;
-    page.text("#schema-diff .add", "edited in the console").await;
+    page.text("#schema-diff .add", "edited in the console")
+        .await;
     page.click("#schema-apply").await;
     page.text("#schema-applied", "Applied at revision").await;
 
@@ -426,7 +508,8 @@ async fn run(page: &Page, server: &TestServer, seeded: u64) {
     page.click("#signout").await;
     page.text("#signin", "Sign in").await;
     page.sign_in(READER).await;
-    page.text("#who", "console-reader (read, tenant acme)").await;
+    page.text("#who", "console-reader (read, tenant acme)")
+        .await;
     let nav = page.text("#nav", "Directory").await;
     for hidden in ["Membership", "Audit", "Playground"] {
         assert!(!nav.contains(hidden), "a read token sees {hidden}: {nav}");

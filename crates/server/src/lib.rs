@@ -225,7 +225,7 @@ pub async fn serve_edges(
             let router = http::router(
                 http::bridge::Stack::new(stack),
                 callers_http,
-                &edge.cors_origins,
+                &edge,
                 tls.is_some(),
             )?;
             let acceptor = tls.map(http::acceptor).transpose()?;

@@ -32,10 +32,40 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// The largest sign-in body taken.
 const MAX_SIGN_IN_BYTES: usize = 4096;
 
+/// The largest playground request taken: a test file and a schema at
+/// their limits, as JSON.
+const MAX_PLAYGROUND_BYTES: usize = 12 << 20;
+
+/// How long one playground run may take.
+pub const PLAYGROUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs a `schema test` file against a schema on the real engine in a
+/// temporary store, for the console's playground: the binary's test
+/// runner, handed in by whoever starts the listener (the runner is the
+/// command line's `authzd schema test`, which this crate cannot name).
+pub trait Playground: Send + Sync + 'static {
+    /// Runs `file` (a test file's TOML) against `schema` (a schema's
+    /// TOML): `{passed, failed, assertions: [{what, ok, problems, reply}]}`,
+    /// or why it could not run.
+    fn run(
+        &self,
+        schema: String,
+        file: String,
+    ) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>>;
+}
+
 /// The console's files: name, media type, content.
 const FILES: [(&str, &str, &str); 12] = [
-    ("index.html", "text/html; charset=utf-8", include_str!("console/index.html")),
-    ("style.css", "text/css; charset=utf-8", include_str!("console/style.css")),
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("console/index.html"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("console/style.css"),
+    ),
     ("app.js", JS, include_str!("console/app.js")),
     ("api.js", JS, include_str!("console/api.js")),
     ("ui.js", JS, include_str!("console/ui.js")),
@@ -132,7 +162,7 @@ fn refused_origin() -> Reply {
     clippy::result_large_err,
     reason = "the Err is the reply itself, returned at once"
 )]
-pub fn with_session(edge: &Edge, parts: &mut http::request::Parts) -> Result<(), Reply> {
+pub(crate) fn with_session(edge: &Edge, parts: &mut http::request::Parts) -> Result<(), Reply> {
     if parts.headers.contains_key(header::AUTHORIZATION) {
         return Ok(());
     }
@@ -170,8 +200,9 @@ fn info(callers: &Callers, authorization: Option<&str>) -> serde_json::Value {
 }
 
 /// `GET /console/session`: the session's info.
-pub async fn session_info(State(edge): State<Arc<Edge>>, request: Request) -> Reply {
-    let authorization = cookie_id(request.headers()).and_then(|id| edge.sessions.authorization(&id));
+pub(crate) async fn session_info(State(edge): State<Arc<Edge>>, request: Request) -> Reply {
+    let authorization =
+        cookie_id(request.headers()).and_then(|id| edge.sessions.authorization(&id));
     harden(json_reply(
         StatusCode::OK,
         &info(&edge.callers, authorization.as_deref()),
@@ -180,7 +211,7 @@ pub async fn session_info(State(edge): State<Arc<Edge>>, request: Request) -> Re
 
 /// `POST /console/session` with `{"token": "..."}`: signs in, setting the
 /// session cookie; `DELETE /console/session`: signs out.
-pub async fn session_change(State(edge): State<Arc<Edge>>, request: Request) -> Reply {
+pub(crate) async fn session_change(State(edge): State<Arc<Edge>>, request: Request) -> Reply {
     let (parts, body) = request.into_parts();
     if !same_origin(&parts.headers, &parts.uri, edge.tls) {
         return harden(refused_origin());
@@ -240,6 +271,75 @@ pub async fn session_change(State(edge): State<Arc<Edge>>, request: Request) -> 
     if let Ok(cookie) = HeaderValue::try_from(cookie(&edge, &id, false)) {
         reply.headers_mut().insert(header::SET_COOKIE, cookie);
     }
+    harden(reply)
+}
+
+/// `POST /console/playground` with `{"schema": "...", "file": "..."}`:
+/// runs the playground, for an admin's session (or token), one run at a
+/// time, bounded by [`PLAYGROUND_TIMEOUT`].
+pub(crate) async fn playground(State(edge): State<Arc<Edge>>, request: Request) -> Reply {
+    let (mut parts, body) = request.into_parts();
+    if !same_origin(&parts.headers, &parts.uri, edge.tls) {
+        return harden(refused_origin());
+    }
+    if let Err(refused) = with_session(&edge, &mut parts) {
+        return harden(refused);
+    }
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let admin = edge
+        .callers
+        .authenticate(authorization)
+        .is_ok_and(|caller| caller.kind() == authzd_service::auth::Kind::Admin);
+    if !admin {
+        return harden(error(&tonic::Status::permission_denied(
+            "the playground is an admin's: sign in with an admin token",
+        )));
+    }
+    let Some(runner) = edge.playground.clone() else {
+        return harden(error(&tonic::Status::unimplemented(
+            "this server has no playground",
+        )));
+    };
+    let Ok(_running) = edge.playing.try_lock() else {
+        return harden(error(&tonic::Status::resource_exhausted(
+            "a playground run is in progress; one runs at a time",
+        )));
+    };
+    let body = match http_body_util::Limited::new(body, MAX_PLAYGROUND_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return harden(error(&tonic::Status::resource_exhausted(format!(
+                "playground: the body must be at most {MAX_PLAYGROUND_BYTES} bytes"
+            ))));
+        }
+    };
+    let parsed = serde_json::from_slice::<serde_json::Value>(&body).ok();
+    let text = |key: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let (Some(schema), Some(file)) = (text("schema"), text("file")) else {
+        return harden(error(&tonic::Status::invalid_argument(
+            "playground: send {\"schema\": \"<schema TOML>\", \"file\": \"<test file TOML>\"}",
+        )));
+    };
+    let reply = match tokio::time::timeout(PLAYGROUND_TIMEOUT, runner.run(schema, file)).await {
+        Ok(Ok(outcome)) => json_reply(StatusCode::OK, &outcome),
+        Ok(Err(reason)) => error(&tonic::Status::invalid_argument(reason)),
+        Err(_) => error(&tonic::Status::deadline_exceeded(format!(
+            "the playground run took longer than {} s",
+            PLAYGROUND_TIMEOUT.as_secs()
+        ))),
+    };
     harden(reply)
 }
 

@@ -56,6 +56,14 @@ pub struct HttpEdge {
     /// Origins (`https://console.example.com`) a browser may call from;
     /// empty: no CORS headers, so browsers allow only same-origin calls.
     pub cors_origins: Vec<String>,
+    /// What runs the console's playground (none: the console has none).
+    pub playground: Option<Arc<dyn console::Playground>>,
+}
+
+impl std::fmt::Debug for dyn console::Playground {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Playground")
+    }
 }
 
 /// Why the HTTP/JSON edge could not start.
@@ -82,7 +90,7 @@ pub fn descriptors() -> Result<DescriptorPool, HttpError> {
 
 /// The state every route shares.
 #[derive(Debug)]
-pub struct Edge {
+pub(crate) struct Edge {
     bridge: Bridge,
     /// The OpenAPI document, serialized once.
     openapi: String,
@@ -94,22 +102,28 @@ pub struct Edge {
     /// Whether the listener speaks TLS (the session cookie is then
     /// `Secure`, and the console's origin `https`).
     tls: bool,
+    playground: Option<Arc<dyn console::Playground>>,
+    /// Held while a playground run is in progress: one at a time.
+    playing: tokio::sync::Mutex<()>,
 }
 
 /// The router of the edge over `stack`, whose guard serves `callers`;
-/// `tls` says whether the listener speaks TLS.
+/// `tls` says whether the listener speaks TLS; `edge` gives the CORS
+/// origins and the playground.
 pub fn router(
     stack: Stack,
     callers: Arc<Callers>,
-    cors_origins: &[String],
+    edge: &HttpEdge,
     tls: bool,
 ) -> Result<Router, HttpError> {
+    let cors_origins = &edge.cors_origins;
     let pool = descriptors()?;
     let openapi = openapi::document(&pool, &DOCUMENTED, env!("CARGO_PKG_VERSION")).to_string();
     let cors = cors_origins
         .iter()
         .map(|o| HeaderValue::try_from(o.as_str()).map_err(|_| HttpError::Origin(o.clone())))
         .collect::<Result<Vec<_>, _>>()?;
+    let playground = edge.playground.clone();
     let edge = Arc::new(Edge {
         bridge: Bridge::new(pool, stack),
         openapi,
@@ -117,6 +131,8 @@ pub fn router(
         callers,
         sessions: session::Sessions::default(),
         tls,
+        playground,
+        playing: tokio::sync::Mutex::new(()),
     });
     Ok(Router::new()
         .route("/", get(console::index))
@@ -127,6 +143,7 @@ pub fn router(
                 .post(console::session_change)
                 .delete(console::session_change),
         )
+        .route("/console/playground", post(console::playground))
         .route("/openapi.json", get(openapi_json))
         .route("/{service}/{method}", post(rpc))
         .fallback(not_found)

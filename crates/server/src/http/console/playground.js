@@ -11,12 +11,12 @@ const EXAMPLE = `# authzd schema test: run with \`authzd schema test schema_test
 schema = "schema.toml"
 tenant = "test"
 
-[[subjects]]
-id = "alice"
+subjects = [{ id = "alice" }, { id = "bob" }]
+groups = [{ id = "writers", title = "Writers" }]
 
-[[groups]]
-id = "writers"
-members = ["alice"]
+[[members]]
+group = "writers"
+subject = "alice"
 
 [[assignments]]
 role = "editor"
