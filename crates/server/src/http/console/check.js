@@ -49,12 +49,16 @@ export async function explainInto(box, request) {
   }
 }
 
-function copyCommands(request) {
+/**
+ * The check as commands: grpcurl against the gRPC address in
+ * $AUTHZD_ADDR (the console does not know it), curl against this
+ * listener; the token, if the server has tokens, from $AUTHZD_TOKEN.
+ */
+function copyCommands(request, tokens) {
   const json = JSON.stringify(request);
   const quoted = `'${json.replace(/'/g, "'\\''")}'`;
-  const grpcAddr = "127.0.0.1:50051";
-  const auth = "-H \"authorization: Bearer $AUTHZD_TOKEN\" ";
-  const grpcurl = `grpcurl -plaintext ${auth}-d ${quoted} ${grpcAddr} ${CHECK.replace("/", "/")}`;
+  const auth = tokens ? "-H \"authorization: Bearer $AUTHZD_TOKEN\" " : "";
+  const grpcurl = `grpcurl -plaintext ${auth}-d ${quoted} "$AUTHZD_ADDR" ${CHECK}`;
   const curl = `curl -s ${location.origin}/${CHECK} ${auth}-H 'content-type: application/json' -d ${quoted}`;
   const out = h("pre", { class: "copied" });
   const copy = (text) => async () => {
@@ -79,7 +83,7 @@ export async function render(main, ctx) {
   const run = async () => {
     const request = checkRequest(ctx.tenant, values(form));
     await explainInto(result, request);
-    result.append(copyCommands(request));
+    result.append(copyCommands(request, ctx.info.tokens));
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); run(); });
   fill(main, h("h1", {}, "Check"), form, result);
