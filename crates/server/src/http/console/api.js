@@ -47,6 +47,9 @@ async function post(path, body, method = "POST") {
 export async function call(method, request) {
   const { response, json } = await post(`/${method}`, request);
   log(method, request, json, !response.ok);
+  // The session ended (idle, expired, or the token was revoked): the
+  // shell shows the sign-in form again.
+  if (response.status === 401) window.dispatchEvent(new Event("authzd:unauthenticated"));
   if (!response.ok) throw new ApiError(json, response.status);
   return json;
 }

@@ -48,6 +48,7 @@ async function start() {
     route();
   });
   window.addEventListener("hashchange", route);
+  window.addEventListener("authzd:unauthenticated", () => { if (ctx.info && ctx.info.tokens) boot(); });
   await boot();
 }
 
