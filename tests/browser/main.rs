@@ -399,7 +399,8 @@ async fn run(page: &Page, grpc: &Grpc, seeded: u64) {
     page.text("#check-result pre.copied", "grpcurl").await;
     // The API panel shows the check's request and reply as JSON.
     page.click("#api-log li:first-child summary").await;
-    page.text("#api-log li:first-child pre", "\"allowed\": true").await;
+    page.text("#api-log li:first-child pre", "\"allowed\": true")
+        .await;
     page.shot("check").await;
     page.go("#/check?subject=bob&permission=document:edit")
         .await;
