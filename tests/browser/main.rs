@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use fantoccini::wd::TimeoutConfiguration;
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
 use serde_json::json;
 
 use authzd_testkit::*;
@@ -355,9 +356,17 @@ async fn console_in_chromium() {
         base: format!("http://{http}"),
         shots,
     };
-    run(&page, &grpc, seeded).await;
-    page.client.close().await.unwrap();
+    // Chromium is closed (through chromedriver) even when a step fails,
+    // so no browser outlives the test.
+    let outcome = std::panic::AssertUnwindSafe(run(&page, &grpc, seeded))
+        .catch_unwind()
+        .await;
+    let closed = page.client.close().await;
     drop(driver);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    closed.unwrap();
     assert!(
         binary.terminate().success(),
         "the server did not stop cleanly"
