@@ -4,6 +4,10 @@
 //! service's. Prints each assertion (a failing one with its explanation)
 //! and reports whether all held.
 //!
+//! The web console's playground runs the same test through [`Runner`]:
+//! a file's text and a schema's text in, each assertion with its
+//! explanation out, as JSON.
+//!
 //! The seed goes through the public API (directory and membership writes as
 //! system writes), so a seed the API would refuse is reported with the
 //! entry that caused it. Must not reach into the engine or the store: what
@@ -81,10 +85,28 @@ pub async fn command(file: &Path) -> bool {
 async fn run(file: &Path) -> Result<usize, String> {
     let test = read(file)?;
     let schema = file.parent().unwrap_or(Path::new(".")).join(&test.schema);
+    let outcomes = run_test(&test, &schema).await?;
+    Ok(print(&outcomes))
+}
+
+/// One assertion's outcome.
+#[derive(Debug)]
+struct Outcome {
+    /// "assert[i] subject permission where".
+    what: String,
+    /// What is wrong (empty: it held).
+    problems: Vec<String>,
+    /// The check's reply, with its explanation, if it was answered.
+    reply: Option<pb::CheckAccessResponse>,
+}
+
+/// Runs `test` with the schema file `schema` on a real server started
+/// in-process over a temporary store: every assertion's outcome.
+async fn run_test(test: &TestFile, schema: &Path) -> Result<Vec<Outcome>, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("a temporary store: {e}"))?;
     let config = Config {
         data_dir: dir.path().join("data"),
-        schema: Some(schema.clone()),
+        schema: Some(schema.to_path_buf()),
         ..Config::default()
     };
     let service = Service::open(config)
@@ -106,12 +128,54 @@ async fn run(file: &Path) -> Result<usize, String> {
             .map_err(|e| format!("the in-process server: {e}"))?;
         let channel = InterceptedService::new(channel, Bearer::default());
         tenant_file::write(&channel, &test.tenant, &test.seed).await?;
-        Ok::<_, String>(assert_all(&channel, &test).await)
+        Ok::<_, String>(assert_all(&channel, test).await)
     }
     .await;
     let _ = stop.send(());
     let _ = server.await;
     outcome
+}
+
+/// The web console's playground: runs a test file's text against a
+/// schema's text (the file's `schema` key, which names the schema file for
+/// `authzd schema test`, is not read), each assertion with its check's
+/// reply in the API's JSON.
+#[derive(Debug, Default)]
+pub struct Runner;
+
+impl authzd_server::http::console::Playground for Runner {
+    fn run(
+        &self,
+        schema: String,
+        file: String,
+    ) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>> {
+        Box::pin(async move {
+            let test = parse(&file)?;
+            let dir = tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?;
+            let path = dir.path().join("schema.toml");
+            std::fs::write(&path, schema).map_err(|e| format!("the schema: {e}"))?;
+            let outcomes = run_test(&test, &path)
+                .await
+                .map_err(|e| e.replace(&path.display().to_string(), "the schema"))?;
+            let failed = outcomes.iter().filter(|o| !o.problems.is_empty()).count();
+            let assertions: Vec<serde_json::Value> = outcomes
+                .iter()
+                .map(|o| {
+                    serde_json::json!({
+                        "what": o.what,
+                        "ok": o.problems.is_empty(),
+                        "problems": o.problems,
+                        "reply": o.reply.as_ref().map(|r| super::write::api_json(r, "authzd.v1.CheckAccessResponse")),
+                    })
+                })
+                .collect();
+            Ok(serde_json::json!({
+                "passed": outcomes.len() - failed,
+                "failed": failed,
+                "assertions": assertions,
+            }))
+        })
+    }
 }
 
 fn read(file: &Path) -> Result<TestFile, String> {
@@ -120,7 +184,18 @@ fn read(file: &Path) -> Result<TestFile, String> {
         return Err(format!("{size} bytes; the limit is {MAX_TEST_FILE_BYTES}"));
     }
     let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
+    parse(&text)
+}
+
+/// A test file's text.
+fn parse(text: &str) -> Result<TestFile, String> {
+    if text.len() as u64 > MAX_TEST_FILE_BYTES {
+        return Err(format!(
+            "{} bytes; the limit is {MAX_TEST_FILE_BYTES}",
+            text.len()
+        ));
+    }
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
     let mut keys = toml::Table::new();
     for key in ["schema", "tenant", "assert"] {
         if let Some(value) = table.remove(key) {
@@ -141,10 +216,10 @@ fn read(file: &Path) -> Result<TestFile, String> {
     })
 }
 
-/// Checks every assertion, printing each; the number that failed.
-async fn assert_all(channel: &ClientChannel, t: &TestFile) -> usize {
+/// Checks every assertion: each one's outcome.
+async fn assert_all(channel: &ClientChannel, t: &TestFile) -> Vec<Outcome> {
     let mut access = AccessServiceClient::new(channel.clone());
-    let mut failed = 0;
+    let mut outcomes = Vec::with_capacity(t.assertions.len());
     for (i, a) in t.assertions.iter().enumerate() {
         let place = match (a.scope.as_str(), a.target_subject.as_str()) {
             ("", "") => "at the root".to_string(),
@@ -161,25 +236,45 @@ async fn assert_all(channel: &ClientChannel, t: &TestFile) -> usize {
             explain: true,
             ..Default::default()
         };
-        let problems = match access.check_access(request).await {
-            Ok(reply) => judge(a, &reply.into_inner()),
-            Err(e) => vec![format!("the check was refused: {}", e.message())],
+        let (problems, reply) = match access.check_access(request).await {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                (judge(a, &reply), Some(reply))
+            }
+            Err(e) => (
+                vec![format!("the check was refused: {}", e.message())],
+                None,
+            ),
         };
-        if problems.is_empty() {
-            println!(
-                "ok    {what}: {}",
-                if a.allow { "allowed" } else { "denied" }
-            );
+        let what = if problems.is_empty() {
+            format!("{what}: {}", if a.allow { "allowed" } else { "denied" })
+        } else {
+            what
+        };
+        outcomes.push(Outcome {
+            what,
+            problems,
+            reply,
+        });
+    }
+    outcomes
+}
+
+/// Prints every outcome and the tally; the number that failed.
+fn print(outcomes: &[Outcome]) -> usize {
+    let mut failed = 0;
+    for o in outcomes {
+        if o.problems.is_empty() {
+            println!("ok    {}", o.what);
         } else {
             failed += 1;
-            println!("FAIL  {what}");
-            for p in problems {
+            println!("FAIL  {}", o.what);
+            for p in &o.problems {
                 println!("        {p}");
             }
         }
     }
-    let total = t.assertions.len();
-    println!("{} passed, {failed} failed", total - failed);
+    println!("{} passed, {failed} failed", outcomes.len() - failed);
     failed
 }
 

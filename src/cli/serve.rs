@@ -70,6 +70,7 @@ pub async fn command(args: &ServeArgs) -> bool {
                 Ok(listener) => Some(server::http::HttpEdge {
                     listener,
                     cors_origins: config.http_cors_origins.clone(),
+                    playground: Some(std::sync::Arc::new(super::schema_test::Runner)),
                 }),
                 Err(e) => {
                     tracing::error!(error = %e, http_listen = %listen, "cannot listen");

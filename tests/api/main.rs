@@ -14,6 +14,7 @@ mod access;
 mod audit;
 mod auth;
 mod bad_input;
+mod console;
 mod directory;
 mod effective_sources;
 mod hostile_input;

@@ -179,6 +179,7 @@ pub async fn serve_edges(
         }
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let callers_http = callers.clone();
     let caller_layer = CallerLayer::new(callers, service.clone());
     let write_layer = WriteLayer::new(service.clone(), upstream.map(|(channel, _)| channel));
     let routes = Routes::new(health_service)
@@ -221,7 +222,12 @@ pub async fn serve_edges(
             let stack = caller_layer
                 .clone()
                 .layer(write_layer.clone().layer(routes.clone().prepare()));
-            let router = http::router(http::bridge::Stack::new(stack), &edge.cors_origins)?;
+            let router = http::router(
+                http::bridge::Stack::new(stack),
+                callers_http,
+                &edge,
+                tls.is_some(),
+            )?;
             let acceptor = tls.map(http::acceptor).transpose()?;
             Some(http::serve(router, edge.listener, acceptor, http_stops))
         }

@@ -489,6 +489,7 @@ impl TestServer {
         let edge = authzd_server::http::HttpEdge {
             listener: http_listener,
             cors_origins: vec![CORS_ORIGIN.to_owned()],
+            playground: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = callers.clone();

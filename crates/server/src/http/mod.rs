@@ -9,11 +9,14 @@
 //! and traces are those of gRPC. [`status`] is the one mapping from a gRPC
 //! code to an HTTP status. This module owns the listener: HTTP/1.1 and
 //! HTTP/2 on one port, TLS with the gRPC listener's files, CORS for an
-//! allow-list of origins (none by default). Must not decide anything a
+//! allow-list of origins (none by default), and the routes of the web
+//! console ([`console`], with its sign-in [`session`]s). Must not decide anything a
 //! call means or who may make it.
 
 pub mod bridge;
+pub mod console;
 pub mod openapi;
+pub mod session;
 pub mod status;
 
 use std::sync::Arc;
@@ -35,6 +38,7 @@ use tokio_rustls::rustls;
 
 use authzd_client::tls::ServerTls;
 use authzd_core::limits::TLS_HANDSHAKE_TIMEOUT;
+use authzd_service::auth::Callers;
 use bridge::{Bridge, MAX_JSON_BYTES, Reply, Stack, error, json_reply};
 
 /// How long the listener pauses after a failed accept.
@@ -52,6 +56,14 @@ pub struct HttpEdge {
     /// Origins (`https://console.example.com`) a browser may call from;
     /// empty: no CORS headers, so browsers allow only same-origin calls.
     pub cors_origins: Vec<String>,
+    /// What runs the console's playground (none: the console has none).
+    pub playground: Option<Arc<dyn console::Playground>>,
+}
+
+impl std::fmt::Debug for dyn console::Playground {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Playground")
+    }
 }
 
 /// Why the HTTP/JSON edge could not start.
@@ -78,27 +90,60 @@ pub fn descriptors() -> Result<DescriptorPool, HttpError> {
 
 /// The state every route shares.
 #[derive(Debug)]
-struct Edge {
+pub(crate) struct Edge {
     bridge: Bridge,
     /// The OpenAPI document, serialized once.
     openapi: String,
     cors: Vec<HeaderValue>,
+    /// The guard's tokens: what the console says of a session's token.
+    callers: Arc<Callers>,
+    /// The console's sign-in sessions.
+    sessions: session::Sessions,
+    /// Whether the listener speaks TLS (the session cookie is then
+    /// `Secure`, and the console's origin `https`).
+    tls: bool,
+    playground: Option<Arc<dyn console::Playground>>,
+    /// Held while a playground run is in progress: one at a time.
+    playing: tokio::sync::Mutex<()>,
 }
 
-/// The router of the edge over `stack`.
-pub fn router(stack: Stack, cors_origins: &[String]) -> Result<Router, HttpError> {
+/// The router of the edge over `stack`, whose guard serves `callers`;
+/// `tls` says whether the listener speaks TLS; `edge` gives the CORS
+/// origins and the playground.
+pub fn router(
+    stack: Stack,
+    callers: Arc<Callers>,
+    edge: &HttpEdge,
+    tls: bool,
+) -> Result<Router, HttpError> {
+    let cors_origins = &edge.cors_origins;
     let pool = descriptors()?;
     let openapi = openapi::document(&pool, &DOCUMENTED, env!("CARGO_PKG_VERSION")).to_string();
     let cors = cors_origins
         .iter()
         .map(|o| HeaderValue::try_from(o.as_str()).map_err(|_| HttpError::Origin(o.clone())))
         .collect::<Result<Vec<_>, _>>()?;
+    let playground = edge.playground.clone();
     let edge = Arc::new(Edge {
         bridge: Bridge::new(pool, stack),
         openapi,
         cors,
+        callers,
+        sessions: session::Sessions::default(),
+        tls,
+        playground,
+        playing: tokio::sync::Mutex::new(()),
     });
     Ok(Router::new()
+        .route("/", get(console::index))
+        .route("/console/{file}", get(console::asset))
+        .route(
+            "/console/session",
+            get(console::session_info)
+                .post(console::session_change)
+                .delete(console::session_change),
+        )
+        .route("/console/playground", post(console::playground))
         .route("/openapi.json", get(openapi_json))
         .route("/{service}/{method}", post(rpc))
         .fallback(not_found)
@@ -138,7 +183,10 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 async fn rpc(State(edge): State<Arc<Edge>>, request: Request) -> Reply {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    if let Err(refused) = console::with_session(&edge, &mut parts) {
+        return refused;
+    }
     if !is_json(&parts.headers) {
         let mut reply = error(&tonic::Status::invalid_argument(
             "the request body must be JSON: send Content-Type: application/json",
