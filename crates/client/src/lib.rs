@@ -257,7 +257,8 @@ impl Remote {
         } else {
             (format!("http://{target}"), false)
         };
-        let mut endpoint = Endpoint::from_shared(url).map_err(|e| refuse(&tls::causes(&e)))?;
+        let mut endpoint =
+            http2_windows(Endpoint::from_shared(url).map_err(|e| refuse(&tls::causes(&e)))?);
         if tls {
             endpoint = endpoint
                 .tls_config(tls_config(args)?)
@@ -304,6 +305,28 @@ impl Remote {
             })?;
         Ok(InterceptedService::new(channel, self.bearer.clone()))
     }
+}
+
+/// The largest HTTP/2 flow-control window (2^31 - 1).
+const MAX_HTTP2_WINDOW: u32 = (1 << 31) - 1;
+
+/// Gives `endpoint`'s connections the largest HTTP/2 connection window,
+/// leaving each stream's own window as it is.
+///
+/// Why: the HTTP/2 library (h2 0.4.20 and later) closes its own connection
+/// with `ENHANCE_YOUR_CALM` once the DATA frames under 256 bytes that it
+/// holds unread cost more framing than a budget of half the connection
+/// window. A Watch stream the application reads late is exactly that: its
+/// small messages pile up unread, and with many such streams on one
+/// connection the library tore the connection down before the server's
+/// flow control ever stopped, so no stream could learn the revision to
+/// resume after. With the largest connection window that budget is 1 GiB,
+/// and what a connection holds unread is bounded by each stream's window
+/// instead: the server stops sending to a stream whose window is full, and
+/// its bound on what all Watch streams hold ends the furthest behind
+/// resumably.
+pub fn http2_windows(endpoint: Endpoint) -> Endpoint {
+    endpoint.initial_connection_window_size(MAX_HTTP2_WINDOW)
 }
 
 fn tls_config(args: &ClientArgs) -> Result<ClientTlsConfig, ClientError> {
