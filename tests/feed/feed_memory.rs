@@ -190,7 +190,11 @@ async fn small_messages_unread_on_one_connection_end_each_stream_resumably() {
                 Err(status) => break status,
             }
         };
-        assert_eq!(status.code(), Code::ResourceExhausted, "stream {i}: {status:?}");
+        assert_eq!(
+            status.code(),
+            Code::ResourceExhausted,
+            "stream {i}: {status:?}"
+        );
         assert!(
             status
                 .message()

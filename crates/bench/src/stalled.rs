@@ -269,7 +269,9 @@ async fn measure(
     let after = feed::prepare(remote.connect().await?, TENANT).await?;
     let n = args.stalled + args.slow_readers;
     let window = args.watch_stream_window;
-    let watch_remote = remote.clone().with(|e| e.initial_stream_window_size(window));
+    let watch_remote = remote
+        .clone()
+        .with(|e| e.initial_stream_window_size(window));
     let mut watch_channels = Vec::new();
     for _ in 0..feed::connections_for(n) {
         watch_channels.push(watch_remote.connect().await?);
@@ -380,7 +382,13 @@ impl fmt::Display for StalledReport {
         writeln!(
             f,
             "{} subjects; {} stalled Watch streams and {} slow readers (one message per {} ms), each stream's HTTP/2 window {} bytes; {} writes that each change permissions (to revision {}); Watch budget {budget}",
-            a.subjects, a.stalled, a.slow_readers, a.slow_pause_ms, a.watch_stream_window, a.writes, self.last_revision
+            a.subjects,
+            a.stalled,
+            a.slow_readers,
+            a.slow_pause_ms,
+            a.watch_stream_window,
+            a.writes,
+            self.last_revision
         )?;
         writeln!(
             f,

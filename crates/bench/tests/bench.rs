@@ -530,6 +530,9 @@ async fn callpath_measures_authzd_next_to_a_bare_tonic_server() {
         assert!(row.check.count > 0 && row.batch.count > 0, "{report}");
     }
     let text = report.to_string();
-    assert!(text.contains("BatchCheckAccess(100)/CheckAccess p50"), "{text}");
+    assert!(
+        text.contains("BatchCheckAccess(100)/CheckAccess p50"),
+        "{text}"
+    );
     assert!(text.contains("targets:"), "{text}");
 }

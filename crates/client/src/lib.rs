@@ -120,10 +120,8 @@ impl Transport {
         let Some(hint) = self.hint(&tls::causes(&status).to_lowercase()) else {
             return status;
         };
-        let mut explained = tonic::Status::new(
-            status.code(),
-            format!("{}; {hint}", status.message()),
-        );
+        let mut explained =
+            tonic::Status::new(status.code(), format!("{}; {hint}", status.message()));
         explained.set_source(std::sync::Arc::new(status));
         explained
     }
@@ -151,9 +149,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Explaining {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
         let transport = self.transport;
-        self.channel
-            .poll_ready(cx)
-            .map_err(|e| transport.status(e))
+        self.channel.poll_ready(cx).map_err(|e| transport.status(e))
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Explained {
