@@ -28,7 +28,10 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    authzd::cli::logs::init(cli.log_format, level);
+    // The server writes its logs (one access-log line per call) from a
+    // thread of their own; what is queued is written when `main` ends.
+    let serving = matches!(cli.command, Command::Serve(_));
+    let _flush = authzd::cli::logs::init(cli.log_format, level, serving);
     // 0 done, 1 failed; `check` tells denied (1) from failed (2).
     let status = |ok: bool| if ok { 0 } else { 1 };
     let code = match &cli.command {

@@ -63,7 +63,7 @@ async fn run(args: &BackupArgs) -> Result<String, String> {
             tenants: args.tenant.clone(),
         })
         .await
-        .map_err(|s| authzd_client::explain(&s, &args.target, &args.client))?
+        .map_err(|s| authzd_client::status::status_text(&s))?
         .into_inner();
     let (export, records) = receive_snapshot(&mut stream)
         .await

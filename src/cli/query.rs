@@ -207,10 +207,7 @@ pub async fn command(command: &QueryCommand) -> Outcome {
         Ok(true) => Outcome::Done,
         Ok(false) => Outcome::Denied,
         Err(status) => {
-            eprintln!(
-                "{}",
-                authzd_client::explain(&status, &args.target, &args.client)
-            );
+            eprintln!("{}", authzd_client::status::status_text(&status));
             Outcome::Failed
         }
     }

@@ -18,16 +18,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 use super::query::reason_name;
 use super::tenant_file::{self, TenantFile};
-use authzd_client::{Bearer, ClientChannel};
+use authzd_client::{ClientArgs, ClientChannel, Remote};
 use authzd_server::api::pb;
 use authzd_service::Service;
 use authzd_service::config::Config;
 use pb::access_service_client::AccessServiceClient;
-use tonic::service::interceptor::InterceptedService;
 
 /// A test file: a schema, a tenant's directory and assertions.
 #[derive(Debug)]
@@ -121,12 +119,11 @@ async fn run_test(test: &TestFile, schema: &Path) -> Result<Vec<Outcome>, String
         let _ = stopped.await;
     }));
     let outcome = async {
-        let channel = Channel::from_shared(format!("http://{addr}"))
+        let channel = Remote::new(&format!("http://{addr}"), &ClientArgs::default())
             .map_err(|e| e.to_string())?
             .connect()
             .await
             .map_err(|e| format!("the in-process server: {e}"))?;
-        let channel = InterceptedService::new(channel, Bearer::default());
         tenant_file::write(&channel, &test.tenant, &test.seed).await?;
         Ok::<_, String>(assert_all(&channel, test).await)
     }

@@ -304,42 +304,65 @@ async fn unusable_pem_files_stop_the_server_naming_the_file() {
     assert!(text.contains("--tls-cert"), "{text}");
 }
 
-/// The CLI against the wrong transport says what is wrong and which flag
-/// fixes it: a plaintext client to a TLS server is told to give an
-/// https:// target and --tls-ca, a client without a certificate to an mTLS
-/// server to give --tls-cert and --tls-key.
+/// Every CLI command that connects, against the wrong transport, says what
+/// is wrong and which flag fixes it: a plaintext client to a TLS server is
+/// told to give an https:// target and --tls-ca, a client without a
+/// certificate to an mTLS server to give --tls-cert and --tls-key.
 #[tokio::test]
-async fn the_cli_names_the_flag_a_transport_mismatch_needs() {
+async fn every_cli_command_names_the_flag_a_transport_mismatch_needs() {
     let pki = Pki::new();
-    let check = |target: String, extra: Vec<String>| {
-        let mut args: Vec<String> = ["check", "--target", &target, "--tenant", "acme"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.extend(extra);
-        args.extend(["alice".to_string(), "document:read".to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("people.csv");
+    std::fs::write(&csv, "id,kind,status,groups,attributes\nalice,,,,\n").unwrap();
+    let json = dir.path().join("acme.json");
+    std::fs::write(&json, "{}").unwrap();
+    let backup = dir.path().join("backup");
+    let (csv, json, backup) = (
+        csv.display().to_string(),
+        json.display().to_string(),
+        backup.display().to_string(),
+    );
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["check", "--tenant", "acme", "alice", "document:read"],
+        vec!["subject", "create", "--tenant", "acme", "alice"],
+        vec!["schema", "read"],
+        vec!["import", "--tenant", "acme", &csv],
+        vec!["import", "--tenant", "acme", &json],
+        vec!["export", "--tenant", "acme"],
+        vec!["backup", "--out", &backup],
+    ];
+    let run = |command: &[&str], target: String, extra: &[String]| {
+        let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        args.extend(["--target".to_string(), target]);
+        args.extend(extra.iter().cloned());
         run_cli(args)
     };
+
     let tls = TestServer::start_tls(pki.server(false)).await;
-    let done = check(tls.addr.to_string(), Vec::new()).await;
-    let err = String::from_utf8_lossy(&done.stderr);
-    assert!(!done.status.success(), "{err}");
-    assert!(
-        err.contains("https://") && err.contains("--tls-ca"),
-        "{err}"
-    );
+    for command in &commands {
+        let done = run(command, tls.addr.to_string(), &[]).await;
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert!(!done.status.success(), "{command:?}: {err}");
+        assert!(
+            err.contains("https://") && err.contains("--tls-ca"),
+            "{command:?}: {err}"
+        );
+    }
     tls.stop().await;
 
     let mtls = TestServer::start_tls(pki.server(true)).await;
-    let ca = pki.ca_file.display().to_string();
-    let done = check(mtls.addr.to_string(), vec!["--tls-ca".into(), ca]).await;
-    let err = String::from_utf8_lossy(&done.stderr);
-    assert!(
-        err.contains("client certificate")
-            && err.contains("--tls-cert")
-            && err.contains("--tls-key"),
-        "{err}"
-    );
+    let ca = ["--tls-ca".to_string(), pki.ca_file.display().to_string()];
+    for command in &commands {
+        let done = run(command, mtls.addr.to_string(), &ca).await;
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert!(!done.status.success(), "{command:?}: {err}");
+        assert!(
+            err.contains("client certificate")
+                && err.contains("--tls-cert")
+                && err.contains("--tls-key"),
+            "{command:?}: {err}"
+        );
+    }
     mtls.stop().await;
 }
 

@@ -124,3 +124,84 @@ async fn stalled_subscribers_are_ended_within_the_budget_for_all() {
     assert!(held.peak <= limit, "{held:?}");
     server.stop().await;
 }
+
+/// Forty subscribers that never read share one connection while a thousand
+/// writes each change one permission, so every message is small (about 90
+/// bytes; the test above sends messages over 256 bytes, which is why it
+/// never saw this). Small DATA frames held unread made the client's own
+/// HTTP/2 library close the connection (`ENHANCE_YOUR_CALM`, reported as
+/// RESOURCE_EXHAUSTED "h2 protocol error") before any stream's window
+/// filled, so no subscriber could learn where to resume. With the client's
+/// connection window ([`authzd_client::http2_windows`]) each stream's
+/// window fills first, the server stops sending, its budget ends the
+/// subscribers, and each learns, when it reads, the revision to resume
+/// after.
+#[tokio::test]
+async fn small_messages_unread_on_one_connection_end_each_stream_resumably() {
+    let limit = 64 << 10;
+    let server = TestServer::start_with(|c| c.watch_memory = limit).await;
+    let start = create_subject(&server, T, "u0").await;
+    let shared = server
+        .channel_with(|e| e.initial_stream_window_size(65_535))
+        .await;
+    let mut stalled = Vec::new();
+    for _ in 0..40 {
+        let stream = pb::watch_service_client::WatchServiceClient::new(shared.clone())
+            .watch(pb::WatchRequest {
+                tenant: T.into(),
+                after_revision: start,
+                kinds: vec![pb::EventKind::PermissionChanges as i32],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        stalled.push(stream);
+    }
+    let mut m = server.membership().await;
+    let mut latest = start;
+    for i in 0..1_000 {
+        let op = if i % 2 == 0 { assign } else { unassign };
+        latest = m
+            .manage_membership(pb::ManageMembershipRequest {
+                tenant: T.into(),
+                operations: vec![op("viewer", subject_principal("u0"), None)],
+                options: None,
+                dry_run: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .revision;
+    }
+    let held = server.service.watch_held();
+    assert!(held.peak <= limit, "{held:?}");
+
+    for (i, mut stream) in stalled.into_iter().enumerate() {
+        let mut last = start;
+        let status = loop {
+            match guard("a stalled stream", stream.message()).await {
+                Ok(Some(m)) => {
+                    assert!(m.revision > last, "no revision twice");
+                    last = m.revision;
+                    assert!(last < latest, "stream {i} received every write");
+                }
+                Ok(None) => panic!("stream {i} ended without an error"),
+                Err(status) => break status,
+            }
+        };
+        assert_eq!(
+            status.code(),
+            Code::ResourceExhausted,
+            "stream {i}: {status:?}"
+        );
+        assert!(
+            status
+                .message()
+                .contains(&format!("resume with after_revision = {last}")),
+            "stream {i}: {}",
+            status.message()
+        );
+    }
+    server.stop().await;
+}

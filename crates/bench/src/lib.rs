@@ -15,7 +15,9 @@
 //! internals: everything it measures goes through gRPC, as a client would
 //! see it. `authzd-bench scale` ([`scale`]) measures how the figures grow
 //! with the tenant, on a server run as a child process; `authzd-bench
-//! stalled` ([`stalled`]) what Watch streams that stop reading cost one.
+//! stalled` ([`stalled`]) what Watch streams that stop reading cost one;
+//! `authzd-bench callpath` ([`callpath`]) authzd's calls next to a bare
+//! tonic server's empty call.
 
 #![allow(
     clippy::indexing_slicing,
@@ -23,6 +25,7 @@
 )]
 
 mod bulk;
+pub mod callpath;
 mod child;
 pub mod cluster;
 mod feed;
@@ -158,6 +161,11 @@ pub enum BenchCommand {
     /// each change permissions, and report CheckAccess, the server's peak
     /// resident memory (next to idle) and how every stream ended.
     Stalled(stalled::StalledArgs),
+    /// Start authzd and a bare tonic server (an empty call, nothing else)
+    /// in this process and measure, with the same client at each
+    /// concurrency, the bare call, authzd's Health, CheckAccess and
+    /// BatchCheckAccess of 100 checks; prints the ratios.
+    Callpath(callpath::CallPathArgs),
 }
 
 impl BenchArgs {
@@ -295,6 +303,7 @@ pub async fn command(args: &BenchArgs) -> bool {
         Some(BenchCommand::Scale(scale)) => return scale::command(scale).await,
         Some(BenchCommand::Cluster(cluster)) => return cluster::command(cluster).await,
         Some(BenchCommand::Stalled(stalled)) => return stalled::command(stalled).await,
+        Some(BenchCommand::Callpath(callpath)) => return callpath::command(callpath).await,
         None => {}
     }
     println!("command: {}", command_line());

@@ -74,6 +74,8 @@ pub(super) enum Kind {
     Health,
     /// `authzd.v1.AccessService/CheckAccess` with a random question.
     Check,
+    /// `BatchCheckAccess` of [`BATCH_CHECKS`] random questions.
+    BatchCheck,
     /// `ManageMembership` with one operation: each worker adds its subject
     /// to its own group, then removes it, and so on.
     Write,
@@ -86,6 +88,9 @@ pub(super) enum Kind {
     Effective,
 }
 
+/// The questions in one measured `BatchCheckAccess`.
+pub(super) const BATCH_CHECKS: usize = 100;
+
 /// The page size of the listings measured.
 const LISTING_PAGE: u32 = 100;
 
@@ -94,6 +99,7 @@ impl Kind {
         match self {
             Kind::Health => "Health/Check",
             Kind::Check => "CheckAccess",
+            Kind::BatchCheck => "BatchCheckAccess (100)",
             Kind::Write => "ManageMembership (1 op)",
             Kind::HoldersRare => "ListSubjectsWithPermission (rare)",
             Kind::HoldersCommon => "ListSubjectsWithPermission (common)",
@@ -116,6 +122,12 @@ pub(super) struct Budget {
 enum Probe {
     Health(HealthClient<ClientChannel>),
     Check {
+        client: AccessServiceClient<ClientChannel>,
+        tenant: String,
+        data: Arc<Dataset>,
+        rng: Rng,
+    },
+    Batch {
         client: AccessServiceClient<ClientChannel>,
         tenant: String,
         data: Arc<Dataset>,
@@ -171,6 +183,36 @@ impl Probe {
                     })
                     .await?;
                 Ok(reply.into_inner().allowed)
+            }
+            Probe::Batch {
+                client,
+                tenant,
+                data,
+                rng,
+            } => {
+                let checks = (0..BATCH_CHECKS)
+                    .map(|_| {
+                        let Question {
+                            subject,
+                            permission,
+                            scope,
+                        } = data.question(rng);
+                        pb::CheckItem {
+                            subject: Dataset::subject_id(subject),
+                            permission: permission.to_string(),
+                            scope: Dataset::scope_id(scope),
+                            ..Default::default()
+                        }
+                    })
+                    .collect();
+                let reply = client
+                    .batch_check_access(pb::BatchCheckAccessRequest {
+                        tenant: tenant.clone(),
+                        checks,
+                        ..Default::default()
+                    })
+                    .await?;
+                Ok(reply.into_inner().results.iter().any(|r| r.allowed))
             }
             Probe::Write {
                 client,
@@ -276,18 +318,25 @@ pub(super) struct Load {
 impl Load {
     fn probe(&self, kind: Kind, worker: usize, round: u64) -> Probe {
         let channel = self.channels[worker % self.channels.len()].clone();
+        let rng = Rng::new(
+            self.seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(round << 32)
+                .wrapping_add(worker as u64),
+        );
         match kind {
             Kind::Health => Probe::Health(HealthClient::new(channel)),
             Kind::Check => Probe::Check {
                 client: AccessServiceClient::new(channel),
                 tenant: self.tenant.clone(),
                 data: self.data.clone(),
-                rng: Rng::new(
-                    self.seed
-                        .wrapping_mul(1_000_003)
-                        .wrapping_add(round << 32)
-                        .wrapping_add(worker as u64),
-                ),
+                rng,
+            },
+            Kind::BatchCheck => Probe::Batch {
+                client: AccessServiceClient::new(channel),
+                tenant: self.tenant.clone(),
+                data: self.data.clone(),
+                rng,
             },
             Kind::Write => Probe::Write {
                 client: MembershipServiceClient::new(channel),

@@ -60,6 +60,12 @@ pub struct StalledArgs {
     /// Milliseconds a slow reader waits after each message.
     #[arg(long, default_value_t = 5)]
     pub slow_pause_ms: u64,
+    /// Each Watch stream's HTTP/2 receive window in bytes: what a stream
+    /// that never reads takes from the server before the server must hold
+    /// its messages (the HTTP/2 default; tonic's own is 2 MiB, which would
+    /// take every write into this process and leave the bound untested).
+    #[arg(long, default_value_t = 65_535)]
+    pub watch_stream_window: u32,
     /// Writes committed, each changing one subject's permissions.
     #[arg(long, default_value_t = 6_000)]
     pub writes: u64,
@@ -101,11 +107,12 @@ impl StalledArgs {
             && (1..=64).contains(&self.connections)
             && self.stalled <= MAX_STREAMS
             && self.slow_readers <= MAX_STREAMS
-            && (1..=MAX_WRITES).contains(&self.writes);
+            && (1..=MAX_WRITES).contains(&self.writes)
+            && self.watch_stream_window >= 65_535;
         match fine {
             true => Ok(()),
             false => Err(BenchError::Settings(format!(
-                "give --subjects ≥ 100, --concurrency 1..=1024, --connections 1..=64, --stalled and --slow-readers ≤ {MAX_STREAMS}, --writes 1..={MAX_WRITES}"
+                "give --subjects ≥ 100, --concurrency 1..=1024, --connections 1..=64, --stalled and --slow-readers ≤ {MAX_STREAMS}, --writes 1..={MAX_WRITES}, --watch-stream-window ≥ 65535"
             ))),
         }
     }
@@ -261,9 +268,13 @@ async fn measure(
 
     let after = feed::prepare(remote.connect().await?, TENANT).await?;
     let n = args.stalled + args.slow_readers;
+    let window = args.watch_stream_window;
+    let watch_remote = remote
+        .clone()
+        .with(|e| e.initial_stream_window_size(window));
     let mut watch_channels = Vec::new();
     for _ in 0..feed::connections_for(n) {
-        watch_channels.push(remote.connect().await?);
+        watch_channels.push(watch_remote.connect().await?);
     }
     eprintln!("{label}: opening {n} Watch streams");
     let mut streams = feed::subscribe(&watch_channels, TENANT, n, after).await?;
@@ -370,8 +381,14 @@ impl fmt::Display for StalledReport {
             .map_or("the default".to_string(), |m| format!("{m} MiB"));
         writeln!(
             f,
-            "{} subjects; {} stalled Watch streams and {} slow readers (one message per {} ms); {} writes that each change permissions (to revision {}); Watch budget {budget}",
-            a.subjects, a.stalled, a.slow_readers, a.slow_pause_ms, a.writes, self.last_revision
+            "{} subjects; {} stalled Watch streams and {} slow readers (one message per {} ms), each stream's HTTP/2 window {} bytes; {} writes that each change permissions (to revision {}); Watch budget {budget}",
+            a.subjects,
+            a.stalled,
+            a.slow_readers,
+            a.slow_pause_ms,
+            a.watch_stream_window,
+            a.writes,
+            self.last_revision
         )?;
         writeln!(
             f,

@@ -494,3 +494,45 @@ fn stalled_args(flags: &[&str]) -> authzd_bench::stalled::StalledArgs {
         other => panic!("not the stalled bench: {other:?}"),
     }
 }
+
+/// `authzd-bench callpath` at tiny settings: every call of both servers
+/// answers at each concurrency, and the report gives the ratios and the
+/// targets (the figures themselves belong to the docs, not to a test).
+#[tokio::test]
+async fn callpath_measures_authzd_next_to_a_bare_tonic_server() {
+    let args = match bench_args(&[
+        "callpath",
+        "--subjects",
+        "50",
+        "--groups",
+        "5",
+        "--scopes",
+        "10",
+        "--concurrency",
+        "1,4",
+        "--duration",
+        "0.2",
+        "--requests",
+        "200",
+        "--rounds",
+        "1",
+    ])
+    .command
+    {
+        Some(authzd_bench::BenchCommand::Callpath(c)) => c,
+        other => panic!("not the callpath bench: {other:?}"),
+    };
+    let report = authzd_bench::callpath::run(&args).await.unwrap();
+    assert!(report.ok(), "{report}");
+    assert_eq!(report.rows.len(), 2);
+    for row in &report.rows {
+        assert!(row.bare.count > 0 && row.health.count > 0, "{report}");
+        assert!(row.check.count > 0 && row.batch.count > 0, "{report}");
+    }
+    let text = report.to_string();
+    assert!(
+        text.contains("BatchCheckAccess(100)/CheckAccess p50"),
+        "{text}"
+    );
+    assert!(text.contains("targets:"), "{text}");
+}

@@ -7,7 +7,9 @@
 //!   (a CA to verify the server, a client certificate for mTLS, the name to
 //!   verify) and the bearer token sent on every call. Reads its files once,
 //!   before connecting, and names the file in every error; hands out
-//!   channels and knows no RPC.
+//!   channels ([`Explaining`]: a call that fails in the transport says
+//!   what is most likely wrong and which flag fixes it, for every command
+//!   alike) and knows no RPC.
 //! - [`tls`]: the PEM files of TLS, read and checked (the server reads its
 //!   own through the same module).
 //! - [`snapshot`]: receiving a primary's `Snapshot` stream (a replica's
@@ -64,43 +66,119 @@ fn speaks_tls(target: &str, args: &ClientArgs) -> bool {
     target.starts_with("https://") || (!target.starts_with("http://") && args.wants_tls())
 }
 
-/// `status` as a person reads it ([`status::status_text`]), followed, when
-/// it is a transport failure, by what it most likely means for a client set
-/// up with `target` and `args` and the flag that fixes it: the transport's
-/// own words ("h2 protocol error", "transport error") say neither.
-pub fn explain(status: &tonic::Status, target: &str, args: &ClientArgs) -> String {
-    let text = status::status_text(status);
-    // A status the server sent has no source; one the transport made
-    // carries the transport's error.
-    if std::error::Error::source(status).is_none() {
-        return text;
+/// How a client speaks to its server, for explaining a transport failure.
+#[derive(Debug, Clone, Copy)]
+struct Transport {
+    tls: bool,
+    client_cert: bool,
+}
+
+impl Transport {
+    fn of(target: &str, args: &ClientArgs) -> Transport {
+        Transport {
+            tls: speaks_tls(target, args),
+            client_cert: args.tls_cert.is_some(),
+        }
     }
-    let causes = tls::causes(status).to_lowercase();
-    let tls = speaks_tls(target, args);
-    // A TLS server answers a plaintext client's HTTP/2 preface with a TLS
-    // alert (which HTTP/2 reads as a bad frame) or by closing the
-    // connection.
-    let plaintext_refused = [
-        "h2 protocol error",
-        "frame with invalid size",
-        "http2 error",
-        "connection closed",
-        "broken pipe",
-        "connection reset",
-    ];
-    if !tls && plaintext_refused.iter().any(|w| causes.contains(w)) {
-        return format!(
-            "{text}; the server may speak TLS: give an https:// target (with --tls-ca FILE if its certificate is not from a CA this system trusts)"
-        );
+
+    /// What a transport failure with these `causes` (lowercase) most
+    /// likely means for this client, and the flag that fixes it: the
+    /// transport's own words ("h2 protocol error", "transport error") say
+    /// neither.
+    fn hint(self, causes: &str) -> Option<&'static str> {
+        // A TLS server answers a plaintext client's HTTP/2 preface with a
+        // TLS alert (which HTTP/2 reads as a bad frame) or by closing the
+        // connection.
+        let plaintext_refused = [
+            "h2 protocol error",
+            "frame with invalid size",
+            "http2 error",
+            "connection closed",
+            "broken pipe",
+            "connection reset",
+        ];
+        if !self.tls && plaintext_refused.iter().any(|w| causes.contains(w)) {
+            return Some(
+                "the server may speak TLS: give an https:// target (with --tls-ca FILE if its certificate is not from a CA this system trusts)",
+            );
+        }
+        // Under TLS 1.3 a refused client certificate shows only as the
+        // connection closing (a broken pipe, a reset, a cancelled call).
+        if self.tls && !self.client_cert {
+            return Some(
+                "the server may require a client certificate (mTLS): give --tls-cert FILE and --tls-key FILE",
+            );
+        }
+        None
     }
-    // Under TLS 1.3 a refused client certificate shows only as the
-    // connection closing (a broken pipe, a reset, a cancelled call).
-    if tls && args.tls_cert.is_none() {
-        return format!(
-            "{text}; the server may require a client certificate (mTLS): give --tls-cert FILE and --tls-key FILE"
-        );
+
+    /// The status a failed call gets: tonic's own for `error`, its message
+    /// followed by the hint if there is one (the original kept as its
+    /// source).
+    fn status(self, error: tonic::transport::Error) -> tonic::Status {
+        let status = tonic::Status::from_error(Box::new(error));
+        let Some(hint) = self.hint(&tls::causes(&status).to_lowercase()) else {
+            return status;
+        };
+        let mut explained =
+            tonic::Status::new(status.code(), format!("{}; {hint}", status.message()));
+        explained.set_source(std::sync::Arc::new(status));
+        explained
     }
-    text
+}
+
+/// A channel whose transport failures explain themselves: every call of
+/// every command that connects through [`Remote`] fails with a status that
+/// says what the failure most likely means and which flag fixes it
+/// (a plaintext client against a TLS server, a client without a
+/// certificate against an mTLS server). Statuses the server sent pass
+/// unchanged.
+#[derive(Debug, Clone)]
+pub struct Explaining {
+    channel: Channel,
+    transport: Transport,
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for Explaining {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::Status;
+    type Future = Explained;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        let transport = self.transport;
+        self.channel.poll_ready(cx).map_err(|e| transport.status(e))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Explained {
+        Explained {
+            call: self.channel.call(request),
+            transport: self.transport,
+        }
+    }
+}
+
+/// A call through [`Explaining`].
+#[derive(Debug)]
+pub struct Explained {
+    call: tonic::transport::channel::ResponseFuture,
+    transport: Transport,
+}
+
+impl std::future::Future for Explained {
+    type Output = Result<http::Response<tonic::body::Body>, tonic::Status>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let transport = self.transport;
+        std::pin::Pin::new(&mut self.call)
+            .poll(cx)
+            .map_err(|e| transport.status(e))
+    }
 }
 
 impl ClientArgs {
@@ -223,13 +301,14 @@ impl Bearer {
 }
 
 /// A channel that sends the token on every call.
-pub type ClientChannel = InterceptedService<Channel, Bearer>;
+pub type ClientChannel = InterceptedService<Explaining, Bearer>;
 
 /// A server to connect to: the endpoint (TLS configured) and the token,
 /// read once for any number of connections.
 #[derive(Debug, Clone)]
 pub struct Remote {
     target: String,
+    transport: Transport,
     endpoint: Endpoint,
     bearer: Bearer,
 }
@@ -257,7 +336,8 @@ impl Remote {
         } else {
             (format!("http://{target}"), false)
         };
-        let mut endpoint = Endpoint::from_shared(url).map_err(|e| refuse(&tls::causes(&e)))?;
+        let mut endpoint =
+            http2_windows(Endpoint::from_shared(url).map_err(|e| refuse(&tls::causes(&e)))?);
         if tls {
             endpoint = endpoint
                 .tls_config(tls_config(args)?)
@@ -265,6 +345,7 @@ impl Remote {
         }
         Ok(Remote {
             target: target.to_string(),
+            transport: Transport::of(target, args),
             endpoint,
             bearer: Bearer::load(args)?,
         })
@@ -302,8 +383,34 @@ impl Remote {
                 target: self.target.clone(),
                 reason: tls::causes(&e),
             })?;
+        let channel = Explaining {
+            channel,
+            transport: self.transport,
+        };
         Ok(InterceptedService::new(channel, self.bearer.clone()))
     }
+}
+
+/// The largest HTTP/2 flow-control window (2^31 - 1).
+const MAX_HTTP2_WINDOW: u32 = (1 << 31) - 1;
+
+/// Gives `endpoint`'s connections the largest HTTP/2 connection window,
+/// leaving each stream's own window as it is.
+///
+/// Why: the HTTP/2 library (h2 0.4.20 and later) closes its own connection
+/// with `ENHANCE_YOUR_CALM` once the DATA frames under 256 bytes that it
+/// holds unread cost more framing than a budget of half the connection
+/// window. A Watch stream the application reads late is exactly that: its
+/// small messages pile up unread, and with many such streams on one
+/// connection the library tore the connection down before the server's
+/// flow control ever stopped, so no stream could learn the revision to
+/// resume after. With the largest connection window that budget is 1 GiB,
+/// and what a connection holds unread is bounded by each stream's window
+/// instead: the server stops sending to a stream whose window is full, and
+/// its bound on what all Watch streams hold ends the furthest behind
+/// resumably.
+pub fn http2_windows(endpoint: Endpoint) -> Endpoint {
+    endpoint.initial_connection_window_size(MAX_HTTP2_WINDOW)
 }
 
 fn tls_config(args: &ClientArgs) -> Result<ClientTlsConfig, ClientError> {

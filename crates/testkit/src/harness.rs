@@ -107,8 +107,7 @@ impl Binary {
 
 /// A connected channel to a server on loopback.
 pub async fn channel_to(port: u16) -> Channel {
-    Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
+    authzd_client::http2_windows(Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap())
         .connect()
         .await
         .unwrap()
@@ -536,8 +535,17 @@ impl TestServer {
 
     /// A connected channel to it that presents no token.
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
+        self.channel_with(|endpoint| endpoint).await
+    }
+
+    /// A connected channel to it that presents no token, with the HTTP/2
+    /// settings every authzd client uses, then `adjust`ed.
+    pub async fn channel_with(
+        &self,
+        adjust: impl FnOnce(tonic::transport::Endpoint) -> tonic::transport::Endpoint,
+    ) -> Channel {
+        let endpoint = Channel::from_shared(format!("http://{}", self.addr)).unwrap();
+        adjust(authzd_client::http2_windows(endpoint))
             .connect()
             .await
             .unwrap()
