@@ -123,8 +123,12 @@ pub(super) struct Sequencer {
     /// Called on a planner thread before it plans a batch of the tenant:
     /// lets a test hold one tenant's planning open.
     #[cfg(test)]
-    pub(super) hold: Option<Arc<dyn Fn(&TenantId) + Send + Sync>>,
+    pub(super) hold: Option<Hold>,
 }
+
+/// A test's hook on a planner thread (see [`Sequencer::hold`]).
+#[cfg(test)]
+pub(super) type Hold = Arc<dyn Fn(&TenantId) + Send + Sync>;
 
 /// A write that passed planning, with the state it leaves.
 struct Admitted {

@@ -496,12 +496,9 @@ impl Sequencer {
                 again.push(lead);
                 continue;
             }
-            match self.settle(group, &tenant, lead, drafted) {
-                Ok(()) => {}
-                Err(lead) => {
-                    again.push(lead);
-                    replanned = true;
-                }
+            if let Some(lead) = self.settle(group, &tenant, lead, drafted) {
+                again.push(lead);
+                replanned = true;
             }
         }
         let mut lanes = self.lanes.borrow_mut();
@@ -518,7 +515,7 @@ impl Sequencer {
     }
 
     /// Adds one plan to the group and records how to answer it; hands the
-    /// lead back if the group had to commit first and that commit did not
+    /// lead back (`Some`) if the group had to commit first and that commit did not
     /// land as planned (the plan is then stale).
     fn settle(
         &self,
@@ -526,10 +523,10 @@ impl Sequencer {
         tenant: &TenantId,
         lead: Lead,
         drafted: Drafted,
-    ) -> Result<(), Lead> {
+    ) -> Option<Lead> {
         if let Drafted::Write { bytes, .. } = &drafted {
             if group.would_overflow(*bytes) && self.commit(group) != Landed::AsPlanned {
-                return Err(lead);
+                return Some(lead);
             }
         }
         {
@@ -567,7 +564,7 @@ impl Sequencer {
                     } => {
                         let admitted = admitted(group, write, bytes, state);
                         group.add(admitted, Some(reply), Retake::Work(Box::new(work)));
-                        return Ok(());
+                        return None;
                     }
                     Drafted::Unchanged => Answer::Unchanged(group.last_write()),
                     Drafted::Refused(e) => Answer::Refused(e),
@@ -600,6 +597,6 @@ impl Sequencer {
                 }
             }
         }
-        Ok(())
+        None
     }
 }
