@@ -3,7 +3,8 @@
 //! Measures acknowledged single-operation writes per second, with their
 //! p50/p99, for each number of nodes × writers per node (every writer
 //! toggling one subject's membership of a group of its own, through its
-//! node), and the cross-node propagation: one writer commits on the first
+//! node; spread over `--tenants` tenants, writer *k* writing tenant
+//! *k mod n*), and the cross-node propagation: one writer commits on the first
 //! node at 100 writes a second while a Watch subscriber on the second
 //! records, for each, the time from the commit (`committed_at`) to its
 //! receipt there. Every loop stops by itself (its deadline, or a count).
@@ -49,6 +50,11 @@ pub struct ClusterArgs {
     /// Writers per node, comma-separated: one measurement per number.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     pub writers: Vec<usize>,
+    /// Tenants the writers of a measurement spread over (writer k writes
+    /// tenant k mod this): 1 puts every writer in one tenant, where its
+    /// writes keep one order.
+    #[arg(long, default_value_t = 1)]
+    pub tenants: usize,
     /// Seconds each write measurement runs for (fractions allowed).
     #[arg(long, default_value = "3", value_parser = parse_seconds)]
     pub duration: Duration,
@@ -172,9 +178,10 @@ impl fmt::Display for ClusterReport {
 pub async fn command(args: &ClusterArgs) -> bool {
     // The URL may hold a password: the command line is not echoed.
     println!(
-        "command: authzd-bench cluster --nodes {:?} --writers {:?} --duration {:?} (store {})",
+        "command: authzd-bench cluster --nodes {:?} --writers {:?} --tenants {} --duration {:?} (store {})",
         args.nodes,
         args.writers,
+        args.tenants,
         args.duration,
         authzd_store_postgres::redacted(&args.store)
     );
@@ -196,9 +203,9 @@ pub async fn command(args: &ClusterArgs) -> bool {
 
 /// The redb node, then each number of PostgreSQL nodes.
 pub async fn run(args: &ClusterArgs) -> Result<ClusterReport, BenchError> {
-    if args.nodes.contains(&0) || args.writers.contains(&0) {
+    if args.nodes.contains(&0) || args.writers.contains(&0) || args.tenants == 0 {
         return Err(BenchError::Settings(
-            "--nodes and --writers take numbers from 1".into(),
+            "--nodes, --writers and --tenants take numbers from 1".into(),
         ));
     }
     let binary = match &args.server_binary {
@@ -231,7 +238,7 @@ pub async fn run(args: &ClusterArgs) -> Result<ClusterReport, BenchError> {
         let row = throughput(
             std::slice::from_ref(&channel),
             &tenant,
-            writers,
+            (writers, args.tenants),
             args.duration,
         )
         .await?;
@@ -256,9 +263,9 @@ pub async fn run(args: &ClusterArgs) -> Result<ClusterReport, BenchError> {
         }
         for &writers in &args.writers {
             let tenant = format!("bench-{run_id}-pg{n}-{writers}");
-            report
-                .writes
-                .push(throughput(&channels, &tenant, writers, args.duration).await?);
+            report.writes.push(
+                throughput(&channels, &tenant, (writers, args.tenants), args.duration).await?,
+            );
         }
         if let [first, second, ..] = channels.as_slice() {
             let tenant = format!("bench-{run_id}-propagation-{n}");
@@ -273,11 +280,12 @@ pub async fn run(args: &ClusterArgs) -> Result<ClusterReport, BenchError> {
     Ok(report)
 }
 
-/// `writers` writers on each of `channels` (one per node) for `duration`.
+/// `writers` writers on each of `channels` (one per node) for `duration`,
+/// spread over `tenants` tenants named after `tenant`.
 async fn throughput(
     channels: &[ClientChannel],
     tenant: &str,
-    writers: usize,
+    (writers, tenants): (usize, usize),
     duration: Duration,
 ) -> Result<WriteRow, BenchError> {
     let total = channels.len() * writers;
@@ -288,7 +296,10 @@ async fn throughput(
     for (node, channel) in channels.iter().enumerate() {
         for w in 0..writers {
             let channel = channel.clone();
-            let tenant = tenant.to_owned();
+            let tenant = match tenants {
+                1 => tenant.to_owned(),
+                _ => format!("{tenant}-t{}", (node * writers + w) % tenants),
+            };
             let ready = ready.clone();
             let mut started = start.subscribe();
             tasks.spawn(async move {

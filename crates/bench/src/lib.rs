@@ -797,6 +797,16 @@ impl fmt::Display for Report {
                 "group-wide: viewer assigned to / removed from a group of {} members at the root (each write changing every member's permissions), end to end: p50 {:.1} ms alone; {} times while CheckAccess ran: p50 {:.1} ms, max {:.1} ms",
                 w.members, w.idle_p50_ms, w.writes, w.p50_ms, w.max_ms
             )?;
+            writeln!(
+                f,
+                "another tenant: one-subject CreateSubject end to end: p50 {:.1} ms, max {:.1} ms alone; {} times during {} group-wide writes: p50 {:.1} ms, max {:.1} ms",
+                w.other_idle_ms.0,
+                w.other_idle_ms.1,
+                w.other_during.0,
+                writes::IDLE_WIDE_WRITES,
+                w.other_during.1,
+                w.other_during.2
+            )?;
             for (label, c) in [
                 ("CheckAccess idle", &w.idle),
                 ("CheckAccess during", &w.during),

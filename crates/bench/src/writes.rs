@@ -7,7 +7,11 @@
 //! permission change) while CheckAccess runs, next to CheckAccess on the
 //! idle server. Every loop stops by itself: the toggles at the phase's
 //! deadline or request budget, the group-wide writes when the checks end or
-//! after [`MAX_WIDE_WRITES`]. Must not decide what is reported.
+//! after [`MAX_WIDE_WRITES`]. Cross-tenant: one-subject writes to another
+//! tenant, alone and while group-wide writes run (a write to one tenant
+//! must not wait for another tenant's planning), until the group-wide
+//! writes end or after [`MAX_OTHER_WRITES`]. Must not decide what is
+//! reported.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +38,10 @@ const MAX_WIDE_WRITES: usize = 1000;
 pub(super) const IDLE_WIDE_WRITES: usize = 4;
 /// Longest one group-wide write may take.
 const WIDE_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// One-subject writes to another tenant timed on the idle server.
+const OTHER_WRITES_ALONE: usize = 20;
+/// Most one-subject writes to another tenant while group-wide writes run.
+const MAX_OTHER_WRITES: usize = 100_000;
 
 /// The write toggled by writer `w`: subject `w` in group `bench-writer-w`.
 pub(super) fn writer_group(worker: usize) -> String {
@@ -123,6 +131,12 @@ pub struct WideStats {
     pub p50_ms: f64,
     /// Slowest.
     pub max_ms: f64,
+    /// One-subject writes to another tenant, alone: median and slowest, in
+    /// milliseconds.
+    pub other_idle_ms: (f64, f64),
+    /// One-subject writes to another tenant while [`IDLE_WIDE_WRITES`]
+    /// group-wide writes ran: how many, median and slowest.
+    pub other_during: (usize, f64, f64),
 }
 
 /// The median and the slowest of some latencies, in milliseconds.
@@ -138,6 +152,7 @@ pub(super) async fn wide_group(args: &BenchArgs, load: &Load) -> Result<WideStat
     let channel = load.channels[0].clone();
     let members = fill_wide_group(load).await?;
     let (idle_p50_ms, _) = median_and_max(toggle_alone(load, IDLE_WIDE_WRITES).await?);
+    let (other_idle_ms, other_during) = other_tenant(load).await?;
     let idle = load.call(Kind::Check, args.budget()).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(toggle_role(
@@ -160,7 +175,72 @@ pub(super) async fn wide_group(args: &BenchArgs, load: &Load) -> Result<WideStat
         writes,
         p50_ms,
         max_ms,
+        other_idle_ms,
+        other_during,
     })
+}
+
+/// One-subject writes to tenant `<tenant>-other`: [`OTHER_WRITES_ALONE`]
+/// alone, then one after another while [`IDLE_WIDE_WRITES`] group-wide
+/// writes run; the median and slowest alone, and how many, the median and
+/// the slowest during.
+async fn other_tenant(load: &Load) -> Result<((f64, f64), (usize, f64, f64)), BenchError> {
+    let channel = load
+        .channels
+        .last()
+        .cloned()
+        .ok_or_else(|| BenchError::Settings("--connections must be at least 1".to_string()))?;
+    let tenant = format!("{}-other", load.tenant);
+    let mut directory = DirectoryServiceClient::new(channel);
+    let mut next = 0;
+    let mut alone = Vec::new();
+    for _ in 0..OTHER_WRITES_ALONE {
+        alone.push(create_other(&mut directory, &tenant, &mut next).await?);
+    }
+    let wide = tokio::spawn(toggle_role(
+        load.channels[0].clone(),
+        load.tenant.clone(),
+        Arc::new(AtomicBool::new(false)),
+        IDLE_WIDE_WRITES,
+    ));
+    let mut during = Vec::new();
+    while !wide.is_finished() && during.len() < MAX_OTHER_WRITES {
+        during.push(create_other(&mut directory, &tenant, &mut next).await?);
+    }
+    wide.await??;
+    let count = during.len();
+    let (p50, max) = median_and_max(during);
+    Ok((median_and_max(alone), (count, p50, max)))
+}
+
+/// Creates subject `other-<next>` in `tenant` (counting `next` on); its
+/// end-to-end latency.
+async fn create_other(
+    directory: &mut DirectoryServiceClient<ClientChannel>,
+    tenant: &str,
+    next: &mut usize,
+) -> Result<Duration, BenchError> {
+    let id = format!("other-{next}");
+    *next += 1;
+    let started = Instant::now();
+    let call = directory.create_subject(pb::CreateSubjectRequest {
+        tenant: tenant.to_owned(),
+        subject: Some(pb::Subject {
+            id: id.clone(),
+            ..Default::default()
+        }),
+        options: None,
+    });
+    tokio::time::timeout(WIDE_WRITE_TIMEOUT, call)
+        .await
+        .map_err(|_| BenchError::Timeout {
+            what: "a write to another tenant".into(),
+            after: WIDE_WRITE_TIMEOUT,
+        })?
+        .map_err(rpc_error(format!(
+            "creating subject {id} in another tenant"
+        )))?;
+    Ok(started.elapsed())
 }
 
 /// Creates [`WIDE_GROUP`] and puts every subject of the data in it, in

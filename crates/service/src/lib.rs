@@ -268,8 +268,9 @@ struct Inner {
     /// The last revision applied to the cache, for `at_least_revision` waits.
     applied: Arc<tokio::sync::watch::Sender<Revision>>,
     /// The sequencer's queue. Bounded, so a flood of writes is refused
-    /// (`Error::Busy`) instead of growing memory.
-    jobs: SyncSender<Job>,
+    /// (`Error::Busy`) instead of growing memory. The sequencer holds it
+    /// weakly (its planner threads send their plans through it).
+    jobs: Arc<SyncSender<Job>>,
     /// The sequencer's thread, joined at [`Service::stop`].
     sequencer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// What "now" is for evaluation, commit times and the expiry timer.
@@ -348,6 +349,7 @@ impl Service {
             config.watch_memory,
         );
         let (jobs, queue) = std::sync::mpsc::sync_channel(config.write_queue.max(1));
+        let jobs = Arc::new(jobs);
         let sequencer = Sequencer {
             store: store.clone(),
             runtime: tokio::runtime::Handle::current(),
@@ -355,6 +357,11 @@ impl Service {
             feed: feed.clone(),
             applied: applied.clone(),
             clock: clock.clone(),
+            results: Arc::downgrade(&jobs),
+            queue_bound: config.write_queue.max(1),
+            lanes: Default::default(),
+            #[cfg(test)]
+            hold: None,
         };
         let thread = std::thread::Builder::new()
             .name("authzd-sequencer".into())
@@ -693,7 +700,7 @@ impl Service {
     /// folder can be opened again at once (by a restart, or a test).
     pub async fn stop(&self) {
         self.close();
-        let jobs = self.inner.jobs.clone();
+        let jobs = SyncSender::clone(&self.inner.jobs);
         let thread = self
             .inner
             .sequencer

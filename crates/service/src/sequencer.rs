@@ -31,9 +31,12 @@
 //! Must not know protobuf or tonic, and must not be called from async code
 //! except through the job queue.
 
+mod lanes;
+
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Weak};
 
 use tokio::sync::{oneshot, watch};
 
@@ -41,7 +44,7 @@ use super::replica::{Installed, Replicated};
 use super::{Error, Origin, WriteOptions, check_schema_fits};
 use crate::clock::Clock;
 use crate::watch::Feed;
-use authzd_core::engine::{self, Engine, Snapshot};
+use authzd_core::engine::{self, Engine, Snapshot, TenantState};
 use authzd_core::limits::MAX_WHAT_IF_REFUSALS;
 use authzd_core::model::{AuditEntry, AuditKey, AuditOutcome, Change, Revision, TenantId};
 use authzd_core::schema::Catalog;
@@ -94,6 +97,9 @@ pub(super) enum Job {
     },
     /// Finish the current group and end the thread.
     Stop,
+    /// A tenant's lane's plans, from its planner thread (never sent by
+    /// anyone else).
+    Planned(Box<lanes::Drafts>),
 }
 
 /// What the sequencer owns: the only handle that writes the store, and the
@@ -106,7 +112,23 @@ pub(super) struct Sequencer {
     pub(super) feed: Feed,
     pub(super) applied: Arc<watch::Sender<Revision>>,
     pub(super) clock: Arc<dyn Clock>,
+    /// The sequencer's own queue, where planner threads hand their plans
+    /// back; weak, so that the thread ends once every other sender is gone.
+    pub(super) results: Weak<SyncSender<Job>>,
+    /// Most jobs held in the tenants' lanes and behind jobs that need
+    /// every tenant, together (a quarter of it per tenant).
+    pub(super) queue_bound: usize,
+    /// The tenants' lanes.
+    pub(super) lanes: RefCell<lanes::Lanes>,
+    /// Called on a planner thread before it plans a batch of the tenant:
+    /// lets a test hold one tenant's planning open.
+    #[cfg(test)]
+    pub(super) hold: Option<Hold>,
 }
+
+/// A test's hook on a planner thread (see [`Sequencer::hold`]).
+#[cfg(test)]
+pub(super) type Hold = Arc<dyn Fn(&TenantId) + Send + Sync>;
 
 /// A write that passed planning, with the state it leaves.
 struct Admitted {
@@ -202,6 +224,11 @@ impl Group {
         }
     }
 
+    /// Whether the group has nothing to commit and no job to answer.
+    fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.answers.is_empty() && self.denied.is_empty()
+    }
+
     /// The revision the working state will have once committed.
     fn revision(&self) -> Revision {
         Revision(self.base.0 + self.writes.len() as u64)
@@ -275,24 +302,34 @@ enum Planned {
 
 impl Sequencer {
     /// Runs jobs until [`Job::Stop`] or until every sender is gone.
+    ///
+    /// Jobs are taken while the queue has some; when it runs dry, the group
+    /// commits. Writes are planned in their tenants' lanes (see [`lanes`])
+    /// meanwhile, and join the group as their plans come back.
     pub(super) fn run(self, jobs: Receiver<Job>) {
-        while let Ok(first) = jobs.recv() {
-            let mut group = Group::new(&self.engine.snapshot());
-            let mut next = Some(first);
-            let mut stop = false;
-            while let Some(job) = next.take() {
-                if let Job::Stop = job {
-                    stop = true;
-                    break;
+        let mut group = Group::new(&self.engine.snapshot());
+        loop {
+            let job = match jobs.try_recv() {
+                Ok(job) => Some(job),
+                Err(TryRecvError::Empty) => {
+                    // The lanes plan while the group commits.
+                    if self.dispatch_ready(&mut group) {
+                        continue;
+                    }
+                    if !group.is_empty() {
+                        self.commit(&mut group);
+                        continue;
+                    }
+                    jobs.recv().ok()
                 }
-                self.take(&mut group, job);
-                next = jobs.try_recv().ok();
-            }
-            self.commit(&mut group);
-            if stop {
+                Err(TryRecvError::Disconnected) => None,
+            };
+            let Some(job) = job else { break };
+            if self.receive(&mut group, job) {
                 break;
             }
         }
+        self.commit(&mut group);
         tracing::debug!("write sequencer stopped");
     }
 
@@ -350,6 +387,7 @@ impl Sequencer {
             Job::Replicate { sets, reply } => return self.replicate(group, sets, reply),
             Job::Observe { sets, reply } => return self.observe(group, sets, reply),
             Job::Install { snapshot, reply } => return self.install(group, *snapshot, reply),
+            Job::Planned(drafts) => return self.integrate(group, *drafts),
             Job::Stop => return,
         };
         self.take_work(group, work, reply);
@@ -362,27 +400,31 @@ impl Sequencer {
             Planned::Admitted(admitted) => {
                 group.add(*admitted, Some(reply), Retake::Work(Box::new(work)))
             }
-            Planned::Answer(answer) => {
-                if let (
-                    Answer::Refused(e),
-                    Work::Write {
-                        tenant,
-                        operations,
-                        options,
-                    },
-                ) = (&answer, &work)
-                {
-                    if let Some(entry) = self.denial(tenant, operations, options, e) {
-                        let denial = Denial {
-                            entry,
-                            derived: true,
-                        };
-                        self.deny(group, denial);
-                    }
-                }
-                group.answer(Some(reply), answer, Retake::Work(Box::new(work)));
+            Planned::Answer(answer) => self.answer_work(group, work, reply, answer),
+        }
+    }
+
+    /// Records how to answer a write or schema change that commits nothing
+    /// (and the audit entry of a refusal by the actor rules).
+    fn answer_work(&self, group: &mut Group, work: Work, reply: Reply, answer: Answer) {
+        if let (
+            Answer::Refused(e),
+            Work::Write {
+                tenant,
+                operations,
+                options,
+            },
+        ) = (&answer, &work)
+        {
+            if let Some(entry) = self.denial(tenant, operations, options, e) {
+                let denial = Denial {
+                    entry,
+                    derived: true,
+                };
+                self.deny(group, denial);
             }
         }
+        group.answer(Some(reply), answer, Retake::Work(Box::new(work)));
     }
 
     /// The audit entry of a write the actor rules refused, with the rule's
@@ -464,50 +506,20 @@ impl Sequencer {
         // A retry must get the first attempt's answer even if planning it
         // again would now fail (the subject it created exists) or do nothing.
         if let Some(key) = &options.idempotency_key {
-            if let Some(index) = group.keys.get(&(Some(tenant.clone()), key.clone())) {
-                return Planned::Answer(Answer::Unchanged(Some(*index)));
-            }
-            let known = self
-                .store
-                .idempotent_revision(Some(tenant.clone()), key.clone());
-            match self.runtime.block_on(known) {
-                Ok(Some(revision)) => return Planned::Answer(Answer::Earlier(revision)),
-                Ok(None) => {}
-                Err(e) => return Planned::Answer(Answer::Refused(e.into())),
+            if let Some(answer) = self.known_key(group, tenant, key) {
+                return Planned::Answer(answer);
             }
         }
-        let now = self.clock.now();
-        let planned = match plan_tenant_write(
-            &group.working,
+        let mut next = group.working.clone();
+        let drafted = draft_write(
+            &mut next,
             group.revision(),
             tenant,
             operations,
             options,
-            now,
-        ) {
-            Ok(planned) => planned,
-            Err(Error::Refused { index, error, .. }) => {
-                return Planned::Answer(Answer::Refused(options.naming.refused(index, error)));
-            }
-            Err(e) => return Planned::Answer(Answer::Refused(e)),
-        };
-        if planned.changes.is_empty() {
-            return Planned::Answer(Answer::Unchanged(group.last_write()));
-        }
-        let write = PendingWrite {
-            tenant: Some(tenant.clone()),
-            actor: options.actor.clone(),
-            committed_at: now,
-            changes: planned.changes,
-            effects: planned.effects,
-            expected_revision: options.expected_revision,
-            idempotency_key: options.idempotency_key.clone(),
-            origin: options.origin.clone(),
-            revision: None,
-        };
-        let mut next = group.working.clone();
-        next.install(tenant.clone(), planned.state);
-        admit(write, next)
+            self.clock.now(),
+        );
+        settled(group, drafted, next)
     }
 
     fn plan_schema(
@@ -542,7 +554,9 @@ impl Sequencer {
     }
 
     /// Removes what has expired by now in every tenant of the group's
-    /// state, each tenant as one system write.
+    /// state, each tenant as one system write: at once for a tenant whose
+    /// lane is idle, after the writes waiting in it otherwise (the reply
+    /// then waits for those lanes).
     fn expire(&self, group: &mut Group, reply: Reply) {
         let now = self.clock.now();
         let tenants: Vec<TenantId> = group
@@ -552,13 +566,31 @@ impl Sequencer {
             .filter(|(_, state)| !state.expired(now).is_empty())
             .map(|(id, _)| id.clone())
             .collect();
+        let mut busy = Vec::new();
         for tenant in tenants {
-            if let Planned::Admitted(admitted) = self.fit(group, |g| plan_expiry(g, &tenant, now)) {
+            if self.lanes.borrow().busy(&tenant) {
+                busy.push(tenant);
+                continue;
+            }
+            let plan = |g: &Group| {
+                let mut next = g.working.clone();
+                let drafted = draft_expiry(&mut next, &tenant, now);
+                settled(g, drafted, next)
+            };
+            if let Planned::Admitted(admitted) = self.fit(group, plan) {
                 group.add(*admitted, None, Retake::Never);
             }
         }
-        let answer = Answer::Unchanged(group.last_write());
-        group.answer(Some(reply), answer, Retake::Expire);
+        if busy.is_empty() {
+            let answer = Answer::Unchanged(group.last_write());
+            group.answer(Some(reply), answer, Retake::Expire);
+            return;
+        }
+        let mut lanes = self.lanes.borrow_mut();
+        let round = lanes.open_round(reply, busy.len());
+        for tenant in busy {
+            lanes.push(tenant, lanes::Lead::Expire { round });
+        }
     }
 
     /// Adds a primary's change sets to the group, each checked to follow the
@@ -608,6 +640,8 @@ impl Sequencer {
         }
         next.apply_changes(set.tenant.as_ref(), &set.changes, catalog, set.committed_at);
         next.revision = set.revision;
+        // A lane planning on this tenant's former state plans again.
+        self.lanes.borrow_mut().mark_stale(set.tenant.as_ref());
         self.engine.publish(next);
         self.applied.send_replace(set.revision);
         self.feed.publish(Arc::new(set));
@@ -629,7 +663,7 @@ impl Sequencer {
             if sets.is_empty() {
                 return Ok(());
             }
-            for set in sets {
+            for set in sets.into_iter().filter(|s| s.revision <= head) {
                 Replicated::prepare(set)
                     .and_then(|set| self.observe_one(set))
                     .map_err(|e| StoreError::Database(Box::new(e)))?;
@@ -691,8 +725,27 @@ impl Sequencer {
                 let denied = denied.iter().map(|d| d.entry.clone()).collect();
                 self.store_group(base, writes, denied)
             };
+            // Commits of other writers to other tenants may have landed
+            // since the base (the store refuses only those to the same
+            // tenants): they reach cache and feed first, in revision order.
+            let result = result.and_then(|sets| {
+                let before = sets
+                    .first()
+                    .map(|s| Revision(s.revision.0.saturating_sub(1)));
+                match before {
+                    Some(before) if before > base => {
+                        self.catch_up(before)?;
+                        Ok((sets, true))
+                    }
+                    _ => Ok((sets, false)),
+                }
+            });
             match result {
-                Ok(sets) => {
+                Ok((sets, interleaved)) => {
+                    let working = match interleaved {
+                        false => working,
+                        true => self.merged(&working, &sets),
+                    };
                     self.publish(working, sets, started.elapsed(), base, answers);
                     *group = Group::new(&self.engine.snapshot());
                     return match replans {
@@ -703,6 +756,9 @@ impl Sequencer {
                 Err(StoreError::Conflict { head, .. }) if replans < MAX_REPLANS => {
                     replans += 1;
                     tracing::debug!(%base, %head, replans, "another writer committed first; planning the group again");
+                    // The lanes planned on the group's state, which is
+                    // planned again: so are their batches.
+                    self.lanes.borrow_mut().mark_stale(None);
                     if let Err(e) = self.catch_up(head) {
                         tracing::error!(error = %e, "catching up after a conflict failed");
                         fail(answers, base, &Arc::new(e));
@@ -721,6 +777,19 @@ impl Sequencer {
                 }
             }
         }
+    }
+
+    /// The cache's state (which holds other writers' commits to other
+    /// tenants by now) with the tenants `sets` wrote as `working` has them.
+    fn merged(&self, working: &Snapshot, sets: &[authzd_core::model::ChangeSet]) -> Snapshot {
+        let mut next = Snapshot::clone(&self.engine.snapshot());
+        for tenant in sets.iter().filter_map(|s| s.tenant.as_ref()) {
+            match working.tenants.get(tenant) {
+                Some(state) => next.tenants.insert(tenant.clone(), state.clone()),
+                None => next.tenants.remove(tenant),
+            };
+        }
+        next
     }
 
     /// Takes a conflicted group's jobs into `group` again, in their order,
@@ -859,7 +928,6 @@ fn flush(group: &mut Group, reply: Reply) {
     group.answer(Some(reply), answer, Retake::Flush);
 }
 
-/// The system write removing a tenant's expired assignments, if it has any.
 /// Plans one tenant's batch on `working` (whose last committed revision is
 /// `revision`): the expected revision, the actor, then the engine's
 /// planner. The one planning path of a write, which its dry run
@@ -960,19 +1028,26 @@ pub struct WhatIf {
     pub more_refusals: bool,
 }
 
-fn plan_expiry(group: &Group, tenant: &TenantId, now: authzd_core::model::Timestamp) -> Planned {
-    let expired = group
-        .working
+/// Removes what has expired by `now` from `tenant` in `working`, as a
+/// system write.
+fn draft_expiry(
+    working: &mut Snapshot,
+    tenant: &TenantId,
+    now: authzd_core::model::Timestamp,
+) -> lanes::Drafted {
+    let expired = working
         .tenants
         .get(tenant)
         .map(|state| state.expired(now))
         .unwrap_or_default();
     if expired.is_empty() {
-        return Planned::Answer(Answer::Unchanged(group.last_write()));
+        return lanes::Drafted::Unchanged;
     }
     let changes: Vec<Change> = expired.into_iter().map(Change::RoleExpired).collect();
-    let mut next = group.working.clone();
-    let effects = next.apply_changes(Some(tenant), &changes, None, now);
+    let effects = working.apply_changes(Some(tenant), &changes, None, now);
+    let Some(state) = working.tenants.get(tenant).cloned() else {
+        return lanes::Drafted::Unchanged;
+    };
     let write = PendingWrite {
         tenant: Some(tenant.clone()),
         actor: None,
@@ -984,7 +1059,70 @@ fn plan_expiry(group: &Group, tenant: &TenantId, now: authzd_core::model::Timest
         origin: Origin::default(),
         revision: None,
     };
-    admit(write, next)
+    drafted(write, state)
+}
+
+/// Plans `tenant`'s batch into `working` (whose last committed revision is
+/// `revision`), as a write to commit: the one planning path of a write,
+/// in a lane or in the sequencer.
+fn draft_write(
+    working: &mut Snapshot,
+    revision: Revision,
+    tenant: &TenantId,
+    operations: &[engine::Operation],
+    options: &WriteOptions,
+    now: authzd_core::model::Timestamp,
+) -> lanes::Drafted {
+    let planned = match plan_tenant_write(working, revision, tenant, operations, options, now) {
+        Ok(planned) => planned,
+        Err(Error::Refused { index, error, .. }) => {
+            return lanes::Drafted::Refused(options.naming.refused(index, error));
+        }
+        Err(e) => return lanes::Drafted::Refused(e),
+    };
+    if planned.changes.is_empty() {
+        return lanes::Drafted::Unchanged;
+    }
+    let write = PendingWrite {
+        tenant: Some(tenant.clone()),
+        actor: options.actor.clone(),
+        committed_at: now,
+        changes: planned.changes,
+        effects: planned.effects,
+        expected_revision: options.expected_revision,
+        idempotency_key: options.idempotency_key.clone(),
+        origin: options.origin.clone(),
+        revision: None,
+    };
+    let state = Arc::new(planned.state);
+    working.tenants.insert(tenant.clone(), state.clone());
+    drafted(write, state)
+}
+
+/// A planned write, measured, with its tenant's state after it.
+fn drafted(write: PendingWrite, state: Arc<TenantState>) -> lanes::Drafted {
+    match write.entry_bytes() {
+        Ok(bytes) => lanes::Drafted::Write {
+            write: Box::new(write),
+            bytes,
+            state,
+        },
+        Err(e) => lanes::Drafted::Refused(e.into()),
+    }
+}
+
+/// A write planned on the group's state (into `next`) as the group takes
+/// it.
+fn settled(group: &Group, drafted: lanes::Drafted, next: Snapshot) -> Planned {
+    match drafted {
+        lanes::Drafted::Write { write, bytes, .. } => Planned::Admitted(Box::new(Admitted {
+            write: *write,
+            bytes,
+            next,
+        })),
+        lanes::Drafted::Unchanged => Planned::Answer(Answer::Unchanged(group.last_write())),
+        lanes::Drafted::Refused(e) => Planned::Answer(Answer::Refused(e)),
+    }
 }
 
 /// A primary's change set as the group's next write, if it is the next
@@ -1077,16 +1215,29 @@ mod tests {
             feed: Feed::new(16, 1 << 20, 1 << 30),
             applied: Arc::new(watch::Sender::new(revision)),
             clock: Arc::new(SystemClock),
+            results: Weak::new(),
+            queue_bound: 1024,
+            lanes: Default::default(),
+            hold: None,
         })
+    }
+
+    /// The queue `sequencer` takes its jobs from (and its planners hand
+    /// their plans back through), holding `capacity` jobs.
+    fn queue(sequencer: &mut Sequencer, capacity: usize) -> (Arc<SyncSender<Job>>, Receiver<Job>) {
+        let (jobs, queue) = sync_channel(capacity);
+        let jobs = Arc::new(jobs);
+        sequencer.results = Arc::downgrade(&jobs);
+        (jobs, queue)
     }
 
     /// Runs `sequencer` on one subject creation per name in `names`, all
     /// queued before it starts; returns their answers.
     fn run_queued(
-        sequencer: Sequencer,
+        mut sequencer: Sequencer,
         names: &[&str],
     ) -> Result<Vec<Result<Revision, Error>>, Box<dyn std::error::Error>> {
-        let (jobs, queue) = sync_channel(names.len() + 1);
+        let (jobs, queue) = queue(&mut sequencer, names.len() + 1);
         let mut answers: Vec<Awaited> = Vec::new();
         for name in names {
             let (job, answer) = create(name)?;
@@ -1159,9 +1310,14 @@ mod tests {
 
     /// A subject creation in tenant `t`, as a job.
     fn create(name: &str) -> Result<(Job, Awaited), Box<dyn std::error::Error>> {
+        create_in("t", name)
+    }
+
+    /// A subject creation in `tenant`, as a job.
+    fn create_in(tenant: &str, name: &str) -> Result<(Job, Awaited), Box<dyn std::error::Error>> {
         let (reply, answer) = oneshot::channel();
         let job = Job::Write {
-            tenant: TenantId::try_from("t")?,
+            tenant: TenantId::try_from(tenant)?,
             operations: vec![engine::Operation::CreateSubject(subject(name)?)],
             options: WriteOptions::default(),
             reply,
@@ -1205,6 +1361,17 @@ mod tests {
         feed: &Feed,
         last: Revision,
     ) -> Result<Vec<Revision>, Box<dyn std::error::Error>> {
+        delivered_to(runtime, feed, "t", last)
+    }
+
+    /// Every revision the feed delivers to a subscriber of `tenant` from
+    /// revision 0 until `last`, one entry per complete revision.
+    fn delivered_to(
+        runtime: &tokio::runtime::Runtime,
+        feed: &Feed,
+        tenant: &str,
+        last: Revision,
+    ) -> Result<Vec<Revision>, Box<dyn std::error::Error>> {
         use crate::watch::{Event, Filter, Pacing};
         runtime.block_on(async {
             let pacing = Pacing {
@@ -1215,7 +1382,7 @@ mod tests {
             };
             // The feed must hold every revision: nothing is replayed.
             let mut subscription = feed.subscribe(
-                Filter::tenant(TenantId::try_from("t")?),
+                Filter::tenant(TenantId::try_from(tenant)?),
                 Revision(0),
                 pacing,
                 |_, _| async { Ok(Vec::new()) },
@@ -1248,11 +1415,11 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let store = runtime.block_on(authzd_store_redb::open(dir.path()))?;
         let rival = Faulty::new(store.clone());
-        let sequencer = sequencer(&runtime, store.clone())?;
+        let mut sequencer = sequencer(&runtime, store.clone())?;
         let (engine, feed) = (sequencer.engine.clone(), sequencer.feed.clone());
         runtime.block_on(rival.commit(rival_write("alice")?))?;
 
-        let (jobs, queue) = sync_channel(4);
+        let (jobs, queue) = queue(&mut sequencer, 4);
         let (same, same_answer) = create("alice")?;
         let (other, other_answer) = create("bob")?;
         jobs.send(same)?;
@@ -1301,7 +1468,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let store = Faulty::new(runtime.block_on(authzd_store_redb::open(dir.path()))?);
         let rival = Faulty::new(store.clone());
-        let sequencer = sequencer(&runtime, store.clone())?;
+        let mut sequencer = sequencer(&runtime, store.clone())?;
         let (engine, feed) = (sequencer.engine.clone(), sequencer.feed.clone());
         let committed = runtime.block_on(rival.commit(rival_write("alice")?))?;
         let CommitOutcome::Committed(set) = committed else {
@@ -1309,7 +1476,7 @@ mod tests {
         };
         let prepared = || Replicated::prepare(set.clone());
 
-        let (jobs, queue) = sync_channel(4);
+        let (jobs, queue) = queue(&mut sequencer, 4);
         let (reply, observed) = oneshot::channel();
         jobs.send(Job::Observe {
             sets: vec![prepared()?, prepared()?],
@@ -1335,6 +1502,353 @@ mod tests {
         );
         let log = runtime.block_on(store.changes_after(Revision(0), 10, usize::MAX))?;
         assert_eq!(log.len(), 2);
+        Ok(())
+    }
+
+    /// Holds the first batch of `tenant`'s planning open until the sender
+    /// returned is used (or dropped).
+    fn hold_first(sequencer: &mut Sequencer, tenant: &str) -> std::sync::mpsc::Sender<()> {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let held = std::sync::Mutex::new(Some(released));
+        let tenant = tenant.to_owned();
+        sequencer.hold = Some(Arc::new(move |t: &TenantId| {
+            if t.as_str() != tenant {
+                return;
+            }
+            let first = held.lock().ok().and_then(|mut h| h.take());
+            if let Some(released) = first {
+                let _ = released.recv();
+            }
+        }));
+        release
+    }
+
+    /// Waits for a job's answer; the bound only turns a hang (a write
+    /// waiting for another tenant's planning) into a failure.
+    fn answer(
+        runtime: &tokio::runtime::Runtime,
+        awaited: Awaited,
+    ) -> Result<Revision, Box<dyn std::error::Error>> {
+        let bound = std::time::Duration::from_secs(60);
+        let answer = runtime.block_on(async { tokio::time::timeout(bound, awaited).await });
+        Ok(answer.map_err(|_| "no answer: the write waited for another tenant")???)
+    }
+
+    /// A write to one tenant never waits for the planning of another
+    /// tenant's write: with `t1`'s planning held open until `t2`'s write
+    /// has been answered, `t2`'s write commits first (a sequencer that
+    /// planned one write at a time for all tenants never answers it);
+    /// revisions are given at commit, so `t1`'s comes after.
+    #[test]
+    fn a_write_to_another_tenant_does_not_wait_for_planning() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = runtime.block_on(authzd_store_redb::open(dir.path()))?;
+        let mut sequencer = sequencer(&runtime, store.clone())?;
+        let release = hold_first(&mut sequencer, "t1");
+        let (jobs, queue) = queue(&mut sequencer, 16);
+        let thread = std::thread::spawn(move || sequencer.run(queue));
+
+        let (big, big_answer) = create_in("t1", "alice")?;
+        jobs.send(big)?;
+        let (small, small_answer) = create_in("t2", "bob")?;
+        jobs.send(small)?;
+        assert_eq!(answer(&runtime, small_answer)?, Revision(1));
+        release.send(())?;
+        assert_eq!(answer(&runtime, big_answer)?, Revision(2));
+        jobs.send(Job::Stop)?;
+        thread.join().map_err(|_| "the sequencer panicked")?;
+        let log = runtime.block_on(store.changes_after(Revision(0), 10, usize::MAX))?;
+        let order: Vec<_> = log.iter().map(|s| (s.revision, s.tenant.clone())).collect();
+        assert_eq!(
+            order,
+            vec![
+                (Revision(1), Some(TenantId::try_from("t2")?)),
+                (Revision(2), Some(TenantId::try_from("t1")?)),
+            ]
+        );
+        Ok(())
+    }
+
+    /// Writes to the same tenant keep their order: the second, queued while
+    /// the first is being planned, is planned on the state the first
+    /// leaves (so creating the same subject again is refused) and is not
+    /// answered before it, while another tenant's write goes past both.
+    #[test]
+    fn writes_to_the_same_tenant_keep_their_order() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = runtime.block_on(authzd_store_redb::open(dir.path()))?;
+        let mut sequencer = sequencer(&runtime, store.clone())?;
+        let release = hold_first(&mut sequencer, "t1");
+        let (jobs, queue) = queue(&mut sequencer, 16);
+        let thread = std::thread::spawn(move || sequencer.run(queue));
+
+        let (first, first_answer) = create_in("t1", "alice")?;
+        jobs.send(first)?;
+        let (again, mut again_answer) = create_in("t1", "alice")?;
+        jobs.send(again)?;
+        let (other, other_answer) = create_in("t2", "bob")?;
+        jobs.send(other)?;
+        assert_eq!(answer(&runtime, other_answer)?, Revision(1));
+        assert!(
+            matches!(
+                again_answer.try_recv(),
+                Err(oneshot::error::TryRecvError::Empty)
+            ),
+            "the second write to t1 was answered before the first"
+        );
+        release.send(())?;
+        assert_eq!(answer(&runtime, first_answer)?, Revision(2));
+        let refused = runtime.block_on(again_answer)?;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Refused {
+                    error: authzd_core::engine::EngineError::AlreadyExists { .. },
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        jobs.send(Job::Stop)?;
+        thread.join().map_err(|_| "the sequencer panicked")?;
+        assert_eq!(runtime.block_on(store.revision())?, Revision(2));
+        Ok(())
+    }
+
+    /// A schema change reads every tenant: it waits until no lane is
+    /// planning, and the writes after it wait behind it, so the schema's
+    /// revision follows the held tenant's write and precedes the later one.
+    #[test]
+    fn a_schema_change_waits_for_every_tenant() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = runtime.block_on(authzd_store_redb::open(dir.path()))?;
+        let mut sequencer = sequencer(&runtime, store.clone())?;
+        let release = hold_first(&mut sequencer, "t1");
+        let catalog = sequencer.engine.snapshot().compiled.catalog.clone();
+        let (jobs, queue) = queue(&mut sequencer, 16);
+        let thread = std::thread::spawn(move || sequencer.run(queue));
+
+        let (held, held_answer) = create_in("t1", "alice")?;
+        jobs.send(held)?;
+        let (reply, mut schema_answer) = oneshot::channel();
+        jobs.send(Job::Schema {
+            catalog,
+            expected_revision: None,
+            origin: Origin::default(),
+            reply,
+        })?;
+        let (after, mut after_answer) = create_in("t2", "bob")?;
+        jobs.send(after)?;
+        let (reply, flushed) = oneshot::channel();
+        jobs.send(Job::Flush { reply })?;
+        assert!(matches!(
+            schema_answer.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
+        assert!(matches!(
+            after_answer.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
+        release.send(())?;
+        assert_eq!(answer(&runtime, held_answer)?, Revision(1));
+        assert_eq!(answer(&runtime, schema_answer)?, Revision(2));
+        assert_eq!(answer(&runtime, after_answer)?, Revision(3));
+        answer(&runtime, flushed)?;
+        jobs.send(Job::Stop)?;
+        thread.join().map_err(|_| "the sequencer panicked")?;
+        Ok(())
+    }
+
+    /// A write to tenant `tenant`: `subject` created in group `g`, and
+    /// the group made editor at the root first (so each member's creation
+    /// gains permissions: effects that depend on the tenant's earlier
+    /// writes).
+    fn tenant_write(
+        tenant: &str,
+        subject_name: &str,
+        first: bool,
+    ) -> Result<(Job, Awaited), Box<dyn std::error::Error>> {
+        use authzd_core::model::{
+            Assignment, AssignmentKey, Group as ModelGroup, GroupId, Membership, Principal, RoleId,
+            ScopeId, Target,
+        };
+        let group = GroupId::try_from("g")?;
+        let mut operations = Vec::new();
+        if first {
+            operations.push(engine::Operation::CreateGroup(ModelGroup {
+                id: group.clone(),
+                title: "g".into(),
+                condition: None,
+            }));
+            operations.push(engine::Operation::AssignRole(
+                Assignment {
+                    key: AssignmentKey {
+                        role: RoleId::try_from("editor")?,
+                        principal: Principal::Group(group.clone()),
+                        target: Target::Scope(ScopeId::root()),
+                    },
+                    expires_at: None,
+                },
+                engine::Precondition::None,
+            ));
+        }
+        operations.push(engine::Operation::CreateSubject(subject(subject_name)?));
+        operations.push(engine::Operation::AddMember(
+            Membership {
+                group,
+                member: Principal::Subject(SubjectId::try_from(subject_name)?),
+            },
+            engine::Precondition::None,
+        ));
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Write {
+            tenant: TenantId::try_from(tenant)?,
+            operations,
+            options: WriteOptions::default(),
+            reply,
+        };
+        Ok((job, answer))
+    }
+
+    /// Writes to many tenants at once, from several threads: every write
+    /// is answered with its own revision, together exactly 1..=N; the
+    /// changelog holds them in that order, the feed publishes each once in
+    /// revision order, and replaying the changelog one entry at a time
+    /// (the reference: one write at a time, in revision order) gives the
+    /// effects each write recorded and the cache's final state.
+    #[test]
+    fn concurrent_writes_to_many_tenants_keep_revisions_gapless() -> TestResult {
+        const TENANTS: usize = 6;
+        const EACH: usize = 15;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = runtime.block_on(authzd_store_redb::open(dir.path()))?;
+        let mut sequencer = sequencer(&runtime, store.clone())?;
+        // The feed must hold every revision: nothing is replayed.
+        sequencer.feed = Feed::new(1024, 1 << 24, 1 << 30);
+        let (engine, feed) = (sequencer.engine.clone(), sequencer.feed.clone());
+        let start = engine.snapshot();
+        let (jobs, queue) = queue(&mut sequencer, 64);
+        let thread = std::thread::spawn(move || sequencer.run(queue));
+        let mut senders = Vec::new();
+        for t in 0..TENANTS {
+            let jobs = SyncSender::clone(&jobs);
+            senders.push(std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                for i in 0..EACH {
+                    let (job, answer) = tenant_write(&format!("t{t}"), &format!("s{i}"), i == 0)
+                        .map_err(|e| e.to_string())?;
+                    jobs.send(job).map_err(|e| e.to_string())?;
+                    answers.push(answer);
+                }
+                Ok::<_, String>(answers)
+            }));
+        }
+        let mut revisions = Vec::new();
+        for sender in senders {
+            let answers = sender.join().map_err(|_| "a sender panicked")??;
+            let mine: Vec<Revision> = answers
+                .into_iter()
+                .map(|a| answer(&runtime, a))
+                .collect::<Result<_, _>>()?;
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "a tenant's writes out of order: {mine:?}"
+            );
+            revisions.extend(mine);
+        }
+        jobs.send(Job::Stop)?;
+        thread.join().map_err(|_| "the sequencer panicked")?;
+        revisions.sort();
+        let total = (TENANTS * EACH) as u64;
+        assert_eq!(revisions, (1..=total).map(Revision).collect::<Vec<_>>());
+
+        let log = runtime.block_on(store.changes_after(Revision(0), 1000, usize::MAX))?;
+        assert_eq!(
+            log.iter().map(|s| s.revision).collect::<Vec<_>>(),
+            revisions
+        );
+        let mut reference = Snapshot::clone(&start);
+        for set in &log {
+            let effects =
+                reference.apply_changes(set.tenant.as_ref(), &set.changes, None, set.committed_at);
+            assert_eq!(effects, set.effects, "revision {}", set.revision);
+            assert!(
+                !effects.is_empty(),
+                "revision {} changed no permission",
+                set.revision
+            );
+        }
+        let cached = engine.snapshot();
+        assert_eq!(cached.revision, Revision(total));
+        for (tenant, state) in &reference.tenants {
+            let mine = cached
+                .tenants
+                .get(tenant)
+                .ok_or("a tenant is missing from the cache")?;
+            assert_eq!(mine.subjects.len(), state.subjects.len(), "{tenant}");
+            assert_eq!(mine.assignments.len(), state.assignments.len(), "{tenant}");
+        }
+        for t in 0..TENANTS {
+            let tenant = format!("t{t}");
+            let expected: Vec<Revision> = log
+                .iter()
+                .filter(|s| s.tenant.as_ref().is_some_and(|id| id.as_str() == tenant))
+                .map(|s| s.revision)
+                .collect();
+            let last = *expected.last().ok_or("a tenant has no write")?;
+            assert_eq!(
+                delivered_to(&runtime, &feed, &tenant, last)?,
+                expected,
+                "{tenant}"
+            );
+        }
+        Ok(())
+    }
+
+    /// Another writer's commit to another tenant does not make the group
+    /// plan again: the store takes the group after it, and the sequencer
+    /// brings the other commit to cache and feed first, in revision order.
+    #[test]
+    fn another_writers_commit_to_another_tenant_is_observed_not_replanned() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = Faulty::new(runtime.block_on(authzd_store_redb::open(dir.path()))?);
+        let rival = Faulty::new(store.clone());
+        let mut sequencer = sequencer(&runtime, store.clone())?;
+        let (engine, feed) = (sequencer.engine.clone(), sequencer.feed.clone());
+        let mut other = rival_write("carol")?;
+        other.tenant = Some(TenantId::try_from("u")?);
+        runtime.block_on(rival.commit(other))?;
+
+        let (jobs, queue) = queue(&mut sequencer, 4);
+        let (mine, mine_answer) = create("bob")?;
+        jobs.send(mine)?;
+        jobs.send(Job::Stop)?;
+        let before = store.commits();
+        sequencer.run(queue);
+        assert_eq!(mine_answer.blocking_recv()??, Revision(2));
+        assert_eq!(
+            store.commits() - before,
+            1,
+            "the group was committed once, not planned again"
+        );
+        let snapshot = engine.snapshot();
+        assert_eq!(snapshot.revision, Revision(2));
+        for tenant in ["t", "u"] {
+            assert!(
+                snapshot.tenants.contains_key(&TenantId::try_from(tenant)?),
+                "{tenant}"
+            );
+        }
+        assert_eq!(
+            delivered_to(&runtime, &feed, "u", Revision(1))?,
+            vec![Revision(1)]
+        );
+        assert_eq!(delivered(&runtime, &feed, Revision(2))?, vec![Revision(2)]);
         Ok(())
     }
 }

@@ -215,6 +215,9 @@ const PUT_SCHEMA: &str = "INSERT INTO authzd_schema_text (id, body) VALUES (1, $
     ON CONFLICT (id) DO UPDATE SET body = excluded.body";
 const PUT_COMMIT: &str = "INSERT INTO authzd_commits (revision, commit_id) VALUES ($1, $2)";
 const SET_HEAD: &str = "UPDATE authzd_meta SET revision = $1 WHERE id = 1 AND revision = $2";
+const PUT_TENANT_HEADS: &str = "INSERT INTO authzd_tenant_heads (tenant, revision) \
+    SELECT * FROM unnest($1::text[], $2::bigint[]) \
+    ON CONFLICT (tenant) DO UPDATE SET revision = excluded.revision";
 const NOTIFY: &str = "SELECT pg_notify('authzd_commit', $1)";
 
 /// Why one attempt at a group failed.
@@ -255,10 +258,15 @@ async fn attempt(
     let mut batch = Batch::default();
     let mut staged = Staged::default();
     let mut outcomes = Vec::with_capacity(writes.len());
+    // The revision the group's writes follow: the store's head, which
+    // commits to other tenants may have moved past the base.
+    let mut start = base;
     let mut current = base;
+    let mut heads: HashMap<&str, Revision> = HashMap::new();
     if !writes.is_empty() {
         // The compare-and-set: the row lock orders every writer of the
-        // database; under it, the head read is the latest committed.
+        // database; under it, the head read is the latest committed, and
+        // so are the tenants' heads checked beside it.
         let row = txn
             .query_one(
                 "SELECT revision FROM authzd_meta WHERE id = 1 FOR UPDATE",
@@ -267,9 +275,11 @@ async fn attempt(
             .await
             .map_err(statement)?;
         let head = revision_of(row.try_get(0).map_err(statement)?);
-        if head != base {
+        if head != base && moved_under(&txn, base, head, writes).await? {
             return Err(StoreError::Conflict { base, head }.into());
         }
+        start = head;
+        current = head;
         let mut keys = known_keys(&txn, writes).await?;
         for write in writes {
             let scope = write.tenant.as_ref().map_or(STORE_WIDE, TenantId::as_str);
@@ -307,6 +317,10 @@ async fn attempt(
                 staged.apply(write.tenant.as_ref(), index, change)?;
             }
             let set = write.entry(revision);
+            heads.insert(
+                write.tenant.as_ref().map_or(STORE_WIDE, TenantId::as_str),
+                revision,
+            );
             batch.log_revisions.push(db_revision(revision)?);
             batch
                 .log_bodies
@@ -334,7 +348,7 @@ async fn attempt(
     for entry in denied {
         batch.audit(entry)?;
     }
-    let last = (current != base).then_some(current);
+    let last = (current != start).then_some(current);
     if last.is_none() && denied.is_empty() {
         // Only replays: nothing to write.
         return Ok((outcomes, None));
@@ -400,10 +414,16 @@ async fn attempt(
         sent.push((PUT_COMMIT, vec![first_db, &id_text]));
     }
     let head_db = db_revision(current)?;
-    let base_db = db_revision(base)?;
+    let start_db = db_revision(start)?;
     let payload = current.0.to_string();
+    let head_tenants: Vec<&str> = heads.keys().copied().collect();
+    let head_revisions = heads
+        .values()
+        .map(|r| db_revision(*r))
+        .collect::<Result<Vec<i64>, _>>()?;
     if last.is_some() {
-        sent.push((SET_HEAD, vec![&head_db, &base_db]));
+        sent.push((SET_HEAD, vec![&head_db, &start_db]));
+        sent.push((PUT_TENANT_HEADS, vec![&head_tenants, &head_revisions]));
         if inner.notify.load(Ordering::SeqCst) {
             sent.push((NOTIFY, vec![&payload]));
         }
@@ -428,6 +448,37 @@ async fn attempt(
         // landed; the commit id tells.
         Err(e) => Err(StoreError::CommitUncertain(Box::new(e)).into()),
     }
+}
+
+/// Whether `writes`, planned on `base`, conflict with what the database
+/// committed up to `head` (the counter row locked): a commit since `base`
+/// wrote one of their tenants or the whole store, or one of them needs
+/// the whole store unchanged. Commits to other tenants do not conflict.
+async fn moved_under(
+    txn: &deadpool_postgres::Transaction<'_>,
+    base: Revision,
+    head: Revision,
+    writes: &[PendingWrite],
+) -> Result<bool, Failure> {
+    if base > head {
+        return Ok(true);
+    }
+    let mut tenants = vec![STORE_WIDE];
+    for write in writes {
+        match write.conflict_scope() {
+            Some(tenant) => tenants.push(tenant.as_str()),
+            None => return Ok(true),
+        }
+    }
+    let row = txn
+        .query_one(
+            "SELECT coalesce(max(revision), 0) FROM authzd_tenant_heads WHERE tenant = ANY($1)",
+            &[&tenants],
+        )
+        .await
+        .map_err(statement)?;
+    let latest: i64 = row.try_get(0).map_err(statement)?;
+    Ok(revision_of(latest) > base)
 }
 
 /// The revisions the idempotency keys of `writes` were first committed

@@ -56,6 +56,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (at, seq)
     );
     "#,
+    // 2: each tenant's head (the latest revision that wrote it; '' for
+    // store-wide writes), for the conflict rule per tenant. What was
+    // committed before is not known per tenant: the store-wide row starts
+    // at the counter, so a group planned before this migration conflicts.
+    r#"
+    CREATE TABLE authzd_tenant_heads (
+        tenant text COLLATE "C" PRIMARY KEY,
+        revision bigint NOT NULL
+    );
+    INSERT INTO authzd_tenant_heads (tenant, revision)
+        SELECT '', revision FROM authzd_meta WHERE id = 1;
+    "#,
 ];
 
 /// The newest schema version this build knows.

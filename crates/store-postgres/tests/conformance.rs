@@ -256,6 +256,11 @@ async fn a_commit_held_open_makes_a_rival_wait_then_conflict() -> TestResult {
         &[&serde_json::to_string(&set)?],
     )
     .await?;
+    held.execute(
+        "UPDATE authzd_tenant_heads SET revision = 2 WHERE tenant = 'acme'",
+        &[],
+    )
+    .await?;
     let rival = tokio::spawn({
         let node = node.clone();
         async move {

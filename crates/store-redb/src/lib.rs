@@ -18,6 +18,7 @@ mod codec;
 mod embedded;
 #[cfg(test)]
 mod failing_disk;
+mod heads;
 mod private;
 mod tables;
 
@@ -25,7 +26,7 @@ use authzd_core::limits::MAX_PRUNED_PER_COMMIT;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{
     Builder, Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle,
@@ -102,6 +103,9 @@ struct Store {
     /// How long, in nanoseconds, the audit trail keeps entries
     /// ([`Store::retain_audit`]); every commit prunes older ones.
     audit_retention: AtomicU64,
+    /// Which tenants the latest commits wrote, for the conflict rule per
+    /// tenant; locked by a commit from its head check to its end.
+    heads: Mutex<heads::Heads>,
 }
 
 impl std::fmt::Debug for Store {
@@ -181,6 +185,7 @@ impl Store {
             closed: AtomicBool::new(false),
             retention: AtomicU64::new(u64::MAX),
             audit_retention: AtomicU64::new(u64::MAX),
+            heads: Mutex::default(),
         })
     }
 
@@ -288,11 +293,12 @@ impl Store {
             // Immediate is redb's default; stated because an acknowledged
             // write must survive `kill -9`.
             txn.set_durability(Durability::Immediate).map_err(db_err)?;
+            // redb runs one write transaction at a time, so the head read
+            // here cannot move before this one commits.
+            let mut heads = self.heads.lock().unwrap_or_else(PoisonError::into_inner);
             if !writes.is_empty() {
-                // redb runs one write transaction at a time, so the head
-                // read here cannot move before this one commits.
                 let head = read_revision(&txn.open_table(META).map_err(db_err)?)?;
-                if head != base {
+                if heads.conflict(base, head, writes) {
                     abort(txn);
                     return Err(StoreError::Conflict { base, head });
                 }
@@ -330,7 +336,18 @@ impl Store {
                     return Err(err);
                 }
             }
-            commit(txn)?;
+            if let Err(err) = commit(txn) {
+                // It may have landed: which tenants it wrote is unknown.
+                if let Some(last) = last {
+                    heads.reset(last);
+                }
+                return Err(err);
+            }
+            for outcome in &outcomes {
+                if let CommitOutcome::Committed(set) = outcome {
+                    heads.record(set);
+                }
+            }
             Ok(outcomes)
         })
     }
@@ -389,11 +406,14 @@ impl Store {
         self.run(|db| {
             let mut txn = db.begin_write().map_err(db_err)?;
             txn.set_durability(Durability::Immediate).map_err(db_err)?;
+            let mut heads = self.heads.lock().unwrap_or_else(PoisonError::into_inner);
             let staged = replace_in(&txn, revision, schema, tenants);
             if let Err(err) = staged {
                 abort(txn);
                 return Err(err);
             }
+            // A new data set: no commit of the old one is known per tenant.
+            heads.reset(revision);
             commit(txn)
         })
     }

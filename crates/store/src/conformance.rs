@@ -941,6 +941,86 @@ pub async fn writers_conflict_and_write_nothing(storage: &dyn SharedStorage) -> 
     Ok(())
 }
 
+/// The conflict rule is per tenant: two handles writing different tenants
+/// from the same stale base both commit, at consecutive revisions after
+/// the head; a group to a tenant written since its base conflicts and
+/// writes nothing, and so does a store-wide write (or one expecting a
+/// revision) once anything was committed since its base. A handle's next
+/// group to its own tenant, planned on its own last commit, lands after
+/// the other tenant's commit without a conflict.
+pub async fn writers_to_other_tenants_do_not_conflict(storage: &dyn SharedStorage) -> TestResult {
+    let a = storage.open().await?;
+    let b = storage.another(&a).await?;
+    fill(&*a).await?;
+    let base = a.revision().await?;
+    let to = |tenant_id: &str, name: &str| {
+        write(Some(tenant_id), vec![Change::SubjectPut(subject(name))])
+    };
+    let first = a
+        .commit_group(
+            base,
+            CommitId::random(),
+            vec![to("acme", "ann")],
+            Vec::new(),
+        )
+        .await?;
+    assert_eq!(
+        committed(first.into_iter().next().unwrap()).revision,
+        base.next()
+    );
+    let other = b
+        .commit_group(
+            base,
+            CommitId::random(),
+            vec![to("beta", "ben"), to("gamma", "gus")],
+            Vec::new(),
+        )
+        .await?;
+    let revisions: Vec<Revision> = other.into_iter().map(|o| committed(o).revision).collect();
+    assert_eq!(revisions, vec![Revision(base.0 + 2), Revision(base.0 + 3)]);
+    let head = Revision(base.0 + 3);
+
+    let before = observe(&*b).await?;
+    let mut expecting = to("beta", "bea");
+    expecting.expected_revision = Some(base);
+    for refused in [
+        vec![to("acme", "amy")],
+        vec![to("beta", "bea"), to("acme", "amy")],
+        vec![write(
+            None,
+            vec![Change::SchemaWritten("[resources]".to_owned())],
+        )],
+        vec![expecting],
+    ] {
+        let err = b
+            .commit_group(base, CommitId::random(), refused, Vec::new())
+            .await;
+        assert!(
+            matches!(err, Err(StoreError::Conflict { head: h, .. }) if h == head),
+            "{err:?}"
+        );
+    }
+    assert_eq!(observe(&*b).await?, before, "a conflict wrote something");
+
+    let own = a
+        .commit_group(
+            base.next(),
+            CommitId::random(),
+            vec![to("acme", "amy")],
+            Vec::new(),
+        )
+        .await?;
+    assert_eq!(
+        committed(own.into_iter().next().unwrap()).revision,
+        head.next()
+    );
+    let log = whole_log(&*a).await?;
+    let revisions: Vec<u64> = log.iter().map(|s| s.revision.0).collect();
+    assert_eq!(revisions, (1..=head.next().0).collect::<Vec<_>>());
+    a.close().await;
+    Ok(())
+}
+
 /// Four handles commit 25 writes each at once, re-planning after every
 /// conflict: the changelog holds revisions 1..=100 without a hole, each
 /// commit id once, at distinct revisions; a reader paging the changelog
@@ -1085,6 +1165,7 @@ macro_rules! conformance {
             $crate::conformance!(@every_backend $storage);
             $crate::conformance!(@checks $storage;
                 writers_conflict_and_write_nothing,
+                writers_to_other_tenants_do_not_conflict,
                 concurrent_writers_keep_the_changelog_gapless,
                 a_commit_wakes_the_other_handles,
                 an_uncertain_commit_is_found_beside_a_rival,

@@ -92,11 +92,20 @@ impl SnapshotStream {
 ///   all or none was ([`Datastore::find_commit`] tells which). A commit
 ///   that has started finishes or fails as a unit even if its future is
 ///   dropped.
-/// - **Commits planned on a base.** A group names the revision it was
-///   planned on; if any other commit landed since, the group is refused
-///   whole with [`StoreError::Conflict`] naming the store's head, so a
-///   write is never applied on a state its planner did not see. Several
-///   writers (handles, processes, nodes) may therefore share one store.
+/// - **Commits planned on a base, conflicting per tenant.** A group names
+///   the revision it was planned on; if a commit landed since that wrote
+///   one of the group's tenants, or the whole store (a schema), the group
+///   is refused whole with [`StoreError::Conflict`] naming the store's
+///   head, so a write is never applied on a state its planner did not see.
+///   Commits to other tenants do not conflict: the group's writes then
+///   take the revisions after the store's head, not after its base. A
+///   write that is not scoped to one tenant
+///   ([`PendingWrite::conflict_scope`]: store-wide, expecting a revision,
+///   given one) conflicts with any commit since the base. A backend that
+///   cannot tell which tenants older commits wrote may refuse a base that
+///   old whenever the store moved. Several writers (handles, processes,
+///   nodes) may therefore share one store, and writers to different
+///   tenants never make each other plan again.
 /// - **Contiguous revisions.** Each committed write takes the next
 ///   revision, one more than the latest; a group's writes take consecutive
 ///   ones, in order. No revision is skipped or reused.
@@ -115,8 +124,11 @@ pub trait Datastore: Send + Sync + std::fmt::Debug {
     /// next ones, in order) with its own changelog entry, and records
     /// `denied` (writes refused by the actor rules or by token kind) in the
     /// audit trail beside them; with no write to commit, the denials commit
-    /// alone. With at least one write, the store's latest revision must be
-    /// `base` (else [`StoreError::Conflict`], nothing written). Each write
+    /// alone. With at least one write, no commit since `base` may have
+    /// written one of the group's tenants or the whole store, and if one
+    /// of the writes is not scoped to a tenant the store's latest revision
+    /// must be `base` (else [`StoreError::Conflict`], nothing written); the
+    /// writes then take the revisions after the store's latest. Each write
     /// is checked (idempotency key first, then expected or given revision)
     /// against the revision the writes before it leave; one failing check
     /// fails the whole group. `id` is recorded with the group's first

@@ -360,6 +360,17 @@ pub struct PendingWrite {
 }
 
 impl PendingWrite {
+    /// The tenant whose commits alone this write conflicts with
+    /// ([`Datastore::commit_group`]); `None` when it conflicts with any
+    /// commit since its base: a store-wide write, one expecting a store
+    /// revision, a replica's copy given its revision.
+    pub fn conflict_scope(&self) -> Option<&TenantId> {
+        match (&self.tenant, self.expected_revision, self.revision) {
+            (Some(tenant), None, None) => Some(tenant),
+            _ => None,
+        }
+    }
+
     /// The changelog entry this write becomes as `revision`.
     pub fn entry(&self, revision: Revision) -> ChangeSet {
         ChangeSet {
