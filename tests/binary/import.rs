@@ -282,6 +282,44 @@ async fn large_files_are_sent_in_chunks() {
     server.stop().await;
 }
 
+/// A file of 10,000 rows or more finds the subjects that exist already by
+/// paging through the tenant's subjects instead of one lookup per row, and
+/// decides the same: created, updated (only what changed) or unchanged.
+#[tokio::test]
+async fn large_files_find_existing_subjects_by_listing() {
+    let (server, _dir) = common::de::start_in_memory_folder().await;
+    seed_groups(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Two pages' worth of subjects exist before the import.
+    let mut text = String::from("id,kind,status,groups,attributes\n");
+    for i in 0..1500 {
+        text.push_str(&format!("u{i:05},,,readers,dept=d1\n"));
+    }
+    let first = run(&args(&server, &write_csv(&dir, &text))).await.unwrap();
+    assert_eq!(first.created, 1500);
+    let mut text = String::from("id,kind,status,groups,attributes\n");
+    for i in 0..10_000 {
+        let dept = if i < 10 { "d2" } else { "d1" };
+        text.push_str(&format!("u{i:05},,,readers,dept={dept}\n"));
+    }
+    let report = run(&args(&server, &write_csv(&dir, &text))).await.unwrap();
+    assert_eq!(
+        (report.created, report.updated, report.unchanged),
+        (8500, 10, 1490)
+    );
+    let changed = subject(&server, "u00003").await;
+    assert_eq!(
+        changed.attributes.get("dept").map(String::as_str),
+        Some("d2")
+    );
+    let created = subject(&server, "u09999").await;
+    assert_eq!(
+        created.attributes.get("dept").map(String::as_str),
+        Some("d1")
+    );
+    server.stop().await;
+}
+
 /// `--dry-run` checks the file against the server and reports what it
 /// would do, writing nothing.
 #[tokio::test]

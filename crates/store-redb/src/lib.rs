@@ -455,12 +455,14 @@ impl Store {
             let mut bytes = 0usize;
             for row in log.range(first..).map_err(db_err)?.take(limit) {
                 let (_, value) = row.map_err(db_err)?;
-                let entry = value.value();
+                // Bounded by the entries' size once decompressed: what the
+                // page costs in memory.
+                let entry = codec::plain("change set", value.value())?;
                 bytes = bytes.saturating_add(entry.len());
                 if bytes > max_bytes && !out.is_empty() {
                     break;
                 }
-                out.push(codec::decode("change set", entry)?);
+                out.push(codec::from_json("change set", &entry)?);
             }
             Ok(out)
         })
@@ -596,12 +598,16 @@ fn open_db(opener: &Opener, location: &str) -> Result<Database, StoreError> {
         });
     }
     let meta = txn.open_table(META).map_err(db_err)?;
-    match meta.get(META_FORMAT_VERSION).map_err(db_err)? {
-        Some(found) if found.value() == FORMAT_VERSION => {}
+    let format = meta
+        .get(META_FORMAT_VERSION)
+        .map_err(db_err)?
+        .map(|v| v.value());
+    match format {
+        Some(FORMAT_VERSION | tables::FORMAT_VERSION_JSON) => {}
         Some(found) => {
             return Err(StoreError::UnknownFormat {
                 location: location.to_owned(),
-                found: found.value(),
+                found,
                 supported: FORMAT_VERSION,
             });
         }
@@ -617,7 +623,32 @@ fn open_db(opener: &Opener, location: &str) -> Result<Database, StoreError> {
     if !has_epoch {
         ensure_epoch(&db)?;
     }
+    if format == Some(tables::FORMAT_VERSION_JSON) {
+        upgrade_format(&db, location)?;
+    }
     Ok(db)
+}
+
+/// Marks a format 1 file as format 2, once, in place. Format 2 reads every
+/// value format 1 wrote (JSON, a membership's JSON beside its key), so
+/// nothing is rewritten: new values are written the compact way, old ones
+/// are read as they are. From then on a build that knows only format 1
+/// refuses the file instead of misreading a compressed change set.
+fn upgrade_format(db: &Database, location: &str) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    {
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        meta.insert(META_FORMAT_VERSION, FORMAT_VERSION)
+            .map_err(db_err)?;
+    }
+    txn.commit().map_err(db_err)?;
+    tracing::info!(
+        file = location,
+        from = tables::FORMAT_VERSION_JSON,
+        to = FORMAT_VERSION,
+        "store format upgraded in place; builds older than this one no longer open the file"
+    );
+    Ok(())
 }
 
 /// Names the cause of a failed open: the lock of another process, a file
@@ -950,11 +981,10 @@ fn apply(
         }
         Change::MemberAdded(membership) => {
             let member = codec::principal_key(&membership.member);
-            let value = codec::encode("membership", membership)?;
             t.memberships
                 .insert(
                     (tenant, membership.group.as_str(), member.as_str()),
-                    value.as_slice(),
+                    codec::MEMBERSHIP_VALUE,
                 )
                 .map_err(db_err)?;
         }
@@ -1105,8 +1135,8 @@ fn each_membership(
         .map_err(db_err)?
     {
         let (key, value) = row.map_err(db_err)?;
-        let (tenant, _, _) = key.value();
-        let membership = codec::decode("membership", value.value())?;
+        let (tenant, group, member) = key.value();
+        let membership = codec::membership(group, member, value.value())?;
         hand(each, &ids.parse(tenant)?, Change::MemberAdded(membership))?;
     }
     Ok(())
@@ -1622,6 +1652,82 @@ mod tests {
     }
 
     /// A file from another format version is refused with a clear error.
+    /// A write large enough that its change set is stored compressed.
+    fn large_write() -> PendingWrite {
+        let subjects = (0..100).map(|i| Change::SubjectPut(subject(&format!("user-{i:03}"))));
+        write(Some("acme"), subjects.collect())
+    }
+
+    /// A file of format 1 (every value JSON, memberships with their JSON
+    /// value) opens, reads as it was written, is marked format 2, and takes
+    /// further writes.
+    #[test]
+    fn a_format_1_file_is_upgraded_in_place() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let mut writes = sample_writes();
+        writes.push(large_write());
+        let before = {
+            let store = Store::open(dir.path())?;
+            for w in &writes {
+                store.commit(w)?;
+            }
+            observe(&store)?
+        };
+        // Rewrite the file as format 1 wrote it.
+        {
+            let db = Database::create(dir.path().join(FILE_NAME))?;
+            let txn = db.begin_write()?;
+            {
+                let mut log = txn.open_table(CHANGELOG)?;
+                let rows: Vec<(u64, Vec<u8>)> = log
+                    .iter()?
+                    .map(|row| row.map(|(k, v)| (k.value(), v.value().to_vec())))
+                    .collect::<Result<_, _>>()?;
+                let compressed = rows.iter().filter(|(_, v)| v.first() != Some(&b'{'));
+                assert_eq!(compressed.count(), 1, "the large change set is compressed");
+                for (revision, value) in rows {
+                    let json = codec::plain("change set", &value)?.into_owned();
+                    log.insert(revision, json.as_slice())?;
+                }
+                let mut members = txn.open_table(MEMBERSHIPS)?;
+                let keys: Vec<(String, String, String)> = members
+                    .iter()?
+                    .map(|row| {
+                        row.map(|(k, _)| {
+                            let (t, g, m) = k.value();
+                            (t.to_owned(), g.to_owned(), m.to_owned())
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                assert!(!keys.is_empty());
+                for (t, g, m) in keys {
+                    let record = codec::membership(&g, &m, codec::MEMBERSHIP_VALUE)?;
+                    let json = serde_json::to_vec(&record)?;
+                    members.insert((t.as_str(), g.as_str(), m.as_str()), json.as_slice())?;
+                }
+                txn.open_table(META)?
+                    .insert(META_FORMAT_VERSION, tables::FORMAT_VERSION_JSON)?;
+            }
+            txn.commit()?;
+        }
+        let store = Store::open(dir.path())?;
+        assert_eq!(observe(&store)?, before);
+        store.commit(&write(
+            Some("acme"),
+            vec![Change::MemberAdded(membership("staff", "zoe"))],
+        ))?;
+        assert_eq!(store.revision()?, Revision(before.0.0 + 1));
+        store.close();
+        let db = Database::create(dir.path().join(FILE_NAME))?;
+        let txn = db.begin_read()?;
+        let format = txn
+            .open_table(META)?
+            .get(META_FORMAT_VERSION)?
+            .map(|v| v.value());
+        assert_eq!(format, Some(FORMAT_VERSION));
+        Ok(())
+    }
+
     #[test]
     fn unknown_format_version_is_refused() -> TestResult {
         let dir = tempfile::tempdir()?;

@@ -12,9 +12,18 @@
 
 use redb::TableDefinition;
 
-/// The on-disk format this build reads and writes. A file recording another
-/// version is refused at open rather than misread.
-pub(super) const FORMAT_VERSION: u64 = 1;
+/// The on-disk format this build writes. A file recording a version other
+/// than this one or [`FORMAT_VERSION_JSON`] is refused at open rather than
+/// misread.
+///
+/// - 1: every value JSON.
+/// - 2: large values (change sets) compressed, memberships stored as their
+///   key alone (see [`super::codec`]); reads every value of format 1.
+pub(super) const FORMAT_VERSION: u64 = 2;
+
+/// The first format, which this build still opens: it upgrades the file to
+/// [`FORMAT_VERSION`] in place at open, without rewriting a value.
+pub(super) const FORMAT_VERSION_JSON: u64 = 1;
 
 /// Key in [`META`] of the format version the file was created with.
 pub(super) const META_FORMAT_VERSION: &str = "format_version";
@@ -51,8 +60,8 @@ pub(super) const GROUPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition:
 /// in the schema).
 pub(super) const ROLES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("roles");
 
-/// (tenant id, group id, member key from `codec::principal_key`) → JSON
-/// `Membership`.
+/// (tenant id, group id, member key from `codec::principal_key`) → nothing
+/// (the key is the membership; format 1 stored the JSON `Membership`).
 pub(super) const MEMBERSHIPS: TableDefinition<(&str, &str, &str), &[u8]> =
     TableDefinition::new("memberships");
 
@@ -61,8 +70,8 @@ pub(super) const MEMBERSHIPS: TableDefinition<(&str, &str, &str), &[u8]> =
 pub(super) const ASSIGNMENTS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("assignments");
 
-/// revision → JSON `ChangeSet` committed at that revision; the source of the
-/// change feed.
+/// revision → `ChangeSet` committed at that revision (JSON, zstd-compressed
+/// when large); the source of the change feed.
 pub(super) const CHANGELOG: TableDefinition<u64, &[u8]> = TableDefinition::new("changelog");
 
 /// (tenant id, or `codec::STORE_WIDE` for store-wide writes, idempotency
