@@ -316,6 +316,12 @@ impl Sequencer {
                     if self.dispatch_ready(&mut group) {
                         continue;
                     }
+                    if self.releasable() {
+                        if self.release(&mut group) {
+                            break;
+                        }
+                        continue;
+                    }
                     if !group.is_empty() {
                         self.commit(&mut group);
                         continue;
@@ -1657,6 +1663,49 @@ mod tests {
         assert_eq!(answer(&runtime, schema_answer)?, Revision(2));
         assert_eq!(answer(&runtime, after_answer)?, Revision(3));
         answer(&runtime, flushed)?;
+        jobs.send(Job::Stop)?;
+        thread.join().map_err(|_| "the sequencer panicked")?;
+        Ok(())
+    }
+
+    /// A job held until no lane holds anything runs once the last lane
+    /// empties, also when it empties because the clients of its waiting
+    /// writes gave up (no plan comes back then to release the job).
+    #[test]
+    fn a_held_job_runs_when_a_lane_empties_by_clients_giving_up() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = runtime.block_on(authzd_store_redb::open(dir.path()))?;
+        let mut sequencer = sequencer(&runtime, store)?;
+        let release = hold_first(&mut sequencer, "t1");
+        let catalog = sequencer.engine.snapshot().compiled.catalog.clone();
+        let (jobs, queue) = queue(&mut sequencer, 16);
+        let thread = std::thread::spawn(move || sequencer.run(queue));
+
+        // Each write to t2 is answered only after the jobs sent before it
+        // were taken: alice's batch is then being planned (held), and bob's
+        // write waits in t1's lane behind it.
+        let (held, held_answer) = create_in("t1", "alice")?;
+        jobs.send(held)?;
+        let (other, other_answer) = create_in("t2", "carol")?;
+        jobs.send(other)?;
+        assert_eq!(answer(&runtime, other_answer)?, Revision(1));
+        let (waiting, abandoned) = create_in("t1", "bob")?;
+        jobs.send(waiting)?;
+        let (other, other_answer) = create_in("t2", "dave")?;
+        jobs.send(other)?;
+        assert_eq!(answer(&runtime, other_answer)?, Revision(2));
+        drop(abandoned);
+        let (reply, schema_answer) = oneshot::channel();
+        jobs.send(Job::Schema {
+            catalog,
+            expected_revision: None,
+            origin: Origin::default(),
+            reply,
+        })?;
+        release.send(())?;
+        assert_eq!(answer(&runtime, held_answer)?, Revision(3));
+        assert_eq!(answer(&runtime, schema_answer)?, Revision(4));
         jobs.send(Job::Stop)?;
         thread.join().map_err(|_| "the sequencer panicked")?;
         Ok(())

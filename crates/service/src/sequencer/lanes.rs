@@ -228,19 +228,26 @@ impl Sequencer {
         self.run_job(group, job)
     }
 
+    /// Whether the first held job may run now. Checked after the lanes
+    /// were dispatched too, since a lane can empty without a plan coming
+    /// back (every waiting write's client gave up).
+    pub(in crate::sequencer) fn releasable(&self) -> bool {
+        let lanes = self.lanes.borrow();
+        lanes
+            .held
+            .front()
+            .is_some_and(|job| !needs_every_tenant(job) || lanes.idle())
+    }
+
     /// Runs the held jobs that may run now, in order; returns whether one
     /// was [`Job::Stop`].
-    fn release(&self, group: &mut Group) -> bool {
+    pub(in crate::sequencer) fn release(&self, group: &mut Group) -> bool {
         loop {
+            if !self.releasable() {
+                return false;
+            }
             let job = {
                 let mut lanes = self.lanes.borrow_mut();
-                let may_run = lanes
-                    .held
-                    .front()
-                    .is_some_and(|job| !needs_every_tenant(job) || lanes.idle());
-                if !may_run {
-                    return false;
-                }
                 lanes.total = lanes.total.saturating_sub(1);
                 lanes.held.pop_front()
             };
