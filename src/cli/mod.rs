@@ -209,7 +209,10 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHZD_FOLLOW_TLS_CA", requires = "follow")]
     pub follow_tls_ca: Option<PathBuf>,
     /// On a replica: seconds behind the primary past which health reports
-    /// NOT_SERVING (so a load balancer takes a stale sidecar out).
+    /// NOT_SERVING (so a load balancer takes a stale sidecar out). With
+    /// --store: seconds since the node last had every revision of the
+    /// database applied (it cannot reach the database, or is not catching
+    /// up) past which health reports NOT_SERVING.
     #[arg(long, env = "AUTHZD_MAX_LAG_SECS", default_value_t = authzd_core::limits::DEFAULT_MAX_LAG.as_secs())]
     pub max_lag_secs: u64,
 }
@@ -272,6 +275,7 @@ impl ServeArgs {
                     poll_interval: std::time::Duration::from_millis(self.store_poll_millis.max(10)),
                     listen: true,
                 },
+                max_lag: std::time::Duration::from_secs(self.max_lag_secs.max(1)),
             }),
             schema: self.schema.clone(),
             feed_capacity: self.feed_capacity.max(1),

@@ -20,6 +20,9 @@ use authzd_testkit::Rng;
 use common::*;
 use feed_support::{SCHEMA_A, Writer};
 use tonic::transport::Channel;
+use tonic_health::ServingStatus;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
 /// Writes each node takes from its own writer.
 const WRITES_PER_NODE: usize = 30;
@@ -230,10 +233,34 @@ async fn read_at(ch: &Channel, at_least_revision: u64) -> Result<bool, tonic::St
         .map(|r| r.into_inner().allowed)
 }
 
+/// Waits on `ch`'s health Watch (of the whole server) until it reports
+/// `wanted`.
+async fn health_becomes(ch: &Channel, wanted: ServingStatus) {
+    let mut statuses = HealthClient::new(ch.clone())
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let status = statuses
+            .message()
+            .await
+            .unwrap()
+            .expect("the health stream ended");
+        if status.status == wanted as i32 {
+            return;
+        }
+    }
+}
+
 /// A node cut off from the database (a proxy between them that stops
 /// forwarding) refuses writes with UNAVAILABLE and keeps answering reads
-/// at the revision it applied; healed, it writes again and catches up
-/// with what another node wrote meanwhile.
+/// at the revision it applied; `at_least_revision` beyond it fails with
+/// UNAVAILABLE naming that revision; past `--max-lag-secs` its health is
+/// NOT_SERVING. Healed, it writes again, catches up with what another
+/// node wrote meanwhile and is SERVING again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_cut_off_from_the_database_refuses_writes_and_serves_reads() {
     let Some(server) = test_database::server_url("a node cut off from PostgreSQL") else {
@@ -251,9 +278,12 @@ async fn a_node_cut_off_from_the_database_refuses_writes_and_serves_reads() {
         "200".into(),
         "--store-connect-timeout-secs".into(),
         "1".into(),
+        "--max-lag-secs".into(),
+        "1".into(),
     ];
     let cut_off = spawn_binary_with(&dir.path().join("cut-off"), &args).await;
     let (ch_direct, ch_cut) = (direct.channel().await, cut_off.channel().await);
+    health_becomes(&ch_cut, ServingStatus::Serving).await;
     let before = create(&ch_cut, "p0").await.unwrap();
 
     cut.send_replace(true);
@@ -264,8 +294,19 @@ async fn a_node_cut_off_from_the_database_refuses_writes_and_serves_reads() {
         Ok(false)
     );
     let meanwhile = create(&ch_direct, "p2").await.unwrap();
+    let beyond = read_at(&ch_cut, meanwhile).await.unwrap_err();
+    assert_eq!(beyond.code(), tonic::Code::Unavailable, "{beyond:?}");
+    assert!(
+        beyond.message().contains(&format!(
+            "beyond revision {before}, the latest this node has applied"
+        )),
+        "{beyond:?}"
+    );
+    health_becomes(&ch_cut, ServingStatus::NotServing).await;
+    cut_off.wait_for_line("node behind the database past the bound");
 
     cut.send_replace(false);
+    health_becomes(&ch_cut, ServingStatus::Serving).await;
     let mut healed = None;
     for _ in 0..100 {
         match create(&ch_cut, "p3").await {
