@@ -325,3 +325,81 @@ async fn a_node_cut_off_from_the_database_refuses_writes_and_serves_reads() {
     read_at(&ch_cut, meanwhile).await.unwrap();
     read_at(&ch_direct, healed).await.unwrap();
 }
+
+/// How many sessions hold the housekeeping lease (the advisory lock on a
+/// connection named `authzd-housekeeping`).
+const LEASE_HOLDERS: &str = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+     WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() \
+     AND a.application_name = 'authzd-housekeeping'";
+
+/// Waits (bounded) until the changelog's oldest entry is at least `oldest`:
+/// pruning runs in the background, on the lease holder.
+async fn pruned_to(url: &str, oldest: i64) {
+    for _ in 0..200 {
+        let found = test_database::query_i64(
+            url,
+            "SELECT coalesce(min(revision), 0) FROM authzd_changelog",
+        )
+        .await
+        .unwrap();
+        if found >= oldest {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the changelog was not pruned to revision {oldest}");
+}
+
+/// Housekeeping runs on one node at a time: the first node takes the lease
+/// (one advisory lock, one holder) and prunes the changelog behind the
+/// other node's writes, which does not; killed (`kill -9`), it loses the
+/// lease with its connection, the other node takes it over and prunes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_node_keeps_house_and_another_takes_over_when_it_dies() {
+    let Some(server) = test_database::server_url("housekeeping lease on PostgreSQL") else {
+        return;
+    };
+    let url = test_database::fresh(&server).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = |name: &str| -> (std::path::PathBuf, Vec<OsString>) {
+        (
+            dir.path().join(name),
+            vec![
+                "--store".into(),
+                url.clone().into(),
+                "--store-poll-millis".into(),
+                "200".into(),
+                "--retain-revisions".into(),
+                "2".into(),
+            ],
+        )
+    };
+    let (data, a_args) = args("a");
+    let mut a = spawn_binary_with(&data, &a_args).await;
+    a.wait_for_line("holding the housekeeping lease");
+    let (data, b_args) = args("b");
+    let b = spawn_binary_with(&data, &b_args).await;
+    let ch_b = b.channel().await;
+    assert_eq!(
+        test_database::query_i64(&url, LEASE_HOLDERS).await.unwrap(),
+        1
+    );
+
+    let mut head = 0;
+    for i in 0..6 {
+        head = create(&ch_b, &format!("before-{i}")).await.unwrap();
+    }
+    pruned_to(&url, head as i64 - 1).await;
+
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    b.wait_for_line("holding the housekeeping lease");
+    assert_eq!(
+        test_database::query_i64(&url, LEASE_HOLDERS).await.unwrap(),
+        1
+    );
+    for i in 0..6 {
+        head = create(&ch_b, &format!("after-{i}")).await.unwrap();
+    }
+    pruned_to(&url, head as i64 - 1).await;
+}

@@ -869,7 +869,9 @@ impl Service {
     /// The expiry timer: sleeps until the soonest assignment expiry (or
     /// until a write may have changed it), then has the sequencer remove what
     /// has expired with a system write per tenant, so each loss reaches the
-    /// feed at its instant with a revision. Checks never wait for it:
+    /// feed at its instant with a revision. On a shared store only the node
+    /// holding the housekeeping lease does; the others look again every
+    /// [`HOUSEKEEPING_RECHECK`] in case the lease passes to them. Checks never wait for it:
     /// evaluation ignores expired assignments by itself.
     async fn expire(self) {
         let mut applied = self.inner.applied.subscribe();
@@ -881,6 +883,17 @@ impl Service {
             };
             tokio::select! {
                 _ = sleep => {
+                    // On a shared store one node sweeps (the one holding
+                    // the housekeeping lease); the others apply its writes
+                    // as they follow, which moves their next expiry.
+                    if !self.inner.store.holds_housekeeping() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(HOUSEKEEPING_RECHECK) => {}
+                            changed = applied.changed() => if changed.is_err() { return },
+                            _ = async { closing.wait_for(|c| *c).await.is_ok() } => return,
+                        }
+                        continue;
+                    }
                     if let Err(e) = self.submit(|reply| Job::Expire { reply }).await {
                         tracing::error!(error = %e, "removing expired assignments failed; retrying");
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -892,6 +905,10 @@ impl Service {
         }
     }
 }
+
+/// How often a node of a shared store without the housekeeping lease looks
+/// again whether it holds it, while an expiry is due.
+const HOUSEKEEPING_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a node of a shared store waits for the database's head when
 /// measuring its lag before taking the database for unreachable.

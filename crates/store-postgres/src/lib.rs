@@ -18,9 +18,13 @@
 //!   [`Options::migrate`] is off) or by [`migrate`], inside one
 //!   transaction under a PostgreSQL advisory lock; a database written by a
 //!   newer authzd is refused ([`StoreError::NewerSchema`]).
-//! - **Pruning** of the changelog, commit ids and audit trail runs after a
-//!   commit, in statements of its own, outside the counter row's lock;
-//!   the deletes are idempotent, so two nodes pruning at once is harmless.
+//! - **Housekeeping** (pruning the changelog, commit ids and audit trail;
+//!   the service's expiry sweeps) runs on one node at a time, the one
+//!   holding a lease — a PostgreSQL advisory lock on a dedicated
+//!   connection (`lease`). Pruning runs after a commit (this node's or
+//!   another's), in statements of its own, outside the counter row's
+//!   lock; the deletes are idempotent, so two nodes briefly both pruning
+//!   is harmless.
 //!
 //! The SQL stays portable where it can (no xid8, no sequences for
 //! revisions, `LISTEN` optional, the compare-and-set retried on
@@ -32,6 +36,7 @@
 
 mod datastore;
 mod follow;
+mod lease;
 mod migrate;
 mod records;
 #[cfg(feature = "test-database")]
@@ -44,6 +49,7 @@ use std::time::Duration;
 use authzd_store::{Datastore, StoreError};
 
 pub use follow::LISTEN_APPLICATION_NAME;
+pub use lease::HOUSEKEEPING_APPLICATION_NAME;
 pub use migrate::{Migrated, Mode};
 
 /// How a node connects to and follows the database.
