@@ -29,7 +29,7 @@ const WRITES_PER_NODE: usize = 30;
 
 /// Starts a node on the database at `url`, over a data folder it does not
 /// use (redb stays closed), with the test schema if `schema` is given.
-async fn node(
+pub(super) async fn node(
     dir: &std::path::Path,
     name: &str,
     url: &str,
@@ -49,7 +49,7 @@ async fn node(
 
 /// Every revision of `tenant` up to `through` that `ch`'s Watch from 0
 /// delivers, whole and rendered, with its number.
-async fn feed(ch: &Channel, through: u64) -> Vec<(u64, String)> {
+pub(super) async fn feed(ch: &Channel, through: u64) -> Vec<(u64, String)> {
     let mut stream = watch_over(ch, ACME, 0).await;
     let mut out = Vec::new();
     loop {
@@ -205,7 +205,7 @@ async fn proxy(target: String) -> (u16, tokio::sync::watch::Sender<bool>) {
 }
 
 /// Creates subject `id` through `ch`.
-async fn create(ch: &Channel, id: &str) -> Result<u64, tonic::Status> {
+pub(super) async fn create(ch: &Channel, id: &str) -> Result<u64, tonic::Status> {
     DirectoryServiceClient::new(ch.clone())
         .create_subject(pb::CreateSubjectRequest {
             tenant: ACME.into(),
