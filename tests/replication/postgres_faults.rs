@@ -417,7 +417,7 @@ async fn a_replica_follows_a_postgres_backed_node() {
     assert!(forwarded > on_b);
     // The replica's changelog starts at the snapshot it bootstrapped from,
     // taken before `on_b`.
-    let feeds = vec![
+    let feeds = [
         feed_after(&ch_a, on_b - 1, forwarded).await,
         feed_after(&ch_replica, on_b - 1, forwarded).await,
     ];
