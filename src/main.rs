@@ -23,6 +23,7 @@ fn main() -> ExitCode {
             | Command::Export(_)
             | Command::Backup(_)
             | Command::Restore(_)
+            | Command::Migrate(_)
     ) {
         "warn"
     } else {
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         )),
         Command::Backup(args) => status(block_on(authzd::cli::backup::command(args), false)),
         Command::Restore(args) => status(block_on(authzd::cli::restore::command(args), false)),
+        Command::Migrate(args) => status(block_on(authzd::cli::migrate::command(args), false)),
     };
     ExitCode::from(code)
 }

@@ -1,13 +1,15 @@
-//! The command line: `serve`, `schema check`, `schema test`, `import`,
-//! `export`, `backup`, `restore`, the query commands (`check`, `who`,
+//! The command line: `serve`, `migrate`, `schema check`, `schema test`,
+//! `import`, `export`, `backup`, `restore`, the query commands (`check`, `who`,
 //! `what`, `watch`), `token new`, the `--config` file, and how the binary
 //! logs. Parses arguments into a validated [`Config`]; must not reach a
-//! store but through the service, nor hold rules of the model.
+//! store but through the service (`migrate` alone runs the PostgreSQL
+//! store's migrations), nor hold rules of the model.
 
 pub mod backup;
 pub mod config_file;
 pub mod import;
 pub mod logs;
+pub mod migrate;
 pub mod query;
 pub mod restore;
 pub mod schema_remote;
@@ -57,6 +59,10 @@ pub enum Command {
     /// Copy a running server's store, consistently at one revision, into a
     /// data folder `serve --data` opens.
     Backup(backup::BackupArgs),
+    /// Bring a PostgreSQL database's authzd schema to this build's version
+    /// (what `serve --store` does at start) and exit; `--check` only says
+    /// the version found and what is pending.
+    Migrate(migrate::MigrateArgs),
     /// Put a backup in place as a data folder: checked (format, revision,
     /// tenants), copied beside it, fsynced, renamed in.
     Restore(restore::RestoreArgs),
@@ -114,6 +120,11 @@ pub struct ServeArgs {
     /// backstop when a commit notification (LISTEN/NOTIFY) is lost.
     #[arg(long, env = "AUTHZD_STORE_POLL_MILLIS", default_value_t = u64::try_from(authzd_store_postgres::DEFAULT_POLL_INTERVAL.as_millis()).unwrap_or(u64::MAX))]
     pub store_poll_millis: u64,
+    /// With --store: do not apply schema migrations at start; refuse a
+    /// database that is not at this build's version instead (apply them
+    /// with `authzd migrate`, e.g. with a role allowed to change tables).
+    #[arg(long, env = "AUTHZD_STORE_SKIP_MIGRATIONS")]
+    pub store_skip_migrations: bool,
     /// Schema file to install at start-up. Without it the stored schema is
     /// kept, or a new store gets the built-in example schema.
     #[arg(long, env = "AUTHZD_SCHEMA")]
@@ -209,7 +220,10 @@ pub struct ServeArgs {
     #[arg(long, env = "AUTHZD_FOLLOW_TLS_CA", requires = "follow")]
     pub follow_tls_ca: Option<PathBuf>,
     /// On a replica: seconds behind the primary past which health reports
-    /// NOT_SERVING (so a load balancer takes a stale sidecar out).
+    /// NOT_SERVING (so a load balancer takes a stale sidecar out). With
+    /// --store: seconds since the node last had every revision of the
+    /// database applied (it cannot reach the database, or is not catching
+    /// up) past which health reports NOT_SERVING.
     #[arg(long, env = "AUTHZD_MAX_LAG_SECS", default_value_t = authzd_core::limits::DEFAULT_MAX_LAG.as_secs())]
     pub max_lag_secs: u64,
 }
@@ -271,7 +285,9 @@ impl ServeArgs {
                     ),
                     poll_interval: std::time::Duration::from_millis(self.store_poll_millis.max(10)),
                     listen: true,
+                    migrate: !self.store_skip_migrations,
                 },
+                max_lag: std::time::Duration::from_secs(self.max_lag_secs.max(1)),
             }),
             schema: self.schema.clone(),
             feed_capacity: self.feed_capacity.max(1),

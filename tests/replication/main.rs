@@ -10,5 +10,6 @@
 )]
 
 mod postgres_cluster;
+mod postgres_faults;
 mod replication;
 mod replication_api;

@@ -20,13 +20,16 @@ use authzd_testkit::Rng;
 use common::*;
 use feed_support::{SCHEMA_A, Writer};
 use tonic::transport::Channel;
+use tonic_health::ServingStatus;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
 /// Writes each node takes from its own writer.
 const WRITES_PER_NODE: usize = 30;
 
 /// Starts a node on the database at `url`, over a data folder it does not
 /// use (redb stays closed), with the test schema if `schema` is given.
-async fn node(
+pub(super) async fn node(
     dir: &std::path::Path,
     name: &str,
     url: &str,
@@ -46,7 +49,7 @@ async fn node(
 
 /// Every revision of `tenant` up to `through` that `ch`'s Watch from 0
 /// delivers, whole and rendered, with its number.
-async fn feed(ch: &Channel, through: u64) -> Vec<(u64, String)> {
+pub(super) async fn feed(ch: &Channel, through: u64) -> Vec<(u64, String)> {
     let mut stream = watch_over(ch, ACME, 0).await;
     let mut out = Vec::new();
     loop {
@@ -202,7 +205,7 @@ async fn proxy(target: String) -> (u16, tokio::sync::watch::Sender<bool>) {
 }
 
 /// Creates subject `id` through `ch`.
-async fn create(ch: &Channel, id: &str) -> Result<u64, tonic::Status> {
+pub(super) async fn create(ch: &Channel, id: &str) -> Result<u64, tonic::Status> {
     DirectoryServiceClient::new(ch.clone())
         .create_subject(pb::CreateSubjectRequest {
             tenant: ACME.into(),
@@ -230,10 +233,34 @@ async fn read_at(ch: &Channel, at_least_revision: u64) -> Result<bool, tonic::St
         .map(|r| r.into_inner().allowed)
 }
 
+/// Waits on `ch`'s health Watch (of the whole server) until it reports
+/// `wanted`.
+async fn health_becomes(ch: &Channel, wanted: ServingStatus) {
+    let mut statuses = HealthClient::new(ch.clone())
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let status = statuses
+            .message()
+            .await
+            .unwrap()
+            .expect("the health stream ended");
+        if status.status == wanted as i32 {
+            return;
+        }
+    }
+}
+
 /// A node cut off from the database (a proxy between them that stops
 /// forwarding) refuses writes with UNAVAILABLE and keeps answering reads
-/// at the revision it applied; healed, it writes again and catches up
-/// with what another node wrote meanwhile.
+/// at the revision it applied; `at_least_revision` beyond it fails with
+/// UNAVAILABLE naming that revision; past `--max-lag-secs` its health is
+/// NOT_SERVING. Healed, it writes again, catches up with what another
+/// node wrote meanwhile and is SERVING again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_cut_off_from_the_database_refuses_writes_and_serves_reads() {
     let Some(server) = test_database::server_url("a node cut off from PostgreSQL") else {
@@ -251,9 +278,12 @@ async fn a_node_cut_off_from_the_database_refuses_writes_and_serves_reads() {
         "200".into(),
         "--store-connect-timeout-secs".into(),
         "1".into(),
+        "--max-lag-secs".into(),
+        "1".into(),
     ];
     let cut_off = spawn_binary_with(&dir.path().join("cut-off"), &args).await;
     let (ch_direct, ch_cut) = (direct.channel().await, cut_off.channel().await);
+    health_becomes(&ch_cut, ServingStatus::Serving).await;
     let before = create(&ch_cut, "p0").await.unwrap();
 
     cut.send_replace(true);
@@ -264,8 +294,19 @@ async fn a_node_cut_off_from_the_database_refuses_writes_and_serves_reads() {
         Ok(false)
     );
     let meanwhile = create(&ch_direct, "p2").await.unwrap();
+    let beyond = read_at(&ch_cut, meanwhile).await.unwrap_err();
+    assert_eq!(beyond.code(), tonic::Code::Unavailable, "{beyond:?}");
+    assert!(
+        beyond.message().contains(&format!(
+            "beyond revision {before}, the latest this node has applied"
+        )),
+        "{beyond:?}"
+    );
+    health_becomes(&ch_cut, ServingStatus::NotServing).await;
+    cut_off.wait_for_line("node behind the database past the bound");
 
     cut.send_replace(false);
+    health_becomes(&ch_cut, ServingStatus::Serving).await;
     let mut healed = None;
     for _ in 0..100 {
         match create(&ch_cut, "p3").await {
@@ -283,4 +324,82 @@ async fn a_node_cut_off_from_the_database_refuses_writes_and_serves_reads() {
     assert!(healed > meanwhile);
     read_at(&ch_cut, meanwhile).await.unwrap();
     read_at(&ch_direct, healed).await.unwrap();
+}
+
+/// How many sessions hold the housekeeping lease (the advisory lock on a
+/// connection named `authzd-housekeeping`).
+const LEASE_HOLDERS: &str = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+     WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() \
+     AND a.application_name = 'authzd-housekeeping'";
+
+/// Waits (bounded) until the changelog's oldest entry is at least `oldest`:
+/// pruning runs in the background, on the lease holder.
+async fn pruned_to(url: &str, oldest: i64) {
+    for _ in 0..200 {
+        let found = test_database::query_i64(
+            url,
+            "SELECT coalesce(min(revision), 0) FROM authzd_changelog",
+        )
+        .await
+        .unwrap();
+        if found >= oldest {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the changelog was not pruned to revision {oldest}");
+}
+
+/// Housekeeping runs on one node at a time: the first node takes the lease
+/// (one advisory lock, one holder) and prunes the changelog behind the
+/// other node's writes, which does not; killed (`kill -9`), it loses the
+/// lease with its connection, the other node takes it over and prunes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_node_keeps_house_and_another_takes_over_when_it_dies() {
+    let Some(server) = test_database::server_url("housekeeping lease on PostgreSQL") else {
+        return;
+    };
+    let url = test_database::fresh(&server).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = |name: &str| -> (std::path::PathBuf, Vec<OsString>) {
+        (
+            dir.path().join(name),
+            vec![
+                "--store".into(),
+                url.clone().into(),
+                "--store-poll-millis".into(),
+                "200".into(),
+                "--retain-revisions".into(),
+                "2".into(),
+            ],
+        )
+    };
+    let (data, a_args) = args("a");
+    let mut a = spawn_binary_with(&data, &a_args).await;
+    a.wait_for_line("holding the housekeeping lease");
+    let (data, b_args) = args("b");
+    let b = spawn_binary_with(&data, &b_args).await;
+    let ch_b = b.channel().await;
+    assert_eq!(
+        test_database::query_i64(&url, LEASE_HOLDERS).await.unwrap(),
+        1
+    );
+
+    let mut head = 0;
+    for i in 0..6 {
+        head = create(&ch_b, &format!("before-{i}")).await.unwrap();
+    }
+    pruned_to(&url, head as i64 - 1).await;
+
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    b.wait_for_line("holding the housekeeping lease");
+    assert_eq!(
+        test_database::query_i64(&url, LEASE_HOLDERS).await.unwrap(),
+        1
+    );
+    for i in 0..6 {
+        head = create(&ch_b, &format!("after-{i}")).await.unwrap();
+    }
+    pruned_to(&url, head as i64 - 1).await;
 }

@@ -88,6 +88,9 @@ impl ChildServer {
             // would cost the calls measured their formatting and the pipe.
             .env("RUST_LOG", "info,authzd::access=off")
             .env_remove("AUTHZD_CONFIG")
+            // A node is on PostgreSQL only when `extra` says `--store`: the
+            // bench's own AUTHZD_STORE must not turn its redb node into one.
+            .env_remove("AUTHZD_STORE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

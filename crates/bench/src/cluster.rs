@@ -7,7 +7,10 @@
 //! *k mod n*), and the cross-node propagation: one writer commits on the first
 //! node at 100 writes a second while a Watch subscriber on the second
 //! records, for each, the time from the commit (`committed_at`) to its
-//! receipt there. Every loop stops by itself (its deadline, or a count).
+//! receipt there. With `--cold-start-subjects N`, also the cold start of
+//! a node joining a database that holds a tenant of N subjects, next to a
+//! redb node's restart over the same tenant. Every loop stops by itself
+//! (its deadline, or a count).
 //! Must not reach into the server: everything goes through gRPC.
 
 use std::fmt;
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::bulk;
 use super::child::ChildServer;
 use super::writes::membership;
 use super::{BenchError, CALL_TIMEOUT, feed, parse_seconds, rpc_error};
@@ -69,6 +73,24 @@ pub struct ClusterArgs {
     /// binary].
     #[arg(long)]
     pub server_binary: Option<PathBuf>,
+    /// Also measure the cold start of a node joining a database that holds
+    /// a tenant of this many subjects (100 groups, 1,000 scopes), next to
+    /// a redb node restarted over the same tenant. Off unless given.
+    #[arg(long)]
+    pub cold_start_subjects: Option<usize>,
+}
+
+/// One cold start.
+#[derive(Debug, Clone)]
+pub struct ColdStartRow {
+    /// `redb` or `postgres`.
+    pub store: &'static str,
+    /// Subjects in the tenant.
+    pub subjects: usize,
+    /// Records the tenant's import wrote.
+    pub records: usize,
+    /// From spawning the process to its first SERVING answer.
+    pub start: Duration,
 }
 
 /// One write measurement.
@@ -116,6 +138,8 @@ pub struct ClusterReport {
     pub writes: Vec<WriteRow>,
     /// Cross-node propagation, per number of nodes (from two).
     pub propagation: Vec<PropagationRow>,
+    /// Cold starts, redb first (with `--cold-start-subjects`).
+    pub cold_starts: Vec<ColdStartRow>,
 }
 
 impl ClusterReport {
@@ -167,6 +191,25 @@ impl fmt::Display for ClusterReport {
                     r.p50_us / 1000.0,
                     r.p99_us / 1000.0,
                     r.max_us / 1000.0
+                )?;
+            }
+        }
+        if let Some(redb) = self.cold_starts.iter().find(|r| r.store == "redb") {
+            writeln!(
+                f,
+                "\ncold start: spawn to first SERVING, over a tenant already stored (redb: the node restarted; postgres: a node joining)\n"
+            )?;
+            writeln!(f, "| store | subjects | records | start s | vs redb |")?;
+            writeln!(f, "| --- | ---: | ---: | ---: | ---: |")?;
+            for r in &self.cold_starts {
+                writeln!(
+                    f,
+                    "| {} | {} | {} | {:.2} | {:.2}x |",
+                    r.store,
+                    r.subjects,
+                    r.records,
+                    r.start.as_secs_f64(),
+                    r.start.as_secs_f64() / redb.start.as_secs_f64().max(1e-9)
                 )?;
             }
         }
@@ -277,7 +320,72 @@ pub async fn run(args: &ClusterArgs) -> Result<ClusterReport, BenchError> {
             node.stop(STOP_TIMEOUT).await?;
         }
     }
+    if let Some(subjects) = args.cold_start_subjects {
+        let tenant = format!("bench-{run_id}-cold");
+        report.cold_starts = cold_starts(&binary, folder.path(), &store, &tenant, subjects).await?;
+    }
     Ok(report)
+}
+
+/// The same tenant of `subjects` subjects imported into a redb node (then
+/// restarted) and through a PostgreSQL node (then another node joins):
+/// each cold start from spawn to SERVING.
+async fn cold_starts(
+    binary: &std::path::Path,
+    folder: &std::path::Path,
+    store: &[String],
+    tenant: &str,
+    subjects: usize,
+) -> Result<Vec<ColdStartRow>, BenchError> {
+    let sizes = authzd_testkit::dataset::Sizes {
+        subjects,
+        groups: 100,
+        scopes: 1_000,
+    };
+    let data = authzd_testkit::dataset::Dataset::generate(sizes, 17);
+    let mut rows = Vec::with_capacity(2);
+    let redb_data = folder.join("cold-redb");
+    let (redb, _) =
+        ChildServer::start_with(binary, &redb_data, &[], START_TIMEOUT, "cold-redb").await?;
+    let imported =
+        bulk::import(redb.remote()?.connect().await?, tenant, &data, "cold-redb").await?;
+    redb.stop(STOP_TIMEOUT).await?;
+    let (redb, start) =
+        ChildServer::start_with(binary, &redb_data, &[], START_TIMEOUT, "cold-redb").await?;
+    redb.stop(STOP_TIMEOUT).await?;
+    rows.push(ColdStartRow {
+        store: "redb",
+        subjects,
+        records: imported.records,
+        start,
+    });
+    let (writer, _) = ChildServer::start_with(
+        binary,
+        &folder.join("cold-pg-writer"),
+        store,
+        START_TIMEOUT,
+        "cold-pg-writer",
+    )
+    .await?;
+    let imported =
+        bulk::import(writer.remote()?.connect().await?, tenant, &data, "cold-pg").await?;
+    writer.stop(STOP_TIMEOUT).await?;
+    let (joining, start) = ChildServer::start_with(
+        binary,
+        &folder.join("cold-pg-joining"),
+        store,
+        START_TIMEOUT,
+        "cold-pg-joining",
+    )
+    .await?;
+    joining.stop(STOP_TIMEOUT).await?;
+    rows.push(ColdStartRow {
+        store: "postgres",
+        subjects,
+        records: imported.records,
+        start,
+    });
+    Ok(rows)
 }
 
 /// `writers` writers on each of `channels` (one per node) for `duration`,

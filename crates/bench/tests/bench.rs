@@ -390,7 +390,7 @@ async fn the_bench_measures_a_replica_next_to_its_primary() {
 /// `authzd-bench cluster` at tiny settings against a fresh PostgreSQL
 /// database (skipped with a notice without one, failed under `CI=true`):
 /// every write acknowledged, the redb row first, each propagation write
-/// received, the tables printed.
+/// received, a cold start of each store, the tables printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_bench_measures_nodes_on_one_database() {
     use authzd_store_postgres::test_database;
@@ -410,6 +410,8 @@ async fn the_cluster_bench_measures_nodes_on_one_database() {
         "0.3",
         "--propagation-writes",
         "10",
+        "--cold-start-subjects",
+        "200",
         "--server-binary",
         &server_binary(),
     ])
@@ -443,6 +445,13 @@ async fn the_cluster_bench_measures_nodes_on_one_database() {
         report.to_string().contains("cross-node propagation"),
         "{report}"
     );
+    let cold: Vec<(&str, usize)> = report
+        .cold_starts
+        .iter()
+        .map(|r| (r.store, r.subjects))
+        .collect();
+    assert_eq!(cold, [("redb", 200), ("postgres", 200)], "{report}");
+    assert!(report.to_string().contains("cold start"), "{report}");
 }
 
 /// The stalled-subscriber phase at tiny settings, under a 1 MiB Watch

@@ -144,6 +144,23 @@ pub async fn serve_edges(
         }
         _ => set_health(&health, ServingStatus::Serving).await,
     }
+    // A node of a shared database: NOT_SERVING while it is further behind
+    // the database than its bound (the database unreachable, or the node
+    // not catching up).
+    if let Some(shared) = &service.config().store {
+        let lagging = service.clone();
+        tokio::spawn(api::report_lag(
+            service.clone(),
+            move |_| match lagging.store_lag() {
+                Some(lag) => (lag.behind, Some(lag.since_in_step), !lag.reachable),
+                None => (0, Some(std::time::Duration::ZERO), false),
+            },
+            shared.max_lag,
+            health.clone(),
+            health_names(),
+            &api::SHARED_NODE,
+        ));
+    }
     let health_service = HealthServer::new(HealthApi::new(health.clone(), service.clone()));
 
     let reflection = || {
@@ -260,7 +277,8 @@ pub async fn serve_edges(
     Ok(())
 }
 
-/// The health statuses a replica's lag and a shutdown switch: the
+/// The health statuses a replica's or a shared-store node's lag and a
+/// shutdown switch: the
 /// server's ("") and every authzd service's.
 fn health_names() -> Vec<&'static str> {
     use tonic::server::NamedService;

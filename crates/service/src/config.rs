@@ -29,6 +29,10 @@ pub struct SharedStore {
     pub url: String,
     /// Pool size, timeouts, poll interval.
     pub options: authzd_store_postgres::Options,
+    /// How far behind the database (in seconds since the node last knew
+    /// it had applied every revision the database held) the node may be
+    /// before its health is NOT_SERVING.
+    pub max_lag: Duration,
 }
 
 impl SharedStore {

@@ -36,12 +36,14 @@ pub mod config;
 pub mod metrics;
 pub mod ops;
 mod replica;
+mod store_lag;
 pub mod watch;
 
 pub use replica::{
     Export, StoreSummary, Tenants, decode_record, encode_record, inspect_store, write_backup,
 };
 mod sequencer;
+pub use store_lag::StoreLag;
 
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -61,6 +63,7 @@ use authzd_store_redb as storage;
 pub use authzd_store_redb::FILE_NAME;
 pub use sequencer::WhatIf;
 use sequencer::{Job, Reply, Sequencer};
+use store_lag::LagTracker;
 
 /// Why the service refused or failed a request.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +109,21 @@ pub enum Error {
         requested: Revision,
         /// The latest committed revision.
         latest: Revision,
+    },
+    /// On a node of a shared store: `at_least_revision` is beyond what the
+    /// node has applied, and it cannot catch up in time (the database is
+    /// unreachable, or the node is far behind). Another node, or a retry,
+    /// may answer.
+    #[error(
+        "at_least_revision {requested} is beyond revision {applied}, the latest this node has applied, and it cannot catch up now ({why}); try again or ask another node"
+    )]
+    NotApplied {
+        /// What was asked for.
+        requested: Revision,
+        /// The latest revision this node has applied.
+        applied: Revision,
+        /// Why it cannot catch up.
+        why: &'static str,
     },
     /// `options.actor` names no subject of the tenant.
     #[error("options.actor: subject {actor} not found in tenant {tenant}")]
@@ -277,6 +295,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Flips to true at shutdown: background tasks end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// On a node of a shared store, how far behind the database it is;
+    /// `None` otherwise.
+    lag: Option<LagTracker>,
     config: Config,
 }
 
@@ -377,6 +398,7 @@ impl Service {
                 sequencer: Mutex::new(Some(thread)),
                 clock,
                 closing: tokio::sync::watch::Sender::new(false),
+                lag: config.store.is_some().then(|| LagTracker::new(revision)),
                 config,
             }),
         };
@@ -416,6 +438,13 @@ impl Service {
         self.inner.config.store.is_some()
     }
 
+    /// On a node of a shared store, how far behind the database it is (as
+    /// last measured, at most a poll interval ago); `None` on other nodes.
+    pub fn store_lag(&self) -> Option<StoreLag> {
+        let lag = self.inner.lag.as_ref()?;
+        Some(lag.measure(self.snapshot().revision))
+    }
+
     fn refuse_on_replica(&self) -> Result<(), Error> {
         if self.is_replica() {
             return Err(Error::ReadOnly);
@@ -449,7 +478,18 @@ impl Service {
         // On a shared store other nodes commit too: a revision is known
         // if the store holds it, however far this node is behind.
         if self.is_shared() {
-            let stored = self.inner.store.revision().await?;
+            let stored = match self.inner.store.revision().await {
+                Ok(stored) => stored,
+                Err(StoreError::Unavailable(e)) => {
+                    tracing::debug!(error = %e, "at_least_revision beyond the applied revision, and the database is unreachable");
+                    return Err(Error::NotApplied {
+                        requested: revision,
+                        applied: latest,
+                        why: "the database cannot be reached",
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
             if revision > stored {
                 return Err(Error::RevisionAhead {
                     requested: revision,
@@ -475,6 +515,12 @@ impl Service {
         .await;
         match reached {
             Ok(Ok(_)) => Ok(self.snapshot()),
+            // Committed (the database holds it), not yet applied here.
+            _ if self.is_shared() => Err(Error::NotApplied {
+                requested: revision,
+                applied: self.snapshot().revision,
+                why: "this node is still catching up with the database",
+            }),
             _ => Err(Error::RevisionAhead {
                 requested: revision,
                 latest: self.snapshot().revision,
@@ -728,29 +774,70 @@ impl Service {
     /// a revision beyond the cache's is committed (by any node), it lets
     /// the sequencer finish what this node committed, then hands the
     /// changelog entries still missing to the observe path, so cache and
-    /// feed follow every node's commits in revision order. A failure
-    /// (the database unreachable) is logged and retried after a pause;
-    /// ends when the service or the store closes.
+    /// feed follow every node's commits in revision order. Every poll
+    /// interval it also reads the database's head, which measures the
+    /// node's lag (and finds the database unreachable). A failure (the
+    /// database unreachable) is logged and retried after a pause; ends
+    /// when the service or the store closes.
     async fn follow_store(self) {
         let mut closing = self.inner.closing.subscribe();
+        let every = self
+            .inner
+            .config
+            .store
+            .as_ref()
+            .map_or(FOLLOW_RETRY, |s| s.options.poll_interval);
+        let mut measure = tokio::time::interval(every);
+        measure.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let applied = self.snapshot().revision;
             let woke = tokio::select! {
-                woke = self.inner.store.wait_beyond(applied) => woke,
-                _ = closing.wait_for(|c| *c) => return,
+                woke = self.inner.store.wait_beyond(applied) => Some(woke),
+                _ = measure.tick() => None,
+                _ = async { closing.wait_for(|c| *c).await.is_ok() } => return,
+            };
+            let Some(woke) = woke else {
+                self.measure_lag().await;
+                continue;
             };
             let followed = match woke {
-                Ok(latest) => self.catch_up_with(latest).await,
+                Ok(latest) => self.catch_up_with(latest).await.map(|()| latest),
                 Err(StoreError::Closed) => return,
                 Err(e) => Err(e.into()),
             };
-            if let Err(e) = followed {
-                tracing::warn!(error = %e, applied = %self.snapshot().revision, "following the other nodes failed; trying again");
-                tokio::select! {
-                    _ = tokio::time::sleep(FOLLOW_RETRY) => {}
-                    _ = closing.wait_for(|c| *c) => return,
+            match followed {
+                Ok(latest) => {
+                    if let Some(lag) = &self.inner.lag {
+                        lag.heard(latest, self.snapshot().revision);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, applied = %self.snapshot().revision, "following the other nodes failed; trying again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(FOLLOW_RETRY) => {}
+                        _ = closing.wait_for(|c| *c) => return,
+                    }
                 }
             }
+        }
+    }
+
+    /// Reads the database's head and records the node's lag behind it (in
+    /// the metrics too).
+    async fn measure_lag(&self) {
+        let Some(lag) = &self.inner.lag else { return };
+        // Bounded: a database that does not answer is an unreachable one.
+        let read = tokio::time::timeout(LAG_READ_TIMEOUT, self.inner.store.revision()).await;
+        match read {
+            Ok(Ok(head)) => lag.heard(head, self.snapshot().revision),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "reading the database's head failed");
+                lag.unreachable();
+            }
+            Err(_) => lag.unreachable(),
+        }
+        if let Some(measured) = self.store_lag() {
+            metrics::store_lag(&measured);
         }
     }
 
@@ -789,7 +876,9 @@ impl Service {
     /// The expiry timer: sleeps until the soonest assignment expiry (or
     /// until a write may have changed it), then has the sequencer remove what
     /// has expired with a system write per tenant, so each loss reaches the
-    /// feed at its instant with a revision. Checks never wait for it:
+    /// feed at its instant with a revision. On a shared store only the node
+    /// holding the housekeeping lease does; the others look again every
+    /// [`HOUSEKEEPING_RECHECK`] in case the lease passes to them. Checks never wait for it:
     /// evaluation ignores expired assignments by itself.
     async fn expire(self) {
         let mut applied = self.inner.applied.subscribe();
@@ -801,6 +890,17 @@ impl Service {
             };
             tokio::select! {
                 _ = sleep => {
+                    // On a shared store one node sweeps (the one holding
+                    // the housekeeping lease); the others apply its writes
+                    // as they follow, which moves their next expiry.
+                    if !self.inner.store.holds_housekeeping() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(HOUSEKEEPING_RECHECK) => {}
+                            changed = applied.changed() => if changed.is_err() { return },
+                            _ = async { closing.wait_for(|c| *c).await.is_ok() } => return,
+                        }
+                        continue;
+                    }
                     if let Err(e) = self.submit(|reply| Job::Expire { reply }).await {
                         tracing::error!(error = %e, "removing expired assignments failed; retrying");
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -812,6 +912,14 @@ impl Service {
         }
     }
 }
+
+/// How often a node of a shared store without the housekeeping lease looks
+/// again whether it holds it, while an expiry is due.
+const HOUSEKEEPING_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a node of a shared store waits for the database's head when
+/// measuring its lag before taking the database for unreachable.
+const LAG_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The pause before a node of a shared store tries again to follow the
 /// others after a failure (the database unreachable).

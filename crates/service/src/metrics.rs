@@ -28,6 +28,16 @@ pub const REVISION: &str = "authzd_revision";
 pub const WATCH_STREAMS: &str = "authzd_watch_streams";
 /// How many revisions behind the cache a `Watch` message was when sent.
 pub const WATCH_LAG: &str = "authzd_watch_lag_revisions";
+/// On a node of a shared store: revisions the database holds beyond the
+/// ones this node has applied (as last read from the database).
+pub const STORE_LAG_REVISIONS: &str = "authzd_store_lag_revisions";
+/// On a node of a shared store: seconds since the node last knew it had
+/// applied every revision the database held (grows while the database
+/// cannot be reached).
+pub const STORE_LAG_SECONDS: &str = "authzd_store_lag_seconds";
+/// On a node of a shared store: 1 while the database answers, 0 while it
+/// cannot be reached.
+pub const STORE_REACHABLE: &str = "authzd_store_reachable";
 /// Subjects in a tenant's cache, by tenant.
 pub const TENANT_SUBJECTS: &str = "authzd_tenant_subjects";
 /// Assignments in a tenant's cache, by tenant.
@@ -73,6 +83,13 @@ pub fn commit(writes: usize, took: Duration, revision: u64) {
     metrics::histogram!(COMMIT_SECONDS).record(took.as_secs_f64());
     metrics::histogram!(GROUP_WRITES).record(writes as f64);
     metrics::gauge!(REVISION).set(revision as f64);
+}
+
+/// A shared-store node's lag, as last measured.
+pub fn store_lag(lag: &crate::StoreLag) {
+    metrics::gauge!(STORE_LAG_REVISIONS).set(lag.behind as f64);
+    metrics::gauge!(STORE_LAG_SECONDS).set(lag.since_in_step.as_secs_f64());
+    metrics::gauge!(STORE_REACHABLE).set(if lag.reachable { 1.0 } else { 0.0 });
 }
 
 /// A tenant's cache sizes after a write.

@@ -61,6 +61,9 @@ pub(crate) struct Inner {
     /// `LISTEN`, or by [`Options::listen`]).
     pub(crate) notify: AtomicBool,
     pub(crate) options: Options,
+    /// Whether this handle holds the housekeeping lease (see
+    /// `crate::lease`): only then does it prune and sweep expiries.
+    pub(crate) lease_held: AtomicBool,
     retention: AtomicU64,
     audit_retention: AtomicU64,
 }
@@ -159,12 +162,20 @@ impl PgDatastore {
             closed: AtomicBool::new(false),
             notify: AtomicBool::new(options.listen),
             options,
+            lease_held: AtomicBool::new(false),
             retention: AtomicU64::new(u64::MAX),
             audit_retention: AtomicU64::new(u64::MAX),
         });
         let latest = inner.read_head().await?;
         inner.announce(latest);
         crate::follow::spawn(&inner);
+        // Tried once before the handle is used, so a node alone on its
+        // database prunes from its first commit.
+        let mut lease = crate::lease::Lease::new();
+        if lease.try_take(&inner).await {
+            crate::lease::announce_taken(&inner);
+        }
+        crate::lease::spawn(&inner, lease);
         Ok(PgDatastore(inner))
     }
 }
@@ -516,11 +527,15 @@ async fn known_keys(
     Ok(known)
 }
 
-/// Prunes what fell out of the retention windows, after a commit and
-/// outside its transaction (no lock on the counter row is held): at most
-/// [`MAX_PRUNED_PER_COMMIT`] rows of each table. A failure is logged; the
-/// next commit tries again.
-async fn prune(inner: &Inner, last: Option<Revision>, latest_at: Option<Timestamp>) {
+/// Prunes what fell out of the retention windows, after a commit (this
+/// node's, or another's this node learnt of) and outside its transaction
+/// (no lock on the counter row is held): at most [`MAX_PRUNED_PER_COMMIT`]
+/// rows of each table, and only on the node holding the housekeeping
+/// lease. A failure is logged; the next commit tries again.
+pub(crate) async fn prune(inner: &Inner, last: Option<Revision>, latest_at: Option<Timestamp>) {
+    if !inner.lease_held.load(Ordering::SeqCst) {
+        return;
+    }
     let retain = inner.retention.load(Ordering::SeqCst);
     let keep_from = last.and_then(|l| l.0.checked_sub(retain).map(|r| r + 1));
     let age = inner.audit_retention.load(Ordering::SeqCst);
@@ -839,6 +854,10 @@ impl Datastore for PgDatastore {
             }
         }
         Ok(page)
+    }
+
+    fn holds_housekeeping(&self) -> bool {
+        self.0.lease_held.load(Ordering::SeqCst)
     }
 
     fn retain(&self, revisions: u64) {

@@ -14,12 +14,17 @@
 //!   head; each handle keeps one dedicated `LISTEN` connection and polls
 //!   the counter every [`Options::poll_interval`] as the backstop (a lost
 //!   notification, a dropped connection, a database without `LISTEN`).
-//! - **Schema**: versioned migrations applied at open inside one
+//! - **Schema**: versioned migrations applied at open (unless
+//!   [`Options::migrate`] is off) or by [`migrate`], inside one
 //!   transaction under a PostgreSQL advisory lock; a database written by a
 //!   newer authzd is refused ([`StoreError::NewerSchema`]).
-//! - **Pruning** of the changelog, commit ids and audit trail runs after a
-//!   commit, in statements of its own, outside the counter row's lock;
-//!   the deletes are idempotent, so two nodes pruning at once is harmless.
+//! - **Housekeeping** (pruning the changelog, commit ids and audit trail;
+//!   the service's expiry sweeps) runs on one node at a time, the one
+//!   holding a lease — a PostgreSQL advisory lock on a dedicated
+//!   connection (`lease`). Pruning runs after a commit (this node's or
+//!   another's), in statements of its own, outside the counter row's
+//!   lock; the deletes are idempotent, so two nodes briefly both pruning
+//!   is harmless.
 //!
 //! The SQL stays portable where it can (no xid8, no sequences for
 //! revisions, `LISTEN` optional, the compare-and-set retried on
@@ -31,6 +36,7 @@
 
 mod datastore;
 mod follow;
+mod lease;
 mod migrate;
 mod records;
 #[cfg(feature = "test-database")]
@@ -43,6 +49,8 @@ use std::time::Duration;
 use authzd_store::{Datastore, StoreError};
 
 pub use follow::LISTEN_APPLICATION_NAME;
+pub use lease::HOUSEKEEPING_APPLICATION_NAME;
+pub use migrate::{Migrated, Mode};
 
 /// How a node connects to and follows the database.
 #[derive(Debug, Clone)]
@@ -62,6 +70,11 @@ pub struct Options {
     /// other nodes' commits are learnt by polling alone (a database
     /// without `LISTEN`/`NOTIFY`).
     pub listen: bool,
+    /// Whether opening applies the migrations the database lacks (under
+    /// an advisory lock); off, a database not at this build's version is
+    /// refused ([`StoreError::OlderSchema`]) and `authzd migrate` is what
+    /// brings it up to date.
+    pub migrate: bool,
 }
 
 /// The pool size when none is given.
@@ -81,6 +94,7 @@ impl Default for Options {
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             poll_interval: DEFAULT_POLL_INTERVAL,
             listen: true,
+            migrate: true,
         }
     }
 }
@@ -115,11 +129,47 @@ fn location(config: &tokio_postgres::Config) -> String {
 }
 
 /// Connects to the database at `url`, applies the schema migrations this
-/// build knows (refusing a database of a newer version), and starts
-/// following other nodes' commits. Each failure to start has its own
-/// error: [`StoreError::Unreachable`], [`StoreError::AuthenticationFailed`],
-/// [`StoreError::DatabaseMissing`], [`StoreError::NewerSchema`].
+/// build knows (or, with [`Options::migrate`] off, checks that none is
+/// missing), refusing a database of a newer version, and starts following
+/// other nodes' commits. Each failure to start has its own error:
+/// [`StoreError::Unreachable`], [`StoreError::AuthenticationFailed`],
+/// [`StoreError::DatabaseMissing`], [`StoreError::NewerSchema`],
+/// [`StoreError::OlderSchema`].
 pub async fn open(url: &str, options: Options) -> Result<Arc<dyn Datastore>, StoreError> {
+    let (config, location, tls) = connection(url, &options)?;
+    let mode = if options.migrate {
+        Mode::Apply
+    } else {
+        Mode::Require
+    };
+    migrate::run(&config, &tls, &location, mode).await?;
+    let store = datastore::PgDatastore::start(config, tls, location, options).await?;
+    Ok(Arc::new(store))
+}
+
+/// Brings the database at `url` to the schema version this build knows
+/// ([`Mode::Apply`]) or only reads its version ([`Mode::Check`]), as
+/// `authzd migrate` does, and says what it found and applied. A database
+/// of a newer version is refused ([`StoreError::NewerSchema`]).
+pub async fn migrate(url: &str, options: &Options, mode: Mode) -> Result<Migrated, StoreError> {
+    let (config, location, tls) = connection(url, options)?;
+    migrate::run(&config, &tls, &location, mode).await
+}
+
+/// The driver's settings for `url` (with PGPASSWORD's password when the URL
+/// has none, the timeouts of `options`), where it points without its
+/// password, and the TLS connector.
+fn connection(
+    url: &str,
+    options: &Options,
+) -> Result<
+    (
+        tokio_postgres::Config,
+        String,
+        tokio_postgres_rustls::MakeRustlsConnect,
+    ),
+    StoreError,
+> {
     let mut config = tokio_postgres::Config::from_str(url).map_err(|source| StoreError::Open {
         location: "postgres://(an unreadable URL)".to_owned(),
         source: Box::new(source),
@@ -142,10 +192,7 @@ pub async fn open(url: &str, options: Options) -> Result<Arc<dyn Datastore>, Sto
     if config.get_application_name().is_none() {
         config.application_name("authzd");
     }
-    let tls = tls()?;
-    migrate::run(&config, &tls, &location).await?;
-    let store = datastore::PgDatastore::start(config, tls, location, options).await?;
-    Ok(Arc::new(store))
+    Ok((config, location, tls()?))
 }
 
 /// TLS to the database through rustls (ring), trusting the system's root

@@ -1,6 +1,7 @@
 //! The database's schema and its versions: the migrations this build knows,
-//! applied at open in one transaction under an advisory lock (so two nodes
-//! starting at once apply each migration once), and the refusal of a
+//! applied at open (or by `authzd migrate`) in one transaction under an
+//! advisory lock (so two nodes starting at once apply each migration
+//! once), the check of a node told not to migrate, and the refusal of a
 //! database written by a newer authzd.
 //!
 //! Owns the DDL and the start-up errors per cause; must not read or write
@@ -75,13 +76,40 @@ pub(crate) fn latest() -> i64 {
     i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
 }
 
-/// Connects once, naming the cause of a failure, and brings the schema to
-/// [`latest`]; refuses a database whose version is newer.
+/// What to do with the database's schema version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Apply the migrations this build knows and the database lacks.
+    Apply,
+    /// Apply nothing: read the version only (`authzd migrate --check`).
+    Check,
+    /// Apply nothing, and refuse a database that is not at this build's
+    /// version (a node told not to migrate).
+    Require,
+}
+
+/// The database's schema version before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// Where, without any password.
+    pub location: String,
+    /// The version found (0: a database authzd never wrote).
+    pub found: i64,
+    /// The versions applied now, in order (none in [`Mode::Check`]).
+    pub applied: Vec<i64>,
+    /// The newest version this build knows.
+    pub latest: i64,
+}
+
+/// Connects once, naming the cause of a failure, and, as `mode` says,
+/// brings the schema to [`latest`] or checks it; refuses a database whose
+/// version is newer.
 pub(crate) async fn run(
     config: &tokio_postgres::Config,
     tls: &MakeRustlsConnect,
     location: &str,
-) -> Result<(), StoreError> {
+    mode: Mode,
+) -> Result<Migrated, StoreError> {
     let (mut client, connection) = config
         .connect(tls.clone())
         .await
@@ -91,13 +119,77 @@ pub(crate) async fn run(
             tracing::debug!(error = %e, "the migration connection ended");
         }
     });
-    let result = apply(&mut client, location).await;
+    let result = match mode {
+        Mode::Apply => apply(&mut client, location).await,
+        Mode::Check | Mode::Require => check(&client, location, mode).await,
+    };
     drop(client);
     let _ = driver.await;
     result
 }
 
-async fn apply(client: &mut tokio_postgres::Client, location: &str) -> Result<(), StoreError> {
+/// Reads the version without writing anything; in [`Mode::Require`]
+/// refuses one older than [`latest`].
+async fn check(
+    client: &tokio_postgres::Client,
+    location: &str,
+    mode: Mode,
+) -> Result<Migrated, StoreError> {
+    // A database authzd never wrote has no version table: version 0.
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('authzd_schema_version') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(crate::query_error)?
+        .try_get(0)
+        .map_err(crate::query_error)?;
+    let found: i64 = if exists {
+        client
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM authzd_schema_version",
+                &[],
+            )
+            .await
+            .map_err(crate::query_error)?
+            .try_get(0)
+            .map_err(crate::query_error)?
+    } else {
+        0
+    };
+    refuse_newer(found, location)?;
+    if mode == Mode::Require && found < latest() {
+        return Err(StoreError::OlderSchema {
+            location: location.to_owned(),
+            found,
+            needed: latest(),
+        });
+    }
+    Ok(Migrated {
+        location: location.to_owned(),
+        found,
+        applied: Vec::new(),
+        latest: latest(),
+    })
+}
+
+/// [`StoreError::NewerSchema`] if `found` is beyond this build.
+fn refuse_newer(found: i64, location: &str) -> Result<(), StoreError> {
+    if found > latest() {
+        return Err(StoreError::NewerSchema {
+            location: location.to_owned(),
+            found,
+            supported: latest(),
+        });
+    }
+    Ok(())
+}
+
+async fn apply(
+    client: &mut tokio_postgres::Client,
+    location: &str,
+) -> Result<Migrated, StoreError> {
     let txn = client.transaction().await.map_err(crate::query_error)?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
@@ -118,17 +210,13 @@ async fn apply(client: &mut tokio_postgres::Client, location: &str) -> Result<()
         .map_err(crate::query_error)?
         .try_get(0)
         .map_err(crate::query_error)?;
-    if found > latest() {
-        return Err(StoreError::NewerSchema {
-            location: location.to_owned(),
-            found,
-            supported: latest(),
-        });
-    }
+    refuse_newer(found, location)?;
+    let mut applied = Vec::new();
     for (version, sql) in (1i64..).zip(MIGRATIONS) {
         if version <= found {
             continue;
         }
+        applied.push(version);
         tracing::info!(store = %location, version, "applying a schema migration");
         txn.batch_execute(sql).await.map_err(crate::query_error)?;
         txn.execute(
@@ -146,7 +234,13 @@ async fn apply(client: &mut tokio_postgres::Client, location: &str) -> Result<()
     )
     .await
     .map_err(crate::query_error)?;
-    txn.commit().await.map_err(crate::query_error)
+    txn.commit().await.map_err(crate::query_error)?;
+    Ok(Migrated {
+        location: location.to_owned(),
+        found,
+        applied,
+        latest: latest(),
+    })
 }
 
 /// Names why the first connection failed: no server, refused credentials,

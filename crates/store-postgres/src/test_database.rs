@@ -108,6 +108,17 @@ pub async fn fresh(url: &str) -> Result<String, tokio_postgres::Error> {
     Ok(with_database(url, &name))
 }
 
+/// The first column of the one row `sql` returns on the database at `url`
+/// (a count, a revision): for a test to look at the database directly.
+pub async fn query_i64(url: &str, sql: &str) -> Result<i64, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let value = client.query_one(sql, &[]).await?.try_get(0);
+    drop(client);
+    let _ = driver.await;
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

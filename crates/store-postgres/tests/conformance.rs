@@ -391,3 +391,55 @@ async fn start_up_errors_name_their_cause_without_the_password() -> TestResult {
     assert!(err.to_string().contains("newer authzd"), "{err}");
     Ok(())
 }
+
+/// `migrate` reads a new database's version (0) without writing it, then
+/// applies every migration once and nothing the second time; a node told
+/// not to migrate refuses the database until it is up to date; a newer
+/// version is refused by the check too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_checks_applies_once_and_a_node_may_require_it() -> TestResult {
+    use authzd_store_postgres::Mode;
+    let pg = pg_or_skip!();
+    let url = pg.url().await?.clone();
+    let options = Options::default();
+    let checked = authzd_store_postgres::migrate(&url, &options, Mode::Check).await?;
+    assert_eq!((checked.found, checked.applied.len()), (0, 0));
+    assert!(checked.latest >= 1);
+    let strict = Options {
+        migrate: false,
+        ..Options::default()
+    };
+    let err = authzd_store_postgres::open(&url, strict.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::OlderSchema { found: 0, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("authzd migrate"), "{err}");
+    let applied = authzd_store_postgres::migrate(&url, &options, Mode::Apply).await?;
+    assert_eq!(applied.found, 0);
+    assert_eq!(applied.applied, (1..=applied.latest).collect::<Vec<_>>());
+    let again = authzd_store_postgres::migrate(&url, &options, Mode::Apply).await?;
+    assert_eq!((again.found, again.applied.len()), (again.latest, 0));
+    authzd_store_postgres::open(&url, strict)
+        .await?
+        .close()
+        .await;
+
+    pg.session()
+        .await
+        .execute(
+            "INSERT INTO authzd_schema_version (version) VALUES (999)",
+            &[],
+        )
+        .await?;
+    let err = authzd_store_postgres::migrate(&url, &options, Mode::Check)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 999, .. }),
+        "{err:?}"
+    );
+    Ok(())
+}

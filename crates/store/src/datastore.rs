@@ -225,6 +225,16 @@ pub trait Datastore: Send + Sync + std::fmt::Debug {
     /// with [`StoreError::Closed`].
     async fn close(&self);
 
+    /// Whether this handle should run the store-wide housekeeping that one
+    /// writer at a time is enough for (the expiry sweeps): a store with
+    /// one writer always; a store shared by several nodes while this
+    /// handle holds the store's housekeeping lease (which is also when it
+    /// prunes). Two handles may briefly both hold it (one losing it while
+    /// the other takes it over): the work must be safe then.
+    fn holds_housekeeping(&self) -> bool {
+        true
+    }
+
     /// This store's [`Restore`] capability, if it has one. A store shared
     /// by several writers has none: replacing the data set under them
     /// would pull it from under every other node.

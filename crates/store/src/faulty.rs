@@ -219,6 +219,10 @@ impl Datastore for Faulty {
         self.inner.close().await;
     }
 
+    fn holds_housekeeping(&self) -> bool {
+        self.inner.holds_housekeeping()
+    }
+
     fn restore(&self) -> Option<&dyn Restore> {
         self.inner.restore().map(|_| self as &dyn Restore)
     }

@@ -252,6 +252,19 @@ pub enum StoreError {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// The database's schema is older than this build's and the node was
+    /// told not to migrate it (`authzd migrate` brings it up to date).
+    #[error(
+        "the database {location} has authzd schema version {found}; this build needs version {needed}: run `authzd migrate --store URL` (or start a node without --store-skip-migrations)"
+    )]
+    OlderSchema {
+        /// Where, without any password.
+        location: String,
+        /// The version the database records (0: none).
+        found: i64,
+        /// The version this build needs.
+        needed: i64,
+    },
     /// The store cannot be reached now (a database connection lost, a
     /// database restarting): nothing of the operation was done. Retryable
     /// after a pause.

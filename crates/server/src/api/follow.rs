@@ -153,12 +153,17 @@ impl Follower {
     /// Follows until the server closes, keeping the health statuses named
     /// `services` at SERVING exactly while the lag is within its bound.
     pub async fn run(self, health: HealthReporter, services: Vec<&'static str>) {
+        let lag = self.lag.clone();
         let watcher = report_lag(
             self.service.clone(),
-            self.lag.clone(),
+            move |applied| {
+                let (behind, since) = lag.measure(applied);
+                (behind, since, lag.has_failed())
+            },
             self.follow.max_lag,
             health,
             services,
+            &REPLICA,
         );
         tokio::join!(watcher, self.follow_primary());
     }
@@ -303,14 +308,45 @@ impl Follower {
     }
 }
 
+/// What the lag's log lines call the server and what it follows.
+pub(crate) struct Wording {
+    /// Back within the bound.
+    in_step: &'static str,
+    /// Past the bound, as a fault.
+    behind: &'static str,
+    /// Not yet in step at start (the normal start).
+    starting: &'static str,
+    /// The periodic report while behind.
+    lag: &'static str,
+}
+
+/// A read replica following its primary.
+const REPLICA: Wording = Wording {
+    in_step: "replica in step with the primary: SERVING",
+    behind: "replica behind the primary past the bound: NOT_SERVING",
+    starting: "replica starting, not yet in step with the primary: NOT_SERVING",
+    lag: "replica lag",
+};
+
+/// A node of a shared database following the other nodes' commits.
+pub(crate) const SHARED_NODE: Wording = Wording {
+    in_step: "node in step with the database: SERVING",
+    behind: "node behind the database past the bound (unreachable, or not catching up): NOT_SERVING",
+    starting: "node starting, not yet in step with the database: NOT_SERVING",
+    lag: "node lag behind the database",
+};
+
 /// Measures the lag every [`LAG_TICK`] until the server closes: sets the
-/// health statuses when it crosses `max_lag` and logs it.
-async fn report_lag(
+/// health statuses when it crosses `max_lag` and logs it. `measure` gives,
+/// for the applied revision, the revisions behind, the time since last in
+/// step (`None`: never yet) and whether following has failed.
+pub(crate) async fn report_lag(
     service: Service,
-    lag: Arc<Lag>,
+    measure: impl Fn(Revision) -> (u64, Option<Duration>, bool) + Send,
     max_lag: Duration,
     health: HealthReporter,
     services: Vec<&'static str>,
+    words: &'static Wording,
 ) {
     let mut serving: Option<bool> = None;
     let mut warned = false;
@@ -322,8 +358,7 @@ async fn report_lag(
             () = service.closed() => return,
         }
         let applied = service.snapshot().revision;
-        let (behind, since) = lag.measure(applied);
-        let failed = lag.has_failed();
+        let (behind, since, failed) = measure(applied);
         let now_serving = since.is_some_and(|s| s <= max_lag);
         let lag = since.map_or_else(
             || "not yet in step".to_string(),
@@ -335,13 +370,13 @@ async fn report_lag(
         let fault = !now_serving && (since.is_some() || failed);
         if serving != Some(now_serving) || (fault && !warned) {
             let status = if now_serving {
-                tracing::info!(%applied, behind, %lag, "replica in step with the primary: SERVING");
+                tracing::info!(%applied, behind, %lag, "{}", words.in_step);
                 ServingStatus::Serving
             } else if fault {
-                tracing::warn!(%applied, behind, %lag, max_lag_secs = max_lag.as_secs(), "replica behind the primary past the bound: NOT_SERVING");
+                tracing::warn!(%applied, behind, %lag, max_lag_secs = max_lag.as_secs(), "{}", words.behind);
                 ServingStatus::NotServing
             } else {
-                tracing::info!(%applied, behind, %lag, "replica starting, not yet in step with the primary: NOT_SERVING");
+                tracing::info!(%applied, behind, %lag, "{}", words.starting);
                 ServingStatus::NotServing
             };
             if serving != Some(now_serving) {
@@ -353,7 +388,7 @@ async fn report_lag(
             serving = Some(now_serving);
             logged = Instant::now();
         } else if logged.elapsed() >= LAG_LOG_EVERY && (behind > 0 || !now_serving) {
-            tracing::info!(%applied, behind, %lag, "replica lag");
+            tracing::info!(%applied, behind, %lag, "{}", words.lag);
             logged = Instant::now();
         }
     }

@@ -39,6 +39,7 @@ pub use access::AccessApi;
 pub use audit::AuditApi;
 pub use directory::DirectoryApi;
 pub use follow::Follower;
+pub(crate) use follow::{SHARED_NODE, report_lag};
 pub use forward::{REVISION_HEADER, WriteLayer};
 pub use guard::{CallerLayer, code_name, status_text};
 pub use health::HealthApi;
@@ -92,7 +93,7 @@ pub fn status(e: Error) -> Status {
             Error::Stopped => Code::Unavailable,
             Error::ReadOnly => Code::FailedPrecondition,
             Error::SnapshotsBusy { .. } => Code::ResourceExhausted,
-            Error::PrimaryUnreachable => Code::Unavailable,
+            Error::PrimaryUnreachable | Error::NotApplied { .. } => Code::Unavailable,
             Error::Record { .. } => Code::Internal,
             Error::OutOfSequence { .. } => Code::Aborted,
             Error::Watch(WatchError::Ahead { .. }) => Code::OutOfRange,
