@@ -291,7 +291,14 @@ async fn measure(
                 *slot = Some(best(slot.take(), stats));
             }
         }
-        let [Some(bare), Some(health), Some(check), Some(batch), Some(json)] = measured else {
+        let [
+            Some(bare),
+            Some(health),
+            Some(check),
+            Some(batch),
+            Some(json),
+        ] = measured
+        else {
             return Err(BenchError::Settings("no round ran".into()));
         };
         rows.push(CallPathRow {

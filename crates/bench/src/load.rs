@@ -321,7 +321,8 @@ fn http_failure(e: impl std::fmt::Display) -> tonic::Status {
 /// An HTTP/1.1 connection to `addr`, its driver spawned (it ends when the
 /// returned sender is dropped).
 async fn http_connection(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BenchError> {
-    let failed = |e: String| BenchError::Server(format!("connecting to the HTTP/JSON listener {addr}: {e}"));
+    let failed =
+        |e: String| BenchError::Server(format!("connecting to the HTTP/JSON listener {addr}: {e}"));
     let stream = tokio::time::timeout(CALL_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| BenchError::Timeout {
@@ -330,7 +331,9 @@ async fn http_connection(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, B
         })?
         .map_err(|e| failed(e.to_string()))?;
     // The same TCP setting the gRPC channels have.
-    stream.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| failed(e.to_string()))?;
     let (sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
