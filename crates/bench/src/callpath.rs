@@ -4,8 +4,11 @@
 //! over a temporary folder, filled through the public API) run in this
 //! process; the same load generator and client then measure, at each
 //! concurrency: the bare server's `Health/Check`, authzd's `Health/Check`,
-//! `CheckAccess` and `BatchCheckAccess` of 100 checks, and print the ratios
-//! authzd/bare and BatchCheckAccess(100)/CheckAccess at the median. Every
+//! `CheckAccess` and `BatchCheckAccess` of 100 checks, and `CheckAccess` as
+//! JSON over HTTP/1.1 to its HTTP/JSON listener (one keep-alive connection
+//! per call in flight), and print the ratios authzd/bare,
+//! BatchCheckAccess(100)/CheckAccess at the median, and JSON/gRPC
+//! `CheckAccess` at the median, the 99th percentile and in throughput. Every
 //! round runs each call in turn, so load from elsewhere on the machine
 //! falls on all of them alike; the best round of each call is reported.
 //! Must not reach into either server: it sees only what a client sees.
@@ -30,10 +33,12 @@ use authzd_testkit::dataset::{Dataset, Sizes};
 
 /// The tenant filled.
 const TENANT: &str = "bench";
-/// The targets: CheckAccess throughput against the bare server's,
-/// and BatchCheckAccess(100)'s median against CheckAccess's.
+/// The issues' targets: CheckAccess throughput against the bare server's,
+/// BatchCheckAccess(100)'s median against CheckAccess's, and JSON
+/// CheckAccess's median and 99th percentile against gRPC's.
 const TARGET_CHECK_RATIO: f64 = 0.9;
 const TARGET_BATCH_RATIO: f64 = 1.5;
+const TARGET_JSON_RATIO: f64 = 1.5;
 
 /// `authzd-bench callpath`.
 #[derive(Debug, Clone, Args)]
@@ -86,15 +91,18 @@ pub struct CallPathRow {
     pub check: CallStats,
     /// authzd's `BatchCheckAccess` of 100.
     pub batch: CallStats,
+    /// authzd's `CheckAccess` as JSON over HTTP/1.1.
+    pub json: CallStats,
 }
 
 impl CallPathRow {
-    fn calls(&self) -> [(&'static str, &CallStats); 4] {
+    fn calls(&self) -> [(&'static str, &CallStats); 5] {
         [
             ("bare tonic Health/Check", &self.bare),
             ("authzd Health/Check", &self.health),
             ("authzd CheckAccess", &self.check),
             ("authzd BatchCheckAccess (100)", &self.batch),
+            ("authzd CheckAccess HTTP/JSON", &self.json),
         ]
     }
 
@@ -104,6 +112,11 @@ impl CallPathRow {
 
     fn batch_ratio(&self) -> f64 {
         self.batch.p50_us / self.check.p50_us
+    }
+
+    fn json_met(&self) -> bool {
+        self.json.p50_us <= TARGET_JSON_RATIO * self.check.p50_us
+            && self.json.p99_us <= TARGET_JSON_RATIO * self.check.p99_us
     }
 }
 
@@ -201,7 +214,7 @@ pub async fn run(args: &CallPathArgs) -> Result<CallPathReport, BenchError> {
             return Err(e);
         }
     };
-    let outcome = measure(args, authzd.addr, bare.addr).await;
+    let outcome = measure(args, &authzd, bare.addr).await;
     let stopped = (authzd.stop().await, bare.stop().await);
     let rows = outcome?;
     stopped.0?;
@@ -230,14 +243,15 @@ fn best(a: Option<CallStats>, b: CallStats) -> CallStats {
 
 async fn measure(
     args: &CallPathArgs,
-    authzd: SocketAddr,
+    authzd: &InProcess,
     bare: SocketAddr,
 ) -> Result<Vec<CallPathRow>, BenchError> {
+    let json = Kind::JsonCheck(authzd.http);
     let remote = |addr: SocketAddr| {
         Remote::new(&addr.to_string(), &ClientArgs::default())
             .map(|r| r.with(|e| e.tcp_nodelay(true).connect_timeout(super::CALL_TIMEOUT)))
     };
-    let (authzd, bare) = (remote(authzd)?, remote(bare)?);
+    let (authzd, bare) = (remote(authzd.addr)?, remote(bare)?);
     let sizes = Sizes {
         subjects: args.subjects,
         groups: args.groups,
@@ -262,7 +276,7 @@ async fn measure(
         };
         let on_bare = load(channels(&bare, n).await?);
         let on_authzd = load(channels(&authzd, n).await?);
-        let mut measured: [Option<CallStats>; 4] = [None, None, None, None];
+        let mut measured: [Option<CallStats>; 5] = Default::default();
         for round in 1..=args.rounds {
             eprintln!("authzd-bench callpath: concurrency {concurrency}, round {round}");
             let calls = [
@@ -270,13 +284,21 @@ async fn measure(
                 (&on_authzd, Kind::Health),
                 (&on_authzd, Kind::Check),
                 (&on_authzd, Kind::BatchCheck),
+                (&on_authzd, json),
             ];
             for (slot, (load, kind)) in measured.iter_mut().zip(calls) {
                 let stats = load.call(kind, budget).await?;
                 *slot = Some(best(slot.take(), stats));
             }
         }
-        let [Some(bare), Some(health), Some(check), Some(batch)] = measured else {
+        let [
+            Some(bare),
+            Some(health),
+            Some(check),
+            Some(batch),
+            Some(json),
+        ] = measured
+        else {
             return Err(BenchError::Settings("no round ran".into()));
         };
         rows.push(CallPathRow {
@@ -285,6 +307,7 @@ async fn measure(
             health,
             check,
             batch,
+            json,
         });
     }
     Ok(rows)
@@ -299,8 +322,9 @@ impl fmt::Display for CallPathReport {
         let a = &self.args;
         writeln!(
             f,
-            "authzd in-process ({} subjects) and a bare tonic server (tonic-health's Check only) in this process; one client; best of {} rounds of {} s per call",
+            "authzd in-process ({} subjects) and a bare tonic server (tonic-health's Check only) in this process; one client (gRPC over at most {} HTTP/2 connections, JSON over one HTTP/1.1 keep-alive connection per call in flight); best of {} rounds of {} s per call",
             a.subjects,
+            a.connections,
             a.rounds,
             a.duration.as_secs_f64()
         )?;
@@ -336,6 +360,14 @@ impl fmt::Display for CallPathReport {
                 ratio(row.check.p50_us, row.bare.p50_us),
                 ratio(row.batch.p50_us, row.check.p50_us),
             )?;
+            writeln!(
+                f,
+                "{:>5} JSON/gRPC CheckAccess: p50 {}, p99 {}, req/s {}",
+                "",
+                ratio(row.json.p50_us, row.check.p50_us),
+                ratio(row.json.p99_us, row.check.p99_us),
+                ratio(row.json.throughput(), row.check.throughput()),
+            )?;
         }
         let checks = self
             .rows
@@ -345,11 +377,13 @@ impl fmt::Display for CallPathReport {
             .rows
             .iter()
             .all(|r| r.batch_ratio() <= TARGET_BATCH_RATIO);
+        let json = self.rows.iter().all(CallPathRow::json_met);
         writeln!(
             f,
-            "targets: CheckAccess ≥ {TARGET_CHECK_RATIO}x bare req/s at every concurrency: {}; BatchCheckAccess(100) p50 ≤ {TARGET_BATCH_RATIO}x CheckAccess p50 at every concurrency: {}",
+            "targets: CheckAccess ≥ {TARGET_CHECK_RATIO}x bare req/s at every concurrency: {}; BatchCheckAccess(100) p50 ≤ {TARGET_BATCH_RATIO}x CheckAccess p50 at every concurrency: {}; JSON CheckAccess p50 and p99 ≤ {TARGET_JSON_RATIO}x gRPC CheckAccess's at every concurrency: {}",
             met(checks),
-            met(batches)
+            met(batches),
+            met(json)
         )
     }
 }

@@ -58,6 +58,7 @@ use self::load::{Budget, Kind, Load};
 use authzd_client::{ClientArgs, ClientError, Remote};
 use authzd_server::{self as server, ServerError};
 use authzd_service::Service;
+use authzd_service::auth::Callers;
 use authzd_service::config::Config;
 use authzd_testkit::dataset::{Dataset, Sizes};
 
@@ -336,9 +337,13 @@ fn command_line() -> String {
         .join(" ")
 }
 
-/// A server started in-process over a temporary folder.
+/// A server started in-process over a temporary folder, every caller
+/// trusted, with its HTTP/JSON listener on a port of its own (idle unless a
+/// bench calls it).
 struct InProcess {
     addr: SocketAddr,
+    /// The HTTP/JSON listener.
+    http: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), ServerError>>,
     /// Removed when dropped, after the server has let go of the store.
@@ -364,12 +369,35 @@ impl InProcess {
         let addr = listener
             .local_addr()
             .map_err(|e| BenchError::Start(e.to_string()))?;
+        let http_listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| BenchError::Start(e.to_string()))?;
+        let http = http_listener
+            .local_addr()
+            .map_err(|e| BenchError::Start(e.to_string()))?;
+        let edge = server::http::HttpEdge {
+            listener: http_listener,
+            cors_origins: Vec::new(),
+            playground: None,
+        };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::run(service, listener, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(async move {
+            server::serve_edges(
+                service,
+                Arc::new(Callers::trust_all()),
+                listener,
+                None,
+                None,
+                Some(edge),
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+        });
         Ok(Self {
             addr,
+            http,
             stop,
             task,
             dir,

@@ -3,15 +3,22 @@
 //! budget runs out, whichever comes first, and record each latency in an
 //! HDR histogram. Every loop stops by itself: each worker checks the
 //! deadline and the budget before each call, each call is bounded by
-//! [`CALL_TIMEOUT`], and a worker stops at its first failure. Must not
-//! decide what is measured or how it is reported (that is `bench`'s job).
+//! [`CALL_TIMEOUT`], and a worker stops at its first failure. `CheckAccess`
+//! is also made as JSON over HTTP/1.1 (one keep-alive connection per worker,
+//! HTTP/1.1 having one call in flight per connection). Must not decide what
+//! is measured or how it is reported (that is `bench`'s job).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use authzd_client::ClientChannel;
+use bytes::Bytes;
 use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -76,6 +83,9 @@ pub(super) enum Kind {
     Check,
     /// `BatchCheckAccess` of [`BATCH_CHECKS`] random questions.
     BatchCheck,
+    /// `CheckAccess` with a random question, as JSON to the HTTP/JSON
+    /// listener at this address.
+    JsonCheck(SocketAddr),
     /// `ManageMembership` with one operation: each worker adds its subject
     /// to its own group, then removes it, and so on.
     Write,
@@ -91,6 +101,9 @@ pub(super) enum Kind {
 /// The questions in one measured `BatchCheckAccess`.
 pub(super) const BATCH_CHECKS: usize = 100;
 
+/// Where the HTTP/JSON listener takes `CheckAccess`.
+const JSON_CHECK_PATH: &str = "/authzd.v1.AccessService/CheckAccess";
+
 /// The page size of the listings measured.
 const LISTING_PAGE: u32 = 100;
 
@@ -100,6 +113,7 @@ impl Kind {
             Kind::Health => "Health/Check",
             Kind::Check => "CheckAccess",
             Kind::BatchCheck => "BatchCheckAccess (100)",
+            Kind::JsonCheck(_) => "CheckAccess (HTTP/JSON)",
             Kind::Write => "ManageMembership (1 op)",
             Kind::HoldersRare => "ListSubjectsWithPermission (rare)",
             Kind::HoldersCommon => "ListSubjectsWithPermission (common)",
@@ -129,6 +143,15 @@ enum Probe {
     },
     Batch {
         client: AccessServiceClient<ClientChannel>,
+        tenant: String,
+        data: Arc<Dataset>,
+        rng: Rng,
+    },
+    Json {
+        /// The worker's own HTTP/1.1 connection, kept alive between calls.
+        sender: SendRequest<Full<Bytes>>,
+        /// The `Host` header.
+        host: String,
         tenant: String,
         data: Arc<Dataset>,
         rng: Rng,
@@ -214,6 +237,49 @@ impl Probe {
                     .await?;
                 Ok(reply.into_inner().results.iter().any(|r| r.allowed))
             }
+            Probe::Json {
+                sender,
+                host,
+                tenant,
+                data,
+                rng,
+            } => {
+                let Question {
+                    subject,
+                    permission,
+                    scope,
+                } = data.question(rng);
+                let body = serde_json::json!({
+                    "tenant": tenant,
+                    "subject": Dataset::subject_id(subject),
+                    "permission": permission,
+                    "scope": Dataset::scope_id(scope),
+                });
+                let request = http::Request::post(JSON_CHECK_PATH)
+                    .header(http::header::HOST, host.as_str())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .map_err(http_failure)?;
+                sender.ready().await.map_err(http_failure)?;
+                let reply = sender.send_request(request).await.map_err(http_failure)?;
+                let status = reply.status();
+                let body = reply
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(http_failure)?
+                    .to_bytes();
+                if !status.is_success() {
+                    return Err(tonic::Status::unknown(format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    )));
+                }
+                let reply: serde_json::Value =
+                    serde_json::from_slice(&body).map_err(http_failure)?;
+                // Canonical proto3 JSON may leave a false `allowed` out.
+                Ok(reply.get("allowed").and_then(serde_json::Value::as_bool) == Some(true))
+            }
             Probe::Write {
                 client,
                 tenant,
@@ -245,6 +311,35 @@ impl Probe {
             }
         }
     }
+}
+
+/// An HTTP call's failure, reported the way a gRPC call's is.
+fn http_failure(e: impl std::fmt::Display) -> tonic::Status {
+    tonic::Status::unavailable(format!("HTTP/JSON: {e}"))
+}
+
+/// An HTTP/1.1 connection to `addr`, its driver spawned (it ends when the
+/// returned sender is dropped).
+async fn http_connection(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BenchError> {
+    let failed =
+        |e: String| BenchError::Server(format!("connecting to the HTTP/JSON listener {addr}: {e}"));
+    let stream = tokio::time::timeout(CALL_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| BenchError::Timeout {
+            what: format!("connecting to the HTTP/JSON listener {addr}"),
+            after: CALL_TIMEOUT,
+        })?
+        .map_err(|e| failed(e.to_string()))?;
+    // The same TCP setting the gRPC channels have.
+    stream
+        .set_nodelay(true)
+        .map_err(|e| failed(e.to_string()))?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 /// What one worker saw.
@@ -316,7 +411,7 @@ pub(super) struct Load {
 }
 
 impl Load {
-    fn probe(&self, kind: Kind, worker: usize, round: u64) -> Probe {
+    async fn probe(&self, kind: Kind, worker: usize, round: u64) -> Result<Probe, BenchError> {
         let channel = self.channels[worker % self.channels.len()].clone();
         let rng = Rng::new(
             self.seed
@@ -324,7 +419,7 @@ impl Load {
                 .wrapping_add(round << 32)
                 .wrapping_add(worker as u64),
         );
-        match kind {
+        Ok(match kind {
             Kind::Health => Probe::Health(HealthClient::new(channel)),
             Kind::Check => Probe::Check {
                 client: AccessServiceClient::new(channel),
@@ -334,6 +429,13 @@ impl Load {
             },
             Kind::BatchCheck => Probe::Batch {
                 client: AccessServiceClient::new(channel),
+                tenant: self.tenant.clone(),
+                data: self.data.clone(),
+                rng,
+            },
+            Kind::JsonCheck(addr) => Probe::Json {
+                sender: http_connection(addr).await?,
+                host: addr.to_string(),
                 tenant: self.tenant.clone(),
                 data: self.data.clone(),
                 rng,
@@ -366,7 +468,7 @@ impl Load {
                     ..Default::default()
                 },
             },
-        }
+        })
     }
 
     /// Runs `concurrency` workers for `duration` or `budget` calls.
@@ -377,17 +479,17 @@ impl Load {
         budget: u64,
         round: u64,
     ) -> Result<(Tally, Duration), BenchError> {
+        // Connections are made before the clock starts.
+        let mut probes = Vec::with_capacity(self.concurrency);
+        for w in 0..self.concurrency {
+            probes.push(self.probe(kind, w, round).await?);
+        }
         let issued = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let deadline = started + duration;
         let mut workers = JoinSet::new();
-        for w in 0..self.concurrency {
-            workers.spawn(worker(
-                self.probe(kind, w, round),
-                deadline,
-                issued.clone(),
-                budget,
-            ));
+        for probe in probes {
+            workers.spawn(worker(probe, deadline, issued.clone(), budget));
         }
         let mut total = Tally {
             histogram: histogram()?,

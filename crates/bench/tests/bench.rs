@@ -505,8 +505,9 @@ fn stalled_args(flags: &[&str]) -> authzd_bench::stalled::StalledArgs {
 }
 
 /// `authzd-bench callpath` at tiny settings: every call of both servers
-/// answers at each concurrency, and the report gives the ratios and the
-/// targets (the figures themselves belong to the docs, not to a test).
+/// (gRPC and authzd's HTTP/JSON `CheckAccess`) answers at each concurrency,
+/// and the report gives the ratios and the targets (the figures themselves
+/// belong to the docs, not to a test).
 #[tokio::test]
 async fn callpath_measures_authzd_next_to_a_bare_tonic_server() {
     let args = match bench_args(&[
@@ -537,11 +538,15 @@ async fn callpath_measures_authzd_next_to_a_bare_tonic_server() {
     for row in &report.rows {
         assert!(row.bare.count > 0 && row.health.count > 0, "{report}");
         assert!(row.check.count > 0 && row.batch.count > 0, "{report}");
+        assert!(row.json.count > 0, "{report}");
+        // The same questions over both edges: some are allowed over each.
+        assert!(row.check.positive > 0 && row.json.positive > 0, "{report}");
     }
     let text = report.to_string();
     assert!(
         text.contains("BatchCheckAccess(100)/CheckAccess p50"),
         "{text}"
     );
+    assert!(text.contains("JSON/gRPC CheckAccess: p50"), "{text}");
     assert!(text.contains("targets:"), "{text}");
 }
