@@ -19,7 +19,7 @@ use super::status;
 use authzd_core::model::{InvalidValue, ROOT_SCOPE, Revision, Scope};
 use authzd_service::Service;
 use authzd_service::ops::directory::{self, AssignmentFilter, RoleEntry, Tenant};
-use authzd_service::ops::{Call, Stamped};
+use authzd_service::ops::{Call, Page, Stamped};
 
 /// The tonic service.
 #[derive(Debug, Clone)]
@@ -114,6 +114,17 @@ fn role_reply(r: Stamped<RoleEntry>) -> pb::RoleResponse {
     }
 }
 
+/// A listing's page as protobuf (its items and the next page token) and
+/// the revision it was read at; a refused page size or token names the
+/// request's `page` field.
+fn listed_to_pb<T, U>(
+    listed: Result<Stamped<Page<T>>, authzd_service::Error>,
+    item: impl FnMut(T) -> U,
+) -> Result<((Vec<U>, String), u64), Status> {
+    let listed = listed.map_err(convert::in_page).map_err(status)?;
+    Ok((page_to_pb(listed.value, item), listed.revision.0))
+}
+
 /// An update's field mask as paths; none given means none.
 fn mask(m: &Option<prost_types::FieldMask>) -> &[String] {
     m.as_ref().map_or(&[], |m| m.paths.as_slice())
@@ -153,15 +164,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
     ) -> Reply<pb::ListTenantsResponse> {
         let call = guard::call(&request).map_err(status)?;
         let page = page_request(&request.get_ref().page);
-        let listed = directory::list_tenants(&self.service, &call, &page, Revision(0))
-            .await
-            .map_err(convert::in_page)
-            .map_err(status)?;
-        let (tenants, next_page_token) = page_to_pb(listed.value, tenant_to_pb);
+        let listed = directory::list_tenants(&self.service, &call, &page, Revision(0)).await;
+        let ((tenants, next_page_token), revision) = listed_to_pb(listed, tenant_to_pb)?;
         Ok(Response::new(pb::ListTenantsResponse {
             tenants,
             next_page_token,
-            revision: listed.revision.0,
+            revision,
         }))
     }
 
@@ -241,15 +249,13 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let r = request.get_ref();
         let page = page_request(&r.page);
         let at_least = Revision(r.at_least_revision);
-        let listed = directory::list_subjects(&self.service, &call, &r.tenant, &page, at_least)
-            .await
-            .map_err(convert::in_page)
-            .map_err(status)?;
-        let (subjects, next_page_token) = page_to_pb(listed.value, |s| subject_to_pb(&s));
+        let listed =
+            directory::list_subjects(&self.service, &call, &r.tenant, &page, at_least).await;
+        let ((subjects, next_page_token), revision) = listed_to_pb(listed, |s| subject_to_pb(&s))?;
         Ok(Response::new(pb::ListSubjectsResponse {
             subjects,
             next_page_token,
-            revision: listed.revision.0,
+            revision,
         }))
     }
 
@@ -309,15 +315,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let r = request.get_ref();
         let page = page_request(&r.page);
         let at_least = Revision(r.at_least_revision);
-        let listed = directory::list_scopes(&self.service, &call, &r.tenant, &page, at_least)
-            .await
-            .map_err(convert::in_page)
-            .map_err(status)?;
-        let (scopes, next_page_token) = page_to_pb(listed.value, |s| scope_to_pb(&s));
+        let listed = directory::list_scopes(&self.service, &call, &r.tenant, &page, at_least).await;
+        let ((scopes, next_page_token), revision) = listed_to_pb(listed, |s| scope_to_pb(&s))?;
         Ok(Response::new(pb::ListScopesResponse {
             scopes,
             next_page_token,
-            revision: listed.revision.0,
+            revision,
         }))
     }
 
@@ -379,15 +382,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let r = request.get_ref();
         let page = page_request(&r.page);
         let at_least = Revision(r.at_least_revision);
-        let listed = directory::list_groups(&self.service, &call, &r.tenant, &page, at_least)
-            .await
-            .map_err(convert::in_page)
-            .map_err(status)?;
-        let (groups, next_page_token) = page_to_pb(listed.value, |g| group_to_pb(&g));
+        let listed = directory::list_groups(&self.service, &call, &r.tenant, &page, at_least).await;
+        let ((groups, next_page_token), revision) = listed_to_pb(listed, |g| group_to_pb(&g))?;
         Ok(Response::new(pb::ListGroupsResponse {
             groups,
             next_page_token,
-            revision: listed.revision.0,
+            revision,
         }))
     }
 
@@ -407,14 +407,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             &page,
             at_least,
         )
-        .await
-        .map_err(convert::in_page)
-        .map_err(status)?;
-        let (members, next_page_token) = page_to_pb(listed.value, |m| principal_to_pb(&m));
+        .await;
+        let ((members, next_page_token), revision) = listed_to_pb(listed, |m| principal_to_pb(&m))?;
         Ok(Response::new(pb::ListGroupMembersResponse {
             members,
             next_page_token,
-            revision: listed.revision.0,
+            revision,
         }))
     }
 
@@ -471,15 +469,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let r = request.get_ref();
         let page = page_request(&r.page);
         let at_least = Revision(r.at_least_revision);
-        let listed = directory::list_roles(&self.service, &call, &r.tenant, &page, at_least)
-            .await
-            .map_err(convert::in_page)
-            .map_err(status)?;
-        let (roles, next_page_token) = page_to_pb(listed.value, role_entry_to_pb);
+        let listed = directory::list_roles(&self.service, &call, &r.tenant, &page, at_least).await;
+        let ((roles, next_page_token), revision) = listed_to_pb(listed, role_entry_to_pb)?;
         Ok(Response::new(pb::ListRolesResponse {
             roles,
             next_page_token,
-            revision: listed.revision.0,
+            revision,
         }))
     }
 
@@ -504,14 +499,13 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let at_least = Revision(r.at_least_revision);
         let listed =
             directory::list_assignments(&self.service, &call, &r.tenant, &filter, &page, at_least)
-                .await
-                .map_err(convert::in_page)
-                .map_err(status)?;
-        let (assignments, next_page_token) = page_to_pb(listed.value, |a| assignment_to_pb(&a));
+                .await;
+        let ((assignments, next_page_token), revision) =
+            listed_to_pb(listed, |a| assignment_to_pb(&a))?;
         Ok(Response::new(pb::ListAssignmentsResponse {
             assignments,
             next_page_token,
-            revision: listed.revision.0,
+            revision,
         }))
     }
 }

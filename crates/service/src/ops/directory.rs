@@ -93,6 +93,34 @@ async fn write(
     Ok((revision, service.snapshot_at(revision).await?))
 }
 
+/// Commits `operation` alone (as [`write`]) and reads back with `read`
+/// what it wrote, from the snapshot that holds it.
+async fn write_and_read<T>(
+    service: &Service,
+    call: &Call,
+    tenant: &str,
+    operation: Operation,
+    options: WriteOptions,
+    read: impl FnOnce(&Snapshot, &TenantState) -> Result<T, Error>,
+) -> Result<Stamped<T>, Error> {
+    let (revision, snapshot) = write(service, call, tenant, operation, options).await?;
+    let value = read(&snapshot, snapshot.tenant(tenant)?)?;
+    Ok(stamped(value, revision))
+}
+
+/// Reads with `read` from `tenant`'s state in a snapshot at `at_least` or
+/// later; the caller has been admitted.
+async fn read_at<T>(
+    service: &Service,
+    tenant: &str,
+    at_least: Revision,
+    read: impl FnOnce(&Snapshot, &TenantState) -> Result<T, Error>,
+) -> Result<Stamped<T>, Error> {
+    let snapshot = service.snapshot_at(at_least).await?;
+    let value = read(&snapshot, snapshot.tenant(tenant)?)?;
+    Ok(stamped(value, snapshot.revision))
+}
+
 /// Admits the call to `tenant`, which must be a well-formed id.
 fn admit(service: &Service, call: &Call, tenant: &str) -> Result<(), Error> {
     call.admit(service, tenant)?;
@@ -105,10 +133,10 @@ fn stamped<T>(value: T, revision: Revision) -> Stamped<T> {
     Stamped { value, revision }
 }
 
-fn tenant_of(snapshot: &Snapshot, id: &str) -> Result<Tenant, Error> {
+fn tenant_of(state: &TenantState, id: &str) -> Result<Tenant, Error> {
     Ok(Tenant {
         id: tenant_id(id)?,
-        settings: snapshot.tenant(id)?.settings.clone(),
+        settings: state.settings.clone(),
     })
 }
 
@@ -183,8 +211,10 @@ pub async fn create_tenant(
     options: WriteOptions,
 ) -> Result<Stamped<Tenant>, Error> {
     let operation = Operation::CreateTenant(settings);
-    let (revision, snapshot) = write(service, call, tenant, operation, options).await?;
-    Ok(stamped(tenant_of(&snapshot, tenant)?, revision))
+    write_and_read(service, call, tenant, operation, options, |_, state| {
+        tenant_of(state, tenant)
+    })
+    .await
 }
 
 /// Replaces a tenant's settings.
@@ -196,8 +226,10 @@ pub async fn update_tenant_settings(
     options: WriteOptions,
 ) -> Result<Stamped<Tenant>, Error> {
     let operation = Operation::UpdateTenantSettings(settings);
-    let (revision, snapshot) = write(service, call, tenant, operation, options).await?;
-    Ok(stamped(tenant_of(&snapshot, tenant)?, revision))
+    write_and_read(service, call, tenant, operation, options, |_, state| {
+        tenant_of(state, tenant)
+    })
+    .await
 }
 
 /// Reads a tenant's settings.
@@ -208,8 +240,10 @@ pub async fn get_tenant(
     at_least: Revision,
 ) -> Result<Stamped<Tenant>, Error> {
     admit(service, call, tenant)?;
-    let snapshot = service.snapshot_at(at_least).await?;
-    Ok(stamped(tenant_of(&snapshot, tenant)?, snapshot.revision))
+    read_at(service, tenant, at_least, |_, state| {
+        tenant_of(state, tenant)
+    })
+    .await
 }
 
 /// The tenants the caller may see, in id order: every tenant for an
@@ -250,9 +284,10 @@ pub async fn create_subject(
 ) -> Result<Stamped<Arc<Subject>>, Error> {
     let id = subject.id.clone();
     let operation = Operation::CreateSubject(subject);
-    let (revision, snapshot) = write(service, call, tenant, operation, options).await?;
-    let state = snapshot.tenant(tenant)?;
-    Ok(stamped(subject_of(state, id.as_str())?, revision))
+    write_and_read(service, call, tenant, operation, options, |_, state| {
+        subject_of(state, id.as_str())
+    })
+    .await
 }
 
 /// Changes the fields of `subject` that `mask` names (`kind`, `status`,
@@ -268,9 +303,10 @@ pub async fn update_subject(
     let update = subject_update(&subject, mask)?;
     let id = subject.id;
     let operation = Operation::UpdateSubject(id.clone(), update);
-    let (revision, snapshot) = write(service, call, tenant, operation, options).await?;
-    let state = snapshot.tenant(tenant)?;
-    Ok(stamped(subject_of(state, id.as_str())?, revision))
+    write_and_read(service, call, tenant, operation, options, |_, state| {
+        subject_of(state, id.as_str())
+    })
+    .await
 }
 
 fn subject_update(subject: &Subject, mask: &[String]) -> Result<SubjectUpdate, Error> {
@@ -322,9 +358,7 @@ pub async fn get_subject(
     at_least: Revision,
 ) -> Result<Stamped<Arc<Subject>>, Error> {
     admit(service, call, tenant)?;
-    let snapshot = service.snapshot_at(at_least).await?;
-    let subject = subject_of(snapshot.tenant(tenant)?, id)?;
-    Ok(stamped(subject, snapshot.revision))
+    read_at(service, tenant, at_least, |_, state| subject_of(state, id)).await
 }
 
 /// A tenant's subjects, in id order.
@@ -337,10 +371,10 @@ pub async fn list_subjects(
 ) -> Result<Stamped<Page<Arc<Subject>>>, Error> {
     admit(service, call, tenant)?;
     let pager = Pager::new(listing(UseCase::ListSubjects, tenant), page)?;
-    let snapshot = service.snapshot_at(at_least).await?;
-    let state = snapshot.tenant(tenant)?;
-    let page = page_of(&pager, &state.in_order, Arc::clone)?;
-    Ok(stamped(page, snapshot.revision))
+    read_at(service, tenant, at_least, |_, state| {
+        page_of(&pager, &state.in_order, Arc::clone)
+    })
+    .await
 }
 
 /// Creates a scope.
@@ -351,19 +385,15 @@ pub async fn create_scope(
     scope: Scope,
     options: WriteOptions,
 ) -> Result<Stamped<Option<Arc<Scope>>>, Error> {
-    let id = scope.id.clone();
-    let (revision, snapshot) = write(
+    write_scope(
         service,
         call,
         tenant,
-        Operation::CreateScope(scope),
+        Operation::CreateScope,
+        scope,
         options,
     )
-    .await?;
-    Ok(stamped(
-        scope_of(snapshot.tenant(tenant)?, id.as_str())?,
-        revision,
-    ))
+    .await
 }
 
 /// Changes a scope's type or parent.
@@ -374,19 +404,36 @@ pub async fn update_scope(
     scope: Scope,
     options: WriteOptions,
 ) -> Result<Stamped<Option<Arc<Scope>>>, Error> {
-    let id = scope.id.clone();
-    let (revision, snapshot) = write(
+    write_scope(
         service,
         call,
         tenant,
-        Operation::UpdateScope(scope),
+        Operation::UpdateScope,
+        scope,
         options,
     )
-    .await?;
-    Ok(stamped(
-        scope_of(snapshot.tenant(tenant)?, id.as_str())?,
-        revision,
-    ))
+    .await
+}
+
+/// Commits `operation` of `scope` and reads back the scope it wrote.
+async fn write_scope(
+    service: &Service,
+    call: &Call,
+    tenant: &str,
+    operation: fn(Scope) -> Operation,
+    scope: Scope,
+    options: WriteOptions,
+) -> Result<Stamped<Option<Arc<Scope>>>, Error> {
+    let id = scope.id.clone();
+    write_and_read(
+        service,
+        call,
+        tenant,
+        operation(scope),
+        options,
+        |_, state| scope_of(state, id.as_str()),
+    )
+    .await
 }
 
 /// Deletes an unused scope.
@@ -410,9 +457,7 @@ pub async fn get_scope(
     at_least: Revision,
 ) -> Result<Stamped<Option<Arc<Scope>>>, Error> {
     admit(service, call, tenant)?;
-    let snapshot = service.snapshot_at(at_least).await?;
-    let scope = scope_of(snapshot.tenant(tenant)?, id)?;
-    Ok(stamped(scope, snapshot.revision))
+    read_at(service, tenant, at_least, |_, state| scope_of(state, id)).await
 }
 
 /// A tenant's scopes, in id order, without the root.
@@ -425,10 +470,10 @@ pub async fn list_scopes(
 ) -> Result<Stamped<Page<Arc<Scope>>>, Error> {
     admit(service, call, tenant)?;
     let pager = Pager::new(listing(UseCase::ListScopes, tenant), page)?;
-    let snapshot = service.snapshot_at(at_least).await?;
-    let state = snapshot.tenant(tenant)?;
-    let page = page_of(&pager, &state.scopes, Arc::clone)?;
-    Ok(stamped(page, snapshot.revision))
+    read_at(service, tenant, at_least, |_, state| {
+        page_of(&pager, &state.scopes, Arc::clone)
+    })
+    .await
 }
 
 /// Creates a group.
@@ -440,18 +485,11 @@ pub async fn create_group(
     options: WriteOptions,
 ) -> Result<Stamped<Arc<Group>>, Error> {
     let id = group.id.clone();
-    let (revision, snapshot) = write(
-        service,
-        call,
-        tenant,
-        Operation::CreateGroup(group),
-        options,
-    )
-    .await?;
-    Ok(stamped(
-        group_of(snapshot.tenant(tenant)?, id.as_str())?,
-        revision,
-    ))
+    let operation = Operation::CreateGroup(group);
+    write_and_read(service, call, tenant, operation, options, |_, state| {
+        group_of(state, id.as_str())
+    })
+    .await
 }
 
 /// Changes the fields of `group` that `mask` names (`title`,
@@ -468,11 +506,10 @@ pub async fn update_group(
     let update = group_update(&group, mask)?;
     let id = group.id;
     let operation = Operation::UpdateGroup(id.clone(), update);
-    let (revision, snapshot) = write(service, call, tenant, operation, options).await?;
-    Ok(stamped(
-        group_of(snapshot.tenant(tenant)?, id.as_str())?,
-        revision,
-    ))
+    write_and_read(service, call, tenant, operation, options, |_, state| {
+        group_of(state, id.as_str())
+    })
+    .await
 }
 
 fn group_update(group: &Group, mask: &[String]) -> Result<GroupUpdate, Error> {
@@ -524,9 +561,7 @@ pub async fn get_group(
     at_least: Revision,
 ) -> Result<Stamped<Arc<Group>>, Error> {
     admit(service, call, tenant)?;
-    let snapshot = service.snapshot_at(at_least).await?;
-    let group = group_of(snapshot.tenant(tenant)?, id)?;
-    Ok(stamped(group, snapshot.revision))
+    read_at(service, tenant, at_least, |_, state| group_of(state, id)).await
 }
 
 /// A tenant's groups, in id order.
@@ -539,10 +574,10 @@ pub async fn list_groups(
 ) -> Result<Stamped<Page<Arc<Group>>>, Error> {
     admit(service, call, tenant)?;
     let pager = Pager::new(listing(UseCase::ListGroups, tenant), page)?;
-    let snapshot = service.snapshot_at(at_least).await?;
-    let state = snapshot.tenant(tenant)?;
-    let page = page_of(&pager, &state.groups, Arc::clone)?;
-    Ok(stamped(page, snapshot.revision))
+    read_at(service, tenant, at_least, |_, state| {
+        page_of(&pager, &state.groups, Arc::clone)
+    })
+    .await
 }
 
 /// A group's direct members: subjects first, then groups, each in id
@@ -558,22 +593,22 @@ pub async fn list_group_members(
     admit(service, call, tenant)?;
     let listing = listing(UseCase::ListGroupMembers, tenant).filter("group", Some(group));
     let pager = Pager::new(listing, page)?;
-    let snapshot = service.snapshot_at(at_least).await?;
-    let state = snapshot.tenant(tenant)?;
-    group_of(state, group)?;
-    let after = pager.after().map(Cursor::to_principal).transpose()?;
-    let from: (Bound<&Principal>, Bound<&Principal>) = (
-        after.as_ref().map_or(Bound::Unbounded, Bound::Excluded),
-        Bound::Unbounded,
-    );
-    let members = state
-        .members
-        .get(group)
-        .into_iter()
-        .flat_map(move |m| m.range::<_, Principal>(from))
-        .cloned();
-    let page = pager.page(members, Cursor::principal);
-    Ok(stamped(page, snapshot.revision))
+    read_at(service, tenant, at_least, |_, state| {
+        group_of(state, group)?;
+        let after = pager.after().map(Cursor::to_principal).transpose()?;
+        let from: (Bound<&Principal>, Bound<&Principal>) = (
+            after.as_ref().map_or(Bound::Unbounded, Bound::Excluded),
+            Bound::Unbounded,
+        );
+        let members = state
+            .members
+            .get(group)
+            .into_iter()
+            .flat_map(move |m| m.range::<_, Principal>(from))
+            .cloned();
+        Ok(pager.page(members, Cursor::principal))
+    })
+    .await
 }
 
 /// Creates a custom role.
@@ -584,11 +619,7 @@ pub async fn create_role(
     role: Role,
     options: WriteOptions,
 ) -> Result<Stamped<RoleEntry>, Error> {
-    let id = role.id.clone();
-    let (revision, snapshot) =
-        write(service, call, tenant, Operation::CreateRole(role), options).await?;
-    let state = snapshot.tenant(tenant)?;
-    Ok(stamped(role_of(&snapshot, state, id.as_str())?, revision))
+    write_role(service, call, tenant, Operation::CreateRole, role, options).await
 }
 
 /// Replaces a custom role.
@@ -599,11 +630,28 @@ pub async fn update_role(
     role: Role,
     options: WriteOptions,
 ) -> Result<Stamped<RoleEntry>, Error> {
+    write_role(service, call, tenant, Operation::UpdateRole, role, options).await
+}
+
+/// Commits `operation` of `role` and reads back the role it wrote.
+async fn write_role(
+    service: &Service,
+    call: &Call,
+    tenant: &str,
+    operation: fn(Role) -> Operation,
+    role: Role,
+    options: WriteOptions,
+) -> Result<Stamped<RoleEntry>, Error> {
     let id = role.id.clone();
-    let (revision, snapshot) =
-        write(service, call, tenant, Operation::UpdateRole(role), options).await?;
-    let state = snapshot.tenant(tenant)?;
-    Ok(stamped(role_of(&snapshot, state, id.as_str())?, revision))
+    write_and_read(
+        service,
+        call,
+        tenant,
+        operation(role),
+        options,
+        |snapshot, state| role_of(snapshot, state, id.as_str()),
+    )
+    .await
 }
 
 /// Deletes a custom role with its assignments.
@@ -627,9 +675,10 @@ pub async fn get_role(
     at_least: Revision,
 ) -> Result<Stamped<RoleEntry>, Error> {
     admit(service, call, tenant)?;
-    let snapshot = service.snapshot_at(at_least).await?;
-    let role = role_of(&snapshot, snapshot.tenant(tenant)?, id)?;
-    Ok(stamped(role, snapshot.revision))
+    read_at(service, tenant, at_least, |snapshot, state| {
+        role_of(snapshot, state, id)
+    })
+    .await
 }
 
 /// A tenant's roles, builtin and custom, in one id order.
@@ -642,13 +691,12 @@ pub async fn list_roles(
 ) -> Result<Stamped<Page<RoleEntry>>, Error> {
     admit(service, call, tenant)?;
     let pager = Pager::new(listing(UseCase::ListRoles, tenant), page)?;
-    let snapshot = service.snapshot_at(at_least).await?;
-    let state = snapshot.tenant(tenant)?;
-    let after = pager.after().map(Cursor::as_id).transpose()?;
-    let page = pager.page(roles_after(&snapshot, state, after), |r| {
-        Cursor::id(r.role.id.as_str())
-    });
-    Ok(stamped(page, snapshot.revision))
+    read_at(service, tenant, at_least, |snapshot, state| {
+        let after = pager.after().map(Cursor::as_id).transpose()?;
+        let roles = roles_after(snapshot, state, after);
+        Ok(pager.page(roles, |r| Cursor::id(r.role.id.as_str())))
+    })
+    .await
 }
 
 /// Every role with an id after `after`, in id order: the schema's builtin
@@ -709,8 +757,19 @@ pub async fn list_assignments(
         .filter("role", filter.role.as_ref().map(RoleId::as_str))
         .filter("target", filter.target.as_ref().map(target_text).as_deref());
     let pager = Pager::new(listing, page)?;
-    let snapshot = service.snapshot_at(at_least).await?;
-    let state = snapshot.tenant(tenant)?;
+    read_at(service, tenant, at_least, |_, state| {
+        assignments_page(&pager, state, filter)
+    })
+    .await
+}
+
+/// The page of `state`'s assignments after the pager's cursor that match
+/// `filter`.
+fn assignments_page(
+    pager: &Pager,
+    state: &TenantState,
+    filter: &AssignmentFilter,
+) -> Result<Page<Assignment>, Error> {
     let after = pager.after().map(Cursor::to_assignment).transpose()?;
     let from: (Bound<&AssignmentKey>, Bound<&AssignmentKey>) = (
         after.as_ref().map_or(Bound::Unbounded, Bound::Excluded),
@@ -746,6 +805,5 @@ pub async fn list_assignments(
         .filter(|k| filter.target.as_ref().is_none_or(|t| &k.target == t))
         .filter_map(|k| state.assignments.get(k))
         .cloned();
-    let page = pager.page(matching, |a| Cursor::assignment(&a.key));
-    Ok(stamped(page, snapshot.revision))
+    Ok(pager.page(matching, |a| Cursor::assignment(&a.key)))
 }
