@@ -118,6 +118,10 @@ impl Datastore for RedbDatastore {
         .map_err(|e| StoreError::CommitUncertain(Box::new(e)))?
     }
 
+    fn prepare(&self, write: &mut PendingWrite) -> Result<(), StoreError> {
+        super::prepare(write)
+    }
+
     async fn find_commit(
         &self,
         id: CommitId,

@@ -36,8 +36,8 @@ use serde::de::DeserializeOwned;
 
 use audit::AuditTable;
 use authzd_store::{
-    AuditPage, CommitId, CommitOutcome, Datastore, Epoch, PendingWrite, Record, SnapshotStream,
-    StoreError, TenantRecords,
+    AuditPage, CommitId, CommitOutcome, Datastore, Epoch, PendingWrite, Prepared, Record,
+    SnapshotStream, StoreError, TenantRecords,
 };
 pub use embedded::open;
 
@@ -841,7 +841,10 @@ fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<CommitOutcome,
         apply(t, tenant, index, change)?;
     }
     let changeset = write.entry(revision);
-    let entry = codec::encode("change set", &changeset)?;
+    let entry = match &write.prepared {
+        Some(prepared) => codec::entry(prepared.bytes(), revision)?,
+        None => codec::entry(&codec::entry_tail(write)?, revision)?,
+    };
     t.changelog
         .insert(revision.0, entry.as_slice())
         .map_err(db_err)?;
@@ -852,6 +855,13 @@ fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<CommitOutcome,
     }
     t.meta.insert(META_REVISION, revision.0).map_err(db_err)?;
     Ok(CommitOutcome::Committed(changeset))
+}
+
+/// Encodes `write`'s changelog entry but for its revision, as
+/// [`Datastore::prepare`] documents: [`stage`] then only adds the revision.
+fn prepare(write: &mut PendingWrite) -> Result<(), StoreError> {
+    write.prepared = Some(Prepared::new(codec::entry_tail(write)?));
+    Ok(())
 }
 
 /// Empties every data table, the changelog and the idempotency keys of
@@ -1347,6 +1357,7 @@ mod tests {
                 reason: Some("because".into()),
             },
             revision: None,
+            prepared: None,
         }
     }
 
