@@ -1597,6 +1597,52 @@ mod tests {
         Ok(())
     }
 
+    /// A write to one tenant never waits for another tenant's changelog
+    /// entry being encoded: with the encoding of `t1`'s entry held open
+    /// until `t2`'s write has been answered, `t2`'s write commits first (a
+    /// sequencer that encoded entries inside the commit, which every write
+    /// waits behind, never answers it); `t1`'s then commits as the next
+    /// revision, and its stored entry reads back with that revision.
+    #[test]
+    fn a_write_to_another_tenant_does_not_wait_for_an_entry_being_encoded() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = Faulty::new(runtime.block_on(authzd_store_redb::open(dir.path()))?);
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let held = std::sync::Mutex::new(Some(released));
+        store.before_prepare(move |write| {
+            if write.tenant.as_ref().is_some_and(|t| t.as_str() == "t1") {
+                let first = held.lock().ok().and_then(|mut h| h.take());
+                if let Some(released) = first {
+                    let _ = released.recv();
+                }
+            }
+        });
+        let mut sequencer = sequencer(&runtime, store.clone())?;
+        let (jobs, queue) = queue(&mut sequencer, 16);
+        let thread = std::thread::spawn(move || sequencer.run(queue));
+
+        let (big, big_answer) = create_in("t1", "alice")?;
+        jobs.send(big)?;
+        let (small, small_answer) = create_in("t2", "bob")?;
+        jobs.send(small)?;
+        assert_eq!(answer(&runtime, small_answer)?, Revision(1));
+        release.send(())?;
+        assert_eq!(answer(&runtime, big_answer)?, Revision(2));
+        jobs.send(Job::Stop)?;
+        thread.join().map_err(|_| "the sequencer panicked")?;
+        let log = runtime.block_on(store.changes_after(Revision(0), 10, usize::MAX))?;
+        let order: Vec<_> = log.iter().map(|s| (s.revision, s.tenant.clone())).collect();
+        assert_eq!(
+            order,
+            vec![
+                (Revision(1), Some(TenantId::try_from("t2")?)),
+                (Revision(2), Some(TenantId::try_from("t1")?)),
+            ]
+        );
+        Ok(())
+    }
+
     /// Writes to the same tenant keep their order: the second, queued while
     /// the first is being planned, is planned on the state the first
     /// leaves (so creating the same subject again is refused) and is not
