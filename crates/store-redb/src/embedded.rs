@@ -108,8 +108,9 @@ impl Datastore for RedbDatastore {
         // head) whether or not this future is still polled; if it died,
         // whether it committed is unknown.
         tokio::task::spawn_blocking(move || {
-            let outcome = shared.store.commit_audited(base, id, &writes, &denied);
-            if !writes.is_empty() {
+            let wrote = !writes.is_empty();
+            let outcome = shared.store.commit_audited(base, id, writes, &denied);
+            if wrote {
                 shared.announce();
             }
             outcome

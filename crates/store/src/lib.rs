@@ -427,6 +427,19 @@ impl PendingWrite {
         }
     }
 
+    /// The changelog entry this write becomes as `revision`, taking its
+    /// changes and effects rather than copying them.
+    pub fn into_entry(self, revision: Revision) -> ChangeSet {
+        ChangeSet {
+            revision,
+            tenant: self.tenant,
+            actor: self.actor,
+            committed_at: self.committed_at,
+            changes: self.changes,
+            effects: self.effects,
+        }
+    }
+
     /// The audit entry recording this write as committed at `revision`.
     pub fn audit_entry(&self, revision: Revision) -> AuditEntry {
         let mut entry = AuditEntry {
