@@ -41,7 +41,8 @@ pub(super) use authzd_store::keys::{STORE_WIDE, assignment_key, principal_key};
 pub(super) const COMPRESS_FROM: usize = 1024;
 
 /// zstd's fastest level: a large write waits for its change set's
-/// compression before it commits, and this level already shrinks the changelog of a bulk import about 25-fold.
+/// compression before it commits, and this level already shrinks the
+/// changelog of a bulk import about 25-fold.
 const LEVEL: i32 = 1;
 
 /// The first bytes of every zstd frame (RFC 8878, section 3.1.1).

@@ -7,6 +7,9 @@
 //! A lane hands its waiting writes to a planner thread as one batch,
 //! planned on the tenant's state as the writes before them leave it (the
 //! sequencer's working state: committed, or planned into the open group).
+//! Each planned write also has the store prepare its changelog entry
+//! there ([`authzd_store::Datastore::prepare`]), so that the commit, which
+//! every tenant's writes wait behind, does not encode it.
 //! The plans come back to the sequencer as a [`Job::Planned`]; the
 //! sequencer adds them to its group, numbers them at commit, and hands the
 //! lane its next batch. Nothing planned here is visible to a reader before
