@@ -48,6 +48,7 @@ fn write(changes: Vec<Change>) -> PendingWrite {
         idempotency_key: None,
         origin: Origin::default(),
         revision: None,
+        prepared: None,
     }
 }
 

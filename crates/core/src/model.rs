@@ -76,9 +76,17 @@ pub fn check_id(what: &str, s: &str) -> Result<(), InvalidValue> {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+        #[serde(try_from = "String")]
         pub struct $name(Arc<str>);
+
+        // Written as the string it holds, without copying it into a
+        // `String` first: a change set names ids once per effect.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
 
         impl $name {
             /// The id as text.
@@ -216,8 +224,8 @@ impl fmt::Display for Name {
 ///
 /// Whether a permission exists is the schema's business; this type only
 /// guarantees the syntax.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub enum Permission {
     /// `*`: every permission of the catalog.
     All,
@@ -273,6 +281,14 @@ impl TryFrom<String> for Permission {
 impl From<Permission> for String {
     fn from(p: Permission) -> String {
         p.to_string()
+    }
+}
+
+// Written through its `Display`, which the JSON writer streams without
+// building a `String` per permission.
+impl Serialize for Permission {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

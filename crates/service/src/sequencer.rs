@@ -518,6 +518,7 @@ impl Sequencer {
         }
         let mut next = group.working.clone();
         let drafted = draft_write(
+            &*self.store,
             &mut next,
             group.revision(),
             tenant,
@@ -555,8 +556,9 @@ impl Sequencer {
             idempotency_key: None,
             origin: origin.clone(),
             revision: None,
+            prepared: None,
         };
-        admit(write, next)
+        admit(&*self.store, write, next)
     }
 
     /// Removes what has expired by now in every tenant of the group's
@@ -580,7 +582,7 @@ impl Sequencer {
             }
             let plan = |g: &Group| {
                 let mut next = g.working.clone();
-                let drafted = draft_expiry(&mut next, &tenant, now);
+                let drafted = draft_expiry(&*self.store, &mut next, &tenant, now);
                 settled(g, drafted, next)
             };
             if let Planned::Admitted(admitted) = self.fit(group, plan) {
@@ -604,7 +606,7 @@ impl Sequencer {
     /// effects are the primary's, so the replica's feed is the primary's).
     fn replicate(&self, group: &mut Group, sets: Vec<Replicated>, reply: Reply) {
         for replicated in sets {
-            let planned = self.fit(group, |g| plan_replicated(g, &replicated));
+            let planned = self.fit(group, |g| plan_replicated(&*self.store, g, &replicated));
             match planned {
                 Planned::Admitted(admitted) => group.add(*admitted, None, Retake::Never),
                 Planned::Answer(answer) => {
@@ -1037,6 +1039,7 @@ pub struct WhatIf {
 /// Removes what has expired by `now` from `tenant` in `working`, as a
 /// system write.
 fn draft_expiry(
+    store: &dyn Datastore,
     working: &mut Snapshot,
     tenant: &TenantId,
     now: authzd_core::model::Timestamp,
@@ -1064,14 +1067,16 @@ fn draft_expiry(
         idempotency_key: None,
         origin: Origin::default(),
         revision: None,
+        prepared: None,
     };
-    drafted(write, state)
+    drafted(store, write, state)
 }
 
 /// Plans `tenant`'s batch into `working` (whose last committed revision is
 /// `revision`), as a write to commit: the one planning path of a write,
 /// in a lane or in the sequencer.
 fn draft_write(
+    store: &dyn Datastore,
     working: &mut Snapshot,
     revision: Revision,
     tenant: &TenantId,
@@ -1099,16 +1104,18 @@ fn draft_write(
         idempotency_key: options.idempotency_key.clone(),
         origin: options.origin.clone(),
         revision: None,
+        prepared: None,
     };
     let state = Arc::new(planned.state);
     working.tenants.insert(tenant.clone(), state.clone());
-    drafted(write, state)
+    drafted(store, write, state)
 }
 
-/// A planned write, measured, with its tenant's state after it.
-fn drafted(write: PendingWrite, state: Arc<TenantState>) -> lanes::Drafted {
-    match write.entry_bytes() {
-        Ok(bytes) => lanes::Drafted::Write {
+/// A planned write, prepared for its commit and measured, with its
+/// tenant's state after it.
+fn drafted(store: &dyn Datastore, write: PendingWrite, state: Arc<TenantState>) -> lanes::Drafted {
+    match prepared(store, write) {
+        Ok((write, bytes)) => lanes::Drafted::Write {
             write: Box::new(write),
             bytes,
             state,
@@ -1133,7 +1140,7 @@ fn settled(group: &Group, drafted: lanes::Drafted, next: Snapshot) -> Planned {
 
 /// A primary's change set as the group's next write, if it is the next
 /// revision.
-fn plan_replicated(group: &Group, replicated: &Replicated) -> Planned {
+fn plan_replicated(store: &dyn Datastore, group: &Group, replicated: &Replicated) -> Planned {
     let set = &replicated.set;
     let latest = group.revision();
     if set.revision != latest.next() {
@@ -1159,16 +1166,29 @@ fn plan_replicated(group: &Group, replicated: &Replicated) -> Planned {
         idempotency_key: None,
         origin: Origin::default(),
         revision: Some(set.revision),
+        prepared: None,
     };
-    admit(write, next)
+    admit(store, write, next)
 }
 
-/// Wraps a write that passed planning, measuring its changelog entry.
-fn admit(write: PendingWrite, next: Snapshot) -> Planned {
-    match write.entry_bytes() {
-        Ok(bytes) => Planned::Admitted(Box::new(Admitted { write, bytes, next })),
+/// Wraps a write that passed planning, prepared for its commit and
+/// measured.
+fn admit(store: &dyn Datastore, write: PendingWrite, next: Snapshot) -> Planned {
+    match prepared(store, write) {
+        Ok((write, bytes)) => Planned::Admitted(Box::new(Admitted { write, bytes, next })),
         Err(e) => Planned::Answer(Answer::Refused(e.into())),
     }
+}
+
+/// `write` with what the store prepares ahead of its commit (see
+/// [`Datastore::prepare`]), and the size of its changelog entry.
+fn prepared(
+    store: &dyn Datastore,
+    mut write: PendingWrite,
+) -> Result<(PendingWrite, usize), StoreError> {
+    store.prepare(&mut write)?;
+    let bytes = write.entry_bytes()?;
+    Ok((write, bytes))
 }
 
 /// Answers a job; a client that is gone is no error (its write stands).
@@ -1357,6 +1377,7 @@ mod tests {
             idempotency_key: None,
             origin: Origin::default(),
             revision: None,
+            prepared: None,
         })
     }
 
@@ -1552,6 +1573,52 @@ mod tests {
         let store = runtime.block_on(authzd_store_redb::open(dir.path()))?;
         let mut sequencer = sequencer(&runtime, store.clone())?;
         let release = hold_first(&mut sequencer, "t1");
+        let (jobs, queue) = queue(&mut sequencer, 16);
+        let thread = std::thread::spawn(move || sequencer.run(queue));
+
+        let (big, big_answer) = create_in("t1", "alice")?;
+        jobs.send(big)?;
+        let (small, small_answer) = create_in("t2", "bob")?;
+        jobs.send(small)?;
+        assert_eq!(answer(&runtime, small_answer)?, Revision(1));
+        release.send(())?;
+        assert_eq!(answer(&runtime, big_answer)?, Revision(2));
+        jobs.send(Job::Stop)?;
+        thread.join().map_err(|_| "the sequencer panicked")?;
+        let log = runtime.block_on(store.changes_after(Revision(0), 10, usize::MAX))?;
+        let order: Vec<_> = log.iter().map(|s| (s.revision, s.tenant.clone())).collect();
+        assert_eq!(
+            order,
+            vec![
+                (Revision(1), Some(TenantId::try_from("t2")?)),
+                (Revision(2), Some(TenantId::try_from("t1")?)),
+            ]
+        );
+        Ok(())
+    }
+
+    /// A write to one tenant never waits for another tenant's changelog
+    /// entry being encoded: with the encoding of `t1`'s entry held open
+    /// until `t2`'s write has been answered, `t2`'s write commits first (a
+    /// sequencer that encoded entries inside the commit, which every write
+    /// waits behind, never answers it); `t1`'s then commits as the next
+    /// revision, and its stored entry reads back with that revision.
+    #[test]
+    fn a_write_to_another_tenant_does_not_wait_for_an_entry_being_encoded() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = Faulty::new(runtime.block_on(authzd_store_redb::open(dir.path()))?);
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let held = std::sync::Mutex::new(Some(released));
+        store.before_prepare(move |write| {
+            if write.tenant.as_ref().is_some_and(|t| t.as_str() == "t1") {
+                let first = held.lock().ok().and_then(|mut h| h.take());
+                if let Some(released) = first {
+                    let _ = released.recv();
+                }
+            }
+        });
+        let mut sequencer = sequencer(&runtime, store.clone())?;
         let (jobs, queue) = queue(&mut sequencer, 16);
         let thread = std::thread::spawn(move || sequencer.run(queue));
 

@@ -8,7 +8,11 @@
 //! thousands of times, and compressed they take about a twentieth of the
 //! space. Readers tell the two apart by the frame's magic number, which no
 //! JSON text begins with, so values written before compression existed
-//! (format 1) read unchanged. A membership is stored as its key alone (the
+//! (format 1) read unchanged. A change set is encoded in two parts: all but
+//! its revision before its commit ([`entry_tail`], the costly part, done
+//! while other writes commit), and its revision at the commit ([`entry`]);
+//! stored compressed, the two are two zstd frames of one stream, which
+//! reads as one text. A membership is stored as its key alone (the
 //! group and the member are the key; the value is empty), since the value
 //! would repeat the key byte for byte.
 //!
@@ -21,7 +25,10 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use authzd_core::model::{GroupId, Membership, Principal, SubjectId};
+use authzd_core::model::{
+    Change, Effect, GroupId, Membership, Principal, Revision, SubjectId, TenantId, Timestamp,
+};
+use authzd_store::PendingWrite;
 
 use super::StoreError;
 
@@ -33,8 +40,9 @@ pub(super) use authzd_store::keys::{STORE_WIDE, assignment_key, principal_key};
 /// decompression on every start-up.
 pub(super) const COMPRESS_FROM: usize = 1024;
 
-/// zstd's fastest level: a change set is compressed inside the commit, and
-/// this level already shrinks the changelog of a bulk import about 25-fold.
+/// zstd's fastest level: a large write waits for its change set's
+/// compression before it commits, and this level already shrinks the
+/// changelog of a bulk import about 25-fold.
 const LEVEL: i32 = 1;
 
 /// The first bytes of every zstd frame (RFC 8878, section 3.1.1).
@@ -46,10 +54,67 @@ pub(super) fn encode<T: Serialize>(what: &'static str, record: &T) -> Result<Vec
     if json.len() < COMPRESS_FROM {
         return Ok(json);
     }
-    zstd::bulk::compress(&json, LEVEL).map_err(|e| StoreError::Encode {
+    compress(what, &json)
+}
+
+/// `bytes` as one zstd frame.
+fn compress(what: &'static str, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    zstd::bulk::compress(bytes, LEVEL).map_err(|e| StoreError::Encode {
         what,
         source: serde_json::Error::io(e),
     })
+}
+
+/// The part of a change set's stored value that does not depend on its
+/// revision: its JSON after the revision (`,"tenant":…}`, the revision
+/// being the change set's first field), compressed as one zstd frame when
+/// it is at least [`COMPRESS_FROM`] bytes. Encoded before the write takes
+/// its place in the commit order, so that the commit, which every other
+/// write waits behind, only puts bytes in place ([`entry`]).
+pub(super) fn entry_tail(write: &PendingWrite) -> Result<Vec<u8>, StoreError> {
+    /// A change set without its revision, serialized as [`ChangeSet`] is
+    /// (a test holds the two together).
+    #[derive(Serialize)]
+    struct Tail<'a> {
+        tenant: &'a Option<TenantId>,
+        actor: &'a Option<SubjectId>,
+        committed_at: Timestamp,
+        changes: &'a [Change],
+        effects: &'a [Effect],
+    }
+    let what = "change set";
+    let tail = Tail {
+        tenant: &write.tenant,
+        actor: &write.actor,
+        committed_at: write.committed_at,
+        changes: &write.changes,
+        effects: &write.effects,
+    };
+    let mut json =
+        serde_json::to_vec(&tail).map_err(|source| StoreError::Encode { what, source })?;
+    // `{"tenant":…}` continues `{"revision":N` once its brace is a comma.
+    if let Some(brace) = json.first_mut() {
+        *brace = b',';
+    }
+    if json.len() < COMPRESS_FROM {
+        return Ok(json);
+    }
+    compress(what, &json)
+}
+
+/// A change set's stored value as `revision`, from its [`entry_tail`]:
+/// the revision's JSON before it, as a zstd frame of its own when the tail
+/// is one (a zstd stream of two frames decompresses to their texts one
+/// after the other), so the value reads as one change set's JSON.
+pub(super) fn entry(tail: &[u8], revision: Revision) -> Result<Vec<u8>, StoreError> {
+    let head = format!("{{\"revision\":{}", revision.0);
+    let mut value = if tail.starts_with(&ZSTD_MAGIC) {
+        compress("change set", head.as_bytes())?
+    } else {
+        head.into_bytes()
+    };
+    value.extend_from_slice(tail);
+    Ok(value)
 }
 
 /// The JSON text of a value written by [`encode`] (or by format 1, which
@@ -231,6 +296,46 @@ mod tests {
         assert_eq!(decode::<Vec<Subject>>("subjects", &bytes)?, large);
         assert_eq!(decode::<Vec<Subject>>("subjects", &json)?, large);
         assert_eq!(plain("subjects", &bytes)?.as_ref(), json.as_slice());
+        Ok(())
+    }
+
+    /// A change set encoded in two parts (all but its revision ahead of the
+    /// commit, the revision at it) is stored as encoding it whole stores
+    /// it: the same JSON text, compressed from the same size on, decoding
+    /// to the change set with the revision it was given.
+    #[test]
+    fn a_change_set_encoded_ahead_reads_as_one() -> Result<(), Box<dyn std::error::Error>> {
+        let effect = |i: usize| -> Result<Effect, Box<dyn std::error::Error>> {
+            Ok(Effect {
+                tenant: TenantId::try_from("acme")?,
+                subject: SubjectId::try_from(format!("user-{i:05}"))?,
+                target: authzd_core::model::Place::Scope(ScopeId::root()),
+                permission: "reports:read".parse()?,
+                gained: i % 2 == 0,
+                reach: authzd_core::model::Reach::Subtree,
+            })
+        };
+        for (effects, compressed) in [(0, false), (2_000, true)] {
+            let write = PendingWrite {
+                tenant: Some(TenantId::try_from("acme")?),
+                actor: Some(SubjectId::try_from("admin")?),
+                committed_at: Timestamp(1_700_000_000_000_000_000),
+                changes: vec![Change::RoleUnassigned(akey("editor", "alice", "root")?)],
+                effects: (0..effects).map(effect).collect::<Result<_, _>>()?,
+                expected_revision: None,
+                idempotency_key: None,
+                origin: Origin::default(),
+                revision: None,
+                prepared: None,
+            };
+            let revision = Revision(18_446_744_073_709_551_615);
+            let whole = encode("change set", &write.entry(revision))?;
+            let parts = entry(&entry_tail(&write)?, revision)?;
+            assert_eq!(parts.starts_with(&ZSTD_MAGIC), compressed);
+            assert_eq!(plain("change set", &parts)?, plain("change set", &whole)?);
+            let back: authzd_core::model::ChangeSet = decode("change set", &parts)?;
+            assert_eq!(back, write.entry(revision));
+        }
         Ok(())
     }
 

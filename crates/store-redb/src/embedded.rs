@@ -108,14 +108,19 @@ impl Datastore for RedbDatastore {
         // head) whether or not this future is still polled; if it died,
         // whether it committed is unknown.
         tokio::task::spawn_blocking(move || {
-            let outcome = shared.store.commit_audited(base, id, &writes, &denied);
-            if !writes.is_empty() {
+            let wrote = !writes.is_empty();
+            let outcome = shared.store.commit_audited(base, id, writes, &denied);
+            if wrote {
                 shared.announce();
             }
             outcome
         })
         .await
         .map_err(|e| StoreError::CommitUncertain(Box::new(e)))?
+    }
+
+    fn prepare(&self, write: &mut PendingWrite) -> Result<(), StoreError> {
+        super::prepare(write)
     }
 
     async fn find_commit(

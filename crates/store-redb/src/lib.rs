@@ -36,8 +36,8 @@ use serde::de::DeserializeOwned;
 
 use audit::AuditTable;
 use authzd_store::{
-    AuditPage, CommitId, CommitOutcome, Datastore, Epoch, PendingWrite, Record, SnapshotStream,
-    StoreError, TenantRecords,
+    AuditPage, CommitId, CommitOutcome, Datastore, Epoch, PendingWrite, Prepared, Record,
+    SnapshotStream, StoreError, TenantRecords,
 };
 pub use embedded::open;
 
@@ -276,16 +276,19 @@ impl Store {
     #[cfg(test)]
     fn commit_group(&self, writes: &[PendingWrite]) -> Result<Vec<CommitOutcome>, StoreError> {
         let base = self.revision()?;
-        self.commit_audited(base, CommitId::random(), writes, &[])
+        self.commit_audited(base, CommitId::random(), writes.to_vec(), &[])
     }
 
     /// Commits `writes` and records `denied` in one transaction and one
-    /// fsync, as [`Datastore::commit_group`] documents.
+    /// fsync, as [`Datastore::commit_group`] documents. Takes the writes
+    /// whole: their changes and effects move into the change sets returned
+    /// (a group-wide write's are hundreds of thousands, not copied inside
+    /// the commit that every other write waits behind).
     pub fn commit_audited(
         &self,
         base: Revision,
         id: CommitId,
-        writes: &[PendingWrite],
+        writes: Vec<PendingWrite>,
         denied: &[AuditEntry],
     ) -> Result<Vec<CommitOutcome>, StoreError> {
         self.run(|db| {
@@ -298,7 +301,7 @@ impl Store {
             let mut heads = self.heads.lock().unwrap_or_else(PoisonError::into_inner);
             if !writes.is_empty() {
                 let head = read_revision(&txn.open_table(META).map_err(db_err)?)?;
-                if heads.conflict(base, head, writes) {
+                if heads.conflict(base, head, &writes) {
                     abort(txn);
                     return Err(StoreError::Conflict { base, head });
                 }
@@ -357,28 +360,33 @@ impl Store {
     fn stage_all(
         &self,
         txn: &WriteTransaction,
-        writes: &[PendingWrite],
+        writes: Vec<PendingWrite>,
         denied: &[AuditEntry],
     ) -> Result<Vec<CommitOutcome>, StoreError> {
-        let mut tables = WriteTables::open(txn)?;
-        let mut outcomes = Vec::with_capacity(writes.len());
-        for write in writes {
-            let outcome = stage(&mut tables, write)?;
-            // A replica's copy of a primary's write is audited on the
-            // primary, which knows who asked.
-            if let (CommitOutcome::Committed(set), None) = (&outcome, write.revision) {
-                tables.audit.record(write.audit_entry(set.revision))?;
-            }
-            outcomes.push(outcome);
-        }
-        for entry in denied {
-            tables.audit.record(entry.clone())?;
-        }
         let latest = writes
             .iter()
             .map(|w| w.committed_at)
             .chain(denied.iter().map(|e| e.key.at))
             .max();
+        let mut tables = WriteTables::open(txn)?;
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for write in writes {
+            let outcome = match stage(&mut tables, &write)? {
+                Staged::Committed(revision) => {
+                    // A replica's copy of a primary's write is audited on
+                    // the primary, which knows who asked.
+                    if write.revision.is_none() {
+                        tables.audit.record(write.audit_entry(revision))?;
+                    }
+                    CommitOutcome::Committed(write.into_entry(revision))
+                }
+                Staged::Replayed(first) => CommitOutcome::Replayed(first),
+            };
+            outcomes.push(outcome);
+        }
+        for entry in denied {
+            tables.audit.record(entry.clone())?;
+        }
         let age = self.audit_retention.load(Ordering::SeqCst);
         if let Some(latest) = latest {
             if let Some(before) = i64::try_from(age)
@@ -804,12 +812,12 @@ impl<'txn> WriteTables<'txn> {
 /// Stages one write of a transaction: checks idempotency and the expected
 /// revision, applies the changes, appends the changelog entry and advances
 /// the revision, all in `t`, for the caller to commit.
-fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<CommitOutcome, StoreError> {
+fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<Staged, StoreError> {
     let tenant = write.tenant.as_ref().map(TenantId::as_str);
     let scope = tenant.unwrap_or(codec::STORE_WIDE);
     if let Some(key) = &write.idempotency_key {
         if let Some(first) = t.idempotency.get((scope, key.as_str())).map_err(db_err)? {
-            return Ok(CommitOutcome::Replayed(Revision(first.value())));
+            return Ok(Staged::Replayed(Revision(first.value())));
         }
     }
     let current = read_revision(&t.meta)?;
@@ -840,8 +848,10 @@ fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<CommitOutcome,
     for (index, change) in write.changes.iter().enumerate() {
         apply(t, tenant, index, change)?;
     }
-    let changeset = write.entry(revision);
-    let entry = codec::encode("change set", &changeset)?;
+    let entry = match &write.prepared {
+        Some(prepared) => codec::entry(prepared.bytes(), revision)?,
+        None => codec::entry(&codec::entry_tail(write)?, revision)?,
+    };
     t.changelog
         .insert(revision.0, entry.as_slice())
         .map_err(db_err)?;
@@ -851,7 +861,23 @@ fn stage(t: &mut WriteTables<'_>, write: &PendingWrite) -> Result<CommitOutcome,
             .map_err(db_err)?;
     }
     t.meta.insert(META_REVISION, revision.0).map_err(db_err)?;
-    Ok(CommitOutcome::Committed(changeset))
+    Ok(Staged::Committed(revision))
+}
+
+/// What [`stage`] did with a write.
+enum Staged {
+    /// Staged as this revision.
+    Committed(Revision),
+    /// Not staged: its idempotency key was committed before, as this
+    /// revision.
+    Replayed(Revision),
+}
+
+/// Encodes `write`'s changelog entry but for its revision, as
+/// [`Datastore::prepare`] documents: [`stage`] then only adds the revision.
+fn prepare(write: &mut PendingWrite) -> Result<(), StoreError> {
+    write.prepared = Some(Prepared::new(codec::entry_tail(write)?));
+    Ok(())
 }
 
 /// Empties every data table, the changelog and the idempotency keys of
@@ -1347,6 +1373,7 @@ mod tests {
                 reason: Some("because".into()),
             },
             revision: None,
+            prepared: None,
         }
     }
 
@@ -2146,7 +2173,7 @@ mod tests {
         store.commit_audited(
             store.revision()?,
             CommitId::random(),
-            &[],
+            Vec::new(),
             std::slice::from_ref(&denied),
         )?;
         assert_eq!(store.revision()?, Revision(1));

@@ -95,6 +95,7 @@ pub fn write(tenant_id: Option<&str>, changes: Vec<Change>) -> PendingWrite {
             reason: None,
         },
         revision: None,
+        prepared: None,
     }
 }
 

@@ -142,6 +142,17 @@ pub trait Datastore: Send + Sync + std::fmt::Debug {
         denied: Vec<AuditEntry>,
     ) -> Result<Vec<CommitOutcome>, StoreError>;
 
+    /// Encodes what of storing `write` does not depend on the revision it
+    /// will take (its changelog entry) into [`PendingWrite::prepared`], so
+    /// that its commit, which every other write waits behind, only puts
+    /// bytes in place. Called off the commit path (on a planner's thread),
+    /// after the write's last change. A store that prepares nothing (the
+    /// default) encodes at commit.
+    fn prepare(&self, write: &mut PendingWrite) -> Result<(), StoreError> {
+        let _ = write;
+        Ok(())
+    }
+
     /// Commits one write on the store's latest revision, as
     /// [`Datastore::commit_group`] does: for callers that plan nothing (a
     /// test, a tool), since another writer may move the head in between.

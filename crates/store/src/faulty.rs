@@ -10,8 +10,8 @@
 //! in the embedded implementation's own tests. Must not be used to serve:
 //! nothing in the server constructs it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio_stream::StreamExt;
@@ -54,6 +54,23 @@ pub struct Faulty {
     snapshot_batches: AtomicUsize,
     /// Commits handed to the inner store.
     commits: AtomicU64,
+    /// Runs before each preparation is handed on (see
+    /// [`Faulty::before_prepare`]).
+    before_prepare: BeforePrepare,
+}
+
+/// A test's hook on [`Datastore::prepare`]: lets it hold a write's
+/// preparation open, on whichever thread prepares.
+type PrepareHook = Arc<dyn Fn(&PendingWrite) + Send + Sync>;
+
+/// The hook, if set; a `Mutex` since it is set after the store is shared.
+#[derive(Default)]
+struct BeforePrepare(Mutex<Option<PrepareHook>>);
+
+impl std::fmt::Debug for BeforePrepare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforePrepare")
+    }
 }
 
 impl Faulty {
@@ -67,6 +84,7 @@ impl Faulty {
             fail_reads: AtomicBool::new(false),
             snapshot_batches: AtomicUsize::new(usize::MAX),
             commits: AtomicU64::new(0),
+            before_prepare: BeforePrepare::default(),
         })
     }
 
@@ -92,6 +110,17 @@ impl Faulty {
             flag.store(false, Ordering::SeqCst);
         }
         self.snapshot_batches.store(usize::MAX, Ordering::SeqCst);
+    }
+
+    /// Runs `hook` before each write's preparation is handed to the inner
+    /// store (a test holds one open with it).
+    pub fn before_prepare(&self, hook: impl Fn(&PendingWrite) + Send + Sync + 'static) {
+        let mut slot = self
+            .before_prepare
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(Arc::new(hook));
     }
 
     /// How many commits reached the inner store.
@@ -132,6 +161,19 @@ impl Datastore for Faulty {
             ));
         }
         Ok(outcomes)
+    }
+
+    fn prepare(&self, write: &mut PendingWrite) -> Result<(), StoreError> {
+        let hook = self
+            .before_prepare
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(hook) = hook {
+            hook(write);
+        }
+        self.inner.prepare(write)
     }
 
     async fn find_commit(

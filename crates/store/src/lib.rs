@@ -16,6 +16,7 @@ pub mod keys;
 pub mod conformance;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use authzd_core::model::{
     AuditEntry, AuditKey, AuditOutcome, Change, ChangeSet, Effect, InvalidValue, Origin, Revision,
@@ -370,6 +371,36 @@ pub struct PendingWrite {
     /// It must be the revision after the store's (a hole is refused with
     /// [`StoreError::OutOfSequence`], never skipped).
     pub revision: Option<Revision>,
+    /// Its changelog entry as the store that commits it encodes it, all
+    /// but the revision, set by [`Datastore::prepare`] once every other
+    /// field is final (the store trusts it to match them); `None`: the
+    /// store encodes the entry while it commits.
+    pub prepared: Option<Prepared>,
+}
+
+/// A write's changelog entry encoded ahead of its commit, all but its
+/// revision (see [`Datastore::prepare`]): the part of storing a write that
+/// grows with its size, done before the write takes its place in the
+/// commit order, which every other write waits behind.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Prepared(Arc<[u8]>);
+
+impl Prepared {
+    /// Wraps the bytes a store encoded.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Prepared(bytes.into())
+    }
+
+    /// The bytes, for the store that encoded them.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Prepared({} bytes)", self.0.len())
+    }
 }
 
 impl PendingWrite {
@@ -393,6 +424,19 @@ impl PendingWrite {
             committed_at: self.committed_at,
             changes: self.changes.clone(),
             effects: self.effects.clone(),
+        }
+    }
+
+    /// The changelog entry this write becomes as `revision`, taking its
+    /// changes and effects rather than copying them.
+    pub fn into_entry(self, revision: Revision) -> ChangeSet {
+        ChangeSet {
+            revision,
+            tenant: self.tenant,
+            actor: self.actor,
+            committed_at: self.committed_at,
+            changes: self.changes,
+            effects: self.effects,
         }
     }
 
@@ -427,8 +471,12 @@ pub enum CommitOutcome {
 
 impl PendingWrite {
     /// The size of the changelog entry this write becomes (without its
-    /// revision's digits), so a caller can bound a group in bytes.
+    /// revision's digits), so a caller can bound a group in bytes: as
+    /// stored, once prepared; its JSON's otherwise.
     pub fn entry_bytes(&self) -> Result<usize, StoreError> {
-        encoded_len("change set", &self.entry(Revision(0)))
+        match &self.prepared {
+            Some(prepared) => Ok(prepared.bytes().len()),
+            None => encoded_len("change set", &self.entry(Revision(0))),
+        }
     }
 }

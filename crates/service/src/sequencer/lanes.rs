@@ -7,6 +7,9 @@
 //! A lane hands its waiting writes to a planner thread as one batch,
 //! planned on the tenant's state as the writes before them leave it (the
 //! sequencer's working state: committed, or planned into the open group).
+//! Each planned write also has the store prepare its changelog entry
+//! there ([`authzd_store::Datastore::prepare`]), so that the commit, which
+//! every tenant's writes wait behind, does not encode it.
 //! The plans come back to the sequencer as a [`Job::Planned`]; the
 //! sequencer adds them to its group, numbers them at commit, and hands the
 //! lane its next batch. Nothing planned here is visible to a reader before
@@ -34,7 +37,7 @@ use super::{draft_expiry, draft_write};
 use crate::{Error, WriteOptions};
 use authzd_core::engine::{self, Snapshot, TenantState};
 use authzd_core::model::{TenantId, Timestamp};
-use authzd_store::PendingWrite;
+use authzd_store::{Datastore, PendingWrite};
 
 /// Something a lane plans: a client's write, or the removal of the
 /// tenant's expired assignments for an expiry round.
@@ -178,6 +181,7 @@ fn refuse_busy(job: Job, capacity: usize) {
 /// Plans `leads` for `tenant`, each on the state the ones before leave,
 /// starting from `snapshot`: a planner thread's work.
 fn plan_batch(
+    store: &dyn Datastore,
     mut snapshot: Snapshot,
     tenant: TenantId,
     leads: Vec<Lead>,
@@ -193,8 +197,16 @@ fn plan_batch(
                 operations,
                 options,
                 ..
-            } => draft_write(&mut snapshot, revision, &tenant, operations, options, now),
-            Lead::Expire { .. } => draft_expiry(&mut snapshot, &tenant, now),
+            } => draft_write(
+                store,
+                &mut snapshot,
+                revision,
+                &tenant,
+                operations,
+                options,
+                now,
+            ),
+            Lead::Expire { .. } => draft_expiry(store, &mut snapshot, &tenant, now),
         };
         planned.push((lead, drafted));
     }
@@ -420,6 +432,7 @@ impl Sequencer {
         let lane = tenant.clone();
         #[cfg(test)]
         let hold = self.hold.clone();
+        let store = self.store.clone();
         let results: Option<SyncSender<Job>> = self.results.upgrade().map(|s| (*s).clone());
         let spawned = results.map(|results| {
             std::thread::Builder::new()
@@ -429,7 +442,7 @@ impl Sequencer {
                     if let Some(hold) = hold {
                         hold(&tenant);
                     }
-                    let drafts = plan_batch(snapshot, tenant, leads, now);
+                    let drafts = plan_batch(&*store, snapshot, tenant, leads, now);
                     // Blocks only while the queue is full, which the
                     // sequencer is draining.
                     let _ = results.send(Job::Planned(Box::new(drafts)));
