@@ -159,7 +159,17 @@ impl Snapshot {
         q: &Question<'_>,
         now: Timestamp,
     ) -> Result<bool, EngineError> {
-        let state = self.tenant(tenant)?;
+        self.check_in(self.tenant(tenant)?, q, now)
+    }
+
+    /// [`Snapshot::check`] in a tenant already found (a batch finds it
+    /// once). Allocates nothing on success.
+    pub fn check_in(
+        &self,
+        state: &TenantState,
+        q: &Question<'_>,
+        now: Timestamp,
+    ) -> Result<bool, EngineError> {
         let bit = self.permission_bit("permission", q.permission)?;
         let (place, chain) = self.chained_place(state, q.at)?;
         Ok(state.subjects.get(q.subject).is_some_and(|entry| {
