@@ -184,6 +184,21 @@ impl TenantState {
             )
     }
 
+    /// [`TenantState::check`] of an active subject, with the place's
+    /// numbered ancestor chain already found (the API's check resolves it
+    /// while it checks that the scope exists). Allocates nothing.
+    pub(super) fn check_on_chain(
+        &self,
+        compiled: &Compiled,
+        grants: &SubjectGrants,
+        bit: PermBit,
+        place: ResolvedPlace<'_>,
+        chain: &[u32],
+        now: Timestamp,
+    ) -> bool {
+        self.holds(compiled, grants, bit, place, chain, now, 0)
+    }
+
     /// Whether `bit` holds at `place`, whose scope's ancestor chain is
     /// `chain` (numbered; resolved once per check, not once per derived
     /// term).

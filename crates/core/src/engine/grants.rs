@@ -152,17 +152,18 @@ impl SubjectGrants {
         let Some((&here, ancestors)) = chain.split_first() else {
             return false;
         };
-        self.scopes
+        // The numbers first: they are one small array, and most entries
+        // are at scopes off the chain, whose grant need not be read.
+        self.scope_numbers
             .iter()
-            .zip(&self.scope_numbers)
-            .any(|(e, &number)| {
-                e.live(now)
-                    && e.perms.contains(bit)
-                    && if number == here {
-                        exact || inherits
-                    } else {
-                        inherits && ancestors.contains(&number)
-                    }
+            .zip(&self.scopes)
+            .any(|(&number, e)| {
+                (if number == here {
+                    exact || inherits
+                } else {
+                    inherits && ancestors.contains(&number)
+                }) && e.perms.contains(bit)
+                    && e.live(now)
             })
     }
 

@@ -104,13 +104,29 @@ impl Snapshot {
         tenant: &'s TenantState,
         at: PlaceRef<'s>,
     ) -> Result<ResolvedPlace<'s>, EngineError> {
+        self.chained_place(tenant, at).map(|(place, _)| place)
+    }
+
+    /// Resolves where a question applies, with the numbered ancestor chain
+    /// of its scope: one lookup both finds that the scope exists and gives
+    /// what the check compares grants with.
+    fn chained_place<'s>(
+        &self,
+        tenant: &'s TenantState,
+        at: PlaceRef<'s>,
+    ) -> Result<(ResolvedPlace<'s>, &'s [u32]), EngineError> {
         match at {
-            PlaceRef::Scope("") => Ok(ResolvedPlace::scope(ROOT_SCOPE)),
-            PlaceRef::Scope(scope) if tenant.has_scope(scope) => Ok(ResolvedPlace::scope(scope)),
-            PlaceRef::Scope(scope) => Err(EngineError::NotFound {
-                kind: "scope",
-                id: scope.to_string(),
-            }),
+            PlaceRef::Scope("") => Ok((
+                ResolvedPlace::scope(ROOT_SCOPE),
+                tenant.numbered(ROOT_SCOPE),
+            )),
+            PlaceRef::Scope(scope) => match tenant.chains.get(scope) {
+                Some(chain) => Ok((ResolvedPlace::scope(scope), &chain.numbers)),
+                None => Err(EngineError::NotFound {
+                    kind: "scope",
+                    id: scope.to_string(),
+                }),
+            },
             PlaceRef::Subject(id) => {
                 let (key, entry) =
                     tenant
@@ -120,16 +136,18 @@ impl Snapshot {
                             kind: "target subject",
                             id: id.to_string(),
                         })?;
-                Ok(ResolvedPlace {
+                let scope = entry
+                    .subject
+                    .home_scope
+                    .as_ref()
+                    .map_or(ROOT_SCOPE, ScopeId::as_str);
+                let place = ResolvedPlace {
                     below: false,
-                    scope: entry
-                        .subject
-                        .home_scope
-                        .as_ref()
-                        .map_or(ROOT_SCOPE, ScopeId::as_str),
+                    scope,
                     target: Some(&entry.grants),
                     target_id: Some(key),
-                })
+                };
+                Ok((place, tenant.numbered(scope)))
             }
         }
     }
@@ -141,18 +159,22 @@ impl Snapshot {
         q: &Question<'_>,
         now: Timestamp,
     ) -> Result<bool, EngineError> {
-        let state = self.tenant(tenant)?;
+        self.check_in(self.tenant(tenant)?, q, now)
+    }
+
+    /// [`Snapshot::check`] in a tenant already found (a batch finds it
+    /// once). Allocates nothing on success.
+    pub fn check_in(
+        &self,
+        state: &TenantState,
+        q: &Question<'_>,
+        now: Timestamp,
+    ) -> Result<bool, EngineError> {
         let bit = self.permission_bit("permission", q.permission)?;
-        let place = self.place(state, q.at)?;
+        let (place, chain) = self.chained_place(state, q.at)?;
         Ok(state.subjects.get(q.subject).is_some_and(|entry| {
-            state.check(
-                &self.compiled,
-                &entry.subject,
-                &entry.grants,
-                bit,
-                place,
-                now,
-            )
+            entry.active
+                && state.check_on_chain(&self.compiled, &entry.grants, bit, place, chain, now)
         }))
     }
 

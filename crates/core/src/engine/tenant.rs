@@ -11,7 +11,17 @@ use crate::limits::MAX_RECENTLY_EXPIRED;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use imbl::{HashMap, OrdMap, OrdSet};
+use imbl::{OrdMap, OrdSet};
+
+/// The tenant's hashed maps: imbl's hash trie with foldhash rather than
+/// SipHash. Every check hashes a subject id and a scope id, and every write
+/// hashes several ids per subject it touches; SipHash's rounds cost more
+/// than the trie's probes at this key size. foldhash is the hasher
+/// hashbrown (and so std's `HashMap` ecosystem) defaults to: maintained,
+/// dependency-free, randomly seeded per process and per map, so ids
+/// chosen by a client still land unpredictably.
+pub type HashMap<K, V> =
+    imbl::GenericHashMap<K, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
 
 use super::condition::Condition;
 use super::few::Few;
@@ -19,7 +29,7 @@ use super::grants::{GrantEntry, SubjectGrants};
 use super::roles::CompiledRole;
 use crate::model::{
     Assignment, AssignmentKey, Change, Group, GroupId, Principal, Role, RoleId, Scope, ScopeId,
-    Subject, SubjectId, Target, TenantSettings, Timestamp,
+    Subject, SubjectId, SubjectStatus, Target, TenantSettings, Timestamp,
 };
 use crate::schema::{Catalog, PermSet};
 
@@ -28,6 +38,11 @@ use crate::schema::{Catalog, PermSet};
 pub struct SubjectEntry {
     /// The directory record.
     pub subject: Arc<Subject>,
+    /// Whether the record's status is active: what every check asks of
+    /// the record, kept beside the grants so that a check does not follow
+    /// the record's pointer (a cache miss per check among a million
+    /// subjects).
+    pub active: bool,
     /// Everything its roles give it, recomputed whenever a write could change
     /// it (memberships, assignments, role definitions, the schema).
     pub grants: Arc<SubjectGrants>,
@@ -253,14 +268,14 @@ impl TenantState {
             subjects: HashMap::new(),
             in_order: OrdMap::new(),
             scopes: OrdMap::new(),
-            chains: HashMap::unit(
+            chains: HashMap::new().update(
                 ScopeId::root(),
                 Chain {
                     ids: Arc::from([ScopeId::root()]),
                     numbers: Arc::from([ROOT_NUMBER]),
                 },
             ),
-            scope_numbers: HashMap::unit(ScopeId::root(), ROOT_NUMBER),
+            scope_numbers: HashMap::new().update(ScopeId::root(), ROOT_NUMBER),
             children: HashMap::new(),
             homed: HashMap::new(),
             groups: OrdMap::new(),
@@ -807,6 +822,7 @@ impl TenantState {
         self.subjects.insert(
             subject.id.clone(),
             SubjectEntry {
+                active: record.status == SubjectStatus::Active,
                 subject: record,
                 grants,
             },
