@@ -36,6 +36,9 @@ pub const HEADER: &str = "id,kind,status,groups,attributes";
 /// Calls in flight at once while checking and writing subjects. Writes are
 /// serialised by the server's write gate; a few in flight hide round trips.
 const IN_FLIGHT: usize = 16;
+/// `Import` chunks sent at once: one being applied while the next is built,
+/// sent and decoded.
+const CHUNKS_IN_FLIGHT: usize = 2;
 /// Longest a single call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// From this many rows on, the subjects that exist already are found by
@@ -858,7 +861,10 @@ pub(super) fn chunk_key(tenant: &str, checked_at: u64, request: &pb::ImportReque
 }
 
 /// Applies a checked plan in `Import` chunks, one revision each, printing
-/// progress to stderr after each.
+/// progress to stderr after each. [`CHUNKS_IN_FLIGHT`] chunks are sent at
+/// once, so that the server applies one while the next is built, sent and
+/// decoded; their order does not matter (each row's records are in one
+/// chunk, and the groups they name exist).
 async fn write(
     channel: ClientChannel,
     tenant: &str,
@@ -867,27 +873,36 @@ async fn write(
     let mut report = plan.report(false);
     let chunks = chunks(&plan);
     report.chunks = chunks.len();
-    let mut membership = MembershipServiceClient::new(channel);
+    let membership = MembershipServiceClient::new(channel);
     let total: usize = chunks.iter().map(Chunk::records).sum();
+    let checked_at = plan.checked_at;
+    let mut replies = stream::iter(chunks.into_iter().enumerate())
+        .map(|(n, chunk)| {
+            let records = chunk.records();
+            let mut request = pb::ImportRequest {
+                tenant: tenant.to_string(),
+                subjects: chunk.subjects,
+                memberships: chunk.memberships,
+                ..Default::default()
+            };
+            let key = chunk_key(tenant, checked_at, &request);
+            request.options = Some(pb::WriteOptions {
+                idempotency_key: key,
+                ..Default::default()
+            });
+            let mut membership = membership.clone();
+            async move {
+                let reply = membership
+                    .import(request)
+                    .await
+                    .map_err(|s| write_error(format!("chunk {}", n + 1), s))?;
+                Ok::<_, ImportError>((n, records, reply.into_inner().revision))
+            }
+        })
+        .buffered(CHUNKS_IN_FLIGHT);
     let mut sent = 0;
-    for (n, chunk) in chunks.into_iter().enumerate() {
-        let records = chunk.records();
-        let mut request = pb::ImportRequest {
-            tenant: tenant.to_string(),
-            subjects: chunk.subjects,
-            memberships: chunk.memberships,
-            ..Default::default()
-        };
-        let key = chunk_key(tenant, plan.checked_at, &request);
-        request.options = Some(pb::WriteOptions {
-            idempotency_key: key,
-            ..Default::default()
-        });
-        let reply = membership
-            .import(request)
-            .await
-            .map_err(|s| write_error(format!("chunk {}", n + 1), s))?;
-        report.revision = report.revision.max(reply.into_inner().revision);
+    while let Some((n, records, revision)) = replies.try_next().await? {
+        report.revision = report.revision.max(revision);
         sent += records;
         eprintln!(
             "authzd import: chunk {}/{}: {sent}/{total} records, revision {}",

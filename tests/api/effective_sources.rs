@@ -73,7 +73,7 @@ fn subject(id: &str, status: SubjectStatus) -> Change {
         id: SubjectId::try_from(id).unwrap(),
         kind: SubjectKind::User,
         status,
-        attributes: BTreeMap::new(),
+        attributes: Default::default(),
         home_scope: Some(ScopeId::try_from("leaf").unwrap()),
     })
 }

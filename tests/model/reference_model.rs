@@ -717,7 +717,7 @@ fn subject_write(id: &str, spec: &SubjectSpec) -> Write {
         } else {
             SubjectStatus::Active
         },
-        attributes: record.attributes.clone(),
+        attributes: record.attributes.clone().into(),
         home_scope: record.home.as_ref().map(|h| h.parse().unwrap()),
     });
     let id = id.to_string();
@@ -892,7 +892,7 @@ impl OpSpec {
                             SubjectStatus::Active
                         }
                     }),
-                    attributes: dept.map(attributes),
+                    attributes: dept.map(|d| attributes(d).into()),
                     home_scope: home.clone().map(|h| h.map(|h: String| h.parse().unwrap())),
                 };
                 Write {
@@ -1465,7 +1465,7 @@ fn user(id: &str) -> Operation {
         id: id.parse().unwrap(),
         kind: SubjectKind::User,
         status: SubjectStatus::Active,
-        attributes: BTreeMap::new(),
+        attributes: Default::default(),
         home_scope: None,
     })
 }

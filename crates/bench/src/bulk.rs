@@ -238,6 +238,103 @@ async fn send(
     Ok(reply.into_inner().revision)
 }
 
+/// What the fill has done so far: the counts [`ImportStats`] reports.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Progress {
+    /// Records in the `Import` chunks sent.
+    pub records: usize,
+    /// `Import` chunks sent.
+    pub chunks: usize,
+    /// The highest revision answered.
+    pub revision: u64,
+}
+
+impl Progress {
+    async fn send(
+        &mut self,
+        client: &MembershipServiceClient<ClientChannel>,
+        request: pb::ImportRequest,
+        what: &str,
+    ) -> Result<(), BenchError> {
+        self.records += records_of(&request);
+        self.chunks += 1;
+        let what = format!("import chunk {} ({what})", self.chunks);
+        self.revision = self
+            .revision
+            .max(send(client.clone(), request, what).await?);
+        Ok(())
+    }
+
+    /// The stats of a fill of `data` whose subjects' part took `elapsed`.
+    pub(super) fn stats(
+        &self,
+        data: &Dataset,
+        scopes_elapsed: Duration,
+        elapsed: Duration,
+    ) -> ImportStats {
+        ImportStats {
+            subjects: data.sizes.subjects,
+            groups: data.sizes.groups,
+            scopes: data.sizes.scopes,
+            memberships: data.memberships.len() + data.nestings.len(),
+            assignments: data.assignments.len(),
+            records: self.records,
+            chunks: self.chunks,
+            scopes_elapsed,
+            elapsed,
+            revision: self.revision,
+        }
+    }
+}
+
+/// The part of a fill before the subjects: the scopes through the
+/// directory, then the groups, their nestings and roles through `Import`.
+/// Returns the time the scopes took.
+pub(super) async fn groups(
+    channel: &ClientChannel,
+    tenant: &str,
+    data: &Dataset,
+    progress: &mut Progress,
+) -> Result<Duration, BenchError> {
+    let scopes_started = Instant::now();
+    let directory = DirectoryServiceClient::new(channel.clone());
+    progress.revision = create_scopes(&directory, tenant, data).await?;
+    let scopes_elapsed = scopes_started.elapsed();
+    let client = MembershipServiceClient::new(channel.clone());
+    for r in group_requests(tenant, data) {
+        progress.send(&client, r, "groups").await?;
+    }
+    Ok(scopes_elapsed)
+}
+
+/// The part of a fill after the subjects: [`MEMBER_OF_ALL`] into every
+/// group, and, when `direct` is given, the subjects' direct roles (which a
+/// CSV file does not carry).
+pub(super) async fn finish(
+    channel: &ClientChannel,
+    tenant: &str,
+    data: &Dataset,
+    direct: bool,
+    progress: &mut Progress,
+) -> Result<(), BenchError> {
+    let client = MembershipServiceClient::new(channel.clone());
+    if let Some(r) = member_of_all(tenant, data) {
+        progress
+            .send(&client, r, "one subject in every group")
+            .await?;
+    }
+    if direct {
+        let by_subject = BySubject::new(data);
+        for chunk in by_subject.assignments.chunks(MAX_BATCH_OPERATIONS) {
+            let assigns = chunk.iter().map(|a| Record::Assign(assign_record(a)));
+            progress
+                .send(&client, request(tenant, assigns), "direct roles")
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Loads `data` into `tenant`: scopes through the directory, then
 /// everything else through `Import`. `label` starts each progress line.
 pub(super) async fn import(
@@ -246,25 +343,14 @@ pub(super) async fn import(
     data: &Dataset,
     label: &str,
 ) -> Result<ImportStats, BenchError> {
-    let scopes_started = Instant::now();
-    let directory = DirectoryServiceClient::new(channel.clone());
-    let mut revision = create_scopes(&directory, tenant, data).await?;
-    let scopes_elapsed = scopes_started.elapsed();
-
-    let client = MembershipServiceClient::new(channel);
+    let mut progress = Progress::default();
     let started = Instant::now();
-    let (mut records, mut chunks) = (0, 0);
-    for r in group_requests(tenant, data) {
-        records += records_of(&r);
-        chunks += 1;
-        let what = format!("import chunk {chunks} (groups)");
-        revision = revision.max(send(client.clone(), r, what).await?);
-    }
-
+    let scopes_elapsed = groups(&channel, tenant, data, &mut progress).await?;
+    let client = MembershipServiceClient::new(channel.clone());
     let by_subject = BySubject::new(data);
     let plan = by_subject.chunks(data.sizes.subjects, MAX_BATCH_OPERATIONS);
     let total = data.sizes.subjects;
-    let first = chunks;
+    let first = progress.chunks;
     let mut sent = stream::iter(plan.iter().enumerate())
         .map(|(n, chunk)| {
             let r = by_subject.request(tenant, data, chunk);
@@ -276,37 +362,24 @@ pub(super) async fn import(
         .buffer_unordered(IN_FLIGHT);
     let (mut done, mut said) = (0, Instant::now());
     while let Some((r, (chunk_records, chunk_subjects))) = sent.try_next().await? {
-        revision = revision.max(r);
-        records += chunk_records;
+        progress.revision = progress.revision.max(r);
+        progress.records += chunk_records;
         done += chunk_subjects;
         if said.elapsed() >= PROGRESS_EVERY || done == total {
             said = Instant::now();
             eprintln!(
-                "{label}: imported {done}/{total} subjects, {records} records, {:.1} s, revision {revision}",
-                started.elapsed().as_secs_f64()
+                "{label}: imported {done}/{total} subjects, {} records, {:.1} s, revision {}",
+                progress.records,
+                started.elapsed().as_secs_f64(),
+                progress.revision
             );
         }
     }
     drop(sent);
-    chunks += plan.len();
-    if let Some(r) = member_of_all(tenant, data) {
-        records += records_of(&r);
-        chunks += 1;
-        let what = format!("import chunk {chunks} (one subject in every group)");
-        revision = revision.max(send(client.clone(), r, what).await?);
-    }
-    Ok(ImportStats {
-        subjects: data.sizes.subjects,
-        groups: data.sizes.groups,
-        scopes: data.sizes.scopes,
-        memberships: data.memberships.len() + data.nestings.len(),
-        assignments: data.assignments.len(),
-        records,
-        chunks,
-        scopes_elapsed,
-        elapsed: started.elapsed(),
-        revision,
-    })
+    progress.chunks += plan.len();
+    finish(&channel, tenant, data, false, &mut progress).await?;
+    let elapsed = started.elapsed().saturating_sub(scopes_elapsed);
+    Ok(progress.stats(data, scopes_elapsed, elapsed))
 }
 
 #[cfg(test)]

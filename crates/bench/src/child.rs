@@ -151,9 +151,14 @@ impl ChildServer {
         }
     }
 
+    /// The address it listens on, as `HOST:PORT`.
+    pub(super) fn target(&self) -> String {
+        self.addr.to_string()
+    }
+
     /// How clients reach it.
     pub(super) fn remote(&self) -> Result<Remote, BenchError> {
-        let remote = Remote::new(&self.addr.to_string(), &ClientArgs::default())?;
+        let remote = Remote::new(&self.target(), &ClientArgs::default())?;
         Ok(remote.with(|e| e.tcp_nodelay(true).connect_timeout(CALL_TIMEOUT)))
     }
 

@@ -28,6 +28,7 @@ mod bulk;
 pub mod callpath;
 mod child;
 pub mod cluster;
+mod csv_shape;
 mod feed;
 mod fill;
 mod load;

@@ -1,25 +1,30 @@
-//! `authzd bench scale`: how authzd's figures grow with the tenant. For
-//! each size, a fresh data folder and a real server process (see
-//! [`child`](super::child)): the tenant is built through the bulk
-//! `Import` RPC ([`bulk`](super::bulk)), the server is stopped with SIGTERM
-//! and started again on the same folder, and the calls are measured on the
-//! cold-started server with the load loops of `authzd bench`. The report
-//! is two markdown tables, one row per size with a row of growth per
-//! subject between sizes, ready for docs/performance.md.
+//! `authzd bench scale`: how authzd's figures grow with the tenant, for
+//! each of two data shapes ([`Shape`]). For each size and shape, a fresh
+//! data folder and a real server process (see [`child`](super::child)):
+//! the tenant is built (the bench shape through the bulk `Import` RPC,
+//! [`bulk`](super::bulk); the CSV shape by `authzd import` of a generated
+//! file, [`csv_shape`](super::csv_shape)), the server is stopped with
+//! SIGTERM and started again on the same folder, and the calls are
+//! measured on the cold-started server with the load loops of `authzd
+//! bench`, last the group-wide role write with single writes to another
+//! tenant beside it. The report is two markdown tables, one row per size
+//! and shape with a row of growth per subject between sizes of a shape,
+//! ready for docs/performance.md.
 //!
-//! Sizes run smallest first; a size that fails ends the run, and the sizes
-//! before it are still reported. Must not reach into the server: memory
-//! comes from the OS, everything else from gRPC.
+//! Sizes run smallest first, each in every shape; a size that fails ends
+//! the run, and the rows before it are still reported. Must not reach into
+//! the server: memory comes from the OS, everything else from gRPC.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::bulk::{self, ImportStats};
 use super::child::{ChildServer, Memory};
+use super::csv_shape;
 use super::load::{Budget, Kind, Load};
 use super::{BenchError, CallStats, build_line, command_line, parse_seconds, ratio, writes};
 use authzd_testkit::dataset::{Dataset, Sizes};
@@ -44,6 +49,27 @@ const MAX_WRITERS: usize = 256;
 /// Deepest a data folder is walked to add up its size.
 const MAX_FOLDER_DEPTH: usize = 4;
 
+/// The shape of a tenant's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shape {
+    /// The bench's own data: nested groups, direct roles for one subject in
+    /// ten, no attributes; loaded through the `Import` RPC.
+    Bench,
+    /// A CSV export's: one attribute on every subject (`dept`, a few
+    /// distinct values), one or two flat groups each; the subjects loaded
+    /// by `authzd import` from a CSV file.
+    Csv,
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Shape::Bench => "bench",
+            Shape::Csv => "csv",
+        })
+    }
+}
+
 /// `authzd bench scale`.
 #[derive(Debug, Clone, Args)]
 pub struct ScaleArgs {
@@ -52,6 +78,9 @@ pub struct ScaleArgs {
     /// fresh data folder and server.
     #[arg(long, value_delimiter = ',', required = true)]
     pub subjects: Vec<usize>,
+    /// Data shapes measured at each size, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "bench,csv")]
+    pub shapes: Vec<Shape>,
     /// Groups per tenant (nested three to a parent under 10 top groups).
     #[arg(long, default_value_t = 100)]
     pub groups: usize,
@@ -122,9 +151,9 @@ impl ScaleArgs {
         within("concurrency", &self.concurrency, 1, MAX_CONCURRENCY)?;
         within("connections", &[self.connections], 1, MAX_CONNECTIONS)?;
         within("writers", &self.writers, 1, MAX_WRITERS)?;
-        match self.concurrency.is_empty() || self.writers.is_empty() {
+        match self.concurrency.is_empty() || self.writers.is_empty() || self.shapes.is_empty() {
             true => Err(BenchError::Settings(
-                "--concurrency and --writers need at least one number each".into(),
+                "--concurrency, --writers and --shapes need at least one value each".into(),
             )),
             false => Ok(()),
         }
@@ -144,6 +173,12 @@ pub struct WideWrite {
     pub p50_ms: f64,
     /// The slowest, in milliseconds.
     pub max_ms: f64,
+    /// One-subject writes to another tenant, alone: median and slowest, in
+    /// milliseconds.
+    pub other_idle_ms: (f64, f64),
+    /// One-subject writes to another tenant while group-wide writes ran:
+    /// how many, median and slowest.
+    pub other_during: (usize, f64, f64),
 }
 
 /// Everything measured at one size.
@@ -151,7 +186,9 @@ pub struct WideWrite {
 pub struct ScaleRow {
     /// The size.
     pub subjects: usize,
-    /// The import.
+    /// The shape of the data.
+    pub shape: Shape,
+    /// The import (for the CSV shape, the `authzd import` run).
     pub import: ImportStats,
     /// The server's memory right after the import.
     pub after_import: Memory,
@@ -194,8 +231,8 @@ pub struct ScaleReport {
     pub args: ScaleArgs,
     /// One row per size that completed, smallest first.
     pub rows: Vec<ScaleRow>,
-    /// The size that failed, and why (the run stops there).
-    pub failure: Option<(usize, String)>,
+    /// The size and shape that failed, and why (the run stops there).
+    pub failure: Option<(usize, Shape, String)>,
 }
 
 impl ScaleReport {
@@ -245,12 +282,14 @@ pub async fn run(args: &ScaleArgs) -> Result<ScaleReport, BenchError> {
     sizes.dedup();
     let mut rows = Vec::new();
     let mut failure = None;
-    for subjects in sizes {
-        match measure(args, subjects, &binary, &parent).await {
-            Ok(row) => rows.push(row),
-            Err(e) => {
-                failure = Some((subjects, e.to_string()));
-                break;
+    'sizes: for subjects in sizes {
+        for &shape in &args.shapes {
+            match measure(args, subjects, shape, &binary, &parent).await {
+                Ok(row) => rows.push(row),
+                Err(e) => {
+                    failure = Some((subjects, shape, e.to_string()));
+                    break 'sizes;
+                }
             }
         }
     }
@@ -276,20 +315,25 @@ fn folder_bytes(dir: &Path, depth: usize) -> std::io::Result<u64> {
     Ok(total)
 }
 
-/// One size: import, restart, measure, stop.
+/// One size in one shape: import, restart, measure, stop.
 async fn measure(
     args: &ScaleArgs,
     subjects: usize,
+    shape: Shape,
     binary: &Path,
     parent: &Path,
 ) -> Result<ScaleRow, BenchError> {
-    let label = format!("authzd bench scale: {subjects} subjects");
+    let label = format!("authzd bench scale: {subjects} subjects, {shape} shape");
     let sizes = Sizes {
         subjects,
         groups: args.groups,
         scopes: args.scopes,
     };
-    let data = Arc::new(Dataset::generate(sizes, args.seed));
+    let data = match shape {
+        Shape::Bench => Dataset::generate(sizes, args.seed),
+        Shape::Csv => csv_shape::flatten(Dataset::generate(sizes, args.seed)),
+    };
+    let data = Arc::new(data);
     let mut folder = tempfile::Builder::new();
     folder.prefix("authzd-scale-");
     // The server warns of a data folder other users can read.
@@ -305,7 +349,13 @@ async fn measure(
 
     let (server, _) = ChildServer::start(binary, dir.path(), args.start_timeout, &label).await?;
     let channel = server.remote()?.connect().await?;
-    let import = bulk::import(channel, TENANT, &data, &label).await?;
+    let import = match shape {
+        Shape::Bench => bulk::import(channel, TENANT, &data, &label).await?,
+        Shape::Csv => {
+            let target = server.target();
+            csv_shape::import(channel, target, binary, parent, TENANT, &data, &label).await?
+        }
+    };
     let after_import = server.memory()?;
     server.stop(STOP_TIMEOUT).await?;
     let data_bytes = folder_bytes(dir.path(), 0)
@@ -348,6 +398,7 @@ async fn measure(
     server.stop(STOP_TIMEOUT).await?;
     Ok(ScaleRow {
         subjects,
+        shape,
         import,
         after_import,
         data_bytes,
@@ -364,7 +415,8 @@ async fn measure(
 }
 
 /// Every subject into one group, then a role assigned to it and removed,
-/// a few times, each timed.
+/// a few times, each timed; then single writes to another tenant, alone
+/// and while more of those group-wide writes run.
 async fn wide_write(load: &Load) -> Result<WideWrite, BenchError> {
     let filling = Instant::now();
     let members = writes::fill_wide_group(load).await?;
@@ -372,12 +424,15 @@ async fn wide_write(load: &Load) -> Result<WideWrite, BenchError> {
     let latencies = writes::toggle_alone(load, writes::IDLE_WIDE_WRITES).await?;
     let count = latencies.len();
     let (p50_ms, max_ms) = writes::median_and_max(latencies);
+    let (other_idle_ms, other_during) = writes::other_tenant(load).await?;
     Ok(WideWrite {
         members,
         fill,
         writes: count,
         p50_ms,
         max_ms,
+        other_idle_ms,
+        other_during,
     })
 }
 
@@ -512,6 +567,11 @@ fn size_columns() -> Vec<Column> {
             value: r.data_bytes as f64,
             growth: Growth::Bytes,
         }),
+        column("data folder per subject", |r| Cell {
+            text: bytes(r.data_bytes as f64 / r.subjects as f64),
+            value: r.data_bytes as f64 / r.subjects as f64,
+            growth: Growth::Ratio,
+        }),
         column("cold start", |r| Cell {
             text: seconds(r.cold_start.as_secs_f64()),
             value: r.cold_start.as_secs_f64(),
@@ -578,6 +638,23 @@ fn call_columns(args: &ScaleArgs) -> Vec<Column> {
             },
         }
     }));
+    columns.push(column(
+        "write to another tenant during it (p50, max; alone p50)",
+        |r| match &r.wide {
+            Ok(w) => Cell {
+                text: format!(
+                    "{:.1} ms, {:.1} ms ({} writes); {:.1} ms",
+                    w.other_during.1,
+                    w.other_during.2,
+                    count(w.other_during.0),
+                    w.other_idle_ms.0
+                ),
+                value: w.other_during.1 / 1e3,
+                growth: Growth::Seconds,
+            },
+            Err(_) => missing(),
+        },
+    ));
     columns
 }
 
@@ -596,13 +673,15 @@ fn growth(a: &Cell, b: &Cell, subjects: f64) -> String {
 
 fn table(f: &mut fmt::Formatter<'_>, rows: &[ScaleRow], columns: &[Column]) -> fmt::Result {
     let titles: Vec<&str> = columns.iter().map(|c| c.title.as_str()).collect();
-    writeln!(f, "| subjects | {} |", titles.join(" | "))?;
-    writeln!(f, "|---:|{}", "---:|".repeat(columns.len()))?;
+    writeln!(f, "| subjects | shape | {} |", titles.join(" | "))?;
+    writeln!(f, "|---:|:---|{}", "---:|".repeat(columns.len()))?;
     let cells = |r: &ScaleRow| -> Vec<Cell> { columns.iter().map(|c| (c.cell)(r)).collect() };
-    let mut previous: Option<(usize, Vec<Cell>)> = None;
+    // The last row of each shape, to grow from.
+    let mut previous: Vec<(Shape, usize, Vec<Cell>)> = Vec::new();
     for row in rows {
         let now = cells(row);
-        if let Some((n, before)) = &previous {
+        let last = previous.iter().position(|(s, _, _)| *s == row.shape);
+        if let Some((_, n, before)) = last.and_then(|i| previous.get(i)) {
             let more = (row.subjects - n) as f64;
             let grown: Vec<String> = before
                 .iter()
@@ -611,15 +690,25 @@ fn table(f: &mut fmt::Formatter<'_>, rows: &[ScaleRow], columns: &[Column]) -> f
                 .collect();
             writeln!(
                 f,
-                "| *growth, {} → {}* | {} |",
+                "| *growth, {} → {}* | {} | {} |",
                 count(*n),
                 count(row.subjects),
+                row.shape,
                 grown.join(" | ")
             )?;
         }
         let texts: Vec<&str> = now.iter().map(|c| c.text.as_str()).collect();
-        writeln!(f, "| {} | {} |", count(row.subjects), texts.join(" | "))?;
-        previous = Some((row.subjects, now));
+        writeln!(
+            f,
+            "| {} | {} | {} |",
+            count(row.subjects),
+            row.shape,
+            texts.join(" | ")
+        )?;
+        if let Some(i) = last {
+            previous.remove(i);
+        }
+        previous.push((row.shape, row.subjects, now));
     }
     Ok(())
 }
@@ -646,8 +735,9 @@ impl fmt::Display for ScaleReport {
             };
             writeln!(
                 f,
-                "{} subjects: {} groups, {} scopes (created first, {:.2} s), {} memberships, {} role assignments; {} records in {} Import chunks, revision {}; {wide}",
+                "{} subjects, {} shape: {} groups, {} scopes (created first, {:.2} s), {} memberships, {} role assignments; {} records in {} Import chunks, revision {}; {wide}",
                 count(r.subjects),
+                r.shape,
                 i.groups,
                 i.scopes,
                 i.scopes_elapsed.as_secs_f64(),
@@ -677,9 +767,9 @@ impl fmt::Display for ScaleReport {
                 writeln!(f, "{} failed: {e}", call.name)?;
             }
         }
-        if let Some((n, e)) = &self.failure {
+        if let Some((n, shape, e)) = &self.failure {
             writeln!(f)?;
-            writeln!(f, "{} subjects failed: {e}", count(*n))?;
+            writeln!(f, "{} subjects, {shape} shape, failed: {e}", count(*n))?;
         }
         Ok(())
     }

@@ -184,7 +184,9 @@ pub(super) async fn wide_group(args: &BenchArgs, load: &Load) -> Result<WideStat
 /// alone, then one after another while [`IDLE_WIDE_WRITES`] group-wide
 /// writes run; the median and slowest alone, and how many, the median and
 /// the slowest during.
-async fn other_tenant(load: &Load) -> Result<((f64, f64), (usize, f64, f64)), BenchError> {
+pub(super) async fn other_tenant(
+    load: &Load,
+) -> Result<((f64, f64), (usize, f64, f64)), BenchError> {
     let channel = load
         .channels
         .last()

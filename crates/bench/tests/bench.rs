@@ -182,9 +182,17 @@ fn scale_args(flags: &[&str]) -> authzd_bench::scale::ScaleArgs {
     }
 }
 
-/// Tiny sizes, short calls, the real binary as the server.
+/// Tiny sizes of the bench shape, short calls, the real binary as the
+/// server.
 fn tiny_scale(subjects: &str, server: &str) -> authzd_bench::scale::ScaleArgs {
+    tiny_scale_of("bench", subjects, server)
+}
+
+/// [`tiny_scale`] in these shapes.
+fn tiny_scale_of(shapes: &str, subjects: &str, server: &str) -> authzd_bench::scale::ScaleArgs {
     scale_args(&[
+        "--shapes",
+        shapes,
         "--subjects",
         subjects,
         "--groups",
@@ -255,10 +263,44 @@ async fn bench_scale_reports_every_figure_at_two_tiny_sizes() {
         let w = row.wide.as_ref().unwrap();
         assert_eq!(w.members, row.subjects);
         assert!(w.writes > 0 && w.p50_ms > 0.0 && w.p50_ms <= w.max_ms);
+        let (others, p50, max) = w.other_during;
+        assert!(others > 0 && p50 > 0.0 && p50 <= max, "{report}");
+        assert!(w.other_idle_ms.0 > 0.0);
     }
     let text = report.to_string();
-    assert!(text.contains("| *growth, 100 → 200* |"), "{text}");
-    assert_eq!(text.matches("\n| 200 |").count(), 2, "{text}");
+    assert!(text.contains("| *growth, 100 → 200* | bench |"), "{text}");
+    assert_eq!(text.matches("\n| 200 | bench |").count(), 2, "{text}");
+}
+
+/// The CSV shape at a tiny size: its subjects come in through `authzd
+/// import` of a generated file (every subject, with its attribute, in one
+/// or two flat groups), and every figure is there as for the bench shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_scale_loads_the_csv_shape_through_authzd_import() {
+    let args = tiny_scale_of("csv", "150", &server_binary());
+    let report = authzd_bench::scale::run(&args).await.unwrap();
+    assert!(report.ok(), "{report}");
+    let [row] = report.rows.as_slice() else {
+        panic!("one row: {report}");
+    };
+    assert_eq!(row.shape, authzd_bench::scale::Shape::Csv);
+    let i = &row.import;
+    assert_eq!((i.subjects, i.groups), (150, 12));
+    assert!(i.chunks >= 3 && i.revision > 0 && !i.elapsed.is_zero());
+    assert!(row.data_bytes > 0 && row.after_start.rss > 0);
+    assert_eq!(
+        row.holders_rare.positive, row.holders_rare.count,
+        "the administrator holds it"
+    );
+    assert_eq!(row.effective.positive, row.effective.count);
+    for (_, c) in row.check.iter().chain(&row.writers) {
+        assert!(c.count > 0 && c.errors == 0, "{}", c.name);
+    }
+    let w = row.wide.as_ref().unwrap();
+    assert_eq!(w.members, 150);
+    assert!(w.other_during.0 > 0, "{report}");
+    let text = report.to_string();
+    assert_eq!(text.matches("\n| 150 | csv |").count(), 2, "{text}");
 }
 
 /// `authzd-bench scale` as the binary runs it (`authzd` beside it as the
@@ -299,14 +341,17 @@ async fn bench_scale_runs_as_a_command_of_the_binary() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("| subjects | records imported |"),
+        stdout.contains("| subjects | shape | records imported |"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("| subjects | Health, 1 in flight |"),
+        stdout.contains("| subjects | shape | Health, 1 in flight |"),
         "{stdout}"
     );
-    assert_eq!(stdout.matches("\n| 100 |").count(), 2, "{stdout}");
+    for shape in ["bench", "csv"] {
+        let row = format!("\n| 100 | {shape} |");
+        assert_eq!(stdout.matches(&row).count(), 2, "{stdout}");
+    }
 }
 
 /// Sizes and counts outside their bounds are refused, naming the flag,
@@ -335,7 +380,7 @@ async fn bench_scale_reports_a_server_that_never_serves() {
         .unwrap();
     assert!(!report.ok());
     assert!(report.rows.is_empty());
-    let (size, why) = report.failure.unwrap();
+    let (size, _, why) = report.failure.unwrap();
     assert_eq!(size, 100);
     assert!(why.contains("exited before serving"), "{why}");
 }

@@ -18,6 +18,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod attributes;
+pub use attributes::Attributes;
+
 /// A value that failed its checked construction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
@@ -369,8 +372,8 @@ pub struct Subject {
     /// Active or locked.
     pub status: SubjectStatus,
     /// Free-form attributes; at most [`MAX_ATTRIBUTES`], checked by
-    /// [`Subject::check_attributes`].
-    pub attributes: BTreeMap<String, String>,
+    /// [`Subject::check_attributes`]; stored once per distinct set.
+    pub attributes: Attributes,
     /// The scope checks targeting this subject apply at; `None` is the root.
     pub home_scope: Option<ScopeId>,
 }

@@ -189,7 +189,6 @@ mod tests {
         Assignment, AssignmentKey, AuditEntry, AuditKey, AuditOutcome, InvalidValue, Origin,
         Revision, RoleId, ScopeId, Subject, Target, Timestamp,
     };
-    use std::collections::BTreeMap;
 
     fn akey(
         role: &str,
@@ -272,7 +271,7 @@ mod tests {
             id: SubjectId::try_from("alice")?,
             kind: authzd_core::model::SubjectKind::User,
             status: authzd_core::model::SubjectStatus::Active,
-            attributes: BTreeMap::new(),
+            attributes: Default::default(),
             home_scope: None,
         };
         let small_bytes = encode("subject", &small)?;

@@ -16,7 +16,6 @@
     reason = "every bench target compiles this module and each uses only part of it"
 )]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use authzd_core::engine::Engine;
@@ -84,7 +83,7 @@ pub fn changes(data: &Dataset) -> Vec<Change> {
             } else {
                 SubjectStatus::Active
             },
-            attributes: BTreeMap::new(),
+            attributes: Default::default(),
             home_scope: None,
         }));
     }

@@ -46,7 +46,7 @@ pub struct SubjectUpdate {
     /// New status.
     pub status: Option<SubjectStatus>,
     /// New attributes (replacing all of them).
-    pub attributes: Option<BTreeMap<String, String>>,
+    pub attributes: Option<crate::model::Attributes>,
     /// New home scope (`Some(None)` moves it to the root).
     pub home_scope: Option<Option<ScopeId>>,
 }

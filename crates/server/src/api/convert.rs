@@ -2,7 +2,7 @@
 //! conversions check everything and name the offending field; outbound ones
 //! cannot fail.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::invalid;
 use super::pb;
@@ -182,14 +182,14 @@ pub fn subject_status(field: &str, s: i32) -> Result<SubjectStatus, Error> {
 }
 
 pub fn subject(field: &str, s: &pb::Subject) -> Result<Subject, Error> {
-    let attributes = s.attributes.clone().into_iter().collect();
+    let attributes: BTreeMap<String, String> = s.attributes.clone().into_iter().collect();
     Subject::check_attributes(&attributes)
         .map_err(|e| invalid(format!("{field}.attributes"), e))?;
     Ok(Subject {
         id: id(&format!("{field}.id"), &s.id)?,
         kind: subject_kind(&format!("{field}.kind"), s.kind)?,
         status: subject_status(&format!("{field}.status"), s.status)?,
-        attributes,
+        attributes: attributes.into(),
         home_scope: optional_id(&format!("{field}.home_scope"), &s.home_scope)?,
     })
 }
