@@ -1,11 +1,14 @@
-//! [`Datastore`] on PostgreSQL: the pool, the group commit (counter row
-//! locked and compared with the base, every row of the group written by a
-//! few pipelined statements, `pg_notify`, `COMMIT`), pruning after it,
-//! and the reads (changelog, snapshot, idempotency keys, audit trail).
+//! [`Datastore`] on PostgreSQL: the pool, the group commit (its tenants'
+//! head rows locked and compared with the base; then every row of the
+//! group, the counter row's advance, `pg_notify` and `COMMIT` sent at
+//! once), reservations of tenants for a group planned again, pruning
+//! after commits, and the reads (changelog, snapshot, idempotency keys,
+//! audit trail).
 //!
 //! Must not plan or validate writes (the sequencer did) and must not hold
-//! the counter row's lock longer than the group's own statements: pruning
-//! runs after `COMMIT`.
+//! the counter row's lock longer than the server's own work on the group
+//! and its flush: no round trip to this process happens under it, and
+//! pruning runs after `COMMIT`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -303,9 +306,11 @@ const PUT_AUDIT: &str = "INSERT INTO authzd_audit (at, body) \
     WHERE m.id = 1";
 const PUT_COMMIT: &str = "INSERT INTO authzd_commits (revision, commit_id) \
     SELECT revision - $1 + 1, $2 FROM authzd_meta WHERE id = 1";
-const SET_TENANT_HEADS: &str = "UPDATE authzd_tenant_heads h SET revision = m.revision - $1 + u.o \
-    FROM authzd_meta m, unnest($2::text[], $3::bigint[]) AS u(t, o) \
-    WHERE m.id = 1 AND h.tenant = u.t";
+/// An upsert: a store-wide group did not add its tenants' rows first.
+const SET_TENANT_HEADS: &str = "INSERT INTO authzd_tenant_heads (tenant, revision) \
+    SELECT u.t, m.revision - $1 + u.o \
+    FROM authzd_meta m, unnest($2::text[], $3::bigint[]) AS u(t, o) WHERE m.id = 1 \
+    ON CONFLICT (tenant) DO UPDATE SET revision = excluded.revision";
 const NOTIFY: &str =
     "SELECT pg_notify('authzd_commit', revision::text) FROM authzd_meta WHERE id = 1";
 
