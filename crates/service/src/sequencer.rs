@@ -141,10 +141,17 @@ struct Admitted {
 }
 
 /// Most times one group is planned again after conflicts with other
-/// writers before its jobs are answered with the conflict: every round
-/// applies what the others committed, so only a store under a storm of
-/// writes exhausts it.
+/// writers before its jobs are answered with the conflict. From the
+/// [`RESERVE_AFTER`]th on, the group is planned under a reservation of its
+/// tenants ([`Datastore::reserve`]), which no other writer can beat: only a
+/// store that reserves nothing under a storm of writes exhausts it.
 const MAX_REPLANS: usize = 16;
+
+/// After how many conflicts in a row a group is planned again under a
+/// reservation of its tenants rather than optimistically: optimistic
+/// planning can lose the race to other nodes' writers to the same tenant
+/// every time.
+const RESERVE_AFTER: usize = 2;
 
 /// How a job of the group will be answered once the group has committed.
 enum Answer {
@@ -714,6 +721,15 @@ impl Sequencer {
     /// that of the cache.
     fn commit(&self, group: &mut Group) -> Landed {
         let mut replans = 0;
+        // Once a reservation was made, ended on the way out: the group
+        // planned under it may have been refused whole, and then nothing
+        // committed to end it.
+        let release = |replans: usize, landed: Landed| {
+            if replans >= RESERVE_AFTER {
+                self.runtime.block_on(self.store.release());
+            }
+            landed
+        };
         loop {
             let fresh = Group::new(&group.working);
             let finished = std::mem::replace(group, fresh);
@@ -727,6 +743,10 @@ impl Sequencer {
             } = finished;
             let started = std::time::Instant::now();
             let count = writes.len();
+            let scope: Vec<Option<TenantId>> = match replans + 1 >= RESERVE_AFTER {
+                true => writes.iter().map(|w| w.conflict_scope().cloned()).collect(),
+                false => Vec::new(),
+            };
             let result = if writes.is_empty() && denied.is_empty() {
                 Ok(Vec::new())
             } else {
@@ -758,7 +778,7 @@ impl Sequencer {
                     *group = Group::new(&self.engine.snapshot());
                     return match replans {
                         0 => Landed::AsPlanned,
-                        _ => Landed::Replanned,
+                        _ => release(replans, Landed::Replanned),
                     };
                 }
                 Err(StoreError::Conflict { head, .. }) if replans < MAX_REPLANS => {
@@ -767,11 +787,17 @@ impl Sequencer {
                     // The lanes planned on the group's state, which is
                     // planned again: so are their batches.
                     self.lanes.borrow_mut().mark_stale(None);
-                    if let Err(e) = self.catch_up(head) {
+                    // Planned on what the store holds once the group's
+                    // tenants are reserved, the next attempt cannot lose.
+                    let latest = match replans >= RESERVE_AFTER {
+                        true => self.runtime.block_on(self.store.reserve(&scope)),
+                        false => Ok(head),
+                    };
+                    if let Err(e) = latest.and_then(|latest| self.catch_up(latest)) {
                         tracing::error!(error = %e, "catching up after a conflict failed");
                         fail(answers, base, &Arc::new(e));
                         *group = Group::new(&self.engine.snapshot());
-                        return Landed::Failed;
+                        return release(replans, Landed::Failed);
                     }
                     *group = Group::new(&self.engine.snapshot());
                     let conflict = Arc::new(StoreError::Conflict { base, head });
@@ -781,7 +807,7 @@ impl Sequencer {
                     tracing::error!(error = %e, writes = count, "a write group failed; nothing of it was applied");
                     fail(answers, base, &Arc::new(e));
                     *group = Group::new(&self.engine.snapshot());
-                    return Landed::Failed;
+                    return release(replans, Landed::Failed);
                 }
             }
         }

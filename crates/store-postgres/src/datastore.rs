@@ -1,11 +1,14 @@
-//! [`Datastore`] on PostgreSQL: the pool, the group commit (counter row
-//! locked and compared with the base, every row of the group written by a
-//! few pipelined statements, `pg_notify`, `COMMIT`), pruning after it,
-//! and the reads (changelog, snapshot, idempotency keys, audit trail).
+//! [`Datastore`] on PostgreSQL: the pool, the group commit (its tenants'
+//! head rows locked and compared with the base; then every row of the
+//! group, the counter row's advance, `pg_notify` and `COMMIT` sent at
+//! once), reservations of tenants for a group planned again, pruning
+//! after commits, and the reads (changelog, snapshot, idempotency keys,
+//! audit trail).
 //!
 //! Must not plan or validate writes (the sequencer did) and must not hold
-//! the counter row's lock longer than the group's own statements: pruning
-//! runs after `COMMIT`.
+//! the counter row's lock longer than the server's own work on the group
+//! and its flush: no round trip to this process happens under it, and
+//! pruning runs after `COMMIT`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,6 +67,8 @@ pub(crate) struct Inner {
     /// Whether this handle holds the housekeeping lease (see
     /// `crate::lease`): only then does it prune and sweep expiries.
     pub(crate) lease_held: AtomicBool,
+    /// The transaction [`Datastore::reserve`] opened, for the next group.
+    reserved: std::sync::Mutex<Option<Session>>,
     retention: AtomicU64,
     audit_retention: AtomicU64,
 }
@@ -163,6 +168,7 @@ impl PgDatastore {
             notify: AtomicBool::new(options.listen),
             options,
             lease_held: AtomicBool::new(false),
+            reserved: std::sync::Mutex::new(None),
             retention: AtomicU64::new(u64::MAX),
             audit_retention: AtomicU64::new(u64::MAX),
         });
@@ -180,7 +186,36 @@ impl PgDatastore {
     }
 }
 
-/// A group's statements, gathered before any is sent.
+/// A revision no commit reaches: change sets and audit entries are encoded
+/// with it, and the text either side of it is what the database joins
+/// around the revision it assigns under the counter row's lock.
+const SENTINEL: Revision = Revision(u64::MAX);
+
+/// `body`, encoded with [`SENTINEL`] as its revision, split around it (the
+/// first occurrence, or with `last` the last one): the text before and
+/// after the revision.
+fn split_at_sentinel(body: String, last: bool) -> Result<(String, String), StoreError> {
+    let mark = SENTINEL.0.to_string();
+    let at = if last {
+        body.rfind(&mark)
+    } else {
+        body.find(&mark)
+    };
+    let (Some(at), Some(end)) = (at, at.and_then(|a| a.checked_add(mark.len()))) else {
+        return Err(StoreError::Database(
+            "an encoded entry lacks the revision placeholder".into(),
+        ));
+    };
+    let suffix = body.get(end..).unwrap_or_default().to_owned();
+    let mut prefix = body;
+    prefix.truncate(at);
+    Ok((prefix, suffix))
+}
+
+/// A group's rows, gathered before any statement is sent. Rows that name
+/// a revision carry its offset within the group (from 1; 0 for none): the
+/// database adds the offsets to the head it reads under the counter row's
+/// lock, so the group's revisions are known only once that lock is held.
 #[derive(Default)]
 struct Batch {
     put_kinds: Vec<i16>,
@@ -190,46 +225,94 @@ struct Batch {
     del_kinds: Vec<i16>,
     del_tenants: Vec<String>,
     del_keys: Vec<String>,
-    log_revisions: Vec<i64>,
-    log_bodies: Vec<String>,
+    log_offsets: Vec<i64>,
+    log_prefixes: Vec<String>,
+    log_suffixes: Vec<String>,
     key_scopes: Vec<String>,
     key_names: Vec<String>,
-    key_revisions: Vec<i64>,
+    key_offsets: Vec<i64>,
     audit_at: Vec<i64>,
-    audit_bodies: Vec<String>,
+    audit_offsets: Vec<i64>,
+    audit_prefixes: Vec<String>,
+    audit_suffixes: Vec<String>,
+    head_tenants: Vec<String>,
+    head_offsets: Vec<i64>,
 }
 
 impl Batch {
-    fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
+    /// An audit entry; `offset` 0 for one that names no revision (a
+    /// denial), whose body is sent whole.
+    fn audit(&mut self, entry: &AuditEntry, offset: i64) -> Result<(), StoreError> {
         self.audit_at.push(entry.key.at.0);
         let body = serde_json::to_string(entry).map_err(|source| StoreError::Encode {
             what: "audit entry",
             source,
         })?;
-        self.audit_bodies.push(body);
+        let (prefix, suffix) = match offset {
+            0 => (body, String::new()),
+            _ => split_at_sentinel(body, true)?,
+        };
+        self.audit_offsets.push(offset);
+        self.audit_prefixes.push(prefix);
+        self.audit_suffixes.push(suffix);
         Ok(())
     }
 }
+
+/// Inserts the tenants' head rows a group writes that do not exist yet
+/// (at 0: no commit wrote them), so they can be locked.
+const ADD_TENANT_HEADS: &str = "INSERT INTO authzd_tenant_heads (tenant, revision) \
+    SELECT unnest($1::text[]), 0 ON CONFLICT (tenant) DO NOTHING";
+/// Locks the tenants' head rows, in one order for every writer (no
+/// deadlock): another writer of these tenants waits here, before it holds
+/// anything every writer needs.
+const LOCK_TENANT_HEADS: &str = "SELECT tenant FROM authzd_tenant_heads \
+    WHERE tenant = ANY($1) ORDER BY tenant FOR UPDATE";
+/// A store-wide group waits for every writer that holds tenant locks and
+/// keeps new ones out; it is rare (a schema, a write expecting a store
+/// revision), so it takes the counter row's lock at once too.
+const LOCK_STORE: &str = "LOCK TABLE authzd_tenant_heads IN EXCLUSIVE MODE";
+const LOCK_COUNTER: &str = "SELECT revision FROM authzd_meta WHERE id = 1 FOR UPDATE";
+/// Read in a statement after the locks', so it sees every commit that
+/// held them before: the counter, and the latest revision that wrote one
+/// of the tenants (or the whole store, '').
+const READ_HEADS: &str = "SELECT (SELECT revision FROM authzd_meta WHERE id = 1), \
+    (SELECT coalesce(max(revision), 0) FROM authzd_tenant_heads WHERE tenant = ANY($1))";
+const KNOWN_KEYS: &str = "SELECT scope, key, revision FROM authzd_idempotency WHERE (scope, key) IN \
+    (SELECT * FROM unnest($1::text[], $2::text[]))";
 
 const PUT_RECORDS: &str = "INSERT INTO authzd_records (kind, tenant, key, body) \
     SELECT * FROM unnest($1::smallint[], $2::text[], $3::text[], $4::text[]) \
     ON CONFLICT (kind, tenant, key) DO UPDATE SET body = excluded.body";
 const DELETE_RECORDS: &str = "DELETE FROM authzd_records WHERE (kind, tenant, key) IN \
     (SELECT * FROM unnest($1::smallint[], $2::text[], $3::text[]))";
-const PUT_CHANGELOG: &str = "INSERT INTO authzd_changelog (revision, body) \
-    SELECT * FROM unnest($1::bigint[], $2::text[])";
-const PUT_KEYS: &str = "INSERT INTO authzd_idempotency (scope, key, revision) \
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])";
-const PUT_AUDIT: &str = "INSERT INTO authzd_audit (at, body) \
-    SELECT * FROM unnest($1::bigint[], $2::text[])";
 const PUT_SCHEMA: &str = "INSERT INTO authzd_schema_text (id, body) VALUES (1, $1) \
     ON CONFLICT (id) DO UPDATE SET body = excluded.body";
-const PUT_COMMIT: &str = "INSERT INTO authzd_commits (revision, commit_id) VALUES ($1, $2)";
-const SET_HEAD: &str = "UPDATE authzd_meta SET revision = $1 WHERE id = 1 AND revision = $2";
-const PUT_TENANT_HEADS: &str = "INSERT INTO authzd_tenant_heads (tenant, revision) \
-    SELECT * FROM unnest($1::text[], $2::bigint[]) \
+/// Takes the counter row's lock, as late as can be: the statements after
+/// it run at once on the server (they are sent with it), then `COMMIT`.
+const ADVANCE: &str = "UPDATE authzd_meta SET revision = revision + $1 WHERE id = 1 \
+    RETURNING revision";
+// The statements below read the counter as this transaction set it: the
+// group's revisions are its last `$1` values.
+const PUT_CHANGELOG: &str = "INSERT INTO authzd_changelog (revision, body) \
+    SELECT m.revision - $1 + u.o, u.p || (m.revision - $1 + u.o)::text || u.s \
+    FROM authzd_meta m, unnest($2::bigint[], $3::text[], $4::text[]) AS u(o, p, s) WHERE m.id = 1";
+const PUT_KEYS: &str = "INSERT INTO authzd_idempotency (scope, key, revision) \
+    SELECT u.c, u.k, m.revision - $1 + u.o \
+    FROM authzd_meta m, unnest($2::text[], $3::text[], $4::bigint[]) AS u(c, k, o) WHERE m.id = 1";
+const PUT_AUDIT: &str = "INSERT INTO authzd_audit (at, body) \
+    SELECT u.a, u.p || CASE WHEN u.o = 0 THEN '' ELSE (m.revision - $1 + u.o)::text END || u.s \
+    FROM authzd_meta m, unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[]) AS u(a, o, p, s) \
+    WHERE m.id = 1";
+const PUT_COMMIT: &str = "INSERT INTO authzd_commits (revision, commit_id) \
+    SELECT revision - $1 + 1, $2 FROM authzd_meta WHERE id = 1";
+/// An upsert: a store-wide group did not add its tenants' rows first.
+const SET_TENANT_HEADS: &str = "INSERT INTO authzd_tenant_heads (tenant, revision) \
+    SELECT u.t, m.revision - $1 + u.o \
+    FROM authzd_meta m, unnest($2::text[], $3::bigint[]) AS u(t, o) WHERE m.id = 1 \
     ON CONFLICT (tenant) DO UPDATE SET revision = excluded.revision";
-const NOTIFY: &str = "SELECT pg_notify('authzd_commit', $1)";
+const NOTIFY: &str =
+    "SELECT pg_notify('authzd_commit', revision::text) FROM authzd_meta WHERE id = 1";
 
 /// Why one attempt at a group failed.
 enum Failure {
@@ -255,8 +338,190 @@ fn statement(e: tokio_postgres::Error) -> Failure {
     }
 }
 
+/// A connection inside a transaction. Ended by [`Session::rollback`] or a
+/// `COMMIT`; dropped otherwise (an early return), its connection is
+/// closed rather than pooled, so the server rolls the transaction back.
+struct Session(Option<Object>);
+
+impl Session {
+    fn client(&self) -> Result<&Object, Failure> {
+        self.0.as_ref().ok_or(Failure::Store(StoreError::Closed))
+    }
+
+    /// Rolls back and hands the connection back to the pool.
+    async fn rollback(mut self) {
+        if let Some(client) = self.0.take() {
+            if client.batch_execute("ROLLBACK").await.is_err() {
+                drop(Object::take(client));
+            }
+        }
+    }
+
+    /// The transaction ended (committed or rolled back by the server):
+    /// the connection goes back to the pool.
+    fn ended(mut self) {
+        self.0.take();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
+    }
+}
+
+/// What a group's writes are scoped to: their tenants, sorted, without
+/// repeats, or the whole store.
+enum Scope {
+    Tenants(Vec<String>),
+    Store,
+}
+
+impl Scope {
+    fn of<'a>(tenants: impl IntoIterator<Item = Option<&'a TenantId>>) -> Scope {
+        let mut names = Vec::new();
+        for tenant in tenants {
+            match tenant {
+                Some(tenant) => names.push(tenant.as_str().to_owned()),
+                None => return Scope::Store,
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        Scope::Tenants(names)
+    }
+}
+
+/// Sends the statements that lock `scope`'s writers out (and, for the
+/// whole store, the counter row), then reads the counter and the latest
+/// revision that wrote the scope; pipelined, after `BEGIN` when `begin`.
+/// Also reads the idempotency keys `keys` names.
+async fn lock(
+    client: &Object,
+    begin: bool,
+    scope: &Scope,
+    keys: (&[&str], &[&str]),
+) -> Result<(Revision, Revision, HashMap<(String, String), Revision>), Failure> {
+    let mut locks = Vec::new();
+    let mut checked = vec![STORE_WIDE.to_owned()];
+    match scope {
+        Scope::Tenants(tenants) => {
+            let add = client
+                .prepare_cached(ADD_TENANT_HEADS)
+                .await
+                .map_err(statement)?;
+            let lock = client
+                .prepare_cached(LOCK_TENANT_HEADS)
+                .await
+                .map_err(statement)?;
+            checked.extend(tenants.iter().cloned());
+            let tenants: &(dyn ToSql + Sync) = tenants;
+            locks.push((add, [tenants]));
+            locks.push((lock, [tenants]));
+        }
+        Scope::Store => {}
+    }
+    let read = client.prepare_cached(READ_HEADS).await.map_err(statement)?;
+    let known = client.prepare_cached(KNOWN_KEYS).await.map_err(statement)?;
+    let (scopes, names) = keys;
+    // One request, so it is sent before the reads below.
+    let mut first = String::new();
+    if begin {
+        first.push_str("BEGIN;");
+    }
+    if let Scope::Store = scope {
+        first.push_str(LOCK_STORE);
+        first.push(';');
+        first.push_str(LOCK_COUNTER);
+    }
+    let begun = async {
+        match first.is_empty() {
+            true => Ok(()),
+            false => client.batch_execute(&first).await,
+        }
+    };
+    let locked = futures_util::future::try_join_all(
+        locks
+            .iter()
+            .map(|(prepared, params)| client.execute(prepared, params)),
+    );
+    let checked: [&(dyn ToSql + Sync); 1] = [&checked];
+    let heads = client.query_one(&read, &checked);
+    let keyed = async {
+        match scopes.is_empty() {
+            true => Ok(Vec::new()),
+            false => client.query(&known, &[&scopes, &names]).await,
+        }
+    };
+    let ((), _, heads, keyed) = futures_util::future::try_join4(begun, locked, heads, keyed)
+        .await
+        .map_err(statement)?;
+    let counter: i64 = heads.try_get(0).map_err(statement)?;
+    let written: i64 = heads.try_get(1).map_err(statement)?;
+    let mut found = HashMap::new();
+    for row in keyed {
+        let scope: String = row.try_get(0).map_err(statement)?;
+        let key: String = row.try_get(1).map_err(statement)?;
+        let revision: i64 = row.try_get(2).map_err(statement)?;
+        found.insert((scope, key), revision_of(revision));
+    }
+    Ok((revision_of(counter), revision_of(written), found))
+}
+
+/// Opens a transaction that locks `scope`'s writers out, as
+/// [`Datastore::reserve`] documents, and keeps it for the handle's next
+/// group; returns the counter read under the locks.
+async fn reserve(inner: &Inner, scope: Scope) -> Result<Revision, StoreError> {
+    release(inner).await;
+    let session = Session(Some(inner.client().await?));
+    let locked = async {
+        let client = session.client()?;
+        lock(client, true, &scope, (&[], &[])).await
+    };
+    let (counter, _, _) = locked.await.map_err(|f| match f {
+        Failure::Store(e) => e,
+        Failure::Retry(e) => StoreError::Database(Box::new(e)),
+    })?;
+    if let Ok(mut reserved) = inner.reserved.lock() {
+        *reserved = Some(session);
+    }
+    Ok(counter)
+}
+
+/// Ends the reservation no group used, if any.
+async fn release(inner: &Inner) {
+    let held = inner.reserved.lock().ok().and_then(|mut r| r.take());
+    if let Some(session) = held {
+        session.rollback().await;
+    }
+}
+
+/// Where a write's idempotency key was first committed.
+#[derive(Clone, Copy)]
+enum Keyed {
+    /// Before this group, at this revision.
+    Before(Revision),
+    /// By this group's write at this offset.
+    InGroup(u64),
+}
+
+/// What the group does with a write, before its revisions are known.
+enum Planned {
+    Committed(ChangeSet, u64),
+    Replayed(Keyed),
+}
+
 /// One attempt at committing a group, as [`Datastore::commit_group`]
 /// documents; returns the outcomes and the last committed revision.
+///
+/// Two trips to the database: first `BEGIN`, the locks of the group's
+/// tenants (writers of other tenants pass by), the check that no commit
+/// since the base wrote them, and the group's idempotency keys; then
+/// every row, the counter row's update and `COMMIT`, sent at once — the
+/// counter row, which every writer of the database waits for, is locked
+/// only for the server's own work on the group and the commit's flush.
 async fn attempt(
     inner: &Inner,
     base: Revision,
@@ -264,44 +529,64 @@ async fn attempt(
     writes: &[PendingWrite],
     denied: &[AuditEntry],
 ) -> Result<(Vec<CommitOutcome>, Option<Revision>), Failure> {
-    let mut client = inner.client().await?;
-    let txn = client.transaction().await.map_err(statement)?;
+    let reserved = inner.reserved.lock().ok().and_then(|mut r| r.take());
+    let begin = reserved.is_none();
+    let session = match reserved {
+        Some(session) => session,
+        None => Session(Some(inner.client().await?)),
+    };
+    let client = session.client()?;
     let mut batch = Batch::default();
     let mut staged = Staged::default();
-    let mut outcomes = Vec::with_capacity(writes.len());
-    // The revision the group's writes follow: the store's head, which
-    // commits to other tenants may have moved past the base.
-    let mut start = base;
-    let mut current = base;
-    let mut heads: HashMap<&str, Revision> = HashMap::new();
-    if !writes.is_empty() {
-        // The compare-and-set: the row lock orders every writer of the
-        // database; under it, the head read is the latest committed, and
-        // so are the tenants' heads checked beside it.
-        let row = txn
-            .query_one(
-                "SELECT revision FROM authzd_meta WHERE id = 1 FOR UPDATE",
-                &[],
-            )
-            .await
-            .map_err(statement)?;
-        let head = revision_of(row.try_get(0).map_err(statement)?);
-        if head != base && moved_under(&txn, base, head, writes).await? {
-            return Err(StoreError::Conflict { base, head }.into());
+    let mut planned = Vec::with_capacity(writes.len());
+    let mut count: u64 = 0;
+    if writes.is_empty() {
+        if begin {
+            client.batch_execute("BEGIN").await.map_err(statement)?;
         }
-        start = head;
-        current = head;
-        let mut keys = known_keys(&txn, writes).await?;
+    } else {
+        let scope = Scope::of(writes.iter().map(PendingWrite::conflict_scope));
+        let mut key_scopes = Vec::new();
+        let mut key_names = Vec::new();
+        for write in writes {
+            if let Some(key) = &write.idempotency_key {
+                key_scopes.push(write.tenant.as_ref().map_or(STORE_WIDE, TenantId::as_str));
+                key_names.push(key.as_str());
+            }
+        }
+        let (counter, written, found) =
+            lock(client, begin, &scope, (&key_scopes, &key_names)).await?;
+        let conflict = match scope {
+            Scope::Store => counter != base,
+            Scope::Tenants(_) => base > counter || written > base,
+        };
+        if conflict {
+            session.rollback().await;
+            return Err(StoreError::Conflict {
+                base,
+                head: counter,
+            }
+            .into());
+        }
+        let mut keys: HashMap<(String, String), Keyed> = found
+            .into_iter()
+            .map(|(k, r)| (k, Keyed::Before(r)))
+            .collect();
+        let mut heads: HashMap<&str, u64> = HashMap::new();
         for write in writes {
             let scope = write.tenant.as_ref().map_or(STORE_WIDE, TenantId::as_str);
             if let Some(key) = &write.idempotency_key {
                 if let Some(first) = keys.get(&(scope.to_owned(), key.clone())) {
-                    outcomes.push(CommitOutcome::Replayed(*first));
+                    planned.push(Planned::Replayed(*first));
                     continue;
                 }
             }
+            // Only store-wide groups expect or are given revisions, and
+            // they hold the counter row's lock: `counter` is the head.
+            let current = Revision(counter.0.saturating_add(count));
             if let Some(expected) = write.expected_revision {
                 if expected != current {
+                    session.rollback().await;
                     return Err(StoreError::RevisionMismatch {
                         expected,
                         actual: current,
@@ -309,14 +594,9 @@ async fn attempt(
                     .into());
                 }
             }
-            let revision = Revision(
-                current
-                    .0
-                    .checked_add(1)
-                    .ok_or(StoreError::RevisionExhausted)?,
-            );
             if let Some(given) = write.revision {
-                if given != revision {
+                if given != current.next() {
+                    session.rollback().await;
                     return Err(StoreError::OutOfSequence {
                         given,
                         latest: current,
@@ -324,45 +604,50 @@ async fn attempt(
                     .into());
                 }
             }
+            if current.0.checked_add(1).is_none() {
+                session.rollback().await;
+                return Err(StoreError::RevisionExhausted.into());
+            }
+            count = count.saturating_add(1);
+            let offset = db_offset(count)?;
             for (index, change) in write.changes.iter().enumerate() {
                 staged.apply(write.tenant.as_ref(), index, change)?;
             }
-            let set = write.entry(revision);
-            heads.insert(
-                write.tenant.as_ref().map_or(STORE_WIDE, TenantId::as_str),
-                revision,
-            );
-            batch.log_revisions.push(db_revision(revision)?);
-            batch
-                .log_bodies
-                .push(
-                    serde_json::to_string(&set).map_err(|source| StoreError::Encode {
-                        what: "change set",
-                        source,
-                    })?,
-                );
+            let set = write.entry(SENTINEL);
+            let body = serde_json::to_string(&set).map_err(|source| StoreError::Encode {
+                what: "change set",
+                source,
+            })?;
+            let (prefix, suffix) = split_at_sentinel(body, false)?;
+            batch.log_offsets.push(offset);
+            batch.log_prefixes.push(prefix);
+            batch.log_suffixes.push(suffix);
+            heads.insert(scope, count);
             if let Some(key) = &write.idempotency_key {
-                keys.insert((scope.to_owned(), key.clone()), revision);
+                keys.insert((scope.to_owned(), key.clone()), Keyed::InGroup(count));
                 batch.key_scopes.push(scope.to_owned());
                 batch.key_names.push(key.clone());
-                batch.key_revisions.push(db_revision(revision)?);
+                batch.key_offsets.push(offset);
             }
             // A replica's copy of a primary's write is audited on the
             // primary, which knows who asked.
             if write.revision.is_none() {
-                batch.audit(&write.audit_entry(revision))?;
+                batch.audit(&write.audit_entry(SENTINEL), offset)?;
             }
-            current = revision;
-            outcomes.push(CommitOutcome::Committed(set));
+            planned.push(Planned::Committed(set, count));
+        }
+        for (tenant, offset) in heads {
+            batch.head_tenants.push(tenant.to_owned());
+            batch.head_offsets.push(db_offset(offset)?);
         }
     }
     for entry in denied {
-        batch.audit(entry)?;
+        batch.audit(entry, 0)?;
     }
-    let last = (current != start).then_some(current);
-    if last.is_none() && denied.is_empty() {
+    if count == 0 && denied.is_empty() {
         // Only replays: nothing to write.
-        return Ok((outcomes, None));
+        session.rollback().await;
+        return Ok((finish(planned, Revision(0)), None));
     }
     for ((kind, tenant, key), body) in staged.rows {
         match body {
@@ -379,9 +664,11 @@ async fn attempt(
             }
         }
     }
-    // Every statement touches rows no other statement of the group
-    // touches, so they are sent at once (pipelined) and may complete in
-    // any order.
+    let n = db_offset(count)?;
+    let id_text = id.to_string();
+    // Every statement but the counter row's update touches rows no other
+    // statement of the group touches; the server runs them in the order
+    // sent, so those after the update read the counter it set.
     let mut sent: Vec<(&str, Vec<&(dyn ToSql + Sync)>)> = Vec::new();
     if !batch.put_kinds.is_empty() {
         sent.push((
@@ -400,131 +687,119 @@ async fn attempt(
             vec![&batch.del_kinds, &batch.del_tenants, &batch.del_keys],
         ));
     }
-    if !batch.log_revisions.is_empty() {
-        sent.push((PUT_CHANGELOG, vec![&batch.log_revisions, &batch.log_bodies]));
-    }
-    if !batch.key_scopes.is_empty() {
-        sent.push((
-            PUT_KEYS,
-            vec![&batch.key_scopes, &batch.key_names, &batch.key_revisions],
-        ));
-    }
-    if !batch.audit_at.is_empty() {
-        sent.push((PUT_AUDIT, vec![&batch.audit_at, &batch.audit_bodies]));
-    }
     if let Some(schema) = &staged.schema {
         sent.push((PUT_SCHEMA, vec![schema]));
     }
-    let first = outcomes.iter().find_map(|o| match o {
-        CommitOutcome::Committed(set) => Some(set.revision),
-        CommitOutcome::Replayed(_) => None,
-    });
-    let first_db = first.map(db_revision).transpose()?;
-    let id_text = id.to_string();
-    if let Some(first_db) = &first_db {
-        sent.push((PUT_COMMIT, vec![first_db, &id_text]));
-    }
-    let head_db = db_revision(current)?;
-    let start_db = db_revision(start)?;
-    let payload = current.0.to_string();
-    let head_tenants: Vec<&str> = heads.keys().copied().collect();
-    let head_revisions = heads
-        .values()
-        .map(|r| db_revision(*r))
-        .collect::<Result<Vec<i64>, _>>()?;
-    if last.is_some() {
-        sent.push((SET_HEAD, vec![&head_db, &start_db]));
-        sent.push((PUT_TENANT_HEADS, vec![&head_tenants, &head_revisions]));
-        if inner.notify.load(Ordering::SeqCst) {
-            sent.push((NOTIFY, vec![&payload]));
+    let advance_at = sent.len();
+    if count > 0 {
+        sent.push((ADVANCE, vec![&n]));
+        sent.push((
+            PUT_CHANGELOG,
+            vec![
+                &n,
+                &batch.log_offsets,
+                &batch.log_prefixes,
+                &batch.log_suffixes,
+            ],
+        ));
+        if !batch.key_scopes.is_empty() {
+            sent.push((
+                PUT_KEYS,
+                vec![&n, &batch.key_scopes, &batch.key_names, &batch.key_offsets],
+            ));
         }
+        sent.push((PUT_COMMIT, vec![&n, &id_text]));
+        sent.push((
+            SET_TENANT_HEADS,
+            vec![&n, &batch.head_tenants, &batch.head_offsets],
+        ));
+    }
+    if !batch.audit_at.is_empty() {
+        sent.push((
+            PUT_AUDIT,
+            vec![
+                &n,
+                &batch.audit_at,
+                &batch.audit_offsets,
+                &batch.audit_prefixes,
+                &batch.audit_suffixes,
+            ],
+        ));
+    }
+    if count > 0 && inner.notify.load(Ordering::SeqCst) {
+        sent.push((NOTIFY, Vec::new()));
     }
     let mut statements = Vec::with_capacity(sent.len());
     for (sql, _) in &sent {
-        statements.push(txn.prepare_cached(sql).await.map_err(statement)?);
+        statements.push(client.prepare_cached(sql).await.map_err(statement)?);
     }
-    let runs = statements
-        .iter()
-        .zip(&sent)
-        .map(|(prepared, (_, params))| txn.execute(prepared, params));
-    futures_util::future::try_join_all(runs)
-        .await
-        .map_err(statement)?;
-    match txn.commit().await {
-        Ok(()) => Ok((outcomes, last)),
+    let runs = futures_util::future::try_join_all(
+        statements
+            .iter()
+            .zip(&sent)
+            .map(|(prepared, (_, params))| client.query(prepared, params)),
+    );
+    // Sent right behind the statements: if one of them fails, the
+    // transaction is aborted and this `COMMIT` rolls it back.
+    let committed = client.batch_execute("COMMIT");
+    let (runs, committed) = futures_util::future::join(runs, committed).await;
+    let rows = match runs {
+        Ok(rows) => rows,
+        Err(e) if e.as_db_error().is_some() => {
+            session.ended();
+            return Err(statement(e));
+        }
+        // The connection failed with the `COMMIT` sent: it may or may not
+        // have landed; the commit id tells.
+        Err(e) => return Err(StoreError::CommitUncertain(Box::new(e)).into()),
+    };
+    match committed {
+        Ok(()) => session.ended(),
         // The server answered the COMMIT: it refused it, nothing landed.
-        Err(e) if crate::is_serialization_failure(&e) => Err(Failure::Retry(e)),
-        Err(e) if e.as_db_error().is_some() => Err(StoreError::Database(Box::new(e)).into()),
-        // The connection failed during COMMIT: it may or may not have
-        // landed; the commit id tells.
-        Err(e) => Err(StoreError::CommitUncertain(Box::new(e)).into()),
+        Err(e) if crate::is_serialization_failure(&e) => {
+            session.ended();
+            return Err(Failure::Retry(e));
+        }
+        Err(e) if e.as_db_error().is_some() => {
+            session.ended();
+            return Err(StoreError::Database(Box::new(e)).into());
+        }
+        Err(e) => return Err(StoreError::CommitUncertain(Box::new(e)).into()),
     }
+    if count == 0 {
+        return Ok((finish(planned, Revision(0)), None));
+    }
+    let head = rows
+        .get(advance_at)
+        .and_then(|rows| rows.first())
+        .map(|row| row.try_get::<_, i64>(0))
+        .transpose()
+        .map_err(|e| StoreError::CommitUncertain(Box::new(e)))?
+        .map(revision_of)
+        .ok_or_else(|| StoreError::CommitUncertain("the counter row gave no revision".into()))?;
+    let start = Revision(head.0.saturating_sub(count));
+    Ok((finish(planned, start), Some(head)))
 }
 
-/// Whether `writes`, planned on `base`, conflict with what the database
-/// committed up to `head` (the counter row locked): a commit since `base`
-/// wrote one of their tenants or the whole store, or one of them needs
-/// the whole store unchanged. Commits to other tenants do not conflict.
-async fn moved_under(
-    txn: &deadpool_postgres::Transaction<'_>,
-    base: Revision,
-    head: Revision,
-    writes: &[PendingWrite],
-) -> Result<bool, Failure> {
-    if base > head {
-        return Ok(true);
-    }
-    let mut tenants = vec![STORE_WIDE];
-    for write in writes {
-        match write.conflict_scope() {
-            Some(tenant) => tenants.push(tenant.as_str()),
-            None => return Ok(true),
-        }
-    }
-    let row = txn
-        .query_one(
-            "SELECT coalesce(max(revision), 0) FROM authzd_tenant_heads WHERE tenant = ANY($1)",
-            &[&tenants],
-        )
-        .await
-        .map_err(statement)?;
-    let latest: i64 = row.try_get(0).map_err(statement)?;
-    Ok(revision_of(latest) > base)
+/// An offset within a group as a `bigint`.
+fn db_offset(offset: u64) -> Result<i64, StoreError> {
+    i64::try_from(offset).map_err(|_| StoreError::RevisionExhausted)
 }
 
-/// The revisions the idempotency keys of `writes` were first committed
-/// at, for the keys the database holds.
-async fn known_keys(
-    txn: &deadpool_postgres::Transaction<'_>,
-    writes: &[PendingWrite],
-) -> Result<HashMap<(String, String), Revision>, Failure> {
-    let mut scopes = Vec::new();
-    let mut names = Vec::new();
-    for write in writes {
-        if let Some(key) = &write.idempotency_key {
-            scopes.push(write.tenant.as_ref().map_or(STORE_WIDE, TenantId::as_str));
-            names.push(key.as_str());
-        }
-    }
-    let mut known = HashMap::new();
-    if scopes.is_empty() {
-        return Ok(known);
-    }
-    let rows = txn
-        .query(
-            "SELECT scope, key, revision FROM authzd_idempotency WHERE (scope, key) IN \
-             (SELECT * FROM unnest($1::text[], $2::text[]))",
-            &[&scopes, &names],
-        )
-        .await
-        .map_err(statement)?;
-    for row in rows {
-        let scope: String = row.try_get(0).map_err(statement)?;
-        let key: String = row.try_get(1).map_err(statement)?;
-        let revision: i64 = row.try_get(2).map_err(statement)?;
-        known.insert((scope, key), revision_of(revision));
-    }
-    Ok(known)
+/// The outcomes, the group's writes numbered from `start`.
+fn finish(planned: Vec<Planned>, start: Revision) -> Vec<CommitOutcome> {
+    let at = |offset: u64| Revision(start.0.saturating_add(offset));
+    planned
+        .into_iter()
+        .map(|p| match p {
+            Planned::Committed(mut set, offset) => {
+                set.revision = at(offset);
+                CommitOutcome::Committed(set)
+            }
+            Planned::Replayed(Keyed::Before(revision)) => CommitOutcome::Replayed(revision),
+            Planned::Replayed(Keyed::InGroup(offset)) => CommitOutcome::Replayed(at(offset)),
+        })
+        .collect()
 }
 
 /// Prunes what fell out of the retention windows, after a commit (this
@@ -617,6 +892,14 @@ impl Datastore for PgDatastore {
         })
         .await
         .map_err(|e| StoreError::CommitUncertain(Box::new(e)))?
+    }
+
+    async fn reserve(&self, scope: &[Option<TenantId>]) -> Result<Revision, StoreError> {
+        reserve(&self.0, Scope::of(scope.iter().map(Option::as_ref))).await
+    }
+
+    async fn release(&self) {
+        release(&self.0).await;
     }
 
     async fn find_commit(

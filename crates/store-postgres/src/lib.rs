@@ -2,14 +2,21 @@
 //! SQL driver. Several authzd nodes share one database; any of them
 //! writes, and each follows the others' commits.
 //!
-//! - **Revisions** come from one counter row (`authzd_meta`), locked and
-//!   compared with the group's base, then set, in the same transaction as
-//!   the group's records, changelog entries, commit id, idempotency keys
-//!   and audit entries. Not a sequence (its numbers become visible out of
-//!   order, so a follower could pass a revision it never saw) and not
-//!   xid8: commits are serialized by the row lock, so revision `n + 1`
-//!   becomes visible only after `n`. A group planned on a stale base gets
-//!   [`StoreError::Conflict`] and writes nothing.
+//! - **Revisions** come from one counter row (`authzd_meta`), advanced in
+//!   the same transaction as the group's records, changelog entries,
+//!   commit id, idempotency keys and audit entries. Not a sequence (its
+//!   numbers become visible out of order, so a follower could pass a
+//!   revision it never saw) and not xid8: commits are serialized by the
+//!   row lock, so revision `n + 1` becomes visible only after `n`. The
+//!   lock is taken last, by a statement sent with the rest of the group
+//!   and `COMMIT`; the database fills the revisions in under it.
+//! - **Conflicts per tenant**: a group first locks its tenants' head rows
+//!   (`authzd_tenant_heads`; a store-wide group, the whole table and the
+//!   counter) and compares them with its base: planned on a stale base, it
+//!   gets [`StoreError::Conflict`] and writes nothing. Writers of other
+//!   tenants pass by. A writer that lost several times reserves its
+//!   tenants before planning again (`Datastore::reserve`): the locks are
+//!   then taken first, so its next commit cannot lose.
 //! - **Following**: the write transaction calls `pg_notify` with the new
 //!   head; each handle keeps one dedicated `LISTEN` connection and polls
 //!   the counter every [`Options::poll_interval`] as the backstop (a lost

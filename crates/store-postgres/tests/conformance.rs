@@ -24,7 +24,7 @@ use authzd_core::model::{
     Timestamp,
 };
 use authzd_store::conformance::{SharedStorage, Storage, TestResult, write};
-use authzd_store::{CommitId, Datastore, StoreError};
+use authzd_store::{CommitId, CommitOutcome, Datastore, StoreError};
 use authzd_store_postgres::{LISTEN_APPLICATION_NAME, Options, test_database};
 
 /// A fresh database on the test server, created at the first open.
@@ -306,6 +306,80 @@ async fn a_commit_held_open_makes_a_rival_wait_then_conflict() -> TestResult {
     assert_eq!(revisions, vec![1, 2]);
     assert_eq!(log[1], set, "the refused group wrote something");
     node.close().await;
+    Ok(())
+}
+
+/// A reservation cannot be beaten: a writer of the reserved tenant on
+/// another node waits for the reserving handle's commit, which lands on
+/// the state the reservation read, and then conflicts; a writer of another
+/// tenant passes by meanwhile. A reservation no commit used is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_makes_rivals_of_its_tenant_wait() -> TestResult {
+    let pg = pg_or_skip!();
+    let reserving = pg.open().await?;
+    let rival = pg.open().await?;
+    let watcher = pg.session().await;
+    let acme = TenantId::try_from("acme")?;
+    reserving
+        .commit(write(Some("acme"), vec![subject("first")]))
+        .await?;
+    let head = reserving.reserve(&[Some(acme.clone())]).await?;
+    assert_eq!(head, Revision(1));
+    rival
+        .commit(write(Some("other"), vec![subject("elsewhere")]))
+        .await?;
+    let rivalling = tokio::spawn({
+        let rival = rival.clone();
+        async move {
+            rival
+                .commit_group(
+                    Revision(2),
+                    CommitId::random(),
+                    vec![write(Some("acme"), vec![subject("rival")])],
+                    Vec::new(),
+                )
+                .await
+        }
+    });
+    until_counted(
+        &watcher,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock'",
+    )
+    .await;
+    let landed = reserving
+        .commit_group(
+            head,
+            CommitId::random(),
+            vec![write(Some("acme"), vec![subject("reserved")])],
+            Vec::new(),
+        )
+        .await?;
+    assert!(
+        matches!(&landed[..], [CommitOutcome::Committed(set)] if set.revision == Revision(3)),
+        "{landed:?}"
+    );
+    let refused = rivalling.await?;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Conflict {
+                base: Revision(2),
+                head: Revision(3)
+            })
+        ),
+        "{refused:?}"
+    );
+    reserving.reserve(&[Some(acme)]).await?;
+    reserving.release().await;
+    rival
+        .commit(write(Some("acme"), vec![subject("after")]))
+        .await?;
+    let log = rival.changes_after(Revision(0), 10, usize::MAX).await?;
+    let revisions: Vec<u64> = log.iter().map(|s| s.revision.0).collect();
+    assert_eq!(revisions, vec![1, 2, 3, 4]);
+    reserving.close().await;
+    rival.close().await;
     Ok(())
 }
 

@@ -153,6 +153,26 @@ pub trait Datastore: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Reserves this handle's next [`Datastore::commit_group`] for writes
+    /// to `scope` (their tenants; `None` among them: the whole store) and
+    /// returns the store's latest revision, read once reserved: other
+    /// writers to those tenants wait until that commit ends, so a group of
+    /// such writes planned on the state at that revision cannot get
+    /// [`StoreError::Conflict`]. What a writer does after losing the race
+    /// for a tenant several times in a row, so its writes complete however
+    /// busy the tenant is. The reservation ends with the next
+    /// `commit_group` of this handle, or [`Datastore::release`]. The
+    /// default reserves nothing: for stores whose writers cannot keep
+    /// beating each other (one process's handles, committing in turn).
+    async fn reserve(&self, scope: &[Option<TenantId>]) -> Result<Revision, StoreError> {
+        let _ = scope;
+        self.revision().await
+    }
+
+    /// Ends a reservation [`Datastore::reserve`] made that no commit used
+    /// (the writes it was for were refused when planned again).
+    async fn release(&self) {}
+
     /// Commits one write on the store's latest revision, as
     /// [`Datastore::commit_group`] does: for callers that plan nothing (a
     /// test, a tool), since another writer may move the head in between.
