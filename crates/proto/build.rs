@@ -38,6 +38,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .out_dir(&servers)
         .extern_path(".authzd.v1", "crate::pb")
+        // Watch pieces are encoded once for every subscriber that shares
+        // them, and the server writes those bytes as they are.
+        .extern_path(".authzd.v1.WatchResponse", "crate::codec::Encoded")
         .codec_path("crate::codec::RequestCodec")
         .compile_fds(descriptors)?;
     Ok(())

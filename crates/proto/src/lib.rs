@@ -3,7 +3,8 @@
 //! the servers beside them decoding through [`codec`], and the descriptor
 //! set server reflection offers.
 //!
-//! Must hold no logic beyond the request codec: conversions to model types
+//! Must hold no logic beyond the codec (and its pre-encoded responses):
+//! conversions to model types
 //! belong to the server's adapters and the client.
 
 pub mod codec;

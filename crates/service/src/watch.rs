@@ -19,12 +19,19 @@
 //! buffer is bounded by messages and by bytes; a subscriber that stops
 //! reading holds its producer, which then lags and ends. An idle
 //! subscription gets progress events carrying the revision it has reached.
+//!
+//! Work per revision is done once per kind of subscriber, not once per
+//! subscriber: the pieces a filter lets through of a revision in the ring
+//! are cut by the first subscriber with that filter that gets there, kept
+//! beside the change set (counted in the ring's byte bound), and shared by
+//! every other subscriber with an equal filter, together with the slot
+//! ([`Wire`]) where the transport keeps the piece's encoding.
 //! Must not read the store itself (the replay is handed in) and must not
 //! know protobuf: sizes here are estimates of the encoded size.
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -108,8 +115,8 @@ pub enum Start {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A piece of a committed revision, as much of it as the filter lets
-    /// through.
-    Committed(Piece),
+    /// through; shared by the subscribers whose filters are equal.
+    Committed(Arc<Piece>),
     /// Nothing to deliver for a while; the stream has reached this revision.
     Progress(Revision),
 }
@@ -133,6 +140,48 @@ pub struct Piece {
     pub changes: Vec<Change>,
     /// Effects, in the change set's order (those of earlier pieces first).
     pub effects: Vec<Effect>,
+    /// The piece as the transport encodes it, once for every subscriber
+    /// sharing the piece.
+    pub wire: Wire,
+}
+
+/// Where the transport keeps a piece's encoding: made by the first
+/// subscription that sends the piece, reused by every other subscription
+/// sharing it. Opaque to the feed, which neither reads nor fills it. It
+/// takes no part in comparing pieces, and a clone (which may then be
+/// changed) starts empty.
+#[derive(Default)]
+pub struct Wire(OnceLock<Arc<[u8]>>);
+
+impl Wire {
+    /// The encoding kept here, made by `encode` if there is none yet.
+    pub fn get_or_init(&self, encode: impl FnOnce() -> Arc<[u8]>) -> Arc<[u8]> {
+        self.0.get_or_init(encode).clone()
+    }
+}
+
+impl Clone for Wire {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Wire {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Wire {}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Wire(encoded)"
+        } else {
+            "Wire"
+        })
+    }
 }
 
 /// The live feed every committed change set is published to.
@@ -163,7 +212,8 @@ struct Shared {
 /// never published.
 #[derive(Debug, Default)]
 struct Ring {
-    sets: VecDeque<(Arc<ChangeSet>, usize)>,
+    /// Each with the estimated size of the set and of the cuts kept for it.
+    sets: VecDeque<(Arc<Entry>, usize)>,
     /// Sum of the estimated sizes in `sets`.
     bytes: usize,
     /// The newest revision evicted: a subscriber wanting it or an older one
@@ -171,9 +221,39 @@ struct Ring {
     evicted_through: Revision,
 }
 
+/// Most filters whose cut of one change set the ring keeps: subscribers
+/// share a few kinds of filter (a tenant's everything, most often), and a
+/// filter beyond these cuts for itself rather than grow the ring.
+const SHARED_CUTS: usize = 4;
+
+/// A change set in the ring, with the cuts made of it for subscribers.
+#[derive(Debug)]
+struct Entry {
+    set: Arc<ChangeSet>,
+    /// At most [`SHARED_CUTS`]. A `std` mutex, held only to find or add a
+    /// cut, never while one is being made nor across an await.
+    cuts: Mutex<Vec<Arc<Cut>>>,
+}
+
+/// The pieces one filter lets through of one change set, each with its
+/// estimated size: made once, by the first subscriber that needs them.
+#[derive(Debug)]
+struct Cut {
+    filter: Filter,
+    piece_bytes: usize,
+    pieces: OnceLock<Vec<(Arc<Piece>, usize)>>,
+}
+
+impl Entry {
+    fn cuts(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Cut>>> {
+        // Changed only by a push: a poisoned lock's data is still sound.
+        self.cuts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// What the ring has for a subscriber wanting revision `want`.
 enum Next {
-    Set(Arc<ChangeSet>),
+    Set(Arc<Entry>),
     /// Not published yet.
     Pending,
     /// Evicted before the subscriber got to it.
@@ -187,11 +267,26 @@ impl Ring {
         if want <= self.evicted_through {
             return Next::Lagged;
         }
-        let at = self.sets.partition_point(|(s, _)| s.revision < want);
+        let at = self.sets.partition_point(|(e, _)| e.set.revision < want);
         match self.sets.get(at) {
             None => Next::Pending,
-            Some((set, _)) if set.revision == want => Next::Set(set.clone()),
-            Some((set, _)) => Next::Gap(set.revision),
+            Some((entry, _)) if entry.set.revision == want => Next::Set(entry.clone()),
+            Some((entry, _)) => Next::Gap(entry.set.revision),
+        }
+    }
+
+    /// Counts `bytes` more kept for the set of `revision`, if the ring still
+    /// holds it (an evicted set's cuts go with the last subscriber using
+    /// them).
+    fn grow(&mut self, revision: Revision, bytes: usize) {
+        let at = self
+            .sets
+            .partition_point(|(e, _)| e.set.revision < revision);
+        if let Some((entry, size)) = self.sets.get_mut(at)
+            && entry.set.revision == revision
+        {
+            *size += bytes;
+            self.bytes += bytes;
         }
     }
 }
@@ -218,7 +313,7 @@ impl Default for Kinds {
 }
 
 /// What a subscriber wants to see.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
     /// The tenant (store-wide change sets, such as schema writes, are
     /// delivered to every tenant's subscribers).
@@ -329,6 +424,75 @@ fn set_bytes(set: &ChangeSet) -> usize {
         + set.effects.iter().map(effect_bytes).sum::<usize>()
 }
 
+/// One record a filter lets through, with its estimated size.
+type Record<'a> = (usize, Option<&'a Change>, Option<&'a Effect>);
+
+/// Cuts what a filter lets through of a change set into pieces, one at a
+/// time. A piece is started only for a record that goes into it, so every
+/// piece but the last is followed by another and the last is the complete
+/// one.
+struct Cutter<'a, I: Iterator<Item = Record<'a>>> {
+    set: &'a ChangeSet,
+    records: std::iter::Peekable<I>,
+    piece_bytes: usize,
+    part: u32,
+}
+
+fn cutter<'a>(
+    set: &'a ChangeSet,
+    filter: &'a Filter,
+    piece_bytes: usize,
+) -> Cutter<'a, impl Iterator<Item = Record<'a>>> {
+    let visible = filter.sees(set);
+    let changes = set
+        .changes
+        .iter()
+        .filter(move |c| visible && filter.wants_change(c))
+        .map(|c| (change_bytes(c), Some(c), None));
+    let effects = set
+        .effects
+        .iter()
+        .filter(move |e| visible && filter.wants_effect(e))
+        .map(|e| (effect_bytes(e), None, Some(e)));
+    Cutter {
+        set,
+        records: changes.chain(effects).peekable(),
+        piece_bytes,
+        part: 0,
+    }
+}
+
+impl<'a, I: Iterator<Item = Record<'a>>> Iterator for Cutter<'a, I> {
+    /// A piece and its estimated size.
+    type Item = (Piece, usize);
+
+    fn next(&mut self) -> Option<(Piece, usize)> {
+        let (first, change, effect) = self.records.next()?;
+        let mut piece = Piece {
+            revision: self.set.revision,
+            actor: self.set.actor.clone(),
+            committed_at: self.set.committed_at,
+            part: self.part,
+            complete: false,
+            changes: change.cloned().into_iter().collect(),
+            effects: effect.cloned().into_iter().collect(),
+            wire: Wire::default(),
+        };
+        let mut bytes = PIECE_HEADER_BYTES + first;
+        while let Some((more, change, effect)) = self
+            .records
+            .next_if(|(more, _, _)| bytes + more <= self.piece_bytes)
+        {
+            bytes += more;
+            piece.changes.extend(change.cloned());
+            piece.effects.extend(effect.cloned());
+        }
+        piece.complete = self.records.peek().is_none();
+        self.part = self.part.saturating_add(1);
+        Some((piece, bytes))
+    }
+}
+
 /// How a subscription runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Pacing {
@@ -372,24 +536,28 @@ impl Feed {
         {
             let mut ring = self.ring();
             if let Some((newest, _)) = ring.sets.back()
-                && newest.revision >= revision
+                && newest.set.revision >= revision
             {
                 // Subscribers take revisions in order from the ring; an
                 // out-of-order one cannot be placed. It is in the changelog,
                 // where a resumed subscriber reads it.
-                tracing::error!(%revision, newest = %newest.revision, "feed published out of order; ignored");
+                tracing::error!(%revision, newest = %newest.set.revision, "feed published out of order; ignored");
                 return;
             }
             let bytes = set_bytes(&set);
             ring.bytes += bytes;
-            ring.sets.push_back((set, bytes));
+            let entry = Entry {
+                set,
+                cuts: Mutex::new(Vec::new()),
+            };
+            ring.sets.push_back((Arc::new(entry), bytes));
             while ring.sets.len() > 1
                 && (ring.sets.len() > self.shared.capacity
                     || ring.bytes > self.shared.capacity_bytes)
             {
                 if let Some((old, bytes)) = ring.sets.pop_front() {
                     ring.bytes -= bytes;
-                    ring.evicted_through = old.revision;
+                    ring.evicted_through = old.set.revision;
                 }
             }
         }
@@ -457,6 +625,43 @@ impl Feed {
     pub fn held(&self) -> Held {
         self.shared.budget.held()
     }
+
+    /// The pieces `filter` lets through of `entry`'s set, cut once and
+    /// shared by every subscriber with an equal filter and piece size;
+    /// `None` when the set already keeps [`SHARED_CUTS`] other cuts (the
+    /// subscriber then cuts for itself).
+    fn shared_cut(&self, entry: &Entry, filter: &Filter, piece_bytes: usize) -> Option<Arc<Cut>> {
+        let cut = {
+            let mut cuts = entry.cuts();
+            match cuts
+                .iter()
+                .find(|c| c.piece_bytes == piece_bytes && c.filter == *filter)
+            {
+                Some(cut) => cut.clone(),
+                None if cuts.len() < SHARED_CUTS => {
+                    let cut = Arc::new(Cut {
+                        filter: filter.clone(),
+                        piece_bytes,
+                        pieces: OnceLock::new(),
+                    });
+                    cuts.push(cut.clone());
+                    cut
+                }
+                None => return None,
+            }
+        };
+        // The first to get here cuts; the others wait for its pieces, which
+        // takes no longer than cutting them again would.
+        cut.pieces.get_or_init(|| {
+            let pieces: Vec<(Arc<Piece>, usize)> = cutter(&entry.set, filter, piece_bytes)
+                .map(|(piece, bytes)| (Arc::new(piece), bytes))
+                .collect();
+            let kept = pieces.iter().map(|(_, bytes)| bytes).sum();
+            self.ring().grow(entry.set.revision, kept);
+            pieces
+        });
+        Some(cut)
+    }
 }
 
 struct Stream {
@@ -472,12 +677,6 @@ struct Stream {
     /// When the subscriber last received something; progress is due
     /// `progress_every` after it.
     last_sent: tokio::time::Instant,
-}
-
-/// A piece being filled, with its estimated size.
-struct Filling {
-    piece: Piece,
-    bytes: usize,
 }
 
 impl Stream {
@@ -517,8 +716,12 @@ impl Stream {
             published.borrow_and_update();
             let next = feed.ring().next(self.last.next());
             match next {
-                Next::Set(set) => {
-                    if let Delivery::Gone = self.deliver(&set).await {
+                Next::Set(entry) => {
+                    let delivered = match feed.shared_cut(&entry, &self.filter, self.piece_bytes) {
+                        Some(cut) => self.deliver_cut(entry.set.revision, &cut).await,
+                        None => self.deliver(&entry.set).await,
+                    };
+                    if let Delivery::Gone = delivered {
                         return Ok(());
                     }
                     continue;
@@ -552,73 +755,36 @@ impl Stream {
         }
     }
 
-    /// Sends what the filter lets through of `set`, in pieces. A piece is
-    /// started only for a record that goes into it, so every piece but the
-    /// last is followed by another and the last one sent is the complete one.
+    /// Sends what the filter lets through of `set`, in pieces cut for this
+    /// subscriber alone, each cut just before it is sent.
     async fn deliver(&mut self, set: &ChangeSet) -> Delivery {
         if set.revision <= self.last {
             return Delivery::Sent;
         }
         let filter = self.filter.clone();
-        if filter.sees(set) {
-            let mut filling: Option<Filling> = None;
-            let changes = set
-                .changes
-                .iter()
-                .filter(|c| filter.wants_change(c))
-                .map(|c| (change_bytes(c), Some(c), None));
-            let effects = set
-                .effects
-                .iter()
-                .filter(|e| filter.wants_effect(e))
-                .map(|e| (effect_bytes(e), None, Some(e)));
-            for (bytes, change, effect) in changes.chain(effects) {
-                // The part a new piece would be, when this record needs one.
-                let start = match &filling {
-                    None => Some(0),
-                    Some(f) if f.bytes + bytes > self.piece_bytes => {
-                        Some(f.piece.part.saturating_add(1))
-                    }
-                    Some(_) => None,
-                };
-                if let Some(part) = start {
-                    if let Some(done) = filling.take()
-                        && let Delivery::Gone = self.send_piece(done).await
-                    {
-                        return Delivery::Gone;
-                    }
-                    filling = Some(Filling {
-                        piece: Piece {
-                            revision: set.revision,
-                            actor: set.actor.clone(),
-                            committed_at: set.committed_at,
-                            part,
-                            complete: false,
-                            changes: Vec::new(),
-                            effects: Vec::new(),
-                        },
-                        bytes: PIECE_HEADER_BYTES,
-                    });
-                }
-                if let Some(f) = filling.as_mut() {
-                    f.bytes += bytes;
-                    f.piece.changes.extend(change.cloned());
-                    f.piece.effects.extend(effect.cloned());
-                }
-            }
-            if let Some(mut last) = filling {
-                last.piece.complete = true;
-                if let Delivery::Gone = self.send_piece(last).await {
-                    return Delivery::Gone;
-                }
+        for (piece, bytes) in cutter(set, &filter, self.piece_bytes) {
+            if let Delivery::Gone = self.send(Event::Committed(Arc::new(piece)), bytes).await {
+                return Delivery::Gone;
             }
         }
         self.last = set.revision;
         Delivery::Sent
     }
 
-    async fn send_piece(&mut self, f: Filling) -> Delivery {
-        self.send(Event::Committed(f.piece), f.bytes).await
+    /// Sends the pieces of revision `revision` cut for every subscriber
+    /// with this one's filter.
+    async fn deliver_cut(&mut self, revision: Revision, cut: &Cut) -> Delivery {
+        if revision <= self.last {
+            return Delivery::Sent;
+        }
+        // `shared_cut` made the pieces before handing the cut out.
+        for (piece, bytes) in cut.pieces.get().into_iter().flatten() {
+            if let Delivery::Gone = self.send(Event::Committed(piece.clone()), *bytes).await {
+                return Delivery::Gone;
+            }
+        }
+        self.last = revision;
+        Delivery::Sent
     }
 
     /// Sends one event (of estimated size `bytes`), waiting while the
@@ -770,7 +936,7 @@ mod tests {
             };
             assert_eq!((piece.revision, piece.part), (Revision(1), part));
             assert!(piece.effects.len() <= 50, "piece {part} is over the budget");
-            got.extend(piece.effects);
+            got.extend(piece.effects.iter().cloned());
             if piece.complete {
                 break;
             }
@@ -782,6 +948,82 @@ mod tests {
         };
         assert!(only.complete && only.part == 0, "{only:?}");
         assert_eq!(only.effects, vec![effects[100].clone()]);
+    }
+
+    async fn pieces(sub: &mut Subscription) -> Vec<Arc<Piece>> {
+        let mut got = Vec::new();
+        loop {
+            let Ok(Event::Committed(piece)) = next(sub).await else {
+                panic!("expected a piece");
+            };
+            let complete = piece.complete;
+            got.push(piece);
+            if complete {
+                return got;
+            }
+        }
+    }
+
+    /// Subscribers with equal filters get the very same pieces of a
+    /// revision, cut once: the ring counts the cut once, not once per
+    /// subscriber, and the transport encodes each piece once for all of
+    /// them. A subscriber with another filter gets pieces of its own.
+    #[tokio::test]
+    async fn subscribers_with_equal_filters_share_pieces_and_their_encoding() {
+        let effects: Vec<Effect> = (0..30).map(|i| effect(&format!("s{i:02}"))).collect();
+        let one = effect_bytes(&effects[0]);
+        let piece = PIECE_HEADER_BYTES + 10 * one;
+        let feed = Feed::new(16, 1 << 30, 1 << 30);
+        let mut same: Vec<Subscription> = (0..5)
+            .map(|_| subscribe(&feed, 0, pacing(piece, 1 << 20)))
+            .collect();
+        let mut other = feed.subscribe(
+            Filter {
+                subject: Some(SubjectId::try_from("s05").unwrap()),
+                ..Filter::tenant(tenant("t"))
+            },
+            Revision(0),
+            pacing(piece, 1 << 20),
+            no_replay,
+        );
+        let published = set(1, "t", effects);
+        let set_size = set_bytes(&published);
+        feed.publish(published);
+
+        let mut encoded = 0;
+        let mut first: Option<Vec<Arc<Piece>>> = None;
+        for sub in &mut same {
+            let got = pieces(sub).await;
+            for p in &got {
+                p.wire.get_or_init(|| {
+                    encoded += 1;
+                    Arc::from(vec![p.part as u8])
+                });
+            }
+            match &first {
+                None => first = Some(got),
+                Some(first) => {
+                    assert_eq!(got.len(), first.len());
+                    for (a, b) in got.iter().zip(first) {
+                        assert!(Arc::ptr_eq(a, b), "piece {} was cut again", a.part);
+                    }
+                }
+            }
+        }
+        let first = first.unwrap();
+        assert_eq!(first.len(), 3);
+        assert_eq!(encoded, 3, "each shared piece is encoded once");
+
+        let own = pieces(&mut other).await;
+        assert_eq!(own.len(), 1);
+        assert!(first.iter().all(|p| !Arc::ptr_eq(p, &own[0])));
+        assert_eq!(own[0].wire, Wire::default());
+
+        assert_eq!(
+            feed.ring().bytes,
+            set_size + 3 * piece + (PIECE_HEADER_BYTES + one),
+            "the set, the shared cut once, and the other filter's cut"
+        );
     }
 
     /// The ring is bounded by bytes: large change sets push older ones out

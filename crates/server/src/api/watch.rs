@@ -2,7 +2,9 @@
 //! consequences, as a server stream of bounded pieces, over
 //! [`authzd_service::ops::watch`]. Converts requests and pieces; must not
 //! decide who may watch or how a revision is cut into pieces (the
-//! operation and the feed do).
+//! operation and the feed do). A piece is encoded once, into the slot the
+//! feed keeps beside it, and every subscriber sharing the piece sends those
+//! bytes.
 
 use std::pin::Pin;
 
@@ -16,6 +18,7 @@ use super::status;
 use super::{invalid, pb};
 use authzd_core::model::{Effect, Place, Revision};
 use authzd_core::schema::PermissionPattern;
+use authzd_proto::codec::Encoded;
 use authzd_service::ops;
 use authzd_service::watch::{Event, Filter, Kinds, Piece};
 use authzd_service::{Error, Service};
@@ -33,7 +36,7 @@ impl WatchApi {
     }
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+type WatchStream = Pin<Box<dyn Stream<Item = Result<Encoded, Status>> + Send>>;
 
 fn kinds(requested: &[i32]) -> Result<Kinds, Error> {
     if requested.is_empty() {
@@ -132,24 +135,33 @@ impl pb::watch_service_server::WatchService for WatchApi {
         let filter = filter(r).map_err(status)?;
         let start = ops::watch::start(Revision(r.after_revision), r.from_oldest_retained)
             .map_err(status)?;
-        let tenant = r.tenant.clone();
+        // The filter's tenant, not the request's text: pieces are shared
+        // between equal filters, so their encoding must depend on nothing
+        // else.
+        let tenant = filter.tenant.to_string();
         let subscription = ops::watch::watch(&self.service, &call, filter, start)
             .await
             .map_err(status)?;
         let service = self.service.clone();
         let stream = subscription.map(move |item| match item {
             Ok(Event::Committed(piece)) => {
-                let message = committed_to_pb(&tenant, &piece);
                 let latest = service.snapshot().revision.0;
-                authzd_service::metrics::watch_lag(latest.saturating_sub(message.revision));
-                Ok(message)
+                authzd_service::metrics::watch_lag(latest.saturating_sub(piece.revision.0));
+                // Shared only between equal filters, which name the same
+                // tenant: the encoding is the same for all of them.
+                let bytes = piece.wire.get_or_init(|| {
+                    Encoded::of(&committed_to_pb(&tenant, &piece))
+                        .bytes()
+                        .clone()
+                });
+                Ok(Encoded::shared(bytes))
             }
-            Ok(Event::Progress(revision)) => Ok(pb::WatchResponse {
+            Ok(Event::Progress(revision)) => Ok(Encoded::of(&pb::WatchResponse {
                 revision: revision.0,
                 progress: true,
                 revision_complete: true,
                 ..Default::default()
-            }),
+            })),
             Err(e) => Err(super::status(Error::from(e))),
         });
         Ok(Response::new(Box::pin(stream)))
