@@ -88,7 +88,8 @@ impl Transport {
     fn hint(self, causes: &str) -> Option<&'static str> {
         // A TLS server answers a plaintext client's HTTP/2 preface with a
         // TLS alert (which HTTP/2 reads as a bad frame) or by closing the
-        // connection.
+        // connection; a call already handed to the connection when it
+        // closes ends "canceled".
         let plaintext_refused = [
             "h2 protocol error",
             "frame with invalid size",
@@ -96,6 +97,7 @@ impl Transport {
             "connection closed",
             "broken pipe",
             "connection reset",
+            "operation was canceled",
         ];
         if !self.tls && plaintext_refused.iter().any(|w| causes.contains(w)) {
             return Some(
