@@ -1592,13 +1592,15 @@ mod tests {
     /// has been answered, `t2`'s write commits first (a sequencer that
     /// planned one write at a time for all tenants never answers it);
     /// revisions are given at commit, so `t1`'s comes after.
-    #[test]
-    fn a_write_to_another_tenant_does_not_wait_for_planning() -> TestResult {
-        let runtime = tokio::runtime::Runtime::new()?;
-        let dir = tempfile::tempdir()?;
-        let store = runtime.block_on(authzd_store_redb::open(dir.path()))?;
-        let mut sequencer = sequencer(&runtime, store.clone())?;
-        let release = hold_first(&mut sequencer, "t1");
+    /// Sends a write to `t1`, held by the caller until `release`, then one
+    /// to `t2`: `t2`'s must be answered first, at revision 1, `t1`'s next,
+    /// and the changelog must hold them in that order.
+    fn another_tenant_commits_first(
+        runtime: &tokio::runtime::Runtime,
+        store: Arc<dyn Datastore>,
+        mut sequencer: Sequencer,
+        release: std::sync::mpsc::Sender<()>,
+    ) -> TestResult {
         let (jobs, queue) = queue(&mut sequencer, 16);
         let thread = std::thread::spawn(move || sequencer.run(queue));
 
@@ -1606,9 +1608,9 @@ mod tests {
         jobs.send(big)?;
         let (small, small_answer) = create_in("t2", "bob")?;
         jobs.send(small)?;
-        assert_eq!(answer(&runtime, small_answer)?, Revision(1));
+        assert_eq!(answer(runtime, small_answer)?, Revision(1));
         release.send(())?;
-        assert_eq!(answer(&runtime, big_answer)?, Revision(2));
+        assert_eq!(answer(runtime, big_answer)?, Revision(2));
         jobs.send(Job::Stop)?;
         thread.join().map_err(|_| "the sequencer panicked")?;
         let log = runtime.block_on(store.changes_after(Revision(0), 10, usize::MAX))?;
@@ -1621,6 +1623,16 @@ mod tests {
             ]
         );
         Ok(())
+    }
+
+    #[test]
+    fn a_write_to_another_tenant_does_not_wait_for_planning() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let store = runtime.block_on(authzd_store_redb::open(dir.path()))?;
+        let mut sequencer = sequencer(&runtime, store.clone())?;
+        let release = hold_first(&mut sequencer, "t1");
+        another_tenant_commits_first(&runtime, store, sequencer, release)
     }
 
     /// A write to one tenant never waits for another tenant's changelog
@@ -1644,29 +1656,8 @@ mod tests {
                 }
             }
         });
-        let mut sequencer = sequencer(&runtime, store.clone())?;
-        let (jobs, queue) = queue(&mut sequencer, 16);
-        let thread = std::thread::spawn(move || sequencer.run(queue));
-
-        let (big, big_answer) = create_in("t1", "alice")?;
-        jobs.send(big)?;
-        let (small, small_answer) = create_in("t2", "bob")?;
-        jobs.send(small)?;
-        assert_eq!(answer(&runtime, small_answer)?, Revision(1));
-        release.send(())?;
-        assert_eq!(answer(&runtime, big_answer)?, Revision(2));
-        jobs.send(Job::Stop)?;
-        thread.join().map_err(|_| "the sequencer panicked")?;
-        let log = runtime.block_on(store.changes_after(Revision(0), 10, usize::MAX))?;
-        let order: Vec<_> = log.iter().map(|s| (s.revision, s.tenant.clone())).collect();
-        assert_eq!(
-            order,
-            vec![
-                (Revision(1), Some(TenantId::try_from("t2")?)),
-                (Revision(2), Some(TenantId::try_from("t1")?)),
-            ]
-        );
-        Ok(())
+        let sequencer = sequencer(&runtime, store.clone())?;
+        another_tenant_commits_first(&runtime, store, sequencer, release)
     }
 
     /// Writes to the same tenant keep their order: the second, queued while
