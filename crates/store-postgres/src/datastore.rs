@@ -31,6 +31,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::follow::Heard;
 use crate::records::Staged;
 use crate::{Options, pool_error, query_error};
 
@@ -69,6 +70,9 @@ pub(crate) struct Inner {
     pub(crate) lease_held: AtomicBool,
     /// The transaction [`Datastore::reserve`] opened, for the next group.
     reserved: std::sync::Mutex<Option<Session>>,
+    /// The changelog entries notifications carried, for
+    /// [`Datastore::followed_changes`].
+    heard: std::sync::Mutex<Heard>,
     retention: AtomicU64,
     audit_retention: AtomicU64,
 }
@@ -92,6 +96,14 @@ impl Inner {
         Ok(revision_of(row.try_get(0).map_err(query_error)?))
     }
 
+    /// What notifications carried. Its data is sound whatever panicked
+    /// while it was held (each change keeps it a run of revisions).
+    pub(crate) fn heard(&self) -> std::sync::MutexGuard<'_, Heard> {
+        self.heard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Tells waiters the database holds at least `latest`.
     pub(crate) fn announce(&self, latest: Revision) {
         self.head.send_if_modified(|head| {
@@ -107,6 +119,14 @@ impl Inner {
 /// A revision read from a `bigint` column (never negative).
 fn revision_of(value: i64) -> Revision {
     Revision(u64::try_from(value).unwrap_or(0))
+}
+
+/// A changelog entry as stored.
+fn change_set(body: &str) -> Result<ChangeSet, StoreError> {
+    serde_json::from_str(body).map_err(|source| StoreError::Decode {
+        what: "change set",
+        source,
+    })
 }
 
 /// A revision as a `bigint`.
@@ -169,6 +189,7 @@ impl PgDatastore {
             options,
             lease_held: AtomicBool::new(false),
             reserved: std::sync::Mutex::new(None),
+            heard: std::sync::Mutex::new(Heard::default()),
             retention: AtomicU64::new(u64::MAX),
             audit_retention: AtomicU64::new(u64::MAX),
         });
@@ -311,8 +332,21 @@ const SET_TENANT_HEADS: &str = "INSERT INTO authzd_tenant_heads (tenant, revisio
     SELECT u.t, m.revision - $1 + u.o \
     FROM authzd_meta m, unnest($2::text[], $3::bigint[]) AS u(t, o) WHERE m.id = 1 \
     ON CONFLICT (tenant) DO UPDATE SET revision = excluded.revision";
-const NOTIFY: &str =
-    "SELECT pg_notify('authzd_commit', revision::text) FROM authzd_meta WHERE id = 1";
+/// The new head, and with `$2` the group's changelog entries after it,
+/// one a line (JSON holds no raw newline), read back from the rows this
+/// transaction wrote: other nodes then apply the group without reading
+/// the changelog (see [`Heard`]).
+const NOTIFY: &str = "SELECT pg_notify('authzd_commit', m.revision::text || CASE WHEN $2 THEN \
+    coalesce((SELECT string_agg(chr(10) || c.body, '' ORDER BY c.revision) \
+    FROM authzd_changelog c WHERE c.revision > m.revision - $1), '') ELSE '' END) \
+    FROM authzd_meta m WHERE m.id = 1";
+
+/// Most bytes a notification's payload may hold: PostgreSQL refuses one of
+/// 8,000 or more (in its default build).
+const NOTIFY_PAYLOAD_BYTES: usize = 7_999;
+
+/// Most digits a revision takes in text.
+const REVISION_DIGITS: usize = 20;
 
 /// Why one attempt at a group failed.
 enum Failure {
@@ -726,8 +760,21 @@ async fn attempt(
             ],
         ));
     }
+    // Whether the entries fit in the notification, counted with the
+    // widest revisions.
+    let carried = batch
+        .log_prefixes
+        .iter()
+        .zip(&batch.log_suffixes)
+        .map(|(p, s)| 1 + p.len() + REVISION_DIGITS + s.len())
+        .try_fold(REVISION_DIGITS, |total, entry| {
+            total
+                .checked_add(entry)
+                .filter(|t| *t <= NOTIFY_PAYLOAD_BYTES)
+        })
+        .is_some();
     if count > 0 && inner.notify.load(Ordering::SeqCst) {
-        sent.push((NOTIFY, Vec::new()));
+        sent.push((NOTIFY, vec![&n, &carried]));
     }
     let mut statements = Vec::with_capacity(sent.len());
     for (sql, _) in &sent {
@@ -1030,14 +1077,25 @@ impl Datastore for PgDatastore {
             if bytes > max_bytes && !out.is_empty() {
                 break;
             }
-            out.push(
-                serde_json::from_str(&body).map_err(|source| StoreError::Decode {
-                    what: "change set",
-                    source,
-                })?,
-            );
+            out.push(change_set(&body)?);
         }
         Ok(out)
+    }
+
+    async fn followed_changes(
+        &self,
+        after: Revision,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<ChangeSet>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let held = self.0.heard().after(after, limit, max_bytes);
+        match held {
+            Some(bodies) => bodies.iter().map(|b| change_set(b)).collect(),
+            None => self.changes_after(after, limit, max_bytes).await,
+        }
     }
 
     async fn snapshot(&self) -> Result<SnapshotStream, StoreError> {
