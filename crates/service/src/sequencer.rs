@@ -649,8 +649,14 @@ impl Sequencer {
     }
 
     /// Commits the group, then applies what other writers committed up to
-    /// `through`.
+    /// `through`; nothing at all when the cache holds `through` already
+    /// (this node's own commits woke the follower), so the group being
+    /// gathered is not cut short.
     fn follow(&self, group: &mut Group, through: Revision, reply: Reply) {
+        if self.engine.revision() >= through {
+            send(Some(reply), Ok(self.engine.revision()));
+            return;
+        }
         self.commit(group);
         let result = self
             .catch_up(through)

@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     /// Whether this handle holds the housekeeping lease (see
     /// `crate::lease`): only then does it prune and sweep expiries.
     pub(crate) lease_held: AtomicBool,
+    /// Set while a task prunes the audit trail (see [`prune`]).
+    audit_pruning: AtomicBool,
     /// The transaction [`Datastore::reserve`] opened, for the next group.
     reserved: std::sync::Mutex<Option<Session>>,
     /// The changelog entries notifications carried, for
@@ -188,6 +190,7 @@ impl PgDatastore {
             notify: AtomicBool::new(options.listen),
             options,
             lease_held: AtomicBool::new(false),
+            audit_pruning: AtomicBool::new(false),
             reserved: std::sync::Mutex::new(None),
             heard: std::sync::Mutex::new(Heard::default()),
             retention: AtomicU64::new(u64::MAX),
@@ -853,8 +856,16 @@ fn finish(planned: Vec<Planned>, start: Revision) -> Vec<CommitOutcome> {
 /// node's, or another's this node learnt of) and outside its transaction
 /// (no lock on the counter row is held): at most [`MAX_PRUNED_PER_COMMIT`]
 /// rows of each table, and only on the node holding the housekeeping
-/// lease. A failure is logged; the next commit tries again.
-pub(crate) async fn prune(inner: &Inner, last: Option<Revision>, latest_at: Option<Timestamp>) {
+/// lease. The changelog and commit ids are pruned before this returns (a
+/// commit leaves its retention window exact), in one trip; the audit
+/// trail, whose window is a duration, in a task of its own, one at a time,
+/// so the commit path never waits for it. A failure is logged; the next
+/// commit tries again.
+pub(crate) async fn prune(
+    inner: &Arc<Inner>,
+    last: Option<Revision>,
+    latest_at: Option<Timestamp>,
+) {
     if !inner.lease_held.load(Ordering::SeqCst) {
         return;
     }
@@ -862,41 +873,57 @@ pub(crate) async fn prune(inner: &Inner, last: Option<Revision>, latest_at: Opti
     let keep_from = last.and_then(|l| l.0.checked_sub(retain).map(|r| r + 1));
     let age = inner.audit_retention.load(Ordering::SeqCst);
     let before = latest_at.and_then(|at| i64::try_from(age).ok().and_then(|a| at.0.checked_sub(a)));
-    if keep_from.is_none() && before.is_none() {
-        return;
+    if let Some(before) = before {
+        if !inner.audit_pruning.swap(true, Ordering::SeqCst) {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                if let Err(e) = prune_audit(&inner, before).await {
+                    tracing::warn!(store = %inner.location, error = %e, "pruning the audit trail failed; the next commit tries again");
+                }
+                inner.audit_pruning.store(false, Ordering::SeqCst);
+            });
+        }
     }
+    let Some(keep_from) = keep_from else { return };
     let pruned = async {
         let client = inner.client().await?;
         let bound = db_limit(MAX_PRUNED_PER_COMMIT);
-        if let Some(keep_from) = keep_from {
-            let keep_from = db_revision(Revision(keep_from))?;
-            for sql in [
+        let keep_from = db_revision(Revision(keep_from))?;
+        let params: [&(dyn ToSql + Sync); 2] = [&keep_from, &bound];
+        futures_util::future::try_join(
+            client.execute(
                 "DELETE FROM authzd_changelog WHERE revision IN (SELECT revision FROM \
                  authzd_changelog WHERE revision < $1 ORDER BY revision LIMIT $2)",
+                &params,
+            ),
+            client.execute(
                 "DELETE FROM authzd_commits WHERE revision IN (SELECT revision FROM \
                  authzd_commits WHERE revision < $1 ORDER BY revision LIMIT $2)",
-            ] {
-                client
-                    .execute(sql, &[&keep_from, &bound])
-                    .await
-                    .map_err(query_error)?;
-            }
-        }
-        if let Some(before) = before {
-            client
-                .execute(
-                    "DELETE FROM authzd_audit WHERE (at, seq) IN (SELECT at, seq FROM \
-                     authzd_audit WHERE at < $1 ORDER BY at, seq LIMIT $2)",
-                    &[&before, &bound],
-                )
-                .await
-                .map_err(query_error)?;
-        }
+                &params,
+            ),
+        )
+        .await
+        .map_err(query_error)?;
         Ok::<_, StoreError>(())
     };
     if let Err(e) = pruned.await {
         tracing::warn!(store = %inner.location, error = %e, "pruning failed; the next commit tries again");
     }
+}
+
+/// Deletes at most [`MAX_PRUNED_PER_COMMIT`] audit entries older than
+/// `before`.
+async fn prune_audit(inner: &Inner, before: i64) -> Result<(), StoreError> {
+    let client = inner.client().await?;
+    client
+        .execute(
+            "DELETE FROM authzd_audit WHERE (at, seq) IN (SELECT at, seq FROM \
+             authzd_audit WHERE at < $1 ORDER BY at, seq LIMIT $2)",
+            &[&before, &db_limit(MAX_PRUNED_PER_COMMIT)],
+        )
+        .await
+        .map_err(query_error)?;
+    Ok(())
 }
 
 #[async_trait::async_trait]
