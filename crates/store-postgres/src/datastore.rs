@@ -1244,8 +1244,38 @@ impl Datastore for PgDatastore {
     }
 }
 
+/// A batch of `authzd_records` rows (kind, tenant, body) as records.
+/// Rows come grouped by tenant: each run's id is parsed once
+/// (`last_tenant` carries it from one batch to the next).
+fn decode_rows(
+    rows: Vec<tokio_postgres::Row>,
+    last_tenant: &mut Option<TenantId>,
+) -> Result<Vec<Record>, StoreError> {
+    let mut batch = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: i16 = row.try_get(0).map_err(query_error)?;
+        let tenant: &str = row.try_get(1).map_err(query_error)?;
+        let body: &str = row.try_get(2).map_err(query_error)?;
+        let id = match last_tenant.as_ref() {
+            Some(last) if last.as_str() == tenant => last.clone(),
+            _ => {
+                let id = TenantId::try_from(tenant).map_err(|source| StoreError::InvalidKey {
+                    what: "tenant",
+                    source,
+                })?;
+                *last_tenant = Some(id.clone());
+                id
+            }
+        };
+        batch.push((id, crate::records::change_of(kind, body)?));
+    }
+    Ok(batch)
+}
+
 /// The snapshot reader: one read-only repeatable-read transaction on its
-/// own connection; sends the header, then the records in batches.
+/// own connection; sends the header, then the records in batches, each
+/// batch asked of the server before the one before it is decoded (a node
+/// joining a large database reads and decodes at once).
 async fn read_snapshot(
     mut client: Object,
     header_tx: oneshot::Sender<Result<(Revision, Option<String>), StoreError>>,
@@ -1283,39 +1313,25 @@ async fn read_snapshot(
         let portal = txn.bind(&statement, &[]).await.map_err(query_error)?;
         let batch_rows = i32::try_from(SNAPSHOT_BATCH).unwrap_or(i32::MAX);
         let mut last_tenant: Option<TenantId> = None;
-        loop {
-            let rows = txn
-                .query_portal(&portal, batch_rows)
-                .await
-                .map_err(query_error)?;
-            if rows.is_empty() {
+        let mut rows = txn
+            .query_portal(&portal, batch_rows)
+            .await
+            .map_err(query_error)?;
+        while !rows.is_empty() {
+            // The next batch is asked for before this one is decoded, so
+            // the server reads it meanwhile.
+            let next = txn.query_portal(&portal, batch_rows);
+            let handed = async {
+                let batch = decode_rows(rows, &mut last_tenant)?;
+                Ok::<_, StoreError>(batches.send(Ok(batch)).await.is_ok())
+            };
+            let (next, handed) = futures_util::future::join(next, handed).await;
+            if !handed? {
                 return Ok(());
             }
-            let mut batch = Vec::with_capacity(rows.len());
-            for row in rows {
-                let kind: i16 = row.try_get(0).map_err(query_error)?;
-                let tenant: &str = row.try_get(1).map_err(query_error)?;
-                let body: &str = row.try_get(2).map_err(query_error)?;
-                // Rows come grouped by tenant: parse each run's id once.
-                let id = match &last_tenant {
-                    Some(last) if last.as_str() == tenant => last.clone(),
-                    _ => {
-                        let id = TenantId::try_from(tenant).map_err(|source| {
-                            StoreError::InvalidKey {
-                                what: "tenant",
-                                source,
-                            }
-                        })?;
-                        last_tenant = Some(id.clone());
-                        id
-                    }
-                };
-                batch.push((id, crate::records::change_of(kind, body)?));
-            }
-            if batches.send(Ok(batch)).await.is_err() {
-                return Ok(());
-            }
+            rows = next.map_err(query_error)?;
         }
+        Ok(())
     };
     let result: Result<(), StoreError> = read.await;
     if let Err(e) = result {
