@@ -841,36 +841,27 @@ impl Service {
         }
     }
 
-    /// Applies what the store holds beyond the cache, up to `latest`.
+    /// Applies what the store holds beyond the cache, up to `latest`, on
+    /// the sequencer: it finishes the group it has (this node's own
+    /// commits reach the cache through it, so only other nodes' are then
+    /// missing), then applies the rest from the store's notifications or
+    /// its changelog. A group refused meanwhile (a conflict with another
+    /// node) does not stop the catch-up, which is what lets the next group
+    /// plan on fresh state.
     async fn catch_up_with(&self, latest: Revision) -> Result<(), Error> {
-        // This node's own commits reach the cache through the sequencer:
-        // once it has finished its group, only other nodes' are missing.
-        // Only the waiting matters: a flush answered with its group's
-        // refusal (a conflict with another node) must not stop the
-        // catch-up, which is what lets the next group plan on fresh state.
-        if let Err(e) = self.submit(|reply| Job::Flush { reply }).await {
-            tracing::debug!(error = %e, "the sequencer's group failed before catching up; catching up anyway");
-        }
-        loop {
-            let applied = self.snapshot().revision;
-            if applied >= latest {
-                return Ok(());
-            }
-            let sets = self
-                .inner
-                .store
-                .changes_after(
-                    applied,
-                    authzd_core::limits::REPLAY_PAGE,
-                    authzd_core::limits::REPLAY_PAGE_BYTES,
-                )
-                .await
-                .map_err(changelog_error)?;
-            if sets.is_empty() {
-                return Ok(());
-            }
-            self.observe(sets).await?;
-        }
+        self.submit(|reply| Job::Follow {
+            through: latest,
+            reply,
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            Error::Store(e) => match Arc::try_unwrap(e) {
+                Ok(e) => changelog_error(e),
+                Err(e) => Error::Store(e),
+            },
+            e => e,
+        })
     }
 
     /// The expiry timer: sleeps until the soonest assignment expiry (or

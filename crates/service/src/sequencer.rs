@@ -25,8 +25,9 @@
 //! committed to cache and feed — the *observe* path, which stores nothing
 //! — and plans every job of the group again on the new state before
 //! committing it, so each write is planned on exactly the state its
-//! predecessor left. [`Job::Observe`] takes the same path for change sets
-//! a caller learned of (another node's commits).
+//! predecessor left. [`Job::Follow`] takes the same path for another
+//! node's commits (read from the store when the node learns of them), and
+//! [`Job::Observe`] for change sets a caller learned of.
 //!
 //! Must not know protobuf or tonic, and must not be called from async code
 //! except through the job queue.
@@ -84,6 +85,14 @@ pub(super) enum Job {
     /// the last revision applied. A set that does not follow the one before
     /// is refused with the rest of the job.
     Replicate { sets: Vec<Replicated>, reply: Reply },
+    /// Apply to cache and feed what other writers of this store committed,
+    /// up to `through` (after finishing the current group, whose own
+    /// revisions then need no reading), as the store's
+    /// [`Datastore::followed_changes`] gives it; the reply carries the
+    /// cache's revision. How a node of a shared store follows the others:
+    /// one hop to this thread, with the entries its store's notification
+    /// carried in hand.
+    Follow { through: Revision, reply: Reply },
     /// Change sets another writer committed to this store, applied to cache
     /// and feed without storing them (after finishing the current group):
     /// those at or below the cache's revision are skipped, the rest must
@@ -399,6 +408,7 @@ impl Sequencer {
             Job::Flush { reply } => return flush(group, reply),
             Job::Replicate { sets, reply } => return self.replicate(group, sets, reply),
             Job::Observe { sets, reply } => return self.observe(group, sets, reply),
+            Job::Follow { through, reply } => return self.follow(group, through, reply),
             Job::Install { snapshot, reply } => return self.install(group, *snapshot, reply),
             Job::Planned(drafts) => return self.integrate(group, *drafts),
             Job::Stop => return,
@@ -638,6 +648,24 @@ impl Sequencer {
         send(Some(reply), result);
     }
 
+    /// Commits the group, then applies what other writers committed up to
+    /// `through`; nothing at all when the cache holds `through` already
+    /// (this node's own commits woke the follower), so the group being
+    /// gathered is not cut short.
+    fn follow(&self, group: &mut Group, through: Revision, reply: Reply) {
+        if self.engine.revision() >= through {
+            send(Some(reply), Ok(self.engine.revision()));
+            return;
+        }
+        self.commit(group);
+        let result = self
+            .catch_up(through)
+            .map(|()| self.engine.revision())
+            .map_err(Error::from);
+        *group = Group::new(&self.engine.snapshot());
+        send(Some(reply), result);
+    }
+
     /// Applies one change set committed elsewhere to the cache and
     /// publishes it to the feed, as the writer computed it; one already
     /// applied is skipped, so each reaches cache and feed exactly once.
@@ -663,16 +691,19 @@ impl Sequencer {
         Ok(())
     }
 
-    /// Observes what the store holds beyond the cache, up to `head`.
+    /// Observes what the store holds beyond the cache, up to `head`: from
+    /// what the store's notifications carried when they hold it, without
+    /// reading the changelog.
     fn catch_up(&self, head: Revision) -> Result<(), StoreError> {
         loop {
             let after = self.engine.revision();
             if after >= head {
                 return Ok(());
             }
-            let sets = self.runtime.block_on(self.store.changes_after(
+            let missing = usize::try_from(head.0 - after.0).unwrap_or(usize::MAX);
+            let sets = self.runtime.block_on(self.store.followed_changes(
                 after,
-                authzd_core::limits::REPLAY_PAGE,
+                missing.min(authzd_core::limits::REPLAY_PAGE),
                 authzd_core::limits::REPLAY_PAGE_BYTES,
             ))?;
             if sets.is_empty() {

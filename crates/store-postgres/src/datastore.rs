@@ -31,6 +31,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::follow::Heard;
 use crate::records::Staged;
 use crate::{Options, pool_error, query_error};
 
@@ -67,8 +68,13 @@ pub(crate) struct Inner {
     /// Whether this handle holds the housekeeping lease (see
     /// `crate::lease`): only then does it prune and sweep expiries.
     pub(crate) lease_held: AtomicBool,
+    /// Set while a task prunes the audit trail (see [`prune`]).
+    audit_pruning: AtomicBool,
     /// The transaction [`Datastore::reserve`] opened, for the next group.
     reserved: std::sync::Mutex<Option<Session>>,
+    /// The changelog entries notifications carried, for
+    /// [`Datastore::followed_changes`].
+    heard: std::sync::Mutex<Heard>,
     retention: AtomicU64,
     audit_retention: AtomicU64,
 }
@@ -92,6 +98,14 @@ impl Inner {
         Ok(revision_of(row.try_get(0).map_err(query_error)?))
     }
 
+    /// What notifications carried. Its data is sound whatever panicked
+    /// while it was held (each change keeps it a run of revisions).
+    pub(crate) fn heard(&self) -> std::sync::MutexGuard<'_, Heard> {
+        self.heard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Tells waiters the database holds at least `latest`.
     pub(crate) fn announce(&self, latest: Revision) {
         self.head.send_if_modified(|head| {
@@ -107,6 +121,14 @@ impl Inner {
 /// A revision read from a `bigint` column (never negative).
 fn revision_of(value: i64) -> Revision {
     Revision(u64::try_from(value).unwrap_or(0))
+}
+
+/// A changelog entry as stored.
+fn change_set(body: &str) -> Result<ChangeSet, StoreError> {
+    serde_json::from_str(body).map_err(|source| StoreError::Decode {
+        what: "change set",
+        source,
+    })
 }
 
 /// A revision as a `bigint`.
@@ -168,7 +190,9 @@ impl PgDatastore {
             notify: AtomicBool::new(options.listen),
             options,
             lease_held: AtomicBool::new(false),
+            audit_pruning: AtomicBool::new(false),
             reserved: std::sync::Mutex::new(None),
+            heard: std::sync::Mutex::new(Heard::default()),
             retention: AtomicU64::new(u64::MAX),
             audit_retention: AtomicU64::new(u64::MAX),
         });
@@ -311,8 +335,21 @@ const SET_TENANT_HEADS: &str = "INSERT INTO authzd_tenant_heads (tenant, revisio
     SELECT u.t, m.revision - $1 + u.o \
     FROM authzd_meta m, unnest($2::text[], $3::bigint[]) AS u(t, o) WHERE m.id = 1 \
     ON CONFLICT (tenant) DO UPDATE SET revision = excluded.revision";
-const NOTIFY: &str =
-    "SELECT pg_notify('authzd_commit', revision::text) FROM authzd_meta WHERE id = 1";
+/// The new head, and with `$2` the group's changelog entries after it,
+/// one a line (JSON holds no raw newline), read back from the rows this
+/// transaction wrote: other nodes then apply the group without reading
+/// the changelog (see [`Heard`]).
+const NOTIFY: &str = "SELECT pg_notify('authzd_commit', m.revision::text || CASE WHEN $2 THEN \
+    coalesce((SELECT string_agg(chr(10) || c.body, '' ORDER BY c.revision) \
+    FROM authzd_changelog c WHERE c.revision > m.revision - $1), '') ELSE '' END) \
+    FROM authzd_meta m WHERE m.id = 1";
+
+/// Most bytes a notification's payload may hold: PostgreSQL refuses one of
+/// 8,000 or more (in its default build).
+const NOTIFY_PAYLOAD_BYTES: usize = 7_999;
+
+/// Most digits a revision takes in text.
+const REVISION_DIGITS: usize = 20;
 
 /// Why one attempt at a group failed.
 enum Failure {
@@ -726,8 +763,21 @@ async fn attempt(
             ],
         ));
     }
+    // Whether the entries fit in the notification, counted with the
+    // widest revisions.
+    let carried = batch
+        .log_prefixes
+        .iter()
+        .zip(&batch.log_suffixes)
+        .map(|(p, s)| 1 + p.len() + REVISION_DIGITS + s.len())
+        .try_fold(REVISION_DIGITS, |total, entry| {
+            total
+                .checked_add(entry)
+                .filter(|t| *t <= NOTIFY_PAYLOAD_BYTES)
+        })
+        .is_some();
     if count > 0 && inner.notify.load(Ordering::SeqCst) {
-        sent.push((NOTIFY, Vec::new()));
+        sent.push((NOTIFY, vec![&n, &carried]));
     }
     let mut statements = Vec::with_capacity(sent.len());
     for (sql, _) in &sent {
@@ -806,8 +856,16 @@ fn finish(planned: Vec<Planned>, start: Revision) -> Vec<CommitOutcome> {
 /// node's, or another's this node learnt of) and outside its transaction
 /// (no lock on the counter row is held): at most [`MAX_PRUNED_PER_COMMIT`]
 /// rows of each table, and only on the node holding the housekeeping
-/// lease. A failure is logged; the next commit tries again.
-pub(crate) async fn prune(inner: &Inner, last: Option<Revision>, latest_at: Option<Timestamp>) {
+/// lease. The changelog and commit ids are pruned before this returns (a
+/// commit leaves its retention window exact), in one trip; the audit
+/// trail, whose window is a duration, in a task of its own, one at a time,
+/// so the commit path never waits for it. A failure is logged; the next
+/// commit tries again.
+pub(crate) async fn prune(
+    inner: &Arc<Inner>,
+    last: Option<Revision>,
+    latest_at: Option<Timestamp>,
+) {
     if !inner.lease_held.load(Ordering::SeqCst) {
         return;
     }
@@ -815,41 +873,57 @@ pub(crate) async fn prune(inner: &Inner, last: Option<Revision>, latest_at: Opti
     let keep_from = last.and_then(|l| l.0.checked_sub(retain).map(|r| r + 1));
     let age = inner.audit_retention.load(Ordering::SeqCst);
     let before = latest_at.and_then(|at| i64::try_from(age).ok().and_then(|a| at.0.checked_sub(a)));
-    if keep_from.is_none() && before.is_none() {
-        return;
+    if let Some(before) = before {
+        if !inner.audit_pruning.swap(true, Ordering::SeqCst) {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                if let Err(e) = prune_audit(&inner, before).await {
+                    tracing::warn!(store = %inner.location, error = %e, "pruning the audit trail failed; the next commit tries again");
+                }
+                inner.audit_pruning.store(false, Ordering::SeqCst);
+            });
+        }
     }
+    let Some(keep_from) = keep_from else { return };
     let pruned = async {
         let client = inner.client().await?;
         let bound = db_limit(MAX_PRUNED_PER_COMMIT);
-        if let Some(keep_from) = keep_from {
-            let keep_from = db_revision(Revision(keep_from))?;
-            for sql in [
+        let keep_from = db_revision(Revision(keep_from))?;
+        let params: [&(dyn ToSql + Sync); 2] = [&keep_from, &bound];
+        futures_util::future::try_join(
+            client.execute(
                 "DELETE FROM authzd_changelog WHERE revision IN (SELECT revision FROM \
                  authzd_changelog WHERE revision < $1 ORDER BY revision LIMIT $2)",
+                &params,
+            ),
+            client.execute(
                 "DELETE FROM authzd_commits WHERE revision IN (SELECT revision FROM \
                  authzd_commits WHERE revision < $1 ORDER BY revision LIMIT $2)",
-            ] {
-                client
-                    .execute(sql, &[&keep_from, &bound])
-                    .await
-                    .map_err(query_error)?;
-            }
-        }
-        if let Some(before) = before {
-            client
-                .execute(
-                    "DELETE FROM authzd_audit WHERE (at, seq) IN (SELECT at, seq FROM \
-                     authzd_audit WHERE at < $1 ORDER BY at, seq LIMIT $2)",
-                    &[&before, &bound],
-                )
-                .await
-                .map_err(query_error)?;
-        }
+                &params,
+            ),
+        )
+        .await
+        .map_err(query_error)?;
         Ok::<_, StoreError>(())
     };
     if let Err(e) = pruned.await {
         tracing::warn!(store = %inner.location, error = %e, "pruning failed; the next commit tries again");
     }
+}
+
+/// Deletes at most [`MAX_PRUNED_PER_COMMIT`] audit entries older than
+/// `before`.
+async fn prune_audit(inner: &Inner, before: i64) -> Result<(), StoreError> {
+    let client = inner.client().await?;
+    client
+        .execute(
+            "DELETE FROM authzd_audit WHERE (at, seq) IN (SELECT at, seq FROM \
+             authzd_audit WHERE at < $1 ORDER BY at, seq LIMIT $2)",
+            &[&before, &db_limit(MAX_PRUNED_PER_COMMIT)],
+        )
+        .await
+        .map_err(query_error)?;
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -1030,14 +1104,25 @@ impl Datastore for PgDatastore {
             if bytes > max_bytes && !out.is_empty() {
                 break;
             }
-            out.push(
-                serde_json::from_str(&body).map_err(|source| StoreError::Decode {
-                    what: "change set",
-                    source,
-                })?,
-            );
+            out.push(change_set(&body)?);
         }
         Ok(out)
+    }
+
+    async fn followed_changes(
+        &self,
+        after: Revision,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<ChangeSet>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let held = self.0.heard().after(after, limit, max_bytes);
+        match held {
+            Some(bodies) => bodies.iter().map(|b| change_set(b)).collect(),
+            None => self.changes_after(after, limit, max_bytes).await,
+        }
     }
 
     async fn snapshot(&self) -> Result<SnapshotStream, StoreError> {
@@ -1159,8 +1244,38 @@ impl Datastore for PgDatastore {
     }
 }
 
+/// A batch of `authzd_records` rows (kind, tenant, body) as records.
+/// Rows come grouped by tenant: each run's id is parsed once
+/// (`last_tenant` carries it from one batch to the next).
+fn decode_rows(
+    rows: Vec<tokio_postgres::Row>,
+    last_tenant: &mut Option<TenantId>,
+) -> Result<Vec<Record>, StoreError> {
+    let mut batch = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: i16 = row.try_get(0).map_err(query_error)?;
+        let tenant: &str = row.try_get(1).map_err(query_error)?;
+        let body: &str = row.try_get(2).map_err(query_error)?;
+        let id = match last_tenant.as_ref() {
+            Some(last) if last.as_str() == tenant => last.clone(),
+            _ => {
+                let id = TenantId::try_from(tenant).map_err(|source| StoreError::InvalidKey {
+                    what: "tenant",
+                    source,
+                })?;
+                *last_tenant = Some(id.clone());
+                id
+            }
+        };
+        batch.push((id, crate::records::change_of(kind, body)?));
+    }
+    Ok(batch)
+}
+
 /// The snapshot reader: one read-only repeatable-read transaction on its
-/// own connection; sends the header, then the records in batches.
+/// own connection; sends the header, then the records in batches, each
+/// batch asked of the server before the one before it is decoded (a node
+/// joining a large database reads and decodes at once).
 async fn read_snapshot(
     mut client: Object,
     header_tx: oneshot::Sender<Result<(Revision, Option<String>), StoreError>>,
@@ -1198,39 +1313,25 @@ async fn read_snapshot(
         let portal = txn.bind(&statement, &[]).await.map_err(query_error)?;
         let batch_rows = i32::try_from(SNAPSHOT_BATCH).unwrap_or(i32::MAX);
         let mut last_tenant: Option<TenantId> = None;
-        loop {
-            let rows = txn
-                .query_portal(&portal, batch_rows)
-                .await
-                .map_err(query_error)?;
-            if rows.is_empty() {
+        let mut rows = txn
+            .query_portal(&portal, batch_rows)
+            .await
+            .map_err(query_error)?;
+        while !rows.is_empty() {
+            // The next batch is asked for before this one is decoded, so
+            // the server reads it meanwhile.
+            let next = txn.query_portal(&portal, batch_rows);
+            let handed = async {
+                let batch = decode_rows(rows, &mut last_tenant)?;
+                Ok::<_, StoreError>(batches.send(Ok(batch)).await.is_ok())
+            };
+            let (next, handed) = futures_util::future::join(next, handed).await;
+            if !handed? {
                 return Ok(());
             }
-            let mut batch = Vec::with_capacity(rows.len());
-            for row in rows {
-                let kind: i16 = row.try_get(0).map_err(query_error)?;
-                let tenant: &str = row.try_get(1).map_err(query_error)?;
-                let body: &str = row.try_get(2).map_err(query_error)?;
-                // Rows come grouped by tenant: parse each run's id once.
-                let id = match &last_tenant {
-                    Some(last) if last.as_str() == tenant => last.clone(),
-                    _ => {
-                        let id = TenantId::try_from(tenant).map_err(|source| {
-                            StoreError::InvalidKey {
-                                what: "tenant",
-                                source,
-                            }
-                        })?;
-                        last_tenant = Some(id.clone());
-                        id
-                    }
-                };
-                batch.push((id, crate::records::change_of(kind, body)?));
-            }
-            if batches.send(Ok(batch)).await.is_err() {
-                return Ok(());
-            }
+            rows = next.map_err(query_error)?;
         }
+        Ok(())
     };
     let result: Result<(), StoreError> = read.await;
     if let Err(e) = result {

@@ -18,8 +18,11 @@
 //!   tenants before planning again (`Datastore::reserve`): the locks are
 //!   then taken first, so its next commit cannot lose.
 //! - **Following**: the write transaction calls `pg_notify` with the new
-//!   head; each handle keeps one dedicated `LISTEN` connection and polls
-//!   the counter every [`Options::poll_interval`] as the backstop (a lost
+//!   head and, when they fit in a notification, the group's changelog
+//!   entries; each handle keeps one dedicated `LISTEN` connection, keeps
+//!   what notifications carried for `Datastore::followed_changes` (which
+//!   reads the changelog only for what they did not carry), and polls the
+//!   counter every [`Options::poll_interval`] as the backstop (a lost
 //!   notification, a dropped connection, a database without `LISTEN`).
 //! - **Schema**: versioned migrations applied at open (unless
 //!   [`Options::migrate`] is off) or by [`migrate`], inside one

@@ -158,6 +158,86 @@ async fn a_notification_wakes_another_node() -> TestResult {
     Ok(())
 }
 
+/// Listening connections that have run their `LISTEN`.
+const LISTENING: &str = "SELECT count(*) FROM pg_stat_activity \
+    WHERE datname = current_database() AND application_name = 'authzd-listen' \
+    AND query LIKE 'LISTEN%' HAVING count(*) >= 2";
+
+/// A notification carries a small group's changelog entries, so another
+/// node follows it without reading the changelog (it still does once the
+/// rows are deleted); the entries of a group too large for a notification
+/// are read from the changelog (deleted, they are gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_carry_small_groups_entries() -> TestResult {
+    let pg = pg_or_skip!();
+    let a = pg.open().await?;
+    let b = pg
+        .node(Options {
+            poll_interval: Duration::from_secs(3600),
+            ..Options::default()
+        })
+        .await?;
+    let session = pg.session().await;
+    until_counted(&session, LISTENING).await;
+    let writes = (0..3)
+        .map(|i| write(Some("acme"), vec![subject(&format!("n{i}"))]))
+        .collect();
+    let sets: Vec<ChangeSet> = a
+        .commit_group(Revision(0), CommitId::random(), writes, Vec::new())
+        .await?
+        .into_iter()
+        .filter_map(|o| match o {
+            CommitOutcome::Committed(set) => Some(set),
+            CommitOutcome::Replayed(_) => None,
+        })
+        .collect();
+    assert_eq!(sets.len(), 3);
+    session.execute("DELETE FROM authzd_changelog", &[]).await?;
+    assert!(matches!(
+        b.changes_after(Revision(0), 10, usize::MAX).await,
+        Err(StoreError::Pruned { .. })
+    ));
+    // The notification reaches b at a moment nothing shows: looked for
+    // until it has (bounded).
+    let mut followed = Vec::new();
+    for _ in 0..400 {
+        match b.followed_changes(Revision(0), 10, usize::MAX).await {
+            Ok(found) => {
+                followed = found;
+                break;
+            }
+            Err(StoreError::Pruned { .. }) => tokio::time::sleep(Duration::from_millis(25)).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    assert_eq!(followed, sets);
+    assert_eq!(
+        b.followed_changes(Revision(1), 1, usize::MAX).await?,
+        sets[1..2]
+    );
+
+    // 200 subjects in one write: far beyond a notification's 8,000 bytes.
+    let large = (0..200)
+        .map(|i| subject(&format!("large-{i:04}")))
+        .collect();
+    let CommitOutcome::Committed(set) = a.commit(write(Some("acme"), large)).await? else {
+        panic!("the large write was replayed");
+    };
+    assert_eq!(set.revision, Revision(4));
+    assert_eq!(
+        b.followed_changes(Revision(3), 10, usize::MAX).await?,
+        [set]
+    );
+    session.execute("DELETE FROM authzd_changelog", &[]).await?;
+    assert!(matches!(
+        b.followed_changes(Revision(3), 10, usize::MAX).await,
+        Err(StoreError::Pruned { .. })
+    ));
+    a.close().await;
+    b.close().await;
+    Ok(())
+}
+
 /// With its `LISTEN` connection killed (`pg_terminate_backend`), a node
 /// still learns of another's commits by polling, and listens again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

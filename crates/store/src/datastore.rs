@@ -222,6 +222,23 @@ pub trait Datastore: Send + Sync + std::fmt::Debug {
         max_bytes: usize,
     ) -> Result<Vec<ChangeSet>, StoreError>;
 
+    /// What a node following the other writers of a shared store reads
+    /// once [`Datastore::wait_beyond`] woke it: the change sets after
+    /// `after`, as [`Datastore::changes_after`] gives them (ascending from
+    /// `after + 1`, within `limit` and `max_bytes`, never a gap), except
+    /// that a store told of commits together with their entries answers
+    /// from what it was told when that holds `after + 1` onwards, without
+    /// reading the changelog (and so without [`StoreError::Pruned`] for
+    /// entries it still holds). The default reads the changelog.
+    async fn followed_changes(
+        &self,
+        after: Revision,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<ChangeSet>, StoreError> {
+        self.changes_after(after, limit, max_bytes).await
+    }
+
     /// Every stored record at the latest revision, read consistently.
     async fn snapshot(&self) -> Result<SnapshotStream, StoreError>;
 

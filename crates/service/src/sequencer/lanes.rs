@@ -159,6 +159,7 @@ fn needs_every_tenant(job: &Job) -> bool {
         | Job::Denied(_)
         | Job::Flush { .. }
         | Job::Observe { .. }
+        | Job::Follow { .. }
         | Job::Planned(_) => false,
     }
 }
@@ -172,6 +173,7 @@ fn refuse_busy(job: Job, capacity: usize) {
         | Job::Flush { reply }
         | Job::Replicate { reply, .. }
         | Job::Observe { reply, .. }
+        | Job::Follow { reply, .. }
         | Job::Install { reply, .. } => reply,
         Job::Denied(_) | Job::Planned(_) | Job::Stop => return,
     };
