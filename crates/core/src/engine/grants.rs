@@ -3,12 +3,9 @@
 //! and `follows` and masked by role classes.
 //!
 //! This is the structure the check path reads, so it is laid out for lookups
-//! without allocation: entries sorted by scope for the listings, and for the
-//! check a compact copy (scope number, permissions, expiry) held inline in
-//! the grants' own allocation. Must not know where the grants came from
+//! without allocation: entries sorted by scope, a binary search per scope on
+//! the target's ancestor chain. Must not know where the grants came from
 //! (that is the explain path's job, which walks the directory instead).
-
-use smallvec::SmallVec;
 
 use crate::model::{GroupId, ScopeId, Timestamp};
 use crate::schema::{PermBit, PermSet};
@@ -53,43 +50,20 @@ impl<K> GrantEntry<K> {
     }
 }
 
-/// A grant at a scope as the check reads it: the number the tenant gave
-/// the scope (see [`super::TenantState::scope_number`]), the permissions,
-/// and the expiry as an instant ([`NEVER`] for none). Integers where the
-/// entry's id would compare text, and no pointer to follow.
-#[derive(Debug, Clone)]
-struct Numbered {
-    perms: PermSet,
-    until: Timestamp,
-    number: u32,
-}
-
-/// The expiry of a grant that never expires: no clock reading reaches it
-/// (the clock saturates there only in the year 2262).
-const NEVER: Timestamp = Timestamp(i64::MAX);
-
-/// Check entries held inline: most subjects have this many grants at
-/// scopes or fewer, and then a check reads no allocation past the grants'
-/// own.
-const INLINE_NUMBERED: usize = 2;
-
 /// Everything a subject's roles give it. Equal when they give the same:
 /// the scope numbers, which depend on the order the tenant's scopes were
 /// created in, do not count.
-///
-/// `repr(C)` with the check's entries first: the check reads the start of
-/// this allocation and nothing else for most subjects (one or two cache
-/// lines beside the entry that points here).
 #[derive(Debug, Clone, Default)]
-#[repr(C)]
 pub struct SubjectGrants {
-    /// `scopes` as the check compares them with a place's numbered
-    /// ancestor chain: `scopes[i]`'s at `i`.
-    numbered: SmallVec<[Numbered; INLINE_NUMBERED]>,
     /// Every group the subject is in, directly or nested; sorted.
     pub groups: Vec<GroupId>,
     /// Grants at scopes; sorted by scope, then expiry.
     pub scopes: Vec<GrantEntry<ScopeId>>,
+    /// The number the tenant gave each entry's scope, `scopes[i]`'s at
+    /// `i` (see [`super::TenantState::scope_number`]): what the check
+    /// compares with the place's numbered ancestor chain, integers where
+    /// comparing ids would compare text.
+    pub scope_numbers: Vec<u32>,
     /// Grants over populations; sorted by group, then expiry.
     pub populations: Vec<GrantEntry<GroupId>>,
 }
@@ -147,15 +121,8 @@ impl SubjectGrants {
         groups.dedup();
         let scopes = merge(scopes);
         Self {
-            numbered: scopes
-                .iter()
-                .map(|e| Numbered {
-                    perms: e.perms.clone(),
-                    until: e.expires_at.unwrap_or(NEVER),
-                    number: number(&e.at),
-                })
-                .collect(),
             groups,
+            scope_numbers: scopes.iter().map(|e| number(&e.at)).collect(),
             scopes,
             populations: merge(populations),
         }
@@ -185,14 +152,19 @@ impl SubjectGrants {
         let Some((&here, ancestors)) = chain.split_first() else {
             return false;
         };
-        self.numbered.iter().any(|e| {
-            (if e.number == here {
-                exact || inherits
-            } else {
-                inherits && ancestors.contains(&e.number)
-            }) && e.perms.contains(bit)
-                && now < e.until
-        })
+        // The numbers first: they are one small array, and most entries
+        // are at scopes off the chain, whose grant need not be read.
+        self.scope_numbers
+            .iter()
+            .zip(&self.scopes)
+            .any(|(&number, e)| {
+                (if number == here {
+                    exact || inherits
+                } else {
+                    inherits && ancestors.contains(&number)
+                }) && e.perms.contains(bit)
+                    && e.live(now)
+            })
     }
 
     /// Whether a live grant over population `group` holds `bit`.

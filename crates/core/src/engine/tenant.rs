@@ -12,7 +12,6 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
-use smallvec::SmallVec;
 
 /// The tenant's hashed maps: imbl's hash trie with foldhash rather than
 /// SipHash. Every check hashes a subject id and a scope id, and every write
@@ -152,15 +151,9 @@ pub struct TenantState {
 pub struct Chain {
     /// Their ids.
     pub ids: Arc<[ScopeId]>,
-    /// Their numbers (see [`TenantState::scope_numbers`]); inline up to a
-    /// tree of [`INLINE_CHAIN`] levels, so that the check reads them from
-    /// the chain's own entry rather than through a pointer.
-    pub numbers: SmallVec<[u32; INLINE_CHAIN]>,
+    /// Their numbers (see [`TenantState::scope_numbers`]).
+    pub numbers: Arc<[u32]>,
 }
-
-/// Levels of a chain's numbers held inline (in the space a pointer and a
-/// length take beside them).
-const INLINE_CHAIN: usize = 6;
 
 /// The root scope's number.
 const ROOT_NUMBER: u32 = 0;
@@ -279,7 +272,7 @@ impl TenantState {
                 ScopeId::root(),
                 Chain {
                     ids: Arc::from([ScopeId::root()]),
-                    numbers: SmallVec::from_slice(&[ROOT_NUMBER]),
+                    numbers: Arc::from([ROOT_NUMBER]),
                 },
             ),
             scope_numbers: HashMap::new().update(ScopeId::root(), ROOT_NUMBER),
@@ -379,8 +372,7 @@ impl TenantState {
             }
             budget -= 1;
             let mut ids = vec![s.clone()];
-            let mut numbers: SmallVec<[u32; INLINE_CHAIN]> =
-                SmallVec::from_slice(&[self.scope_number(s.as_str())]);
+            let mut numbers = vec![self.scope_number(s.as_str())];
             if let Some(parent) = self.parent(s.as_str()) {
                 match self.chains.get(parent) {
                     Some(above) => {
@@ -397,7 +389,7 @@ impl TenantState {
             }
             let chain = Chain {
                 ids: Arc::from(ids),
-                numbers,
+                numbers: Arc::from(numbers),
             };
             self.chains.insert(s.clone(), chain);
             stack.extend(self.children.get(&s).into_iter().flatten().cloned());
