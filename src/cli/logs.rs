@@ -1,11 +1,13 @@
 //! Where the binary's logs go and how they look: stderr, as text (ANSI
 //! colours only on a terminal) or as one JSON object per line; for the
 //! server, through a writer thread, so a call's access-log line costs the
-//! call its formatting but not the write to stderr. Must not decide what is
-//! logged; every module logs through `tracing`.
+//! call its formatting and a copy into a shared buffer, but neither the
+//! write to stderr nor a wake-up of the writer per line. Must not decide
+//! what is logged; every module logs through `tracing`.
 
+use std::cell::Cell;
 use std::io::{IsTerminal, Write};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
@@ -22,11 +24,17 @@ pub enum LogFormat {
     Json,
 }
 
-/// Lines waiting for the writer thread, at most: past it a logging thread
-/// waits for room, so no line is ever dropped.
-const QUEUED_LINES: usize = 16 * 1024;
+/// Bytes of lines waiting for the writer thread, at most: past it a
+/// logging thread waits for room, so no line is ever dropped.
+const QUEUED_BYTES: usize = 4 * 1024 * 1024;
 
-/// Bytes the writer thread gathers into one write, at most.
+/// How long the writer thread, once woken by a line, lets more lines
+/// gather before it writes: a busy server's access log then costs one
+/// wake-up and one write per this interval, not a wake-up of the writer
+/// thread (a system call and a context switch) per call.
+const LINGER: Duration = Duration::from_millis(10);
+
+/// Bytes gathered past which the writer thread writes without lingering.
 const BATCH_BYTES: usize = 64 * 1024;
 
 /// How long [`Flush`] waits for the queued lines to be written.
@@ -41,17 +49,18 @@ pub fn init(format: LogFormat, level: &str, background: bool) -> Option<Flush> {
         install(format, level, std::io::stderr);
         return None;
     }
-    let (to, from) = sync_channel(QUEUED_LINES);
+    let queue = Arc::new(Queue::default());
+    let writer = queue.clone();
     let started = std::thread::Builder::new()
         .name("authzd-logs".into())
-        .spawn(move || write_lines(&from));
+        .spawn(move || writer.write_lines());
     if started.is_err() {
         // Without the thread, lines go straight to stderr as before.
         install(format, level, std::io::stderr);
         return None;
     }
-    install(format, level, Background(to.clone()));
-    Some(Flush(to))
+    install(format, level, Background(queue.clone()));
+    Some(Flush(queue))
 }
 
 fn install<W>(format: LogFormat, level: &str, writer: W)
@@ -71,15 +80,96 @@ where
     }
 }
 
-enum Message {
-    /// One formatted line.
-    Line(Vec<u8>),
-    /// Answer once every line queued before it is written.
-    Flush(SyncSender<()>),
+/// The lines logged and not yet written, shared by the logging threads
+/// and the writer thread.
+#[derive(Default)]
+struct Queue {
+    pending: Mutex<Pending>,
+    /// The writer thread waits here for lines (or a flush).
+    lines: Condvar,
+    /// Logging threads wait here for room, and [`Flush`] for its lines
+    /// to be written.
+    written: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Whole lines, in the order they were logged.
+    text: Vec<u8>,
+    /// The writer thread is asleep until a line comes: the next line
+    /// wakes it (and only that one, so a line costs no system call).
+    idle: bool,
+    /// Batches the writer thread has taken from `text` so far.
+    taken: u64,
+    /// Batches written so far; a flush waits until the batch after the
+    /// last one taken is.
+    written: u64,
+    /// A flush waits: the writer thread writes without lingering.
+    flushing: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A logging thread never panics while holding the lock; if one
+        // did, the lines queued are still whole.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues one whole line, waiting while the queue is full.
+    fn push(&self, line: &[u8]) {
+        let mut pending = self.lock();
+        while pending.text.len() >= QUEUED_BYTES {
+            pending = self
+                .written
+                .wait(pending)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        pending.text.extend_from_slice(line);
+        if pending.idle {
+            pending.idle = false;
+            self.lines.notify_one();
+        }
+    }
+
+    /// The writer thread: writes the lines in the order they were logged,
+    /// every line gathered meanwhile in one write.
+    fn write_lines(&self) {
+        let stderr = std::io::stderr();
+        let mut batch = Vec::new();
+        loop {
+            let mut pending = self.lock();
+            while pending.text.is_empty() && !pending.flushing {
+                pending.idle = true;
+                pending = self
+                    .lines
+                    .wait(pending)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if !pending.flushing && pending.text.len() < BATCH_BYTES {
+                drop(pending);
+                std::thread::sleep(LINGER);
+                pending = self.lock();
+            }
+            std::mem::swap(&mut pending.text, &mut batch);
+            pending.flushing = false;
+            pending.taken += 1;
+            drop(pending);
+            let _ = stderr.lock().write_all(&batch);
+            batch.clear();
+            self.lock().written += 1;
+            self.written.notify_all();
+        }
+    }
+}
+
+thread_local! {
+    /// The buffer a thread formats its lines in, kept between lines so
+    /// that logging one allocates nothing once it has grown.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// Hands each formatted line to the writer thread.
-struct Background(SyncSender<Message>);
+struct Background(Arc<Queue>);
 
 impl<'w> MakeWriter<'w> for Background {
     type Writer = Line<'w>;
@@ -87,14 +177,14 @@ impl<'w> MakeWriter<'w> for Background {
     fn make_writer(&'w self) -> Line<'w> {
         Line {
             to: &self.0,
-            text: Vec::new(),
+            text: SPARE.take(),
         }
     }
 }
 
-/// One event's text, sent as one line when the formatter is done with it.
+/// One event's text, queued as one line when the formatter is done with it.
 struct Line<'w> {
-    to: &'w SyncSender<Message>,
+    to: &'w Queue,
     text: Vec<u8>,
 }
 
@@ -111,55 +201,39 @@ impl Write for Line<'_> {
 
 impl Drop for Line<'_> {
     fn drop(&mut self) {
-        if self.text.is_empty() {
-            return;
+        if !self.text.is_empty() {
+            self.to.push(&self.text);
         }
-        let text = std::mem::take(&mut self.text);
-        // The writer thread is gone (it never stops while the process
-        // logs): write the line here rather than lose it.
-        if let Err(unsent) = self.to.send(Message::Line(text))
-            && let Message::Line(text) = unsent.0
-        {
-            let _ = std::io::stderr().write_all(&text);
-        }
-    }
-}
-
-/// The writer thread: writes the lines in the order they were logged,
-/// several to a write when they queue up.
-fn write_lines(from: &Receiver<Message>) {
-    let stderr = std::io::stderr();
-    let mut batch = Vec::with_capacity(BATCH_BYTES);
-    let mut flushed = Vec::new();
-    while let Ok(first) = from.recv() {
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Line(text) => batch.extend_from_slice(&text),
-                Message::Flush(done) => flushed.push(done),
-            }
-            if batch.len() < BATCH_BYTES {
-                next = from.try_recv().ok();
-            }
-        }
-        let _ = stderr.lock().write_all(&batch);
-        batch.clear();
-        for done in flushed.drain(..) {
-            let _ = done.send(());
-        }
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        SPARE.set(text);
     }
 }
 
 /// Writes the queued lines when dropped (at the end of `main`), waiting at
 /// most [`FLUSH_TIMEOUT`].
 #[derive(Debug)]
-pub struct Flush(SyncSender<Message>);
+pub struct Flush(Arc<Queue>);
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
 
 impl Drop for Flush {
     fn drop(&mut self) {
-        let (done, written) = sync_channel(1);
-        if self.0.send(Message::Flush(done)).is_ok() {
-            let _ = written.recv_timeout(FLUSH_TIMEOUT);
+        let queue = &*self.0;
+        let mut pending = queue.lock();
+        // The next batch taken holds every line queued so far.
+        let done = pending.taken + 1;
+        pending.flushing = true;
+        if pending.idle {
+            pending.idle = false;
+            queue.lines.notify_one();
         }
+        let _ = queue
+            .written
+            .wait_timeout_while(pending, FLUSH_TIMEOUT, |p| p.written < done);
     }
 }

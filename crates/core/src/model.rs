@@ -58,6 +58,13 @@ pub fn check_id(what: &str, s: &str) -> Result<(), InvalidValue> {
             s.len()
         )));
     }
+    // Most ids are ASCII: one pass over the bytes settles them (in ASCII,
+    // whitespace and control characters are the bytes up to the space,
+    // and DEL; no bidirectional control is ASCII). The passes below only
+    // run for other ids, and name the character refused.
+    if s.bytes().all(|b| b > b' ' && b != 0x7f && b.is_ascii()) {
+        return Ok(());
+    }
     if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(InvalidValue::new(format!(
             "{what} {} contains the character {}; whitespace and control characters are not allowed",
@@ -970,6 +977,21 @@ mod tests {
         assert!(SubjectId::try_from("a b").is_err());
         assert!(SubjectId::try_from("x".repeat(MAX_ID_LEN + 1)).is_err());
         assert!(SubjectId::try_from("alice@example.com").is_ok());
+    }
+
+    /// The ASCII pass refuses exactly the ASCII characters the
+    /// character rules refuse: whitespace and control characters.
+    #[test]
+    fn ascii_ids_follow_the_character_rules() {
+        for b in 0u8..=0x7f {
+            let c = char::from(b);
+            let refused = c.is_whitespace() || c.is_control();
+            assert_eq!(
+                check_id("id", &format!("a{c}b")).is_err(),
+                refused,
+                "byte {b:#x}"
+            );
+        }
     }
 
     /// Every bidirectional embedding, override and isolate is refused in
