@@ -36,8 +36,8 @@ use std::sync::Arc;
 
 use authzd_core::engine::{Operation, Precondition, Snapshot, plan};
 use authzd_core::model::{
-    Assignment, AssignmentKey, ChangeSet, Group, GroupId, Membership, Origin, Principal,
-    Revision, RoleId, ScopeId, Target, TenantId, Timestamp,
+    Assignment, AssignmentKey, ChangeSet, Group, GroupId, Membership, Origin, Principal, Revision,
+    RoleId, ScopeId, Target, TenantId, Timestamp,
 };
 use authzd_service::watch::Feed;
 use authzd_store::{Datastore, PendingWrite};
@@ -146,7 +146,9 @@ fn wide_write(
 fn bench_group_wide(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = runtime.block_on(authzd_store_redb::open(dir.path())).unwrap();
+    let store = runtime
+        .block_on(authzd_store_redb::open(dir.path()))
+        .unwrap();
     let feed = Feed::new(16, 64 << 20, 64 << 20);
     let key = AssignmentKey {
         role: RoleId::try_from(WIDE_ROLE).unwrap(),

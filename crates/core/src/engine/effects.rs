@@ -332,7 +332,12 @@ fn scope_bit_deltas(before: &ScopeBits, after: &ScopeBits, names: &Names, out: &
             // A change of reach is a loss and a gain (see `Effect`).
             for (reach, gained) in [(was, false), (is, true)] {
                 if let Some(reach) = reach {
-                    out.push((Place::Scope(scope.clone()), permission.clone(), gained, reach));
+                    out.push((
+                        Place::Scope(scope.clone()),
+                        permission.clone(),
+                        gained,
+                        reach,
+                    ));
                 }
             }
         }
@@ -429,7 +434,11 @@ pub fn diff(
     affected: &Affected,
 ) -> Vec<Effect> {
     let mut whole: Vec<SubjectId> = if affected.everyone {
-        before.subjects().into_iter().chain(after.subjects()).collect()
+        before
+            .subjects()
+            .into_iter()
+            .chain(after.subjects())
+            .collect()
     } else {
         let (grants, answers) = (&affected.subjects, &affected.answers);
         let mut whole = Vec::with_capacity(grants.len() + answers.len());
