@@ -377,8 +377,8 @@ type Address = Option<(*const GrantEntry<ScopeId>, SubjectStatus)>;
 /// comparing two pointers, less than computing two pictures).
 #[derive(Default)]
 struct Shared<'a> {
-    by_content: HashMap<(Shape<'a>, Shape<'a>), usize>,
-    by_allocation: HashMap<(Address, Address), usize>,
+    by_content: HashMap<(Shape<'a>, Shape<'a>), usize, foldhash::fast::RandomState>,
+    by_allocation: HashMap<(Address, Address), usize, foldhash::fast::RandomState>,
     deltas: Vec<Vec<Delta>>,
 }
 

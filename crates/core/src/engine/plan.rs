@@ -278,12 +278,15 @@ impl Planner<'_> {
     fn emit(&mut self, change: Change) {
         let mut affected = Affected::default();
         self.state.apply(self.compiled, &change, &mut affected);
-        for s in &affected.subjects {
-            self.touched.insert(s.clone(), self.current);
-        }
-        self.stale
+        // Bulk merges of sorted sets, not an insert per subject: a
+        // group-wide write touches every member.
+        let mut touched: BTreeMap<SubjectId, usize> = affected
             .subjects
-            .extend(affected.subjects.iter().cloned());
+            .iter()
+            .map(|s| (s.clone(), self.current))
+            .collect();
+        self.touched.append(&mut touched);
+        self.stale.subjects.append(&mut affected.subjects.clone());
         self.stale.everyone |= affected.everyone;
         self.affected.absorb(affected);
         self.changes.push(change);
@@ -308,7 +311,8 @@ impl Planner<'_> {
         // Subjects whose roles all come through the same groups hold the
         // same roles: a write reaching a whole group gathers them once per
         // distinct set of groups (see `TenantState::grant_key`).
-        let mut shared: HashMap<Vec<GroupId>, ClassRoles<'_>> = HashMap::new();
+        let mut shared: HashMap<Vec<GroupId>, ClassRoles<'_>, foldhash::fast::RandomState> =
+            HashMap::default();
         for (subject, index) in &self.touched {
             if !self.state.subjects.contains_key(subject) {
                 continue;

@@ -192,7 +192,9 @@ impl Affected {
     /// group's members once everyone is recomputed.
     fn note_principal(&mut self, state: &TenantState, principal: &Principal) {
         if !self.everyone {
-            self.subjects.extend(state.subjects_of(principal));
+            // A bulk merge (a move into an empty set), not an insert per
+            // member: a group-wide write notes every member.
+            self.subjects.append(&mut state.subjects_of(principal));
         }
     }
 
@@ -204,9 +206,9 @@ impl Affected {
     }
 
     /// Adds what a later change affected.
-    pub fn absorb(&mut self, later: Affected) {
-        self.subjects.extend(later.subjects);
-        self.answers.extend(later.answers);
+    pub fn absorb(&mut self, mut later: Affected) {
+        self.subjects.append(&mut later.subjects);
+        self.answers.append(&mut later.answers);
         self.everyone |= later.everyone;
     }
 }
@@ -897,8 +899,11 @@ impl TenantState {
             .min(ids.len() / PARALLEL_RECOMPUTE_MIN)
             .max(1);
         let compute = |ids: &[SubjectId]| -> Vec<Arc<SubjectGrants>> {
-            let mut shared: std::collections::HashMap<Vec<GroupId>, Arc<SubjectGrants>> =
-                std::collections::HashMap::new();
+            let mut shared: std::collections::HashMap<
+                Vec<GroupId>,
+                Arc<SubjectGrants>,
+                foldhash::fast::RandomState,
+            > = std::collections::HashMap::default();
             ids.iter()
                 .map(|id| match self.grant_key(id) {
                     Some(key) => shared
