@@ -25,6 +25,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use super::eval::ResolvedPlace;
@@ -374,10 +375,13 @@ type Address = Option<(*const GrantEntry<ScopeId>, SubjectStatus)>;
 /// The deltas computed for each pair of shapes (before, after), found by
 /// the grants' allocations first (subjects with the same groups share
 /// one), then by their content (hashing a subject's grants costs more than
-/// comparing two pointers, less than computing two pictures).
+/// comparing two pointers, less than computing two pictures). A content's
+/// hash is taken once: the map of contents is keyed by it, so growing the
+/// map never hashes grants again.
 #[derive(Default)]
 struct Shared<'a> {
-    by_content: HashMap<(Shape<'a>, Shape<'a>), usize, foldhash::fast::RandomState>,
+    hasher: foldhash::fast::RandomState,
+    by_content: HashMap<u64, Vec<(Shape<'a>, Shape<'a>, usize)>, foldhash::fast::RandomState>,
     by_allocation: HashMap<(Address, Address), usize, foldhash::fast::RandomState>,
     deltas: Vec<Vec<Delta>>,
 }
@@ -394,12 +398,16 @@ impl<'a> Shared<'a> {
         let index = match self.by_allocation.get(&by_address) {
             Some(&index) => index,
             None => {
-                let index = match self.by_content.get(&(before, after)) {
-                    Some(&index) => index,
+                let same = self
+                    .by_content
+                    .entry(self.hasher.hash_one((before, after)))
+                    .or_default();
+                let index = match same.iter().find(|(b, a, _)| (*b, *a) == (before, after)) {
+                    Some(&(_, _, index)) => index,
                     None => {
                         self.deltas.push(compute());
                         let index = self.deltas.len() - 1;
-                        self.by_content.insert((before, after), index);
+                        same.push((before, after, index));
                         index
                     }
                 };
