@@ -17,7 +17,7 @@ use super::authorize::{Action, Authorizer};
 use super::condition::Condition;
 use super::effects::{self, View};
 use super::roles::{CompiledRole, unknown_permissions};
-use super::tenant::{Affected, Compiled, TenantState};
+use super::tenant::{Affected, Compiled, TenantState, merge};
 use super::violation::{AdminChange, Holding, ScopeUse, Violation};
 use crate::model::{
     Assignment, AssignmentKey, Change, Effect, Group, GroupId, Membership, Principal, Role, RoleId,
@@ -278,15 +278,18 @@ impl Planner<'_> {
     fn emit(&mut self, change: Change) {
         let mut affected = Affected::default();
         self.state.apply(self.compiled, &change, &mut affected);
-        // Bulk merges of sorted sets, not an insert per subject: a
-        // group-wide write touches every member.
+        // Bulk merges where a change touches many subjects (see `merge`).
         let mut touched: BTreeMap<SubjectId, usize> = affected
             .subjects
             .iter()
             .map(|s| (s.clone(), self.current))
             .collect();
-        self.touched.append(&mut touched);
-        self.stale.subjects.append(&mut affected.subjects.clone());
+        if touched.len() >= self.touched.len() {
+            self.touched.append(&mut touched);
+        } else {
+            self.touched.extend(touched);
+        }
+        merge(&mut self.stale.subjects, affected.subjects.clone());
         self.stale.everyone |= affected.everyone;
         self.affected.absorb(affected);
         self.changes.push(change);

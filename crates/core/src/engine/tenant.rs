@@ -192,9 +192,7 @@ impl Affected {
     /// group's members once everyone is recomputed.
     fn note_principal(&mut self, state: &TenantState, principal: &Principal) {
         if !self.everyone {
-            // A bulk merge (a move into an empty set), not an insert per
-            // member: a group-wide write notes every member.
-            self.subjects.append(&mut state.subjects_of(principal));
+            merge(&mut self.subjects, state.subjects_of(principal));
         }
     }
 
@@ -206,10 +204,22 @@ impl Affected {
     }
 
     /// Adds what a later change affected.
-    pub fn absorb(&mut self, mut later: Affected) {
-        self.subjects.append(&mut later.subjects);
-        self.answers.append(&mut later.answers);
+    pub fn absorb(&mut self, later: Affected) {
+        merge(&mut self.subjects, later.subjects);
+        merge(&mut self.answers, later.answers);
         self.everyone |= later.everyone;
+    }
+}
+
+/// Adds `from` to `into`: as one bulk merge when `from` is at least as
+/// large (a group-wide write's members, not an insert per member), else one
+/// insert each (a merge rebuilds `into`, which a batch of many small
+/// additions would pay for each of them).
+pub(super) fn merge<T: Ord>(into: &mut BTreeSet<T>, mut from: BTreeSet<T>) {
+    if from.len() >= into.len() {
+        into.append(&mut from);
+    } else {
+        into.extend(from);
     }
 }
 
