@@ -23,7 +23,10 @@
 //!
 //! Must not know about protobuf or redb.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use super::eval::ResolvedPlace;
 use super::grants::GrantEntry;
@@ -32,6 +35,7 @@ use crate::model::{
     Effect, GroupId, Permission, Place, ROOT_SCOPE, Reach, ScopeId, SubjectId, SubjectStatus,
     Target, TenantId, Timestamp,
 };
+use crate::schema::{Catalog, PermBit, PermSet};
 
 /// The instant pictures are evaluated at: before every expiry, so that
 /// every assignment still present counts (see the module doc).
@@ -81,6 +85,35 @@ impl<'a> View<'a> {
                 (catalog.name(bit).to_string(), reach)
             })
             .collect()
+    }
+
+    /// The scope part of a subject's picture (from its entry in this view)
+    /// as bits of this view's catalog: for each scope where it has grants,
+    /// in order, what holds there and what of that holds below too (reach
+    /// `Subtree`), as [`Self::at_scope`] decides, without naming a
+    /// permission. A write reaching a whole group compares these for every
+    /// distinct shape of grants; names are given only to what changed.
+    fn scope_bits(&self, entry: Option<(&TenantState, &SubjectEntry)>) -> ScopeBits {
+        let Some((state, entry)) = entry else {
+            return ScopeBits::new();
+        };
+        let (record, grants) = (&entry.subject, &entry.grants);
+        let held = |place| state.held(self.compiled, record, grants, place, PICTURE_TIME);
+        let mut out = ScopeBits::with_capacity(grants.scopes.len());
+        let mut last: Option<&ScopeId> = None;
+        // Entries are sorted by scope: each scope once.
+        for scope in grants.scopes.iter().map(|e| &e.at) {
+            if last == Some(scope) {
+                continue;
+            }
+            last = Some(scope);
+            let here = held(ResolvedPlace::scope(scope.as_str()));
+            if !here.is_empty() {
+                let below = held(ResolvedPlace::below(scope.as_str()));
+                out.push((scope.clone(), here, below));
+            }
+        }
+        out
     }
 
     /// What `subject` holds over `target` that the scope rule at the
@@ -234,6 +267,84 @@ fn picture_deltas(before: &Picture, after: &Picture) -> Vec<Delta> {
     out
 }
 
+/// A subject's picture at scopes, in bits of one catalog (see
+/// [`View::scope_bits`]): scope, what holds there, what holds below it.
+type ScopeBits = Vec<(ScopeId, PermSet, PermSet)>;
+
+/// Each bit's permission in one catalog, parsed once per diff.
+struct Names(Vec<Option<Permission>>);
+
+impl Names {
+    fn new(catalog: &Catalog) -> Self {
+        Names(
+            (0..catalog.len())
+                .map(|i| PermBit::from_index(i).and_then(|bit| catalog.name(bit).parse().ok()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, bit: PermBit) -> Option<&Permission> {
+        self.0.get(bit.index()).and_then(Option::as_ref)
+    }
+}
+
+/// Every gain and loss between two scope pictures of one catalog: what
+/// [`picture_deltas`] finds between the same pictures named.
+fn scope_bit_deltas(before: &ScopeBits, after: &ScopeBits, names: &Names, out: &mut Vec<Delta>) {
+    type Side<'a> = Option<&'a (ScopeId, PermSet, PermSet)>;
+    let reach = |side: Side<'_>, bit| {
+        side.filter(|(_, here, _)| here.contains(bit))
+            .map(|(_, _, below)| {
+                if below.contains(bit) {
+                    Reach::Subtree
+                } else {
+                    Reach::Exact
+                }
+            })
+    };
+    let (mut old, mut new) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (None, None) => return,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((b, ..)), Some((a, ..))) => b.cmp(a),
+        };
+        let (b, a): (Side<'_>, Side<'_>) = match order {
+            Ordering::Less => (old.next(), None),
+            Ordering::Greater => (None, new.next()),
+            Ordering::Equal => (old.next(), new.next()),
+        };
+        let Some((scope, ..)) = b.or(a) else {
+            return;
+        };
+        let mut bits = b.map(|(_, here, _)| here.clone()).unwrap_or_default();
+        if let Some((_, here, _)) = a {
+            bits.union_with(here);
+        }
+        for bit in bits.iter() {
+            let (was, is) = (reach(b, bit), reach(a, bit));
+            if was == is {
+                continue;
+            }
+            let Some(permission) = names.get(bit) else {
+                continue;
+            };
+            // A change of reach is a loss and a gain (see `Effect`).
+            for (reach, gained) in [(was, false), (is, true)] {
+                if let Some(reach) = reach {
+                    out.push((
+                        Place::Scope(scope.clone()),
+                        permission.clone(),
+                        gained,
+                        reach,
+                    ));
+                }
+            }
+        }
+    }
+}
+
 /// The deltas as `subject`'s effects.
 fn push_effects(tenant: &TenantId, subject: &SubjectId, deltas: &[Delta], out: &mut Vec<Effect>) {
     out.extend(
@@ -264,11 +375,14 @@ type Address = Option<(*const GrantEntry<ScopeId>, SubjectStatus)>;
 /// The deltas computed for each pair of shapes (before, after), found by
 /// the grants' allocations first (subjects with the same groups share
 /// one), then by their content (hashing a subject's grants costs more than
-/// comparing two pointers, less than computing two pictures).
+/// comparing two pointers, less than computing two pictures). A content's
+/// hash is taken once: the map of contents is keyed by it, so growing the
+/// map never hashes grants again.
 #[derive(Default)]
 struct Shared<'a> {
-    by_content: HashMap<(Shape<'a>, Shape<'a>), usize>,
-    by_allocation: HashMap<(Address, Address), usize>,
+    hasher: foldhash::fast::RandomState,
+    by_content: HashMap<u64, Vec<(Shape<'a>, Shape<'a>, usize)>, foldhash::fast::RandomState>,
+    by_allocation: HashMap<(Address, Address), usize, foldhash::fast::RandomState>,
     deltas: Vec<Vec<Delta>>,
 }
 
@@ -284,12 +398,16 @@ impl<'a> Shared<'a> {
         let index = match self.by_allocation.get(&by_address) {
             Some(&index) => index,
             None => {
-                let index = match self.by_content.get(&(before, after)) {
-                    Some(&index) => index,
+                let same = self
+                    .by_content
+                    .entry(self.hasher.hash_one((before, after)))
+                    .or_default();
+                let index = match same.iter().find(|(b, a, _)| (*b, *a) == (before, after)) {
+                    Some(&(_, _, index)) => index,
                     None => {
                         self.deltas.push(compute());
                         let index = self.deltas.len() - 1;
-                        self.by_content.insert((before, after), index);
+                        same.push((before, after, index));
                         index
                     }
                 };
@@ -323,20 +441,25 @@ pub fn diff(
     after: View<'_>,
     affected: &Affected,
 ) -> Vec<Effect> {
-    let whole: BTreeSet<SubjectId> = if affected.everyone {
+    let mut whole: Vec<SubjectId> = if affected.everyone {
         before
             .subjects()
-            .union(&after.subjects())
-            .cloned()
+            .into_iter()
+            .chain(after.subjects())
             .collect()
     } else {
-        affected
-            .subjects
-            .union(&affected.answers)
-            .cloned()
-            .collect()
+        let (grants, answers) = (&affected.subjects, &affected.answers);
+        let mut whole = Vec::with_capacity(grants.len() + answers.len());
+        whole.extend(grants.iter().chain(answers).cloned());
+        whole
     };
-    let mut out = Vec::new();
+    // Two sorted runs: a stable sort merges them.
+    whole.sort();
+    whole.dedup();
+    // Bits compare only within one catalog; a schema change names them.
+    let names = Arc::ptr_eq(&before.compiled.catalog, &after.compiled.catalog)
+        .then(|| Names::new(&after.compiled.catalog));
+    let mut out = Vec::with_capacity(whole.len());
     let mut shared = Shared::default();
     // Subjects moving in or out of a population change what its holders
     // hold over them, though the holders' own grants did not change; so does
@@ -356,8 +479,18 @@ pub fn diff(
         }
         let deltas = || picture_deltas(&before.picture(subject), &after.picture(subject));
         match (shape(b), shape(a)) {
-            (Some(b), Some(a)) => {
-                let deltas = shared.deltas(b, a, deltas);
+            (Some(shape_before), Some(shape_after)) => {
+                // Pictures of scopes alone: compared as bits.
+                let scoped = || match &names {
+                    Some(names) => {
+                        let mut out = Vec::new();
+                        let (old, new) = (before.scope_bits(b), after.scope_bits(a));
+                        scope_bit_deltas(&old, &new, names, &mut out);
+                        out
+                    }
+                    None => deltas(),
+                };
+                let deltas = shared.deltas(shape_before, shape_after, scoped);
                 push_effects(tenant, subject, deltas, &mut out);
             }
             _ => push_effects(tenant, subject, &deltas(), &mut out),
@@ -376,7 +509,7 @@ pub fn diff(
                 .population_holders(group)
                 .union(&after.population_holders(group))
             {
-                if !whole.contains(holder) {
+                if whole.binary_search(holder).is_err() {
                     pairs.insert((holder.clone(), target.clone()));
                 }
             }

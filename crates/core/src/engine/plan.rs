@@ -17,7 +17,7 @@ use super::authorize::{Action, Authorizer};
 use super::condition::Condition;
 use super::effects::{self, View};
 use super::roles::{CompiledRole, unknown_permissions};
-use super::tenant::{Affected, Compiled, TenantState};
+use super::tenant::{Affected, Compiled, TenantState, merge};
 use super::violation::{AdminChange, Holding, ScopeUse, Violation};
 use crate::model::{
     Assignment, AssignmentKey, Change, Effect, Group, GroupId, Membership, Principal, Role, RoleId,
@@ -278,12 +278,18 @@ impl Planner<'_> {
     fn emit(&mut self, change: Change) {
         let mut affected = Affected::default();
         self.state.apply(self.compiled, &change, &mut affected);
-        for s in &affected.subjects {
-            self.touched.insert(s.clone(), self.current);
-        }
-        self.stale
+        // Bulk merges where a change touches many subjects (see `merge`).
+        let mut touched: BTreeMap<SubjectId, usize> = affected
             .subjects
-            .extend(affected.subjects.iter().cloned());
+            .iter()
+            .map(|s| (s.clone(), self.current))
+            .collect();
+        if touched.len() >= self.touched.len() {
+            self.touched.append(&mut touched);
+        } else {
+            self.touched.extend(touched);
+        }
+        merge(&mut self.stale.subjects, affected.subjects.clone());
         self.stale.everyone |= affected.everyone;
         self.affected.absorb(affected);
         self.changes.push(change);
@@ -308,7 +314,8 @@ impl Planner<'_> {
         // Subjects whose roles all come through the same groups hold the
         // same roles: a write reaching a whole group gathers them once per
         // distinct set of groups (see `TenantState::grant_key`).
-        let mut shared: HashMap<Vec<GroupId>, ClassRoles<'_>> = HashMap::new();
+        let mut shared: HashMap<Vec<GroupId>, ClassRoles<'_>, foldhash::fast::RandomState> =
+            HashMap::default();
         for (subject, index) in &self.touched {
             if !self.state.subjects.contains_key(subject) {
                 continue;

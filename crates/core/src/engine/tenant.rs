@@ -192,7 +192,7 @@ impl Affected {
     /// group's members once everyone is recomputed.
     fn note_principal(&mut self, state: &TenantState, principal: &Principal) {
         if !self.everyone {
-            self.subjects.extend(state.subjects_of(principal));
+            merge(&mut self.subjects, state.subjects_of(principal));
         }
     }
 
@@ -205,9 +205,21 @@ impl Affected {
 
     /// Adds what a later change affected.
     pub fn absorb(&mut self, later: Affected) {
-        self.subjects.extend(later.subjects);
-        self.answers.extend(later.answers);
+        merge(&mut self.subjects, later.subjects);
+        merge(&mut self.answers, later.answers);
         self.everyone |= later.everyone;
+    }
+}
+
+/// Adds `from` to `into`: as one bulk merge when `from` is at least as
+/// large (a group-wide write's members, not an insert per member), else one
+/// insert each (a merge rebuilds `into`, which a batch of many small
+/// additions would pay for each of them).
+pub(super) fn merge<T: Ord>(into: &mut BTreeSet<T>, mut from: BTreeSet<T>) {
+    if from.len() >= into.len() {
+        into.append(&mut from);
+    } else {
+        into.extend(from);
     }
 }
 
@@ -897,8 +909,11 @@ impl TenantState {
             .min(ids.len() / PARALLEL_RECOMPUTE_MIN)
             .max(1);
         let compute = |ids: &[SubjectId]| -> Vec<Arc<SubjectGrants>> {
-            let mut shared: std::collections::HashMap<Vec<GroupId>, Arc<SubjectGrants>> =
-                std::collections::HashMap::new();
+            let mut shared: std::collections::HashMap<
+                Vec<GroupId>,
+                Arc<SubjectGrants>,
+                foldhash::fast::RandomState,
+            > = std::collections::HashMap::default();
             ids.iter()
                 .map(|id| match self.grant_key(id) {
                     Some(key) => shared
