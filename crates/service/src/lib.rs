@@ -1009,16 +1009,16 @@ fn load(
     let mut loader = engine::Loader::new(catalog);
     let mut records: u64 = 0;
     while let Some(batch) = runtime.block_on(snapshot.next_batch()) {
-        for (tenant, change) in batch? {
-            loader.apply(&tenant, &change);
-            records += 1;
-            if records % LOAD_PROGRESS_RECORDS == 0 {
-                tracing::info!(
-                    records,
-                    elapsed_ms = started.elapsed().as_millis(),
-                    "loading the store"
-                );
-            }
+        let batch = batch?;
+        let before = records;
+        records += batch.len() as u64;
+        loader.apply(batch);
+        if records / LOAD_PROGRESS_RECORDS > before / LOAD_PROGRESS_RECORDS {
+            tracing::info!(
+                records,
+                elapsed_ms = started.elapsed().as_millis(),
+                "loading the store"
+            );
         }
     }
     tracing::info!(
