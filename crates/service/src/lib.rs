@@ -52,7 +52,7 @@ use tokio::sync::oneshot;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::watch::{Feed, FeedRuntime, Filter, Pacing, Start, Subscription, WatchError};
+use crate::watch::{Feed, Filter, Pacing, Start, Subscription, WatchError};
 use authzd_core::engine::{self, Engine, EngineError, Operation, Snapshot, Violation};
 pub use authzd_core::model::Origin;
 use authzd_core::model::{AuditEntry, AuditQuery, Revision, SubjectId, TenantId, Timestamp};
@@ -283,9 +283,6 @@ struct Inner {
     /// The cache; the sequencer alone publishes to it.
     engine: Arc<Engine>,
     feed: Feed,
-    /// Where the feed's producers run; stopped when the service is
-    /// dropped.
-    _feed_runtime: FeedRuntime,
     /// The last revision applied to the cache, for `at_least_revision` waits.
     applied: Arc<tokio::sync::watch::Sender<Revision>>,
     /// The sequencer's queue. Bounded, so a flood of writes is refused
@@ -367,13 +364,10 @@ impl Service {
         let engine =
             Arc::new(tokio::task::spawn_blocking(move || load(snapshot, start, now)).await??);
         let applied = Arc::new(tokio::sync::watch::Sender::new(revision));
-        let feed_runtime =
-            FeedRuntime::start().map_err(|e| Error::from(StoreError::Database(Box::new(e))))?;
-        let feed = Feed::new_on(
+        let feed = Feed::new(
             config.feed_capacity,
             authzd_core::limits::FEED_BUFFER_BYTES,
             config.watch_memory,
-            feed_runtime.handle().clone(),
         );
         let (jobs, queue) = std::sync::mpsc::sync_channel(config.write_queue.max(1));
         let jobs = Arc::new(jobs);
@@ -399,7 +393,6 @@ impl Service {
                 store,
                 engine,
                 feed,
-                _feed_runtime: feed_runtime,
                 applied,
                 jobs,
                 sequencer: Mutex::new(Some(thread)),

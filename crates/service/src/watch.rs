@@ -43,11 +43,9 @@ use authzd_core::model::{
 use authzd_core::schema::PermissionPattern;
 
 mod buffer;
-mod runtime;
 
 use buffer::{Budget, Delivery, Mailbox};
 pub use buffer::{Held, Subscription};
-pub use runtime::{FEED_NICENESS, FeedRuntime};
 
 /// Why a subscription ended early, or was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,10 +206,6 @@ struct Shared {
     capacity_bytes: usize,
     /// What every subscription holds, together.
     budget: Arc<Budget>,
-    /// Where subscriptions' producers run: the feed's own runtime, whose
-    /// threads take the CPU the request path leaves over; `None`: the
-    /// subscriber's runtime.
-    producers: Option<tokio::runtime::Handle>,
 }
 
 /// The recent change sets, ascending and without holes unless a revision was
@@ -520,27 +514,6 @@ impl Feed {
     /// whatever its size), whose subscriptions hold at most about `held`
     /// bytes together.
     pub fn new(capacity: usize, bytes: usize, held: usize) -> Self {
-        Self::build(capacity, bytes, held, None)
-    }
-
-    /// [`Feed::new`], whose subscriptions' producers (filtering, cutting,
-    /// counting and queueing every revision for every subscriber) run on
-    /// `producers`, a [`FeedRuntime`], rather than beside the requests.
-    pub fn new_on(
-        capacity: usize,
-        bytes: usize,
-        held: usize,
-        producers: tokio::runtime::Handle,
-    ) -> Self {
-        Self::build(capacity, bytes, held, Some(producers))
-    }
-
-    fn build(
-        capacity: usize,
-        bytes: usize,
-        held: usize,
-        producers: Option<tokio::runtime::Handle>,
-    ) -> Self {
         let (closing, _) = watch::channel(false);
         let (published, _) = watch::channel(Revision(0));
         Self {
@@ -551,7 +524,6 @@ impl Feed {
                 capacity: capacity.max(1),
                 capacity_bytes: bytes,
                 budget: Arc::new(Budget::new(held)),
-                producers,
             }),
         }
     }
@@ -633,25 +605,19 @@ impl Feed {
         let feed = self.clone();
         let published = self.shared.published.subscribe();
         let closing = self.shared.closing.subscribe();
-        let mut stream = Stream {
-            filter: Arc::new(filter),
-            last: after,
-            mailbox: mailbox.clone(),
-            piece_bytes: pacing.piece_bytes.max(1),
-            progress_every: pacing.progress_every,
-            last_sent: tokio::time::Instant::now(),
-            finished: false,
-        };
-        let producer = async move {
+        let producer = mailbox.clone();
+        tokio::spawn(async move {
+            let mut stream = Stream {
+                filter: Arc::new(filter),
+                last: after,
+                mailbox: producer,
+                piece_bytes: pacing.piece_bytes.max(1),
+                progress_every: pacing.progress_every,
+                last_sent: tokio::time::Instant::now(),
+            };
             let ended = stream.run(&feed, published, closing, replay).await;
-            stream.finish(ended.err());
-        };
-        // A producer its runtime drops unrun or unfinished (the feed's
-        // runtime stopping) ends its subscription resumably on drop.
-        match &self.shared.producers {
-            Some(runtime) => drop(runtime.spawn(producer)),
-            None => drop(tokio::spawn(producer)),
-        }
+            stream.mailbox.finish(ended.err());
+        });
         Subscription::new(mailbox)
     }
 
@@ -711,27 +677,6 @@ struct Stream {
     /// When the subscriber last received something; progress is due
     /// `progress_every` after it.
     last_sent: tokio::time::Instant,
-    /// The subscription has been told it ends (see [`Stream::finish`]).
-    finished: bool,
-}
-
-impl Stream {
-    /// Tells the subscription nothing comes after what is queued, and why.
-    fn finish(&mut self, error: Option<WatchError>) {
-        self.finished = true;
-        self.mailbox.finish(error);
-    }
-}
-
-impl Drop for Stream {
-    /// A producer dropped before it finished (its runtime stopped) ends the
-    /// subscription where it got to, so the subscriber never waits forever.
-    fn drop(&mut self) {
-        if !self.finished {
-            let resume_after = self.last;
-            self.finish(Some(WatchError::ShuttingDown { resume_after }));
-        }
-    }
 }
 
 impl Stream {
@@ -1145,26 +1090,6 @@ mod tests {
             }
         }
         assert!(parts >= 100, "{parts} pieces");
-    }
-
-    /// Producers run on the feed's own runtime; one that runtime drops as
-    /// it stops ends its subscription resumably, naming the last revision
-    /// it delivered, instead of leaving the subscriber waiting for ever.
-    #[tokio::test]
-    async fn stopping_the_feeds_runtime_ends_its_subscriptions_resumably() {
-        let runtime = FeedRuntime::start().unwrap();
-        let feed = Feed::new_on(16, 1 << 30, 1 << 30, runtime.handle().clone());
-        let mut sub = subscribe(&feed, 0, pacing(1 << 20, 1 << 20));
-        feed.publish(set(1, "t", vec![effect("a")]));
-        assert_eq!(revision_of(next(&mut sub).await), 1);
-        drop(runtime);
-        assert_eq!(
-            next(&mut sub).await,
-            Err(WatchError::ShuttingDown {
-                resume_after: Revision(1)
-            })
-        );
-        assert!(sub.next().await.is_none(), "it ends after the error");
     }
 
     /// With the budget for all subscribers full, the one furthest behind (a
