@@ -98,39 +98,8 @@ async fn a_revocation_whose_client_gave_up_is_enforced_everywhere() {
 
     let mut m =
         MembershipServiceClient::new(impatient(server.addr.port(), Duration::from_millis(2)).await);
-    let outcome = m
-        .manage_membership(pb::ManageMembershipRequest {
-            tenant: ACME.into(),
-            operations: vec![unassign(
-                "editor",
-                group_principal("g"),
-                scope_target("root"),
-            )],
-            options: None,
-            dry_run: false,
-        })
-        .await;
-    if let Err(status) = &outcome {
-        assert!(
-            matches!(
-                status.code(),
-                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-            ),
-            "{status:?}"
-        );
-    }
-    // A later write is sequenced after the revocation, so once it is
-    // acknowledged the revocation has been decided one way or the other.
-    let last = create_subject(&server, ACME, "after").await;
-    let delivered = expect_revisions(&mut feed, assigned, last).await;
-    let revoked = delivered
-        .iter()
-        .find(|m| {
-            m.permission_changes
-                .iter()
-                .any(|c| c.permission == "document:edit" && !c.gained)
-        })
-        .expect("the revocation reached the feed");
+    let (outcome, revoked, last) =
+        revoke_until_accepted(&server, &mut m, &mut feed, assigned).await;
     let losers: BTreeSet<&str> = revoked
         .permission_changes
         .iter()
@@ -154,6 +123,68 @@ async fn a_revocation_whose_client_gave_up_is_enforced_everywhere() {
     assert_eq!(revision(&restarted).await, last);
     assert!(!check(&restarted, ACME, "m00007", "document:edit", "").await);
     restarted.stop().await;
+}
+
+/// Sends the group's revocation through a client that gives up after 2 ms
+/// until the server has accepted it once. On a busy machine the deadline
+/// can pass before the request reaches the handler, and then nothing was
+/// decided: the feed up to a later write shows no revocation and the write
+/// is sent again. A server that drops a write it accepted would show no
+/// revocation on every attempt, so the test still fails after the last.
+/// Returns the client's outcome, the revocation's feed message and the
+/// later write's revision.
+async fn revoke_until_accepted(
+    server: &TestServer,
+    client: &mut MembershipServiceClient<tonic::transport::Channel>,
+    feed: &mut tonic::Streaming<pb::WatchResponse>,
+    mut after: u64,
+) -> (
+    Result<tonic::Response<pb::ManageMembershipResponse>, tonic::Status>,
+    pb::WatchResponse,
+    u64,
+) {
+    const ATTEMPTS: usize = 10;
+    for attempt in 0..ATTEMPTS {
+        let outcome = client
+            .manage_membership(pb::ManageMembershipRequest {
+                tenant: ACME.into(),
+                operations: vec![unassign(
+                    "editor",
+                    group_principal("g"),
+                    scope_target("root"),
+                )],
+                options: None,
+                dry_run: false,
+            })
+            .await;
+        if let Err(status) = &outcome {
+            assert!(
+                matches!(
+                    status.code(),
+                    tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+                ),
+                "{status:?}"
+            );
+        }
+        // A later write is sequenced after the revocation, so once it is
+        // acknowledged the revocation has been decided one way or the other.
+        let last = create_subject(server, ACME, &format!("after{attempt}")).await;
+        let delivered = expect_revisions(feed, after, last).await;
+        let revoked = delivered.into_iter().find(|m| {
+            m.permission_changes
+                .iter()
+                .any(|c| c.permission == "document:edit" && !c.gained)
+        });
+        match revoked {
+            Some(revoked) => return (outcome, revoked, last),
+            None => assert!(
+                outcome.is_err(),
+                "an acknowledged revocation is missing from the feed"
+            ),
+        }
+        after = last;
+    }
+    panic!("no revocation reached the feed in {ATTEMPTS} attempts");
 }
 
 /// Random writes of every kind, many of them through channels whose
