@@ -279,16 +279,12 @@ impl Planner<'_> {
         let mut affected = Affected::default();
         self.state.apply(self.compiled, &change, &mut affected);
         // Bulk merges where a change touches many subjects (see `merge`).
-        let mut touched: BTreeMap<SubjectId, usize> = affected
+        let touched: BTreeMap<SubjectId, usize> = affected
             .subjects
             .iter()
             .map(|s| (s.clone(), self.current))
             .collect();
-        if touched.len() >= self.touched.len() {
-            self.touched.append(&mut touched);
-        } else {
-            self.touched.extend(touched);
-        }
+        merge(&mut self.touched, touched);
         merge(&mut self.stale.subjects, affected.subjects.clone());
         self.stale.everyone |= affected.everyone;
         self.affected.absorb(affected);

@@ -8,7 +8,7 @@
 //! only holds validated changes). Must not know about redb or protobuf.
 
 use crate::limits::MAX_RECENTLY_EXPIRED;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
@@ -215,11 +215,38 @@ impl Affected {
 /// large (a group-wide write's members, not an insert per member), else one
 /// insert each (a merge rebuilds `into`, which a batch of many small
 /// additions would pay for each of them).
-pub(super) fn merge<T: Ord>(into: &mut BTreeSet<T>, mut from: BTreeSet<T>) {
+pub(super) fn merge<C: Mergeable>(into: &mut C, mut from: C) {
     if from.len() >= into.len() {
         into.append(&mut from);
     } else {
         into.extend(from);
+    }
+}
+
+/// The ordered collections [`merge`] joins: both keep the later value of
+/// an equal key, whether appended or extended.
+pub(super) trait Mergeable: IntoIterator + Extend<<Self as IntoIterator>::Item> {
+    /// How many entries it holds.
+    fn len(&self) -> usize;
+    /// Moves every entry of `other` in, as one merge.
+    fn append(&mut self, other: &mut Self);
+}
+
+impl<T: Ord> Mergeable for BTreeSet<T> {
+    fn len(&self) -> usize {
+        BTreeSet::len(self)
+    }
+    fn append(&mut self, other: &mut Self) {
+        BTreeSet::append(self, other);
+    }
+}
+
+impl<K: Ord, V> Mergeable for BTreeMap<K, V> {
+    fn len(&self) -> usize {
+        BTreeMap::len(self)
+    }
+    fn append(&mut self, other: &mut Self) {
+        BTreeMap::append(self, other);
     }
 }
 
