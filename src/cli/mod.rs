@@ -132,11 +132,11 @@ pub struct ServeArgs {
     /// Committed change sets kept for Watch subscribers that are behind.
     #[arg(long, env = "AUTHZD_FEED_CAPACITY", default_value_t = Config::default().feed_capacity)]
     pub feed_capacity: usize,
-    /// Messages buffered per Watch subscriber.
+    /// Most messages a Watch stream hands its transport in one go.
     #[arg(long, env = "AUTHZD_SUBSCRIBER_BUFFER", default_value_t = Config::default().subscriber_buffer)]
     pub subscriber_buffer: usize,
-    /// MiB that every Watch stream together may hold in messages waiting
-    /// for their subscriber; when full, the subscribers furthest behind are
+    /// MiB that every Watch stream together may hold in messages handed to
+    /// its transport and replay pages; when full, the subscribers furthest behind are
     /// ended first (RESOURCE_EXHAUSTED, naming the revision to resume after).
     #[arg(long, env = "AUTHZD_WATCH_MEMORY_MIB", default_value_t = Config::default().watch_memory >> 20)]
     pub watch_memory_mib: usize,

@@ -133,13 +133,18 @@ async fn stalled_subscribers_are_ended_within_the_budget_for_all() {
 /// RESOURCE_EXHAUSTED "h2 protocol error") before any stream's window
 /// filled, so no subscriber could learn where to resume. With the client's
 /// connection window ([`authzd_client::http2_windows`]) each stream's
-/// window fills first, the server stops sending, its budget ends the
-/// subscribers, and each learns, when it reads, the revision to resume
-/// after.
+/// window fills first, the server stops sending, the subscribers are ended
+/// (by the budget, or by falling out of the live feed's ring of 256
+/// revisions while their transport no longer asks), and each learns, when
+/// it reads, the revision to resume after.
 #[tokio::test]
 async fn small_messages_unread_on_one_connection_end_each_stream_resumably() {
     let limit = 64 << 10;
-    let server = TestServer::start_with(|c| c.watch_memory = limit).await;
+    let server = TestServer::start_with(|c| {
+        c.watch_memory = limit;
+        c.feed_capacity = 256;
+    })
+    .await;
     let start = create_subject(&server, T, "u0").await;
     let shared = server
         .channel_with(|e| e.initial_stream_window_size(65_535))

@@ -48,13 +48,14 @@ pub const REPLAY_PAGE_BYTES: usize = 16 << 20;
 /// are momentarily behind, besides the newest set (kept whatever its size);
 /// together with the service's `Config::feed_capacity` it bounds the feed's memory.
 pub const FEED_BUFFER_BYTES: usize = 64 << 20;
-/// Estimated bytes of Watch messages buffered per subscriber on their way to
-/// the network; with the service's `Config::subscriber_buffer` it bounds what a slow
-/// subscriber holds. A larger message waits for the buffer to empty.
+/// Most estimated bytes of Watch messages a stream hands its transport in
+/// one go; with the service's `Config::subscriber_buffer` it bounds what the
+/// transport takes of a subscriber's backlog at once. A larger message goes
+/// alone.
 pub const SUBSCRIBER_BUFFER_BYTES: usize = 4 << 20;
 /// Default estimated bytes every `Watch` subscription holds together
-/// (the service's `Config::watch_memory`): messages waiting for their
-/// subscriber, the one the transport holds, the replay page being sent.
+/// (the service's `Config::watch_memory`): the messages each stream's
+/// transport took last, the replay page being sent.
 /// When it is full, the subscribers furthest behind are ended first,
 /// resumably. The live feed's ring ([`FEED_BUFFER_BYTES`]) comes on top.
 pub const DEFAULT_WATCH_MEMORY: usize = 256 << 20;

@@ -69,12 +69,11 @@ pub struct Config {
     /// further behind is ended with RESOURCE_EXHAUSTED and resumes from its
     /// last revision.
     pub feed_capacity: usize,
-    /// Messages buffered per Watch subscriber on their way to the network
-    /// (and at most [`SUBSCRIBER_BUFFER_BYTES`] of them).
+    /// Most messages a Watch stream hands its transport in one go (and at
+    /// most [`SUBSCRIBER_BUFFER_BYTES`] of them).
     pub subscriber_buffer: usize,
-    /// Estimated bytes every Watch subscription holds together (messages
-    /// waiting for their subscriber, the one the transport holds, replay
-    /// pages): when it is full, the subscribers furthest behind are ended
+    /// Estimated bytes every Watch subscription holds together (the
+    /// messages its transport took last, replay pages): when it is full, the subscribers furthest behind are ended
     /// first with RESOURCE_EXHAUSTED naming the revision to resume after.
     pub watch_memory: usize,
     /// Estimated size a Watch message is filled to: a revision whose

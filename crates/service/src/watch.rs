@@ -1,5 +1,5 @@
 //! The change feed: subscribe, replay from the changelog, go live, in
-//! bounded pieces through bounded buffers.
+//! bounded pieces taken when the subscriber's transport asks for them.
 //!
 //! Every committed revision, whatever its tenant, is published to the
 //! [`Feed`] exactly once and in revision order; the feed keeps the most
@@ -15,10 +15,14 @@
 //! A revision reaches the subscriber as one or more [`Piece`]s, each at most
 //! about [`Pacing::piece_bytes`] (one record larger than that travels alone),
 //! the last one marked complete, so one write's hundred thousand permission
-//! changes never make a message too large to receive. The per-subscriber
-//! buffer is bounded by messages and by bytes; a subscriber that stops
-//! reading holds its producer, which then lags and ends. An idle
-//! subscription gets progress events carrying the revision it has reached.
+//! changes never make a message too large to receive. A subscription has no
+//! task and no queue of its own: it does its work when its transport asks
+//! for the next event, so a subscriber that stops reading (its HTTP/2
+//! window full, its transport no longer asking) costs nothing per write,
+//! holds only what it handed over last, and lags out of the ring. What
+//! subscriptions hold is bounded for all of them together (see `budget`).
+//! An idle subscription gets progress events carrying the revision it has
+//! reached.
 //!
 //! Work per revision is done once per kind of subscriber, not once per
 //! subscriber: the pieces a filter lets through of a revision in the ring
@@ -31,10 +35,15 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_stream::Stream as _;
+use tokio_stream::wrappers::WatchStream;
 
 use authzd_core::model::{
     Change, ChangeSet, Effect, Permission, Place, Principal, Revision, SubjectId, TenantId,
@@ -42,10 +51,10 @@ use authzd_core::model::{
 };
 use authzd_core::schema::PermissionPattern;
 
-mod buffer;
+mod budget;
 
-use buffer::{Budget, Delivery, Mailbox};
-pub use buffer::{Held, Subscription};
+pub use budget::Held;
+use budget::{Account, Budget, Charge};
 
 /// Why a subscription ended early, or was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -197,9 +206,9 @@ struct Shared {
     ring: Mutex<Ring>,
     /// The latest revision published; subscribers wait on it for the next.
     published: watch::Sender<Revision>,
-    /// Flips to true at shutdown so every stream ends, with
+    /// Set at shutdown (and `published` nudged) so every stream ends, with
     /// [`WatchError::ShuttingDown`] naming where to resume.
-    closing: watch::Sender<bool>,
+    closing: AtomicBool,
     /// Most change sets the ring keeps.
     capacity: usize,
     /// Most estimated bytes the ring keeps (besides its newest set).
@@ -424,50 +433,79 @@ fn set_bytes(set: &ChangeSet) -> usize {
         + set.effects.iter().map(effect_bytes).sum::<usize>()
 }
 
-/// One record a filter lets through, with its estimated size.
-type Record<'a> = (usize, Option<&'a Change>, Option<&'a Effect>);
-
 /// Cuts what a filter lets through of a change set into pieces, one at a
-/// time. A piece is started only for a record that goes into it, so every
-/// piece but the last is followed by another and the last is the complete
-/// one.
-struct Cutter<'a, I: Iterator<Item = Record<'a>>> {
-    set: &'a ChangeSet,
-    records: std::iter::Peekable<I>,
+/// time, owning what it cuts from so that a subscription can keep it
+/// between two requests of its transport. A piece is started only for a
+/// record that goes into it, so every piece but the last is followed by
+/// another and the last is the complete one.
+struct Cutter {
+    set: Arc<ChangeSet>,
+    filter: Arc<Filter>,
     piece_bytes: usize,
+    /// The next record the filter lets through (changes first, then
+    /// effects), or past the end: found once, when the piece before looked
+    /// whether it could take it.
+    at: usize,
     part: u32,
 }
 
-fn cutter<'a>(
-    set: &'a ChangeSet,
-    filter: &'a Filter,
-    piece_bytes: usize,
-) -> Cutter<'a, impl Iterator<Item = Record<'a>>> {
-    let visible = filter.sees(set);
-    let changes = set
-        .changes
-        .iter()
-        .filter(move |c| visible && filter.wants_change(c))
-        .map(|c| (change_bytes(c), Some(c), None));
-    let effects = set
-        .effects
-        .iter()
-        .filter(move |e| visible && filter.wants_effect(e))
-        .map(|e| (effect_bytes(e), None, Some(e)));
-    Cutter {
-        set,
-        records: changes.chain(effects).peekable(),
-        piece_bytes,
-        part: 0,
+impl Cutter {
+    fn new(set: Arc<ChangeSet>, filter: Arc<Filter>, piece_bytes: usize) -> Self {
+        let mut cutter = Self {
+            set,
+            filter,
+            piece_bytes,
+            at: 0,
+            part: 0,
+        };
+        cutter.at = cutter.visible_from(0);
+        cutter
+    }
+
+    fn records(&self) -> usize {
+        self.set.changes.len() + self.set.effects.len()
+    }
+
+    /// The first record at or after `from` the filter lets through, or the
+    /// number of records.
+    fn visible_from(&self, from: usize) -> usize {
+        let end = self.records();
+        if !self.filter.sees(&self.set) {
+            return end;
+        }
+        (from..end)
+            .find(|&i| match self.set.changes.get(i) {
+                Some(c) => self.filter.wants_change(c),
+                None => self
+                    .set
+                    .effects
+                    .get(i - self.set.changes.len())
+                    .is_some_and(|e| self.filter.wants_effect(e)),
+            })
+            .unwrap_or(end)
+    }
+
+    /// Record `i`'s estimated size, and it.
+    fn record(&self, i: usize) -> (usize, Option<&Change>, Option<&Effect>) {
+        match self.set.changes.get(i) {
+            Some(c) => (change_bytes(c), Some(c), None),
+            None => match self.set.effects.get(i - self.set.changes.len()) {
+                Some(e) => (effect_bytes(e), None, Some(e)),
+                None => (0, None, None),
+            },
+        }
     }
 }
 
-impl<'a, I: Iterator<Item = Record<'a>>> Iterator for Cutter<'a, I> {
+impl Iterator for Cutter {
     /// A piece and its estimated size.
     type Item = (Piece, usize);
 
     fn next(&mut self) -> Option<(Piece, usize)> {
-        let (first, change, effect) = self.records.next()?;
+        if self.at >= self.records() {
+            return None;
+        }
+        let (first, change, effect) = self.record(self.at);
         let mut piece = Piece {
             revision: self.set.revision,
             actor: self.set.actor.clone(),
@@ -479,15 +517,20 @@ impl<'a, I: Iterator<Item = Record<'a>>> Iterator for Cutter<'a, I> {
             wire: Wire::default(),
         };
         let mut bytes = PIECE_HEADER_BYTES + first;
-        while let Some((more, change, effect)) = self
-            .records
-            .next_if(|(more, _, _)| bytes + more <= self.piece_bytes)
-        {
+        loop {
+            self.at = self.visible_from(self.at + 1);
+            if self.at >= self.records() {
+                break;
+            }
+            let (more, change, effect) = self.record(self.at);
+            if bytes + more > self.piece_bytes {
+                break;
+            }
             bytes += more;
             piece.changes.extend(change.cloned());
             piece.effects.extend(effect.cloned());
         }
-        piece.complete = self.records.peek().is_none();
+        piece.complete = self.at >= self.records();
         self.part = self.part.saturating_add(1);
         Some((piece, bytes))
     }
@@ -496,10 +539,11 @@ impl<'a, I: Iterator<Item = Record<'a>>> Iterator for Cutter<'a, I> {
 /// How a subscription runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Pacing {
-    /// Messages buffered on their way to the network.
+    /// Most messages a subscription hands its transport in one go (one
+    /// write of HTTP/2 DATA when the transport asks for all it can take).
     pub buffer: usize,
-    /// Estimated bytes buffered on their way to the network (a piece larger
-    /// than this waits for the buffer to empty, then goes alone).
+    /// Most estimated bytes a subscription hands its transport in one go
+    /// (a single piece larger than this goes alone).
     pub buffer_bytes: usize,
     /// Estimated size a piece is filled to; a single record larger than
     /// this travels alone.
@@ -514,13 +558,12 @@ impl Feed {
     /// whatever its size), whose subscriptions hold at most about `held`
     /// bytes together.
     pub fn new(capacity: usize, bytes: usize, held: usize) -> Self {
-        let (closing, _) = watch::channel(false);
         let (published, _) = watch::channel(Revision(0));
         Self {
             shared: Arc::new(Shared {
                 ring: Mutex::new(Ring::default()),
                 published,
-                closing,
+                closing: AtomicBool::new(false),
                 capacity: capacity.max(1),
                 capacity_bytes: bytes,
                 budget: Arc::new(Budget::new(held)),
@@ -575,15 +618,18 @@ impl Feed {
 
     /// Ends every subscription (at shutdown).
     pub fn close(&self) {
-        self.shared.closing.send_replace(true);
+        self.shared.closing.store(true, Ordering::Release);
+        // Wakes every waiting subscription to see it.
+        self.shared.published.send_modify(|_| {});
     }
 
     /// Starts a subscription after revision `after`. `replay(r, bytes)`
     /// must return committed change sets after `r`, ascending, starting
     /// with `r + 1`, of about `bytes` at most (at least one, whatever its
     /// size; empty when there are none). The returned subscription yields
-    /// events, then at most one error, then ends; the producing task exits
-    /// as soon as the subscription is dropped.
+    /// events, then at most one error, then ends. It does its work when it
+    /// is asked for its next event, so one that is not asked costs nothing
+    /// however much is published.
     pub fn subscribe<R, F>(
         &self,
         filter: Filter,
@@ -593,32 +639,38 @@ impl Feed {
     ) -> Subscription
     where
         R: Fn(Revision, usize) -> F + Send + 'static,
-        F: Future<Output = Result<Vec<ChangeSet>, WatchError>> + Send,
+        F: Future<Output = Result<Vec<ChangeSet>, WatchError>> + Send + 'static,
     {
-        let mailbox = self.shared.budget.register(
-            after,
-            buffer::Limits {
-                messages: pacing.buffer.max(1),
-                bytes: pacing.buffer_bytes.max(1),
-            },
-        );
-        let feed = self.clone();
-        let published = self.shared.published.subscribe();
-        let closing = self.shared.closing.subscribe();
-        let producer = mailbox.clone();
-        tokio::spawn(async move {
-            let mut stream = Stream {
-                filter: Arc::new(filter),
-                last: after,
-                mailbox: producer,
-                piece_bytes: pacing.piece_bytes.max(1),
-                progress_every: pacing.progress_every,
-                last_sent: tokio::time::Instant::now(),
-            };
-            let ended = stream.run(&feed, published, closing, replay).await;
-            stream.mailbox.finish(ended.err());
-        });
-        Subscription::new(mailbox)
+        let account = self.shared.budget.register(after);
+        // A page is charged whole: a sixteenth of the budget leaves room
+        // for the subscribers that are not replaying.
+        let page_bytes = (self.held().limit / 16).max(1);
+        let read: Box<dyn Fn(Revision, usize) -> PageRead + Send> =
+            Box::new(move |from, bytes| Box::pin(replay(from, bytes)));
+        Subscription {
+            feed: self.clone(),
+            account,
+            filter: Arc::new(filter),
+            piece_bytes: pacing.piece_bytes.max(1),
+            batch_messages: pacing.buffer.max(1),
+            batch_bytes: pacing.buffer_bytes.max(1),
+            progress_every: pacing.progress_every,
+            last: after,
+            handing: None,
+            replay: Some(Replay {
+                read,
+                page_bytes,
+                reading: None,
+                page: VecDeque::new(),
+                held: None,
+            }),
+            published: WatchStream::from_changes(self.shared.published.subscribe()),
+            idle: None,
+            last_sent: tokio::time::Instant::now(),
+            batch: (0, 0),
+            paused: false,
+            done: false,
+        }
     }
 
     /// What the subscriptions hold together, against the bound.
@@ -630,17 +682,22 @@ impl Feed {
     /// shared by every subscriber with an equal filter and piece size;
     /// `None` when the set already keeps [`SHARED_CUTS`] other cuts (the
     /// subscriber then cuts for itself).
-    fn shared_cut(&self, entry: &Entry, filter: &Filter, piece_bytes: usize) -> Option<Arc<Cut>> {
+    fn shared_cut(
+        &self,
+        entry: &Entry,
+        filter: &Arc<Filter>,
+        piece_bytes: usize,
+    ) -> Option<Arc<Cut>> {
         let cut = {
             let mut cuts = entry.cuts();
             match cuts
                 .iter()
-                .find(|c| c.piece_bytes == piece_bytes && c.filter == *filter)
+                .find(|c| c.piece_bytes == piece_bytes && c.filter == **filter)
             {
                 Some(cut) => cut.clone(),
                 None if cuts.len() < SHARED_CUTS => {
                     let cut = Arc::new(Cut {
-                        filter: filter.clone(),
+                        filter: Filter::clone(filter),
                         piece_bytes,
                         pieces: OnceLock::new(),
                     });
@@ -653,9 +710,10 @@ impl Feed {
         // The first to get here cuts; the others wait for its pieces, which
         // takes no longer than cutting them again would.
         cut.pieces.get_or_init(|| {
-            let pieces: Vec<(Arc<Piece>, usize)> = cutter(&entry.set, filter, piece_bytes)
-                .map(|(piece, bytes)| (Arc::new(piece), bytes))
-                .collect();
+            let pieces: Vec<(Arc<Piece>, usize)> =
+                Cutter::new(entry.set.clone(), filter.clone(), piece_bytes)
+                    .map(|(piece, bytes)| (Arc::new(piece), bytes))
+                    .collect();
             let kept = pieces.iter().map(|(_, bytes)| bytes).sum();
             self.ring().grow(entry.set.revision, kept);
             pieces
@@ -664,135 +722,289 @@ impl Feed {
     }
 }
 
-struct Stream {
-    /// Shared so a revision's records can be filtered while pieces of it
-    /// are sent.
-    filter: Arc<Filter>,
-    /// The last revision delivered completely (or passed over by the filter).
-    last: Revision,
-    /// Where its messages wait for the subscriber, charged to the budget.
-    mailbox: Arc<Mailbox>,
-    piece_bytes: usize,
-    progress_every: Duration,
-    /// When the subscriber last received something; progress is due
-    /// `progress_every` after it.
-    last_sent: tokio::time::Instant,
+/// Reading one page of the changelog.
+type PageRead = Pin<Box<dyn Future<Output = Result<Vec<ChangeSet>, WatchError>> + Send>>;
+
+/// A subscription's replay from the changelog, until it reaches the end.
+struct Replay {
+    read: Box<dyn Fn(Revision, usize) -> PageRead + Send>,
+    page_bytes: usize,
+    /// The page being read.
+    reading: Option<PageRead>,
+    /// The rest of the page being delivered, charged whole while it is.
+    page: VecDeque<ChangeSet>,
+    held: Option<Charge>,
 }
 
-impl Stream {
-    async fn run<R, F>(
-        &mut self,
-        feed: &Feed,
-        mut published: watch::Receiver<Revision>,
-        mut closing: watch::Receiver<bool>,
-        replay: R,
-    ) -> Result<(), WatchError>
-    where
-        R: Fn(Revision, usize) -> F,
-        F: Future<Output = Result<Vec<ChangeSet>, WatchError>>,
-    {
-        // A page is charged whole: a sixteenth of the budget leaves room
-        // for the subscribers that are not replaying.
-        let page_bytes = (feed.held().limit / 16).max(1);
-        loop {
-            let page = replay(self.last, page_bytes).await?;
-            if page.is_empty() {
-                break;
+/// The pieces of one revision a subscription is handing over.
+struct Handing {
+    revision: Revision,
+    from: Source,
+}
+
+enum Source {
+    /// Cut once for every subscriber with an equal filter: the next to hand
+    /// over.
+    Shared(Arc<Cut>, usize),
+    /// Cut for this subscriber alone, each piece just before it goes.
+    Own(Cutter),
+}
+
+impl Handing {
+    fn next(&mut self) -> Option<(Arc<Piece>, usize)> {
+        match &mut self.from {
+            Source::Shared(cut, at) => {
+                // `shared_cut` made the pieces before handing the cut out.
+                let (piece, bytes) = cut.pieces.get()?.get(*at)?;
+                *at += 1;
+                Some((piece.clone(), *bytes))
             }
-            // Held while it is delivered: a replay page counts like the
-            // messages cut from it.
-            let Some(_held) = self.mailbox.hold(page.iter().map(set_bytes).sum()) else {
-                return Ok(());
-            };
-            for set in page {
-                if let Delivery::Gone = self.deliver(&set).await {
-                    return Ok(());
+            Source::Own(cutter) => cutter.next().map(|(p, bytes)| (Arc::new(p), bytes)),
+        }
+    }
+}
+
+/// A running subscription: a stream of events, then at most one error.
+///
+/// It takes the revisions after the last one it delivered from the
+/// changelog, then from the live feed's ring, when its transport asks for
+/// its next event: a transport that stops asking (an HTTP/2 stream whose
+/// window is full) leaves it costing nothing per write, and whatever was
+/// published meanwhile is handed over together when it asks again, in
+/// batches of at most [`Pacing::buffer`] messages and
+/// [`Pacing::buffer_bytes`]. The messages of the current batch count
+/// against the budget until the transport asks again after a pause (until
+/// then it holds them).
+pub struct Subscription {
+    feed: Feed,
+    account: Arc<Account>,
+    /// Shared with the cuts and cutters made for this subscription.
+    filter: Arc<Filter>,
+    piece_bytes: usize,
+    batch_messages: usize,
+    batch_bytes: usize,
+    progress_every: Duration,
+    /// The last revision handed over completely (or passed over by the
+    /// filter).
+    last: Revision,
+    /// The revision being handed over, if its pieces are not all gone.
+    handing: Option<Handing>,
+    /// Until the changelog has nothing more after `last`.
+    replay: Option<Replay>,
+    /// Changes when a revision is published (or the feed closes).
+    published: WatchStream<Revision>,
+    /// When progress is due, once the subscription waited.
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// When the last message was handed over; progress is due
+    /// `progress_every` after it.
+    last_sent: tokio::time::Instant,
+    /// Messages and estimated bytes handed over in the current batch.
+    batch: (usize, usize),
+    /// The last poll answered pending: the next one starts a batch.
+    paused: bool,
+    /// The stream has ended.
+    done: bool,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("filter", &self.filter)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// The next event, or `None` once the subscription has ended.
+    pub async fn next(&mut self) -> Option<Result<Event, WatchError>> {
+        std::future::poll_fn(|cx| self.poll_take(cx)).await
+    }
+
+    fn poll_take(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, WatchError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if std::mem::take(&mut self.paused) {
+            self.account.new_batch();
+            self.batch = (0, 0);
+        }
+        if let Some(end) = self.account.take_end() {
+            return self.end(end);
+        }
+        if self.batch.0 >= self.batch_messages || self.batch.1 >= self.batch_bytes {
+            // Lets the transport send what it took before taking more.
+            self.paused = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        match self.poll_event(cx) {
+            Poll::Ready(Ok(Some((event, bytes)))) => {
+                let complete = match &event {
+                    Event::Committed(piece) => piece.complete.then_some(piece.revision),
+                    Event::Progress(revision) => Some(*revision),
+                };
+                if !self.account.hand_over(bytes, complete) {
+                    let end = self.account.take_end().unwrap_or(WatchError::Lagged {
+                        resume_after: self.last,
+                    });
+                    return self.end(end);
                 }
+                self.batch = (self.batch.0 + 1, self.batch.1.saturating_add(bytes));
+                self.last_sent = tokio::time::Instant::now();
+                Poll::Ready(Some(Ok(event)))
+            }
+            Poll::Ready(Ok(None)) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Err(e)) => self.end(e),
+            Poll::Pending => {
+                self.paused = true;
+                self.account.park(cx.waker());
+                Poll::Pending
             }
         }
+    }
+
+    fn end(&mut self, error: WatchError) -> Poll<Option<Result<Event, WatchError>>> {
+        self.done = true;
+        self.handing = None;
+        self.replay = None;
+        Poll::Ready(Some(Err(error)))
+    }
+
+    /// The next event and its estimated size; `None` when the feed is gone.
+    fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<(Event, usize)>, WatchError>> {
         loop {
-            // Marked seen before looking, so a publish after the look wakes
-            // the wait below.
-            published.borrow_and_update();
-            let next = feed.ring().next(self.last.next());
+            if let Some(handing) = &mut self.handing {
+                match handing.next() {
+                    Some((piece, bytes)) => {
+                        if piece.complete {
+                            self.last = handing.revision;
+                            self.handing = None;
+                        }
+                        return Poll::Ready(Ok(Some((Event::Committed(piece), bytes))));
+                    }
+                    None => {
+                        // Nothing (more) of it is visible: passed over.
+                        self.last = handing.revision;
+                        self.handing = None;
+                    }
+                }
+            }
+            if let Some(replay) = &mut self.replay {
+                if let Some(set) = replay.page.pop_front() {
+                    self.start(Arc::new(set), None);
+                    continue;
+                }
+                replay.held = None;
+                let (read, last, page_bytes) = (&replay.read, self.last, replay.page_bytes);
+                let reading = replay.reading.get_or_insert_with(|| read(last, page_bytes));
+                let page = match reading.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(page) => page?,
+                };
+                replay.reading = None;
+                if page.is_empty() {
+                    self.replay = None;
+                    continue;
+                }
+                // Held while it is delivered: a replay page counts like the
+                // messages cut from it.
+                let Some(held) = self.account.hold(page.iter().map(set_bytes).sum()) else {
+                    return Poll::Ready(Err(self.account.take_end().unwrap_or(
+                        WatchError::Lagged {
+                            resume_after: self.last,
+                        },
+                    )));
+                };
+                replay.held = Some(held);
+                replay.page = page.into();
+                continue;
+            }
+            let next = self.feed.ring().next(self.last.next());
             match next {
                 Next::Set(entry) => {
-                    let delivered = match feed.shared_cut(&entry, &self.filter, self.piece_bytes) {
-                        Some(cut) => self.deliver_cut(entry.set.revision, &cut).await,
-                        None => self.deliver(&entry.set).await,
-                    };
-                    if let Delivery::Gone = delivered {
-                        return Ok(());
-                    }
+                    let cut = self.feed.shared_cut(&entry, &self.filter, self.piece_bytes);
+                    self.start(entry.set.clone(), cut);
                     continue;
                 }
                 Next::Lagged => {
-                    return Err(WatchError::Lagged {
+                    return Poll::Ready(Err(WatchError::Lagged {
                         resume_after: self.last,
-                    });
+                    }));
                 }
                 Next::Gap(received) => {
-                    return Err(WatchError::Gap {
+                    return Poll::Ready(Err(WatchError::Gap {
                         resume_after: self.last,
                         received,
-                    });
+                    }));
                 }
                 Next::Pending => {}
             }
-            let idle = tokio::time::sleep_until(self.last_sent + self.progress_every);
-            tokio::select! {
-                changed = published.changed() => if changed.is_err() { return Ok(()) },
-                _ = idle, if self.filter.kinds.progress => {
-                    if let Delivery::Gone = self.send(Event::Progress(self.last), 0).await {
-                        return Ok(());
-                    }
-                }
-                _ = async { closing.wait_for(|c| *c).await.is_ok() } => {
-                    return Err(WatchError::ShuttingDown { resume_after: self.last });
-                }
-                _ = self.mailbox.wake_producer() => if self.mailbox.stopped() { return Ok(()) },
+            if self.feed.shared.closing.load(Ordering::Acquire) {
+                return Poll::Ready(Err(WatchError::ShuttingDown {
+                    resume_after: self.last,
+                }));
             }
+            // Registers for the next publish; a publish since the look
+            // above answers at once, and the look is made again.
+            match Pin::new(&mut self.published).poll_next(cx) {
+                Poll::Ready(Some(_)) => continue,
+                Poll::Ready(None) => return Poll::Ready(Ok(None)),
+                Poll::Pending => {}
+            }
+            if self.filter.kinds.progress {
+                let due = self.last_sent + self.progress_every;
+                let idle = self
+                    .idle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                if idle.deadline() != due {
+                    idle.as_mut().reset(due);
+                }
+                if idle.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ok(Some((Event::Progress(self.last), 0))));
+                }
+            }
+            return Poll::Pending;
         }
     }
 
-    /// Sends what the filter lets through of `set`, in pieces cut for this
-    /// subscriber alone, each cut just before it is sent.
-    async fn deliver(&mut self, set: &ChangeSet) -> Delivery {
+    /// Starts handing over `set`, from `cut` if it is shared.
+    fn start(&mut self, set: Arc<ChangeSet>, cut: Option<Arc<Cut>>) {
         if set.revision <= self.last {
-            return Delivery::Sent;
+            return;
         }
-        let filter = self.filter.clone();
-        for (piece, bytes) in cutter(set, &filter, self.piece_bytes) {
-            if let Delivery::Gone = self.send(Event::Committed(Arc::new(piece)), bytes).await {
-                return Delivery::Gone;
-            }
-        }
-        self.last = set.revision;
-        Delivery::Sent
+        let from = match cut {
+            Some(cut) => Source::Shared(cut, 0),
+            None => Source::Own(Cutter::new(
+                set.clone(),
+                self.filter.clone(),
+                self.piece_bytes,
+            )),
+        };
+        self.handing = Some(Handing {
+            revision: set.revision,
+            from,
+        });
     }
+}
 
-    /// Sends the pieces of revision `revision` cut for every subscriber
-    /// with this one's filter.
-    async fn deliver_cut(&mut self, revision: Revision, cut: &Cut) -> Delivery {
-        if revision <= self.last {
-            return Delivery::Sent;
-        }
-        // `shared_cut` made the pieces before handing the cut out.
-        for (piece, bytes) in cut.pieces.get().into_iter().flatten() {
-            if let Delivery::Gone = self.send(Event::Committed(piece.clone()), *bytes).await {
-                return Delivery::Gone;
-            }
-        }
-        self.last = revision;
-        Delivery::Sent
+impl tokio_stream::Stream for Subscription {
+    type Item = Result<Event, WatchError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_take(cx)
     }
+}
 
-    /// Sends one event (of estimated size `bytes`), waiting while the
-    /// subscriber's buffer is full.
-    async fn send(&mut self, event: Event, bytes: usize) -> Delivery {
-        let sent = self.mailbox.send(event, bytes).await;
-        self.last_sent = tokio::time::Instant::now();
-        sent
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.account.leave();
     }
 }
 
@@ -1063,55 +1275,92 @@ mod tests {
         }
     }
 
-    /// A subscriber that does not read holds at most its byte budget of
-    /// pieces, however many the revision has: the producer waits.
+    fn poll_once(sub: &mut Subscription) -> Poll<Option<Result<Event, WatchError>>> {
+        sub.poll_take(&mut Context::from_waker(std::task::Waker::noop()))
+    }
+
+    /// A subscription nobody asks for events holds nothing and does no work
+    /// however many revisions are published (it has no task of its own);
+    /// asked again, it hands over what waits in order, in batches of at
+    /// most its pacing's messages, and only the batch the transport took
+    /// last counts against the budget.
     #[tokio::test]
-    async fn an_unread_subscription_holds_at_most_its_byte_budget() {
-        let effects: Vec<Effect> = (0..1000).map(|i| effect(&format!("s{i:04}"))).collect();
-        let piece = PIECE_HEADER_BYTES + 10 * effect_bytes(&effects[0]);
-        let feed = Feed::new(16, 1 << 30, 1 << 30);
-        let mut sub = subscribe(&feed, 0, pacing(piece, 3 * piece));
-        feed.publish(set(1, "t", effects));
-        // Bounded: lets the producer run until it blocks on the budget.
-        for _ in 0..1000 {
-            tokio::task::yield_now().await;
+    async fn an_unasked_subscription_costs_nothing_and_then_hands_over_in_batches() {
+        let feed = Feed::new(1024, 1 << 30, 1 << 30);
+        let mut sub = feed.subscribe(
+            Filter::tenant(tenant("t")),
+            Revision(0),
+            Pacing {
+                buffer: 10,
+                ..pacing(1 << 20, 1 << 20)
+            },
+            no_replay,
+        );
+        assert!(poll_once(&mut sub).is_pending(), "nothing published yet");
+        for r in 1..=95 {
+            feed.publish(set(r, "t", vec![effect("a")]));
         }
-        // Three waiting, one in the producer's hand.
-        let most = 4 * (piece + buffer::ENTRY_BYTES);
-        assert!(feed.held().now <= most, "{:?} held", feed.held());
-        let mut parts = 0;
-        loop {
-            let Ok(Event::Committed(p)) = next(&mut sub).await else {
-                panic!("expected a piece");
-            };
-            parts += 1;
-            if p.complete {
-                break;
+        assert_eq!(feed.held().now, 0, "an unasked subscription holds nothing");
+        assert_eq!(sub.last, Revision(0), "and has taken nothing");
+
+        let one = PIECE_HEADER_BYTES + effect_bytes(&effect("a")) + budget::ENTRY_BYTES;
+        let mut batches = Vec::new();
+        let mut taken = 0;
+        while taken < 95 {
+            let mut batch = 0;
+            while let Poll::Ready(event) = poll_once(&mut sub) {
+                taken += 1;
+                assert_eq!(revision_of(event.unwrap()), taken);
+                batch += 1;
             }
+            assert_eq!(feed.held().now, batch * one, "the batch in transport");
+            batches.push(batch);
         }
-        assert!(parts >= 100, "{parts} pieces");
+        assert_eq!(batches, [10, 10, 10, 10, 10, 10, 10, 10, 10, 5]);
+        assert!(poll_once(&mut sub).is_pending(), "nothing more");
+        assert_eq!(feed.held().now, 0, "the last batch was sent");
     }
 
     /// With the budget for all subscribers full, the one furthest behind (a
-    /// subscriber that reads nothing) is ended first, resumably at the last
-    /// revision it took, while one that keeps reading gets every revision;
-    /// the bytes held never exceed the budget, and dropping the
-    /// subscriptions gives every byte back.
+    /// subscriber whose transport took three revisions and stopped asking)
+    /// is ended first, resumably at the last revision it took, while one
+    /// that keeps reading gets every revision; the bytes held never exceed
+    /// the budget, and dropping the subscriptions gives every byte back.
     #[tokio::test]
     async fn a_full_budget_ends_the_subscriber_furthest_behind() {
-        let one = PIECE_HEADER_BYTES + effect_bytes(&effect("a")) + buffer::ENTRY_BYTES;
-        let limit = 6 * one;
+        let one = PIECE_HEADER_BYTES + effect_bytes(&effect("a")) + budget::ENTRY_BYTES;
+        let limit = 3 * one + one / 2;
         let feed = Feed::new(64, 1 << 30, limit);
         let mut stalled = subscribe(&feed, 0, pacing(1 << 20, 1 << 20));
-        let mut reader = subscribe(&feed, 0, pacing(1 << 20, 1 << 20));
-        for r in 1..=20 {
+        let mut reader = feed.subscribe(
+            Filter::tenant(tenant("t")),
+            Revision(0),
+            Pacing {
+                buffer: 1,
+                ..pacing(1 << 20, 1 << 20)
+            },
+            no_replay,
+        );
+        for r in 1..=3 {
             feed.publish(set(r, "t", vec![effect("a")]));
+        }
+        for r in 1..=3 {
+            let Poll::Ready(Some(event)) = poll_once(&mut stalled) else {
+                panic!("revision {r} waits");
+            };
+            assert_eq!(revision_of(event), r);
+        }
+        assert_eq!(feed.held().now, 3 * one);
+        for r in 1..=20 {
+            if r > 3 {
+                feed.publish(set(r, "t", vec![effect("a")]));
+            }
             assert_eq!(revision_of(next(&mut reader).await), r);
         }
         assert_eq!(
             next(&mut stalled).await,
             Err(WatchError::Lagged {
-                resume_after: Revision(0)
+                resume_after: Revision(3)
             })
         );
         assert!(stalled.next().await.is_none(), "it ends after the error");
@@ -1119,13 +1368,6 @@ mod tests {
         assert!(held.peak <= limit && held.peak > 0, "{held:?}");
         drop(stalled);
         drop(reader);
-        // Bounded: lets the producers see their subscriptions are gone.
-        for _ in 0..1000 {
-            if feed.held().now == 0 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
         assert_eq!(feed.held().now, 0, "dropped subscriptions give back all");
     }
 }
