@@ -1505,8 +1505,16 @@ mod tests {
     /// Another writer's commit to tenant `t` creating `name`, through its
     /// own handle on the store.
     fn rival_write(name: &str) -> Result<PendingWrite, Box<dyn std::error::Error>> {
+        rival_write_in("t", name)
+    }
+
+    /// [`rival_write`] in `tenant`.
+    fn rival_write_in(
+        tenant: &str,
+        name: &str,
+    ) -> Result<PendingWrite, Box<dyn std::error::Error>> {
         Ok(PendingWrite {
-            tenant: Some(TenantId::try_from("t")?),
+            tenant: Some(TenantId::try_from(tenant)?),
             actor: None,
             committed_at: authzd_core::model::Timestamp::now(),
             changes: vec![
@@ -1624,6 +1632,55 @@ mod tests {
             vec![Revision(1), Revision(2)]
         );
         assert_eq!(runtime.block_on(store.revision())?, Revision(2));
+        Ok(())
+    }
+
+    /// Another writer's commit to another tenant, followed while a group
+    /// is open, reaches cache and feed at once and leaves the group open
+    /// on the newer base (nothing is committed for it); one to the group's
+    /// tenant makes the group commit first, which is refused, planned again
+    /// on the newer state and committed after it.
+    #[test]
+    fn followed_commits_to_other_tenants_leave_the_open_group_open() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let rival = runtime.block_on(authzd_store_redb::open(dir.path()))?;
+        let store = Faulty::new(rival.clone());
+        let sequencer = sequencer(&runtime, store.clone())?;
+        let mut group = Group::new(&sequencer.engine.snapshot());
+        let (write, answer) = create("alice")?;
+        sequencer.take(&mut group, write);
+        assert_eq!(group.writes.len(), 1);
+
+        runtime.block_on(rival.commit(rival_write_in("u", "carol")?))?;
+        let (reply, followed) = oneshot::channel();
+        sequencer.follow(&mut group, Revision(1), reply);
+        assert_eq!(followed.blocking_recv()??, Revision(1));
+        assert_eq!(sequencer.engine.revision(), Revision(1));
+        assert_eq!(store.commits(), 0, "the open group was not committed");
+        assert_eq!((group.writes.len(), group.base), (1, Revision(1)));
+        assert!(
+            group
+                .working
+                .tenants
+                .contains_key(&TenantId::try_from("u")?)
+        );
+
+        runtime.block_on(rival.commit(rival_write("bob")?))?;
+        let (reply, followed) = oneshot::channel();
+        sequencer.follow(&mut group, Revision(2), reply);
+        assert_eq!(followed.blocking_recv()??, Revision(3));
+        assert_eq!(answer.blocking_recv()??, Revision(3));
+        assert_eq!(store.commits(), 2, "refused once, then committed");
+        assert!(group.is_empty());
+        assert_eq!(
+            delivered_to(&runtime, &sequencer.feed, "u", Revision(1))?,
+            vec![Revision(1)]
+        );
+        assert_eq!(
+            delivered(&runtime, &sequencer.feed, Revision(3))?,
+            vec![Revision(2), Revision(3)]
+        );
         Ok(())
     }
 
