@@ -6,14 +6,19 @@
 //! node; spread over `--tenants` tenants, writer *k* writing tenant
 //! *k mod n*), and the cross-node propagation: one writer commits on the first
 //! node at 100 writes a second while a Watch subscriber on the second
-//! records, for each, the time from the commit (`committed_at`) to its
-//! receipt there. With `--cold-start-subjects N`, also the cold start of
+//! records, for each, the time to its receipt there from its
+//! `committed_at` (stamped when the first node planned it, so its whole
+//! commit is inside) and from the first node's answer (its commit done). Each node serves its metrics (`--metrics-listen`), and
+//! every write row says how many writes each commit held and how long a
+//! commit took, from the nodes' commit histograms read before and after
+//! the measurement. With `--cold-start-subjects N`, also the cold start of
 //! a node joining a database that holds a tenant of N subjects, next to a
 //! redb node's restart over the same tenant. Every loop stops by itself
 //! (its deadline, or a count).
 //! Must not reach into the server: everything goes through gRPC.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,6 +117,13 @@ pub struct WriteRow {
     pub p50_ms: f64,
     /// 99th percentile, milliseconds.
     pub p99_ms: f64,
+    /// Group commits the nodes made during the measurement.
+    pub commits: u64,
+    /// Writes per commit, on average.
+    pub per_commit: f64,
+    /// A commit's mean duration (the store's transaction, waits for
+    /// locks and the flush included), milliseconds.
+    pub commit_ms: f64,
 }
 
 /// One propagation measurement.
@@ -123,12 +135,20 @@ pub struct PropagationRow {
     pub writes: u64,
     /// Revisions received by the subscriber on the second.
     pub received: u64,
-    /// Commit to receipt, microseconds.
+    /// From the write's `committed_at` (stamped when the first node
+    /// planned it, before its transaction) to its receipt, microseconds.
     pub p50_us: f64,
     /// 99th percentile.
     pub p99_us: f64,
     /// Slowest.
     pub max_us: f64,
+    /// From the first node's answer to the write (its commit done) to the
+    /// receipt, milliseconds.
+    pub ack_p50_ms: f64,
+    /// 99th percentile.
+    pub ack_p99_ms: f64,
+    /// Slowest.
+    pub ack_max_ms: f64,
 }
 
 /// What the cluster bench measured.
@@ -158,39 +178,56 @@ impl fmt::Display for ClusterReport {
         )?;
         writeln!(
             f,
-            "| store | nodes | writers per node | writes | writes/s | p50 ms | p99 ms | errors |"
+            "| store | nodes | writers per node | writes | writes/s | p50 ms | p99 ms | errors | commits | writes/commit | commit ms |"
         )?;
         writeln!(
             f,
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         )?;
         for r in &self.writes {
             writeln!(
                 f,
-                "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
-                r.store, r.nodes, r.writers, r.writes, r.per_sec, r.p50_ms, r.p99_ms, r.errors
+                "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {:.1} | {:.2} |",
+                r.store,
+                r.nodes,
+                r.writers,
+                r.writes,
+                r.per_sec,
+                r.p50_ms,
+                r.p99_ms,
+                r.errors,
+                r.commits,
+                r.per_commit,
+                r.commit_ms
             )?;
         }
         if !self.propagation.is_empty() {
             writeln!(
                 f,
-                "\ncross-node propagation: commit on node 1 -> receipt by a Watch on node 2, 100 writes/s\n"
+                "\ncross-node propagation: a write on node 1 -> receipt by a Watch on node 2, 100 writes/s; \
+                 from its committed_at (planned on node 1, its commit included) and from node 1's answer (its commit done)\n"
             )?;
             writeln!(
                 f,
-                "| nodes | writes | received | p50 ms | p99 ms | max ms |"
+                "| nodes | writes | received | p50 ms | p99 ms | max ms | answer->receipt p50 ms | p99 ms | max ms |"
             )?;
-            writeln!(f, "| ---: | ---: | ---: | ---: | ---: | ---: |")?;
+            writeln!(
+                f,
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            )?;
             for r in &self.propagation {
                 writeln!(
                     f,
-                    "| {} | {} | {} | {:.2} | {:.2} | {:.2} |",
+                    "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
                     r.nodes,
                     r.writes,
                     r.received,
                     r.p50_us / 1000.0,
                     r.p99_us / 1000.0,
-                    r.max_us / 1000.0
+                    r.max_us / 1000.0,
+                    r.ack_p50_ms,
+                    r.ack_p99_ms,
+                    r.ack_max_ms
                 )?;
             }
         }
@@ -267,10 +304,11 @@ pub async fn run(args: &ClusterArgs) -> Result<ClusterReport, BenchError> {
         .prefix("authzd-bench-cluster-")
         .tempdir_in(&parent)
         .map_err(|e| BenchError::Settings(format!("cannot make a data folder: {e}")))?;
+    let (flags, redb_metrics) = metrics_flags(&[])?;
     let (redb, _) = ChildServer::start_with(
         &binary,
         &folder.path().join("redb"),
-        &[],
+        &flags,
         START_TIMEOUT,
         "redb",
     )
@@ -280,6 +318,7 @@ pub async fn run(args: &ClusterArgs) -> Result<ClusterReport, BenchError> {
         let tenant = format!("bench-{run_id}-redb-{writers}");
         let row = throughput(
             std::slice::from_ref(&channel),
+            &[redb_metrics],
             &tenant,
             (writers, args.tenants),
             args.duration,
@@ -296,19 +335,28 @@ pub async fn run(args: &ClusterArgs) -> Result<ClusterReport, BenchError> {
     for &n in &args.nodes {
         let mut nodes = Vec::with_capacity(n);
         let mut channels = Vec::with_capacity(n);
+        let mut metrics = Vec::with_capacity(n);
         for i in 0..n {
             let data = folder.path().join(format!("unused-{n}-{i}"));
+            let (flags, at) = metrics_flags(&store)?;
             let (node, _) =
-                ChildServer::start_with(&binary, &data, &store, START_TIMEOUT, &format!("node{i}"))
+                ChildServer::start_with(&binary, &data, &flags, START_TIMEOUT, &format!("node{i}"))
                     .await?;
             channels.push(node.remote()?.connect().await?);
+            metrics.push(at);
             nodes.push(node);
         }
         for &writers in &args.writers {
             let tenant = format!("bench-{run_id}-pg{n}-{writers}");
-            report.writes.push(
-                throughput(&channels, &tenant, (writers, args.tenants), args.duration).await?,
-            );
+            let row = throughput(
+                &channels,
+                &metrics,
+                &tenant,
+                (writers, args.tenants),
+                args.duration,
+            )
+            .await?;
+            report.writes.push(row);
         }
         if let [first, second, ..] = channels.as_slice() {
             let tenant = format!("bench-{run_id}-propagation-{n}");
@@ -388,10 +436,92 @@ async fn cold_starts(
     Ok(rows)
 }
 
-/// `writers` writers on each of `channels` (one per node) for `duration`,
-/// spread over `tenants` tenants named after `tenant`.
+/// `flags` and `--metrics-listen` on a free loopback port, which is
+/// returned.
+fn metrics_flags(flags: &[String]) -> Result<(Vec<String>, SocketAddr), BenchError> {
+    // Bound and let go: the node binds it a moment later.
+    let at = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| BenchError::Settings(format!("no free port for a node's metrics: {e}")))?;
+    let mut flags = flags.to_vec();
+    flags.extend(["--metrics-listen".to_owned(), at.to_string()]);
+    Ok((flags, at))
+}
+
+/// The nodes' group commits so far, from their metrics.
+#[derive(Debug, Clone, Copy, Default)]
+struct Commits {
+    /// Group commits.
+    count: f64,
+    /// Writes they held.
+    writes: f64,
+    /// Seconds they took.
+    seconds: f64,
+}
+
+impl Commits {
+    /// Reads every node's metrics and adds them up.
+    async fn read(nodes: &[SocketAddr]) -> Result<Commits, BenchError> {
+        let mut total = Commits::default();
+        for &node in nodes {
+            let text = scrape(node).await?;
+            let value = |name: &str| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            total.count += value("authzd_write_group_writes_count");
+            total.writes += value("authzd_write_group_writes_sum");
+            total.seconds += value("authzd_write_commit_duration_seconds_sum");
+        }
+        Ok(total)
+    }
+
+    /// The commits made between `before` and `self`: their number, writes
+    /// per commit and mean milliseconds.
+    fn since(self, before: Commits) -> (u64, f64, f64) {
+        let count = self.count - before.count;
+        if count <= 0.0 {
+            return (0, 0.0, 0.0);
+        }
+        let per = |x: f64| x / count;
+        (
+            count as u64,
+            per(self.writes - before.writes),
+            per(self.seconds - before.seconds) * 1000.0,
+        )
+    }
+}
+
+/// `GET /metrics` of a node.
+async fn scrape(node: SocketAddr) -> Result<String, BenchError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let failed = |e: std::io::Error| BenchError::Child(format!("reading metrics at {node}: {e}"));
+    let read = async {
+        let mut stream = tokio::net::TcpStream::connect(node).await?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await?;
+        Ok(text)
+    };
+    tokio::time::timeout(CALL_TIMEOUT, read)
+        .await
+        .map_err(|_| BenchError::Timeout {
+            what: format!("metrics at {node}"),
+            after: CALL_TIMEOUT,
+        })?
+        .map_err(failed)
+}
+
+/// `writers` writers on each of `channels` (one per node, whose metrics
+/// are at `metrics`) for `duration`, spread over `tenants` tenants named
+/// after `tenant`.
 async fn throughput(
     channels: &[ClientChannel],
+    metrics: &[SocketAddr],
     tenant: &str,
     (writers, tenants): (usize, usize),
     duration: Duration,
@@ -424,6 +554,7 @@ async fn throughput(
         }
     }
     ready.wait().await;
+    let before = Commits::read(metrics).await?;
     let began = Instant::now();
     start.send_replace(Some(began));
     let mut histogram = latencies()?;
@@ -436,6 +567,7 @@ async fn throughput(
         errors += e;
     }
     let elapsed = began.elapsed().as_secs_f64();
+    let (commits, per_commit, commit_ms) = Commits::read(metrics).await?.since(before);
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1e6;
     Ok(WriteRow {
         store: "postgres",
@@ -450,6 +582,9 @@ async fn throughput(
         },
         p50_ms: ms(0.5),
         p99_ms: ms(0.99),
+        commits,
+        per_commit,
+        commit_ms,
     })
 }
 
@@ -547,12 +682,23 @@ async fn propagation(
     let streams = feed::subscribe(std::slice::from_ref(second), tenant, 1, after).await?;
     let last = tokio::sync::watch::Sender::new(0);
     let drained = tokio::spawn(feed::drain(streams, last.subscribe()));
-    let through = feed::write(first.clone(), tenant, writes, PROPAGATION_PERIOD).await?;
-    last.send_replace(through);
-    let (h, received) = drained
+    let acks = feed::write_acked(first.clone(), tenant, writes, PROPAGATION_PERIOD).await?;
+    last.send_replace(acks.last().map_or(0, |(revision, _)| *revision));
+    let (h, received, receipts) = drained
         .await
         .map_err(|e| BenchError::Settings(format!("the subscriber failed: {e}")))??;
     let s = feed::stats(1, writes, &h, received);
+    // From each write's answer on the first node to its receipt on the
+    // second; the second may hold it first (then counted as 0).
+    let acked: std::collections::HashMap<u64, i64> = acks.into_iter().collect();
+    let mut after_ack = latencies()?;
+    for (revision, at) in receipts {
+        if let Some(ack) = acked.get(&revision) {
+            let ns = u64::try_from(at.saturating_sub(*ack)).unwrap_or(0);
+            after_ack.saturating_record(ns.max(1));
+        }
+    }
+    let ms = |q: f64| after_ack.value_at_quantile(q) as f64 / 1e6;
     Ok(PropagationRow {
         nodes,
         writes,
@@ -560,5 +706,8 @@ async fn propagation(
         p50_us: s.p50_us,
         p99_us: s.p99_us,
         max_us: s.max_us,
+        ack_p50_ms: ms(0.5),
+        ack_p99_ms: ms(0.99),
+        ack_max_ms: after_ack.max() as f64 / 1e6,
     })
 }

@@ -105,8 +105,20 @@ pub(super) async fn write(
     writes: u64,
     period: Duration,
 ) -> Result<u64, BenchError> {
+    let acks = write_acked(channel, tenant, writes, period).await?;
+    Ok(acks.last().map_or(0, |(revision, _)| *revision))
+}
+
+/// [`write`], returning each write's revision and when its answer came
+/// (nanoseconds of the wall clock, as `committed_at` is).
+pub(super) async fn write_acked(
+    channel: ClientChannel,
+    tenant: &str,
+    writes: u64,
+    period: Duration,
+) -> Result<Vec<(u64, i64)>, BenchError> {
     let mut client = MembershipServiceClient::new(channel);
-    let mut last = 0;
+    let mut acks = Vec::with_capacity(usize::try_from(writes).unwrap_or(0));
     let mut ticks = (!period.is_zero()).then(|| {
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -149,23 +161,25 @@ pub(super) async fn write(
             .await
             .map_err(|_| BenchError::Settings("a feed write timed out".into()))?
             .map_err(rpc_error("ManageMembership for the feed"))?;
-        last = reply.into_inner().revision;
+        acks.push((reply.into_inner().revision, Timestamp::now().0));
     }
-    Ok(last)
+    Ok(acks)
 }
 
 /// Reads each stream until it has seen `last` (or the deadline), recording
-/// commit-to-receipt latencies.
+/// commit-to-receipt latencies; also returns when each revision was
+/// received in full (nanoseconds of the wall clock), over every stream.
 pub(super) async fn drain(
     streams: Vec<tonic::Streaming<pb::WatchResponse>>,
     last: tokio::sync::watch::Receiver<u64>,
-) -> Result<(Histogram<u64>, u64), BenchError> {
+) -> Result<(Histogram<u64>, u64, Vec<(u64, i64)>), BenchError> {
     let mut tasks = JoinSet::new();
     for mut stream in streams {
         let mut last = last.clone();
         tasks.spawn(async move {
             let mut h = histogram()?;
             let mut received = 0u64;
+            let mut receipts = Vec::new();
             let mut seen = 0u64;
             let deadline = tokio::time::Instant::now() + FEED_DEADLINE;
             loop {
@@ -181,30 +195,34 @@ pub(super) async fn drain(
                         let committed = message.committed_at.map_or(0, |t| {
                             t.seconds.saturating_mul(1_000_000_000).saturating_add(i64::from(t.nanos))
                         });
-                        let latency = Timestamp::now().0.saturating_sub(committed).max(1);
+                        let now = Timestamp::now().0;
+                        let latency = now.saturating_sub(committed).max(1);
                         h.saturating_record(u64::try_from(latency).unwrap_or(1));
                         received += 1;
                         if message.revision_complete {
                             seen = message.revision;
+                            receipts.push((message.revision, now));
                         }
                     }
                     _ = tokio::time::sleep_until(deadline) => break,
                     changed = last.changed() => if changed.is_err() { break },
                 }
             }
-            Ok::<_, BenchError>((h, received))
+            Ok::<_, BenchError>((h, received, receipts))
         });
     }
     let mut total = histogram()?;
     let mut received = 0;
+    let mut receipts = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        let (h, n) = done??;
+        let (h, n, r) = done??;
         total
             .add(&h)
             .map_err(|e| BenchError::Histogram(e.to_string()))?;
         received += n;
+        receipts.extend(r);
     }
-    Ok((total, received))
+    Ok((total, received, receipts))
 }
 
 /// Summarises one measurement.

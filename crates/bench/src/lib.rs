@@ -514,7 +514,7 @@ async fn measure_feed(
         )
         .await?;
         last.send_replace(after);
-        let (h, received) = drained.await??;
+        let (h, received, _) = drained.await??;
         results.push(feed::stats(n, args.feed_writes, &h, received));
     }
     let (streams, last) = listen(remote, &load.tenant, most, after).await?;

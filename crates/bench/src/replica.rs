@@ -98,7 +98,7 @@ pub(super) async fn measure(
         after = feed::write(writer.clone(), &primary.tenant, args.replica_writes, period).await?;
         let elapsed = writing.elapsed().as_secs_f64();
         last.send_replace(after);
-        let (h, received) = drained.await??;
+        let (h, received, _) = drained.await??;
         let s = feed::stats(1, args.replica_writes, &h, received);
         lag.push(LagRow {
             pacing,

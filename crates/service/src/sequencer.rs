@@ -27,7 +27,10 @@
 //! committing it, so each write is planned on exactly the state its
 //! predecessor left. [`Job::Follow`] takes the same path for another
 //! node's commits (read from the store when the node learns of them), and
-//! [`Job::Observe`] for change sets a caller learned of.
+//! [`Job::Observe`] for change sets a caller learned of; a commit of
+//! another node to tenants the open group has not written is applied
+//! beside the group, whose base moves past it, rather than cutting the
+//! group short.
 //!
 //! Must not know protobuf or tonic, and must not be called from async code
 //! except through the job queue.
@@ -36,8 +39,9 @@ mod lanes;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use tokio::sync::{oneshot, watch};
 
@@ -86,10 +90,10 @@ pub(super) enum Job {
     /// is refused with the rest of the job.
     Replicate { sets: Vec<Replicated>, reply: Reply },
     /// Apply to cache and feed what other writers of this store committed,
-    /// up to `through` (after finishing the current group, whose own
-    /// revisions then need no reading), as the store's
-    /// [`Datastore::followed_changes`] gives it; the reply carries the
-    /// cache's revision. How a node of a shared store follows the others:
+    /// up to `through` (beside the group being gathered while they wrote
+    /// other tenants, after finishing it from the first that did not), as
+    /// the store's [`Datastore::followed_changes`] gives it; the reply
+    /// carries the cache's revision. How a node of a shared store follows the others:
     /// one hop to this thread, with the entries its store's notification
     /// carried in hand.
     Follow { through: Revision, reply: Reply },
@@ -320,10 +324,14 @@ impl Sequencer {
     /// Runs jobs until [`Job::Stop`] or until every sender is gone.
     ///
     /// Jobs are taken while the queue has some; when it runs dry, the group
-    /// commits. Writes are planned in their tenants' lanes (see [`lanes`])
-    /// meanwhile, and join the group as their plans come back.
+    /// commits, once the plans in flight came back (for at most as long as
+    /// the last commit took: [`Sequencer::plans_due`]). Writes are planned
+    /// in their tenants' lanes (see [`lanes`]) meanwhile, and join the
+    /// group as their plans come back.
     pub(super) fn run(self, jobs: Receiver<Job>) {
         let mut group = Group::new(&self.engine.snapshot());
+        // Since when the group, ready to commit, waits for plans in flight.
+        let mut waiting: Option<Instant> = None;
         loop {
             let job = match jobs.try_recv() {
                 Ok(job) => Some(job),
@@ -338,11 +346,22 @@ impl Sequencer {
                         }
                         continue;
                     }
-                    if !group.is_empty() {
-                        self.commit(&mut group);
-                        continue;
+                    if group.is_empty() {
+                        waiting = None;
+                        jobs.recv().ok()
+                    } else {
+                        let since = *waiting.get_or_insert_with(Instant::now);
+                        match self.plans_due(since).map(|left| jobs.recv_timeout(left)) {
+                            Some(Ok(job)) => Some(job),
+                            Some(Err(RecvTimeoutError::Timeout)) => continue,
+                            Some(Err(RecvTimeoutError::Disconnected)) => None,
+                            None => {
+                                waiting = None;
+                                self.commit(&mut group);
+                                continue;
+                            }
+                        }
                     }
-                    jobs.recv().ok()
                 }
                 Err(TryRecvError::Disconnected) => None,
             };
@@ -648,14 +667,28 @@ impl Sequencer {
         send(Some(reply), result);
     }
 
-    /// Commits the group, then applies what other writers committed up to
-    /// `through`; nothing at all when the cache holds `through` already
-    /// (this node's own commits woke the follower), so the group being
-    /// gathered is not cut short.
+    /// Applies what other writers committed up to `through`; nothing at
+    /// all when the cache holds `through` already (this node's own commits
+    /// woke the follower). Commits to tenants the group being gathered has
+    /// not written are applied beside it (see [`Sequencer::follow_beside`]),
+    /// so other nodes' commits do not cut this node's groups short; from
+    /// the first that touches the group's tenants (or the whole store), the
+    /// group is committed first, which is then refused and planned again.
     fn follow(&self, group: &mut Group, through: Revision, reply: Reply) {
         if self.engine.revision() >= through {
             send(Some(reply), Ok(self.engine.revision()));
             return;
+        }
+        match self.follow_beside(group, through) {
+            Ok(true) => {
+                send(Some(reply), Ok(self.engine.revision()));
+                return;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                send(Some(reply), Err(Error::from(e)));
+                return;
+            }
         }
         self.commit(group);
         let result = self
@@ -664,6 +697,49 @@ impl Sequencer {
             .map_err(Error::from);
         *group = Group::new(&self.engine.snapshot());
         send(Some(reply), result);
+    }
+
+    /// Applies other writers' commits up to `through` to cache and feed
+    /// while `group` stays open, each moving the group's base past it (the
+    /// group's writes were planned on tenants it did not touch, so they
+    /// stand on the newer base as they stood on the old). Returns whether
+    /// it got to `through`; stops (false) before a commit that wrote one of
+    /// the group's tenants or the whole store, or when the group holds a
+    /// write not scoped to one tenant.
+    fn follow_beside(&self, group: &mut Group, through: Revision) -> Result<bool, StoreError> {
+        let mut written = std::collections::HashSet::new();
+        for write in &group.writes {
+            match write.conflict_scope() {
+                Some(tenant) => written.insert(tenant.clone()),
+                None => return Ok(false),
+            };
+        }
+        loop {
+            let after = self.engine.revision();
+            if after >= through {
+                return Ok(true);
+            }
+            let missing = usize::try_from(through.0 - after.0).unwrap_or(usize::MAX);
+            let sets = self.runtime.block_on(self.store.followed_changes(
+                after,
+                missing.min(authzd_core::limits::REPLAY_PAGE),
+                authzd_core::limits::REPLAY_PAGE_BYTES,
+            ))?;
+            if sets.is_empty() {
+                return Ok(true);
+            }
+            for set in sets.into_iter().filter(|s| s.revision <= through) {
+                let beside = set.tenant.as_ref().is_some_and(|t| !written.contains(t));
+                if !beside {
+                    return Ok(false);
+                }
+                Replicated::prepare(set)
+                    .and_then(|set| self.observe_one(set))
+                    .map_err(|e| StoreError::Database(Box::new(e)))?;
+                group.base = self.engine.revision();
+                group.working = self.merged(&group.working, written.iter());
+            }
+        }
     }
 
     /// Applies one change set committed elsewhere to the cache and
@@ -801,9 +877,12 @@ impl Sequencer {
             });
             match result {
                 Ok((sets, interleaved)) => {
+                    self.lanes.borrow_mut().commit_took = started.elapsed();
                     let working = match interleaved {
                         false => working,
-                        true => self.merged(&working, &sets),
+                        true => {
+                            self.merged(&working, sets.iter().filter_map(|s| s.tenant.as_ref()))
+                        }
                     };
                     self.publish(working, sets, started.elapsed(), base, answers);
                     *group = Group::new(&self.engine.snapshot());
@@ -845,10 +924,15 @@ impl Sequencer {
     }
 
     /// The cache's state (which holds other writers' commits to other
-    /// tenants by now) with the tenants `sets` wrote as `working` has them.
-    fn merged(&self, working: &Snapshot, sets: &[authzd_core::model::ChangeSet]) -> Snapshot {
+    /// tenants by now) with `tenants` (those a group wrote) as `working`
+    /// has them.
+    fn merged<'a>(
+        &self,
+        working: &Snapshot,
+        tenants: impl Iterator<Item = &'a TenantId>,
+    ) -> Snapshot {
         let mut next = Snapshot::clone(&self.engine.snapshot());
-        for tenant in sets.iter().filter_map(|s| s.tenant.as_ref()) {
+        for tenant in tenants {
             match working.tenants.get(tenant) {
                 Some(state) => next.tenants.insert(tenant.clone(), state.clone()),
                 None => next.tenants.remove(tenant),
@@ -1421,8 +1505,16 @@ mod tests {
     /// Another writer's commit to tenant `t` creating `name`, through its
     /// own handle on the store.
     fn rival_write(name: &str) -> Result<PendingWrite, Box<dyn std::error::Error>> {
+        rival_write_in("t", name)
+    }
+
+    /// [`rival_write`] in `tenant`.
+    fn rival_write_in(
+        tenant: &str,
+        name: &str,
+    ) -> Result<PendingWrite, Box<dyn std::error::Error>> {
         Ok(PendingWrite {
-            tenant: Some(TenantId::try_from("t")?),
+            tenant: Some(TenantId::try_from(tenant)?),
             actor: None,
             committed_at: authzd_core::model::Timestamp::now(),
             changes: vec![
@@ -1540,6 +1632,55 @@ mod tests {
             vec![Revision(1), Revision(2)]
         );
         assert_eq!(runtime.block_on(store.revision())?, Revision(2));
+        Ok(())
+    }
+
+    /// Another writer's commit to another tenant, followed while a group
+    /// is open, reaches cache and feed at once and leaves the group open
+    /// on the newer base (nothing is committed for it); one to the group's
+    /// tenant makes the group commit first, which is refused, planned again
+    /// on the newer state and committed after it.
+    #[test]
+    fn followed_commits_to_other_tenants_leave_the_open_group_open() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let rival = runtime.block_on(authzd_store_redb::open(dir.path()))?;
+        let store = Faulty::new(rival.clone());
+        let sequencer = sequencer(&runtime, store.clone())?;
+        let mut group = Group::new(&sequencer.engine.snapshot());
+        let (write, answer) = create("alice")?;
+        sequencer.take(&mut group, write);
+        assert_eq!(group.writes.len(), 1);
+
+        runtime.block_on(rival.commit(rival_write_in("u", "carol")?))?;
+        let (reply, followed) = oneshot::channel();
+        sequencer.follow(&mut group, Revision(1), reply);
+        assert_eq!(followed.blocking_recv()??, Revision(1));
+        assert_eq!(sequencer.engine.revision(), Revision(1));
+        assert_eq!(store.commits(), 0, "the open group was not committed");
+        assert_eq!((group.writes.len(), group.base), (1, Revision(1)));
+        assert!(
+            group
+                .working
+                .tenants
+                .contains_key(&TenantId::try_from("u")?)
+        );
+
+        runtime.block_on(rival.commit(rival_write("bob")?))?;
+        let (reply, followed) = oneshot::channel();
+        sequencer.follow(&mut group, Revision(2), reply);
+        assert_eq!(followed.blocking_recv()??, Revision(3));
+        assert_eq!(answer.blocking_recv()??, Revision(3));
+        assert_eq!(store.commits(), 2, "refused once, then committed");
+        assert!(group.is_empty());
+        assert_eq!(
+            delivered_to(&runtime, &sequencer.feed, "u", Revision(1))?,
+            vec![Revision(1)]
+        );
+        assert_eq!(
+            delivered(&runtime, &sequencer.feed, Revision(3))?,
+            vec![Revision(2), Revision(3)]
+        );
         Ok(())
     }
 

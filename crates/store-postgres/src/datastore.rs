@@ -312,37 +312,56 @@ const DELETE_RECORDS: &str = "DELETE FROM authzd_records WHERE (kind, tenant, ke
     (SELECT * FROM unnest($1::smallint[], $2::text[], $3::text[]))";
 const PUT_SCHEMA: &str = "INSERT INTO authzd_schema_text (id, body) VALUES (1, $1) \
     ON CONFLICT (id) DO UPDATE SET body = excluded.body";
-/// Takes the counter row's lock, as late as can be: the statements after
-/// it run at once on the server (they are sent with it), then `COMMIT`.
-const ADVANCE: &str = "UPDATE authzd_meta SET revision = revision + $1 WHERE id = 1 \
-    RETURNING revision";
-// The statements below read the counter as this transaction set it: the
-// group's revisions are its last `$1` values.
-const PUT_CHANGELOG: &str = "INSERT INTO authzd_changelog (revision, body) \
-    SELECT m.revision - $1 + u.o, u.p || (m.revision - $1 + u.o)::text || u.s \
-    FROM authzd_meta m, unnest($2::bigint[], $3::text[], $4::text[]) AS u(o, p, s) WHERE m.id = 1";
-const PUT_KEYS: &str = "INSERT INTO authzd_idempotency (scope, key, revision) \
-    SELECT u.c, u.k, m.revision - $1 + u.o \
-    FROM authzd_meta m, unnest($2::text[], $3::text[], $4::bigint[]) AS u(c, k, o) WHERE m.id = 1";
+/// Records an audit trail without a revision (a group of refusals only):
+/// nothing to number, so the counter row is not locked.
 const PUT_AUDIT: &str = "INSERT INTO authzd_audit (at, body) \
-    SELECT u.a, u.p || CASE WHEN u.o = 0 THEN '' ELSE (m.revision - $1 + u.o)::text END || u.s \
-    FROM authzd_meta m, unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[]) AS u(a, o, p, s) \
-    WHERE m.id = 1";
-const PUT_COMMIT: &str = "INSERT INTO authzd_commits (revision, commit_id) \
-    SELECT revision - $1 + 1, $2 FROM authzd_meta WHERE id = 1";
-/// An upsert: a store-wide group did not add its tenants' rows first.
-const SET_TENANT_HEADS: &str = "INSERT INTO authzd_tenant_heads (tenant, revision) \
-    SELECT u.t, m.revision - $1 + u.o \
-    FROM authzd_meta m, unnest($2::text[], $3::bigint[]) AS u(t, o) WHERE m.id = 1 \
-    ON CONFLICT (tenant) DO UPDATE SET revision = excluded.revision";
-/// The new head, and with `$2` the group's changelog entries after it,
-/// one a line (JSON holds no raw newline), read back from the rows this
-/// transaction wrote: other nodes then apply the group without reading
-/// the changelog (see [`Heard`]).
-const NOTIFY: &str = "SELECT pg_notify('authzd_commit', m.revision::text || CASE WHEN $2 THEN \
-    coalesce((SELECT string_agg(chr(10) || c.body, '' ORDER BY c.revision) \
-    FROM authzd_changelog c WHERE c.revision > m.revision - $1), '') ELSE '' END) \
-    FROM authzd_meta m WHERE m.id = 1";
+    SELECT u.a, u.p || u.s FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(a, p, s)";
+
+/// The statement that numbers a group, ended by `$tail`: the counter
+/// row's advance, which takes its lock as late as can be (only `COMMIT`
+/// follows), and everything that names the group's revisions — changelog
+/// entries, idempotency keys, commit id, tenants' heads (an upsert: a
+/// store-wide group did not add its tenants' rows first) and audit
+/// entries — each reading the counter as the advance set it (the group's
+/// revisions are its last `$1` values; an audit entry at offset 0 names
+/// none). One statement rather than one each, so the server's work under
+/// the lock, which every writer of the database waits for, is one
+/// statement's.
+macro_rules! number_group {
+    ($tail:literal) => {
+        concat!(
+            "WITH m AS (UPDATE authzd_meta SET revision = revision + $1 WHERE id = 1 \
+             RETURNING revision), \
+             c AS (INSERT INTO authzd_changelog (revision, body) \
+             SELECT m.revision - $1 + u.o, u.p || (m.revision - $1 + u.o)::text || u.s \
+             FROM m, unnest($2::bigint[], $3::text[], $4::text[]) AS u(o, p, s) \
+             RETURNING revision, body), \
+             k AS (INSERT INTO authzd_idempotency (scope, key, revision) \
+             SELECT u.c, u.k, m.revision - $1 + u.o \
+             FROM m, unnest($5::text[], $6::text[], $7::bigint[]) AS u(c, k, o)), \
+             i AS (INSERT INTO authzd_commits (revision, commit_id) \
+             SELECT m.revision - $1 + 1, $8 FROM m), \
+             h AS (INSERT INTO authzd_tenant_heads (tenant, revision) \
+             SELECT u.t, m.revision - $1 + u.o FROM m, unnest($9::text[], $10::bigint[]) AS u(t, o) \
+             ON CONFLICT (tenant) DO UPDATE SET revision = excluded.revision), \
+             a AS (INSERT INTO authzd_audit (at, body) \
+             SELECT u.a, u.p || CASE WHEN u.o = 0 THEN '' ELSE (m.revision - $1 + u.o)::text END || u.s \
+             FROM m, unnest($11::bigint[], $12::bigint[], $13::text[], $14::text[]) AS u(a, o, p, s)) ",
+            $tail
+        )
+    };
+}
+/// [`number_group!`] without a notification: returns the new head.
+const NUMBER_GROUP: &str = number_group!("SELECT m.revision FROM m");
+/// [`number_group!`] announcing the new head with `pg_notify` and, with
+/// `$15`, the group's changelog entries after it, one a line (JSON holds
+/// no raw newline), as the statement stored them: other nodes then apply
+/// the group without reading the changelog (see [`Heard`]).
+const NUMBER_GROUP_NOTIFY: &str = number_group!(
+    "SELECT m.revision, pg_notify('authzd_commit', m.revision::text || CASE WHEN $15 THEN \
+     coalesce((SELECT string_agg(chr(10) || c.body, '' ORDER BY c.revision) FROM c), '') \
+     ELSE '' END) FROM m"
+);
 
 /// Most bytes a notification's payload may hold: PostgreSQL refuses one of
 /// 8,000 or more (in its default build).
@@ -703,9 +722,9 @@ async fn attempt(
     }
     let n = db_offset(count)?;
     let id_text = id.to_string();
-    // Every statement but the counter row's update touches rows no other
-    // statement of the group touches; the server runs them in the order
-    // sent, so those after the update read the counter it set.
+    // The server runs the statements in the order sent: the records
+    // first, outside the counter row's lock, then the one statement that
+    // numbers the group under it ([`number_group!`]), then `COMMIT`.
     let mut sent: Vec<(&str, Vec<&(dyn ToSql + Sync)>)> = Vec::new();
     if !batch.put_kinds.is_empty() {
         sent.push((
@@ -727,42 +746,6 @@ async fn attempt(
     if let Some(schema) = &staged.schema {
         sent.push((PUT_SCHEMA, vec![schema]));
     }
-    let advance_at = sent.len();
-    if count > 0 {
-        sent.push((ADVANCE, vec![&n]));
-        sent.push((
-            PUT_CHANGELOG,
-            vec![
-                &n,
-                &batch.log_offsets,
-                &batch.log_prefixes,
-                &batch.log_suffixes,
-            ],
-        ));
-        if !batch.key_scopes.is_empty() {
-            sent.push((
-                PUT_KEYS,
-                vec![&n, &batch.key_scopes, &batch.key_names, &batch.key_offsets],
-            ));
-        }
-        sent.push((PUT_COMMIT, vec![&n, &id_text]));
-        sent.push((
-            SET_TENANT_HEADS,
-            vec![&n, &batch.head_tenants, &batch.head_offsets],
-        ));
-    }
-    if !batch.audit_at.is_empty() {
-        sent.push((
-            PUT_AUDIT,
-            vec![
-                &n,
-                &batch.audit_at,
-                &batch.audit_offsets,
-                &batch.audit_prefixes,
-                &batch.audit_suffixes,
-            ],
-        ));
-    }
     // Whether the entries fit in the notification, counted with the
     // widest revisions.
     let carried = batch
@@ -776,8 +759,41 @@ async fn attempt(
                 .filter(|t| *t <= NOTIFY_PAYLOAD_BYTES)
         })
         .is_some();
-    if count > 0 && inner.notify.load(Ordering::SeqCst) {
-        sent.push((NOTIFY, vec![&n, &carried]));
+    let numbered_at = sent.len();
+    if count > 0 {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &n,
+            &batch.log_offsets,
+            &batch.log_prefixes,
+            &batch.log_suffixes,
+            &batch.key_scopes,
+            &batch.key_names,
+            &batch.key_offsets,
+            &id_text,
+            &batch.head_tenants,
+            &batch.head_offsets,
+            &batch.audit_at,
+            &batch.audit_offsets,
+            &batch.audit_prefixes,
+            &batch.audit_suffixes,
+        ];
+        let sql = match inner.notify.load(Ordering::SeqCst) {
+            true => {
+                params.push(&carried);
+                NUMBER_GROUP_NOTIFY
+            }
+            false => NUMBER_GROUP,
+        };
+        sent.push((sql, params));
+    } else if !batch.audit_at.is_empty() {
+        sent.push((
+            PUT_AUDIT,
+            vec![
+                &batch.audit_at,
+                &batch.audit_prefixes,
+                &batch.audit_suffixes,
+            ],
+        ));
     }
     let mut statements = Vec::with_capacity(sent.len());
     for (sql, _) in &sent {
@@ -820,7 +836,7 @@ async fn attempt(
         return Ok((finish(planned, Revision(0)), None));
     }
     let head = rows
-        .get(advance_at)
+        .get(numbered_at)
         .and_then(|rows| rows.first())
         .map(|row| row.try_get::<_, i64>(0))
         .transpose()

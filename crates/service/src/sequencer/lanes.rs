@@ -31,6 +31,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
 
 use super::{Admitted, Answer, Group, Job, Landed, Reply, Retake, Sequencer, Work};
 use super::{draft_expiry, draft_write};
@@ -103,6 +104,9 @@ pub(crate) struct Lanes {
     /// Lanes with leads to hand to a planner once the queue runs dry (so
     /// that what queued meanwhile goes in the same batch).
     ready: Vec<TenantId>,
+    /// How long the last group commit took: the longest a group waits for
+    /// plans in flight ([`Sequencer::plans_due`]).
+    pub(in crate::sequencer) commit_took: Duration,
 }
 
 impl Lanes {
@@ -240,6 +244,24 @@ impl Sequencer {
             return false;
         }
         self.run_job(group, job)
+    }
+
+    /// How much longer a group ready to commit waits for the plans in
+    /// flight, having waited since `since`; `None`: commit now. Writes that
+    /// arrived while the last group committed are planned only once it
+    /// has, and a commit started before their plans come back makes them
+    /// wait for that whole commit too: waiting for them is cheaper, up to
+    /// as long as a commit takes (then a plan as slow as a large write's
+    /// delays the others by at most one commit).
+    pub(in crate::sequencer) fn plans_due(&self, since: Instant) -> Option<Duration> {
+        let lanes = self.lanes.borrow();
+        if lanes.planning == 0 {
+            return None;
+        }
+        lanes
+            .commit_took
+            .checked_sub(since.elapsed())
+            .filter(|left| !left.is_zero())
     }
 
     /// Whether the first held job may run now. Checked after the lanes
