@@ -418,7 +418,10 @@ mod tests {
     #[test]
     fn effects_are_written_as_serde_json_writes_them() -> Result<(), Box<dyn std::error::Error>> {
         let mut effects = Vec::new();
-        for (i, id) in ["user-1", "a\"b", "c\\d", "ü€日本", "x:y/z{}"].iter().enumerate() {
+        for (i, id) in ["user-1", "a\"b", "c\\d", "ü€日本", "x:y/z{}"]
+            .iter()
+            .enumerate()
+        {
             let targets = [
                 authzd_core::model::Place::Scope(ScopeId::try_from(*id)?),
                 authzd_core::model::Place::Subject(SubjectId::try_from(*id)?),

@@ -332,10 +332,7 @@ impl TenantState {
         now: Timestamp,
     ) -> (PermSet, PermSet) {
         let catalog = &compiled.catalog;
-        let (mut here, mut below) = (
-            PermSet::empty(catalog.len()),
-            PermSet::empty(catalog.len()),
-        );
+        let (mut here, mut below) = (PermSet::empty(catalog.len()), PermSet::empty(catalog.len()));
         if subject.status != SubjectStatus::Active {
             return (here, below);
         }
