@@ -26,7 +26,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use authzd_core::model::{
-    Change, Effect, GroupId, Membership, Principal, Revision, SubjectId, TenantId, Timestamp,
+    Change, Effect, GroupId, Membership, Permission, Place, Principal, Reach, Revision, SubjectId,
+    TenantId, Timestamp,
 };
 use authzd_store::PendingWrite;
 
@@ -72,34 +73,107 @@ fn compress(what: &'static str, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
 /// its place in the commit order, so that the commit, which every other
 /// write waits behind, only puts bytes in place ([`entry`]).
 pub(super) fn entry_tail(write: &PendingWrite) -> Result<Vec<u8>, StoreError> {
-    /// A change set without its revision, serialized as [`ChangeSet`] is
-    /// (a test holds the two together).
+    /// A change set without its revision and effects, serialized as
+    /// [`ChangeSet`] is (a test holds the two together).
     #[derive(Serialize)]
-    struct Tail<'a> {
+    struct Head<'a> {
         tenant: &'a Option<TenantId>,
         actor: &'a Option<SubjectId>,
         committed_at: Timestamp,
         changes: &'a [Change],
-        effects: &'a [Effect],
     }
     let what = "change set";
-    let tail = Tail {
+    let encode_error = |source| StoreError::Encode { what, source };
+    let head = Head {
         tenant: &write.tenant,
         actor: &write.actor,
         committed_at: write.committed_at,
         changes: &write.changes,
-        effects: &write.effects,
     };
-    let mut json =
-        serde_json::to_vec(&tail).map_err(|source| StoreError::Encode { what, source })?;
-    // `{"tenant":…}` continues `{"revision":N` once its brace is a comma.
+    let mut json = Vec::with_capacity(256 + write.effects.len() * EFFECT_BYTES);
+    serde_json::to_writer(&mut json, &head).map_err(encode_error)?;
+    // `{"tenant":…,"changes":[…]}` continues `{"revision":N` once its
+    // opening brace is a comma, and goes on with the effects where its
+    // closing brace was.
     if let Some(brace) = json.first_mut() {
         *brace = b',';
     }
+    json.pop();
+    json.extend_from_slice(b",\"effects\":[");
+    for (i, effect) in write.effects.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        effect_json(effect, &mut json).map_err(encode_error)?;
+    }
+    json.extend_from_slice(b"]}");
     if json.len() < COMPRESS_FROM {
         return Ok(json);
     }
     compress(what, &json)
+}
+
+/// About the JSON size of one effect, to size a change set's buffer once.
+const EFFECT_BYTES: usize = 128;
+
+/// Appends `effect`'s JSON, the text serde_json writes for it, without
+/// serde's generic machinery: a group-wide write's change set holds an
+/// effect or more per member, and writing them was most of encoding it.
+/// Destructured whole, so a new field of [`Effect`] does not compile until
+/// it is written here (a test holds the two texts together).
+fn effect_json(effect: &Effect, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let Effect {
+        tenant,
+        subject,
+        target,
+        permission,
+        gained,
+        reach,
+    } = effect;
+    out.extend_from_slice(b"{\"tenant\":");
+    json_string(tenant.as_str(), out)?;
+    out.extend_from_slice(b",\"subject\":");
+    json_string(subject.as_str(), out)?;
+    let (place, id) = match target {
+        Place::Scope(scope) => (&b",\"target\":{\"scope\":"[..], scope.as_str()),
+        Place::Subject(subject) => (&b",\"target\":{\"subject\":"[..], subject.as_str()),
+    };
+    out.extend_from_slice(place);
+    json_string(id, out)?;
+    out.extend_from_slice(b"},\"permission\":");
+    match permission {
+        Permission::All => out.extend_from_slice(b"\"*\""),
+        Permission::Specific { resource, verb } => {
+            // Names are `[A-Za-z0-9_.-]`: nothing to escape.
+            out.push(b'"');
+            out.extend_from_slice(resource.as_str().as_bytes());
+            out.push(b':');
+            out.extend_from_slice(verb.as_str().as_bytes());
+            out.push(b'"');
+        }
+    }
+    out.extend_from_slice(match gained {
+        true => b",\"gained\":true,\"reach\":",
+        false => b",\"gained\":false,\"reach\":",
+    });
+    out.extend_from_slice(match reach {
+        Reach::Subtree => b"\"subtree\"}",
+        Reach::Exact => b"\"exact\"}",
+    });
+    Ok(())
+}
+
+/// Appends `s` as a JSON string. Ids hold no control characters but may
+/// hold a quote or a backslash; those rare ones are escaped by serde_json
+/// itself, so the text is always the one it writes.
+fn json_string(s: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < b' ') {
+        return serde_json::to_writer(out, s);
+    }
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+    Ok(())
 }
 
 /// A change set's stored value as `revision`, from its [`entry_tail`]:
@@ -334,6 +408,43 @@ mod tests {
             assert_eq!(plain("change set", &parts)?, plain("change set", &whole)?);
             let back: authzd_core::model::ChangeSet = decode("change set", &parts)?;
             assert_eq!(back, write.entry(revision));
+        }
+        Ok(())
+    }
+
+    /// An effect's JSON, written by hand, is the text serde_json writes
+    /// for it, whatever its ids hold (quotes, backslashes, other scripts)
+    /// and for every target, permission, gain and reach.
+    #[test]
+    fn effects_are_written_as_serde_json_writes_them() -> Result<(), Box<dyn std::error::Error>> {
+        let mut effects = Vec::new();
+        for (i, id) in ["user-1", "a\"b", "c\\d", "ü€日本", "x:y/z{}"]
+            .iter()
+            .enumerate()
+        {
+            let targets = [
+                authzd_core::model::Place::Scope(ScopeId::try_from(*id)?),
+                authzd_core::model::Place::Subject(SubjectId::try_from(*id)?),
+            ];
+            for (j, target) in targets.into_iter().enumerate() {
+                effects.push(Effect {
+                    tenant: TenantId::try_from(*id)?,
+                    subject: SubjectId::try_from(format!("{id}-{i}"))?,
+                    target,
+                    permission: if j == 0 { "*" } else { "doc.v2:read_all" }.parse()?,
+                    gained: (i + j) % 2 == 0,
+                    reach: if i % 2 == 0 {
+                        authzd_core::model::Reach::Subtree
+                    } else {
+                        authzd_core::model::Reach::Exact
+                    },
+                });
+            }
+        }
+        for effect in &effects {
+            let mut out = Vec::new();
+            effect_json(effect, &mut out)?;
+            assert_eq!(String::from_utf8(out)?, serde_json::to_string(effect)?);
         }
         Ok(())
     }

@@ -70,10 +70,13 @@ impl<'a> View<'a> {
         let Some((state, entry)) = self.entry(subject) else {
             return Held::new();
         };
-        let (record, grants) = (&entry.subject, &entry.grants);
-        let held = |place| state.held(self.compiled, record, grants, place, PICTURE_TIME);
-        let here = held(ResolvedPlace::scope(scope));
-        let below = held(ResolvedPlace::below(scope));
+        let (here, below) = state.held_here_and_below(
+            self.compiled,
+            &entry.subject,
+            &entry.grants,
+            scope,
+            PICTURE_TIME,
+        );
         let catalog = &self.compiled.catalog;
         here.iter()
             .map(|bit| {
@@ -98,7 +101,6 @@ impl<'a> View<'a> {
             return ScopeBits::new();
         };
         let (record, grants) = (&entry.subject, &entry.grants);
-        let held = |place| state.held(self.compiled, record, grants, place, PICTURE_TIME);
         let mut out = ScopeBits::with_capacity(grants.scopes.len());
         let mut last: Option<&ScopeId> = None;
         // Entries are sorted by scope: each scope once.
@@ -107,9 +109,14 @@ impl<'a> View<'a> {
                 continue;
             }
             last = Some(scope);
-            let here = held(ResolvedPlace::scope(scope.as_str()));
+            let (here, below) = state.held_here_and_below(
+                self.compiled,
+                record,
+                grants,
+                scope.as_str(),
+                PICTURE_TIME,
+            );
             if !here.is_empty() {
-                let below = held(ResolvedPlace::below(scope.as_str()));
                 out.push((scope.clone(), here, below));
             }
         }

@@ -13,7 +13,7 @@ use super::tenant::{Compiled, TenantState};
 use crate::model::{
     GroupId, Principal, Reach, ScopeId, Subject, SubjectId, SubjectStatus, Target, Timestamp,
 };
-use crate::schema::{PermBit, PermSet, Rule, RuleKind};
+use crate::schema::{Catalog, PermBit, PermSet, Rule, RuleKind};
 
 /// Where a check applies, resolved against the tenant.
 #[derive(Debug, Clone, Copy)]
@@ -313,13 +313,51 @@ impl TenantState {
         if let Some(target) = place.target {
             grants.gather_over(target, now, &mut set);
         }
+        self.settle(catalog, &mut set);
+        set
+    }
+
+    /// What [`Self::held`] answers at `scope` and below it
+    /// ([`ResolvedPlace::scope`] and [`ResolvedPlace::below`]), from one
+    /// walk of the scope's ancestors: the two differ only in what the
+    /// grants at `scope` itself give that does not inherit. A write
+    /// reaching a whole group asks both for every scope of every distinct
+    /// shape of grants.
+    pub fn held_here_and_below(
+        &self,
+        compiled: &Compiled,
+        subject: &Subject,
+        grants: &SubjectGrants,
+        scope: &str,
+        now: Timestamp,
+    ) -> (PermSet, PermSet) {
+        let catalog = &compiled.catalog;
+        let (mut here, mut below) = (PermSet::empty(catalog.len()), PermSet::empty(catalog.len()));
+        if subject.status != SubjectStatus::Active {
+            return (here, below);
+        }
+        let inheriting = catalog.inheriting();
+        for (step, at) in self.ancestors(scope).into_iter().enumerate() {
+            let mask = (step > 0).then_some(inheriting);
+            grants.gather_at(at, now, mask, &mut here);
+        }
+        // Below the scope, its own grants count as its ancestors' do: only
+        // what inherits, so what holds below is what holds here, masked.
+        below.union_masked(&here, inheriting);
+        self.settle(catalog, &mut here);
+        self.settle(catalog, &mut below);
+        (here, below)
+    }
+
+    /// Removes what switched-off resource types would give and adds every
+    /// derived permission whose rule the set meets.
+    fn settle(&self, catalog: &Catalog, set: &mut PermSet) {
         set.subtract(&self.disabled);
         for &bit in catalog.derived() {
-            if !self.disabled.contains(bit) && catalog.rule(bit).is_some_and(|r| r.holds(&set)) {
+            if !self.disabled.contains(bit) && catalog.rule(bit).is_some_and(|r| r.holds(set)) {
                 set.insert(bit);
             }
         }
-        set
     }
 
     /// Whether `bit` holds at `scope` or at any scope below it where the
