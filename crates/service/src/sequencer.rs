@@ -714,32 +714,14 @@ impl Sequencer {
                 None => return Ok(false),
             };
         }
-        loop {
-            let after = self.engine.revision();
-            if after >= through {
-                return Ok(true);
-            }
-            let missing = usize::try_from(through.0 - after.0).unwrap_or(usize::MAX);
-            let sets = self.runtime.block_on(self.store.followed_changes(
-                after,
-                missing.min(authzd_core::limits::REPLAY_PAGE),
-                authzd_core::limits::REPLAY_PAGE_BYTES,
-            ))?;
-            if sets.is_empty() {
-                return Ok(true);
-            }
-            for set in sets.into_iter().filter(|s| s.revision <= through) {
-                let beside = set.tenant.as_ref().is_some_and(|t| !written.contains(t));
-                if !beside {
-                    return Ok(false);
-                }
-                Replicated::prepare(set)
-                    .and_then(|set| self.observe_one(set))
-                    .map_err(|e| StoreError::Database(Box::new(e)))?;
+        self.observe_until(
+            through,
+            |set| set.tenant.as_ref().is_some_and(|t| !written.contains(t)),
+            || {
                 group.base = self.engine.revision();
                 group.working = self.merged(&group.working, written.iter());
-            }
-        }
+            },
+        )
     }
 
     /// Applies one change set committed elsewhere to the cache and
@@ -771,10 +753,22 @@ impl Sequencer {
     /// what the store's notifications carried when they hold it, without
     /// reading the changelog.
     fn catch_up(&self, head: Revision) -> Result<(), StoreError> {
+        self.observe_until(head, |_| true, || {}).map(|_| ())
+    }
+
+    /// [`Sequencer::catch_up`] while `admit` accepts each change set,
+    /// calling `observed` after each; whether it got to `head` (false: it
+    /// stopped before the first change set `admit` refused).
+    fn observe_until(
+        &self,
+        head: Revision,
+        admit: impl Fn(&authzd_core::model::ChangeSet) -> bool,
+        mut observed: impl FnMut(),
+    ) -> Result<bool, StoreError> {
         loop {
             let after = self.engine.revision();
             if after >= head {
-                return Ok(());
+                return Ok(true);
             }
             let missing = usize::try_from(head.0 - after.0).unwrap_or(usize::MAX);
             let sets = self.runtime.block_on(self.store.followed_changes(
@@ -783,12 +777,16 @@ impl Sequencer {
                 authzd_core::limits::REPLAY_PAGE_BYTES,
             ))?;
             if sets.is_empty() {
-                return Ok(());
+                return Ok(true);
             }
             for set in sets.into_iter().filter(|s| s.revision <= head) {
+                if !admit(&set) {
+                    return Ok(false);
+                }
                 Replicated::prepare(set)
                     .and_then(|set| self.observe_one(set))
                     .map_err(|e| StoreError::Database(Box::new(e)))?;
+                observed();
             }
         }
     }

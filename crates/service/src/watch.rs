@@ -1287,14 +1287,13 @@ mod tests {
     #[tokio::test]
     async fn an_unasked_subscription_costs_nothing_and_then_hands_over_in_batches() {
         let feed = Feed::new(1024, 1 << 30, 1 << 30);
-        let mut sub = feed.subscribe(
-            Filter::tenant(tenant("t")),
-            Revision(0),
+        let mut sub = subscribe(
+            &feed,
+            0,
             Pacing {
                 buffer: 10,
                 ..pacing(1 << 20, 1 << 20)
             },
-            no_replay,
         );
         assert!(poll_once(&mut sub).is_pending(), "nothing published yet");
         for r in 1..=95 {
@@ -1332,14 +1331,13 @@ mod tests {
         let limit = 3 * one + one / 2;
         let feed = Feed::new(64, 1 << 30, limit);
         let mut stalled = subscribe(&feed, 0, pacing(1 << 20, 1 << 20));
-        let mut reader = feed.subscribe(
-            Filter::tenant(tenant("t")),
-            Revision(0),
+        let mut reader = subscribe(
+            &feed,
+            0,
             Pacing {
                 buffer: 1,
                 ..pacing(1 << 20, 1 << 20)
             },
-            no_replay,
         );
         for r in 1..=3 {
             feed.publish(set(r, "t", vec![effect("a")]));
