@@ -492,6 +492,9 @@ async fn the_cluster_bench_measures_nodes_on_one_database() {
     assert!(report.writes.iter().all(|r| r.writes > 0), "{report}");
     assert_eq!(report.propagation.len(), 1);
     assert_eq!(report.propagation[0].received, 10, "{report}");
+    // The subscriber on node 1 received them too: the third clock has
+    // figures.
+    assert!(report.propagation[0].own_max_ms > 0.0, "{report}");
     assert!(
         report.to_string().contains("cross-node propagation"),
         "{report}"
