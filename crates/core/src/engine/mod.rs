@@ -256,8 +256,11 @@ impl Snapshot {
 /// is computed once, at the end), which is why they must arrive in an order
 /// where each names only what came before it.
 ///
-/// Records are applied on a thread of their own, so the store decodes the
-/// next records while the last ones are applied.
+/// Records are applied on two threads of their own, so the store decodes
+/// the next records while the last ones are applied: one applies them, and
+/// hands subjects and memberships (most of a large tenant's records) on to
+/// the second, which builds the maps that need nothing but those records
+/// (see `tenant::Ordered`).
 pub struct Loader {
     compiled: Arc<Compiled>,
     applier: Applier,
@@ -266,7 +269,10 @@ pub struct Loader {
 /// Tenants being built, by id.
 type Tenants = std::collections::BTreeMap<TenantId, TenantState>;
 
-/// Batches queued for the applying thread; bounded, so that a slow apply
+/// Stored records, each with its tenant.
+type Records = Vec<(TenantId, Change)>;
+
+/// Batches queued for an applying thread; bounded, so that a slow apply
 /// holds the store's reader back rather than the queue growing.
 const LOAD_QUEUE_BATCHES: usize = 4;
 
@@ -277,33 +283,141 @@ enum Applier {
     /// send and a wake-up per record cost start-up seconds on two cores);
     /// the thread gives the tenants back once the queue closes.
     Thread {
-        batches: std::sync::mpsc::SyncSender<Vec<(TenantId, Change)>>,
+        batches: std::sync::mpsc::SyncSender<Records>,
         done: std::thread::JoinHandle<Tenants>,
     },
     /// Here, when no thread could be started.
-    Inline(Tenants),
+    Inline(Applying),
 }
 
-/// Applies one stored record of `tenant` to `tenants`.
-fn apply_record(compiled: &Compiled, tenants: &mut Tenants, tenant: &TenantId, change: &Change) {
-    // Nothing is noted when everyone is recomputed at the end.
-    let mut everyone = tenant::Affected {
-        everyone: true,
-        ..Default::default()
-    };
-    let state = match tenants.get_mut(tenant) {
-        Some(state) => state,
-        None => tenants
-            .entry(tenant.clone())
-            .or_insert_with(|| TenantState::new(compiled)),
-    };
-    state.apply(compiled, change, &mut everyone);
+/// Records applied so far.
+struct Applying {
+    tenants: Tenants,
+    /// The thread building each tenant's [`tenant::Ordered`] maps, until a
+    /// record arrives that changes what it built (a deletion, which stored
+    /// records never are): from then on everything is applied here.
+    side: Option<Side>,
 }
 
-/// Applies a batch of stored records, in order.
-fn apply_batch(compiled: &Compiled, tenants: &mut Tenants, batch: Vec<(TenantId, Change)>) {
-    for (tenant, change) in batch {
-        apply_record(compiled, tenants, &tenant, &change);
+/// The second applying thread (see [`Loader`]).
+struct Side {
+    records: std::sync::mpsc::SyncSender<Vec<(TenantId, tenant::OrderedRecord)>>,
+    done: std::thread::JoinHandle<std::collections::BTreeMap<TenantId, tenant::Ordered>>,
+}
+
+impl Side {
+    /// Starts the thread; `None` if none could be started.
+    fn start() -> Option<Side> {
+        let (records, queue) = std::sync::mpsc::sync_channel::<
+            Vec<(TenantId, tenant::OrderedRecord)>,
+        >(LOAD_QUEUE_BATCHES);
+        let started = std::thread::Builder::new()
+            .name("authzd-load-2".into())
+            .spawn(move || {
+                let mut built = std::collections::BTreeMap::<TenantId, tenant::Ordered>::new();
+                for batch in queue {
+                    for (tenant, record) in batch {
+                        built.entry(tenant).or_default().put(record);
+                    }
+                }
+                built
+            });
+        match started {
+            Ok(done) => Some(Side { records, done }),
+            Err(e) => {
+                tracing::warn!(error = %e, "no second thread to apply the store's records on");
+                None
+            }
+        }
+    }
+
+    /// Hands a batch over.
+    fn send(&self, batch: Vec<(TenantId, tenant::OrderedRecord)>) {
+        // A send fails only once the thread is gone, which it is only by a
+        // panic; `finish` carries that on.
+        let _ = self.records.send(batch);
+    }
+
+    /// Waits for the thread and gives each tenant what it built.
+    fn finish(self, tenants: &mut Tenants) {
+        drop(self.records);
+        // The thread panics only on a bug; carry it on here.
+        let built = self
+            .done
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        for (id, ordered) in built {
+            if let Some(state) = tenants.get_mut(&id) {
+                state.adopt(ordered);
+            }
+        }
+    }
+}
+
+impl Applying {
+    fn new(side: Option<Side>) -> Self {
+        Self {
+            tenants: Tenants::new(),
+            side,
+        }
+    }
+
+    /// Applies a batch of stored records, in order.
+    fn batch(&mut self, compiled: &Compiled, batch: Records) {
+        // Nothing is noted when everyone is recomputed at the end.
+        let mut everyone = tenant::Affected {
+            everyone: true,
+            ..Default::default()
+        };
+        let mut ordered = Vec::with_capacity(if self.side.is_some() { batch.len() } else { 0 });
+        for (tenant, change) in batch {
+            if self.side.is_some()
+                && matches!(
+                    change,
+                    Change::SubjectDeleted(_) | Change::GroupDeleted(_) | Change::MemberRemoved(_)
+                )
+                && let Some(side) = self.side.take()
+            {
+                side.send(std::mem::take(&mut ordered));
+                side.finish(&mut self.tenants);
+            }
+            let state = match self.tenants.get_mut(&tenant) {
+                Some(state) => state,
+                None => self
+                    .tenants
+                    .entry(tenant.clone())
+                    .or_insert_with(|| TenantState::new(compiled)),
+            };
+            match (&self.side, change) {
+                (Some(_), Change::SubjectPut(subject)) => {
+                    let subject = Arc::new(subject);
+                    state.put_subject_entry(subject.clone(), &mut everyone);
+                    ordered.push((tenant, tenant::OrderedRecord::Subject(subject)));
+                }
+                (Some(_), Change::MemberAdded(m)) => {
+                    let (group, member) = state.canonical_member(&m);
+                    ordered.push((tenant, tenant::OrderedRecord::Member(group, member)));
+                }
+                // Moved, not copied as `apply` would.
+                (None, Change::SubjectPut(subject)) => {
+                    state.put_subject(Arc::new(subject), &mut everyone);
+                }
+                (_, change) => state.apply(compiled, &change, &mut everyone),
+            }
+        }
+        if let Some(side) = &self.side
+            && !ordered.is_empty()
+        {
+            side.send(ordered);
+        }
+    }
+
+    /// Every tenant with every record applied.
+    fn finish(mut self) -> Tenants {
+        if let Some(side) = self.side.take() {
+            side.finish(&mut self.tenants);
+        }
+        self.tenants
     }
 }
 
@@ -311,37 +425,36 @@ impl Loader {
     /// An empty cache for `catalog`.
     pub fn new(catalog: Arc<Catalog>) -> Self {
         let compiled = Arc::new(Compiled::new(catalog));
-        let (batches, queue) =
-            std::sync::mpsc::sync_channel::<Vec<(TenantId, Change)>>(LOAD_QUEUE_BATCHES);
+        let (batches, queue) = std::sync::mpsc::sync_channel::<Records>(LOAD_QUEUE_BATCHES);
         let on_thread = compiled.clone();
         let started = std::thread::Builder::new()
             .name("authzd-load".into())
             .spawn(move || {
-                let mut tenants = Tenants::new();
+                let mut applying = Applying::new(Side::start());
                 for batch in queue {
-                    apply_batch(&on_thread, &mut tenants, batch);
+                    applying.batch(&on_thread, batch);
                 }
-                tenants
+                applying.finish()
             });
         let applier = match started {
             Ok(done) => Applier::Thread { batches, done },
             Err(e) => {
                 tracing::warn!(error = %e, "no thread to apply the store's records on; applying them inline");
-                Applier::Inline(Tenants::new())
+                Applier::Inline(Applying::new(None))
             }
         };
         Self { compiled, applier }
     }
 
     /// Applies a batch of stored records, in the stream's order.
-    pub fn apply(&mut self, batch: Vec<(TenantId, Change)>) {
+    pub fn apply(&mut self, batch: Records) {
         match &mut self.applier {
             // A send fails only once the thread is gone, which it is only
             // by a panic; `finish` carries that on.
             Applier::Thread { batches, .. } => {
                 let _ = batches.send(batch);
             }
-            Applier::Inline(tenants) => apply_batch(&self.compiled, tenants, batch),
+            Applier::Inline(applying) => applying.batch(&self.compiled, batch),
         }
     }
 
@@ -353,7 +466,7 @@ impl Loader {
                 // The thread panics only on a bug; carry it on here.
                 done.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
             }
-            Applier::Inline(tenants) => tenants,
+            Applier::Inline(applying) => applying.finish(),
         };
         (self.compiled, tenants)
     }
@@ -443,5 +556,124 @@ impl Engine {
     /// Makes `next` what readers see. The caller is the only writer.
     pub fn publish(&self, next: Snapshot) {
         self.current.store(Arc::new(next));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Group, Membership, Principal, Subject, SubjectKind, SubjectStatus};
+
+    fn subject(id: &str) -> Change {
+        Change::SubjectPut(Subject {
+            id: id.parse().unwrap(),
+            kind: SubjectKind::User,
+            status: SubjectStatus::Active,
+            attributes: Default::default(),
+            home_scope: None,
+        })
+    }
+
+    fn member(group: &str, subject: &str) -> Membership {
+        Membership {
+            group: group.parse().unwrap(),
+            member: Principal::Subject(subject.parse().unwrap()),
+        }
+    }
+
+    /// What a tenant's ordered maps hold: subjects in order, and each
+    /// group's members and each subject's groups.
+    fn ordered(state: &TenantState) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let subjects = state.in_order.keys().map(|s| s.to_string()).collect();
+        let mut members: Vec<String> = state
+            .members
+            .iter()
+            .flat_map(|(g, set)| set.iter().map(move |p| format!("{g} has {p:?}")))
+            .collect();
+        members.sort();
+        let mut member_of: Vec<String> = state
+            .member_of
+            .iter()
+            .flat_map(|(p, set)| set.iter().map(move |g| format!("{p:?} in {g}")))
+            .collect();
+        member_of.sort();
+        (subjects, members, member_of)
+    }
+
+    /// A load that meets a deletion (which stored records never are)
+    /// takes back what the second thread built and goes on applying
+    /// everything itself: the tenant ends as one built change by change.
+    #[test]
+    fn a_load_with_deletions_builds_what_changes_build() {
+        let catalog =
+            Arc::new(crate::schema::load("default", crate::schema::DEFAULT_SCHEMA).unwrap());
+        let tenant: TenantId = "t".parse().unwrap();
+        let group = Change::GroupPut(Group {
+            id: "g".parse().unwrap(),
+            title: "g".into(),
+            condition: None,
+        });
+        let changes = vec![
+            Change::TenantPut(Default::default()),
+            subject("c"),
+            subject("a"),
+            subject("b"),
+            group,
+            Change::MemberAdded(member("g", "a")),
+            Change::MemberAdded(member("g", "b")),
+            Change::MemberRemoved(member("g", "a")),
+            Change::SubjectDeleted("c".parse().unwrap()),
+            subject("d"),
+            Change::MemberAdded(member("g", "d")),
+        ];
+        let loaded = Snapshot::build(
+            catalog.clone(),
+            Revision(1),
+            vec![(tenant.clone(), changes.clone())],
+            Timestamp(0),
+        );
+        let mut applied = Snapshot::build(catalog, Revision(0), vec![], Timestamp(0));
+        applied.apply_changes(Some(&tenant), &changes, None, Timestamp(0));
+        let (loaded, applied) = (loaded.tenant("t").unwrap(), applied.tenant("t").unwrap());
+        assert_eq!(ordered(loaded), ordered(applied));
+        assert_eq!(
+            ordered(loaded).0,
+            vec!["a".to_string(), "b".to_string(), "d".to_string()]
+        );
+    }
+
+    /// A load of puts only builds the ordered maps on the second thread
+    /// and gives them to the tenant whole.
+    #[test]
+    fn a_load_of_records_builds_the_ordered_maps() {
+        let catalog =
+            Arc::new(crate::schema::load("default", crate::schema::DEFAULT_SCHEMA).unwrap());
+        let tenant: TenantId = "t".parse().unwrap();
+        let mut changes = vec![
+            Change::TenantPut(Default::default()),
+            Change::GroupPut(Group {
+                id: "g".parse().unwrap(),
+                title: "g".into(),
+                condition: None,
+            }),
+        ];
+        changes.extend((0..3000).map(|i| subject(&format!("s{i:04}"))));
+        changes.extend(
+            (0..3000)
+                .step_by(2)
+                .map(|i| Change::MemberAdded(member("g", &format!("s{i:04}")))),
+        );
+        let loaded = Snapshot::build(
+            catalog.clone(),
+            Revision(1),
+            vec![(tenant.clone(), changes.clone())],
+            Timestamp(0),
+        );
+        let mut applied = Snapshot::build(catalog, Revision(0), vec![], Timestamp(0));
+        applied.apply_changes(Some(&tenant), &changes, None, Timestamp(0));
+        let (loaded, applied) = (loaded.tenant("t").unwrap(), applied.tenant("t").unwrap());
+        assert_eq!(ordered(loaded), ordered(applied));
+        assert_eq!(loaded.in_order.len(), 3000);
+        assert_eq!(loaded.member_of.len(), 1500);
     }
 }

@@ -28,8 +28,8 @@ use super::few::Few;
 use super::grants::{GrantEntry, SubjectGrants};
 use super::roles::CompiledRole;
 use crate::model::{
-    Assignment, AssignmentKey, Change, Group, GroupId, Principal, Role, RoleId, Scope, ScopeId,
-    Subject, SubjectId, SubjectStatus, Target, TenantSettings, Timestamp,
+    Assignment, AssignmentKey, Change, Group, GroupId, Membership, Principal, Role, RoleId, Scope,
+    ScopeId, Subject, SubjectId, SubjectStatus, Target, TenantSettings, Timestamp,
 };
 use crate::schema::{Catalog, PermSet};
 
@@ -144,6 +144,69 @@ pub struct TenantState {
     /// so forgotten on restart; one assigned again, unassigned, or whose
     /// principal is deleted leaves.
     pub recently_expired: OrdMap<(Timestamp, AssignmentKey), Assignment>,
+}
+
+/// The grants of a subject not computed yet: one shared value, not an
+/// allocation per subject that a start-up load would free a moment later
+/// for each of a million subjects.
+static NO_GRANTS: std::sync::LazyLock<Arc<SubjectGrants>> =
+    std::sync::LazyLock::new(|| Arc::new(SubjectGrants::default()));
+
+/// The maps of a tenant that hold only what the subject and membership
+/// records say, needing no other map to be built: a start-up load builds
+/// them on a second thread, beside the applying one (see
+/// [`TenantState::adopt`]).
+#[derive(Debug, Default)]
+pub(super) struct Ordered {
+    in_order: OrdMap<SubjectId, Arc<Subject>>,
+    members: HashMap<GroupId, OrdSet<Principal>>,
+    member_of: HashMap<Principal, Few<GroupId>>,
+    subgroups: HashMap<GroupId, OrdSet<GroupId>>,
+}
+
+/// What a record adds to [`Ordered`]: a subject's record, or a membership
+/// with the held copies of its ids.
+#[derive(Debug)]
+pub(super) enum OrderedRecord {
+    /// A subject, the same record the subjects' map holds.
+    Subject(Arc<Subject>),
+    /// A group and its member.
+    Member(GroupId, Principal),
+}
+
+impl Ordered {
+    /// Adds one record.
+    pub(super) fn put(&mut self, record: OrderedRecord) {
+        match record {
+            OrderedRecord::Subject(subject) => {
+                self.in_order.insert(subject.id.clone(), subject);
+            }
+            OrderedRecord::Member(group, member) => {
+                add_member(
+                    &mut self.members,
+                    &mut self.member_of,
+                    &mut self.subgroups,
+                    group,
+                    member,
+                );
+            }
+        }
+    }
+}
+
+/// Adds `member` to `group` in the three membership indexes.
+fn add_member(
+    members: &mut HashMap<GroupId, OrdSet<Principal>>,
+    member_of: &mut HashMap<Principal, Few<GroupId>>,
+    subgroups: &mut HashMap<GroupId, OrdSet<GroupId>>,
+    group: GroupId,
+    member: Principal,
+) {
+    insert_index(members, group.clone(), member.clone());
+    if let Principal::Group(inner) = &member {
+        insert_index(subgroups, group.clone(), inner.clone());
+    }
+    insert_index(member_of, member, group);
 }
 
 /// A scope's ancestors, itself first and the root last.
@@ -545,7 +608,7 @@ impl TenantState {
                 self.settings = settings.clone();
                 self.disabled = disabled_mask(compiled, settings);
             }
-            Change::SubjectPut(subject) => self.put_subject(subject, affected),
+            Change::SubjectPut(subject) => self.put_subject(Arc::new(subject.clone()), affected),
             Change::SubjectDeleted(id) => {
                 self.forget_expired(|k| k.principal == Principal::Subject(id.clone()));
                 affected.note_answers(id.clone());
@@ -597,12 +660,14 @@ impl TenantState {
             }
             Change::MemberAdded(m) => {
                 affected.note_principal(self, &m.member);
-                let (group, member) = (self.canonical_group(&m.group), self.canonical(&m.member));
-                insert_index(&mut self.members, group.clone(), member.clone());
-                if let Principal::Group(inner) = &member {
-                    insert_index(&mut self.subgroups, group.clone(), inner.clone());
-                }
-                insert_index(&mut self.member_of, member, group);
+                let (group, member) = self.canonical_member(m);
+                add_member(
+                    &mut self.members,
+                    &mut self.member_of,
+                    &mut self.subgroups,
+                    group,
+                    member,
+                );
             }
             Change::MemberRemoved(m) => {
                 affected.note_principal(self, &m.member);
@@ -645,6 +710,37 @@ impl TenantState {
                 self.assignments.remove(key);
             }
             Change::SchemaWritten(_) => affected.everyone = true,
+        }
+    }
+
+    /// A membership's group and member as the held copies of their ids.
+    pub(super) fn canonical_member(&self, m: &Membership) -> (GroupId, Principal) {
+        (self.canonical_group(&m.group), self.canonical(&m.member))
+    }
+
+    /// Takes the maps a start-up load built beside this state. Its own are
+    /// empty then (while that thread builds them, subjects are put with
+    /// [`TenantState::put_subject_entry`] and memberships only sent
+    /// there), so they are taken whole; otherwise merged.
+    pub(super) fn adopt(&mut self, ordered: Ordered) {
+        if self.in_order.is_empty() && self.members.is_empty() {
+            self.in_order = ordered.in_order;
+            self.members = ordered.members;
+            self.member_of = ordered.member_of;
+            self.subgroups = ordered.subgroups;
+            return;
+        }
+        self.in_order.extend(ordered.in_order);
+        for (group, members) in ordered.members {
+            for member in members {
+                add_member(
+                    &mut self.members,
+                    &mut self.member_of,
+                    &mut self.subgroups,
+                    group.clone(),
+                    member,
+                );
+            }
         }
     }
 
@@ -835,7 +931,17 @@ impl TenantState {
         }
     }
 
-    fn put_subject(&mut self, subject: &Subject, affected: &mut Affected) {
+    /// Puts a subject's record.
+    pub(super) fn put_subject(&mut self, subject: Arc<Subject>, affected: &mut Affected) {
+        self.in_order.insert(subject.id.clone(), subject.clone());
+        self.put_subject_entry(subject, affected);
+    }
+
+    /// Puts a subject's record in every map but `in_order`, which a
+    /// start-up load builds on a thread of its own (see
+    /// [`Ordered`]).
+    pub(super) fn put_subject_entry(&mut self, record: Arc<Subject>, affected: &mut Affected) {
+        let subject = &*record;
         // One lookup: at start-up this runs once per stored subject.
         let (old_home, grants) = match self.subjects.get(&subject.id) {
             Some(old) => {
@@ -850,21 +956,19 @@ impl TenantState {
             }
             None => {
                 affected.note(subject.id.clone());
-                (None, Arc::new(SubjectGrants::default()))
+                (None, NO_GRANTS.clone())
             }
         };
         self.move_home(&subject.id, old_home.as_ref(), subject.home_scope.as_ref());
-        let record = Arc::new(subject.clone());
-        self.in_order.insert(subject.id.clone(), record.clone());
         self.subjects.insert(
             subject.id.clone(),
             SubjectEntry {
-                active: record.status == SubjectStatus::Active,
-                subject: record,
+                active: subject.status == SubjectStatus::Active,
+                subject: record.clone(),
                 grants,
             },
         );
-        self.match_subject(subject, affected);
+        self.match_subject(&record, affected);
     }
 
     fn put_role(&mut self, compiled: &Compiled, role: &Role, affected: &mut Affected) {
