@@ -62,20 +62,25 @@ impl<K> GrantEntry<K> {
 /// Everything a subject's roles give it. Equal when they give the same:
 /// the scope numbers, which depend on the order the tenant's scopes were
 /// created in, do not count.
+///
+/// `repr(C)`, the check's fields first: what a check reads (the
+/// permissions' union, the numbers, the entries' pointer) sits in the
+/// allocation's first cache lines, next to the `Arc`'s counts.
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 pub struct SubjectGrants {
-    /// Every group the subject is in, directly or nested; sorted.
-    pub groups: Vec<GroupId>,
-    /// Grants at scopes; sorted by scope, then expiry.
-    pub scopes: Vec<GrantEntry<ScopeId>>,
+    /// Every permission of any entry in `scopes`, live or not: a check of
+    /// a permission outside it is settled without reading the entries.
+    pub scope_perms: PermSet,
     /// The number the tenant gave each entry's scope, `scopes[i]`'s at
     /// `i` (see [`super::TenantState::scope_number`]): what the check
     /// compares with the place's numbered ancestor chain, integers where
     /// comparing ids would compare text.
     pub scope_numbers: SmallVec<[u32; INLINE_NUMBERS]>,
-    /// Every permission of any entry in `scopes`, live or not: a check of
-    /// a permission outside it is settled without reading the entries.
-    pub scope_perms: PermSet,
+    /// Grants at scopes; sorted by scope, then expiry.
+    pub scopes: Vec<GrantEntry<ScopeId>>,
+    /// Every group the subject is in, directly or nested; sorted.
+    pub groups: Vec<GroupId>,
     /// Grants over populations; sorted by group, then expiry.
     pub populations: Vec<GrantEntry<GroupId>>,
 }
