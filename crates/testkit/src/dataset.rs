@@ -261,18 +261,18 @@ impl Dataset {
 
     /// The id of subject `i`.
     pub fn subject_id(i: usize) -> String {
-        numbered("user-", i, 6)
+        format!("user-{i:06}")
     }
 
     /// The id of group `i`.
     pub fn group_id(i: usize) -> String {
-        numbered("group-", i, 4)
+        format!("group-{i:04}")
     }
 
     /// The id of scope `i`; `None` is the root, named by the empty string
     /// as the API does.
     pub fn scope_id(i: Option<usize>) -> String {
-        i.map(|i| numbered("scope-", i, 5)).unwrap_or_default()
+        i.map(|i| format!("scope-{i:05}")).unwrap_or_default()
     }
 
     /// The deepest scope's depth below the root (0 without scopes).
@@ -314,55 +314,9 @@ impl Dataset {
     }
 }
 
-/// `prefix` then `i` in decimal, zero-padded to `width` digits: what
-/// `format!("{prefix}{i:0width$}")` gives, without the formatting
-/// machinery. The load generator builds two ids per question it asks (two
-/// hundred per `BatchCheckAccess`), on the cores the server runs on.
-fn numbered(prefix: &str, i: usize, width: usize) -> String {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut n = i;
-    for slot in digits.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        start -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let written = digits.len() - start;
-    let mut id = String::with_capacity(prefix.len() + written.max(width));
-    id.push_str(prefix);
-    id.extend(std::iter::repeat_n('0', width.saturating_sub(written)));
-    id.extend(digits.iter().skip(start).map(|&d| char::from(d)));
-    id
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The ids read as the formatting machinery writes them, past the
-    /// padding's width too.
-    #[test]
-    fn numbered_ids_match_format() {
-        for i in [
-            0,
-            7,
-            42,
-            999,
-            12_345,
-            99_999,
-            100_000,
-            999_999,
-            1_000_000,
-            usize::MAX,
-        ] {
-            assert_eq!(Dataset::subject_id(i), format!("user-{i:06}"));
-            assert_eq!(Dataset::group_id(i), format!("group-{i:04}"));
-            assert_eq!(Dataset::scope_id(Some(i)), format!("scope-{i:05}"));
-        }
-    }
 
     fn sizes(subjects: usize, groups: usize, scopes: usize) -> Sizes {
         Sizes {

@@ -7,17 +7,8 @@
 //! the target's ancestor chain. Must not know where the grants came from
 //! (that is the explain path's job, which walks the directory instead).
 
-use smallvec::SmallVec;
-
 use crate::model::{GroupId, ScopeId, Timestamp};
 use crate::schema::{PermBit, PermSet};
-
-/// Scope numbers held inline in a subject's grants: a subject of the
-/// benchmark's shape has a handful of entries, so the numbers the check
-/// compares sit in the grants' own allocation rather than behind a
-/// pointer of their own (a cache line and a page fewer per check among a
-/// million subjects).
-const INLINE_NUMBERS: usize = 6;
 
 /// What one or more assignments give at one place.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -62,25 +53,17 @@ impl<K> GrantEntry<K> {
 /// Everything a subject's roles give it. Equal when they give the same:
 /// the scope numbers, which depend on the order the tenant's scopes were
 /// created in, do not count.
-///
-/// `repr(C)`, the check's fields first: what a check reads (the
-/// permissions' union, the numbers, the entries' pointer) sits in the
-/// allocation's first cache lines, next to the `Arc`'s counts.
 #[derive(Debug, Clone, Default)]
-#[repr(C)]
 pub struct SubjectGrants {
-    /// Every permission of any entry in `scopes`, live or not: a check of
-    /// a permission outside it is settled without reading the entries.
-    pub scope_perms: PermSet,
+    /// Every group the subject is in, directly or nested; sorted.
+    pub groups: Vec<GroupId>,
+    /// Grants at scopes; sorted by scope, then expiry.
+    pub scopes: Vec<GrantEntry<ScopeId>>,
     /// The number the tenant gave each entry's scope, `scopes[i]`'s at
     /// `i` (see [`super::TenantState::scope_number`]): what the check
     /// compares with the place's numbered ancestor chain, integers where
     /// comparing ids would compare text.
-    pub scope_numbers: SmallVec<[u32; INLINE_NUMBERS]>,
-    /// Grants at scopes; sorted by scope, then expiry.
-    pub scopes: Vec<GrantEntry<ScopeId>>,
-    /// Every group the subject is in, directly or nested; sorted.
-    pub groups: Vec<GroupId>,
+    pub scope_numbers: Vec<u32>,
     /// Grants over populations; sorted by group, then expiry.
     pub populations: Vec<GrantEntry<GroupId>>,
 }
@@ -137,14 +120,9 @@ impl SubjectGrants {
         groups.sort();
         groups.dedup();
         let scopes = merge(scopes);
-        let mut scope_perms = PermSet::empty(0);
-        for e in &scopes {
-            scope_perms.union_with(&e.perms);
-        }
         Self {
             groups,
             scope_numbers: scopes.iter().map(|e| number(&e.at)).collect(),
-            scope_perms,
             scopes,
             populations: merge(populations),
         }
@@ -174,9 +152,6 @@ impl SubjectGrants {
         let Some((&here, ancestors)) = chain.split_first() else {
             return false;
         };
-        if !self.scope_perms.contains(bit) {
-            return false;
-        }
         // The numbers first: they are one small array, and most entries
         // are at scopes off the chain, whose grant need not be read.
         self.scope_numbers
