@@ -600,14 +600,28 @@ mod tests {
         (subjects, members, member_of)
     }
 
+    /// Tenant `t` built from `changes` twice: loaded as stored records,
+    /// and applied change by change to an empty cache.
+    fn loaded_and_applied(changes: &[Change]) -> (Snapshot, Snapshot) {
+        let catalog =
+            Arc::new(crate::schema::load("default", crate::schema::DEFAULT_SCHEMA).unwrap());
+        let tenant: TenantId = "t".parse().unwrap();
+        let loaded = Snapshot::build(
+            catalog.clone(),
+            Revision(1),
+            vec![(tenant.clone(), changes.to_vec())],
+            Timestamp(0),
+        );
+        let mut applied = Snapshot::build(catalog, Revision(0), vec![], Timestamp(0));
+        applied.apply_changes(Some(&tenant), changes, None, Timestamp(0));
+        (loaded, applied)
+    }
+
     /// A load that meets a deletion (which stored records never are)
     /// takes back what the second thread built and goes on applying
     /// everything itself: the tenant ends as one built change by change.
     #[test]
     fn a_load_with_deletions_builds_what_changes_build() {
-        let catalog =
-            Arc::new(crate::schema::load("default", crate::schema::DEFAULT_SCHEMA).unwrap());
-        let tenant: TenantId = "t".parse().unwrap();
         let group = Change::GroupPut(Group {
             id: "g".parse().unwrap(),
             title: "g".into(),
@@ -626,14 +640,7 @@ mod tests {
             subject("d"),
             Change::MemberAdded(member("g", "d")),
         ];
-        let loaded = Snapshot::build(
-            catalog.clone(),
-            Revision(1),
-            vec![(tenant.clone(), changes.clone())],
-            Timestamp(0),
-        );
-        let mut applied = Snapshot::build(catalog, Revision(0), vec![], Timestamp(0));
-        applied.apply_changes(Some(&tenant), &changes, None, Timestamp(0));
+        let (loaded, applied) = loaded_and_applied(&changes);
         let (loaded, applied) = (loaded.tenant("t").unwrap(), applied.tenant("t").unwrap());
         assert_eq!(ordered(loaded), ordered(applied));
         assert_eq!(
@@ -646,9 +653,6 @@ mod tests {
     /// and gives them to the tenant whole.
     #[test]
     fn a_load_of_records_builds_the_ordered_maps() {
-        let catalog =
-            Arc::new(crate::schema::load("default", crate::schema::DEFAULT_SCHEMA).unwrap());
-        let tenant: TenantId = "t".parse().unwrap();
         let mut changes = vec![
             Change::TenantPut(Default::default()),
             Change::GroupPut(Group {
@@ -663,14 +667,7 @@ mod tests {
                 .step_by(2)
                 .map(|i| Change::MemberAdded(member("g", &format!("s{i:04}")))),
         );
-        let loaded = Snapshot::build(
-            catalog.clone(),
-            Revision(1),
-            vec![(tenant.clone(), changes.clone())],
-            Timestamp(0),
-        );
-        let mut applied = Snapshot::build(catalog, Revision(0), vec![], Timestamp(0));
-        applied.apply_changes(Some(&tenant), &changes, None, Timestamp(0));
+        let (loaded, applied) = loaded_and_applied(&changes);
         let (loaded, applied) = (loaded.tenant("t").unwrap(), applied.tenant("t").unwrap());
         assert_eq!(ordered(loaded), ordered(applied));
         assert_eq!(loaded.in_order.len(), 3000);
