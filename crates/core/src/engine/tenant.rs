@@ -718,30 +718,19 @@ impl TenantState {
         (self.canonical_group(&m.group), self.canonical(&m.member))
     }
 
-    /// Takes the maps a start-up load built beside this state. Its own are
-    /// empty then (while that thread builds them, subjects are put with
-    /// [`TenantState::put_subject_entry`] and memberships only sent
-    /// there), so they are taken whole; otherwise merged.
+    /// Takes the maps a start-up load built beside this state, whole: its
+    /// own are empty while that thread builds them (subjects are put with
+    /// [`TenantState::put_subject_entry`], memberships only sent there, and
+    /// the load takes them back before the first deletion).
     pub(super) fn adopt(&mut self, ordered: Ordered) {
-        if self.in_order.is_empty() && self.members.is_empty() {
-            self.in_order = ordered.in_order;
-            self.members = ordered.members;
-            self.member_of = ordered.member_of;
-            self.subgroups = ordered.subgroups;
-            return;
-        }
-        self.in_order.extend(ordered.in_order);
-        for (group, members) in ordered.members {
-            for member in members {
-                add_member(
-                    &mut self.members,
-                    &mut self.member_of,
-                    &mut self.subgroups,
-                    group.clone(),
-                    member,
-                );
-            }
-        }
+        debug_assert!(
+            self.in_order.is_empty() && self.members.is_empty() && self.member_of.is_empty(),
+            "a tenant's ordered maps were built on two threads"
+        );
+        self.in_order = ordered.in_order;
+        self.members = ordered.members;
+        self.member_of = ordered.member_of;
+        self.subgroups = ordered.subgroups;
     }
 
     /// The held copy of a group's id: every index then shares one
