@@ -3,13 +3,15 @@
 //! `GET /metrics`.
 //!
 //! The other layers report through the small functions here; without the
-//! listener no recorder is installed and each report costs a check of a
-//! global and nothing else. Labels are bounded: methods come from the
+//! listener no recorder is installed and a call's report costs a check of
+//! a flag and nothing else (the `metrics` macros build their labelled keys,
+//! allocating, before they look for a recorder). Labels are bounded: methods come from the
 //! guard's table, codes from gRPC's, tenants from the store. Must not hold
 //! logic, and must not label by subject, permission or anything a caller
 //! chooses freely.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
@@ -43,6 +45,10 @@ pub const TENANT_SUBJECTS: &str = "authzd_tenant_subjects";
 /// Assignments in a tenant's cache, by tenant.
 pub const TENANT_ASSIGNMENTS: &str = "authzd_tenant_assignments";
 
+/// Whether [`serve`] installed the recorder: until then, [`request`] (once
+/// per call) reports nothing.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
 /// Installs the recorder and serves `GET /metrics` on `listen` (plain
 /// HTTP, meant for a scraper on a private network or loopback). Call
 /// inside the tokio runtime, once.
@@ -59,11 +65,16 @@ pub fn serve(listen: SocketAddr) -> Result<(), BuildError> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)?
         .set_buckets_for_metric(Matcher::Full(GROUP_WRITES.into()), &counts)?
         .set_buckets_for_metric(Matcher::Full(WATCH_LAG.into()), &counts)?
-        .install()
+        .install()?;
+    INSTALLED.store(true, Ordering::Release);
+    Ok(())
 }
 
 /// One finished call.
 pub fn request(method: &'static str, code: &'static str, took: Duration) {
+    if !INSTALLED.load(Ordering::Acquire) {
+        return;
+    }
     metrics::counter!(REQUESTS, "method" => method, "code" => code).increment(1);
     metrics::histogram!(REQUEST_SECONDS, "method" => method).record(took.as_secs_f64());
 }

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tonic::Code;
 use tonic::body::Body;
@@ -41,6 +41,9 @@ use authzd_service::{Error, Service};
 
 /// The metadata key of the request id, both ways.
 const REQUEST_ID: &str = "x-request-id";
+
+/// [`REQUEST_ID`] as the response's header name, parsed once.
+static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
 
 /// The tracing target of the access log (switch it off with
 /// `RUST_LOG=info,authzd::access=off`).
@@ -139,9 +142,35 @@ impl RequestIds {
             }
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::try_from(format!("{:08x}-{n:x}", self.prefix))
-            .unwrap_or_else(|_| HeaderValue::from_static("-"))
+        // `{prefix:08x}-{n:x}`, written by hand: `format!` costs a call more
+        // than the rest of the id's making.
+        let mut id = [0u8; 8 + 1 + 16];
+        let mut len = hex(&mut id, u64::from(self.prefix), 8);
+        if let Some(dash) = id.get_mut(len) {
+            *dash = b'-';
+            len += 1;
+        }
+        len += id.get_mut(len..).map_or(0, |rest| hex(rest, n, 1));
+        id.get(..len)
+            .and_then(|id| HeaderValue::from_bytes(id).ok())
+            .unwrap_or_else(|| HeaderValue::from_static("-"))
     }
+}
+
+/// Writes `n` in lowercase hexadecimal, at least `width` digits, at the
+/// start of `to`; returns the digits written.
+fn hex(to: &mut [u8], n: u64, width: usize) -> usize {
+    let digits = (16 - n.leading_zeros() as usize / 4).max(width).min(to.len());
+    for (i, slot) in to.iter_mut().take(digits).enumerate() {
+        let shift = u32::try_from(4 * (digits - 1 - i)).unwrap_or(u32::MAX);
+        let digit = (n.checked_shr(shift).unwrap_or(0) & 0xf) as u8;
+        *slot = if digit < 10 {
+            b'0' + digit
+        } else {
+            b'a' + digit - 10
+        };
+    }
+    digits
 }
 
 /// The tower layer: wrap the tonic router with it.
@@ -254,7 +283,7 @@ where
                 };
                 let status = super::status(error);
                 let mut response = status.into_http::<Body>();
-                response.headers_mut().insert(REQUEST_ID, request_id);
+                reply_with_id(&mut response, &request_id);
                 return Box::pin(std::future::ready(Ok(logged(response, entry))));
             }
         };
@@ -266,9 +295,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let mut response = oversized_as_exhausted(inner.call(request).await?);
-            response
-                .headers_mut()
-                .insert(REQUEST_ID, request_id.clone());
+            reply_with_id(&mut response, &request_id);
             let stream = call.rule().watch && route.is_some();
             if stream {
                 authzd_service::metrics::watch_streams(1.0);
@@ -288,6 +315,17 @@ where
             Ok(logged(response, entry))
         })
     }
+}
+
+/// Returns the request id in the response's headers, marked never to be
+/// indexed: each id is new, so HPACK would only churn (and search) the
+/// connection's header table with it on every response.
+fn reply_with_id<B>(response: &mut Response<B>, id: &HeaderValue) {
+    let mut id = id.clone();
+    id.set_sensitive(true);
+    response
+        .headers_mut()
+        .insert(REQUEST_ID_HEADER.clone(), id);
 }
 
 /// How tonic's decoder begins the message of a request over
