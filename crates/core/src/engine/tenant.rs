@@ -1055,9 +1055,7 @@ impl TenantState {
         ids: &[SubjectId],
         now: Timestamp,
     ) -> Vec<Arc<SubjectGrants>> {
-        let threads = (*CORES)
-            .min(ids.len() / PARALLEL_RECOMPUTE_MIN)
-            .max(1);
+        let threads = (*CORES).min(ids.len() / PARALLEL_RECOMPUTE_MIN).max(1);
         let compute = |ids: &[SubjectId]| -> Vec<Arc<SubjectGrants>> {
             let mut shared: std::collections::HashMap<
                 Vec<GroupId>,
