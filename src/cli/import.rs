@@ -556,25 +556,49 @@ enum Action {
     Unchanged,
 }
 
-/// The checked file: one action per row, then the memberships.
+/// One checked row: what to do with its subject, and the groups to add
+/// it to (in id order, as the row gave them).
+#[derive(Debug)]
+struct Checked {
+    id: SubjectId,
+    action: Action,
+    groups: Vec<GroupId>,
+}
+
+impl Checked {
+    fn new(row: Row, action: Action) -> Self {
+        Checked {
+            id: row.id,
+            action,
+            groups: row.groups,
+        }
+    }
+
+    /// The records it puts in a chunk: its subject, unless unchanged, and
+    /// a membership per group.
+    fn records(&self) -> usize {
+        usize::from(!matches!(self.action, Action::Unchanged)) + self.groups.len()
+    }
+}
+
+/// The checked file: one checked row per row, in file order.
 #[derive(Debug)]
 struct Plan {
-    actions: Vec<(usize, SubjectId, Action)>,
-    memberships: Vec<(GroupId, SubjectId)>,
+    rows: Vec<Checked>,
     /// The latest revision when the checks began (0 for a new tenant).
     checked_at: u64,
 }
 
 impl Plan {
     fn report(&self, dry_run: bool) -> ImportReport {
-        let count = |f: fn(&Action) -> bool| self.actions.iter().filter(|(_, _, a)| f(a)).count();
+        let count = |f: fn(&Action) -> bool| self.rows.iter().filter(|r| f(&r.action)).count();
         ImportReport {
-            rows: self.actions.len(),
+            rows: self.rows.len(),
             created: count(|a| matches!(a, Action::Create(_))),
             updated: count(|a| matches!(a, Action::Update(_))),
             unchanged: count(|a| matches!(a, Action::Unchanged)),
-            memberships: self.memberships.len(),
-            chunks: chunks(self).len(),
+            memberships: self.rows.iter().map(|r| r.groups.len()).sum(),
+            chunks: chunks(&self.rows).len(),
             revision: 0,
             dry_run,
         }
@@ -647,29 +671,21 @@ async fn plan(
         });
     }
 
-    let memberships = rows
-        .iter()
-        .flat_map(|r| r.groups.iter().map(|g| (g.clone(), r.id.clone())))
-        .collect();
     if rows.len() >= LIST_FROM_ROWS {
         let mut existing = existing_subjects(&mut directory, tenant, &rows).await?;
-        let actions = rows
+        let rows = rows
             .into_iter()
             .map(|row| {
                 let action = match existing.remove(row.id.as_str()) {
                     Some(current) => update(&row, current),
                     None => Action::Create(new_subject(&row)),
                 };
-                (row.line, row.id, action)
+                Checked::new(row, action)
             })
             .collect();
-        return Ok(Plan {
-            actions,
-            memberships,
-            checked_at,
-        });
+        return Ok(Plan { rows, checked_at });
     }
-    let actions = stream::iter(rows)
+    let rows = stream::iter(rows)
         .map(|row| {
             let mut d = directory.clone();
             async move {
@@ -690,17 +706,13 @@ async fn plan(
                     }
                     Err(s) => return Err(check_error(format!("reading subject {}", row.id), s)),
                 };
-                Ok((row.line, row.id, action))
+                Ok(Checked::new(row, action))
             }
         })
         .buffered(IN_FLIGHT)
         .try_collect()
         .await?;
-    Ok(Plan {
-        actions,
-        memberships,
-        checked_at,
-    })
+    Ok(Plan { rows, checked_at })
 }
 
 /// The subjects of `tenant` that `rows` name, read page by page.
@@ -792,56 +804,54 @@ fn write_error(what: String, status: tonic::Status) -> ImportError {
     }
 }
 
-/// The records of one `Import` chunk, before they are sent.
-#[derive(Debug, Default)]
-struct Chunk {
-    subjects: Vec<pb::Subject>,
-    memberships: Vec<pb::AddMember>,
-}
-
-impl Chunk {
-    fn records(&self) -> usize {
-        self.subjects.len() + self.memberships.len()
-    }
-}
-
-/// The plan's records in chunks of at most [`MAX_BATCH_OPERATIONS`],
-/// each row's subject and memberships in one chunk (a row never has more
-/// than one subject and a file's groups are far fewer than the limit).
-fn chunks(plan: &Plan) -> Vec<Chunk> {
-    let mut memberships: HashMap<&SubjectId, Vec<&GroupId>> = HashMap::new();
-    for (group, subject) in &plan.memberships {
-        memberships.entry(subject).or_default().push(group);
-    }
-    let mut out = vec![Chunk::default()];
-    for (_, id, action) in &plan.actions {
-        let record = match action {
-            Action::Create(s) | Action::Update(s) => Some(s.clone()),
-            Action::Unchanged => None,
-        };
-        let groups = memberships.remove(id).unwrap_or_default();
-        let adds = groups.into_iter().map(|group| pb::AddMember {
-            group: group.to_string(),
-            member: Some(pb::Principal {
-                kind: Some(pb::principal::Kind::Subject(id.to_string())),
-            }),
-            precondition: pb::Precondition::Unspecified as i32,
-        });
-        let adds: Vec<pb::AddMember> = adds.collect();
-        let size = usize::from(record.is_some()) + adds.len();
-        if out
-            .last()
-            .is_some_and(|c| c.records() + size > MAX_BATCH_OPERATIONS)
-        {
-            out.push(Chunk::default());
+/// The plan's rows in chunks of at most [`MAX_BATCH_OPERATIONS`]
+/// records, as the number of rows in each: each row's subject and
+/// memberships in one chunk (a row never has more than one subject and a
+/// file's groups are far fewer than the limit). Only the bounds: a chunk's
+/// request is built as it is sent ([`request`]), so the first one leaves
+/// at once and a million rows never exist twice as requests.
+fn chunks(rows: &[Checked]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let (mut taken, mut records) = (0, 0);
+    for row in rows {
+        let size = row.records();
+        if records > 0 && records + size > MAX_BATCH_OPERATIONS {
+            out.push(std::mem::take(&mut taken));
+            records = 0;
         }
-        if let Some(chunk) = out.last_mut() {
-            chunk.subjects.extend(record);
-            chunk.memberships.extend(adds);
-        }
+        taken += 1;
+        records += size;
     }
-    out.retain(|c| c.records() > 0);
+    if records > 0 {
+        out.push(taken);
+    }
     out
+}
+
+/// The `Import` request of one chunk's rows: their subjects (unless
+/// unchanged), then their memberships, each list in row order.
+fn request(tenant: &str, rows: Vec<Checked>) -> pb::ImportRequest {
+    let mut request = pb::ImportRequest {
+        tenant: tenant.to_string(),
+        ..Default::default()
+    };
+    for row in rows {
+        let id = row.id.to_string();
+        request
+            .memberships
+            .extend(row.groups.iter().map(|group| pb::AddMember {
+                group: group.to_string(),
+                member: Some(pb::Principal {
+                    kind: Some(pb::principal::Kind::Subject(id.clone())),
+                }),
+                precondition: pb::Precondition::Unspecified as i32,
+            }));
+        match row.action {
+            Action::Create(s) | Action::Update(s) => request.subjects.push(s),
+            Action::Unchanged => {}
+        }
+    }
+    request
 }
 
 /// The idempotency key of a chunk: its content and the revision the plan
@@ -871,20 +881,15 @@ async fn write(
     plan: Plan,
 ) -> Result<ImportReport, ImportError> {
     let mut report = plan.report(false);
-    let chunks = chunks(&plan);
-    report.chunks = chunks.len();
+    let chunks = chunks(&plan.rows);
     let membership = MembershipServiceClient::new(channel);
-    let total: usize = chunks.iter().map(Chunk::records).sum();
+    let total: usize = plan.rows.iter().map(Checked::records).sum();
     let checked_at = plan.checked_at;
+    let mut rows = plan.rows.into_iter();
     let mut replies = stream::iter(chunks.into_iter().enumerate())
-        .map(|(n, chunk)| {
-            let records = chunk.records();
-            let mut request = pb::ImportRequest {
-                tenant: tenant.to_string(),
-                subjects: chunk.subjects,
-                memberships: chunk.memberships,
-                ..Default::default()
-            };
+        .map(|(n, taken)| {
+            let mut request = request(tenant, rows.by_ref().take(taken).collect());
+            let records = request.subjects.len() + request.memberships.len();
             let key = chunk_key(tenant, checked_at, &request);
             request.options = Some(pb::WriteOptions {
                 idempotency_key: key,

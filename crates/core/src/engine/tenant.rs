@@ -229,6 +229,12 @@ pub const UNNUMBERED: u32 = u32::MAX;
 /// below it a thread costs more than it saves.
 const PARALLEL_RECOMPUTE_MIN: usize = 4096;
 
+/// The cores this process may use, asked once: the standard library reads
+/// the cgroup files on every call, which cost milliseconds per write that
+/// recomputes grants (an import chunk's, say).
+static CORES: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(1, usize::from));
+
 /// The subjects whose grants a batch of changes may have altered.
 #[derive(Debug, Default)]
 pub struct Affected {
@@ -1049,10 +1055,7 @@ impl TenantState {
         ids: &[SubjectId],
         now: Timestamp,
     ) -> Vec<Arc<SubjectGrants>> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(ids.len() / PARALLEL_RECOMPUTE_MIN)
-            .max(1);
+        let threads = (*CORES).min(ids.len() / PARALLEL_RECOMPUTE_MIN).max(1);
         let compute = |ids: &[SubjectId]| -> Vec<Arc<SubjectGrants>> {
             let mut shared: std::collections::HashMap<
                 Vec<GroupId>,
