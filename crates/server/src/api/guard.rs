@@ -160,7 +160,9 @@ impl RequestIds {
 /// Writes `n` in lowercase hexadecimal, at least `width` digits, at the
 /// start of `to`; returns the digits written.
 fn hex(to: &mut [u8], n: u64, width: usize) -> usize {
-    let digits = (16 - n.leading_zeros() as usize / 4).max(width).min(to.len());
+    let digits = (16 - n.leading_zeros() as usize / 4)
+        .max(width)
+        .min(to.len());
     for (i, slot) in to.iter_mut().take(digits).enumerate() {
         let shift = u32::try_from(4 * (digits - 1 - i)).unwrap_or(u32::MAX);
         let digit = (n.checked_shr(shift).unwrap_or(0) & 0xf) as u8;
@@ -323,9 +325,7 @@ where
 fn reply_with_id<B>(response: &mut Response<B>, id: &HeaderValue) {
     let mut id = id.clone();
     id.set_sensitive(true);
-    response
-        .headers_mut()
-        .insert(REQUEST_ID_HEADER.clone(), id);
+    response.headers_mut().insert(REQUEST_ID_HEADER.clone(), id);
 }
 
 /// How tonic's decoder begins the message of a request over
