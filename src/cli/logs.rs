@@ -128,37 +128,18 @@ impl FormatTime for Utc {
 
 /// `YYYY-MM-DDTHH:MM:SS` of a Unix time, for the years 1970 to 9999.
 fn seconds_text(secs: u64) -> Option<[u8; 19]> {
-    let (days, of_day) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's days-to-civil, shifted to a year starting in March.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    if year > 9999 {
-        return None;
-    }
-    let mut text = *b"0000-00-00T00:00:00";
-    let fields = [
-        (0..4, year, 10_000),
-        (5..7, month, 100),
-        (8..10, day, 100),
-        (11..13, of_day / 3_600, 100),
-        (14..16, of_day / 60 % 60, 100),
-        (17..19, of_day % 60, 100),
-    ];
-    for (at, value, width) in fields {
-        // A leading 1 beyond the width keeps the zeros; it is cut off.
-        let mut padded = [0u8; 5];
-        let len = at.len();
-        digits(padded.get_mut(..=len)?, value + width);
-        text.get_mut(at)?.copy_from_slice(padded.get(1..=len)?);
-    }
-    Some(text)
+    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
+    let text = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    // A year past 9999 makes the text longer than 19 bytes.
+    text.as_bytes().try_into().ok()
 }
 
 /// Writes `n`'s decimal digits right-aligned in `to` (the leading ones
