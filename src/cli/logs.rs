@@ -111,18 +111,8 @@ impl FormatTime for Utc {
             }
             SECOND.set((secs, date));
         }
-        let mut line = [0u8; 27];
-        let (head, tail) = line.split_at_mut(19);
-        head.copy_from_slice(&date);
-        // A leading 1 keeps the zeros of the six digits; the dot replaces it.
-        if let Some(six) = tail.get_mut(..7) {
-            digits(six, u64::from(micros) + 1_000_000);
-        }
-        if let [dot, .., zed] = tail {
-            *dot = b'.';
-            *zed = b'Z';
-        }
-        w.write_str(std::str::from_utf8(&line).map_err(|_| std::fmt::Error)?)
+        let date = std::str::from_utf8(&date).map_err(|_| std::fmt::Error)?;
+        write!(w, "{date}.{micros:06}Z")
     }
 }
 
@@ -140,15 +130,6 @@ fn seconds_text(secs: u64) -> Option<[u8; 19]> {
     );
     // A year past 9999 makes the text longer than 19 bytes.
     text.as_bytes().try_into().ok()
-}
-
-/// Writes `n`'s decimal digits right-aligned in `to` (the leading ones
-/// that do not fit are dropped).
-fn digits(to: &mut [u8], mut n: u64) {
-    for slot in to.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
 }
 
 /// The lines logged and not yet written, shared by the logging threads

@@ -160,17 +160,13 @@ impl RequestIds {
 /// Writes `n` in lowercase hexadecimal, at least `width` digits, at the
 /// start of `to`; returns the digits written.
 fn hex(to: &mut [u8], n: u64, width: usize) -> usize {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digits = (16 - n.leading_zeros() as usize / 4)
         .max(width)
         .min(to.len());
-    for (i, slot) in to.iter_mut().take(digits).enumerate() {
-        let shift = u32::try_from(4 * (digits - 1 - i)).unwrap_or(u32::MAX);
-        let digit = (n.checked_shr(shift).unwrap_or(0) & 0xf) as u8;
-        *slot = if digit < 10 {
-            b'0' + digit
-        } else {
-            b'a' + digit - 10
-        };
+    for (i, slot) in to.iter_mut().take(digits).rev().enumerate() {
+        let nibble = n.checked_shr(4 * i as u32).unwrap_or(0) & 0xf;
+        *slot = DIGITS.get(nibble as usize).copied().unwrap_or(b'0');
     }
     digits
 }
@@ -489,6 +485,21 @@ mod tests {
     use super::super::pb;
     use super::*;
     use prost::Message;
+
+    /// Request ids' hexadecimal: padded to the width, never cut below it,
+    /// and every digit of the largest number.
+    #[test]
+    fn hex_writes_padded_lowercase_digits() {
+        let written = |n: u64, width: usize| {
+            let mut to = [0u8; 16];
+            let len = hex(&mut to, n, width);
+            String::from_utf8(to[..len].to_vec()).unwrap()
+        };
+        assert_eq!(written(0xab, 8), "000000ab");
+        assert_eq!(written(0, 1), "0");
+        assert_eq!(written(0x1234_5678_9abc, 1), "123456789abc");
+        assert_eq!(written(u64::MAX, 1), "ffffffffffffffff");
+    }
 
     /// Every method of every authzd service names a use case, and every
     /// use case is a method that exists: nothing new goes unguarded by
